@@ -1,0 +1,67 @@
+"""symdiff: a symbolic differentiation compiler.
+
+Expressions (from text, Python operators, Python functions or SymPy) become an interned
+DAG; ``diff``/``grad``/``hessian``/``jacobian`` build derivative graphs; ``optimize``
+folds and simplifies them; ``compile`` emits Numba-jitted value, gradient and Hessian
+functions as readable Python source.
+"""
+
+from . import ops as _ops  # registers the op table
+from .diff import diff, grad, hessian, jacobian
+from .errors import ParseError, SymdiffError, TraceError
+from .evaluate import evaluate
+from .ir import Expr, const, count_ops, free_symbols, symbol
+from .ops import (
+    acos,
+    asin,
+    atan,
+    atan2,
+    cos,
+    cosh,
+    exp,
+    expm1,
+    log,
+    log1p,
+    maximum,
+    minimum,
+    relu,
+    sigmoid,
+    sign,
+    sin,
+    sinh,
+    softplus,
+    sqrt,
+    step,
+    tan,
+    tanh,
+)
+from .ops import abs_ as abs  # noqa: A001 - the public name mirrors numpy's
+from .parser import parse
+from .passes import optimize
+from .printer import to_let_form
+
+__version__ = "0.1.0"
+
+del _ops
+
+
+def symbols(names: str):
+    """Symbols from names separated by spaces or commas: ``a, b, c = symbols("a b c")``.
+
+    One name gives one symbol; several give a tuple.
+    """
+    parts = [p for p in names.replace(",", " ").split() if p]
+    if not parts:
+        raise SymdiffError("symbols() needs at least one name")
+    made = tuple(symbol(p) for p in parts)
+    return made[0] if len(made) == 1 else made
+
+
+__all__ = [
+    "Expr", "ParseError", "SymdiffError", "TraceError",
+    "symbols", "symbol", "const", "parse", "evaluate", "diff", "grad", "hessian", "jacobian",
+    "optimize", "count_ops", "free_symbols", "to_let_form",
+    "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
+    "atan2", "log1p", "expm1", "abs", "sign", "step", "sigmoid", "relu", "softplus",
+    "maximum", "minimum",
+]

@@ -1,0 +1,220 @@
+"""The op table: one record per operation (value, derivative rule, emission, SymPy).
+
+Conventions at non-smooth points (the same in the evaluator, the generated code and at
+every order, because derivatives are built from these same ops):
+
+* relu'(0) = 0 (relu' is ``step``, with step(0) = 0); abs'(0) = 0 (abs' is ``sign``).
+* maximum/minimum split ties: at x == y each operand gets 1/2 of the derivative.
+* sign and step have derivative 0 everywhere.
+* sqrt'(0) = inf, log(x < 0) = nan, 1/0 = inf: NumPy's float64 semantics throughout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import sympy
+from sympy.codegen.cfunctions import expm1 as sympy_expm1
+from sympy.codegen.cfunctions import log1p as sympy_log1p
+
+from .ir import OPS, Op, apply, const, register
+
+ZERO = const(0.0)
+ONE = const(1.0)
+
+
+def _numpy_fallback(math_fn, numpy_fn):
+    """Evaluate with ``math`` and fall back to NumPy where math raises (domain, overflow)."""
+
+    def evaluate(*args):
+        try:
+            return math_fn(*args)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            with np.errstate(all="ignore"):
+                return float(numpy_fn(*(np.float64(a) for a in args)))
+
+    evaluate.__name__ = numpy_fn.__name__
+    return evaluate
+
+
+def _sigmoid(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _softplus(x):
+    return math.log1p(math.exp(-abs(x))) + (x if x > 0.0 else 0.0)
+
+
+def _relu(x):
+    return 0.0 if x <= 0.0 else x
+
+
+def _step(x):
+    return 1.0 if x > 0.0 else (0.0 if x <= 0.0 else x)
+
+
+def _sign(x):
+    return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else x)
+
+
+def _maximum(x, y):
+    return x if x >= y else (y if y > x else x + y)
+
+
+def _minimum(x, y):
+    return x if x <= y else (y if y < x else x + y)
+
+
+def _helper(name, params, body):
+    lines = "\n".join("    " + line for line in body)
+    return f'@numba.njit(error_model="numpy")\ndef {name}({params}):\n{lines}\n'
+
+
+# Derivative rules.  Each returns the IR of d out / d args[i].
+def _rule(*partials):
+    return lambda i, args, out: partials[i](*args, out)
+
+
+def _tie_split(sign_of_x_operand):
+    # d max(x, y)/dx = 1/2 + sign(x - y)/2: 1 if x > y, 1/2 at a tie, 0 if x < y.
+    def rule(i, args, out):
+        s = apply("sign", apply("sub", args[0], args[1]))
+        half_s = apply("mul", 0.5, s)
+        plus = (i == 0) == sign_of_x_operand
+        return apply("add" if plus else "sub", 0.5, half_s)
+
+    return rule
+
+
+def _pow_base(x, y, out):
+    if y.op == "const":
+        return apply("mul", y, apply("pow", x, const(y.value - 1.0)))
+    return apply("mul", y, apply("pow", x, apply("sub", y, 1.0)))
+
+
+def _one_over_sqrt_one_minus_square(x):
+    return apply("div", 1.0, apply("sqrt", apply("sub", 1.0, apply("mul", x, x))))
+
+
+def _atan2_denominator(y, x):
+    return apply("add", apply("mul", x, x), apply("mul", y, y))
+
+
+def _fn(name, arity, evaluate, rule, emit, to_sympy, ufuncs=(), helper=None):
+    return register(Op(name, arity, evaluate, rule, emit, to_sympy, None, 50, helper, ufuncs))
+
+
+# Arithmetic.  Precedences follow Python: + - (10) < * / (20) < unary - (30) < ** (40).
+register(Op("add", 2, lambda x, y: x + y, _rule(lambda x, y, o: ONE, lambda x, y, o: ONE),
+            "{0} + {1}", lambda x, y: x + y, "+", 10, None, ("add",)))
+register(Op("sub", 2, lambda x, y: x - y, _rule(lambda x, y, o: ONE, lambda x, y, o: const(-1)),
+            "{0} - {1}", lambda x, y: x - y, "-", 10, None, ("subtract",)))
+register(Op("mul", 2, lambda x, y: x * y, _rule(lambda x, y, o: y, lambda x, y, o: x),
+            "{0} * {1}", lambda x, y: x * y, "*", 20, None, ("multiply",)))
+register(Op("div", 2, _numpy_fallback(lambda x, y: x / y, np.divide),
+            _rule(lambda x, y, o: apply("div", 1.0, y),
+                  lambda x, y, o: apply("neg", apply("div", o, y))),
+            "{0} / {1}", lambda x, y: x / y, "/", 20, None, ("divide", "true_divide")))
+register(Op("neg", 1, lambda x: -x, _rule(lambda x, o: const(-1)),
+            "-{0}", lambda x: -x, "-", 30, None, ("negative",)))
+register(Op("pow", 2, _numpy_fallback(math.pow, np.power),
+            _rule(_pow_base, lambda x, y, o: apply("mul", o, apply("log", x))),
+            "{0} ** {1}", lambda x, y: x**y, "**", 40, None, ("power", "float_power")))
+
+# Elementary functions.
+_fn("sin", 1, _numpy_fallback(math.sin, np.sin), _rule(lambda x, o: apply("cos", x)),
+    "math.sin({0})", sympy.sin, ("sin",))
+_fn("cos", 1, _numpy_fallback(math.cos, np.cos),
+    _rule(lambda x, o: apply("neg", apply("sin", x))), "math.cos({0})", sympy.cos, ("cos",))
+_fn("tan", 1, _numpy_fallback(math.tan, np.tan),
+    _rule(lambda x, o: apply("add", 1.0, apply("mul", o, o))), "math.tan({0})", sympy.tan,
+    ("tan",))
+_fn("exp", 1, _numpy_fallback(math.exp, np.exp), _rule(lambda x, o: o),
+    "math.exp({0})", sympy.exp, ("exp",))
+_fn("log", 1, _numpy_fallback(math.log, np.log), _rule(lambda x, o: apply("div", 1.0, x)),
+    "math.log({0})", sympy.log, ("log",))
+_fn("sqrt", 1, _numpy_fallback(math.sqrt, np.sqrt), _rule(lambda x, o: apply("div", 0.5, o)),
+    "math.sqrt({0})", sympy.sqrt, ("sqrt",))
+_fn("tanh", 1, _numpy_fallback(math.tanh, np.tanh),
+    _rule(lambda x, o: apply("sub", 1.0, apply("mul", o, o))), "math.tanh({0})", sympy.tanh,
+    ("tanh",))
+_fn("sinh", 1, _numpy_fallback(math.sinh, np.sinh), _rule(lambda x, o: apply("cosh", x)),
+    "math.sinh({0})", sympy.sinh, ("sinh",))
+_fn("cosh", 1, _numpy_fallback(math.cosh, np.cosh), _rule(lambda x, o: apply("sinh", x)),
+    "math.cosh({0})", sympy.cosh, ("cosh",))
+_fn("asin", 1, _numpy_fallback(math.asin, np.arcsin),
+    _rule(lambda x, o: _one_over_sqrt_one_minus_square(x)), "math.asin({0})", sympy.asin,
+    ("arcsin",))
+_fn("acos", 1, _numpy_fallback(math.acos, np.arccos),
+    _rule(lambda x, o: apply("neg", _one_over_sqrt_one_minus_square(x))), "math.acos({0})",
+    sympy.acos, ("arccos",))
+_fn("atan", 1, _numpy_fallback(math.atan, np.arctan),
+    _rule(lambda x, o: apply("div", 1.0, apply("add", 1.0, apply("mul", x, x)))),
+    "math.atan({0})", sympy.atan, ("arctan",))
+_fn("atan2", 2, _numpy_fallback(math.atan2, np.arctan2),
+    _rule(lambda y, x, o: apply("div", x, _atan2_denominator(y, x)),
+          lambda y, x, o: apply("neg", apply("div", y, _atan2_denominator(y, x)))),
+    "math.atan2({0}, {1})", sympy.atan2, ("arctan2",))
+_fn("log1p", 1, _numpy_fallback(math.log1p, np.log1p),
+    _rule(lambda x, o: apply("div", 1.0, apply("add", 1.0, x))), "math.log1p({0})",
+    sympy_log1p, ("log1p",))
+_fn("expm1", 1, _numpy_fallback(math.expm1, np.expm1), _rule(lambda x, o: apply("add", o, 1.0)),
+    "math.expm1({0})", sympy_expm1, ("expm1",))
+
+# Piecewise functions, with the conventions of the module docstring.
+_fn("abs", 1, abs, _rule(lambda x, o: apply("sign", x)), "math.fabs({0})", sympy.Abs,
+    ("absolute", "fabs"))
+_fn("sign", 1, _sign, _rule(lambda x, o: ZERO), "_sd_sign({0})", sympy.sign, ("sign",),
+    _helper("_sd_sign", "x", ["if x > 0.0:", "    return 1.0", "if x < 0.0:", "    return -1.0",
+                              "return x  # 0.0 for +-0, nan for nan"]))
+_fn("step", 1, _step, _rule(lambda x, o: ZERO), "_sd_step({0})",
+    lambda x: sympy.Heaviside(x, 0), (),
+    _helper("_sd_step", "x", ["if x > 0.0:", "    return 1.0",
+                              "return 0.0 if x <= 0.0 else x  # step(0) = 0; nan stays nan"]))
+_fn("sigmoid", 1, _sigmoid, _rule(lambda x, o: apply("mul", o, apply("sub", 1.0, o))),
+    "_sd_sigmoid({0})", lambda x: 1 / (1 + sympy.exp(-x)), (),
+    _helper("_sd_sigmoid", "x", ["if x >= 0.0:", "    return 1.0 / (1.0 + math.exp(-x))",
+                                 "z = math.exp(x)  # x < 0 or nan: no overflow",
+                                 "return z / (1.0 + z)"]))
+_fn("relu", 1, _relu, _rule(lambda x, o: apply("step", x)), "_sd_relu({0})",
+    lambda x: sympy.Max(x, 0), (),
+    _helper("_sd_relu", "x", ["return 0.0 if x <= 0.0 else x  # nan stays nan"]))
+_fn("softplus", 1, _softplus, _rule(lambda x, o: apply("sigmoid", x)), "_sd_softplus({0})",
+    lambda x: sympy.log(1 + sympy.exp(x)), (),
+    _helper("_sd_softplus", "x",
+            ["# log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)",
+             "return math.log1p(math.exp(-math.fabs(x))) + (x if x > 0.0 else 0.0)"]))
+_fn("maximum", 2, _maximum, _tie_split(True), "_sd_maximum({0}, {1})", sympy.Max,
+    ("maximum",),
+    _helper("_sd_maximum", "x, y", ["if x >= y:", "    return x", "if y > x:", "    return y",
+                                    "return x + y  # a nan operand gives nan"]))
+_fn("minimum", 2, _minimum, _tie_split(False), "_sd_minimum({0}, {1})", sympy.Min,
+    ("minimum",),
+    _helper("_sd_minimum", "x, y", ["if x <= y:", "    return x", "if y < x:", "    return y",
+                                    "return x + y  # a nan operand gives nan"]))
+
+
+def _public(name):
+    def function(*args):
+        return apply(name, *args)
+
+    function.__name__ = name
+    function.__qualname__ = name
+    arity = "x, y" if name in ("atan2", "maximum", "minimum") else "x"
+    function.__doc__ = f"Symbolic {name}({arity}); numbers become constants."
+    return function
+
+
+sin, cos, tan, exp, log, sqrt = map(_public, ("sin", "cos", "tan", "exp", "log", "sqrt"))
+tanh, sinh, cosh, asin, acos, atan = map(_public, ("tanh", "sinh", "cosh", "asin", "acos", "atan"))
+atan2, log1p, expm1, sign, step = map(_public, ("atan2", "log1p", "expm1", "sign", "step"))
+sigmoid, relu, softplus = map(_public, ("sigmoid", "relu", "softplus"))
+maximum, minimum = map(_public, ("maximum", "minimum"))
+abs_ = _public("abs")
+
+# Ops callable by name in parsed text: every op that prints as a function call.
+FUNCTIONS = {name: op for name, op in OPS.items() if op.infix is None}

@@ -1,0 +1,159 @@
+"""Parse Python expression syntax into the IR, never evaluating the text.
+
+The text goes through ``ast.parse`` and an allow-list walk (iterative, so deep
+expressions cannot exhaust Python's stack): numbers, names, ``+ - * / **``, unary
+``+``/``-``, and calls of known functions by bare name.  Anything else is a ParseError
+naming the piece and its column.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+
+from .errors import ParseError, SymdiffError
+from .ir import RESERVED_NAMES, Expr, apply, const, symbol
+from .ops import FUNCTIONS
+
+MAX_TEXT_CHARS = 10_000_000
+
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
+
+_DESCRIBE = {
+    ast.Attribute: "attribute access",
+    ast.Subscript: "subscript",
+    ast.Lambda: "lambda",
+    ast.ListComp: "list comprehension",
+    ast.SetComp: "set comprehension",
+    ast.DictComp: "dict comprehension",
+    ast.GeneratorExp: "generator expression",
+    ast.Compare: "comparison",
+    ast.BoolOp: "boolean operator",
+    ast.IfExp: "conditional expression",
+    ast.Starred: "starred argument",
+    ast.NamedExpr: "assignment expression",
+    ast.Await: "await",
+    ast.Yield: "yield",
+    ast.JoinedStr: "f-string",
+    ast.List: "list",
+    ast.Tuple: "tuple",
+    ast.Dict: "dict",
+    ast.Set: "set",
+}
+
+
+def parse(text: str) -> Expr:
+    """Parse ``text`` (Python expression syntax) into an expression; names become symbols."""
+    if not isinstance(text, str):
+        raise ParseError(f"expected a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ParseError(f"expression text too long ({len(text)} characters, "
+                         f"limit {MAX_TEXT_CHARS})")
+    if not text.strip():
+        raise ParseError("empty expression")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ParseError(f"invalid syntax: {exc.msg}", text.strip(), exc.lineno,
+                         exc.offset or 1) from None
+    except (RecursionError, MemoryError):
+        raise ParseError("expression nested too deeply to parse") from None
+    except ValueError as exc:  # e.g. null bytes
+        raise ParseError(f"invalid text: {exc}") from None
+    return _Builder(text.strip()).build(tree.body)
+
+
+class _Builder:
+    def __init__(self, text: str):
+        self.text = text
+        self.lines = text.splitlines() or [""]
+
+    def error(self, message: str, node: ast.AST) -> ParseError:
+        line = getattr(node, "lineno", 1)
+        offset = getattr(node, "col_offset", 0)
+        # ast offsets count UTF-8 bytes; report characters.
+        source_line = self.lines[line - 1] if line - 1 < len(self.lines) else ""
+        column = len(source_line.encode("utf-8")[:offset].decode("utf-8", "replace")) + 1
+        return ParseError(message, self.text, line, column)
+
+    def snippet(self, node: ast.AST) -> str:
+        piece = ast.get_source_segment(self.text, node) or type(node).__name__
+        return piece if len(piece) <= 60 else piece[:57] + "..."
+
+    def build(self, root: ast.AST) -> Expr:
+        # Iterative postorder: a node is built once all its children are.
+        done: dict[int, Expr] = {}
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                done[id(node)] = self.combine(node, done)
+                continue
+            children = self.children(node)
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(children))
+        return done[id(root)]
+
+    def children(self, node: ast.AST) -> list[ast.AST]:
+        if isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINOPS:
+                raise self.error(f"unsupported operator in {self.snippet(node)!r}", node)
+            return [node.left, node.right]
+        if isinstance(node, ast.UnaryOp):
+            if not isinstance(node.op, (ast.USub, ast.UAdd)):
+                raise self.error(f"unsupported unary operator in {self.snippet(node)!r}", node)
+            return [node.operand]
+        if isinstance(node, ast.Call):
+            self.check_call(node)
+            return list(node.args)
+        if isinstance(node, (ast.Constant, ast.Name)):
+            return []
+        what = _DESCRIBE.get(type(node), f"syntax {type(node).__name__}")
+        raise self.error(f"unsupported {what} {self.snippet(node)!r}", node)
+
+    def check_call(self, node: ast.Call) -> None:
+        if not isinstance(node.func, ast.Name):
+            raise self.error(f"only calls of known functions by bare name are allowed, "
+                             f"not {self.snippet(node.func)!r}", node.func)
+        name = node.func.id
+        op = FUNCTIONS.get(name)
+        if op is None:
+            known = ", ".join(sorted(FUNCTIONS))
+            raise self.error(f"unknown function {name!r} (known: {known})", node.func)
+        if node.keywords:
+            raise self.error(f"keyword arguments are not allowed in a call of {name!r}",
+                             node.keywords[0])
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                raise self.error(f"starred argument in a call of {name!r}", arg)
+        if len(node.args) != op.arity:
+            raise self.error(f"{name}() takes {op.arity} argument(s), got {len(node.args)}",
+                             node)
+
+    def combine(self, node: ast.AST, done: dict[int, Expr]) -> Expr:
+        if isinstance(node, ast.Constant):
+            return self.number(node)
+        if isinstance(node, ast.Name):
+            if node.id in RESERVED_NAMES:
+                return const(math.inf if node.id == "inf" else math.nan)
+            try:
+                return symbol(node.id)
+            except SymdiffError as exc:
+                raise self.error(str(exc), node) from None
+        if isinstance(node, ast.BinOp):
+            return apply(_BINOPS[type(node.op)], done[id(node.left)], done[id(node.right)])
+        if isinstance(node, ast.UnaryOp):
+            operand = done[id(node.operand)]
+            return apply("neg", operand) if isinstance(node.op, ast.USub) else operand
+        return apply(node.func.id, *(done[id(a)] for a in node.args))
+
+    def number(self, node: ast.Constant) -> Expr:
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"unsupported constant {self.snippet(node)!r}: only real "
+                             "numbers are allowed", node)
+        try:
+            return const(float(value))
+        except OverflowError:
+            raise self.error(f"number {self.snippet(node)!r} is too large for a float64",
+                             node) from None

@@ -1,0 +1,87 @@
+"""Algebraic simplification rules, as data: one record and one comment per rule.
+
+Rules marked ``fast_math`` are wrong for some inf/nan inputs and only run when asked
+for.  The others give the same value for every input, inf and nan included; like
+``-fno-signed-zeros`` they may turn a -0.0 result into 0.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .ir import Expr, apply, const, is_number
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``rewrite(node)`` returns the replacement, or None when the rule does not apply."""
+
+    op: str
+    doc: str
+    rewrite: Callable[[Expr], Expr | None]
+    fast_math: bool = False
+
+
+def _neg(node: Expr) -> bool:
+    return node.op == "neg"
+
+
+def _when(condition, result):
+    """A rewrite from two functions of the operands: a test and the replacement."""
+    return lambda node: result(*node.args) if condition(*node.args) else None
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("add", "x + 0 -> x", _when(lambda x, y: is_number(y, 0), lambda x, y: x)),
+    Rule("add", "0 + x -> x", _when(lambda x, y: is_number(x, 0), lambda x, y: y)),
+    Rule("add", "x + (-y) -> x - y", _when(lambda x, y: _neg(y),
+                                           lambda x, y: apply("sub", x, y.args[0]))),
+    Rule("add", "(-x) + y -> y - x", _when(lambda x, y: _neg(x),
+                                           lambda x, y: apply("sub", y, x.args[0]))),
+    Rule("sub", "x - 0 -> x", _when(lambda x, y: is_number(y, 0), lambda x, y: x)),
+    Rule("sub", "0 - x -> -x", _when(lambda x, y: is_number(x, 0),
+                                     lambda x, y: apply("neg", y))),
+    Rule("sub", "x - (-y) -> x + y", _when(lambda x, y: _neg(y),
+                                           lambda x, y: apply("add", x, y.args[0]))),
+    Rule("sub", "x - x -> 0 (inf - inf is nan)", _when(lambda x, y: x is y,
+                                                       lambda x, y: const(0)), True),
+    Rule("mul", "x * 1 -> x", _when(lambda x, y: is_number(y, 1), lambda x, y: x)),
+    Rule("mul", "1 * x -> x", _when(lambda x, y: is_number(x, 1), lambda x, y: y)),
+    Rule("mul", "x * -1 -> -x", _when(lambda x, y: is_number(y, -1),
+                                      lambda x, y: apply("neg", x))),
+    Rule("mul", "-1 * x -> -x", _when(lambda x, y: is_number(x, -1),
+                                      lambda x, y: apply("neg", y))),
+    Rule("mul", "(-x) * (-y) -> x * y", _when(lambda x, y: _neg(x) and _neg(y),
+                                              lambda x, y: apply("mul", x.args[0], y.args[0]))),
+    # Negations move outwards, where + and - absorb them.
+    Rule("mul", "(-x) * y -> -(x * y)", _when(
+        lambda x, y: _neg(x), lambda x, y: apply("neg", apply("mul", x.args[0], y)))),
+    Rule("mul", "x * (-y) -> -(x * y)", _when(
+        lambda x, y: _neg(y), lambda x, y: apply("neg", apply("mul", x, y.args[0])))),
+    Rule("mul", "x * 0 -> 0 (inf * 0 is nan)", _when(lambda x, y: is_number(y, 0),
+                                                     lambda x, y: const(0)), True),
+    Rule("mul", "0 * x -> 0 (0 * inf is nan)", _when(lambda x, y: is_number(x, 0),
+                                                     lambda x, y: const(0)), True),
+    Rule("div", "x / 1 -> x", _when(lambda x, y: is_number(y, 1), lambda x, y: x)),
+    Rule("div", "x / -1 -> -x", _when(lambda x, y: is_number(y, -1),
+                                      lambda x, y: apply("neg", x))),
+    Rule("div", "(-x) / (-y) -> x / y", _when(lambda x, y: _neg(x) and _neg(y),
+                                              lambda x, y: apply("div", x.args[0], y.args[0]))),
+    Rule("div", "(-x) / y -> -(x / y)", _when(
+        lambda x, y: _neg(x), lambda x, y: apply("neg", apply("div", x.args[0], y)))),
+    Rule("div", "x / (-y) -> -(x / y)", _when(
+        lambda x, y: _neg(y), lambda x, y: apply("neg", apply("div", x, y.args[0])))),
+    Rule("div", "x / x -> 1 (0/0 and inf/inf are nan)", _when(lambda x, y: x is y,
+                                                              lambda x, y: const(1)), True),
+    Rule("neg", "-(-x) -> x", _when(_neg, lambda x: x.args[0])),
+    Rule("neg", "-(x - y) -> y - x", _when(lambda x: x.op == "sub",
+                                           lambda x: apply("sub", x.args[1], x.args[0]))),
+    Rule("pow", "x ** 1 -> x", _when(lambda x, y: is_number(y, 1), lambda x, y: x)),
+    Rule("pow", "x ** 0 -> 1 (IEEE pow(nan, 0) is 1 too)",
+         _when(lambda x, y: is_number(y, 0), lambda x, y: const(1))),
+    Rule("log", "log(exp(x)) -> x (differs once exp overflows)",
+         _when(lambda x: x.op == "exp", lambda x: x.args[0]), True),
+    Rule("exp", "exp(log(x)) -> x (differs for x < 0)",
+         _when(lambda x: x.op == "log", lambda x: x.args[0]), True),
+)
