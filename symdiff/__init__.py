@@ -65,3 +65,8 @@ __all__ = [
     "atan2", "log1p", "expm1", "abs", "sign", "step", "sigmoid", "relu", "softplus",
     "maximum", "minimum",
 ]
+
+from .api import CompiledFunction, compile  # noqa: E402, A004
+from .sympy_bridge import from_sympy, to_sympy  # noqa: E402
+
+__all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy"]

@@ -297,7 +297,7 @@ def flatten(nested) -> list[Expr]:
 def restructure(nested, items):
     """Rebuild the list/tuple nesting of ``nested`` with the next values of ``items``."""
     if isinstance(nested, (list, tuple)):
-        return [restructure(item, items) for item in nested]
+        return type(nested)(restructure(item, items) for item in nested)
     return next(items)
 
 

@@ -1,0 +1,49 @@
+"""Names in generated code: parameters from user symbols, temporaries, literals.
+
+User symbols keep their names when those are plain ASCII identifiers that cannot clash
+with anything the generated code uses; every other name is replaced by ``_x<position>``.
+Temporaries are ``_t<k>`` and helpers ``_sd_<op>``; both start with an underscore,
+which no kept user name does, so nothing can collide or inject code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import math
+
+# Names the generated module defines or uses at module level.
+MODULE_NAMES = frozenset({"math", "np", "numba", "forward", "gradient", "value_and_grad",
+                          "hessian", "jacobian", "vjp", "jvp"})
+
+
+def is_safe_identifier(name: str) -> bool:
+    """True if ``name`` can appear as-is as a parameter of generated code."""
+    return (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
+            and not name.startswith("_") and name not in MODULE_NAMES
+            and not hasattr(builtins, name))
+
+
+def parameter_names(symbol_names: list[str]) -> list[str]:
+    """Parameter names for symbols, in order: the symbol's own name when safe.
+
+    symdiff's internal symbols (``$ct0``) become ``_ct0``.
+    """
+    return [name if is_safe_identifier(name) else
+            "_" + name[1:] if name.startswith("$") else f"_x{i}"
+            for i, name in enumerate(symbol_names)]
+
+
+def temporary(index: int) -> str:
+    """The name of the index-th temporary."""
+    return f"_t{index}"
+
+
+def literal(value: float) -> str:
+    """A float literal of generated code (parenthesized when negative)."""
+    if math.isnan(value):
+        return "math.nan"
+    if math.isinf(value):
+        return "math.inf" if value > 0 else "(-math.inf)"
+    text = repr(float(value))
+    return f"({text})" if text.startswith("-") else text

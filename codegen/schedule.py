@@ -1,0 +1,25 @@
+"""Scheduling: the order in which generated code computes the operations of a graph."""
+
+from __future__ import annotations
+
+from symdiff.ir import Expr, topological_order
+
+
+def schedule(outputs: list[Expr]) -> list[Expr]:
+    """Operations (no leaves) reachable from ``outputs``, operands first.
+
+    The order is a depth-first postorder, so it depends on the graph alone and generated
+    source is byte-for-byte reproducible.
+    """
+    return [node for node in topological_order(outputs) if node.args]
+
+
+def expanded_lengths(order: list[Expr], cap: int) -> dict[Expr, int]:
+    """Rough length of each node printed as a tree, capped (to choose comments cheaply)."""
+    length: dict[Expr, int] = {}
+    for node in order:
+        total = 4
+        for arg in node.args:
+            total += length.get(arg, len(str(arg.value)) if not arg.args else cap)
+        length[node] = min(total, cap)
+    return length

@@ -1,0 +1,140 @@
+"""Conversion to and from SymPy, both iterative.
+
+``to_sympy`` gives real SymPy symbols (so SymPy differentiates ``Abs`` to ``sign``);
+ops SymPy lacks become their formulas (sigmoid -> 1/(1 + exp(-x))), so that SymPy's
+derivative can serve as a reference.  ``from_sympy`` accepts what ``to_sympy`` produces
+and the usual SymPy forms of the supported functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import sympy
+from sympy.codegen.cfunctions import expm1 as sympy_expm1
+from sympy.codegen.cfunctions import log1p as sympy_log1p
+
+from .errors import SymdiffError
+from .ir import OPS, Expr, apply, const, flatten, restructure, symbol, topological_order
+
+
+def to_sympy(exprs):
+    """SymPy expression(s) for an expression or a (nested) list of them."""
+    single = isinstance(exprs, Expr)
+    roots = [exprs] if single else flatten(exprs)
+    done: dict[Expr, sympy.Expr] = {}
+    for node in topological_order(roots):
+        if node.op == "const":
+            done[node] = _number_to_sympy(node.value)
+        elif node.op == "symbol":
+            done[node] = sympy.Symbol(node.value, real=True)
+        else:
+            done[node] = OPS[node.op].to_sympy(*(done[a] for a in node.args))
+    if single:
+        return done[roots[0]]
+    return restructure(exprs, iter([done[r] for r in roots]))
+
+
+def _number_to_sympy(value: float):
+    if math.isnan(value):
+        return sympy.nan
+    if math.isinf(value):
+        return sympy.oo if value > 0 else -sympy.oo
+    if value == int(value):
+        return sympy.Integer(int(value))
+    return sympy.Float(value, 17)
+
+
+_FUNCTIONS = {
+    sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.exp: "exp",
+    sympy.tanh: "tanh", sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.asin: "asin",
+    sympy.acos: "acos", sympy.atan: "atan", sympy.atan2: "atan2", sympy.Abs: "abs",
+    sympy.sign: "sign", sympy_log1p: "log1p", sympy_expm1: "expm1",
+}
+
+
+def from_sympy(e) -> Expr:
+    """The symdiff expression of a SymPy expression (real symbols, supported functions)."""
+    e = sympy.sympify(e)
+    done: dict[sympy.Basic, Expr] = {}
+    stack = [(e, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node in done:
+            continue
+        if not expanded and node.args and not node.is_Number:
+            stack.append((node, True))
+            stack.extend((arg, False) for arg in node.args if arg not in done)
+            continue
+        done[node] = _convert(node, [done[a] for a in node.args] if expanded else [])
+    return done[e]
+
+
+def _convert(e, args: list[Expr]) -> Expr:
+    if e.is_Symbol:
+        return symbol(e.name)
+    if e.is_Number or e.is_NumberSymbol or e in (sympy.zoo, sympy.nan):
+        if e.is_real is False:
+            raise SymdiffError(f"SymPy number {e} is not real")
+        return const(float(e)) if e is not sympy.zoo else const(math.nan)
+    if e.is_Add:
+        return _fold("add", args)
+    if e.is_Mul:
+        return _mul(e, args)
+    if e.is_Pow:
+        return _pow(e, *args)
+    func = e.func
+    if func in _FUNCTIONS:
+        return apply(_FUNCTIONS[func], *args)
+    if func is sympy.log:
+        return apply("log", args[0]) if len(args) == 1 else (
+            apply("div", apply("log", args[0]), apply("log", args[1])))
+    if func is sympy.Max:
+        return _fold("maximum", args)
+    if func is sympy.Min:
+        return _fold("minimum", args)
+    if func is sympy.Heaviside:
+        at_zero = e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2)
+        if at_zero == 0:
+            return apply("step", args[0])
+        if at_zero == sympy.Rational(1, 2):  # (1 + sign(x)) / 2
+            return apply("mul", 0.5, apply("add", 1.0, apply("sign", args[0])))
+        raise SymdiffError(f"unsupported Heaviside value at 0 in {e}")
+    raise SymdiffError(f"unsupported SymPy expression {func.__name__}: {_short(e)}")
+
+
+def _short(e) -> str:
+    text = str(e)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fold(op: str, args: list[Expr]) -> Expr:
+    total = args[0]
+    for arg in args[1:]:
+        total = apply(op, total, arg)
+    return total
+
+
+def _mul(e, args: list[Expr]) -> Expr:
+    # x * y**-1 reads better as x / y: split factors with a negative exponent off.
+    numerator, denominator = [], []
+    for factor, converted in zip(e.args, args, strict=True):
+        if factor.is_Pow and factor.exp.is_Number and factor.exp < 0:
+            denominator.append(_pow(factor, from_sympy(factor.base), const(-float(factor.exp))))
+        elif factor.is_Rational and factor.p == 1 and factor.q != 1:
+            denominator.append(const(float(factor.q)))
+        else:
+            numerator.append(converted)
+    top = _fold("mul", numerator) if numerator else const(1.0)
+    return apply("div", top, _fold("mul", denominator)) if denominator else top
+
+
+def _pow(e, base: Expr, exponent: Expr) -> Expr:
+    if exponent.op == "const":
+        if exponent.value == 0.5:
+            return apply("sqrt", base)
+        if exponent.value == 1.0:
+            return base
+        if exponent.value == -1.0:
+            return apply("div", 1.0, base)
+    return apply("pow", base, exponent)
