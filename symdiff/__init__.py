@@ -11,6 +11,7 @@ from .diff import diff, grad, hessian, jacobian
 from .errors import ParseError, SymdiffError, TraceError
 from .evaluate import evaluate
 from .ir import Expr, const, count_ops, free_symbols, symbol
+from .ops import abs_ as abs  # noqa: A001 - the public name mirrors numpy's
 from .ops import (
     acos,
     asin,
@@ -35,7 +36,6 @@ from .ops import (
     tan,
     tanh,
 )
-from .ops import abs_ as abs  # noqa: A001 - the public name mirrors numpy's
 from .parser import parse
 from .passes import optimize
 from .printer import to_let_form

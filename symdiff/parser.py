@@ -54,8 +54,11 @@ def parse(text: str) -> Expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ParseError(f"invalid syntax: {exc.msg}", text.strip(), exc.lineno,
-                         exc.offset or 1) from None
+        text = text.strip()
+        line = exc.lineno or 1
+        # Python gives offset 0 when the text ends too early: point past its end.
+        column = exc.offset or len((text.splitlines() or [""])[min(line, 1) - 1]) + 1
+        raise ParseError(f"invalid syntax: {exc.msg}", text, line, column) from None
     except (RecursionError, MemoryError):
         raise ParseError("expression nested too deeply to parse") from None
     except ValueError as exc:  # e.g. null bytes

@@ -35,13 +35,18 @@ def _rewrite(graph: Graph, rewrite_node) -> Graph:
     for node in graph.nodes:
         new = node
         if node.args:
-            args = tuple(mapping[a] for a in node.args)
-            if any(a is not b for a, b in zip(args, node.args)):
+            args = tuple([mapping[a] for a in node.args])
+            if args != node.args:  # nodes compare by identity
                 new = apply(node.op, *args)
             new = rewrite_node(new)
         mapping[node] = new
-        # A rewrite may create nodes the list does not hold yet: add them in order.
-        nodes.extend(topological_order([new], emitted))
+        if new in emitted:
+            continue
+        if emitted.issuperset(new.args):
+            emitted.add(new)
+            nodes.append(new)
+        else:  # the rewrite created nodes the list does not hold yet: add them in order
+            nodes.extend(topological_order([new], emitted))
     return Graph(tuple(mapping[o] for o in graph.outputs), tuple(nodes))
 
 

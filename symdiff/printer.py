@@ -11,7 +11,7 @@ import math
 
 from .ir import OPS, Expr, topological_order
 
-MAX_INFIX_CHARS = 2_000_000
+MAX_INFIX_CHARS = 10_000_000
 
 ATOM = 50
 UNARY = 30
@@ -37,32 +37,65 @@ def _leaf(node: Expr) -> tuple[str, int]:
     return text, UNARY if text.startswith("-") else ATOM
 
 
-def _combine(node: Expr, operands: list[tuple[str, int]]) -> tuple[str, int]:
+def _precedence(node: Expr, names: dict[Expr, str]) -> int:
+    if node in names:
+        return ATOM
+    if not node.args:
+        return _leaf(node)[1]
+    op = OPS[node.op]
+    return ATOM if op.infix is None else op.precedence
+
+
+def _pieces(node: Expr, names: dict[Expr, str]) -> list:
+    """The text of ``node`` as a list of strings and operand nodes still to print."""
     op = OPS[node.op]
     if op.infix is None:
-        return f"{node.op}({', '.join(text for text, _ in operands)})", ATOM
+        pieces = [f"{node.op}("]
+        for i, arg in enumerate(node.args):
+            pieces += [", "] * (i > 0) + [arg]
+        return pieces + [")"]
     prec = op.precedence
+
+    def wrapped(arg, needs_parens):
+        return ["(", arg, ")"] if needs_parens else [arg]
+
     if op.arity == 1:
-        text, p = operands[0]
-        return f"-({text})" if p <= UNARY else f"-{text}", UNARY
-    (left, lp), (right, rp) = operands
+        return ["-"] + wrapped(node.args[0], _precedence(node.args[0], names) <= UNARY)
+    left, right = node.args
+    lp, rp = _precedence(left, names), _precedence(right, names)
     if node.op == "pow":
         # The base of ** must be an atom; the exponent may be a unary or a power.
-        left = left if lp > prec else f"({left})"
-        right = right if rp >= UNARY else f"({right})"
-        return f"{left}**{right}", prec
-    left = left if lp >= prec else f"({left})"
+        return wrapped(left, lp <= prec) + ["**"] + wrapped(right, rp < UNARY)
     # Same-precedence right operands keep their parentheses (the tree is left-nested);
     # unary right operands get them for readability: a*(-b), a - (-1).
-    right = right if rp > prec and rp != UNARY else f"({right})"
     sep = f" {op.infix} " if prec == 10 else op.infix
-    return f"{left}{sep}{right}", prec
+    return wrapped(left, lp < prec) + [sep] + wrapped(right, rp <= prec or rp == UNARY)
+
+
+def _write(root: Expr, names: dict[Expr, str]) -> str:
+    """Print the tree of ``root`` iteratively; nodes in ``names`` print as their name."""
+    out: list[str] = []
+    stack: list = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif item in names and item is not root:
+            out.append(names[item])
+        elif not item.args:
+            out.append(_leaf(item)[0])
+        else:
+            stack.extend(reversed(_pieces(item, names)))
+    return "".join(out)
 
 
 def _tree_size_exceeds(roots, limit: int) -> bool:
     size: dict[Expr, int] = {}
     for node in topological_order(roots):
-        own = len(node.value) if node.op == "symbol" else (8 if node.op == "const" else 6)
+        if node.args:  # operator or call text, and room for one pair of parentheses
+            own = len(node.op) + 2 if OPS[node.op].infix is None else 5
+        else:
+            own = len(_leaf(node)[0])
         size[node] = min(limit + 1, own + sum(size[a] for a in node.args))
     return any(size[r] > limit for r in roots)
 
@@ -71,10 +104,7 @@ def to_infix(node: Expr) -> str:
     """Readable infix text of one expression (let-form when the tree would be huge)."""
     if _tree_size_exceeds([node], MAX_INFIX_CHARS):
         return to_let_form([node])
-    done: dict[Expr, tuple[str, int]] = {}
-    for n in topological_order([node]):
-        done[n] = _leaf(n) if not n.args else _combine(n, [done[a] for a in n.args])
-    return done[node][0]
+    return _write(node, {})
 
 
 def to_let_form(exprs) -> str:
@@ -89,14 +119,11 @@ def to_let_form(exprs) -> str:
     for n in order:
         for a in n.args:
             uses[a] = uses.get(a, 0) + 1
-    done: dict[Expr, tuple[str, int]] = {}
+    names: dict[Expr, str] = {}
     lines = []
     for n in order:
-        text = _leaf(n) if not n.args else _combine(n, [done[a] for a in n.args])
         if n.args and uses.get(n, 0) > 1:
-            name = f"_{len(lines) + 1}"
-            lines.append(f"{name} = {text[0]}")
-            text = (name, ATOM)
-        done[n] = text
-    lines += [f"out{i} = {done[r][0]}" for i, r in enumerate(roots)]
+            names[n] = f"_{len(names) + 1}"
+            lines.append(f"{names[n]} = {_write(n, names)}")
+    lines += [f"out{i} = {_write(r, names)}" for i, r in enumerate(roots)]
     return "\n".join(lines)

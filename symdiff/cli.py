@@ -1,0 +1,102 @@
+"""Command line: ``python -m symdiff "((a+b)*c)**2" --wrt a b c --order 2 --at a=1 b=2 c=2``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+
+from .diff import as_variables, diff
+from .errors import SymdiffError
+from .evaluate import evaluate
+from .ir import free_symbols
+from .parser import parse
+
+EXAMPLE = "((a+b)*c)**2"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m symdiff",
+        description="Differentiate an expression symbolically, print every partial "
+                    "derivative up to --order (with its value at --at), and optionally "
+                    "write a Numba module with forward, gradient and Hessian functions.",
+        epilog=f'example: python -m symdiff "{EXAMPLE}" --wrt a b c --order 2 '
+               "--at a=1 b=2 c=2 -o lecture.py",
+    )
+    parser.add_argument("expression", nargs="?", default=EXAMPLE,
+                        help=f"Python expression syntax (default: the lecture example {EXAMPLE})")
+    parser.add_argument("--wrt", nargs="+", metavar="NAME",
+                        help="variables to differentiate by (default: all, sorted)")
+    parser.add_argument("--order", type=int, default=1,
+                        help="highest derivative order to print (default 1)")
+    parser.add_argument("--at", nargs="+", metavar="NAME=VALUE", default=[],
+                        help="point at which to evaluate, e.g. a=1 b=2 c=2")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the generated module (importable without symdiff)")
+    parser.add_argument("--fast-math", action="store_true",
+                        help="allow simplifications that are wrong for inf/nan inputs")
+    return parser
+
+
+def _point(items: list[str]) -> dict[str, float]:
+    point = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SymdiffError(f"--at expects NAME=VALUE, got {item!r}")
+        try:
+            point[name.strip()] = float(value)
+        except ValueError:
+            raise SymdiffError(f"--at {item!r}: {value!r} is not a number") from None
+    return point
+
+
+def _label(order: int, names: tuple[str, ...]) -> str:
+    if order == 1:
+        return f"df/d{names[0]}"
+    return f"d{order}f/" + " ".join(f"d{n}" for n in names)
+
+
+def run(argv: list[str] | None = None, out=None) -> int:
+    """Run the command line; returns the exit status."""
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    if args.order < 0:
+        raise SymdiffError("--order must be 0 or more")
+    f = parse(args.expression)
+    wrt = as_variables(args.wrt, [f])
+    point = _point(args.at)
+    missing = [s.value for s in free_symbols([f]) if s.value not in point]
+    show_values = bool(point) and not missing
+    if point and missing:
+        print(f"(no values: --at does not give {', '.join(missing)})", file=out)
+
+    def show(label: str, expr) -> None:
+        value = f"  = {evaluate(expr, point)!r}" if show_values else ""
+        print(f"{label} = {expr}{value}", file=out)
+
+    names = ", ".join(s.value for s in wrt)
+    show(f"f({names})", f)
+    # Each partial is the derivative of a lower-order one, so reuse them.
+    partials = {(): f}
+    for order in range(1, args.order + 1):
+        print(f"\norder {order}:", file=out)
+        for combo in itertools.combinations_with_replacement(range(len(wrt)), order):
+            partials[combo] = diff(partials[combo[:-1]], wrt[combo[-1]])
+            show(_label(order, tuple(wrt[i].value for i in combo)), partials[combo])
+    if args.output:
+        from .api import compile
+
+        path = compile(f, wrt, fast_math=args.fast_math).save(args.output)
+        print(f"\nwrote {path}", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one clear line and exit with status 2."""
+    try:
+        return run(argv)
+    except SymdiffError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

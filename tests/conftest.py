@@ -1,0 +1,24 @@
+"""Shared fixtures: compiled functions are built once per session (Numba compiles cost)."""
+
+import math
+
+import pytest
+
+import symdiff as sd
+
+LECTURE = "((a+b)*c)**2"
+
+
+@pytest.fixture(scope="session")
+def lecture():
+    """The lecture example compiled once."""
+    return sd.compile(LECTURE)
+
+
+def close(x, y, rel=1e-9, abs_=1e-12):
+    """Equal within tolerance, with nan == nan and equal infinities."""
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    if math.isinf(x) or math.isinf(y):
+        return x == y
+    return abs(x - y) <= max(rel * max(abs(x), abs(y)), abs_)

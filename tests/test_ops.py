@@ -1,0 +1,149 @@
+"""Every op, from one table: value, first and second derivatives against SymPy and against
+central finite differences, at several points including near the edges of domains; and
+the compiled code against the reference evaluator."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy
+
+import symdiff as sd
+from symdiff.ir import OPS, apply
+from tests.conftest import close
+
+X, Y = sd.symbols("x y")
+
+# One row per op: points (x,) or (x, y) away from kinks, near domain edges included.
+POINTS = {
+    "add": [(0.3, -1.7), (1e3, 2.5)],
+    "sub": [(0.3, -1.7), (-4.0, 9.0)],
+    "mul": [(0.3, -1.7), (-4.0, 1e-3)],
+    "div": [(0.3, -1.7), (2.0, 1e-3), (-5.0, 40.0)],
+    "neg": [(0.3,), (-2.0,)],
+    "pow": [(0.5, 2.0), (2.0, -1.5), (1e-3, 3.0), (1.7, 0.5)],
+    "sin": [(0.3,), (-2.0,), (10.0,)],
+    "cos": [(0.3,), (-2.0,), (10.0,)],
+    "tan": [(0.3,), (-1.5,), (1.5,)],
+    "exp": [(0.3,), (-20.0,), (5.0,)],
+    "log": [(1e-3,), (0.5,), (100.0,)],
+    "sqrt": [(1e-4,), (0.5,), (100.0,)],
+    "tanh": [(0.3,), (-3.0,), (8.0,)],
+    "sinh": [(0.3,), (-3.0,)],
+    "cosh": [(0.3,), (-3.0,)],
+    "asin": [(0.3,), (-0.999,), (0.999,)],
+    "acos": [(0.3,), (-0.999,), (0.999,)],
+    "atan": [(0.3,), (-30.0,)],
+    "atan2": [(0.3, -1.7), (-1e-3, 1e-3), (2.0, 0.5), (-1.0, -1.0)],
+    "log1p": [(0.3,), (-0.999,), (1e-8,)],
+    "expm1": [(0.3,), (1e-8,), (-3.0,)],
+    "abs": [(0.3,), (-2.0,)],
+    "sign": [(0.3,), (-2.0,)],
+    "step": [(0.3,), (-2.0,)],
+    "sigmoid": [(0.3,), (-30.0,), (30.0,)],
+    "relu": [(0.3,), (-2.0,)],
+    "softplus": [(0.3,), (-30.0,), (30.0,)],
+    "maximum": [(0.3, -1.7), (-4.0, 9.0)],
+    "minimum": [(0.3, -1.7), (-4.0, 9.0)],
+}
+
+CASES = [(name, p) for name in sorted(POINTS) for p in POINTS[name]]
+
+
+def _variables(name):
+    return (X, Y)[: OPS[name].arity]
+
+
+def _sympy_value(expr, point):
+    subs = {sympy.Symbol(v.value, real=True): value
+            for v, value in zip((X, Y), point, strict=False)}
+    return complex(sympy.N(expr.subs(subs), 30)).real
+
+
+def test_every_op_has_every_piece():
+    assert set(POINTS) == set(OPS), "each op needs a row in POINTS"
+    for op in OPS.values():
+        assert callable(op.evaluate) and callable(op.derivative) and callable(op.to_sympy)
+        assert all(f"{{{i}}}" in op.emit for i in range(op.arity)), op.name
+        if "_sd_" in op.emit:
+            assert op.helper and op.emit.split("(")[0] in op.helper, op.name
+        if op.infix is None:
+            assert op.name in sd.ops.FUNCTIONS and getattr(sd, op.name) is not None
+        # The derivative rule builds IR for every operand.
+        args = _variables(op.name)
+        node = apply(op.name, *args)
+        for i in range(op.arity):
+            assert isinstance(op.derivative(i, node.args, node), sd.Expr)
+
+
+@pytest.mark.parametrize("name,point", CASES)
+def test_value_and_derivatives_match_sympy(name, point):
+    variables = _variables(name)
+    f = apply(name, *variables)
+    env = {v.value: p for v, p in zip(variables, point, strict=True)}
+    ref = sd.to_sympy(f)
+    assert close(sd.evaluate(f, env), _sympy_value(ref, point), rel=1e-12)
+    for v in variables:
+        first = sd.diff(f, v)
+        sym_v = sympy.Symbol(v.value, real=True)
+        ref_first = sympy.diff(ref, sym_v)
+        assert close(sd.evaluate(first, env), _sympy_value(ref_first, point), rel=1e-10), v
+        for w in variables:
+            second = sd.diff(f, v, w)
+            ref_second = sympy.diff(ref_first, sympy.Symbol(w.value, real=True))
+            assert close(sd.evaluate(second, env), _sympy_value(ref_second, point),
+                         rel=1e-9), (v, w)
+
+
+def _central(fn, point, i, h):
+    up, down = list(point), list(point)
+    up[i] += h
+    down[i] -= h
+    return (fn(up) - fn(down)) / (2 * h)
+
+
+@pytest.mark.parametrize("name,point", CASES)
+def test_derivatives_match_finite_differences(name, point):
+    variables = _variables(name)
+    f = apply(name, *variables)
+
+    def at(expr):
+        return lambda p: sd.evaluate(expr, dict(zip([v.value for v in variables], p,
+                                                    strict=True)))
+
+    for i, v in enumerate(variables):
+        h = 1e-6 * max(1e-3, min(abs(p) for p in point if p != 0) if any(point) else 1)
+        first = sd.diff(f, v)
+        fd = _central(at(f), point, i, h)
+        assert math.isclose(at(first)(point), fd, rel_tol=1e-5, abs_tol=1e-6), (v, fd)
+        for j, w in enumerate(variables):
+            second = sd.diff(f, v, w)
+            fd2 = _central(at(first), point, j, h)
+            assert math.isclose(at(second)(point), fd2, rel_tol=1e-4, abs_tol=1e-5), (v, w)
+
+
+@pytest.fixture(scope="module")
+def compiled_table():
+    """All ops with their first and second derivatives, compiled as one vector function."""
+    outputs, rows = [], []
+    for name in sorted(OPS):
+        variables = _variables(name)
+        f = apply(name, *variables)
+        exprs = [f] + [sd.diff(f, v) for v in variables]
+        exprs += [sd.diff(f, v, w) for v in variables for w in variables]
+        rows.append((name, len(outputs), exprs))
+        outputs += exprs
+    return sd.compile(outputs, [X, Y]), rows
+
+
+@pytest.mark.parametrize("name,point", CASES)
+def test_compiled_code_matches_evaluator(compiled_table, name, point):
+    fn, rows = compiled_table
+    x, y = (point + (0.7,))[:2]
+    values = fn(x, y)
+    start, exprs = next((s, e) for n, s, e in rows if n == name)
+    expected = sd.evaluate(exprs, x=x, y=y)
+    got = values[start:start + len(exprs)]
+    assert all(close(g, e, rel=1e-13) for g, e in zip(got, expected, strict=True)), (got,
+                                                                                      expected)
+    assert isinstance(values, np.ndarray) and values.dtype == np.float64

@@ -1,0 +1,125 @@
+"""Parsing: accepted syntax, printing round trips, interning, errors and hostile input."""
+
+import pytest
+
+import symdiff as sd
+from symdiff.printer import to_infix
+
+ROUND_TRIP = [
+    "((a+b)*c)**2", "-2", "a*-2", "-a**2", "(-a)**2", "a-(b-c)", "(a-b)-c", "a/(b*c)",
+    "a/b/c", "x**y**z", "(x**y)**z", "-(a*b)", "sin(-x)", "2**-x", "-0.0", "1e300*a",
+    "inf", "-inf*x", "nan", "0.1 + x", "atan2(y, x) - maximum(a, minimum(b, c))",
+    "-(-a)", "a - (-1)", "2*3", "x**-1.5", "sigmoid(relu(x))*softplus(-x)",
+    "log1p(expm1(x)) / sqrt(abs(x))", "sign(x) + step(x)", "1/(1 + exp(-x))",
+    "a + b*c**d/e - f", "(a + b)*(c - d)", "-(a + b)", "(2*a)**(b + 1)",
+    "123456789012345 + 1.5e-300*θ", "x**2**-1",
+]
+
+
+@pytest.mark.parametrize("text", ROUND_TRIP)
+def test_print_then_parse_gives_the_same_node(text):
+    node = sd.parse(text)
+    assert sd.parse(str(node)) is node
+
+
+def test_interning_and_sharing():
+    assert sd.parse("a*b+1") is sd.parse("a*b+1")
+    f = sd.parse("a*b + sin(a*b)")
+    assert f.args[0] is f.args[1].args[0]
+    assert sd.count_ops(f) == 3
+
+
+@pytest.mark.parametrize("text,value", [
+    ("1_000", 1000.0), ("0x1F", 31.0), ("1e3", 1000.0), (".5", 0.5), ("5.", 5.0),
+    ("0o17", 15.0), ("0b101", 5.0), ("+3", 3.0), ("2*3", 6.0), ("1E-3", 0.001),
+])
+def test_number_spellings(text, value):
+    assert sd.evaluate(sd.parse(text)) == value
+
+
+def test_operators_and_python_expressions_agree():
+    a, b, c = sd.symbols("a b c")
+    assert sd.parse("a + b*c - a/b ** 2") is a + b * c - a / b**2
+    assert sd.parse("-a**b") is -(a**b)
+    assert sd.parse("sin(a)") is sd.sin(a)
+
+
+@pytest.mark.parametrize("text,piece,column", [
+    ("__import__('os').system('ls')", "__import__('os').system", 1),
+    ("().__class__", "attribute", 1),
+    ("lambda: 1", "lambda", 1),
+    ("a + foo(b)", "unknown function 'foo'", 5),
+    ("sin(a, b)", "sin() takes 1 argument(s), got 2", 1),
+    ("atan2(a)", "atan2() takes 2 argument(s), got 1", 1),
+    ("a + sin(x=1)", "keyword arguments", 9),
+    ("sin(*a)", "starred", 5),
+    ("[x for x in y]", "list comprehension", 1),
+    ("a[0]", "subscript", 1),
+    ("a if b else c", "conditional", 1),
+    ("a < b", "comparison", 1),
+    ("a % b", "unsupported operator", 1),
+    ("a // b", "unsupported operator", 1),
+    ("~a", "unary", 1),
+    ("'text'", "only real numbers", 1),
+    ("1j", "only real numbers", 1),
+    ("True", "only real numbers", 1),
+    ("(a, b)", "tuple", 1),
+    ("a + * b", "invalid syntax", 5),
+    ("sin(x", "invalid syntax", 4),
+    ("b + lambda_ + lambda", "invalid syntax", 15),
+    ("x + 1" + "0" * 400, "too large", 5),
+    ("math.sin(x)", "math.sin", 1),
+    ("(a := 1)", "assignment", 2),
+])
+def test_errors_name_the_piece_and_column(text, piece, column):
+    with pytest.raises(sd.ParseError) as info:
+        sd.parse(text)
+    assert piece in str(info.value)
+    assert info.value.column == column
+    assert isinstance(info.value, ValueError)
+
+
+def test_column_counts_characters_not_bytes():
+    with pytest.raises(sd.ParseError) as info:
+        sd.parse("θ + φ + foo(x)")
+    assert info.value.column == 9
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('os').system('echo hacked')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "lambda: __import__('os')",
+    "exec('1')", "eval('1')", "open('/etc/passwd')", "globals()",
+    "x" * 1_000_000 + "(", "a+" * 500_000 + "a", "(" * 100_000 + "a" + ")" * 100_000,
+    "-" * 200_000 + "a", "sin(" * 50_000 + "a" + ")" * 50_000, "\x00", "",
+    "1" * 1_000_000,
+])
+def test_hostile_input_raises_parse_error(text, capfd):
+    try:
+        result = sd.parse(text)
+    except sd.ParseError:
+        pass
+    else:
+        # Deep but legal expressions may parse; they must be real expressions then.
+        assert isinstance(result, sd.Expr)
+    assert "hacked" not in capfd.readouterr().out
+
+
+def test_names_become_symbols_and_reserved_names_are_constants():
+    e = sd.parse("alpha*inf")
+    assert [s.value for s in sd.free_symbols(e)] == ["alpha"]
+    with pytest.raises(sd.SymdiffError):
+        sd.symbols("inf")
+    with pytest.raises(sd.SymdiffError, match="keyword"):
+        sd.symbols("lambda")
+    with pytest.raises(sd.SymdiffError, match="identifier"):
+        sd.symbol("1x")
+
+
+def test_large_expressions_print_as_let_form():
+    x = sd.symbols("x")
+    e = x
+    for _ in range(40):  # a tree of 2**40 leaves, 80 nodes
+        e = e * e + x
+    text = to_infix(e)
+    assert text.startswith("_1 = ") and len(text) < 10_000
