@@ -287,8 +287,8 @@ def flatten(nested) -> list[Expr]:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
             stack.extend(reversed(item))
-        elif hasattr(item, "dtype") and getattr(item, "dtype", None) == object:
-            stack.extend(reversed(list(item.ravel())))
+        elif getattr(item, "dtype", None) is not None and item.dtype.kind == "O":
+            stack.extend(reversed(list(item.ravel())))  # NumPy object array of nodes
         else:
             out.append(as_expr(item))
     return out

@@ -110,7 +110,7 @@ def run_pipeline(graph: Graph, fast_math: bool = False) -> Graph:
         before = graph.outputs
         for run_pass in PIPELINE:
             graph = run_pass(graph, fast_math) if run_pass is simplify else run_pass(graph)
-        if all(a is b for a, b in zip(before, graph.outputs)):
+        if all(a is b for a, b in zip(before, graph.outputs, strict=True)):
             break
     return graph
 
