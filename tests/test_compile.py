@@ -1,0 +1,174 @@
+"""sd.compile: inputs it accepts, the methods it returns, and the generated source."""
+
+import ast
+import hashlib
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sympy
+
+import symdiff as sd
+
+a, b = sd.symbols("a b")
+
+
+@pytest.fixture(scope="module")
+def traced():
+    def f(y, x):  # parameter order, not name order, gives the argument order
+        return np.sin(x) * y + np.exp(-x * y) + np.tanh(np.maximum(x, y))
+
+    return sd.compile(f)
+
+
+@pytest.fixture(scope="module")
+def vector():
+    return sd.compile([a * b, sd.sin(a) + b**2, a / b])
+
+
+def test_traced_python_function(traced):
+    assert [s.value for s in traced.wrt] == ["y", "x"]
+    y, x = 0.3, 1.1
+    expected = math.sin(x) * y + math.exp(-x * y) + math.tanh(max(x, y))
+    assert math.isclose(traced(y, x), expected, rel_tol=1e-14)
+    dy = math.sin(x) - x * math.exp(-x * y)
+    dx = math.cos(x) * y - y * math.exp(-x * y) + 1 - math.tanh(x) ** 2
+    np.testing.assert_allclose(traced.grad(y, x), [dy, dx], rtol=1e-13)
+    value, gradient = traced.value_and_grad(y, x)
+    assert value == traced(y, x) and list(gradient) == list(traced.grad(y, x))
+
+
+def test_math_module_on_symbols_is_a_clear_error():
+    with pytest.raises(sd.TraceError, match=r"np\.sin.*sd\.sin"):
+        sd.compile(lambda x: math.sin(x))
+    with pytest.raises(TypeError):  # TraceError is a TypeError too
+        sd.compile(lambda x: math.exp(x) + 1)
+
+
+def test_untraceable_signatures():
+    with pytest.raises(sd.TraceError, match="args"):
+        sd.compile(lambda *args: args[0])
+
+
+def test_vector_valued(vector):
+    x = (0.5, 2.0)
+    np.testing.assert_allclose(vector(*x), [1.0, math.sin(0.5) + 4.0, 0.25], rtol=1e-15)
+    jac = vector.jacobian(*x)
+    np.testing.assert_allclose(jac, [[2.0, 0.5], [math.cos(0.5), 4.0], [0.5, -0.125]],
+                               rtol=1e-15)
+    ct = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_allclose(vector.vjp(*x, ct), ct @ jac, rtol=1e-14)
+    t = np.array([0.25, -1.0])
+    np.testing.assert_allclose(vector.jvp(*x, t), jac @ t, rtol=1e-14)
+    with pytest.raises(sd.SymdiffError, match="scalar"):
+        vector.grad(*x)
+
+
+def test_scalar_vjp_and_jvp(lecture):
+    np.testing.assert_array_equal(lecture.vjp(1.0, 2.0, 2.0, 0.5), [12.0, 12.0, 18.0])
+    assert lecture.jvp(1.0, 2.0, 2.0, np.array([1.0, 0.0, 1.0])) == 60.0
+    with pytest.raises(sd.SymdiffError, match="vector-valued"):
+        lecture.jacobian(1.0, 2.0, 2.0)
+
+
+def test_integer_arguments_are_converted(lecture):
+    assert lecture(1, 2, 2) == 36.0
+    assert lecture.grad(1, 2, 2).dtype == np.float64
+
+
+@pytest.mark.parametrize("f", ["a*b + 1", sympy.Symbol("a") * sympy.Symbol("b") + 1,
+                               a * b + 1, lambda a, b: a * b + 1])
+def test_accepted_inputs(f):
+    fn = sd.compile(f)
+    assert [s.value for s in fn.wrt] == ["a", "b"]
+    assert sd.evaluate(fn.outputs[0], a=2.0, b=3.0) == 7.0
+
+
+def test_wrt_rules():
+    fn = sd.compile("a*b", wrt=["b", "a", "c"])
+    assert list(fn.grad(2.0, 3.0, 5.0)) == [3.0, 2.0, 0.0]
+    with pytest.raises(sd.SymdiffError, match="depends on b"):
+        sd.compile("a*b", wrt=["a"])
+    with pytest.raises(sd.SymdiffError, match="symbols"):
+        sd.compile("a*b", wrt=[a * b])
+
+
+HAZARDS = ["math", "np", "numba", "t0", "_t0", "_x1", "forward", "abs", "float", "θ", "x_",
+           "_out", "gradient"]
+
+
+def test_symbol_names_never_break_generated_code():
+    syms = [sd.symbol(name) for name in HAZARDS]
+    f = sum((k + 1) * s * s for k, s in enumerate(syms))
+    fn = sd.compile(f, syms)
+    x = [float(k) / 10 for k in range(len(syms))]
+    assert math.isclose(fn(*x), sum((k + 1) * v * v for k, v in enumerate(x)), rel_tol=1e-14)
+    np.testing.assert_allclose(fn.grad(*x), [2 * (k + 1) * v for k, v in enumerate(x)])
+    source = fn.source
+    compile(source, "<test>", "exec")
+    header = next(line for line in source.splitlines() if line.startswith("def forward("))
+    assert "math" not in header.split("(")[1] and "_x0" in header
+
+
+def test_generated_module_imports_only_math_numpy_numba(lecture):
+    tree = ast.parse(lecture.source)
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    assert imported == {"math", "numpy", "numba"}
+    assert not any(isinstance(node, ast.ImportFrom) for node in ast.walk(tree))
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    assert defined == ["forward", "gradient", "value_and_grad", "hessian", "vjp", "jvp"]
+
+
+SOURCE_SCRIPT = """
+import hashlib, symdiff as sd
+sd.parse("c*(a+b) + sin(b)*2")  # build nodes in another order first
+print(hashlib.sha256(sd.compile("((a+b)*c)**2 + sin(a*b)*exp(-c*c)").source.encode()).hexdigest())
+"""
+
+
+def test_source_is_byte_identical_across_processes():
+    here = sd.compile("((a+b)*c)**2 + sin(a*b)*exp(-c*c)").source
+    assert here == sd.compile("((a+b)*c)**2 + sin(a*b)*exp(-c*c)").source
+    there = subprocess.run([sys.executable, "-c", SOURCE_SCRIPT], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert there == hashlib.sha256(here.encode()).hexdigest()
+
+
+def test_exact_generated_function(lecture):
+    assert lecture.source.split("\n\n\n")[2] == '''@numba.njit(error_model="numpy")
+def gradient(a, b, c):
+    """gradient, shape (3,)"""
+    _t0 = a + b
+    _t1 = _t0 * c  # (a + b)*c
+    _t2 = 2.0 * _t1  # 2*((a + b)*c)
+    _t3 = _t2 * c  # 2*((a + b)*c)*c
+    _t4 = _t2 * _t0  # 2*((a + b)*c)*(a + b)
+    _out = np.empty(3)
+    _out[0] = _t3
+    _out[1] = _t3
+    _out[2] = _t4
+    return _out'''
+
+
+def test_value_and_grad_is_one_fused_pass():
+    f = sd.parse("sin(a*b)*exp(-a) + (a*b)**2")
+    fn = sd.compile(f)
+    body = fn._module_source([fn._spec("value_and_grad")]).split("def value_and_grad")[1]
+    statements = [line for line in body.splitlines() if line.strip().startswith("_t")]
+    assert len(statements) == sd.count_ops([f] + sd.grad(f))
+
+
+def test_fast_math_changes_only_what_it_may():
+    f = sd.parse("x*0 + x - x")
+    assert sd.evaluate(sd.optimize(f), x=math.inf) != sd.evaluate(sd.optimize(f), x=1.0)
+    assert str(sd.optimize(f, fast_math=True)) == "0"
+    fn = sd.compile(f)
+    assert math.isnan(fn(math.inf))
+
+
+def test_save_writes_the_source(lecture, tmp_path):
+    path = lecture.save(tmp_path / "m.py")
+    assert open(path, encoding="utf-8").read() == lecture.source
