@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from symdiff.ir import OPS, Expr, flatten
+from symdiff.ir import OPS, Expr, flatten, topological_order
 from symdiff.printer import to_infix
 
+from .emit_arrays import ArrayEmitter, constant_name, constant_source
 from .naming import literal, parameter_names, temporary
 from .schedule import expanded_lengths, schedule
 
 DECORATOR = '@numba.njit(error_model="numpy")'
+PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True)'
 COMMENT_CHARS = 60
 # x ** n for small integer n is emitted as a product (strength reduction).
 MAX_UNROLLED_POWER = 4
@@ -37,6 +39,7 @@ class FunctionSpec:
     result: object
     doc: str
     arrays: tuple[ArrayParam, ...] = field(default=())
+    batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
 
 
 class _Names:
@@ -64,8 +67,9 @@ def _power(base: str, exponent: Expr) -> str | None:
     return product if n > 0 else f"1.0 / ({product})"
 
 
-def _statement(node: Expr, names: _Names) -> str:
-    operands = [names.operand(a) for a in node.args]
+def statement(node: Expr, operand) -> str:
+    """The Python/Numba expression of one element of ``node``, given operand names."""
+    operands = [operand(a) for a in node.args]
     if node.op == "pow":
         reduced = _power(operands[0], node.args[1])
         if reduced is not None:
@@ -73,61 +77,129 @@ def _statement(node: Expr, names: _Names) -> str:
     return OPS[node.op].emit.format(*operands)
 
 
-def _result_lines(result, names: _Names, label: str) -> tuple[list[str], str]:
+def _result_lines(result, operand, label: str) -> tuple[list[str], str]:
     """Lines that build ``result`` and the expression that returns it."""
     if isinstance(result, Expr):
-        return [], names.operand(result)
+        return [], operand(result)
     if isinstance(result, tuple):
         lines, parts = [], []
         for k, part in enumerate(result):
-            more, expr = _result_lines(part, names, f"{label}{k}")
+            more, expr = _result_lines(part, operand, f"{label}{k}")
             lines += more
             parts.append(expr)
-        return lines, ", ".join(parts)
+        return lines, f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
     rows = list(result)
     if rows and isinstance(rows[0], list):
         ncols = len(rows[0])
         lines = [f"{label} = np.empty(({len(rows)}, {ncols}))"]
-        lines += [f"{label}[{i}, {j}] = {names.operand(x)}"
+        lines += [f"{label}[{i}, {j}] = {operand(x)}"
                   for i, row in enumerate(rows) for j, x in enumerate(row)]
     else:
         lines = [f"{label} = np.empty({len(rows)})"]
-        lines += [f"{label}[{i}] = {names.operand(x)}" for i, x in enumerate(rows)]
+        lines += [f"{label}[{i}] = {operand(x)}" for i, x in enumerate(rows)]
     return lines, label
+
+
+def _has_arrays(spec: FunctionSpec) -> bool:
+    return any(s.shape for s in spec.inputs) or any(n.shape for n in flatten(spec.result))
 
 
 def emit_function(spec: FunctionSpec) -> str:
     """Source of one njit function (decorator included)."""
     names = _Names(spec)
     params = list(names.params) + [a.name for a in spec.arrays]
+    decorator = DECORATOR
+    if spec.batched:
+        body, returned = _batched_body(spec, names)
+        decorator = PARALLEL_DECORATOR
+    elif _has_arrays(spec):
+        emitter = ArrayEmitter(spec.inputs, spec.arrays, spec.result, statement)
+        body = emitter.emit()
+        lines, returned = _result_lines(spec.result, emitter.returned, "_out")
+        body += lines
+    else:
+        body = _scalar_body(spec, names)
+        lines, returned = _result_lines(spec.result, names.operand, "_out")
+        body += lines
+    body.append(f"return {returned}")
+    doc = f'    """{spec.doc}"""\n' if spec.doc else ""
+    return (f"{decorator}\ndef {spec.name}({', '.join(params)}):\n{doc}"
+            + "".join(f"    {line}\n" for line in body))
+
+
+def _batched_body(spec: FunctionSpec, names: _Names) -> tuple[list[str], str]:
+    """One prange loop over points; inside it, the scalar body of the function."""
+    first = names.params[0]
+    lines = [f"_np = {first}.shape[0]"]
+    for p in names.params[1:]:
+        lines += [f"if {p}.shape[0] != _np:",
+                  f'    raise ValueError("argument {p} has another number of points than {first}")']
+    for sym, p in zip(spec.inputs, names.params, strict=True):
+        names.of[sym] = f"{p}[_p]"
+    inner = _scalar_body(spec, names)
+    allocs, writes, returned = _batched_result(spec.result, names.operand, "_out")
+    lines += allocs + ["for _p in numba.prange(_np):"]
+    lines += ["    " + line for line in inner + writes]
+    return lines, returned
+
+
+def _batched_result(result, operand, label):
+    """Allocations, per-point writes and the return expression of a batched result."""
+    if isinstance(result, tuple):
+        allocs, writes, parts = [], [], []
+        for k, part in enumerate(result):
+            a, w, r = _batched_result(part, operand, f"{label}{k}")
+            allocs, writes, parts = allocs + a, writes + w, parts + [r]
+        return allocs, writes, f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+    if isinstance(result, Expr):
+        return [f"{label} = np.empty(_np)"], [f"{label}[_p] = {operand(result)}"], label
+    rows = list(result)
+    if rows and isinstance(rows[0], list):
+        alloc = f"{label} = np.empty((_np, {len(rows)}, {len(rows[0])}))"
+        writes = [f"{label}[_p, {i}, {j}] = {operand(x)}" for i, row in enumerate(rows)
+                  for j, x in enumerate(row)]
+    else:
+        alloc = f"{label} = np.empty((_np, {len(rows)}))"
+        writes = [f"{label}[_p, {i}] = {operand(x)}" for i, x in enumerate(rows)]
+    return [alloc], writes, label
+
+
+def _scalar_body(spec: FunctionSpec, names: _Names) -> list[str]:
     body: list[str] = []
     order = schedule(flatten(spec.result))
     lengths = expanded_lengths(order, COMMENT_CHARS + 1)
     for index, node in enumerate(order):
         name = temporary(index)
-        line = f"{name} = {_statement(node, names)}"
+        line = f"{name} = {statement(node, names.operand)}"
         # Name the subexpression where the statement alone does not show it.
         if lengths[node] <= COMMENT_CHARS and any(a.args for a in node.args):
             line += f"  # {to_infix(node)}"
         body.append(line)
         names.of[node] = name
-    lines, returned = _result_lines(spec.result, names, "_out")
-    body += lines
-    body.append(f"return {returned}")
-    doc = f'    """{spec.doc}"""\n' if spec.doc else ""
-    return (f"{DECORATOR}\ndef {spec.name}({', '.join(params)}):\n{doc}"
-            + "".join(f"    {line}\n" for line in body))
+    return body
 
 
 def helpers_used(specs: list[FunctionSpec]) -> list[str]:
     """Sources of the helper functions the specs need, in op-name order."""
     used = {n.op for spec in specs for n in schedule(flatten(spec.result))}
+    if "amax" in used:  # max reductions update with the nan-propagating maximum
+        used.add("maximum")
     return [OPS[name].helper for name in sorted(used) if OPS[name].helper]
+
+
+def constants_used(specs: list[FunctionSpec]) -> list[str]:
+    """Module-level definitions of the array constants the specs use, sorted by name."""
+    found = {constant_name(n): n for spec in specs
+             for n in topological_order(flatten(spec.result)) if n.op == "array"}
+    return [constant_source(found[name]) for name in sorted(found)]
 
 
 def emit_module(specs: list[FunctionSpec], docstring: str) -> str:
     """A complete module: docstring, imports (math, numba, numpy only), helpers, functions."""
     parts = [f'"""{docstring}\n"""\n\nimport math\n\nimport numba\nimport numpy as np\n']
+    constants = constants_used(specs)
+    if constants:
+        parts.append("\n".join(constants) + "\n")
     parts += helpers_used(specs)
     parts += [emit_function(spec) for spec in specs]
     return "\n\n".join(parts)

@@ -6,9 +6,10 @@ folds and simplifies them; ``compile`` emits Numba-jitted value, gradient and He
 functions as readable Python source.
 """
 
+from . import array_ops as _array_ops  # registers the array ops
 from . import ops as _ops  # registers the op table
 from .diff import diff, grad, hessian, jacobian
-from .errors import ParseError, SymdiffError, TraceError
+from .errors import ParseError, ShapeError, SymdiffError, TraceError
 from .evaluate import evaluate
 from .ir import Expr, const, count_ops, free_symbols, symbol
 from .ops import abs_ as abs  # noqa: A001 - the public name mirrors numpy's
@@ -33,16 +34,18 @@ from .ops import (
     softplus,
     sqrt,
     step,
+    stop_gradient,
     tan,
     tanh,
 )
+from .ops import equal, greater, greater_equal, less, less_equal, not_equal  # noqa: E402
 from .parser import parse
 from .passes import optimize
 from .printer import to_let_form
 
 __version__ = "0.1.0"
 
-del _ops
+del _ops, _array_ops
 
 
 def symbols(names: str):
@@ -62,11 +65,35 @@ __all__ = [
     "symbols", "symbol", "const", "parse", "evaluate", "diff", "grad", "hessian", "jacobian",
     "optimize", "count_ops", "free_symbols", "to_let_form",
     "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
-    "atan2", "log1p", "expm1", "abs", "sign", "step", "sigmoid", "relu", "softplus",
+    "atan2", "log1p", "expm1", "sign", "step", "sigmoid", "relu", "softplus",
     "maximum", "minimum",
 ]
 
 from .api import CompiledFunction, compile  # noqa: E402, A004
+from .arrays import (  # noqa: E402
+    amax,
+    concatenate,
+    dot,
+    index,
+    log_softmax,
+    logsumexp,
+    matmul,
+    matrix,
+    mean,
+    outer,
+    reshape,
+    softmax,
+    stack,
+    sum,  # noqa: A004
+    transpose,
+    vector,
+    where,
+)
+from .diff import hvp  # noqa: E402
 from .sympy_bridge import from_sympy, to_sympy  # noqa: E402
 
-__all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy"]
+__all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "matrix",
+            "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
+            "outer", "reshape", "softmax", "stack", "sum", "transpose", "where", "hvp",
+            "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
+            "not_equal", "ShapeError"]

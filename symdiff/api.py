@@ -5,71 +5,101 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 from numba import types
 
 from . import __version__
-from .diff import as_variables, forward_mode, grad, hessian, jacobian, reverse_mode
+from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import SymdiffError
 from .ir import Expr, free_symbols, internal_symbol
 from .passes import optimize
 from .trace import as_outputs, trace
 
-# Generated functions, in module order: (method name, generated name, needs scalar f).
-FUNCTIONS = (
-    ("forward", "forward", None),
-    ("grad", "gradient", True),
-    ("value_and_grad", "value_and_grad", True),
-    ("hessian", "hessian", True),
-    ("jacobian", "jacobian", False),
-    ("vjp", "vjp", None),
-    ("jvp", "jvp", None),
-)
+# Generated functions in module order: method -> (generated name, needs scalar f?).
+FUNCTIONS = {
+    "forward": ("forward", None),
+    "grad": ("gradient", True),
+    "value_and_grad": ("value_and_grad", True),
+    "hessian": ("hessian", True),
+    "hvp": ("hvp", True),
+    "jacobian": ("jacobian", False),
+    "vjp": ("vjp", None),
+    "jvp": ("jvp", None),
+}
+# Methods that also exist batched over many points, for functions of scalars.
+BATCHED = ("forward", "grad", "value_and_grad")
 _ARRAY = types.Array(types.float64, 1, "A")
 
 
-def compile(f, wrt=None, *, fast_math: bool = False) -> CompiledFunction:  # noqa: A001
+def compile(f, wrt=None, *, args=None, fast_math: bool = False) -> CompiledFunction:  # noqa: A001
     """Compile ``f`` to Numba-jitted value and derivative functions.
 
-    ``f`` is an expression, a list of expressions (vector-valued), a string, a SymPy
-    expression, or a Python function (traced on symbols named after its parameters).
-    ``wrt`` (symbols or names) fixes the positional arguments of every compiled
-    function; it defaults to the function's parameters or the sorted free symbols.
+    ``f`` is an expression (scalar or array), a list of scalar expressions
+    (vector-valued), a string, a SymPy expression, or a Python function (traced on
+    symbols named after its parameters).  ``args`` (symbols or names) are the positional
+    arguments of every compiled function: by default the function's parameters, else
+    ``wrt`` followed by the other free symbols, else all free symbols sorted by name.
+    ``wrt`` are the variables of the derivatives (default: all arguments); give one
+    symbol instead of a list to get its gradient alone rather than a tuple.
     """
     params = None
     if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
         f, params = trace(f)
     outputs, scalar = as_outputs(f)
-    variables = as_variables(wrt if wrt is not None else params, outputs)
-    missing = [s.value for s in free_symbols(outputs) if s not in set(variables)]
-    if missing:
-        raise SymdiffError(f"the function depends on {', '.join(missing)}, which "
-                           "wrt does not list: every input must be an argument")
-    return CompiledFunction(optimize(outputs, fast_math), variables, scalar, fast_math)
+    if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
+        raise SymdiffError("a list of array outputs is not supported: concatenate them")
+    single = isinstance(wrt, (str, Expr))
+    variables = as_variables(wrt, outputs) if wrt is not None else None
+    if args is not None:
+        arguments = as_variables(args, outputs)
+    elif params is not None:
+        arguments = params
+    elif variables is not None:
+        arguments = variables + [s for s in free_symbols(outputs) if s not in set(variables)]
+    else:
+        arguments = free_symbols(outputs)
+    variables = arguments if variables is None else variables
+    known = set(arguments)
+    for what, symbols in (("the function depends on", free_symbols(outputs)),
+                          ("wrt lists", variables)):
+        missing = [s.value for s in symbols if s not in known]
+        if missing:
+            raise SymdiffError(f"{what} {', '.join(missing)}, which is not an argument: "
+                               "list every input in args")
+    if scalar and outputs[0].shape:
+        scalar = False  # one array-valued output
+    return CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
+                            fast_math)
 
 
 class CompiledFunction:
     """Numba-backed value and derivative functions of one compiled expression.
 
-    Arguments are positional float64 values in ``wrt`` order.  Each method derives and
-    compiles its function on first use; after that the method *is* the Numba dispatcher,
-    so a call costs what a Numba call costs.
+    Arguments are positional, in ``args`` order: floats for scalar symbols, float64
+    arrays of the symbol's shape for array symbols.  Each method derives and compiles its
+    function on first use.  A function of scalars also takes 1-D arrays of points for
+    ``forward``, ``grad`` and ``value_and_grad``, evaluated in parallel.
     """
 
-    def __init__(self, outputs: list[Expr], wrt: list[Expr], scalar: bool, fast_math: bool):
+    def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool):
         self.outputs = outputs
+        self.args = args
         self.wrt = wrt
         self.is_scalar = scalar
+        self.single_wrt = single_wrt
         self.fast_math = fast_math
         self._specs: dict[str, object] = {}
+        self._arrays = any(a.shape for a in args)
+        self._flat_wrt = not single_wrt and not any(v.shape for v in wrt)
 
     def __repr__(self):
-        args = ", ".join(s.value for s in self.wrt)
-        shown = self.outputs[0] if self.is_scalar else f"[{len(self.outputs)} outputs]"
+        args = ", ".join(s.value for s in self.args)
+        shown = self.outputs[0] if len(self.outputs) == 1 else f"[{len(self.outputs)} outputs]"
         text = str(shown)
         return f"<symdiff compiled f({args}) = {text if len(text) < 80 else text[:77] + '...'}>"
 
     def __call__(self, *x):
-        """The value: a float for scalar f, a 1-D array for vector-valued f."""
+        """The value: a float for scalar f, an array for array- or vector-valued f."""
         return self.forward(*x)
 
     def forward(self, *x):
@@ -77,7 +107,7 @@ class CompiledFunction:
         return self._load("forward")(*x)
 
     def grad(self, *x):
-        """Gradient of scalar f: ndarray of shape (n,)."""
+        """Gradient of scalar f: ndarray (n,) for scalar wrt, else a tuple shaped like wrt."""
         return self._load("grad")(*x)
 
     def value_and_grad(self, *x):
@@ -85,29 +115,42 @@ class CompiledFunction:
         return self._load("value_and_grad")(*x)
 
     def hessian(self, *x):
-        """Hessian of scalar f: ndarray of shape (n, n)."""
+        """Hessian of scalar f: ndarray (n, n) over all wrt elements (C order)."""
         return self._load("hessian")(*x)
 
+    def hvp(self, *x_and_direction):
+        """Hessian-vector product: arguments, then one direction per wrt (its shape)."""
+        return self._load("hvp")(*x_and_direction)
+
     def jacobian(self, *x):
-        """Jacobian of vector-valued f: ndarray of shape (m, n)."""
+        """Jacobian of vector-valued f: ndarray (m, n) (elements in C order)."""
         return self._load("jacobian")(*x)
 
     def vjp(self, *x_and_cotangent):
-        """Vector-Jacobian product: sum_k cotangent[k] * grad f_k, shape (n,).
+        """Vector-Jacobian product, shaped like the gradient.
 
-        The cotangent is a float for scalar f, a 1-D float64 array of shape (m,) otherwise.
+        The cotangent is a float for scalar f, a 1-D array of the outputs for a list of
+        scalar outputs, or an array of the output's shape for an array output.
         """
         return self._load("vjp")(*x_and_cotangent)
 
     def jvp(self, *x_and_tangent):
-        """Jacobian-vector product J @ tangent (tangent: 1-D float64 array of shape (n,))."""
+        """Jacobian-vector product J @ tangent, shaped like the value.
+
+        For scalar wrt the tangent is one 1-D array (n,); for array wrt, one array per
+        wrt symbol.
+        """
         return self._load("jvp")(*x_and_tangent)
 
     @property
     def source(self) -> str:
         """The complete generated module (every function that applies to f), as text."""
-        methods = [m for m, _, needs in FUNCTIONS if needs in (None, self.is_scalar)]
-        return self._module_source([self._spec(m) for m in methods])
+        specs = [self._spec(m) for m, (_, needs) in FUNCTIONS.items()
+                 if needs in (None, self.is_scalar)]
+        if self._batchable():
+            specs += [self._spec(m, batched=True) for m in BATCHED
+                      if FUNCTIONS[m][1] in (None, self.is_scalar)]
+        return self._module_source(specs)
 
     def save(self, path) -> str:
         """Write the generated module to ``path``; it imports only math, numpy and numba."""
@@ -116,82 +159,133 @@ class CompiledFunction:
             handle.write(self.source)
         return path
 
-    # Derivation and loading.
+    # Derivation.
+    def _batchable(self) -> bool:
+        return bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
+
     def _module_source(self, specs) -> str:
         from codegen import emit_module
-
-        return emit_module(specs, self._module_doc(specs))
-
-    def _module_doc(self, specs) -> str:
         from codegen.naming import parameter_names
 
-        names = [s.value for s in self.wrt]
+        names = [s.value for s in self.args]
         params = parameter_names(names)
-        text = str(self.outputs[0]) if self.is_scalar else f"{len(self.outputs)} outputs"
+        text = str(self.outputs[0]) if len(self.outputs) == 1 else f"{len(self.outputs)} outputs"
         lines = [f"Generated by symdiff {__version__}; import needs only math, numpy, numba.", ""]
         if len(text) <= 300:
             lines += [f"f = {text}", ""]
         lines.append("Arguments, in order (float64): " + ", ".join(
-            p if p == n else f"{p} (symbol {n})" for p, n in zip(params, names, strict=True)))
+            (p if p == s.value else f"{p} (symbol {s.value})")
+            + (f" array{s.shape}".replace("None", "batch") if s.shape else "")
+            for p, s in zip(params, self.args, strict=True)))
+        lines.append("Derivatives with respect to: " + ", ".join(s.value for s in self.wrt))
         lines += ["", "Functions (all @numba.njit):"]
         lines += [f"  {spec.name}: {spec.doc}" for spec in specs]
-        return "\n".join(lines)
+        return emit_module(specs, "\n".join(lines))
 
-    def _spec(self, method: str):
-        spec = self._specs.get(method)
-        if spec is None:
-            spec = self._specs[method] = self._derive(method)
-        return spec
+    def _spec(self, method: str, batched: bool = False):
+        key = (method, batched)
+        if key not in self._specs:
+            self._specs[key] = self._derive(method, batched)
+        return self._specs[key]
 
-    def _derive(self, method: str):
+    def _gradient_structure(self, gradients):
+        if self.single_wrt:
+            return gradients[0]
+        return list(gradients) if self._flat_wrt else tuple(gradients)
+
+    def _derive(self, method: str, batched: bool):
         from codegen import ArrayParam, FunctionSpec
 
-        name, needs_scalar = {m: (g, s) for m, g, s in FUNCTIONS}[method]
+        name, needs_scalar = FUNCTIONS[method]
         if needs_scalar is not None and needs_scalar != self.is_scalar:
-            kind = "a scalar" if needs_scalar else "a vector-valued"
+            kind = "a scalar" if needs_scalar else "a vector- or array-valued"
             raise SymdiffError(f"{method} needs {kind} function; use "
                                f"{'jacobian or vjp' if needs_scalar else 'grad'}")
-        wrt, outs, n, m = self.wrt, self.outputs, len(self.wrt), len(self.outputs)
-        value = outs[0] if self.is_scalar else list(outs)
-        fm = self.fast_math
-        arrays = ()
+        outs, wrt = self.outputs, self.wrt
+        value = outs[0] if len(outs) == 1 and (self.is_scalar or outs[0].shape) else list(outs)
+        extra, arrays = (), ()
         if method == "forward":
             result, doc = value, "value f(x)"
-        elif method == "grad":
-            result, doc = grad(outs[0], wrt, simplify=False), f"gradient, shape ({n},)"
-        elif method == "value_and_grad":
-            result = (outs[0], grad(outs[0], wrt, simplify=False))
-            doc = f"(value, gradient of shape ({n},)) in one pass"
+        elif method in ("grad", "value_and_grad"):
+            g = self._gradient_structure(grad(outs[0], wrt, simplify=False))
+            result = g if method == "grad" else (outs[0], g)
+            doc = "gradient" if method == "grad" else "(value, gradient) in one pass"
         elif method == "hessian":
-            result, doc = hessian(outs[0], wrt, simplify=False), f"Hessian, shape ({n}, {n})"
+            result, doc = hessian(outs[0], wrt, simplify=False), "Hessian"
+        elif method == "hvp":
+            extra = tuple(internal_symbol(f"direction{k}", v.shape) for k, v in enumerate(wrt))
+            result = self._gradient_structure(hvp(outs[0], wrt, list(extra), simplify=False))
+            doc = "Hessian-vector product H @ direction"
         elif method == "jacobian":
-            result, doc = jacobian(outs, wrt, simplify=False), f"Jacobian, shape ({m}, {n})"
+            result, doc = jacobian(list(outs), wrt, simplify=False), "Jacobian"
         elif method == "vjp":
-            cts = tuple(internal_symbol(f"ct{k}") for k in range(m))
-            result = reverse_mode(list(zip(outs, cts, strict=True)), wrt)
-            doc = f"cotangent-weighted gradient sum_k cotangent[k] * grad f_k, shape ({n},)"
-            arrays = (ArrayParam("_cotangent", cts),)
+            if len(outs) > 1:
+                cts = tuple(internal_symbol(f"ct{k}") for k in range(len(outs)))
+                arrays = (ArrayParam("_cotangent", cts),)
+            else:
+                cts = extra = (internal_symbol("cotangent", outs[0].shape),)
+            gradients = reverse_mode(list(zip(outs, cts, strict=True)), wrt)
+            result, doc = self._gradient_structure(gradients), "cotangent @ Jacobian"
         else:
-            tangents = tuple(internal_symbol(f"tan{j}") for j in range(n))
+            if self._flat_wrt:
+                tangents = tuple(internal_symbol(f"tan{j}") for j in range(len(wrt)))
+                arrays = (ArrayParam("_tangent", tangents),)
+            else:
+                tangents = extra = tuple(internal_symbol(f"tangent{k}", v.shape)
+                                         for k, v in enumerate(wrt))
             result = forward_mode(outs, dict(zip(wrt, tangents, strict=True)))
-            result = result[0] if self.is_scalar else result
-            doc = "directional derivative J @ tangent"
-            arrays = (ArrayParam("_tangent", tangents),)
-        inputs = tuple(wrt)
-        if method == "vjp" and self.is_scalar:
-            # For scalar f the cotangent is one float: a scalar argument, not an array.
-            inputs, arrays = inputs + cts, ()
-        return FunctionSpec(name, inputs, optimize(result, fm), doc, arrays)
+            result, doc = (result[0] if not isinstance(value, list) else result), "J @ tangent"
+        if batched:
+            name, doc = name + "_batch", doc + ", at many points (1-D arrays of points)"
+        return FunctionSpec(name, tuple(self.args) + extra,
+                            optimize(result, self.fast_math), doc, arrays, batched)
 
-    def _load(self, method: str):
-        spec = self._spec(method)
+    # Loading.
+    def _load(self, method: str, batched: bool = False):
+        spec = self._spec(method, batched)
         module = load_module_for(self._module_source([spec]), f"symdiff_{spec.name}")
         dispatcher = getattr(module, spec.name)
-        signature = (types.float64,) * len(spec.inputs) + (_ARRAY,) * len(spec.arrays)
-        dispatcher.compile(signature)
+        signature = tuple(_numba_type(s, batched) for s in spec.inputs)
+        dispatcher.compile(signature + (_ARRAY,) * len(spec.arrays))
         dispatcher.disable_compile()
-        self.__dict__[method] = dispatcher  # later calls go straight to Numba
-        return dispatcher
+        if batched:
+            return dispatcher
+        call = _with_conversions(dispatcher, self, method)
+        self.__dict__[method] = call  # later calls skip the derivation
+        return call
+
+
+def _numba_type(sym: Expr, batched: bool):
+    if batched:
+        return types.Array(types.float64, 1, "C")
+    return types.Array(types.float64, len(sym.shape), "C") if sym.shape else types.float64
+
+
+def _with_conversions(dispatcher, compiled: CompiledFunction, method: str):
+    """The Numba dispatcher, retried with converted arguments when their types differ.
+
+    Arrays of another dtype or layout are converted to C-ordered float64; for a function
+    of scalars, array arguments select the parallel batched version.
+    """
+
+    def call(*x):
+        try:
+            return dispatcher(*x)
+        except TypeError:
+            arrays = [np.ndim(v) > 0 for v in x]
+            if not any(arrays):
+                raise
+        if method in BATCHED and compiled._batchable() and len(x) == len(compiled.args):
+            points = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in x))
+            batch = compiled._load(method, batched=True)
+            return batch(*(np.ascontiguousarray(p.ravel()) for p in points))
+        converted = [np.ascontiguousarray(v, dtype=np.float64) if a else v
+                     for v, a in zip(x, arrays, strict=True)]
+        return dispatcher(*converted)
+
+    call.__doc__ = getattr(CompiledFunction, method).__doc__
+    call.dispatcher = dispatcher
+    return call
 
 
 def load_module_for(source: str, name: str):
@@ -199,4 +293,3 @@ def load_module_for(source: str, name: str):
     from codegen import load_module
 
     return load_module(source, re.sub(r"\W", "_", name))
-

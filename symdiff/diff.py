@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .errors import SymdiffError
+from .errors import ShapeError, SymdiffError
 from .ir import OPS, Expr, apply, as_expr, const, free_symbols, symbol, topological_order
+import numpy as np
+
+from .array_ops import broadcast_to, sum_to, zeros
+from .arrays import concatenate, reshape, stack, transpose
 from .ops import ONE, ZERO
 from .passes import optimize
 
@@ -49,17 +53,43 @@ def _active(order: list[Expr], variables: set[Expr]) -> set[Expr]:
     return active
 
 
+def _contribution(node: Expr, i: int, adjoint: Expr) -> Expr | None:
+    """What ``node``'s adjoint adds to the adjoint of operand i (None: nothing)."""
+    op = OPS[node.op]
+    if not op.elementwise:
+        return op.vjp(i, node, adjoint)
+    partial = op.derivative(i, node.args, node)
+    if partial is ZERO:
+        return None
+    return sum_to(_times(adjoint, partial), node.args[i].shape)
+
+
+def _tangent(node: Expr, tangents: list) -> Expr | None:
+    """The tangent of ``node`` from its operands' tangents (None entries are zero)."""
+    op = OPS[node.op]
+    if not op.elementwise:
+        return op.jvp(node, tangents)
+    terms = []
+    for i, t in enumerate(tangents):
+        if t is not None:
+            partial = op.derivative(i, node.args, node)
+            if partial is not ZERO:
+                terms.append(_times(partial, t))
+    return broadcast_to(_total(terms), node.shape) if terms else None
+
+
 def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> list[Expr]:
     """Adjoints of ``wrt`` for outputs with given seeds: sum_k seed_k * d out_k / d wrt.
 
-    One reverse topological walk; each node's local partials are built once.
+    One reverse topological walk; each node's local partials are built once.  Seeds
+    have their output's shape (or broadcast to it); adjoints have their symbol's shape.
     """
     order = topological_order([out for out, _ in seeded])
     active = _active(order, set(wrt))
     pending: dict[Expr, list[Expr]] = {}
     for out, seed in seeded:
         if out in active and seed is not ZERO:
-            pending.setdefault(out, []).append(seed)
+            pending.setdefault(out, []).append(broadcast_to(seed, out.shape))
     adjoints: dict[Expr, Expr] = {}
     for node in reversed(order):
         terms = pending.pop(node, None)
@@ -69,13 +99,12 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
         if not node.args:
             adjoints[node] = adjoint
             continue
-        rule = OPS[node.op].derivative
         for i, arg in enumerate(node.args):
             if arg in active:
-                partial = rule(i, node.args, node)
-                if partial is not ZERO:
-                    pending.setdefault(arg, []).append(_times(adjoint, partial))
-    return [adjoints.get(w, ZERO) for w in wrt]
+                contribution = _contribution(node, i, adjoint)
+                if contribution is not None:
+                    pending.setdefault(arg, []).append(contribution)
+    return [adjoints[w] if w in adjoints else zeros(w.shape) for w in wrt]
 
 
 def forward_mode(outputs: Sequence[Expr], tangents: dict[Expr, Expr],
@@ -83,23 +112,16 @@ def forward_mode(outputs: Sequence[Expr], tangents: dict[Expr, Expr],
     """Tangents of ``outputs`` given tangents of some symbols (one forward walk)."""
     if order is None:
         order = topological_order(outputs)
-    tangent: dict[Expr, Expr] = {s: t for s, t in tangents.items() if t is not ZERO}
+    tangent: dict[Expr, Expr] = {s: broadcast_to(t, s.shape) for s, t in tangents.items()
+                                 if t is not ZERO}
     for node in order:
-        if not node.args:
-            continue
-        rule = None
-        terms = []
-        for i, arg in enumerate(node.args):
-            t = tangent.get(arg)
-            if t is None:
-                continue
-            rule = rule or OPS[node.op].derivative
-            partial = rule(i, node.args, node)
-            if partial is not ZERO:
-                terms.append(_times(partial, t))
-        if terms:
-            tangent[node] = _total(terms)
-    return [tangent.get(out, ZERO) for out in outputs]
+        if node.args:
+            incoming = [tangent.get(arg) for arg in node.args]
+            if any(t is not None for t in incoming):
+                t = _tangent(node, incoming)
+                if t is not None:
+                    tangent[node] = t
+    return [tangent[out] if out in tangent else zeros(out.shape) for out in outputs]
 
 
 def as_expression(f) -> Expr:
@@ -161,14 +183,51 @@ def grad(f, wrt=None, simplify: bool = True) -> list[Expr]:
     return optimize(g) if simplify else g
 
 
-def jacobian(fs, wrt=None, simplify: bool = True) -> list[list[Expr]]:
-    """Jacobian of a list of expressions: rows are outputs, columns variables.
+def _basis(var: Expr, k: int) -> Expr:
+    """The unit tangent of ``var`` along its k-th element (C order)."""
+    if not var.shape:
+        return ONE
+    position = tuple(("i", int(i)) for i in np.unravel_index(k, var.shape))
+    return apply("embed", ONE, payload=(position, var.shape))
 
-    Reverse mode row by row when there are no more outputs than variables, else forward
-    mode column by column.
+
+def _flat(exprs: Sequence[Expr]) -> Expr:
+    """One vector of all elements of ``exprs`` (C order), for array Jacobians/Hessians."""
+    parts = [reshape(e, (e.size,)) if e.shape else reshape(e, (1,)) for e in exprs]
+    return concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _check_static(exprs: Sequence[Expr], what: str) -> None:
+    for e in exprs:
+        if None in e.shape:
+            raise SymdiffError(f"{what} needs static shapes; {e} has an open dimension")
+
+
+def jacobian(fs, wrt=None, simplify: bool = True):
+    """Jacobian of expressions with respect to variables.
+
+    Scalar outputs and scalar variables give a list of lists (rows are outputs).  With
+    arrays, outputs and variables are flattened in C order and the result is one (m, n)
+    expression.  Reverse mode row by row when there are no more outputs than
+    variables, else forward mode column by column.
     """
     outputs = [as_expression(f) for f in (fs if isinstance(fs, (list, tuple)) else [fs])]
     variables = as_variables(wrt, outputs)
+    arrays = any(e.shape for e in outputs + variables)
+    if arrays:
+        _check_static(outputs + variables, "jacobian")
+        flat = _flat(outputs)
+        m = flat.shape[0]
+        sizes = [v.size if v.shape else 1 for v in variables]
+        if m <= sum(sizes):
+            rows = [_flat(reverse_mode([(flat, _basis(flat, k))], variables)) for k in range(m)]
+        else:
+            order = topological_order([flat])
+            cols = [forward_mode([flat], {v: _basis(v, k)}, order)[0]
+                    for v, size in zip(variables, sizes, strict=True) for k in range(size)]
+            rows = [transpose(stack(cols, axis=0))]
+        result = stack(rows, axis=0) if len(rows) > 1 or rows[0].ndim == 1 else rows[0]
+        return optimize(result) if simplify else result
     if len(outputs) <= len(variables):
         rows = [reverse_mode([(f, ONE)], variables) for f in outputs]
     else:
@@ -178,14 +237,24 @@ def jacobian(fs, wrt=None, simplify: bool = True) -> list[list[Expr]]:
     return optimize(rows) if simplify else rows
 
 
-def hessian(f, wrt=None, simplify: bool = True) -> list[list[Expr]]:
+def hessian(f, wrt=None, simplify: bool = True):
     """Hessian by forward-over-reverse: one forward walk of the gradient graph per column.
 
-    Only the lower triangle is derived; the matrix holds the same node at (i, j), (j, i).
+    For scalar variables a list of lists; only the lower triangle is derived and the
+    matrix holds the same node at (i, j) and (j, i).  With array variables one (n, n)
+    expression over all their elements (C order).
     """
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = optimize(reverse_mode([(f, ONE)], variables))
+    if any(v.shape for v in variables):
+        _check_static(variables, "hessian")
+        flat = _flat(g)
+        order = topological_order([flat])
+        cols = [forward_mode([flat], {v: _basis(v, k)}, order)[0]
+                for v in variables for k in range(v.size if v.shape else 1)]
+        result = stack(cols, axis=1)
+        return optimize(result) if simplify else result
     n = len(variables)
     h: list[list[Expr]] = [[ZERO] * n for _ in range(n)]
     for j, x in enumerate(variables):
@@ -193,3 +262,25 @@ def hessian(f, wrt=None, simplify: bool = True) -> list[list[Expr]]:
         for i, entry in enumerate(column, start=j):
             h[i][j] = h[j][i] = entry
     return optimize(h) if simplify else h
+
+
+def hvp(f, wrt, v, simplify: bool = True):
+    """Hessian-vector product H v by forward-over-reverse, without forming H.
+
+    ``wrt`` is a symbol (``v`` an expression of its shape) or a list of symbols (``v`` a
+    list of the same shapes); the result has the same structure.
+    """
+    f = as_expression(f)
+    single = isinstance(wrt, (str, Expr))
+    variables = as_variables(wrt, [f])
+    directions = [as_expr(d) for d in ([v] if single else v)]
+    if len(directions) != len(variables):
+        raise SymdiffError("hvp needs one direction per variable")
+    for var, d in zip(variables, directions, strict=True):
+        if d.shape not in (var.shape, ()):
+            raise ShapeError(f"direction of shape {d.shape} for {var.value} of shape {var.shape}")
+    g = optimize(reverse_mode([(f, ONE)], variables))
+    result = forward_mode(g, dict(zip(variables, directions, strict=True)))
+    if simplify:
+        result = optimize(result)
+    return result[0] if single else result

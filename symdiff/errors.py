@@ -34,3 +34,7 @@ def _source_line(text, line):
 
 class TraceError(SymdiffError, TypeError):
     """A Python function could not be traced into an expression."""
+
+
+class ShapeError(SymdiffError, ValueError):
+    """Operands whose shapes do not fit the operation."""

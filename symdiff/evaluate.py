@@ -2,43 +2,79 @@
 
 from __future__ import annotations
 
-from .errors import SymdiffError
+import numpy as np
+
+from .errors import ShapeError, SymdiffError
 from .ir import OPS, Expr, flatten, restructure, topological_order
 
 
-def _bindings(values, kwargs) -> dict[str, float]:
-    bound: dict[str, float] = {}
+def _bindings(values, kwargs) -> dict[str, object]:
+    bound: dict[str, object] = {}
     for key, value in {**(values or {}), **kwargs}.items():
         name = key.value if isinstance(key, Expr) and key.op == "symbol" else key
         if not isinstance(name, str):
             raise SymdiffError(f"values must be keyed by symbols or names, got {key!r}")
         try:
-            bound[name] = float(value)
+            array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise SymdiffError(f"value of {name!r} is not a number: {value!r}") from None
+        bound[name] = float(array) if array.ndim == 0 else array
     return bound
+
+
+def _bind(node: Expr, bound: dict, batch: list):
+    try:
+        value = bound[node.value]
+    except KeyError:
+        raise SymdiffError(f"no value given for symbol {node.value!r}") from None
+    shape = np.shape(value)
+    if len(shape) != len(node.shape) or any(
+            d is not None and d != s for d, s in zip(node.shape, shape, strict=True)):
+        raise ShapeError(f"value of {node.value!r} has shape {shape}, expected {node.shape}")
+    for d, s in zip(node.shape, shape, strict=True):
+        if d is None:
+            if batch and batch[0] != s:
+                raise ShapeError(f"open (None) dimensions disagree: {batch[0]} and {s}")
+            batch[:] = [s]
+    return value
+
+
+def _elementwise(op, args):
+    if all(isinstance(a, float) for a in args):
+        return op.evaluate(*args)
+    # The scalar rule element by element keeps the semantics identical to scalars.
+    return np.vectorize(op.evaluate, otypes=[np.float64])(*args)
 
 
 def evaluate(exprs, values=None, **kwargs):
     """Evaluate an expression (or a list of them) at ``values`` / keyword arguments.
 
-    Returns a float for one expression and nested lists of floats shaped like a (nested)
-    list of expressions.  Each distinct node is computed once.
+    Returns a float (or a NumPy array, for an array expression) for one expression and
+    nested lists of those for a (nested) list.  Array symbols take arrays of their shape;
+    an open (None) dimension takes its size from the values.  Each node is computed once.
     """
     single = isinstance(exprs, Expr)
     roots = [exprs] if single else flatten(exprs)
     bound = _bindings(values, kwargs)
-    result: dict[Expr, float] = {}
-    for node in topological_order(roots):
+    batch: list[int] = []
+    result: dict[Expr, object] = {}
+    order = topological_order(roots)
+    for node in order:  # bind symbols first: they fix the size of open dimensions
+        if node.op == "symbol":
+            result[node] = _bind(node, bound, batch)
+    for node in order:
         if node.op == "const":
             result[node] = node.value
-        elif node.op == "symbol":
-            try:
-                result[node] = bound[node.value]
-            except KeyError:
-                raise SymdiffError(f"no value given for symbol {node.value!r}") from None
-        else:
-            result[node] = OPS[node.op].evaluate(*(result[a] for a in node.args))
+        elif node.op == "array":
+            result[node] = node.value.array
+        elif node.args:
+            op = OPS[node.op]
+            args = [result[a] for a in node.args]
+            if op.elementwise:
+                result[node] = _elementwise(op, args)
+            else:
+                shape = tuple(batch[0] if d is None else d for d in node.shape)
+                result[node] = op.evaluate(shape, node.value, *args)
     if single:
         return result[roots[0]]
     return restructure(exprs, iter([result[r] for r in roots]))

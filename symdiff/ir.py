@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .errors import SymdiffError, TraceError
+from .errors import ShapeError, SymdiffError, TraceError
 
 # Names the parser reads as constants, so they cannot name symbols.
 RESERVED_NAMES = frozenset({"inf", "nan"})
@@ -25,23 +25,37 @@ RESERVED_NAMES = frozenset({"inf", "nan"})
 class Op:
     """Everything about one operation, kept in one record.
 
-    ``evaluate`` computes the value from Python floats with NumPy's inf/nan semantics.
-    ``derivative(i, args, out)`` returns the IR of d out / d args[i] (``out`` is the
-    node itself, so rules like exp' = exp can reuse it).  ``emit`` is the Python/Numba
-    template with ``{0}``, ``{1}`` for operand names; ``helper`` is the source of an njit
-    function the template calls, if any.  ``to_sympy`` maps SymPy operands to SymPy.
+    Elementwise ops (``shape_rule`` None) broadcast like NumPy.  ``evaluate`` computes
+    one element from Python floats with NumPy's inf/nan semantics;
+    ``derivative(i, args, out)`` returns the IR of the local partial d out / d args[i]
+    (``out`` is the node itself, so exp' = exp can reuse it); ``emit`` is the Numba
+    template of one element, with ``{0}``, ``{1}`` for operands, and ``helper`` the
+    source of an njit function it calls.  ``to_sympy`` maps SymPy operands to SymPy.
+
+    Structural ops (matmul, sum, indexing, ...) set ``shape_rule(arg_shapes, payload)``,
+    ``evaluate`` over NumPy arrays ``(payload, *args)``, ``vjp(i, node, adjoint)`` and
+    ``jvp(node, tangents)`` (None for a zero tangent) building IR, and ``emit`` as a
+    function of (operand names, node) giving a NumPy expression for Numba.
     """
 
     name: str
-    arity: int
-    evaluate: Callable[..., float]
-    derivative: Callable[[int, tuple, Expr], Expr]
-    emit: str
-    to_sympy: Callable
+    arity: int | None
+    evaluate: Callable
+    derivative: Callable[[int, tuple, Expr], Expr] | None
+    emit: str | Callable
+    to_sympy: Callable | None
     infix: str | None = None
     precedence: int = 50
     helper: str | None = None
     numpy_ufuncs: tuple[str, ...] = ()
+    shape_rule: Callable | None = None
+    vjp: Callable | None = None
+    jvp: Callable | None = None
+
+    @property
+    def elementwise(self) -> bool:
+        """True for ops applied element by element (with broadcasting)."""
+        return self.shape_rule is None
 
 
 OPS: dict[str, Op] = {}
@@ -70,27 +84,32 @@ class Expr:
     """An immutable, interned expression node.
 
     ``op`` is ``"const"``, ``"symbol"`` or the name of a registered op; ``args`` the
-    operand nodes; ``value`` the float of a constant or the name of a symbol.
+    operand nodes; ``value`` the float of a constant, the name of a symbol or an op's
+    static parameters (axis, index key, ...); ``shape`` a tuple of ints, where ``None``
+    stands for the open batch dimension.
     """
 
-    __slots__ = ("op", "args", "value", "__weakref__")
+    __slots__ = ("op", "args", "value", "shape", "__weakref__")
 
     _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
     op: str
     args: tuple[Expr, ...]
-    value: float | str | None
+    value: object
+    shape: tuple
 
     @classmethod
-    def _make(cls, op: str, args: tuple[Expr, ...] = (), value=None) -> Expr:
-        # float.hex keeps -0.0 apart from 0.0 and gives every nan one key.
-        key = (op, args, value.hex() if op == "const" else value)
+    def _make(cls, op: str, args: tuple[Expr, ...] = (), value=None, shape=()) -> Expr:
+        # float.hex keeps -0.0 apart from 0.0 and gives every nan one key.  An op's
+        # shape follows from its operands; a leaf's is part of its identity.
+        key = (op, args, value.hex() if op == "const" else value, () if args else shape)
         node = cls._table.get(key)
         if node is None:
             node = object.__new__(cls)
             object.__setattr__(node, "op", op)
             object.__setattr__(node, "args", args)
             object.__setattr__(node, "value", value)
+            object.__setattr__(node, "shape", shape)
             cls._table[key] = node
         return node
 
@@ -133,6 +152,84 @@ class Expr:
     def __rpow__(self, other):
         return _binary("pow", other, self)
 
+    def __matmul__(self, other):
+        return _array_op("matmul", self, other)
+
+    def __rmatmul__(self, other):
+        return _array_op("matmul", other, self)
+
+    def __lt__(self, other):
+        return _binary("less", self, other)
+
+    def __le__(self, other):
+        return _binary("less_equal", self, other)
+
+    def __gt__(self, other):
+        return _binary("greater", self, other)
+
+    def __ge__(self, other):
+        return _binary("greater_equal", self, other)
+
+    def __getitem__(self, key):
+        from .arrays import index
+
+        return index(self, key)
+
+    def __bool__(self):
+        raise TraceError(
+            f"the truth value of the symbolic expression {self} is unknown while tracing; "
+            "use sd.where(condition, x, y) instead of if/else, and sd.maximum for max()")
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a scalar expression")
+        if self.shape[0] is None:
+            raise TypeError("len() of an expression with an open batch dimension")
+        return self.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def T(self):  # noqa: N802 - NumPy's name
+        """The transpose (axes reversed)."""
+        from .arrays import transpose
+
+        return transpose(self)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions (0 for a scalar)."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements (static shapes only)."""
+        return math.prod(self.shape)
+
+    def sum(self, axis=None, keepdims=False):
+        """Sum over ``axis`` (all axes by default), like ndarray.sum."""
+        from .arrays import sum as sum_
+
+        return sum_(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        """Mean over ``axis`` (all axes by default), like ndarray.mean."""
+        from .arrays import mean
+
+        return mean(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        """The same elements in another shape (C order)."""
+        from .arrays import reshape
+
+        return reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from .arrays import numpy_function
+
+        return numpy_function(func, args, kwargs)
+
     def __neg__(self):
         return apply("neg", self)
 
@@ -153,6 +250,8 @@ class Expr:
     __index__ = __float__
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc.__name__ == "matmul" and method == "__call__" and not kwargs:
+            return _array_op("matmul", *inputs)
         op = _ufunc_op(ufunc.__name__) if method == "__call__" and not kwargs else None
         if op is None:
             return NotImplemented
@@ -189,13 +288,40 @@ def _binary(op, x, y):
         return NotImplemented
 
 
+def _array_op(op, x, y):
+    from .arrays import matmul
+
+    try:
+        return matmul(x, y)
+    except TypeError:
+        return NotImplemented
+
+
 def const(value) -> Expr:
-    """The constant node of a number (stored as a float64)."""
+    """The constant node of a number (stored as a float64), or of an array of numbers."""
+    if getattr(value, "ndim", 0) > 0 or isinstance(value, (list, tuple)):
+        from .arrays import array_constant
+
+        return array_constant(value)
     return Expr._make("const", (), float(value))
 
 
-def symbol(name: str) -> Expr:
-    """A symbol; the name must be a Python identifier, not a keyword, not inf/nan."""
+def check_shape(shape) -> tuple:
+    """A valid static shape: a tuple of positive ints, ``None`` for an open batch dimension."""
+    shape = (shape,) if isinstance(shape, int) or shape is None else tuple(shape)
+    for dim in shape:
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)
+                                or dim < 1):
+            raise SymdiffError(f"invalid shape {shape}: dimensions are positive ints or None")
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def symbol(name: str, shape=()) -> Expr:
+    """A symbol of the given shape (scalar by default).
+
+    The name must be a Python identifier, not a keyword, not inf/nan.  ``None`` in the
+    shape leaves a batch dimension open: it is taken from the arguments at call time.
+    """
     if not isinstance(name, str):
         raise SymdiffError(f"a symbol name must be a string, got {type(name).__name__}")
     name = unicodedata.normalize("NFKC", name)
@@ -205,24 +331,29 @@ def symbol(name: str) -> Expr:
         raise SymdiffError(f"invalid symbol name {name!r}: it is a Python keyword")
     if name in RESERVED_NAMES:
         raise SymdiffError(f"invalid symbol name {name!r}: reserved for the constant {name}")
-    return Expr._make("symbol", (), name)
+    return Expr._make("symbol", (), name, check_shape(shape))
 
 
-def internal_symbol(name: str) -> Expr:
+def internal_symbol(name: str, shape=()) -> Expr:
     """A symbol for symdiff's own use (seeds, cotangents); its name is not an identifier."""
-    return Expr._make("symbol", (), "$" + name)
+    return Expr._make("symbol", (), "$" + name, shape)
 
 
 def as_expr(value) -> Expr:
-    """Return ``value`` as a node: nodes pass through, real numbers become constants."""
+    """Return ``value`` as a node: nodes pass through, numbers and arrays become constants."""
     if isinstance(value, Expr):
         return value
+    if getattr(value, "ndim", 0) > 0 and getattr(value, "dtype", None) is not None:
+        if value.dtype.kind == "O":
+            raise TypeError("object arrays of expressions are not expressions; build arrays "
+                            "with sd.vector / sd.matrix / sd.stack")
+        return const(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"cannot use {type(value).__name__} {value!r} in an expression")
     return const(float(value))
 
 
-def apply(op_name: str, *operands) -> Expr:
+def apply(op_name: str, *operands, payload=None) -> Expr:
     """Build the node ``op_name(*operands)``; numbers become constants.
 
     The negation of a constant is the negative constant, so that ``-2`` written in text,
@@ -231,12 +362,32 @@ def apply(op_name: str, *operands) -> Expr:
     op = OPS.get(op_name)
     if op is None:
         raise SymdiffError(f"unknown operation {op_name!r}")
-    if len(operands) != op.arity:
+    if op.arity is not None and len(operands) != op.arity:
         raise SymdiffError(f"{op_name} takes {op.arity} argument(s), got {len(operands)}")
     args = tuple(as_expr(x) for x in operands)
     if op_name == "neg" and args[0].op == "const":
         return const(-args[0].value)
-    return Expr._make(op_name, args)
+    if op.shape_rule is None:
+        shape = broadcast_shapes(op_name, *(a.shape for a in args))
+    else:
+        shape = op.shape_rule(tuple(a.shape for a in args), payload)
+    return Expr._make(op_name, args, payload, shape)
+
+
+def broadcast_shapes(op_name: str, *shapes: tuple) -> tuple:
+    """NumPy broadcasting of static shapes; an open (None) dimension matches only itself or 1."""
+    if all(s == shapes[0] for s in shapes):
+        return shapes[0]
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    result = []
+    for dims in zip(*padded, strict=True):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            listed = " and ".join(str(tuple(s)) for s in shapes)
+            raise ShapeError(f"{op_name}: shapes {listed} do not broadcast")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
 
 
 def topological_order(roots: Iterable[Expr], seen: set[Expr] | None = None) -> list[Expr]:

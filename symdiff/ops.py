@@ -198,13 +198,36 @@ _fn("minimum", 2, _minimum, _tie_split(False), "_sd_minimum({0}, {1})", sympy.Mi
                                     "return x + y  # a nan operand gives nan"]))
 
 
+# Comparisons give 1.0 or 0.0 (nan compares false, as in NumPy); they and stop_gradient
+# have derivative 0.  where(c, x, y) picks x where c is nonzero.
+def _compare(name, symbol, test, relation):
+    _fn(name, 2, lambda x, y: 1.0 if test(x, y) else 0.0, _rule(lambda x, y, o: ZERO,
+                                                              lambda x, y, o: ZERO),
+        f"(1.0 if {{0}} {symbol} {{1}} else 0.0)",
+        lambda x, y: sympy.Piecewise((1, relation(x, y)), (0, True)), (name,))
+
+
+_compare("less", "<", lambda x, y: x < y, sympy.Lt)
+_compare("less_equal", "<=", lambda x, y: x <= y, sympy.Le)
+_compare("greater", ">", lambda x, y: x > y, sympy.Gt)
+_compare("greater_equal", ">=", lambda x, y: x >= y, sympy.Ge)
+_compare("equal", "==", lambda x, y: x == y, sympy.Eq)
+_compare("not_equal", "!=", lambda x, y: x != y, sympy.Ne)
+_fn("where", 3, lambda c, x, y: x if c != 0.0 else y,
+    _rule(lambda c, x, y, o: ZERO, lambda c, x, y, o: apply("not_equal", c, 0.0),
+          lambda c, x, y, o: apply("equal", c, 0.0)),
+    "({1} if {0} != 0.0 else {2})",
+    lambda c, x, y: sympy.Piecewise((x, sympy.Ne(c, 0)), (y, True)))
+_fn("stop_gradient", 1, lambda x: x, _rule(lambda x, o: ZERO), "{0}", lambda x: x)
+
+
 def _public(name):
     def function(*args):
         return apply(name, *args)
 
     function.__name__ = name
     function.__qualname__ = name
-    arity = "x, y" if name in ("atan2", "maximum", "minimum") else "x"
+    arity = ", ".join("cxy"[3 - OPS[name].arity:]) if OPS[name].arity > 1 else "x"
     function.__doc__ = f"Symbolic {name}({arity}); numbers become constants."
     return function
 
@@ -214,7 +237,10 @@ tanh, sinh, cosh, asin, acos, atan = map(_public, ("tanh", "sinh", "cosh", "asin
 atan2, log1p, expm1, sign, step = map(_public, ("atan2", "log1p", "expm1", "sign", "step"))
 sigmoid, relu, softplus = map(_public, ("sigmoid", "relu", "softplus"))
 maximum, minimum = map(_public, ("maximum", "minimum"))
+less, less_equal, greater, greater_equal, equal, not_equal = map(_public, (
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal"))
+where, stop_gradient = map(_public, ("where", "stop_gradient"))
 abs_ = _public("abs")
 
 # Ops callable by name in parsed text: every op that prints as a function call.
-FUNCTIONS = {name: op for name, op in OPS.items() if op.infix is None}
+FUNCTIONS = {name: op for name, op in OPS.items() if op.infix is None and op.elementwise}

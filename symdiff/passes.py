@@ -37,7 +37,7 @@ def _rewrite(graph: Graph, rewrite_node) -> Graph:
         if node.args:
             args = tuple([mapping[a] for a in node.args])
             if args != node.args:  # nodes compare by identity
-                new = apply(node.op, *args)
+                new = apply(node.op, *args, payload=node.value)
             new = rewrite_node(new)
         mapping[node] = new
         if new in emitted:
@@ -51,7 +51,7 @@ def _rewrite(graph: Graph, rewrite_node) -> Graph:
 
 
 def _fold(node: Expr) -> Expr:
-    if node.args and all(a.op == "const" for a in node.args):
+    if node.args and all(a.op == "const" for a in node.args) and OPS[node.op].elementwise:
         return const(OPS[node.op].evaluate(*(a.value for a in node.args)))
     return node
 
@@ -65,23 +65,28 @@ def _rules_by_op(fast_math: bool) -> dict[str, list]:
     table: dict[str, list] = {}
     for rule in RULES:
         if fast_math or not rule.fast_math:
-            table.setdefault(rule.op, []).append(rule)
+            names = [n for n, op in OPS.items() if op.elementwise] if (
+                rule.op == "elementwise") else [rule.op]
+            for name in names:
+                table.setdefault(name, []).append(rule)
     return table
 
 
-_SAFE_RULES = _rules_by_op(False)
-_ALL_RULES = _rules_by_op(True)
+_TABLES: dict[bool, dict] = {}
 
 
 def simplify(graph: Graph, fast_math: bool = False) -> Graph:
     """Apply the rules of ``rules.RULES`` to each node until none applies."""
-    table = _ALL_RULES if fast_math else _SAFE_RULES
+    if fast_math not in _TABLES:  # built on first use, once every op is registered
+        _TABLES[fast_math] = _rules_by_op(fast_math)
+    table = _TABLES[fast_math]
 
     def rewrite(node: Expr) -> Expr:
         for _ in range(MAX_REWRITES_PER_NODE):
             for rule in table.get(node.op, ()):
                 replacement = rule.rewrite(node)
-                if replacement is not None:
+                # A rule may not change the shape (x * 1 -> x needs x as large as x * 1).
+                if replacement is not None and replacement.shape == node.shape:
                     node = replacement
                     break
             else:

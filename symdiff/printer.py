@@ -33,6 +33,8 @@ def format_number(value: float) -> str:
 def _leaf(node: Expr) -> tuple[str, int]:
     if node.op == "symbol":
         return node.value, ATOM
+    if node.op == "array":
+        return f"array{node.shape}", ATOM
     text = format_number(node.value)
     return text, UNARY if text.startswith("-") else ATOM
 
@@ -53,6 +55,8 @@ def _pieces(node: Expr, names: dict[Expr, str]) -> list:
         pieces = [f"{node.op}("]
         for i, arg in enumerate(node.args):
             pieces += [", "] * (i > 0) + [arg]
+        if node.value is not None:  # array ops print their parameters (not parseable)
+            pieces.append(f"; {node.value}")
         return pieces + [")"]
     prec = op.precedence
 

@@ -17,7 +17,7 @@ from .ir import Expr, apply, const, is_number
 class Rule:
     """``rewrite(node)`` returns the replacement, or None when the rule does not apply."""
 
-    op: str
+    op: str  # an op name, or "elementwise" for every elementwise op
     doc: str
     rewrite: Callable[[Expr], Expr | None]
     fast_math: bool = False
@@ -32,7 +32,30 @@ def _when(condition, result):
     return lambda node: result(*node.args) if condition(*node.args) else None
 
 
+def _unbroadcast_operands(node: Expr) -> Expr | None:
+    # Elementwise ops broadcast by themselves: an explicit broadcast_to of an operand is
+    # redundant when dropping it leaves the result's shape unchanged.
+    args = tuple(a.args[0] if a.op == "broadcast_to" else a for a in node.args)
+    if args == node.args:
+        return None
+    rebuilt = apply(node.op, *args)
+    return rebuilt if rebuilt.shape == node.shape else None
+
+
+def _same_op_twice(node: Expr) -> bool:
+    return node.args[0].op == node.op
+
+
 RULES: tuple[Rule, ...] = (
+    Rule("elementwise", "f(broadcast_to(x), y) -> f(x, y)", _unbroadcast_operands),
+    Rule("reshape", "reshape(reshape(x)) -> reshape(x)", lambda n: apply(
+        "reshape", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
+    Rule("reshape", "reshape(c) -> c for a scalar constant c of one element",
+         lambda n: n.args[0] if n.args[0].op == "const" else None),
+    Rule("broadcast_to", "broadcast_to(broadcast_to(x)) -> broadcast_to(x)", lambda n: apply(
+        "broadcast_to", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
+    Rule("transpose", "transpose(transpose(x)) -> x",
+         lambda n: n.args[0].args[0] if _same_op_twice(n) else None),
     Rule("add", "x + 0 -> x", _when(lambda x, y: is_number(y, 0), lambda x, y: x)),
     Rule("add", "0 + x -> x", _when(lambda x, y: is_number(x, 0), lambda x, y: y)),
     Rule("add", "x + (-y) -> x - y", _when(lambda x, y: _neg(y),

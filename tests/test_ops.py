@@ -1,6 +1,7 @@
-"""Every op, from one table: value, first and second derivatives against SymPy and against
-central finite differences, at several points including near the edges of domains; and
-the compiled code against the reference evaluator."""
+"""Every elementwise op, from one table: value, first and second derivatives against SymPy
+and against central finite differences, at several points including near the edges of
+domains; and the compiled code against the reference evaluator.  (Array ops have their
+own table in test_array_ops.py.)"""
 
 import math
 
@@ -12,7 +13,8 @@ import symdiff as sd
 from symdiff.ir import OPS, apply
 from tests.conftest import close
 
-X, Y = sd.symbols("x y")
+X, Y, Z = sd.symbols("x y z")
+ELEMENTWISE = {name: op for name, op in OPS.items() if op.elementwise}
 
 # One row per op: points (x,) or (x, y) away from kinks, near domain edges included.
 POINTS = {
@@ -45,24 +47,35 @@ POINTS = {
     "softplus": [(0.3,), (-30.0,), (30.0,)],
     "maximum": [(0.3, -1.7), (-4.0, 9.0)],
     "minimum": [(0.3, -1.7), (-4.0, 9.0)],
+    "less": [(0.3, -1.7), (-4.0, 9.0)],
+    "less_equal": [(0.3, -1.7), (-4.0, 9.0)],
+    "greater": [(0.3, -1.7), (-4.0, 9.0)],
+    "greater_equal": [(0.3, -1.7), (-4.0, 9.0)],
+    "equal": [(0.3, -1.7), (2.0, 2.5)],
+    "not_equal": [(0.3, -1.7), (2.0, 2.5)],
+    "where": [(1.0, 0.3, -1.7), (0.0, 0.3, -1.7)],
+    "stop_gradient": [(0.3,), (-2.0,)],
 }
+# Ops whose derivative is zero by definition, which SymPy's Piecewise cannot show.
+ZERO_DERIVATIVE = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+                   "stop_gradient"}
 
 CASES = [(name, p) for name in sorted(POINTS) for p in POINTS[name]]
 
 
 def _variables(name):
-    return (X, Y)[: OPS[name].arity]
+    return (X, Y, Z)[: OPS[name].arity]
 
 
 def _sympy_value(expr, point):
     subs = {sympy.Symbol(v.value, real=True): value
-            for v, value in zip((X, Y), point, strict=False)}
+            for v, value in zip((X, Y, Z), point, strict=False)}
     return complex(sympy.N(expr.subs(subs), 30)).real
 
 
 def test_every_op_has_every_piece():
-    assert set(POINTS) == set(OPS), "each op needs a row in POINTS"
-    for op in OPS.values():
+    assert set(POINTS) == set(ELEMENTWISE), "each op needs a row in POINTS"
+    for op in ELEMENTWISE.values():
         assert callable(op.evaluate) and callable(op.derivative) and callable(op.to_sympy)
         assert all(f"{{{i}}}" in op.emit for i in range(op.arity)), op.name
         if "_sd_" in op.emit:
@@ -85,6 +98,9 @@ def test_value_and_derivatives_match_sympy(name, point):
     assert close(sd.evaluate(f, env), _sympy_value(ref, point), rel=1e-12)
     for v in variables:
         first = sd.diff(f, v)
+        if name in ZERO_DERIVATIVE:
+            assert first is sd.const(0)
+            continue
         sym_v = sympy.Symbol(v.value, real=True)
         ref_first = sympy.diff(ref, sym_v)
         assert close(sd.evaluate(first, env), _sympy_value(ref_first, point), rel=1e-10), v
@@ -106,6 +122,9 @@ def _central(fn, point, i, h):
 def test_derivatives_match_finite_differences(name, point):
     variables = _variables(name)
     f = apply(name, *variables)
+    if name == "stop_gradient":  # by definition its derivative is 0, not the slope
+        assert sd.diff(f, X) is sd.const(0) and sd.evaluate(f, x=point[0]) == point[0]
+        return
 
     def at(expr):
         return lambda p: sd.evaluate(expr, dict(zip([v.value for v in variables], p,
@@ -126,23 +145,23 @@ def test_derivatives_match_finite_differences(name, point):
 def compiled_table():
     """All ops with their first and second derivatives, compiled as one vector function."""
     outputs, rows = [], []
-    for name in sorted(OPS):
+    for name in sorted(ELEMENTWISE):
         variables = _variables(name)
         f = apply(name, *variables)
         exprs = [f] + [sd.diff(f, v) for v in variables]
         exprs += [sd.diff(f, v, w) for v in variables for w in variables]
         rows.append((name, len(outputs), exprs))
         outputs += exprs
-    return sd.compile(outputs, [X, Y]), rows
+    return sd.compile(outputs, [X, Y, Z]), rows
 
 
 @pytest.mark.parametrize("name,point", CASES)
 def test_compiled_code_matches_evaluator(compiled_table, name, point):
     fn, rows = compiled_table
-    x, y = (point + (0.7,))[:2]
-    values = fn(x, y)
+    x, y, z = (point + (0.7, -0.2))[:3]
+    values = fn(x, y, z)
     start, exprs = next((s, e) for n, s, e in rows if n == name)
-    expected = sd.evaluate(exprs, x=x, y=y)
+    expected = sd.evaluate(exprs, x=x, y=y, z=z)
     got = values[start:start + len(exprs)]
     assert all(close(g, e, rel=1e-13) for g, e in zip(got, expected, strict=True)), (got,
                                                                                       expected)

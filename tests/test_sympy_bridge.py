@@ -13,7 +13,11 @@ x, y = sd.symbols("x y")
 X, Y = sympy.symbols("x y", real=True)
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
+CONVERTIBLE = sorted(n for n, op in OPS.items() if op.elementwise and op.name not in (
+    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "where"))
+
+
+@pytest.mark.parametrize("name", CONVERTIBLE)
 def test_round_trip_keeps_the_value(name):
     f = apply(name, *(x, y)[: OPS[name].arity])
     back = sd.from_sympy(sd.to_sympy(f))

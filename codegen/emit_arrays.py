@@ -1,0 +1,264 @@
+"""Emit njit functions over arrays: fused elementwise loops, reductions, NumPy/BLAS calls.
+
+Fusion rule: an elementwise array node is computed inside the loop of its consumer (as a
+local scalar) when it has exactly one consumer, that consumer iterates over the same
+shape, and it is not an output; every other array node is materialized.  A loop runs at
+the topological position of the node it materializes, so fusion never reorders
+dependencies.  Loop bounds are the static dimensions or ``_nb``, the open batch size read
+from the arguments, so code size does not depend on array sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from symdiff.array_ops import key_to_python
+from symdiff.ir import OPS, Expr, flatten
+
+from .naming import literal, parameter_names, temporary
+from .schedule import schedule
+
+REDUCTIONS = ("sum", "sum_to", "amax")
+BATCH = "_nb"
+
+
+def _dim(d) -> str:
+    return BATCH if d is None else str(d)
+
+
+def _shape_text(shape) -> str:
+    dims = ", ".join(_dim(d) for d in shape)
+    return f"({dims},)" if len(shape) == 1 else f"({dims})"
+
+
+def _key_text(key) -> str:
+    parts = []
+    for item in key_to_python(key):
+        if isinstance(item, slice):
+            start = "" if item.start is None else str(item.start)
+            stop = "" if item.stop is None else str(item.stop)
+            step = "" if item.step in (None, 1) else f":{item.step}"
+            parts.append(f"{start}:{stop}{step}")
+        else:
+            parts.append(str(item))
+    return ", ".join(parts)
+
+
+def constant_name(node: Expr) -> str:
+    """Module-level name of an array constant (by content, so identical ones are shared)."""
+    return "_k" + hashlib.sha256(repr(node.value._key).encode()).hexdigest()[:12]
+
+
+def constant_source(node: Expr) -> str:
+    """Module-level definition of an array constant."""
+    values = ", ".join(repr(float(v)) for v in node.value.array.ravel())
+    return f"{constant_name(node)} = np.array([{values}]).reshape({node.shape})"
+
+
+def iteration_shape(node: Expr) -> tuple:
+    """The shape a node's loop runs over (its input's, for reductions)."""
+    return node.args[0].shape if node.op in REDUCTIONS else node.shape
+
+
+class ArrayEmitter:
+    """Builds the body of one function whose graph has array nodes."""
+
+    def __init__(self, inputs, arrays, result, statement):
+        self.statement = statement  # scalar statement from operand names (emit_numba)
+        self.params = parameter_names([s.value for s in inputs])
+        self.names: dict[Expr, str] = dict(zip(inputs, self.params, strict=True))
+        for array in arrays:
+            for i, sym in enumerate(array.symbols):
+                self.names[sym] = f"{array.name}[{i}]"
+        self.inputs = list(inputs)
+        self.outputs = flatten(result)
+        self.order = schedule(self.outputs)
+        self.position = {node: k for k, node in enumerate(self.order)}
+        self.lines: list[str] = []
+        self.counter = 0
+        self.constants: list[Expr] = []
+        consumers: dict[Expr, list[Expr]] = {}
+        for node in self.order:
+            for arg in node.args:
+                consumers.setdefault(arg, []).append(node)
+        out = set(self.outputs)
+        self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), out)}
+
+    @staticmethod
+    def _fusible(node, users, outputs) -> bool:
+        op = OPS[node.op]
+        if not node.shape or node in outputs or len(users) != 1:
+            return False
+        if not (op.elementwise or node.op == "broadcast_to"):
+            return False
+        user = users[0]
+        return (OPS[user.op].elementwise or user.op in REDUCTIONS or user.op == "broadcast_to") \
+            and iteration_shape(user) == node.shape
+
+    def new_name(self) -> str:
+        name = temporary(self.counter)
+        self.counter += 1
+        return name
+
+    # Operands.
+    def scalar(self, node: Expr) -> str:
+        if node.op == "const":
+            return literal(node.value)
+        return self.names[node]
+
+    def array(self, node: Expr) -> str:
+        if node.op == "array":
+            if node not in self.constants:
+                self.constants.append(node)
+            return constant_name(node)
+        return self.names[node]
+
+    def element(self, node: Expr, loop_shape: tuple, indices: list[str], local) -> str:
+        """The element of ``node`` at the loop position, with NumPy broadcasting."""
+        if node in local:
+            return local[node]
+        if not node.shape:
+            return self.scalar(node)
+        offset = len(loop_shape) - len(node.shape)
+        index = ["0" if d == 1 and loop_shape[offset + k] != 1 else indices[offset + k]
+                 for k, d in enumerate(node.shape)]
+        return f"{self.array(node)}[{', '.join(index)}]"
+
+    # Statements.
+    def emit(self) -> list[str]:
+        """All statements of the function body, before the return."""
+        self.check_arguments()
+        for node in self.order:
+            if node in self.inlined:
+                continue
+            if not node.shape and OPS[node.op].elementwise and not any(a.shape for a in
+                                                                       node.args):
+                name = self.new_name()
+                self.lines.append(f"{name} = {self.statement(node, self.scalar)}")
+                self.names[node] = name
+            elif OPS[node.op].elementwise or node.op in REDUCTIONS + ("broadcast_to",):
+                self.loop(node)
+            else:
+                self.call(node)
+        return self.lines
+
+    def check_arguments(self) -> None:
+        batch_from = None
+        for sym, name in zip(self.inputs, self.params, strict=True):
+            if not sym.shape:
+                continue
+            for k, d in enumerate(sym.shape):
+                if d is None and batch_from is None:
+                    batch_from = f"{name}.shape[{k}]"
+                    self.lines.append(f"{BATCH} = {batch_from}")
+            wanted = " or ".join(f"{name}.shape[{k}] != {_dim(d)}" for k, d in
+                                 enumerate(sym.shape))
+            shown = str(sym.shape).replace("None", "batch")
+            self.lines.append(f"if {wanted}:")
+            self.lines.append(f'    raise ValueError("argument {name} must have shape {shown}")')
+
+    def loop(self, root: Expr) -> None:
+        shape = iteration_shape(root)
+        name = self.new_name()
+        indices = [f"_i{k}" for k in range(len(shape))]
+        body: list[str] = []
+        local: dict[Expr, str] = {}
+        # The inlined producers of this loop, in order.
+        members, stack = [], [root]
+        while stack:
+            node = stack.pop()
+            members.append(node)
+            stack.extend(a for a in node.args if a in self.inlined)
+        for node in sorted(members[1:], key=self.position.__getitem__):
+            local[node] = self.loop_value(node, shape, indices, local, body)
+        value = self.loop_value(root, shape, indices, local, body, final=True)
+        if root.op in REDUCTIONS:
+            self.reduction(root, name, shape, indices, value, body)
+        else:
+            self.lines.append(f"{name} = np.empty({_shape_text(shape)})")
+            body.append(f"{name}[{', '.join(indices)}] = {value}")
+            self.nest(shape, indices, body)
+        self.names[root] = name
+
+    def loop_value(self, node, shape, indices, local, body, final=False) -> str:
+        if node.op in REDUCTIONS:
+            return self.element(node.args[0], shape, indices, local)
+        if node.op == "broadcast_to":
+            return self.element(node.args[0], shape, indices, local)
+        text = self.statement(node, lambda a: self.element(a, shape, indices, local))
+        if final:
+            return text
+        var = f"_v{len(body)}"
+        body.append(f"{var} = {text}")
+        return var
+
+    def nest(self, shape, indices, body) -> None:
+        for depth, (d, i) in enumerate(zip(shape, indices, strict=True)):
+            self.lines.append("    " * depth + f"for {i} in range({_dim(d)}):")
+        pad = "    " * len(shape)
+        self.lines.extend(pad + line for line in body)
+
+    def reduction(self, root, name, shape, indices, value, body) -> None:
+        out = root.shape
+        if root.op == "sum_to":
+            offset = len(shape) - len(out)
+            target = ["0" if d == 1 and shape[offset + k] != 1 else indices[offset + k]
+                      for k, d in enumerate(out)]
+        else:
+            axes, keepdims = root.value
+            axes = range(len(shape)) if axes is None else axes
+            target = [("0" if k in axes else i) for k, i in enumerate(indices)
+                      if keepdims or k not in axes]
+        slot = f"{name}[{', '.join(target)}]" if out else name
+        start = "-math.inf" if root.op == "amax" else "0.0"
+        if out:
+            fill = "np.full" if root.op == "amax" else "np.zeros"
+            extra = ", -math.inf" if root.op == "amax" else ""
+            self.lines.append(f"{name} = {fill}({_shape_text(out)}{extra})")
+        else:
+            self.lines.append(f"{name} = {start}")
+        if root.op == "amax":
+            body.append(f"{slot} = _sd_maximum({slot}, {value})")
+        else:
+            body.append(f"{slot} += {value}")
+        self.nest(shape, indices, body)
+
+    def call(self, node: Expr) -> None:
+        name = self.new_name()
+        args = [self.array(a) if a.shape else self.scalar(a) for a in node.args]
+        op, shape = node.op, node.shape
+        if op == "matmul":
+            text = f"np.dot({args[0]}, {args[1]})"
+        elif op == "transpose":
+            text = f"{args[0]}.T"
+        elif op == "reshape":
+            if not node.args[0].shape:
+                text = f"np.full({_shape_text(shape)}, {args[0]})"
+            elif not shape:
+                text = f"np.ascontiguousarray({args[0]}).reshape(-1)[0]"
+            else:
+                text = f"np.ascontiguousarray({args[0]}).reshape({_shape_text(shape)})"
+        elif op == "index":
+            text = f"{args[0]}[{_key_text(node.value)}]" + (".copy()" if shape else "")
+        elif op == "embed":
+            key, full = node.value
+            self.lines.append(f"{name} = np.zeros({_shape_text(full)})")
+            text = None
+            self.lines.append(f"{name}[{_key_text(key)}] = {args[0]}")
+        elif op == "concatenate":
+            text = f"np.concatenate(({', '.join(args)},), axis={node.value})"
+        else:  # pragma: no cover - every structural op is handled above
+            raise NotImplementedError(op)
+        if text is not None:
+            self.lines.append(f"{name} = {text}")
+        self.names[node] = name
+
+    def returned(self, node: Expr) -> str:
+        """The expression that returns ``node`` (a fresh array, never a view of an input)."""
+        if not node.shape:
+            return self.scalar(node)
+        name = self.array(node)
+        fresh = node.args and (OPS[node.op].elementwise or node.op in REDUCTIONS + (
+            "broadcast_to", "matmul", "embed", "concatenate") or node.op == "index")
+        return name if fresh else f"{name}.copy()"
+

@@ -1,0 +1,285 @@
+"""Structural array ops: one record each with shape rule, NumPy evaluation, VJP, JVP and
+the NumPy expression Numba runs (reductions are fused into loops by the code generator).
+
+Payloads (``node.value``) are hashable: axes tuples, target shapes, normalized index keys.
+An index key has one entry per leading axis: ``("i", k)`` picks position k (the axis goes
+away), ``("s", start, stop, step)`` keeps a slice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ShapeError
+from .ir import Op, apply, register
+from .ops import ZERO
+
+
+def reduced_shape(shape, axes, keepdims):
+    """Shape after reducing ``axes`` (None: all)."""
+    axes = range(len(shape)) if axes is None else axes
+    if keepdims:
+        return tuple(1 if k in axes else d for k, d in enumerate(shape))
+    return tuple(d for k, d in enumerate(shape) if k not in axes)
+
+
+def _sum_shape(shapes, payload):
+    axes, keepdims = payload
+    return reduced_shape(shapes[0], axes, keepdims)
+
+
+def _kept(node, adjoint):
+    """The adjoint of a reduction reshaped with its reduced axes kept as size 1."""
+    axes, keepdims = node.value
+    kept = reduced_shape(node.args[0].shape, axes, True)
+    return adjoint if keepdims or adjoint.shape in (kept, ()) else apply(
+        "reshape", adjoint, payload=kept)
+
+
+def broadcast_to(x, shape):
+    """``x`` broadcast to ``shape`` (no node when the shape already matches)."""
+    return x if x.shape == tuple(shape) else apply("broadcast_to", x, payload=tuple(shape))
+
+
+def sum_to(x, shape):
+    """Sum ``x`` down to ``shape``, undoing broadcasting (no node when shapes match)."""
+    return x if x.shape == tuple(shape) else apply("sum_to", x, payload=tuple(shape))
+
+
+def zeros(shape):
+    """An all-zero expression of ``shape``."""
+    return broadcast_to(ZERO, shape)
+
+
+register(Op(
+    "sum", 1, lambda shape, p, x: np.sum(x, axis=p[0], keepdims=p[1]), None, None, None,
+    shape_rule=_sum_shape,
+    vjp=lambda i, node, adj: broadcast_to(_kept(node, adj), node.args[0].shape),
+    jvp=lambda node, t: apply("sum", t[0], payload=node.value),
+))
+
+
+def _amax_vjp_parts(node):
+    x = node.args[0]
+    hit = apply("equal", x, broadcast_to(_kept(node, node), x.shape))
+    count = apply("sum", hit, payload=(node.value[0], True))
+    return hit, count
+
+
+def _amax_vjp(i, node, adj):
+    # Ties split evenly, as for maximum(x, y).
+    hit, count = _amax_vjp_parts(node)
+    share = apply("div", broadcast_to(_kept(node, adj), hit.shape), count)
+    return apply("mul", hit, share)
+
+
+def _amax_jvp(node, t):
+    hit, count = _amax_vjp_parts(node)
+    total = apply("sum", apply("mul", hit, t[0]), payload=(node.value[0], True))
+    return _unkeep(node, apply("div", total, count))
+
+
+def _unkeep(node, kept):
+    return kept if node.value[1] else apply("reshape", kept, payload=node.shape)
+
+
+register(Op(
+    "amax", 1, lambda shape, p, x: np.max(x, axis=p[0], keepdims=p[1]), None, None, None,
+    shape_rule=_sum_shape, vjp=_amax_vjp, jvp=_amax_jvp,
+))
+
+
+def _broadcast_shape(shapes, target):
+    (shape,) = shapes
+    padded = (1,) * (len(target) - len(shape)) + tuple(shape)
+    if len(shape) > len(target) or any(s not in (1, t) for s, t in zip(padded, target,
+                                                                      strict=True)):
+        raise ShapeError(f"cannot broadcast shape {shape} to {target}")
+    return tuple(target)
+
+
+register(Op(
+    "broadcast_to", 1, lambda shape, p, x: np.broadcast_to(x, shape).copy(), None, None,
+    None, shape_rule=_broadcast_shape,
+    vjp=lambda i, node, adj: sum_to(adj, node.args[0].shape),
+    jvp=lambda node, t: broadcast_to(t[0], node.shape),
+))
+
+
+def _sum_to_evaluate(shape, target, x):
+    lead = x.ndim - len(target)
+    axes = tuple(range(lead)) + tuple(lead + k for k, d in enumerate(target)
+                                      if d == 1 and x.shape[lead + k] != 1)
+    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+
+
+def _sum_to_shape(shapes, target):
+    _broadcast_shape((tuple(target),), shapes[0])
+    return tuple(target)
+
+
+register(Op(
+    "sum_to", 1, _sum_to_evaluate, None, None, None, shape_rule=_sum_to_shape,
+    vjp=lambda i, node, adj: broadcast_to(adj, node.args[0].shape),
+    jvp=lambda node, t: sum_to(t[0], node.shape),
+))
+
+
+def _reshape_shape(shapes, target):
+    (shape,) = shapes
+    if shape.count(None) != target.count(None) or math.prod(
+            d for d in shape if d) != math.prod(d for d in target if d):
+        raise ShapeError(f"cannot reshape {shape} to {target}")
+    return tuple(target)
+
+
+register(Op(
+    "reshape", 1, lambda shape, p, x: np.reshape(x, shape), None, None, None,
+    shape_rule=_reshape_shape,
+    vjp=lambda i, node, adj: apply("reshape", adj, payload=node.args[0].shape)
+    if adj.shape != node.args[0].shape else adj,
+    jvp=lambda node, t: apply("reshape", broadcast_to(t[0], node.args[0].shape),
+                              payload=node.shape),
+))
+
+
+def _transpose_shape(shapes, payload):
+    (shape,) = shapes
+    return tuple(reversed(shape))
+
+
+register(Op(
+    "transpose", 1, lambda shape, p, x: np.ascontiguousarray(x.T), None, None, None,
+    shape_rule=_transpose_shape,
+    vjp=lambda i, node, adj: apply("transpose", adj),
+    jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
+))
+
+
+def _matmul_shape(shapes, payload):
+    a, b = shapes
+    if not a or not b or len(a) > 2 or len(b) > 2:
+        raise ShapeError(f"matmul needs 1-D or 2-D operands, got shapes {a} and {b}")
+    inner_b = b[0] if len(b) == 1 else b[-2]
+    if a[-1] != inner_b:
+        raise ShapeError(f"matmul: shapes {a} and {b} are not aligned")
+    return a[:-1] + (b[-1:] if len(b) == 2 else ())
+
+
+def _outer(u, v):
+    return apply("matmul", apply("reshape", u, payload=u.shape + (1,)),
+                 apply("reshape", v, payload=(1,) + v.shape))
+
+
+def _matmul_vjp(i, node, adj):
+    a, b = node.args
+    if i == 0:
+        if a.ndim == 2:
+            return apply("matmul", adj, apply("transpose", b)) if b.ndim == 2 else _outer(adj, b)
+        return apply("matmul", b, adj) if b.ndim == 2 else apply("mul", adj, b)
+    if b.ndim == 2:
+        return apply("matmul", apply("transpose", a), adj) if a.ndim == 2 else _outer(a, adj)
+    return apply("matmul", apply("transpose", a), adj) if a.ndim == 2 else apply("mul", adj, a)
+
+
+def _matmul_jvp(node, t):
+    a, b = node.args
+    terms = []
+    if t[0] is not None:
+        terms.append(apply("matmul", broadcast_to(t[0], a.shape), b))
+    if t[1] is not None:
+        terms.append(apply("matmul", a, broadcast_to(t[1], b.shape)))
+    return terms[0] if len(terms) == 1 else apply("add", *terms)
+
+
+def _matmul_evaluate(shape, payload, a, b):
+    out = np.matmul(a, b)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+register(Op(
+    "matmul", 2, _matmul_evaluate, None, None, None, "@", 20, shape_rule=_matmul_shape,
+    vjp=_matmul_vjp, jvp=_matmul_jvp,
+))
+
+
+def key_to_python(key) -> tuple:
+    """An index key as Python index objects (ints and slices)."""
+    return tuple(k[1] if k[0] == "i" else slice(*k[1:]) for k in key)
+
+
+def _index_shape(shapes, key):
+    (shape,) = shapes
+    out = []
+    for k, dim in enumerate(shape):
+        if k >= len(key):
+            out.append(dim)
+        elif key[k][0] == "s":
+            out.append(dim if key[k][1:] == (None, None, None) else len(range(*key[k][1:])))
+    return tuple(out)
+
+
+register(Op(
+    "index", 1, lambda shape, key, x: np.array(x[key_to_python(key)], dtype=float), None,
+    None, None,
+    shape_rule=_index_shape,
+    vjp=lambda i, node, adj: apply("embed", adj, payload=(node.value, node.args[0].shape)),
+    jvp=lambda node, t: apply("index", broadcast_to(t[0], node.args[0].shape),
+                              payload=node.value),
+))
+
+
+def _embed_evaluate(shape, payload, y):
+    out = np.zeros(shape)
+    out[key_to_python(payload[0])] = y
+    return out
+
+
+def _embed_shape(shapes, payload):
+    key, shape = payload
+    if _index_shape((shape,), key) != shapes[0]:
+        raise ShapeError(f"embed: shape {shapes[0]} does not fit {shape} at the key")
+    return tuple(shape)
+
+
+register(Op(
+    "embed", 1, _embed_evaluate, None, None, None, shape_rule=_embed_shape,
+    vjp=lambda i, node, adj: apply("index", adj, payload=node.value[0]),
+    jvp=lambda node, t: apply("embed", broadcast_to(t[0], node.args[0].shape),
+                              payload=node.value),
+))
+
+
+def _concatenate_shape(shapes, axis):
+    first = shapes[0]
+    for s in shapes:
+        if len(s) != len(first) or any(d != e for k, (d, e) in enumerate(zip(s, first,
+                                                                         strict=True))
+                                       if k != axis):
+            raise ShapeError(f"concatenate: shapes {shapes} differ off axis {axis}")
+    if any(s[axis] is None for s in shapes):
+        raise ShapeError("concatenate: cannot join along an open (None) dimension")
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+
+
+def _part_key(node, i):
+    axis = node.value
+    start = sum(a.shape[axis] for a in node.args[:i])
+    full = ("s", None, None, None)
+    return (full,) * axis + (("s", start, start + node.args[i].shape[axis], 1),)
+
+
+register(Op(
+    "concatenate", None, lambda shape, axis, *xs: np.concatenate(xs, axis=axis), None, None,
+    None,
+    shape_rule=_concatenate_shape,
+    vjp=lambda i, node, adj: apply("index", adj, payload=_part_key(node, i)),
+    jvp=lambda node, t: apply("concatenate", *(
+        zeros(a.shape) if ti is None else broadcast_to(ti, a.shape)
+        for a, ti in zip(node.args, t, strict=True)), payload=node.value),
+))
+
+STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",
+              "index", "embed", "concatenate")

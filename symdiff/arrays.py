@@ -1,0 +1,242 @@
+"""Array expressions: symbols with shapes and the NumPy-like functions on them.
+
+Everything here builds IR through the op records of ops.py and array_ops.py; composites
+(mean, logsumexp, softmax, log_softmax, stack) are written in terms of them, so their
+derivatives come from the same rules.  ``logsumexp`` subtracts the (gradient-free) max,
+so it and its derivatives stay finite for inputs of any magnitude.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+
+import numpy as np
+
+from .array_ops import broadcast_to, reduced_shape, sum_to, zeros
+from .errors import ShapeError, SymdiffError
+from .ir import Expr, apply, as_expr, symbol
+
+
+class ArrayData:
+    """A constant array as a hashable payload (compared by content)."""
+
+    __slots__ = ("array", "_key")
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.array(array, dtype=np.float64)
+        self.array.setflags(write=False)
+        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
+
+    def __eq__(self, other):
+        return isinstance(other, ArrayData) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return f"array(shape={self.array.shape})"
+
+
+def array_constant(values) -> Expr:
+    """A constant array node (float64)."""
+    data = ArrayData(np.asarray(values, dtype=np.float64))
+    if data.array.ndim == 0:
+        return as_expr(float(data.array))
+    return Expr._make("array", (), data, data.array.shape)
+
+
+def vector(name: str, n) -> Expr:
+    """A vector symbol of length ``n`` (None: an open batch dimension)."""
+    return symbol(name, (n,))
+
+
+def matrix(name: str, m, n) -> Expr:
+    """A matrix symbol of shape (m, n); either may be None (open batch dimension)."""
+    return symbol(name, (m, n))
+
+
+def _axes(x: Expr, axis) -> tuple | None:
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
+    normalized = []
+    for a in axes:
+        if not -x.ndim <= a < x.ndim:
+            raise ShapeError(f"axis {a} is out of range for shape {x.shape}")
+        normalized.append(a % x.ndim)
+    return tuple(sorted(set(normalized)))
+
+
+def sum(x, axis=None, keepdims=False) -> Expr:  # noqa: A001 - NumPy's name
+    """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+    x = as_expr(x)
+    if not x.shape:
+        return x
+    return apply("sum", x, payload=(_axes(x, axis), bool(keepdims)))
+
+
+def amax(x, axis=None, keepdims=False) -> Expr:
+    """Maximum over ``axis``; its derivative splits ties evenly."""
+    x = as_expr(x)
+    if not x.shape:
+        return x
+    return apply("amax", x, payload=(_axes(x, axis), bool(keepdims)))
+
+
+def mean(x, axis=None, keepdims=False) -> Expr:
+    """Mean over ``axis``; an open batch dimension cannot be averaged (use sum / n)."""
+    x = as_expr(x)
+    axes = _axes(x, axis)
+    counted = [x.shape[a] for a in (range(x.ndim) if axes is None else axes)]
+    if None in counted:
+        raise ShapeError("mean over an open (None) dimension: divide a sum by the batch size")
+    return apply("mul", sum(x, axis, keepdims), 1.0 / math.prod(counted))
+
+
+def matmul(a, b) -> Expr:
+    """Matrix product of 1-D/2-D expressions (``a @ b``)."""
+    return apply("matmul", as_expr(a), as_expr(b))
+
+
+def dot(a, b) -> Expr:
+    """np.dot for 1-D/2-D operands (the same as matmul there); scalars multiply."""
+    a, b = as_expr(a), as_expr(b)
+    return apply("mul", a, b) if not a.shape or not b.shape else matmul(a, b)
+
+
+def transpose(x) -> Expr:
+    """Reverse the axes (1-D and 2-D expressions)."""
+    x = as_expr(x)
+    if x.ndim > 2:
+        raise ShapeError("transpose supports up to 2-D expressions")
+    return x if x.ndim < 2 else apply("transpose", x)
+
+
+def reshape(x, shape) -> Expr:
+    """The same elements in ``shape`` (C order; -1 infers one static dimension)."""
+    x = as_expr(x)
+    shape = (shape,) if isinstance(shape, numbers.Integral) or shape is None else tuple(shape)
+    if -1 in shape:
+        known = math.prod(d for d in shape if d not in (-1, None))
+        total = math.prod(d for d in x.shape if d is not None)
+        shape = tuple(total // known if d == -1 else d for d in shape)
+    shape = tuple(shape)
+    return x if shape == x.shape else apply("reshape", x, payload=shape)
+
+
+def _normalize_key(x: Expr, key) -> tuple:
+    key = key if isinstance(key, tuple) else (key,)
+    if len(key) > x.ndim:
+        raise ShapeError(f"too many indices ({len(key)}) for shape {x.shape}")
+    entries = []
+    for k, item in zip(range(x.ndim), key, strict=False):
+        dim = x.shape[k]
+        if isinstance(item, slice):
+            if dim is None:
+                if item != slice(None):
+                    raise ShapeError("only ':' may index an open (None) dimension")
+                entries.append(("s", None, None, None))
+                continue
+            start, stop, step = item.indices(dim)
+            if len(range(start, stop, step)) == 0:
+                raise ShapeError(f"empty slice {item} of axis {k}")
+            entries.append(("s", None, None, None) if (start, stop, step) == (0, dim, 1)
+                           else ("s", start, stop, step))
+        elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            if dim is None:
+                raise ShapeError("an open (None) dimension cannot take an integer index")
+            if not -dim <= item < dim:
+                raise ShapeError(f"index {item} is out of range for axis {k} of size {dim}")
+            entries.append(("i", int(item) % dim))
+        else:
+            raise ShapeError(f"unsupported index {item!r}: use ints and slices of constants")
+    while entries and entries[-1] == ("s", None, None, None):
+        entries.pop()
+    return tuple(entries)
+
+
+def index(x, key) -> Expr:
+    """``x[key]`` with constant ints and slices."""
+    x = as_expr(x)
+    if not x.shape:
+        raise ShapeError("a scalar expression cannot be indexed")
+    normalized = _normalize_key(x, key)
+    return x if not normalized else apply("index", x, payload=normalized)
+
+
+def concatenate(xs, axis=0) -> Expr:
+    """Join expressions along an existing axis."""
+    xs = [as_expr(x) for x in xs]
+    if not xs or any(not x.shape for x in xs):
+        raise ShapeError("concatenate needs one or more arrays (not scalars)")
+    axis = _axes(xs[0], axis)[0]
+    return xs[0] if len(xs) == 1 else apply("concatenate", *xs, payload=axis)
+
+
+def stack(xs, axis=0) -> Expr:
+    """Join expressions of one shape along a new axis."""
+    xs = [as_expr(x) for x in xs]
+    if not xs:
+        raise ShapeError("stack needs one or more expressions")
+    shape = xs[0].shape
+    axis = axis % (len(shape) + 1)
+    new = shape[:axis] + (1,) + shape[axis:]
+    return concatenate([reshape(x, new) for x in xs], axis)
+
+
+def where(condition, x, y) -> Expr:
+    """``x`` where ``condition`` is nonzero (comparisons give 1.0/0.0), else ``y``."""
+    return apply("where", condition, x, y)
+
+
+def logsumexp(x, axis=None, keepdims=False) -> Expr:
+    """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m the max (no overflow)."""
+    x = as_expr(x)
+    m = apply("stop_gradient", amax(x, axis, keepdims=True))
+    kept = apply("add", m, apply("log", sum(apply("exp", apply("sub", x, m)), axis,
+                                               keepdims=True)))
+    return kept if keepdims else reshape(kept, reduced_shape(x.shape, _axes(x, axis), False))
+
+
+def log_softmax(x, axis=-1) -> Expr:
+    """x - logsumexp(x) along ``axis`` (stable)."""
+    x = as_expr(x)
+    return apply("sub", x, logsumexp(x, axis, keepdims=True))
+
+
+def softmax(x, axis=-1) -> Expr:
+    """exp(log_softmax(x)) along ``axis`` (stable)."""
+    return apply("exp", log_softmax(x, axis))
+
+
+def outer(u, v) -> Expr:
+    """Outer product of two vectors."""
+    u, v = as_expr(u), as_expr(v)
+    return matmul(reshape(u, u.shape + (1,)), reshape(v, (1,) + v.shape))
+
+
+# np.<name>(...) on expressions, through __array_function__.
+def _np_sum(a, axis=None, keepdims=False, **unsupported):
+    return sum(a, axis, keepdims)
+
+
+NUMPY_FUNCTIONS = {
+    np.dot: dot, np.matmul: matmul, np.transpose: transpose, np.sum: _np_sum, np.mean: mean,
+    np.max: amax, np.amax: amax, np.concatenate: concatenate, np.stack: stack, np.where: where,
+    np.reshape: reshape, np.outer: outer, np.broadcast_to: broadcast_to,
+}
+
+
+def numpy_function(func, args, kwargs):
+    """Dispatch a NumPy function called on expressions to its symdiff counterpart."""
+    ours = NUMPY_FUNCTIONS.get(func)
+    if ours is None:
+        raise SymdiffError(f"np.{func.__name__} is not supported on symbolic expressions")
+    return ours(*args, **kwargs)
+
+
+__all__ = ["vector", "matrix", "sum", "amax", "mean", "matmul", "dot", "transpose", "reshape",
+           "index", "concatenate", "stack", "where", "logsumexp", "log_softmax", "softmax",
+           "outer", "broadcast_to", "sum_to", "zeros", "array_constant"]
