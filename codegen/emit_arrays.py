@@ -101,6 +101,10 @@ class ArrayEmitter:
         return name
 
     # Operands.
+    def operand(self, node: Expr) -> str:
+        """Name of a scalar or array operand."""
+        return self.array(node) if node.shape else self.scalar(node)
+
     def scalar(self, node: Expr) -> str:
         if node.op == "const":
             return literal(node.value)
@@ -130,6 +134,9 @@ class ArrayEmitter:
         self.check_arguments()
         for node in self.order:
             if node in self.inlined:
+                continue
+            if node.op == "stop_gradient" and node.args[0] not in self.inlined:
+                self.names[node] = self.operand(node.args[0])  # identity once derived
                 continue
             if not node.shape and OPS[node.op].elementwise and not any(a.shape for a in
                                                                        node.args):
@@ -225,7 +232,7 @@ class ArrayEmitter:
 
     def call(self, node: Expr) -> None:
         name = self.new_name()
-        args = [self.array(a) if a.shape else self.scalar(a) for a in node.args]
+        args = [self.operand(a) for a in node.args]
         op, shape = node.op, node.shape
         if op == "matmul":
             text = f"np.dot({args[0]}, {args[1]})"

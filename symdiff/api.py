@@ -36,20 +36,22 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False) -> CompiledFunct
 
     ``f`` is an expression (scalar or array), a list of scalar expressions
     (vector-valued), a string, a SymPy expression, or a Python function (traced on
-    symbols named after its parameters).  ``args`` (symbols or names) are the positional
-    arguments of every compiled function: by default the function's parameters, else
-    ``wrt`` followed by the other free symbols, else all free symbols sorted by name.
+    symbols named after its parameters, or on ``args``: give array parameters as shaped
+    symbols there).  ``args`` (symbols or names) are the positional arguments of every
+    compiled function: by default the function's parameters, else ``wrt`` followed by
+    the other free symbols, else all free symbols sorted by name.
     ``wrt`` are the variables of the derivatives (default: all arguments); give one
     symbol instead of a list to get its gradient alone rather than a tuple.
     """
     params = None
     if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
-        f, params = trace(f)
+        f, params = trace(f, args)
+        args = None
     outputs, scalar = as_outputs(f)
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
         raise SymdiffError("a list of array outputs is not supported: concatenate them")
     single = isinstance(wrt, (str, Expr))
-    variables = as_variables(wrt, outputs) if wrt is not None else None
+    variables = as_variables(wrt, outputs + (params or [])) if wrt is not None else None
     if args is not None:
         arguments = as_variables(args, outputs)
     elif params is not None:

@@ -138,14 +138,25 @@ def as_expression(f) -> Expr:
 
 
 def as_variables(wrt, exprs: Iterable[Expr] = ()) -> list[Expr]:
-    """Symbols from symbols or names; ``None`` means the sorted free symbols of ``exprs``."""
+    """Symbols from symbols or names; ``None`` means the sorted free symbols of ``exprs``.
+
+    A name resolves to the symbol of that name in ``exprs`` (keeping its shape), else to
+    a new scalar symbol.
+    """
+    exprs = list(exprs)
     if wrt is None:
-        return free_symbols(list(exprs))
+        return free_symbols(exprs)
     if isinstance(wrt, (str, Expr)):
         wrt = [wrt]
+    by_name = {s.value: s for s in free_symbols(exprs)} if any(
+        isinstance(item, str) for item in wrt) else {}
     variables = []
     for item in wrt:
-        var = symbol(item) if isinstance(item, str) else item
+        # A name means the symbol of that name in the expressions (with its shape).
+        if isinstance(item, str):
+            var = by_name[item] if item in by_name else symbol(item)
+        else:
+            var = item
         if not isinstance(var, Expr) or var.op != "symbol":
             raise SymdiffError(f"can only differentiate with respect to symbols, got {item!r}")
         variables.append(var)

@@ -56,6 +56,11 @@ RULES: tuple[Rule, ...] = (
         "broadcast_to", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
     Rule("transpose", "transpose(transpose(x)) -> x",
          lambda n: n.args[0].args[0] if _same_op_twice(n) else None),
+    # A transposed product is the product of the transposes: no transposed copy needed.
+    Rule("transpose", "transpose(a @ b) -> transpose(b) @ transpose(a)", lambda n: apply(
+        "matmul", apply("transpose", n.args[0].args[1]), apply("transpose", n.args[0].args[0]))
+        if n.args[0].op == "matmul" and n.args[0].args[0].ndim == 2
+        and n.args[0].args[1].ndim == 2 else None),
     Rule("add", "x + 0 -> x", _when(lambda x, y: is_number(y, 0), lambda x, y: x)),
     Rule("add", "0 + x -> x", _when(lambda x, y: is_number(x, 0), lambda x, y: y)),
     Rule("add", "x + (-y) -> x - y", _when(lambda x, y: _neg(y),

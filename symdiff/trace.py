@@ -45,10 +45,12 @@ def as_outputs(f) -> tuple[list[Expr], bool]:
     return [_one(f)], True
 
 
-def trace(fn) -> tuple[object, list[Expr]]:
+def trace(fn, args=None) -> tuple[object, list[Expr]]:
     """Call a Python function on symbols named after its parameters.
 
-    Returns the function's result and the parameter symbols, in order.
+    ``args`` may give the symbols to pass instead (for array parameters, with their
+    shapes); names in it stand for scalar symbols.  Returns the function's result and
+    the symbols passed, in order.
     """
     try:
         signature = inspect.signature(fn)
@@ -60,4 +62,11 @@ def trace(fn) -> tuple[object, list[Expr]]:
             raise TraceError(f"cannot trace parameter {p.name!r} of {fn.__name__}: only plain "
                              "positional parameters become symbols")
         params.append(symbol(p.name))
+    if args is not None:
+        given = [a if isinstance(a, Expr) else symbol(a) for a in (
+            [args] if isinstance(args, (str, Expr)) else args)]
+        if len(given) != len(params):
+            raise TraceError(f"{fn.__name__} takes {len(params)} parameters but args lists "
+                             f"{len(given)}")
+        params = given
     return fn(*params), params
