@@ -12,20 +12,26 @@ from .diff import diff, grad, hessian, jacobian
 from .errors import ParseError, ShapeError, SymdiffError, TraceError
 from .evaluate import evaluate
 from .ir import Expr, const, count_ops, free_symbols, symbol
-from .ops import abs_ as abs  # noqa: A001 - the public name mirrors numpy's
-from .ops import (
+from .ops import abs_ as abs  # noqa: F401, A001 - public name, as in numpy
+from .ops import (  # noqa: E402
     acos,
     asin,
     atan,
     atan2,
     cos,
     cosh,
+    equal,
     exp,
     expm1,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
     log,
     log1p,
     maximum,
     minimum,
+    not_equal,
     relu,
     sigmoid,
     sign,
@@ -38,7 +44,6 @@ from .ops import (
     tan,
     tanh,
 )
-from .ops import equal, greater, greater_equal, less, less_equal, not_equal  # noqa: E402
 from .parser import parse
 from .passes import optimize
 from .printer import to_let_form

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .errors import ShapeError, SymdiffError
-from .ir import OPS, Expr, apply, as_expr, const, free_symbols, symbol, topological_order
 import numpy as np
 
 from .array_ops import broadcast_to, sum_to, zeros
 from .arrays import concatenate, reshape, stack, transpose
+from .errors import ShapeError, SymdiffError
+from .ir import OPS, Expr, apply, as_expr, const, free_symbols, symbol, topological_order
 from .ops import ONE, ZERO
 from .passes import optimize
 
@@ -169,7 +169,8 @@ def diff(f, *wrt, simplify: bool = True) -> Expr:
     """The successive partial derivative d^k f / d wrt[0] ... d wrt[k-1].
 
     ``diff(f, a, b)`` is d2f/da db; ``diff(f, a, a, a)`` the third derivative.  With no
-    ``wrt``, ``f`` must depend on exactly one symbol.
+    ``wrt``, ``f`` must depend on exactly one symbol.  By an array symbol, the derivative
+    of a scalar is its gradient, shaped like the symbol.
     """
     f = as_expression(f)
     if not wrt:
@@ -179,8 +180,14 @@ def diff(f, *wrt, simplify: bool = True) -> Expr:
             raise SymdiffError(f"diff needs the variable(s): the expression depends on {names}")
         wrt = tuple(symbols)
     for var in wrt:
-        (x,) = as_variables([var])
-        (f,) = forward_mode([f], {x: ONE})
+        (x,) = as_variables([var], [f])
+        if x.shape:  # by an array symbol: the gradient, shaped like the symbol
+            if f.shape:
+                raise ShapeError(f"diff of an array expression by the array {x.value}: "
+                                 "use jacobian")
+            (f,) = reverse_mode([(f, ONE)], [x])
+        else:
+            (f,) = forward_mode([f], {x: ONE})
         if simplify:
             (f,) = optimize([f])
     return f

@@ -22,3 +22,24 @@ def test_neuron_example_learns(tmp_path):
     out = _run("neuron_sgd.py", tmp_path)
     accuracy = float(out.rsplit("training accuracy ", 1)[1].strip().rstrip("%"))
     assert accuracy >= 95.0
+
+
+def test_backprop_by_hand_agrees(tmp_path):
+    assert "agreement: yes" in _run("backprop_by_hand.py", tmp_path)
+
+
+def test_mlp_digits_reaches_95_percent(tmp_path):
+    for activation in ("sigmoid", "tanh", "relu"):
+        out = subprocess.run([sys.executable, str(EXAMPLES / "mlp_digits.py"), "--activation",
+                              activation], cwd=tmp_path, capture_output=True, text=True,
+                             check=True).stdout
+        last = out.strip().splitlines()[-1]
+        accuracy = float(last.split("test accuracy ")[1].split("%")[0])
+        assert accuracy >= 95.0, (activation, last)
+        assert float(last.split("time ")[1].split(" s")[0]) < 60.0
+
+
+def test_mlp_regression_loss_falls(tmp_path):
+    out = _run("mlp_regression.py", tmp_path)
+    losses = [float(line.split("mean loss ")[1].split()[0]) for line in out.splitlines()]
+    assert losses[-1] < losses[0] / 10
