@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -29,6 +30,12 @@ FUNCTIONS = {
 # Methods that also exist batched over many points, for functions of scalars.
 BATCHED = ("forward", "grad", "value_and_grad")
 _ARRAY = types.Array(types.float64, 1, "A")
+MAX_SOURCE_ELEMENTS = 256**2
+
+
+def _elements(exprs) -> float:
+    """Total number of elements (infinite with an open batch dimension)."""
+    return sum(math.inf if None in e.shape else math.prod(e.shape) for e in exprs)
 
 
 def compile(f, wrt=None, *, args=None, fast_math: bool = False) -> CompiledFunction:  # noqa: A001
@@ -90,7 +97,8 @@ class CompiledFunction:
         self.is_scalar = scalar
         self.single_wrt = single_wrt
         self.fast_math = fast_math
-        self._specs: dict[str, object] = {}
+        self._specs: dict[tuple, object] = {}
+        self._batched: dict[str, object] = {}
         self._arrays = any(a.shape for a in args)
         self._flat_wrt = not single_wrt and not any(v.shape for v in wrt)
 
@@ -146,9 +154,17 @@ class CompiledFunction:
 
     @property
     def source(self) -> str:
-        """The complete generated module (every function that applies to f), as text."""
+        """The complete generated module (every function that applies to f), as text.
+
+        Hessians and Jacobians are left out when they need more than
+        ``MAX_SOURCE_ELEMENTS`` elements (their code grows with that) or involve an open
+        batch dimension; ``fn.hessian`` / ``fn.jacobian`` still build them on request.
+        """
+        n = _elements(self.wrt)
+        large = {"hessian": n * n, "jacobian": n * _elements(self.outputs)}
         specs = [self._spec(m) for m, (_, needs) in FUNCTIONS.items()
-                 if needs in (None, self.is_scalar)]
+                 if needs in (None, self.is_scalar)
+                 and large.get(m, 0) <= MAX_SOURCE_ELEMENTS]
         if self._batchable():
             specs += [self._spec(m, batched=True) for m in BATCHED
                       if FUNCTIONS[m][1] in (None, self.is_scalar)]
@@ -244,6 +260,8 @@ class CompiledFunction:
 
     # Loading.
     def _load(self, method: str, batched: bool = False):
+        if batched and method in self._batched:
+            return self._batched[method]
         spec = self._spec(method, batched)
         module = load_module_for(self._module_source([spec]), f"symdiff_{spec.name}")
         dispatcher = getattr(module, spec.name)
@@ -251,6 +269,7 @@ class CompiledFunction:
         dispatcher.compile(signature + (_ARRAY,) * len(spec.arrays))
         dispatcher.disable_compile()
         if batched:
+            self._batched[method] = dispatcher
             return dispatcher
         call = _with_conversions(dispatcher, self, method)
         self.__dict__[method] = call  # later calls skip the derivation

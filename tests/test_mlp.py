@@ -158,3 +158,23 @@ def test_batched_points_use_the_scalar_kernel(lecture):
         np.testing.assert_array_equal(grads[k], lecture.grad(*points[:, k]))
     values, grads2 = lecture.value_and_grad(points[0], points[1], 2.0)  # scalars broadcast
     assert values.shape == (1000,) and np.allclose(values, lecture(points[0], points[1], 2.0))
+
+
+def test_compiled_vector_products_of_array_functions(classifier):
+    loss, weights, data, fn = classifier
+    rng = np.random.default_rng(6)
+    params, x, y = _values(rng, 3)
+    env = dict(zip(["W1", "b1", "W2", "b2", "X", "Y"], params + [x, y], strict=True))
+    directions = [rng.normal(size=p.shape) for p in params]
+    symbols = [sd.symbol(f"d{k}", w.shape) for k, w in enumerate(weights)]
+    expected = sd.evaluate(sd.hvp(loss, weights, symbols),
+                           {**env, **{f"d{k}": d for k, d in enumerate(directions)}})
+    for got, want in zip(fn.hvp(*params, x, y, *directions), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    grads = fn.grad(*params, x, y)
+    for got, want in zip(fn.vjp(*params, x, y, 2.0), grads, strict=True):
+        np.testing.assert_allclose(got, 2.0 * want, rtol=1e-14)
+    along = fn.jvp(*params, x, y, *directions)
+    assert np.isclose(along, sum(np.sum(g * d) for g, d in zip(grads, directions, strict=True)),
+                      rtol=1e-12)
+    assert "def hvp(" in fn.source and "def hessian(" in fn.source  # 83 x 83 is small enough
