@@ -11,8 +11,8 @@ from .emit_arrays import ArrayEmitter, constant_name, constant_source
 from .naming import literal, parameter_names, temporary
 from .schedule import expanded_lengths, schedule
 
-DECORATOR = '@numba.njit(error_model="numpy")'
-PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True)'
+DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
+PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True, cache=True)'
 COMMENT_CHARS = 60
 # x ** n for small integer n is emitted as a product (strength reduction).
 MAX_UNROLLED_POWER = 4

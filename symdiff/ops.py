@@ -71,7 +71,7 @@ def _minimum(x, y):
 
 def _helper(name, params, body):
     lines = "\n".join("    " + line for line in body)
-    return f'@numba.njit(error_model="numpy")\ndef {name}({params}):\n{lines}\n'
+    return f'@numba.njit(error_model="numpy", cache=True)\ndef {name}({params}):\n{lines}\n'
 
 
 # Derivative rules.  Each returns the IR of d out / d args[i].

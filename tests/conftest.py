@@ -1,8 +1,13 @@
 """Shared fixtures: compiled functions are built once per session (Numba compiles cost)."""
 
 import math
+import os
+import tempfile
 
 import pytest
+
+# Generated modules and Numba's cache go to a private directory, not the user's cache.
+os.environ.setdefault("SYMDIFF_CACHE_DIR", tempfile.mkdtemp(prefix="symdiff-tests-"))
 
 import symdiff as sd
 

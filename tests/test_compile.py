@@ -3,6 +3,7 @@
 import ast
 import hashlib
 import math
+import os
 import subprocess
 import sys
 
@@ -144,7 +145,7 @@ def test_source_is_byte_identical_across_processes():
 
 
 def test_exact_generated_function(lecture):
-    assert lecture.source.split("\n\n\n")[2] == '''@numba.njit(error_model="numpy")
+    assert lecture.source.split("\n\n\n")[2] == '''@numba.njit(error_model="numpy", cache=True)
 def gradient(a, b, c):
     """gradient"""
     _t0 = a + b
@@ -178,3 +179,19 @@ def test_fast_math_changes_only_what_it_may():
 def test_save_writes_the_source(lecture, tmp_path):
     path = lecture.save(tmp_path / "m.py")
     assert open(path, encoding="utf-8").read() == lecture.source
+
+
+CACHE_SCRIPT = """
+import symdiff as sd
+fn = sd.compile("((a+b)*c)**2 + sin(a*b)*exp(-c*c)")
+g = fn.grad(1.0, 2.0, 3.0)
+print(sum(fn.grad.dispatcher.stats.cache_hits.values()))
+"""
+
+
+def test_a_second_process_loads_compiled_code_from_the_disk_cache(tmp_path):
+    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", CACHE_SCRIPT], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert int(runs[0][-1]) == 0 and int(runs[1][-1]) >= 1
+    assert any(p.suffix == ".py" for p in tmp_path.iterdir())
