@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from symdiff.ir import OPS, Expr, flatten, topological_order
 from symdiff.printer import to_infix
 
+from . import emit_llvm as llvm
 from .emit_arrays import ArrayEmitter, constant_name, constant_source
+from .emit_llvm import emit_llvm_function
 from .naming import literal, parameter_names, temporary
 from .schedule import expanded_lengths, schedule
 
@@ -16,6 +18,10 @@ PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True, cache=True
 COMMENT_CHARS = 60
 # x ** n for small integer n is emitted as a product (strength reduction).
 MAX_UNROLLED_POWER = 4
+# From this many operations on, straight-line functions go through LLVM IR (emit_llvm):
+# Numba's statement-by-statement pipeline grows faster than linearly with length.
+LLVM_MIN_OPS = 100
+LOWERINGS = ("auto", "python", "llvm")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class FunctionSpec:
     doc: str
     arrays: tuple[ArrayParam, ...] = field(default=())
     batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
+    lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
 
 
 class _Names:
@@ -100,6 +107,16 @@ def _result_lines(result, operand, label: str) -> tuple[list[str], str]:
     return lines, label
 
 
+def uses_llvm(spec: FunctionSpec) -> bool:
+    """Whether a function is lowered to LLVM IR directly (large straight-line scalar code).
+
+    Loops (arrays, batches) always stay Python; "auto" lowers from LLVM_MIN_OPS on.
+    """
+    if spec.batched or _has_arrays(spec) or spec.lowering == "python":
+        return False
+    return spec.lowering == "llvm" or len(schedule(flatten(spec.result))) >= LLVM_MIN_OPS
+
+
 def _has_arrays(spec: FunctionSpec) -> bool:
     return any(s.shape for s in spec.inputs) or any(n.shape for n in flatten(spec.result))
 
@@ -109,6 +126,8 @@ def emit_function(spec: FunctionSpec) -> str:
     names = _Names(spec)
     params = list(names.params) + [a.name for a in spec.arrays]
     decorator = DECORATOR
+    if uses_llvm(spec):
+        return emit_llvm_function(spec, decorator)
     if spec.batched:
         body, returned = _batched_body(spec, names)
         decorator = PARALLEL_DECORATOR
@@ -200,6 +219,11 @@ def emit_module(specs: list[FunctionSpec], docstring: str) -> str:
     constants = constants_used(specs)
     if constants:
         parts.append("\n".join(constants) + "\n")
-    parts += helpers_used(specs)
+    lowered = [spec for spec in specs if uses_llvm(spec)]
+    if lowered:
+        parts.append(llvm.PRELUDE)
+        parts += llvm.helpers_used([n for spec in lowered for n in schedule(
+            flatten(spec.result))])
+    parts += helpers_used([spec for spec in specs if not uses_llvm(spec)])
     parts += [emit_function(spec) for spec in specs]
     return "\n\n".join(parts)

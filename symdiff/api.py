@@ -38,7 +38,8 @@ def _elements(exprs) -> float:
     return sum(math.inf if None in e.shape else math.prod(e.shape) for e in exprs)
 
 
-def compile(f, wrt=None, *, args=None, fast_math: bool = False) -> CompiledFunction:  # noqa: A001
+def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
+            lowering: str = "auto") -> CompiledFunction:
     """Compile ``f`` to Numba-jitted value and derivative functions.
 
     ``f`` is an expression (scalar or array), a list of scalar expressions
@@ -77,8 +78,12 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False) -> CompiledFunct
                                "list every input in args")
     if scalar and outputs[0].shape:
         scalar = False  # one array-valued output
-    return CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
-                            fast_math)
+    if lowering not in ("auto", "python", "llvm"):
+        raise SymdiffError(f"lowering must be 'auto', 'python' or 'llvm', not {lowering!r}")
+    fn = CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
+                          fast_math)
+    fn.lowering = lowering
+    return fn
 
 
 class CompiledFunction:
@@ -98,9 +103,10 @@ class CompiledFunction:
         self.single_wrt = single_wrt
         self.fast_math = fast_math
         self._specs: dict[tuple, object] = {}
-        self._batched: dict[str, object] = {}
+        self._loaded: dict[tuple, object] = {}
         self._arrays = any(a.shape for a in args)
         self._flat_wrt = not single_wrt and not any(v.shape for v in wrt)
+        self.lowering = "auto"
 
     def __repr__(self):
         args = ", ".join(s.value for s in self.args)
@@ -256,12 +262,14 @@ class CompiledFunction:
         if batched:
             name, doc = name + "_batch", doc + ", at many points (1-D arrays of points)"
         return FunctionSpec(name, tuple(self.args) + extra,
-                            optimize(result, self.fast_math), doc, arrays, batched)
+                            optimize(result, self.fast_math), doc, arrays, batched,
+                            self.lowering)
 
     # Loading.
     def _load(self, method: str, batched: bool = False):
-        if batched and method in self._batched:
-            return self._batched[method]
+        loaded = self._loaded.get((method, batched))
+        if loaded is not None:
+            return loaded
         spec = self._spec(method, batched)
         module = load_module_for(self._module_source([spec]), f"symdiff_{spec.name}")
         dispatcher = getattr(module, spec.name)
@@ -269,10 +277,10 @@ class CompiledFunction:
         dispatcher.compile(signature + (_ARRAY,) * len(spec.arrays))
         dispatcher.disable_compile()
         if batched:
-            self._batched[method] = dispatcher
+            self._loaded[method, batched] = dispatcher
             return dispatcher
-        call = _with_conversions(dispatcher, self, method)
-        self.__dict__[method] = call  # later calls skip the derivation
+        call = self._loaded[method, batched] = _with_conversions(dispatcher, self, method)
+        self.__dict__[method] = call  # later attribute lookups go straight to it
         return call
 
 

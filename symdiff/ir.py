@@ -30,7 +30,10 @@ class Op:
     ``derivative(i, args, out)`` returns the IR of the local partial d out / d args[i]
     (``out`` is the node itself, so exp' = exp can reuse it); ``emit`` is the Numba
     template of one element, with ``{0}``, ``{1}`` for operands, and ``helper`` the
-    source of an njit function it calls.  ``to_sympy`` maps SymPy operands to SymPy.
+    source of an njit function it calls.  ``llvm`` is the same element as Python code
+    building LLVM IR with llvmlite's builder ``bd`` (see codegen.emit_llvm), calling
+    ``llvm_helper`` where one instruction is not enough.  ``to_sympy`` maps SymPy
+    operands to SymPy.
 
     Structural ops (matmul, sum, indexing, ...) set ``shape_rule(arg_shapes, payload)``,
     ``evaluate`` over NumPy arrays ``(payload, *args)``, ``vjp(i, node, adjoint)`` and
@@ -51,6 +54,8 @@ class Op:
     shape_rule: Callable | None = None
     vjp: Callable | None = None
     jvp: Callable | None = None
+    llvm: str | None = None
+    llvm_helper: str | None = None
 
     @property
     def elementwise(self) -> bool:

@@ -11,6 +11,7 @@ every order, because derivatives are built from these same ops):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -219,6 +220,69 @@ _fn("where", 3, lambda c, x, y: x if c != 0.0 else y,
     "({1} if {0} != 0.0 else {2})",
     lambda c, x, y: sympy.Piecewise((x, sympy.Ne(c, 0)), (y, True)))
 _fn("stop_gradient", 1, lambda x: x, _rule(lambda x, o: ZERO), "{0}", lambda x: x)
+
+
+
+# LLVM IR of one element, for codegen.emit_llvm: ``bd`` is the IR builder, ``_call`` a
+# call of an LLVM intrinsic or C math function, ``_k`` a float constant.  Comparisons
+# are ordered (false for nan) except !=, as in NumPy.
+def _ir_helper(name, params, body):
+    lines = "\n".join("    " + line for line in body)
+    return f"def {name}(bd, {params}):\n{lines}\n"
+
+
+def _compare_ir(symbol):
+    kind = "unordered" if symbol == "!=" else "ordered"
+    return f"bd.select(bd.fcmp_{kind}('{symbol}', {{0}}, {{1}}), _k(1.0), _k(0.0))"
+
+
+_LLVM = {
+    "add": ("bd.fadd({0}, {1})", None), "sub": ("bd.fsub({0}, {1})", None),
+    "mul": ("bd.fmul({0}, {1})", None), "div": ("bd.fdiv({0}, {1})", None),
+    "neg": ("bd.fneg({0})", None), "pow": ("_call(bd, 'llvm.pow.f64', {0}, {1})", None),
+    "sin": ("_call(bd, 'llvm.sin.f64', {0})", None),
+    "cos": ("_call(bd, 'llvm.cos.f64', {0})", None),
+    "exp": ("_call(bd, 'llvm.exp.f64', {0})", None),
+    "log": ("_call(bd, 'llvm.log.f64', {0})", None),
+    "sqrt": ("_call(bd, 'llvm.sqrt.f64', {0})", None),
+    "abs": ("_call(bd, 'llvm.fabs.f64', {0})", None),
+    **{name: (f"_call(bd, '{name}', {{0}})", None) for name in (
+        "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "log1p", "expm1")},
+    "atan2": ("_call(bd, 'atan2', {0}, {1})", None),
+    "sign": ("_ir_sign(bd, {0})", _ir_helper("_ir_sign", "x", [
+        "positive = bd.fcmp_ordered('>', x, _k(0.0))",
+        "negative = bd.fcmp_ordered('<', x, _k(0.0))",
+        "return bd.select(positive, _k(1.0), bd.select(negative, _k(-1.0), x))"])),
+    "step": ("_ir_step(bd, {0})", _ir_helper("_ir_step", "x", [
+        "positive = bd.fcmp_ordered('>', x, _k(0.0))",
+        "rest = bd.select(bd.fcmp_ordered('<=', x, _k(0.0)), _k(0.0), x)",
+        "return bd.select(positive, _k(1.0), rest)"])),
+    "relu": ("bd.select(bd.fcmp_ordered('<=', {0}, _k(0.0)), _k(0.0), {0})", None),
+    "sigmoid": ("_ir_sigmoid(bd, {0})", _ir_helper("_ir_sigmoid", "x", [
+        "# Both stable forms, then the one for the sign of x (nan takes the second).",
+        "one = _k(1.0)",
+        "high = bd.fdiv(one, bd.fadd(one, _call(bd, 'llvm.exp.f64', bd.fneg(x))))",
+        "z = _call(bd, 'llvm.exp.f64', x)",
+        "low = bd.fdiv(z, bd.fadd(one, z))",
+        "return bd.select(bd.fcmp_ordered('>=', x, _k(0.0)), high, low)"])),
+    "softplus": ("_ir_softplus(bd, {0})", _ir_helper("_ir_softplus", "x", [
+        "tail = _call(bd, 'log1p', _call(bd, 'llvm.exp.f64',",
+        "                                bd.fneg(_call(bd, 'llvm.fabs.f64', x))))",
+        "return bd.fadd(tail, bd.select(bd.fcmp_ordered('>', x, _k(0.0)), x, _k(0.0)))"])),
+    "maximum": ("_ir_maximum(bd, {0}, {1})", _ir_helper("_ir_maximum", "x, y", [
+        "other = bd.select(bd.fcmp_ordered('>', y, x), y, bd.fadd(x, y))",
+        "return bd.select(bd.fcmp_ordered('>=', x, y), x, other)"])),
+    "minimum": ("_ir_minimum(bd, {0}, {1})", _ir_helper("_ir_minimum", "x, y", [
+        "other = bd.select(bd.fcmp_ordered('<', y, x), y, bd.fadd(x, y))",
+        "return bd.select(bd.fcmp_ordered('<=', x, y), x, other)"])),
+    "less": (_compare_ir("<"), None), "less_equal": (_compare_ir("<="), None),
+    "greater": (_compare_ir(">"), None), "greater_equal": (_compare_ir(">="), None),
+    "equal": (_compare_ir("=="), None), "not_equal": (_compare_ir("!="), None),
+    "where": ("bd.select(bd.fcmp_unordered('!=', {0}, _k(0.0)), {1}, {2})", None),
+    "stop_gradient": ("{0}", None),
+}
+for _name, (_template, _helper_source) in _LLVM.items():
+    OPS[_name] = dataclasses.replace(OPS[_name], llvm=_template, llvm_helper=_helper_source)
 
 
 def _public(name):

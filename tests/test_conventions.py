@@ -39,10 +39,10 @@ def _derivatives(f):
     return out
 
 
-@pytest.fixture(scope="module")
-def compiled():
+@pytest.fixture(scope="module", params=["python", "llvm"])
+def compiled(request):
     exprs = [d for f, _, _ in CONVENTIONS for d in _derivatives(f)]
-    return sd.compile(exprs, [x])
+    return sd.compile(exprs, [x], lowering=request.param)
 
 
 @pytest.mark.parametrize("index", range(len(CONVENTIONS)))

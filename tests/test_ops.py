@@ -141,8 +141,8 @@ def test_derivatives_match_finite_differences(name, point):
             assert math.isclose(at(second)(point), fd2, rel_tol=1e-4, abs_tol=1e-5), (v, w)
 
 
-@pytest.fixture(scope="module")
-def compiled_table():
+@pytest.fixture(scope="module", params=["python", "llvm"])
+def compiled_table(request):
     """All ops with their first and second derivatives, compiled as one vector function."""
     outputs, rows = [], []
     for name in sorted(ELEMENTWISE):
@@ -152,7 +152,7 @@ def compiled_table():
         exprs += [sd.diff(f, v, w) for v in variables for w in variables]
         rows.append((name, len(outputs), exprs))
         outputs += exprs
-    return sd.compile(outputs, [X, Y, Z]), rows
+    return sd.compile(outputs, [X, Y, Z], lowering=request.param), rows
 
 
 @pytest.mark.parametrize("name,point", CASES)

@@ -77,11 +77,12 @@ def test_evaluator_matches_sympy(f, wrt):
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(expressions, orders), min_size=25, max_size=25))
-def test_compiled_code_matches_sympy(cases):
+@given(st.lists(st.tuples(expressions, orders), min_size=25, max_size=25),
+       st.sampled_from(["python", "llvm"]))
+def test_compiled_code_matches_sympy(cases, lowering):
     # One compile for many derivatives: Numba compiles cost seconds.
     derivatives = [sd.diff(f, *wrt) for f, wrt in cases]
-    fn = sd.compile(derivatives, [A, B])
+    fn = sd.compile(derivatives, [A, B], lowering=lowering)
     values = fn(POINT["a"], POINT["b"])
     for (f, wrt), got, expr in zip(cases, values, derivatives, strict=True):
         ref = _sympy_reference(f, wrt)

@@ -1,0 +1,54 @@
+"""Measure one (problem, system) pair; prints one JSON line.  Used by benchmarks.run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+import sys
+import time
+import timeit
+
+import numpy as np
+
+from .problems import PROBLEMS
+from .systems import SYSTEMS, Skip
+
+
+def _error(value, grads, ref_value, ref_grads) -> float:
+    worst = 0.0
+    pairs = [(value, ref_value)] + list(zip(grads, ref_grads, strict=True))
+    for got, want in pairs:
+        got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+        scale = max(np.max(np.abs(want)), 1e-300)
+        worst = max(worst, float(np.max(np.abs(got.reshape(want.shape) - want))) / scale)
+    return worst
+
+
+def measure(problem_key: str, system_name: str) -> dict:
+    problem = PROBLEMS[problem_key]
+    system = next(s for s in SYSTEMS if s.name == system_name)
+    args = problem.args(np.random.default_rng(0))
+    ref_value, ref_grads = problem.reference(*args)
+    try:
+        # Libraries are imported before the clock starts: preparation is what is timed.
+        for library in ("numba", "sympy", *system.libraries):
+            importlib.import_module(library)
+        start = time.perf_counter()
+        call, ops = system.prepare(problem, args)
+        value, grads = call(*args)
+        prepare = time.perf_counter() - start
+    except Skip as why:
+        return {"skipped": str(why)}
+    timer = timeit.Timer(lambda: call(*args))
+    loops, _ = timer.autorange()
+    per_call = statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
+    result = {"prepare_s": prepare, "call_s": per_call,
+              "error_rel": _error(value, grads, ref_value, ref_grads), "ops": ops}
+    if problem.batch_points:
+        result["points_per_s"] = problem.batch_points / per_call
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1], sys.argv[2])))
