@@ -47,14 +47,7 @@ class Symdiff:
                 value, grad = vg(*a)
                 return value, list(grad.T)
             return batch, ops
-        if problem.key == "P1":
-            return vg, ops
-        if problem.key == "P2":  # scalar symbols: the point is spread over the arguments
-            def call(x):
-                value, grad = vg(*x)
-                return value, [grad]
-            return call, ops
-        return vg, ops
+        return vg, ops  # gradients: an array for scalar variables, a tuple for arrays
 
 
 class HandNumba:
@@ -158,12 +151,12 @@ class Autograd:
 def _scalar_inputs(problem, args):
     if problem.scalar_fn is None:
         raise Skip("no scalar form (minibatch)")
-    return flat_size(args)
+    return len(args) if problem.batch_points else flat_size(args)
 
 
 def _wrt_slices(problem, args):
-    """Where each wrt argument lies in the flat vector of all arguments."""
-    offsets = np.cumsum([0] + [np.size(a) for a in args])
+    """Where each wrt argument lies in the flat vector of all (per-point) arguments."""
+    offsets = np.cumsum([0] + [1 if problem.batch_points else np.size(a) for a in args])
     return [(offsets[i], offsets[i + 1], np.shape(args[i])) for i in problem.wrt]
 
 
