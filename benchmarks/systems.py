@@ -41,6 +41,7 @@ class Symdiff:
         wrt = [symbols[i] for i in problem.wrt]
         fn = sd.compile(expr, wrt=wrt, args=symbols)
         ops = sd.count_ops([expr] + sd.grad(expr, wrt))
+        fn.value_and_grad(*args)  # compiles; from now on the attribute is the compiled call
         vg = fn.value_and_grad
         if problem.key == "P5":  # gradients of all points come as one (points, 3) array
             def batch(*a):
@@ -124,10 +125,10 @@ class Torch:
             for i in problem.wrt:
                 tensors[i].requires_grad_(True)
             value = problem.array_fn(NS, *tensors)
-            if problem.batch_points:
-                value = value.sum()
-            grads = torch.autograd.grad(value, [tensors[i] for i in problem.wrt])
-            return float(value), [g.numpy() for g in grads]
+            # Per point, the gradient of the sum is the gradient of each point's value.
+            total = value.sum() if problem.batch_points else value
+            grads = torch.autograd.grad(total, [tensors[i] for i in problem.wrt])
+            return value.detach().numpy(), [g.numpy() for g in grads]
         return call, None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from symdiff.ir import OPS, Expr, flatten
 
-from .naming import literal, parameter_names, temporary
+from .naming import literal, parameter_names, temporary, unrolled_power
 from .schedule import schedule
 
 PRELUDE = '''from numba import types
@@ -51,10 +51,6 @@ def _store(bd, value, data, index):
     bd.store(value, bd.gep(data, [_ir.Constant(_I64, index)]))
 '''
 
-# x ** n for small integer n: a product, as in the Python emitter.
-MAX_UNROLLED_POWER = 4
-
-
 def helpers_used(order: list[Expr]) -> list[str]:
     """IR helper sources the nodes need, in op-name order."""
     used = sorted({n.op for n in order if OPS[n.op].llvm_helper})
@@ -67,13 +63,12 @@ def _constant(value: float) -> str:
 
 def _element(node: Expr, operand) -> str:
     operands = [operand(a) for a in node.args]
-    if node.op == "pow" and node.args[1].op == "const":
-        n = node.args[1].value
-        if n == int(n) and 2 <= abs(n) <= MAX_UNROLLED_POWER:
-            product = operands[0]
-            for _ in range(int(abs(n)) - 1):
-                product = f"bd.fmul({product}, {operands[0]})"
-            return product if n > 0 else f"bd.fdiv(_k(1.0), {product})"
+    n = unrolled_power(node.args[1]) if node.op == "pow" else None
+    if n is not None:
+        product = operands[0]
+        for _ in range(abs(n) - 1):
+            product = f"bd.fmul({product}, {operands[0]})"
+        return product if n > 0 else f"bd.fdiv(_k(1.0), {product})"
     return OPS[node.op].llvm.format(*operands)
 
 

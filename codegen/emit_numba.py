@@ -10,14 +10,12 @@ from symdiff.printer import to_infix
 from . import emit_llvm as llvm
 from .emit_arrays import ArrayEmitter, constant_name, constant_source
 from .emit_llvm import emit_llvm_function
-from .naming import literal, parameter_names, temporary
+from .naming import literal, parameter_names, temporary, unrolled_power
 from .schedule import expanded_lengths, schedule
 
 DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
 PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True, cache=True)'
 COMMENT_CHARS = 60
-# x ** n for small integer n is emitted as a product (strength reduction).
-MAX_UNROLLED_POWER = 4
 # From this many operations on, straight-line functions go through LLVM IR (emit_llvm):
 # Numba's statement-by-statement pipeline grows faster than linearly with length.
 LLVM_MIN_OPS = 100
@@ -67,10 +65,10 @@ class _Names:
 
 
 def _power(base: str, exponent: Expr) -> str | None:
-    n = exponent.value if exponent.op == "const" else None
-    if n is None or n != int(n) or not 2 <= abs(n) <= MAX_UNROLLED_POWER:
+    n = unrolled_power(exponent)
+    if n is None:
         return None
-    product = " * ".join([base] * int(abs(n)))
+    product = " * ".join([base] * abs(n))
     return product if n > 0 else f"1.0 / ({product})"
 
 

@@ -47,3 +47,15 @@ def literal(value: float) -> str:
         return "math.inf" if value > 0 else "(-math.inf)"
     text = repr(float(value))
     return f"({text})" if text.startswith("-") else text
+
+
+# x ** n for small integer n is emitted as a product (strength reduction).
+MAX_UNROLLED_POWER = 4
+
+
+def unrolled_power(exponent) -> int | None:
+    """The integer n of ``x ** n`` when it is emitted as a product, else None."""
+    n = exponent.value if exponent.op == "const" else None
+    if n is None or n != int(n) or not 2 <= abs(n) <= MAX_UNROLLED_POWER:
+        return None
+    return int(n)

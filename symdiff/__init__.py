@@ -56,9 +56,17 @@ del _ops, _array_ops
 def symbols(names: str):
     """Symbols from names separated by spaces or commas: ``a, b, c = symbols("a b c")``.
 
-    One name gives one symbol; several give a tuple.
+    ``"x0:3"`` stands for ``x0 x1 x2``.  One name gives one symbol; several a tuple.
     """
-    parts = [p for p in names.replace(",", " ").split() if p]
+    parts = []
+    for part in names.replace(",", " ").split():
+        stem, colon, stop = part.partition(":")
+        digits = len(stem) - len(stem.rstrip("0123456789"))
+        if colon and digits and stop.isdigit():
+            prefix, start = stem[:len(stem) - digits], int(stem[len(stem) - digits:])
+            parts += [f"{prefix}{i}" for i in range(start, int(stop))]
+        else:
+            parts.append(part)
     if not parts:
         raise SymdiffError("symbols() needs at least one name")
     made = tuple(symbol(p) for p in parts)

@@ -123,3 +123,8 @@ def test_large_expressions_print_as_let_form():
         e = e * e + x
     text = to_infix(e)
     assert text.startswith("_1 = ") and len(text) < 10_000
+
+
+def test_symbols_accepts_ranges():
+    assert [s.value for s in sd.symbols("x0:3, y")] == ["x0", "x1", "x2", "y"]
+    assert sd.symbols("w2:3").value == "w2"
