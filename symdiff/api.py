@@ -50,6 +50,9 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     the other free symbols, else all free symbols sorted by name.
     ``wrt`` are the variables of the derivatives (default: all arguments); give one
     symbol instead of a list to get its gradient alone rather than a tuple.
+    ``lowering`` picks how straight-line scalar code reaches machine code: "python"
+    (readable statements compiled by Numba), "llvm" (IR built directly, fast to compile
+    at any size) or "auto" (Python below 100 operations, LLVM from there).
     """
     params = None
     if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
@@ -80,10 +83,8 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
         scalar = False  # one array-valued output
     if lowering not in ("auto", "python", "llvm"):
         raise SymdiffError(f"lowering must be 'auto', 'python' or 'llvm', not {lowering!r}")
-    fn = CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
-                          fast_math)
-    fn.lowering = lowering
-    return fn
+    return CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
+                            fast_math, lowering)
 
 
 class CompiledFunction:
@@ -95,7 +96,8 @@ class CompiledFunction:
     ``forward``, ``grad`` and ``value_and_grad``, evaluated in parallel.
     """
 
-    def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool):
+    def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool,
+                 lowering: str = "auto"):
         self.outputs = outputs
         self.args = args
         self.wrt = wrt
@@ -106,7 +108,7 @@ class CompiledFunction:
         self._loaded: dict[tuple, object] = {}
         self._arrays = any(a.shape for a in args)
         self._flat_wrt = not single_wrt and not any(v.shape for v in wrt)
-        self.lowering = "auto"
+        self.lowering = lowering
 
     def __repr__(self):
         args = ", ".join(s.value for s in self.args)
