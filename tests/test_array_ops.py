@@ -95,6 +95,14 @@ def test_compiled_value_matches_evaluator(table):
                       rtol=1e-13)
 
 
+def test_every_array_op_has_every_piece():
+    structural = {name: op for name, op in sd.ir.OPS.items() if not op.elementwise}
+    assert set(structural) == set(STRUCTURAL)
+    for op in structural.values():
+        assert callable(op.shape_rule) and callable(op.evaluate), op.name
+        assert callable(op.vjp) and callable(op.jvp), op.name
+
+
 def test_every_array_op_is_covered(table):
     total, _, symbols, _, _ = table
     graph = topological_order([total] + sd.grad(total, symbols))

@@ -78,6 +78,9 @@ def test_every_op_has_every_piece():
     for op in ELEMENTWISE.values():
         assert callable(op.evaluate) and callable(op.derivative) and callable(op.to_sympy)
         assert all(f"{{{i}}}" in op.emit for i in range(op.arity)), op.name
+        assert op.llvm and all(f"{{{i}}}" in op.llvm for i in range(op.arity)), op.name
+        if "_ir_" in op.llvm:
+            assert op.llvm_helper and op.llvm.split("(")[0] in op.llvm_helper, op.name
         if "_sd_" in op.emit:
             assert op.helper and op.emit.split("(")[0] in op.helper, op.name
         if op.infix is None:
