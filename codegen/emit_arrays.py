@@ -19,6 +19,8 @@ from .naming import literal, parameter_names, temporary
 from .schedule import schedule
 
 REDUCTIONS = ("sum", "sum_to", "amax")
+# Ops whose emitted result may share memory with an operand (views, identities).
+ALIASING = ("transpose", "reshape", "stop_gradient")
 BATCH = "_nb"
 
 
@@ -265,7 +267,7 @@ class ArrayEmitter:
         if not node.shape:
             return self.scalar(node)
         name = self.array(node)
-        fresh = node.args and (OPS[node.op].elementwise or node.op in REDUCTIONS + (
-            "broadcast_to", "matmul", "embed", "concatenate") or node.op == "index")
+        # Leaves are the caller's arrays or module constants; these ops alias their operand.
+        fresh = node.args and node.op not in ALIASING
         return name if fresh else f"{name}.copy()"
 

@@ -178,3 +178,11 @@ def test_compiled_vector_products_of_array_functions(classifier):
     assert np.isclose(along, sum(np.sum(g * d) for g, d in zip(grads, directions, strict=True)),
                       rtol=1e-12)
     assert "def hvp(" in fn.source and "def hessian(" in fn.source  # 83 x 83 is small enough
+
+
+def test_compiled_results_never_alias_the_arguments():
+    v, m = sd.vector("v", 3), sd.matrix("m", 2, 3)
+    x, y = np.ones(3), np.ones((2, 3))
+    for out in (sd.stop_gradient(v), m.T, sd.reshape(m, (3, 2)), m):
+        result = sd.compile(out, args=[v, m])(x, y)
+        assert not np.shares_memory(result, x) and not np.shares_memory(result, y), str(out)
