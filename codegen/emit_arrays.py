@@ -15,7 +15,7 @@ import hashlib
 from symdiff.array_ops import key_to_python
 from symdiff.ir import OPS, Expr, flatten
 
-from .naming import literal, parameter_names, temporary
+from .naming import literal, temporary
 from .schedule import schedule
 
 REDUCTIONS = ("sum", "sum_to", "amax")
@@ -57,6 +57,14 @@ def constant_source(node: Expr) -> str:
     return f"{constant_name(node)} = np.array([{values}]).reshape({node.shape})"
 
 
+def _broadcast_index(shape: tuple, loop_shape: tuple, indices: list[str]) -> list[str]:
+    """Index of an array of ``shape`` inside a loop over ``loop_shape`` (NumPy broadcasting:
+    shapes align on the right and a size-1 dimension stays at 0)."""
+    offset = len(loop_shape) - len(shape)
+    return ["0" if d == 1 and loop_shape[offset + k] != 1 else indices[offset + k]
+            for k, d in enumerate(shape)]
+
+
 def iteration_shape(node: Expr) -> tuple:
     """The shape a node's loop runs over (its input's, for reductions)."""
     return node.args[0].shape if node.op in REDUCTIONS else node.shape
@@ -65,20 +73,16 @@ def iteration_shape(node: Expr) -> tuple:
 class ArrayEmitter:
     """Builds the body of one function whose graph has array nodes."""
 
-    def __init__(self, inputs, arrays, result, statement):
+    def __init__(self, inputs, params, names, result, statement):
         self.statement = statement  # scalar statement from operand names (emit_numba)
-        self.params = parameter_names([s.value for s in inputs])
-        self.names: dict[Expr, str] = dict(zip(inputs, self.params, strict=True))
-        for array in arrays:
-            for i, sym in enumerate(array.symbols):
-                self.names[sym] = f"{array.name}[{i}]"
+        self.params = params
+        self.names: dict[Expr, str] = dict(names)  # inputs (and array items) named already
         self.inputs = list(inputs)
         self.outputs = flatten(result)
         self.order = schedule(self.outputs)
         self.position = {node: k for k, node in enumerate(self.order)}
         self.lines: list[str] = []
         self.counter = 0
-        self.constants: list[Expr] = []
         consumers: dict[Expr, list[Expr]] = {}
         for node in self.order:
             for arg in node.args:
@@ -113,11 +117,7 @@ class ArrayEmitter:
         return self.names[node]
 
     def array(self, node: Expr) -> str:
-        if node.op == "array":
-            if node not in self.constants:
-                self.constants.append(node)
-            return constant_name(node)
-        return self.names[node]
+        return constant_name(node) if node.op == "array" else self.names[node]
 
     def element(self, node: Expr, loop_shape: tuple, indices: list[str], local) -> str:
         """The element of ``node`` at the loop position, with NumPy broadcasting."""
@@ -125,9 +125,7 @@ class ArrayEmitter:
             return local[node]
         if not node.shape:
             return self.scalar(node)
-        offset = len(loop_shape) - len(node.shape)
-        index = ["0" if d == 1 and loop_shape[offset + k] != 1 else indices[offset + k]
-                 for k, d in enumerate(node.shape)]
+        index = _broadcast_index(node.shape, loop_shape, indices)
         return f"{self.array(node)}[{', '.join(index)}]"
 
     # Statements.
@@ -190,9 +188,7 @@ class ArrayEmitter:
         self.names[root] = name
 
     def loop_value(self, node, shape, indices, local, body, final=False) -> str:
-        if node.op in REDUCTIONS:
-            return self.element(node.args[0], shape, indices, local)
-        if node.op == "broadcast_to":
+        if node.op in REDUCTIONS or node.op == "broadcast_to":  # the operand's element
             return self.element(node.args[0], shape, indices, local)
         text = self.statement(node, lambda a: self.element(a, shape, indices, local))
         if final:
@@ -210,9 +206,7 @@ class ArrayEmitter:
     def reduction(self, root, name, shape, indices, value, body) -> None:
         out = root.shape
         if root.op == "sum_to":
-            offset = len(shape) - len(out)
-            target = ["0" if d == 1 and shape[offset + k] != 1 else indices[offset + k]
-                      for k, d in enumerate(out)]
+            target = _broadcast_index(out, shape, indices)
         else:
             axes, keepdims = root.value
             axes = range(len(shape)) if axes is None else axes

@@ -110,6 +110,8 @@ def uses_llvm(spec: FunctionSpec) -> bool:
 
     Loops (arrays, batches) always stay Python; "auto" lowers from LLVM_MIN_OPS on.
     """
+    if spec.lowering not in LOWERINGS:
+        raise ValueError(f"lowering must be one of {LOWERINGS}, not {spec.lowering!r}")
     if spec.batched or _has_arrays(spec) or spec.lowering == "python":
         return False
     return spec.lowering == "llvm" or len(schedule(flatten(spec.result))) >= LLVM_MIN_OPS
@@ -130,7 +132,7 @@ def emit_function(spec: FunctionSpec) -> str:
         body, returned = _batched_body(spec, names)
         decorator = PARALLEL_DECORATOR
     elif _has_arrays(spec):
-        emitter = ArrayEmitter(spec.inputs, spec.arrays, spec.result, statement)
+        emitter = ArrayEmitter(spec.inputs, names.params, names.of, spec.result, statement)
         body = emitter.emit()
         lines, returned = _result_lines(spec.result, emitter.returned, "_out")
         body += lines

@@ -81,8 +81,10 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
                                "list every input in args")
     if scalar and outputs[0].shape:
         scalar = False  # one array-valued output
-    if lowering not in ("auto", "python", "llvm"):
-        raise SymdiffError(f"lowering must be 'auto', 'python' or 'llvm', not {lowering!r}")
+    from codegen.emit_numba import LOWERINGS
+
+    if lowering not in LOWERINGS:
+        raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
     return CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
                             fast_math, lowering)
 

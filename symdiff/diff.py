@@ -17,7 +17,7 @@ import numpy as np
 from .array_ops import broadcast_to, sum_to, zeros
 from .arrays import concatenate, reshape, stack, transpose
 from .errors import ShapeError, SymdiffError
-from .ir import OPS, Expr, apply, as_expr, const, free_symbols, symbol, topological_order
+from .ir import OPS, Expr, apply, as_expr, const, fold, free_symbols, symbol, topological_order
 from .ops import ONE, ZERO
 from .passes import optimize
 
@@ -35,13 +35,6 @@ def _times(x: Expr, y: Expr) -> Expr:
     if x is MINUS_ONE:
         return apply("neg", y)
     return apply("mul", x, y)
-
-
-def _total(terms: list[Expr]) -> Expr:
-    total = terms[0]
-    for term in terms[1:]:
-        total = apply("add", total, term)
-    return total
 
 
 def _active(order: list[Expr], variables: set[Expr]) -> set[Expr]:
@@ -75,7 +68,7 @@ def _tangent(node: Expr, tangents: list) -> Expr | None:
             partial = op.derivative(i, node.args, node)
             if partial is not ZERO:
                 terms.append(_times(partial, t))
-    return broadcast_to(_total(terms), node.shape) if terms else None
+    return broadcast_to(fold("add", terms), node.shape) if terms else None
 
 
 def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> list[Expr]:
@@ -95,7 +88,7 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
         terms = pending.pop(node, None)
         if not terms:
             continue
-        adjoint = _total(terms)
+        adjoint = fold("add", terms)
         if not node.args:
             adjoints[node] = adjoint
             continue
@@ -211,7 +204,7 @@ def _basis(var: Expr, k: int) -> Expr:
 
 def _flat(exprs: Sequence[Expr]) -> Expr:
     """One vector of all elements of ``exprs`` (C order), for array Jacobians/Hessians."""
-    parts = [reshape(e, (e.size,)) if e.shape else reshape(e, (1,)) for e in exprs]
+    parts = [reshape(e, (e.size,)) for e in exprs]
     return concatenate(parts) if len(parts) > 1 else parts[0]
 
 
@@ -236,7 +229,7 @@ def jacobian(fs, wrt=None, simplify: bool = True):
         _check_static(outputs + variables, "jacobian")
         flat = _flat(outputs)
         m = flat.shape[0]
-        sizes = [v.size if v.shape else 1 for v in variables]
+        sizes = [v.size for v in variables]
         if m <= sum(sizes):
             rows = [_flat(reverse_mode([(flat, _basis(flat, k))], variables)) for k in range(m)]
         else:
@@ -264,13 +257,13 @@ def hessian(f, wrt=None, simplify: bool = True):
     """
     f = as_expression(f)
     variables = as_variables(wrt, [f])
-    g = optimize(reverse_mode([(f, ONE)], variables))
+    g = grad(f, variables)
     if any(v.shape for v in variables):
         _check_static(variables, "hessian")
         flat = _flat(g)
         order = topological_order([flat])
         cols = [forward_mode([flat], {v: _basis(v, k)}, order)[0]
-                for v in variables for k in range(v.size if v.shape else 1)]
+                for v in variables for k in range(v.size)]
         result = stack(cols, axis=1)
         return optimize(result) if simplify else result
     n = len(variables)
@@ -297,8 +290,7 @@ def hvp(f, wrt, v, simplify: bool = True):
     for var, d in zip(variables, directions, strict=True):
         if d.shape not in (var.shape, ()):
             raise ShapeError(f"direction of shape {d.shape} for {var.value} of shape {var.shape}")
-    g = optimize(reverse_mode([(f, ONE)], variables))
-    result = forward_mode(g, dict(zip(variables, directions, strict=True)))
+    result = forward_mode(grad(f, variables), dict(zip(variables, directions, strict=True)))
     if simplify:
         result = optimize(result)
     return result[0] if single else result

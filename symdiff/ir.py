@@ -209,7 +209,7 @@ class Expr:
 
     @property
     def size(self) -> int:
-        """Number of elements (static shapes only)."""
+        """Number of elements (static shapes only; 1 for a scalar)."""
         return math.prod(self.shape)
 
     def sum(self, axis=None, keepdims=False):
@@ -393,6 +393,15 @@ def broadcast_shapes(op_name: str, *shapes: tuple) -> tuple:
             raise ShapeError(f"{op_name}: shapes {listed} do not broadcast")
         result.append(sizes.pop() if sizes else 1)
     return tuple(result)
+
+
+def fold(op_name: str, items) -> Expr:
+    """``op(op(op(x0, x1), x2), ...)``: a left-nested chain of one binary op."""
+    items = list(items)
+    total = as_expr(items[0])
+    for item in items[1:]:
+        total = apply(op_name, total, item)
+    return total
 
 
 def topological_order(roots: Iterable[Expr], seen: set[Expr] | None = None) -> list[Expr]:

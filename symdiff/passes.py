@@ -50,7 +50,7 @@ def _rewrite(graph: Graph, rewrite_node) -> Graph:
     return Graph(tuple(mapping[o] for o in graph.outputs), tuple(nodes))
 
 
-def _fold(node: Expr) -> Expr:
+def _fold_constant(node: Expr) -> Expr:
     if node.args and all(a.op == "const" for a in node.args) and OPS[node.op].elementwise:
         return const(OPS[node.op].evaluate(*(a.value for a in node.args)))
     return node
@@ -58,7 +58,7 @@ def _fold(node: Expr) -> Expr:
 
 def fold_constants(graph: Graph) -> Graph:
     """Replace every operation on constants by its value (``2*3 -> 6``)."""
-    return _rewrite(graph, _fold)
+    return _rewrite(graph, _fold_constant)
 
 
 def _rules_by_op(fast_math: bool) -> dict[str, list]:

@@ -15,7 +15,7 @@ from sympy.codegen.cfunctions import expm1 as sympy_expm1
 from sympy.codegen.cfunctions import log1p as sympy_log1p
 
 from .errors import SymdiffError
-from .ir import OPS, Expr, apply, const, flatten, restructure, symbol, topological_order
+from .ir import OPS, Expr, apply, const, flatten, fold, restructure, symbol, topological_order
 
 
 def to_sympy(exprs):
@@ -78,7 +78,7 @@ def _convert(e, args: list[Expr]) -> Expr:
             raise SymdiffError(f"SymPy number {e} is not real")
         return const(float(e)) if e is not sympy.zoo else const(math.nan)
     if e.is_Add:
-        return _fold("add", args)
+        return fold("add", args)
     if e.is_Mul:
         return _mul(e, args)
     if e.is_Pow:
@@ -90,9 +90,9 @@ def _convert(e, args: list[Expr]) -> Expr:
         return apply("log", args[0]) if len(args) == 1 else (
             apply("div", apply("log", args[0]), apply("log", args[1])))
     if func is sympy.Max:
-        return _fold("maximum", args)
+        return fold("maximum", args)
     if func is sympy.Min:
-        return _fold("minimum", args)
+        return fold("minimum", args)
     if func is sympy.Heaviside:
         at_zero = e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2)
         if at_zero == 0:
@@ -108,13 +108,6 @@ def _short(e) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _fold(op: str, args: list[Expr]) -> Expr:
-    total = args[0]
-    for arg in args[1:]:
-        total = apply(op, total, arg)
-    return total
-
-
 def _mul(e, args: list[Expr]) -> Expr:
     # x * y**-1 reads better as x / y: split factors with a negative exponent off.
     numerator, denominator = [], []
@@ -125,8 +118,8 @@ def _mul(e, args: list[Expr]) -> Expr:
             denominator.append(const(float(factor.q)))
         else:
             numerator.append(converted)
-    top = _fold("mul", numerator) if numerator else const(1.0)
-    return apply("div", top, _fold("mul", denominator)) if denominator else top
+    top = fold("mul", numerator) if numerator else const(1.0)
+    return apply("div", top, fold("mul", denominator)) if denominator else top
 
 
 def _pow(e, base: Expr, exponent: Expr) -> Expr:
