@@ -1,9 +1,10 @@
 """The systems compared: symdiff, hand-written Numba, and the peers that are installed.
 
 Each ``prepare(problem, args)`` returns a callable giving (value, gradients) at the
-problem's arguments, and the op count where the system exposes one.  Preparation time
-(tracing, symbolic differentiation, code generation, compilation) is measured by the
-runner from the start of ``prepare`` to the first result.
+problem's arguments, and a zero-argument function counting ops where the system exposes
+them (None otherwise).  Preparation time (tracing, symbolic differentiation, code
+generation, compilation) is measured by the runner from the start of ``prepare`` to the
+first result; the op count is taken after the clock stops.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class Symdiff:
         expr, symbols = problem.symdiff()
         wrt = [symbols[i] for i in problem.wrt]
         fn = sd.compile(expr, wrt=wrt, args=symbols)
-        ops = sd.count_ops([expr] + sd.grad(expr, wrt))
+        def ops():
+            return sd.count_ops([expr] + sd.grad(expr, wrt))
+
         fn.value_and_grad(*args)  # compiles; from now on the attribute is the compiled call
         vg = fn.value_and_grad
         if problem.key == "P5":  # gradients of all points come as one (points, 3) array
@@ -83,8 +86,10 @@ class Jax:
             vg = jax.jit(jax.vmap(jax.value_and_grad(fn, argnums=problem.wrt)))
         else:
             vg = jax.jit(jax.value_and_grad(fn, argnums=problem.wrt))
-        ops = len(jax.make_jaxpr(jax.value_and_grad(fn, argnums=problem.wrt))(
-            *[a[0] if problem.batch_points else a for a in args]).eqns)
+        def ops():
+            return len(jax.make_jaxpr(jax.value_and_grad(fn, argnums=problem.wrt))(
+                *[a[0] if problem.batch_points else a for a in args]).eqns)
+
 
         def call(*a):
             value, grads = vg(*a)
@@ -209,7 +214,7 @@ class SymPy:
             def call(*a):
                 out = fn(*flatten_args(a))
                 return out[0], _split(problem, a, np.asarray(out[1:], dtype=float))
-        return call, sympy.count_ops([f] + grads)
+        return call, lambda: sympy.count_ops([f] + grads)
 
 
 class SymEngine:
@@ -261,7 +266,7 @@ class CasADi:
         wrt = ca.vertcat(*[v[k] for lo, hi, _ in _wrt_slices(problem, args)
                            for k in range(lo, hi)])
         function = ca.Function("f", [v], [f, ca.gradient(f, wrt)])
-        ops = function.n_instructions()
+        ops = function.n_instructions
         if self.generated_c:
             function = _compile_c(ca, function)
         if problem.batch_points:

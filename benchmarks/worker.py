@@ -44,7 +44,8 @@ def measure(problem_key: str, system_name: str) -> dict:
     loops, _ = timer.autorange()
     per_call = statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
     result = {"prepare_s": prepare, "call_s": per_call,
-              "error_rel": _error(value, grads, ref_value, ref_grads), "ops": ops}
+              "error_rel": _error(value, grads, ref_value, ref_grads),
+              "ops": ops() if ops is not None else None}
     if problem.batch_points:
         result["points_per_s"] = problem.batch_points / per_call
     return result
