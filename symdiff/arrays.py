@@ -69,20 +69,21 @@ def _axes(x: Expr, axis) -> tuple | None:
     return tuple(sorted(set(normalized)))
 
 
-def sum(x, axis=None, keepdims=False) -> Expr:  # noqa: A001 - NumPy's name
-    """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+def _reduction(op_name: str, x, axis, keepdims) -> Expr:
     x = as_expr(x)
     if not x.shape:
         return x
-    return apply("sum", x, payload=(_axes(x, axis), bool(keepdims)))
+    return apply(op_name, x, payload=(_axes(x, axis), bool(keepdims)))
+
+
+def sum(x, axis=None, keepdims=False) -> Expr:  # noqa: A001 - NumPy's name
+    """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+    return _reduction("sum", x, axis, keepdims)
 
 
 def amax(x, axis=None, keepdims=False) -> Expr:
     """Maximum over ``axis``; its derivative splits ties evenly."""
-    x = as_expr(x)
-    if not x.shape:
-        return x
-    return apply("amax", x, payload=(_axes(x, axis), bool(keepdims)))
+    return _reduction("amax", x, axis, keepdims)
 
 
 def mean(x, axis=None, keepdims=False) -> Expr:

@@ -444,8 +444,12 @@ def count_ops(exprs) -> int:
     return sum(1 for n in topological_order(roots) if n.args)
 
 
-def flatten(nested) -> list[Expr]:
-    """The nodes of a node, or of a (nested) list/tuple of nodes and numbers, in order."""
+def flatten(nested, convert=None) -> list[Expr]:
+    """The nodes of a node, or of a (nested) list/tuple of nodes and numbers, in order.
+
+    ``convert`` turns each item into a node (default: ``as_expr``).
+    """
+    convert = convert or as_expr
     out: list[Expr] = []
     stack = [nested]
     while stack:
@@ -455,7 +459,7 @@ def flatten(nested) -> list[Expr]:
         elif getattr(item, "dtype", None) is not None and item.dtype.kind == "O":
             stack.extend(reversed(list(item.ravel())))  # NumPy object array of nodes
         else:
-            out.append(as_expr(item))
+            out.append(convert(item))
     return out
 
 

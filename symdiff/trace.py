@@ -6,7 +6,7 @@ import inspect
 
 from .diff import as_expression
 from .errors import SymdiffError, TraceError
-from .ir import Expr, symbol
+from .ir import Expr, flatten, symbol
 
 
 def _is_sympy(value) -> bool:
@@ -31,14 +31,7 @@ def as_outputs(f) -> tuple[list[Expr], bool]:
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
     if isinstance(f, (list, tuple)):
-        flat = []
-        stack = [f]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, (list, tuple)):
-                stack.extend(reversed(item))
-            else:
-                flat.append(_one(item))
+        flat = flatten(f, _one)
         if not flat:
             raise SymdiffError("a vector-valued function needs at least one output")
         return flat, False
