@@ -50,6 +50,10 @@ def tables(path: str) -> str:
     skipped = sorted({f"{r['system']} on {r['problem']}: {r['skipped']}" for r in rows
                       if "skipped" in r and r["skipped"] != "not installed"})
     out += ["Skipped:", ""] + [f"- {s}" for s in skipped]
+    ratios = [f"{p} {by[p, 'symdiff']['call_s'] / by[p, 'symdiff']['value_call_s']:.1f}x"
+              for p in problems if "value_call_s" in by.get((p, "symdiff"), {})]
+    if ratios:
+        out += ["", "symdiff, value + gradient over the value alone: " + ", ".join(ratios) + "."]
     worst = max((r.get("error_rel", 0) for r in rows), default=0)
     out += ["", f"Largest relative error against the NumPy reference, any system: {worst:.1e}."]
     return "\n".join(out)

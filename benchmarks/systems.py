@@ -2,9 +2,11 @@
 
 Each ``prepare(problem, args)`` returns a callable giving (value, gradients) at the
 problem's arguments, and a zero-argument function counting ops where the system exposes
-them (None otherwise).  Preparation time (tracing, symbolic differentiation, code
-generation, compilation) is measured by the runner from the start of ``prepare`` to the
-first result; the op count is taken after the clock stops.
+them (None otherwise); a system may also set ``value_only``, a callable giving the value
+alone, to measure what the gradient costs on top of the value.  Preparation time
+(tracing, symbolic differentiation, code generation, compilation) is measured by the
+runner from the start of ``prepare`` to the first result; the op count is taken after the
+clock stops.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Symdiff:
 
         fn.value_and_grad(*args)  # compiles; from now on the attribute is the compiled call
         vg = fn.value_and_grad
+        self.value_only = fn  # the value alone, timed after preparation for the 3x target
         if problem.key == "P5":  # gradients of all points come as one (points, 3) array
             def batch(*a):
                 value, grad = vg(*a)

@@ -25,6 +25,13 @@ def _error(value, grads, ref_value, ref_grads) -> float:
     return worst
 
 
+def _per_call(call, args) -> float:
+    """Median seconds per call over repeated timed loops."""
+    timer = timeit.Timer(lambda: call(*args))
+    loops, _ = timer.autorange()
+    return statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
+
+
 def measure(problem_key: str, system_name: str) -> dict:
     problem = PROBLEMS[problem_key]
     system = next(s for s in SYSTEMS if s.name == system_name)
@@ -40,12 +47,14 @@ def measure(problem_key: str, system_name: str) -> dict:
         prepare = time.perf_counter() - start
     except Skip as why:
         return {"skipped": str(why)}
-    timer = timeit.Timer(lambda: call(*args))
-    loops, _ = timer.autorange()
-    per_call = statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
+    per_call = _per_call(call, args)
     result = {"prepare_s": prepare, "call_s": per_call,
               "error_rel": _error(value, grads, ref_value, ref_grads),
               "ops": ops() if ops is not None else None}
+    value_only = getattr(system, "value_only", None)
+    if value_only is not None:
+        value_only(*args)  # compiles the value function, outside any timing
+        result["value_call_s"] = _per_call(value_only, args)
     if problem.batch_points:
         result["points_per_s"] = problem.batch_points / per_call
     return result

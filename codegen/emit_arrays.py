@@ -18,7 +18,10 @@ from symdiff.ir import OPS, Expr, flatten
 from .naming import literal, temporary
 from .schedule import schedule
 
-REDUCTIONS = ("sum", "sum_to", "amax")
+# Ops that accumulate their operand's loop into a result of another shape.
+REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add")
+# Ops whose element is an operand's element at another position: fused like elementwise.
+ELEMENT_ACCESS = ("broadcast_to", "take")
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient")
 BATCH = "_nb"
@@ -57,12 +60,40 @@ def constant_source(node: Expr) -> str:
     return f"{constant_name(node)} = np.array([{values}]).reshape({node.shape})"
 
 
+def rows_of(node: Expr):
+    """The constant row positions of a take or scatter_add node."""
+    return node.value if node.op == "take" else node.value[0]
+
+
+def rows_name(node: Expr) -> str:
+    """Module-level name of the row positions of a take/scatter_add node."""
+    return "_r" + rows_of(node).key[:12]
+
+
+def rows_source(node: Expr) -> str:
+    """Module-level definition of the row positions of a take/scatter_add node."""
+    values = ", ".join(map(str, rows_of(node).array))
+    return f"{rows_name(node)} = np.array([{values}], dtype=np.int64)"
+
+
 def _broadcast_index(shape: tuple, loop_shape: tuple, indices: list[str]) -> list[str]:
     """Index of an array of ``shape`` inside a loop over ``loop_shape`` (NumPy broadcasting:
     shapes align on the right and a size-1 dimension stays at 0)."""
     offset = len(loop_shape) - len(shape)
     return ["0" if d == 1 and loop_shape[offset + k] != 1 else indices[offset + k]
             for k, d in enumerate(shape)]
+
+
+def unit_reshape(node: Expr) -> bool:
+    """Whether ``node`` is a reshape that only inserts or removes size-1 axes."""
+    return node.op == "reshape" and bool(node.shape) and bool(node.args[0].shape) and \
+        [d for d in node.shape if d != 1] == [d for d in node.args[0].shape if d != 1]
+
+
+def _unit_reshape_index(shape: tuple, source: tuple, indices: list[str]) -> list[str]:
+    """Index into a reshape's operand (of shape ``source``) from indices over ``shape``."""
+    kept = iter(i for d, i in zip(shape, indices, strict=True) if d != 1)
+    return ["0" if d == 1 else next(kept) for d in source]
 
 
 def iteration_shape(node: Expr) -> tuple:
@@ -85,19 +116,24 @@ class ArrayEmitter:
         self.counter = 0
         consumers: dict[Expr, list[Expr]] = {}
         for node in self.order:
-            for arg in node.args:
+            for arg in dict.fromkeys(node.args):  # x * x has one consumer
                 consumers.setdefault(arg, []).append(node)
         out = set(self.outputs)
         self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), out)}
+        # Unit reshapes read by loops only are index arithmetic on their operand, not arrays.
+        self.views = {n for n in self.order if unit_reshape(n) and n not in out and all(
+            OPS[u.op].elementwise or u.op in REDUCTIONS or u.op == "broadcast_to"
+            for u in consumers.get(n, []))}
 
     @staticmethod
     def _fusible(node, users, outputs) -> bool:
         op = OPS[node.op]
         if not node.shape or node in outputs or len(users) != 1:
             return False
-        if not (op.elementwise or node.op == "broadcast_to"):
+        if not (op.elementwise or node.op in ELEMENT_ACCESS):
             return False
         user = users[0]
+        # A take reads its operand at gathered rows, so its operand stays materialized.
         return (OPS[user.op].elementwise or user.op in REDUCTIONS or user.op == "broadcast_to") \
             and iteration_shape(user) == node.shape
 
@@ -126,6 +162,9 @@ class ArrayEmitter:
         if not node.shape:
             return self.scalar(node)
         index = _broadcast_index(node.shape, loop_shape, indices)
+        while node in self.views:
+            index = _unit_reshape_index(node.shape, node.args[0].shape, index)
+            node = node.args[0]
         return f"{self.array(node)}[{', '.join(index)}]"
 
     # Statements.
@@ -133,7 +172,7 @@ class ArrayEmitter:
         """All statements of the function body, before the return."""
         self.check_arguments()
         for node in self.order:
-            if node in self.inlined:
+            if node in self.inlined or node in self.views:
                 continue
             if node.op == "stop_gradient" and node.args[0] not in self.inlined:
                 self.names[node] = self.operand(node.args[0])  # identity once derived
@@ -143,7 +182,7 @@ class ArrayEmitter:
                 name = self.new_name()
                 self.lines.append(f"{name} = {self.statement(node, self.scalar)}")
                 self.names[node] = name
-            elif OPS[node.op].elementwise or node.op in REDUCTIONS + ("broadcast_to",):
+            elif OPS[node.op].elementwise or node.op in REDUCTIONS + ELEMENT_ACCESS:
                 self.loop(node)
             else:
                 self.call(node)
@@ -171,12 +210,13 @@ class ArrayEmitter:
         body: list[str] = []
         local: dict[Expr, str] = {}
         # The inlined producers of this loop, in order.
-        members, stack = [], [root]
+        members, stack = {}, [root]
         while stack:
             node = stack.pop()
-            members.append(node)
-            stack.extend(a for a in node.args if a in self.inlined)
-        for node in sorted(members[1:], key=self.position.__getitem__):
+            members[node] = None
+            stack.extend(a for a in node.args if a in self.inlined and a not in members)
+        del members[root]
+        for node in sorted(members, key=self.position.__getitem__):
             local[node] = self.loop_value(node, shape, indices, local, body)
         value = self.loop_value(root, shape, indices, local, body, final=True)
         if root.op in REDUCTIONS:
@@ -188,9 +228,12 @@ class ArrayEmitter:
         self.names[root] = name
 
     def loop_value(self, node, shape, indices, local, body, final=False) -> str:
+        if node.op == "take":  # the operand's element at the gathered row
+            rows = [f"{rows_name(node)}[{indices[0]}]"] + indices[1:]
+            return f"{self.array(node.args[0])}[{', '.join(rows)}]"
         if node.op in REDUCTIONS or node.op == "broadcast_to":  # the operand's element
             return self.element(node.args[0], shape, indices, local)
-        text = self.statement(node, lambda a: self.element(a, shape, indices, local))
+        text = self.statement(node, lambda a: self.element(a, shape, indices, local), loop=True)
         if final:
             return text
         var = f"_v{len(body)}"
@@ -207,6 +250,8 @@ class ArrayEmitter:
         out = root.shape
         if root.op == "sum_to":
             target = _broadcast_index(out, shape, indices)
+        elif root.op == "scatter_add":
+            target = [f"{rows_name(root)}[{indices[0]}]"] + indices[1:]
         else:
             axes, keepdims = root.value
             axes = range(len(shape)) if axes is None else axes

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from symdiff.ir import OPS, Expr, flatten, topological_order
+from symdiff.loop_math import loop_helpers
 from symdiff.printer import to_infix
 
 from . import emit_llvm as llvm
-from .emit_arrays import ArrayEmitter, constant_name, constant_source
+from .emit_arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source
 from .emit_llvm import emit_llvm_function
 from .naming import literal, parameter_names, temporary, unrolled_power
 from .schedule import expanded_lengths, schedule
@@ -72,14 +73,16 @@ def _power(base: str, exponent: Expr) -> str | None:
     return product if n > 0 else f"1.0 / ({product})"
 
 
-def statement(node: Expr, operand) -> str:
-    """The Python/Numba expression of one element of ``node``, given operand names."""
+def statement(node: Expr, operand, loop: bool = False) -> str:
+    """The Python/Numba expression of one element of ``node``, given operand names;
+    ``loop``: inside a loop over array elements, where vectorizable templates exist."""
     operands = [operand(a) for a in node.args]
     if node.op == "pow":
         reduced = _power(operands[0], node.args[1])
         if reduced is not None:
             return reduced
-    return OPS[node.op].emit.format(*operands)
+    op = OPS[node.op]
+    return (op.loop if loop and op.loop else op.emit).format(*operands)
 
 
 def _result_lines(result, operand, label: str) -> tuple[list[str], str]:
@@ -199,18 +202,29 @@ def _scalar_body(spec: FunctionSpec, names: _Names) -> list[str]:
 
 
 def helpers_used(specs: list[FunctionSpec]) -> list[str]:
-    """Sources of the helper functions the specs need, in op-name order."""
-    used = {n.op for spec in specs for n in schedule(flatten(spec.result))}
+    """Sources of the helper functions the specs need, in op-name order: loop helpers for
+    array elements (see ArrayEmitter), ordinary helpers for scalars."""
+    used, in_loops = set(), set()
+    for spec in specs:
+        for n in schedule(flatten(spec.result)):
+            (in_loops if n.shape and OPS[n.op].loop else used).add(n.op)
     if "amax" in used:  # max reductions update with the nan-propagating maximum
         used.add("maximum")
-    return [OPS[name].helper for name in sorted(used) if OPS[name].helper]
+    return loop_helpers(in_loops) + [OPS[name].helper for name in sorted(used)
+                                     if OPS[name].helper]
 
 
 def constants_used(specs: list[FunctionSpec]) -> list[str]:
-    """Module-level definitions of the array constants the specs use, sorted by name."""
-    found = {constant_name(n): n for spec in specs
-             for n in topological_order(flatten(spec.result)) if n.op == "array"}
-    return [constant_source(found[name]) for name in sorted(found)]
+    """Module-level definitions of the array constants and row positions the specs use,
+    sorted by name."""
+    found = {}
+    for spec in specs:
+        for n in topological_order(flatten(spec.result)):
+            if n.op == "array":
+                found[constant_name(n)] = constant_source(n)
+            elif n.op in ("take", "scatter_add"):
+                found[rows_name(n)] = rows_source(n)
+    return [found[name] for name in sorted(found)]
 
 
 def emit_module(specs: list[FunctionSpec], docstring: str) -> str:

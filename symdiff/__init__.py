@@ -98,6 +98,7 @@ from .arrays import (  # noqa: E402
     softmax,
     stack,
     sum,  # noqa: A004
+    take,
     transpose,
     vector,
     where,
@@ -107,6 +108,6 @@ from .sympy_bridge import from_sympy, to_sympy  # noqa: E402
 
 __all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "matrix",
             "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
-            "outer", "reshape", "softmax", "stack", "sum", "transpose", "where", "hvp",
+            "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
             "not_equal", "ShapeError"]

@@ -3,11 +3,14 @@ the NumPy expression Numba runs (reductions are fused into loops by the code gen
 
 Payloads (``node.value``) are hashable: axes tuples, target shapes, normalized index keys.
 An index key has one entry per leading axis: ``("i", k)`` picks position k (the axis goes
-away), ``("s", start, stop, step)`` keeps a slice.
+away), ``("s", start, stop, step)`` keeps a slice.  ``take`` gathers rows (first axis) by a
+constant integer array; its adjoint ``scatter_add`` sums rows back into place, so a pair
+list ``x[I] - x[J]`` visits only the listed pairs in both directions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -281,5 +284,69 @@ register(Op(
         for a, ti in zip(node.args, t, strict=True)), payload=node.value),
 ))
 
+class Rows:
+    """Constant row positions (a read-only int64 vector) as a hashable payload."""
+
+    __slots__ = ("array", "key")
+
+    def __init__(self, positions):
+        self.array = np.array(positions, dtype=np.int64).reshape(-1)
+        self.array.setflags(write=False)
+        self.key = hashlib.sha256(self.array.tobytes()).hexdigest()[:16]
+
+    def __eq__(self, other):
+        return isinstance(other, Rows) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __len__(self):
+        return len(self.array)
+
+    def __repr__(self):
+        shown = ", ".join(map(str, self.array[:8]))
+        return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
+
+
+def _take_shape(shapes, rows):
+    (shape,) = shapes
+    if not shape or shape[0] is None:
+        raise ShapeError(f"take: rows are gathered from a fixed first axis, got shape {shape}")
+    if len(rows) and not (0 <= rows.array.min() and rows.array.max() < shape[0]):
+        raise ShapeError(f"take: row positions out of range for a first axis of {shape[0]}")
+    return (len(rows),) + tuple(shape[1:])
+
+
+def _scatter_add_evaluate(shape, payload, y):
+    out = np.zeros(shape)
+    np.add.at(out, payload[0].array, y)
+    return out
+
+
+def _scatter_add_shape(shapes, payload):
+    rows, n = payload
+    (shape,) = shapes
+    if _take_shape(((n,) + tuple(shape[1:]),), rows) != tuple(shape):
+        raise ShapeError(f"scatter_add: shape {shape} does not match {len(rows)} rows")
+    return (n,) + tuple(shape[1:])
+
+
+register(Op(
+    "take", 1, lambda shape, rows, x: np.take(x, rows.array, axis=0), None, None, None,
+    shape_rule=_take_shape,
+    vjp=lambda i, node, adj: apply("scatter_add", broadcast_to(adj, node.shape),
+                                   payload=(node.value, node.args[0].shape[0])),
+    jvp=lambda node, t: apply("take", broadcast_to(t[0], node.args[0].shape),
+                              payload=node.value),
+))
+
+register(Op(
+    "scatter_add", 1, _scatter_add_evaluate, None, None, None, shape_rule=_scatter_add_shape,
+    vjp=lambda i, node, adj: apply("take", broadcast_to(adj, node.shape),
+                                   payload=node.value[0]),
+    jvp=lambda node, t: apply("scatter_add", broadcast_to(t[0], node.args[0].shape),
+                              payload=node.value),
+))
+
 STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",
-              "index", "embed", "concatenate")
+              "index", "embed", "concatenate", "take", "scatter_add")

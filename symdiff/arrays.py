@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .array_ops import broadcast_to, reduced_shape, sum_to, zeros
+from .array_ops import Rows, broadcast_to, reduced_shape, sum_to, zeros
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, apply, as_expr, symbol
 
@@ -152,17 +152,55 @@ def _normalize_key(x: Expr, key) -> tuple:
                 raise ShapeError(f"index {item} is out of range for axis {k} of size {dim}")
             entries.append(("i", int(item) % dim))
         else:
-            raise ShapeError(f"unsupported index {item!r}: use ints and slices of constants")
+            raise ShapeError(f"unsupported index {item!r} on axis {k}: use ints, slices, "
+                             "or one integer array on the first axis")
     while entries and entries[-1] == ("s", None, None, None):
         entries.pop()
     return tuple(entries)
 
 
-def index(x, key) -> Expr:
-    """``x[key]`` with constant ints and slices."""
+def _row_positions(item, dim):
+    """Integer positions of a first-axis array index (ints or a boolean mask), or None."""
+    if isinstance(item, (list, np.ndarray)):
+        array = np.asarray(item)
+        if array.dtype == bool:
+            if array.shape != (dim,):
+                raise ShapeError(f"boolean index of shape {array.shape} for an axis of {dim}")
+            return np.flatnonzero(array)
+        if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+            raise ShapeError("an array index must be a 1-D array of integers or booleans")
+        if dim is None:
+            raise ShapeError("an open (None) dimension cannot take an array index")
+        if array.size and not (-dim <= array.min() and array.max() < dim):
+            raise ShapeError(f"array index out of range for axis 0 of size {dim}")
+        return array.astype(np.int64) % dim
+    return None
+
+
+def take(x, rows) -> Expr:
+    """Rows of ``x`` (first axis) at constant integer positions, like ``np.take(x, rows, 0)``;
+    its gradient adds back into the rows (repeated positions accumulate)."""
     x = as_expr(x)
     if not x.shape:
         raise ShapeError("a scalar expression cannot be indexed")
+    positions = _row_positions(list(rows) if isinstance(rows, (tuple, range)) else rows,
+                               x.shape[0])
+    if positions is None:
+        raise ShapeError(f"take: rows must be a list or array of integers, got {rows!r}")
+    return apply("take", x, payload=Rows(positions))
+
+
+def index(x, key) -> Expr:
+    """``x[key]`` with constant ints and slices; a 1-D integer array (or boolean mask) on
+    the first axis gathers rows, as in NumPy."""
+    x = as_expr(x)
+    if not x.shape:
+        raise ShapeError("a scalar expression cannot be indexed")
+    first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
+    positions = _row_positions(first, x.shape[0])
+    if positions is not None:
+        gathered = apply("take", x, payload=Rows(positions))
+        return index(gathered, (slice(None),) + rest) if rest else gathered
     normalized = _normalize_key(x, key)
     return x if not normalized else apply("index", x, payload=normalized)
 
@@ -223,10 +261,17 @@ def _np_sum(a, axis=None, keepdims=False, **unsupported):
     return sum(a, axis, keepdims)
 
 
+def _np_take(a, indices, axis=None):
+    if axis not in (None, 0):
+        raise ShapeError(f"np.take on an expression supports axis=None or 0, not {axis}")
+    a = as_expr(a)
+    return take(reshape(a, (-1,)) if axis is None else a, np.atleast_1d(indices))
+
+
 NUMPY_FUNCTIONS = {
     np.dot: dot, np.matmul: matmul, np.transpose: transpose, np.sum: _np_sum, np.mean: mean,
     np.max: amax, np.amax: amax, np.concatenate: concatenate, np.stack: stack, np.where: where,
-    np.reshape: reshape, np.outer: outer, np.broadcast_to: broadcast_to,
+    np.reshape: reshape, np.outer: outer, np.broadcast_to: broadcast_to, np.take: _np_take,
 }
 
 
@@ -239,5 +284,5 @@ def numpy_function(func, args, kwargs):
 
 
 __all__ = ["vector", "matrix", "sum", "amax", "mean", "matmul", "dot", "transpose", "reshape",
-           "index", "concatenate", "stack", "where", "logsumexp", "log_softmax", "softmax",
-           "outer", "broadcast_to", "sum_to", "zeros", "array_constant"]
+           "index", "take", "concatenate", "stack", "where", "logsumexp", "log_softmax",
+           "softmax", "outer", "broadcast_to", "sum_to", "zeros", "array_constant"]

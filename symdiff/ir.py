@@ -32,8 +32,9 @@ class Op:
     template of one element, with ``{0}``, ``{1}`` for operands, and ``helper`` the
     source of an njit function it calls.  ``llvm`` is the same element as Python code
     building LLVM IR with llvmlite's builder ``bd`` (see codegen.emit_llvm), calling
-    ``llvm_helper`` where one instruction is not enough.  ``to_sympy`` maps SymPy
-    operands to SymPy.
+    ``llvm_helper`` where one instruction is not enough.  ``loop`` (with ``loop_helper``)
+    is the element template inside loops over arrays, where it replaces ``emit`` (see
+    symdiff.loop_math).  ``to_sympy`` maps SymPy operands to SymPy.
 
     Structural ops (matmul, sum, indexing, ...) set ``shape_rule(arg_shapes, payload)``,
     ``evaluate`` over NumPy arrays ``(payload, *args)``, ``vjp(i, node, adjoint)`` and
@@ -56,6 +57,8 @@ class Op:
     jvp: Callable | None = None
     llvm: str | None = None
     llvm_helper: str | None = None
+    loop: str | None = None
+    loop_helper: str | None = None
 
     @property
     def elementwise(self) -> bool:

@@ -284,6 +284,8 @@ _LLVM = {
 for _name, (_template, _helper_source) in _LLVM.items():
     OPS[_name] = dataclasses.replace(OPS[_name], llvm=_template, llvm_helper=_helper_source)
 
+from . import loop_math  # noqa: E402, F401  (sets the loop templates of exp, tanh, ...)
+
 
 def _public(name):
     def function(*args):

@@ -29,6 +29,11 @@ CASES = {
     "index int and slice": ([(3, 4)], lambda a: a[1, 1:4] * a[2, 0:3]),
     "index step": ([(5, 4)], lambda a: a[::2, 0] * a[1::2, 1][0]),
     "index column": ([(3, 4)], lambda a: np.exp(a[:, 2])),
+    "take rows (repeats, negative)": ([(4, 3)],
+                                      lambda a: a[[0, 2, 2, -1]] * a[np.array([1, 1, 3, 0])]),
+    "take rows then slice": ([(4, 3)], lambda a: np.sin(a[[3, 0], 1:])),
+    "boolean mask": ([(4,)], lambda v: np.exp(v[np.array([True, False, True, True])])),
+    "np.take": ([(2, 3)], lambda a: np.take(a, [5, 0, 5]) ** 2),
     "concatenate axis 0": ([(2, 3), (1, 3)], lambda a, b: sd.concatenate([a, b]) ** 2),
     "concatenate axis 1": ([(2, 3), (2, 1)], lambda a, b: np.tanh(sd.concatenate([a, b], 1))),
     "stack": ([(4,), (4,)], lambda u, v: sd.stack([u * v, u - v], axis=1)),
@@ -116,6 +121,12 @@ def test_every_array_op_is_covered(table):
     (lambda: sd.reshape(sd.matrix("A", 3, 4), (5, 2)), "cannot reshape"),
     (lambda: sd.matrix("A", None, 4)[0], "open"),
     (lambda: sd.vector("u", 3) + sd.vector("w", None), "do not broadcast"),
+    (lambda: sd.matrix("A", 3, 4)[[0, 3]], "out of range for axis 0"),
+    (lambda: sd.matrix("A", 3, 4)[:, [0, 1]], "integer array on the first axis"),
+    (lambda: sd.matrix("A", None, 4)[[0]], "open"),
+    (lambda: sd.vector("u", 3)[np.array([[0]])], "1-D array"),
+    (lambda: sd.vector("u", 3)[np.array([True, False])], "boolean index"),
+    (lambda: sd.take(sd.vector("u", 3), 1.5), "list or array of integers"),
 ])
 def test_shape_errors_are_clear(build, message):
     with pytest.raises(sd.ShapeError, match=message):

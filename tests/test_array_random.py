@@ -37,7 +37,8 @@ def _random_expression(rng: random.Random, depth: int):
     if choice == 4 and x.ndim == 2:
         return x.T
     if choice == 5 and x.ndim and x.shape[0] >= 2:
-        return x[1:] if rng.random() < 0.5 else x[0]
+        pick = rng.random()
+        return x[1:] if pick < 0.35 else x[0] if pick < 0.7 else x[[1, 0, 1, -1]]
     if choice == 6 and x.ndim:
         return sd.amax(x, axis=-1) + sd.logsumexp(x, axis=-1)
     if choice == 7 and x.shape == (3, 4):

@@ -1,0 +1,111 @@
+"""exp, expm1, tanh and sigmoid from arithmetic only, for the elements of generated loops.
+
+A call of the C library's ``tanh`` or ``exp`` is opaque to LLVM, so a loop containing one
+runs one element at a time (this LLVM has no vector math library): tanh over a 256 x 32
+array took 65 µs against NumPy's 6.4 µs.  Written as range reduction plus a polynomial,
+with the power of two built from exponent bits, the same function is plain arithmetic
+that LLVM inlines and vectorizes: about 9 µs for that array.
+
+Accuracy, checked against NumPy by tests/test_loop_math.py: exp within 1 ulp (also for
+subnormal results), expm1 and sigmoid within 2 ulp, tanh within 3 ulp; inf, -inf, nan,
++-0 and the overflow and underflow thresholds as in NumPy.  Scalar code keeps calling the
+C library; only loops over array elements use these.
+
+Each entry of ``LOOP`` gives an op record its ``loop`` template (``{0}`` is the operand)
+and ``loop_helper`` source; all of them rest on ``PRELUDE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from .ir import OPS
+
+_DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
+
+# 1/k! for k = 2..13: exp(r) - 1 = r (1 + r/2! + ... + r^12/13!) is exact to below one
+# ulp for |r| <= ln(2)/2 (the first omitted term is 4e-18 relative).
+_TAYLOR = [1.0 / math.factorial(k) for k in range(2, 14)]
+
+
+def _horner(variable: str, coefficients: list[float]) -> str:
+    text = repr(coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        text = f"{c!r} + {variable} * ({text})"
+    return text
+
+
+PRELUDE = f'''from numba.core import cgutils as _cgutils
+from numba.extending import intrinsic as _intrinsic
+
+
+@_intrinsic
+def _sd_pow2(typingctx, k):
+    """2.0**k for an int64 k in [-1022, 1023], written straight into the exponent bits."""
+    def codegen(context, bd, signature, args):
+        i64 = _cgutils.ir.IntType(64)
+        bits = bd.shl(bd.add(args[0], i64(1023)), i64(52))
+        return bd.bitcast(bits, _cgutils.ir.DoubleType())
+    return numba.types.float64(numba.types.int64), codegen
+
+
+{_DECORATOR}
+def _sd_expm1_parts(x):
+    """(p, k) with exp(x) = 2**k * (1 + p): k = round(x / ln 2), p = expm1 of the rest."""
+    x = 710.0 if x > 710.0 else x  # past the overflow threshold; nan passes through
+    x = -746.0 if x < -746.0 else x  # past the underflow threshold
+    k = math.floor(x * 1.4426950408889634 + 0.5)
+    k = 0.0 if k != k else k  # nan: keep the integer conversion defined
+    # ln 2 in two parts: k * 0.693...(high) is exact, so r keeps its low bits.
+    r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10
+    p = r * (1.0 + r * ({_horner("r", _TAYLOR)}))
+    return p, numba.int64(k)
+'''
+
+
+def _helper(name: str, body: list[str]) -> str:
+    lines = "\n".join("    " + line for line in body)
+    return f"{_DECORATOR}\ndef {name}(x):\n{lines}\n"
+
+
+LOOP = {
+    "exp": _helper("_sd_loop_exp", [
+        "p, k = _sd_expm1_parts(x)",
+        "half = k >> 1  # two factors reach 2**-1076 (subnormal) and 2**1024 (inf)",
+        "return (1.0 + p) * _sd_pow2(half) * _sd_pow2(k - half)"]),
+    "expm1": _helper("_sd_loop_expm1", [
+        "p, k = _sd_expm1_parts(x)",
+        "s = _sd_pow2(min(max(k, -1022), 1023))",
+        "small = s * p + (s - 1.0)",
+        "half = k >> 1",
+        "large = (1.0 + p) * _sd_pow2(half) * _sd_pow2(k - half) - 1.0",
+        "# k = 0 returns p itself: full relative accuracy near 0, and expm1(-0.0) = -0.0",
+        "return p if k == 0 else (small if k < 1000 else large)"]),
+    "tanh": _helper("_sd_loop_tanh", [
+        "a = math.fabs(x)",
+        "a = 20.0 if a > 20.0 else a  # tanh(20) rounds to 1; nan passes through",
+        "p, k = _sd_expm1_parts(2.0 * a)",
+        "s = _sd_pow2(k)",
+        "e = s * p + (s - 1.0)  # expm1(2|x|)",
+        "return math.copysign(e / (e + 2.0), x)"]),
+    "sigmoid": _helper("_sd_loop_sigmoid", [
+        "z = _sd_loop_exp(-math.fabs(x))  # never overflows",
+        "d = 1.0 + z",
+        "return 1.0 / d if x >= 0.0 else z / d  # nan takes z / d: nan"]),
+}
+# Helpers that call another loop helper.
+NEEDS = {"sigmoid": ("exp",)}
+
+for _name, _source in LOOP.items():
+    OPS[_name] = dataclasses.replace(
+        OPS[_name], loop=f"_sd_loop_{_name}({{0}})", loop_helper=_source)
+
+
+def loop_helpers(op_names) -> list[str]:
+    """The prelude and loop helper sources the ops need, dependencies first."""
+    used = set()
+    for name in op_names:
+        if name in LOOP:
+            used.update((name,) + NEEDS.get(name, ()))
+    return [PRELUDE] + [LOOP[name] for name in sorted(used)] if used else []
