@@ -13,9 +13,13 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 import types
 
 _fallback_dir: str | None = None
+# Background compiles (symdiff.api) load modules from other threads: one load at a time,
+# so no thread sees a module that another is still executing.
+_loading = threading.Lock()
 
 
 def cache_directory() -> str:
@@ -42,6 +46,11 @@ def _writable(directory: str) -> str:
 
 def load_module(source: str, name: str) -> types.ModuleType:
     """Write generated module source to the cache (once) and import it."""
+    with _loading:
+        return _load(source, name)
+
+
+def _load(source: str, name: str) -> types.ModuleType:
     digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:20]
     module_name = f"{name}_{digest}"
     if module_name in sys.modules:
@@ -55,6 +64,6 @@ def load_module(source: str, name: str) -> types.ModuleType:
         os.replace(temporary, path)  # atomic: concurrent writers produce the same file
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    sys.modules[module_name] = module
     return module

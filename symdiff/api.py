@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 
 import numpy as np
 from numba import types
@@ -31,6 +32,9 @@ FUNCTIONS = {
 BATCHED = ("forward", "grad", "value_and_grad")
 _ARRAY = types.Array(types.float64, 1, "A")
 MAX_SOURCE_ELEMENTS = 256**2
+# Dispatchers compiled for their one signature (modules are shared by equal sources).
+_PREPARED: set = set()
+_PREPARING = threading.Lock()
 
 
 def _elements(exprs) -> float:
@@ -39,7 +43,7 @@ def _elements(exprs) -> float:
 
 
 def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
-            lowering: str = "auto") -> CompiledFunction:
+            lowering: str = "auto", background: bool | None = None) -> CompiledFunction:
     """Compile ``f`` to Numba-jitted value and derivative functions.
 
     ``f`` is an expression (scalar or array), a list of scalar expressions
@@ -53,6 +57,10 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     ``lowering`` picks how straight-line scalar code reaches machine code: "python"
     (readable statements compiled by Numba), "llvm" (IR built directly, fast to compile
     at any size) or "auto" (Python below 100 operations, LLVM from there).
+    ``background`` (default: on, unless the environment sets SYMDIFF_BACKGROUND=0): each
+    method's first call starts Numba compiling in a background thread and returns at
+    once, computed by the reference evaluator; calls switch to the compiled code when it
+    is ready (``fn.wait()`` blocks until then).  Off: the first call compiles, then runs.
     """
     params = None
     if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
@@ -85,8 +93,10 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
 
     if lowering not in LOWERINGS:
         raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
+    if background is None:
+        background = os.environ.get("SYMDIFF_BACKGROUND", "1") != "0"
     return CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
-                            fast_math, lowering)
+                            fast_math, lowering, background)
 
 
 class CompiledFunction:
@@ -94,12 +104,13 @@ class CompiledFunction:
 
     Arguments are positional, in ``args`` order: floats for scalar symbols, float64
     arrays of the symbol's shape for array symbols.  Each method derives and compiles its
-    function on first use.  A function of scalars also takes 1-D arrays of points for
-    ``forward``, ``grad`` and ``value_and_grad``, evaluated in parallel.
+    function on first use (in the background: see ``compile``).  A function of scalars
+    also takes 1-D arrays of points for ``forward``, ``grad`` and ``value_and_grad``,
+    evaluated in parallel.
     """
 
     def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool,
-                 lowering: str = "auto"):
+                 lowering: str = "auto", background: bool = False):
         self.outputs = outputs
         self.args = args
         self.wrt = wrt
@@ -111,6 +122,11 @@ class CompiledFunction:
         self._arrays = any(a.shape for a in args)
         self._flat_wrt = not single_wrt and not any(v.shape for v in wrt)
         self.lowering = lowering
+        self.background = background
+        self._compiling: dict[str, threading.Thread] = {}
+        self._interpreted: dict[str, object] = {}
+        self._failed: dict[str, BaseException] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self):
         args = ", ".join(s.value for s in self.args)
@@ -269,17 +285,62 @@ class CompiledFunction:
                             optimize(result, self.fast_math), doc, arrays, batched,
                             self.lowering)
 
+    def wait(self, timeout: float | None = None) -> CompiledFunction:
+        """Block until every background compile started so far has finished (or
+        ``timeout`` seconds passed); re-raise a compile failure.  Returns ``self``."""
+        for thread in list(self._compiling.values()):
+            thread.join(timeout)
+        for method, error in self._failed.items():
+            raise SymdiffError(f"compiling {method} failed: {error}") from error
+        return self
+
     # Loading.
     def _load(self, method: str, batched: bool = False):
         loaded = self._loaded.get((method, batched))
         if loaded is not None:
             return loaded
+        if batched or not self.background:
+            return self._compile(method, batched, self._module_source([self._spec(method,
+                                                                                   batched)]))
+        with self._lock:
+            if method not in self._compiling:
+                self._start_background(method)
+        if method in self._failed:
+            self.wait()
+        return self._loaded.get((method, False)) or self._interpreted[method]
+
+    def _start_background(self, method: str) -> None:
+        # The symbolic work and the source are made here: expression interning is not
+        # thread-safe.  The thread only imports the module and runs Numba.
+        from codegen.naming import parameter_names
+
+        from .interpret import interpreter
+
+        spec = self._spec(method)
+        source = self._module_source([spec])
+        params = parameter_names([s.value for s in spec.inputs])
+        self._interpreted[method] = _with_conversions(interpreter(spec, params), self, method)
+
+        def work():
+            try:
+                self._compile(method, False, source)
+            except BaseException as error:  # noqa: BLE001 - reported by wait() and calls
+                self._failed[method] = error
+
+        thread = threading.Thread(target=work, name=f"symdiff compile {method}", daemon=True)
+        self._compiling[method] = thread
+        thread.start()
+
+    def _compile(self, method: str, batched: bool, source: str):
         spec = self._spec(method, batched)
-        module = load_module_for(self._module_source([spec]), f"symdiff_{spec.name}")
+        module = load_module_for(source, f"symdiff_{spec.name}")
         dispatcher = getattr(module, spec.name)
         signature = tuple(_numba_type(s, batched) for s in spec.inputs)
-        dispatcher.compile(signature + (_ARRAY,) * len(spec.arrays))
-        dispatcher.disable_compile()
+        with _PREPARING:  # the same source, compiled twice, shares one module
+            if dispatcher not in _PREPARED:
+                dispatcher.compile(signature + (_ARRAY,) * len(spec.arrays))
+                dispatcher.disable_compile()  # other argument types are converted instead
+                _PREPARED.add(dispatcher)
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher

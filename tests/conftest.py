@@ -8,6 +8,9 @@ import pytest
 
 # Generated modules and Numba's cache go to a private directory, not the user's cache.
 os.environ.setdefault("SYMDIFF_CACHE_DIR", tempfile.mkdtemp(prefix="symdiff-tests-"))
+# Tests check the compiled code, so by default a first call waits for it rather than
+# running on the evaluator; tests/test_background.py turns the background tier on.
+os.environ.setdefault("SYMDIFF_BACKGROUND", "0")
 
 import symdiff as sd
 
