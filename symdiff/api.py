@@ -59,8 +59,9 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     at any size) or "auto" (Python below 100 operations, LLVM from there).
     ``background`` (default: on, unless the environment sets SYMDIFF_BACKGROUND=0): each
     method's first call starts Numba compiling in a background thread and returns at
-    once, computed by the reference evaluator; calls switch to the compiled code when it
-    is ready (``fn.wait()`` blocks until then).  Off: the first call compiles, then runs.
+    once, computed by the reference evaluator; the next call runs the compiled code,
+    waiting for it if needed (as does ``fn.wait()``).  Off: the first call compiles, then
+    runs.
     """
     params = None
     if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
@@ -303,11 +304,16 @@ class CompiledFunction:
             return self._compile(method, batched, self._module_source([self._spec(method,
                                                                                    batched)]))
         with self._lock:
-            if method not in self._compiling:
+            first = method not in self._compiling
+            if first:
                 self._start_background(method)
+        if first:
+            return self._interpreted[method]
+        # Later calls wait: interpreting them would take the GIL from the compile.
+        self._compiling[method].join()
         if method in self._failed:
             self.wait()
-        return self._loaded.get((method, False)) or self._interpreted[method]
+        return self._loaded[method, False]
 
     def _start_background(self, method: str) -> None:
         # The symbolic work and the source are made here: expression interning is not
@@ -327,7 +333,9 @@ class CompiledFunction:
             except BaseException as error:  # noqa: BLE001 - reported by wait() and calls
                 self._failed[method] = error
 
-        thread = threading.Thread(target=work, name=f"symdiff compile {method}", daemon=True)
+        # Not a daemon: at exit Python waits for it, so the disk cache is never left half
+        # written and the next process loads the compiled code.
+        thread = threading.Thread(target=work, name=f"symdiff compile {method}")
         self._compiling[method] = thread
         thread.start()
 
