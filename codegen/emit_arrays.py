@@ -124,6 +124,18 @@ class ArrayEmitter:
         self.views = {n for n in self.order if unit_reshape(n) and n not in out and all(
             OPS[u.op].elementwise or u.op in REDUCTIONS or u.op == "broadcast_to"
             for u in consumers.get(n, []))}
+        # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
+        # local float: no allocation.
+        self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
+                     and n not in out and n not in self.inlined and n not in self.views
+                     and n.op != "stop_gradient"  # usually an alias of its operand's array
+                     and (OPS[n.op].elementwise or n.op in REDUCTIONS + ELEMENT_ACCESS)
+                     and all(self._reads_elements(u) for u in consumers.get(n, []))}
+
+    def _reads_elements(self, user: Expr) -> bool:
+        """Whether ``user`` reads its operands element by element (through ``element``)."""
+        return (OPS[user.op].elementwise and user.op != "stop_gradient") or \
+            user.op in REDUCTIONS or user.op == "broadcast_to" or user in self.views
 
     @staticmethod
     def _fusible(node, users, outputs) -> bool:
@@ -165,6 +177,8 @@ class ArrayEmitter:
         while node in self.views:
             index = _unit_reshape_index(node.shape, node.args[0].shape, index)
             node = node.args[0]
+        if node in self.unit:
+            return self.names[node]
         return f"{self.array(node)}[{', '.join(index)}]"
 
     # Statements.
@@ -206,7 +220,8 @@ class ArrayEmitter:
     def loop(self, root: Expr) -> None:
         shape = iteration_shape(root)
         name = self.new_name()
-        indices = [f"_i{k}" for k in range(len(shape))]
+        single = root in self.unit and root.op not in REDUCTIONS
+        indices = ["0" if single else f"_i{k}" for k in range(len(shape))]
         body: list[str] = []
         local: dict[Expr, str] = {}
         # The inlined producers of this loop, in order.
@@ -221,6 +236,8 @@ class ArrayEmitter:
         value = self.loop_value(root, shape, indices, local, body, final=True)
         if root.op in REDUCTIONS:
             self.reduction(root, name, shape, indices, value, body)
+        elif single:  # one element: no loop, no array
+            self.lines += body + [f"{name} = {value}"]
         else:
             self.lines.append(f"{name} = np.empty({_shape_text(shape)})")
             body.append(f"{name}[{', '.join(indices)}] = {value}")
@@ -257,9 +274,10 @@ class ArrayEmitter:
             axes = range(len(shape)) if axes is None else axes
             target = [("0" if k in axes else i) for k, i in enumerate(indices)
                       if keepdims or k not in axes]
-        slot = f"{name}[{', '.join(target)}]" if out else name
+        scalar = not out or root in self.unit
+        slot = name if scalar else f"{name}[{', '.join(target)}]"
         start = "-math.inf" if root.op == "amax" else "0.0"
-        if out:
+        if not scalar:
             fill = "np.full" if root.op == "amax" else "np.zeros"
             extra = ", -math.inf" if root.op == "amax" else ""
             self.lines.append(f"{name} = {fill}({_shape_text(out)}{extra})")
