@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .ir import Expr, apply, const, is_number
+from .ir import OPS, Expr, apply, const, is_number
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,18 @@ RULES: tuple[Rule, ...] = (
         "matmul", apply("transpose", n.args[0].args[1]), apply("transpose", n.args[0].args[0]))
         if n.args[0].op == "matmul" and n.args[0].args[0].ndim == 2
         and n.args[0].args[1].ndim == 2 else None),
+    # Row and column vectors: transposing moves no element, multiplying sums one term.
+    Rule("transpose", "transpose(x) -> reshape(x) for a row or column x", lambda n: apply(
+        "reshape", n.args[0], payload=n.shape)
+        if n.args[0].ndim == 2 and 1 in n.args[0].shape else None),
+    Rule("transpose", "transpose(f(x, y)) -> f(transpose(x), transpose(y)) for elementwise f "
+         "of rows and columns", lambda n: apply(n.args[0].op, *(
+             apply("transpose", a) if a.shape else a for a in n.args[0].args))
+         if n.args[0].args and OPS[n.args[0].op].elementwise and all(
+             not a.shape or (a.ndim == 2 and 1 in a.shape) for a in n.args[0].args) else None),
+    Rule("matmul", "a @ b -> a * b when the inner dimension is 1 (an outer product)",
+         lambda n: apply("mul", *n.args) if n.args[0].ndim == 2 and n.args[1].ndim == 2
+         and n.args[0].shape[1] == 1 else None),
     Rule("add", "x + 0 -> x", _when(lambda x, y: is_number(y, 0), lambda x, y: x)),
     Rule("add", "0 + x -> x", _when(lambda x, y: is_number(x, 0), lambda x, y: y)),
     Rule("add", "x + (-y) -> x - y", _when(lambda x, y: _neg(y),

@@ -3,6 +3,7 @@ for inf/nan, unsafe ones only run with fast_math, and gradients stay cheap."""
 
 import math
 
+import numpy as np
 import pytest
 
 import symdiff as sd
@@ -39,6 +40,19 @@ def test_safe_rules_are_exact_and_unsafe_ones_are_not(rule):
         assert not all(agree), "a fast-math rule should have a counterexample"
     else:
         assert all(agree)
+
+
+def test_outer_products_become_broadcast_multiplies():
+    u, v = sd.vector("u", 3), sd.vector("v", 4)
+    product = sd.reshape(u, (3, 1)) @ sd.reshape(v, (1, 4))
+    simplified = sd.optimize(product)
+    assert simplified.op == "mul" and simplified.shape == (3, 4)
+    column = sd.optimize(sd.reshape(u, (1, 3)).T)
+    assert column.op == "reshape" and column.shape == (3, 1)
+    values = {"u": [1.0, math.inf, -0.0], "v": [0.0, 2.0, math.nan, -1.0]}
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(sd.evaluate(simplified, values),
+                                      sd.evaluate(product, values))
 
 
 def test_constant_folding_and_pipeline():
