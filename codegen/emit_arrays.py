@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import hashlib
 
-from symdiff.array_ops import key_to_python
 from symdiff.ir import OPS, Expr, flatten
 
 from .naming import literal, temporary
 from .schedule import schedule
 
 # Ops that accumulate their operand's loop into a result of another shape.
-REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add")
+REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
 # Ops whose element is an operand's element at another position: fused like elementwise.
-ELEMENT_ACCESS = ("broadcast_to", "take")
+ELEMENT_ACCESS = ("broadcast_to", "take", "index")
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient")
 BATCH = "_nb"
@@ -36,17 +35,23 @@ def _shape_text(shape) -> str:
     return f"({dims},)" if len(shape) == 1 else f"({dims})"
 
 
-def _key_text(key) -> str:
-    parts = []
-    for item in key_to_python(key):
-        if isinstance(item, slice):
-            start = "" if item.start is None else str(item.start)
-            stop = "" if item.stop is None else str(item.stop)
-            step = "" if item.step in (None, 1) else f":{item.step}"
-            parts.append(f"{start}:{stop}{step}")
+def _key_index(key, ndim: int, indices: list[str]) -> list[str]:
+    """Index into an array of ``ndim`` axes, seen through an index key, from the loop
+    ``indices`` over the indexed result (an int entry fixes its axis; a slice maps)."""
+    out, free = [], iter(indices)
+    for k in range(ndim):
+        entry = key[k] if k < len(key) else ("s", None, None, None)
+        if entry[0] == "i":
+            out.append(str(entry[1]))
+            continue
+        i = next(free)
+        start, step = entry[1] or 0, entry[3] or 1
+        term = i if abs(step) == 1 else f"{abs(step)} * {i}"
+        if not start:
+            out.append(term if step > 0 else f"-{term}")
         else:
-            parts.append(str(item))
-    return ", ".join(parts)
+            out.append(f"{start} {'+' if step > 0 else '-'} {term}")
+    return out
 
 
 def constant_name(node: Expr) -> str:
@@ -196,6 +201,11 @@ class ArrayEmitter:
                 name = self.new_name()
                 self.lines.append(f"{name} = {self.statement(node, self.scalar)}")
                 self.names[node] = name
+            elif node.op == "index" and not node.shape:  # one element
+                name = self.new_name()
+                where = _key_index(node.value, node.args[0].ndim, [])
+                self.lines.append(f"{name} = {self.array(node.args[0])}[{', '.join(where)}]")
+                self.names[node] = name
             elif OPS[node.op].elementwise or node.op in REDUCTIONS + ELEMENT_ACCESS:
                 self.loop(node)
             else:
@@ -248,6 +258,12 @@ class ArrayEmitter:
         if node.op == "take":  # the operand's element at the gathered row
             rows = [f"{rows_name(node)}[{indices[0]}]"] + indices[1:]
             return f"{self.array(node.args[0])}[{', '.join(rows)}]"
+        if node.op == "index":  # the operand's element at the mapped position
+            source = node.args[0]
+            if not source.shape:
+                return self.scalar(source)
+            where = _key_index(node.value, source.ndim, indices)
+            return f"{self.array(source)}[{', '.join(where)}]"
         if node.op in REDUCTIONS or node.op == "broadcast_to":  # the operand's element
             return self.element(node.args[0], shape, indices, local)
         text = self.statement(node, lambda a: self.element(a, shape, indices, local), loop=True)
@@ -269,6 +285,8 @@ class ArrayEmitter:
             target = _broadcast_index(out, shape, indices)
         elif root.op == "scatter_add":
             target = [f"{rows_name(root)}[{indices[0]}]"] + indices[1:]
+        elif root.op == "embed":  # each operand element to its one place, the rest zeros
+            target = _key_index(root.value[0], len(out), indices)
         else:
             axes, keepdims = root.value
             axes = range(len(shape)) if axes is None else axes
@@ -285,6 +303,8 @@ class ArrayEmitter:
             self.lines.append(f"{name} = {start}")
         if root.op == "amax":
             body.append(f"{slot} = _sd_maximum({slot}, {value})")
+        elif root.op == "embed":
+            body.append(f"{slot} = {value}")
         else:
             body.append(f"{slot} += {value}")
         self.nest(shape, indices, body)
@@ -304,13 +324,6 @@ class ArrayEmitter:
                 text = f"np.ascontiguousarray({args[0]}).reshape(-1)[0]"
             else:
                 text = f"np.ascontiguousarray({args[0]}).reshape({_shape_text(shape)})"
-        elif op == "index":
-            text = f"{args[0]}[{_key_text(node.value)}]" + (".copy()" if shape else "")
-        elif op == "embed":
-            key, full = node.value
-            self.lines.append(f"{name} = np.zeros({_shape_text(full)})")
-            text = None
-            self.lines.append(f"{name}[{_key_text(key)}] = {args[0]}")
         elif op == "concatenate":
             text = f"np.concatenate(({', '.join(args)},), axis={node.value})"
         else:  # pragma: no cover - every structural op is handled above

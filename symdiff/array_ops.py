@@ -208,9 +208,15 @@ register(Op(
 ))
 
 
+def _slice(start, stop, step) -> slice:
+    # Keys hold range() bounds: a negative step running past 0 stops at -1, which a slice
+    # would read as "one before the end".
+    return slice(start, None if stop is not None and stop < 0 else stop, step)
+
+
 def key_to_python(key) -> tuple:
     """An index key as Python index objects (ints and slices)."""
-    return tuple(k[1] if k[0] == "i" else slice(*k[1:]) for k in key)
+    return tuple(k[1] if k[0] == "i" else _slice(*k[1:]) for k in key)
 
 
 def _index_shape(shapes, key):

@@ -29,6 +29,7 @@ CASES = {
     "index int and slice": ([(3, 4)], lambda a: a[1, 1:4] * a[2, 0:3]),
     "index step": ([(5, 4)], lambda a: a[::2, 0] * a[1::2, 1][0]),
     "index column": ([(3, 4)], lambda a: np.exp(a[:, 2])),
+    "index negative steps": ([(5, 4)], lambda a: a[::-1, 1] * a[4:0:-2, 3][0] + a[-1, -2]),
     "take rows (repeats, negative)": ([(4, 3)],
                                       lambda a: a[[0, 2, 2, -1]] * a[np.array([1, 1, 3, 0])]),
     "take rows then slice": ([(4, 3)], lambda a: np.sin(a[[3, 0], 1:])),
