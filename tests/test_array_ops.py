@@ -18,6 +18,8 @@ CASES = {
     "matmul 2-D @ 1-D": ([(3, 4), (4,)], lambda a, v: a @ v),
     "matmul 1-D @ 2-D": ([(3,), (3, 4)], lambda v, a: v @ a),
     "matmul 1-D @ 1-D": ([(4,), (4,)], lambda u, v: sd.dot(u, v)),
+    "matmul transposed @ 1-D": ([(5, 3), (5,)], lambda a, v: a.T @ v),
+    "matmul 1-D @ transposed": ([(6,), (3, 6)], lambda v, a: v @ a.T),
     "transpose": ([(3, 4), (4, 3)], lambda a, c: a.T * c),
     "sum all": ([(3, 4)], lambda a: sd.sum(a * a)),
     "sum axis 0": ([(3, 4)], lambda a: sd.sum(np.sin(a), axis=0)),
@@ -113,6 +115,23 @@ def test_every_array_op_is_covered(table):
     total, _, symbols, _, _ = table
     graph = topological_order([total] + sd.grad(total, symbols))
     assert set(STRUCTURAL) <= {n.op for n in graph}
+
+
+def test_products_with_vectors_along_an_open_dimension():
+    # The reduced dimension is the batch: partial sums over 0-3 leftover elements.
+    m, u = sd.matrix("M", 3, None), sd.vector("u", None)
+    x = sd.matrix("X", None, 2)
+    f = sd.sum((m @ u) ** 2) + sd.sum(np.sin(u @ x)) + sd.dot(u, u) * sd.sum(x.T @ u)
+    fn = sd.compile(f, args=[m, u, x])
+    rng = np.random.default_rng(4)
+    for batch in (1, 4, 7):
+        values = {"M": rng.normal(size=(3, batch)), "u": rng.normal(size=batch),
+                  "X": rng.normal(size=(batch, 2))}
+        args = [values[k] for k in ("M", "u", "X")]
+        value, grads = fn.value_and_grad(*args)
+        assert value == pytest.approx(sd.evaluate(f, values), rel=1e-12)
+        for got, want in zip(grads, sd.evaluate(sd.grad(f, [m, u, x]), values), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-12)
 
 
 @pytest.mark.parametrize("build,message", [
