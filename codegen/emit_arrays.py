@@ -150,7 +150,7 @@ class ArrayEmitter:
         if not (op.elementwise or node.op in ELEMENT_ACCESS):
             return False
         user = users[0]
-        # A take reads its operand at gathered rows, so its operand stays materialized.
+        # take and index read their operand at other positions: it stays materialized.
         return (OPS[user.op].elementwise or user.op in REDUCTIONS or user.op == "broadcast_to") \
             and iteration_shape(user) == node.shape
 
@@ -374,8 +374,9 @@ class ArrayEmitter:
 
     @staticmethod
     def _dot(target: str, term, n) -> list[str]:
-        """Lines computing ``target = sum_k term(k)`` with four partial sums (independent
-        chains the CPU overlaps, without reordering NumPy would need fast-math for)."""
+        """Lines computing ``target = sum_k term(k)`` with four partial sums: independent
+        chains the CPU overlaps, where one running sum waits on every addition (and LLVM
+        may not reassociate it without fast-math)."""
         main = f"{_dim(n)} - {_dim(n)} % 4" if n is None else str(n - n % 4)
         rest = [] if n is not None and n % 4 == 0 else [
             f"for _k in range({main}, {_dim(n)}):", f"    _s0 += {term('_k')}"]
