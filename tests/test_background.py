@@ -108,3 +108,16 @@ def test_default_follows_the_environment(monkeypatch):
     assert not sd.compile("x + 1").background
     monkeypatch.setenv("SYMDIFF_BACKGROUND", "1")
     assert sd.compile("x + 1").background
+
+
+def test_vector_valued_function_first_answers():
+    outputs = ["a*b", "sin(a) + c", "exp(-b*c)"]
+    tiered = sd.compile(outputs, background=True)
+    compiled = sd.compile(outputs, background=False)
+    calls = {"forward": (0.5, 1.5, -0.3), "jacobian": (0.5, 1.5, -0.3),
+             "vjp": (0.5, 1.5, -0.3, np.array([1.0, -2.0, 0.5])),
+             "jvp": (0.5, 1.5, -0.3, np.array([0.2, 0.1, -1.0]))}
+    for method, args in calls.items():
+        getattr(tiered, method)(*args)
+        _assert_same(tiered._interpreted[method](*args), getattr(compiled, method)(*args))
+    tiered.wait()

@@ -88,3 +88,15 @@ def test_different_row_lists_are_different_nodes():
     assert v[[0, 1]] is v[[0, 1]]
     assert v[[0, 1]] is not v[[1, 0]]
     assert str(v[[0, 1]]) != str(v[[1, 0]])
+
+
+def test_rows_gathered_from_arrays_with_an_open_dimension():
+    x = sd.matrix("x", 4, None)
+    f = sd.sum(x[[0, 2, 2, -1]] ** 2 * np.array([[1.0], [2.0], [3.0], [4.0]]))
+    fn = sd.compile(f, [x])
+    for batch in (1, 3):
+        point = np.random.default_rng(batch).normal(size=(4, batch))
+        value, (grad,) = fn.value_and_grad(point)
+        assert value == pytest.approx(sd.evaluate(f, {"x": point}), rel=1e-13)
+        np.testing.assert_allclose(grad, sd.evaluate(sd.grad(f, [x]), {"x": point})[0],
+                                   rtol=1e-13)
