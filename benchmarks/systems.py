@@ -3,7 +3,7 @@
 Each ``prepare(problem, args)`` returns a callable giving (value, gradients) at the
 problem's arguments, and a zero-argument function counting ops where the system exposes
 them (None otherwise).  A system that answers first calls before its compiled code is in
-place also has ``ready(problem)``: it waits for the compiled code (setting
+place also has ``ready(problem, args)``: it waits for the compiled code (setting
 ``compiled_at``) and returns the call to time from then on and a callable giving the value
 alone.  Preparation time
 (tracing, symbolic differentiation, code generation, compilation) is measured by the
@@ -53,12 +53,12 @@ class Symdiff:
 
         return self._wrap(problem, fn.value_and_grad), ops
 
-    def ready(self, problem):
+    def ready(self, problem, args):
         """Wait for the compiled code (``compiled_at``: when it was in place); the call to
         time from then on, and the compiled value alone (for the <= 3x value target)."""
         fn = self.fn.wait()
         self.compiled_at = time.perf_counter()
-        fn(*problem.args(np.random.default_rng(0)))  # starts compiling the value function
+        fn(*args)  # starts compiling the value function
         fn.wait()
         return self._wrap(problem, fn.value_and_grad), fn
 

@@ -49,7 +49,7 @@ def measure(problem_key: str, system_name: str) -> dict:
         return {"skipped": str(why)}
     result = {"prepare_s": prepare, "error_rel": _error(value, grads, ref_value, ref_grads)}
     if hasattr(system, "ready"):
-        call, value_only = system.ready(problem)
+        call, value_only = system.ready(problem, args)
         result["compiled_s"] = system.compiled_at - start  # until the compiled code runs
         value, grads = call(*args)
         result["error_rel"] = max(result["error_rel"],

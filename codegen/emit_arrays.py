@@ -72,7 +72,7 @@ def rows_of(node: Expr):
 
 def rows_name(node: Expr) -> str:
     """Module-level name of the row positions of a take/scatter_add node."""
-    return "_r" + rows_of(node).key[:12]
+    return "_r" + rows_of(node)._key[1][:12]
 
 
 def rows_source(node: Expr) -> str:
@@ -101,6 +101,12 @@ def _unit_reshape_index(shape: tuple, source: tuple, indices: list[str]) -> list
     return ["0" if d == 1 else next(kept) for d in source]
 
 
+def reads_elements(user: Expr) -> bool:
+    """Whether ``user`` is computed in a loop that reads its operands element by element,
+    each at the loop's own position (through ``ArrayEmitter.element``)."""
+    return OPS[user.op].elementwise or user.op in REDUCTIONS or user.op == "broadcast_to"
+
+
 def iteration_shape(node: Expr) -> tuple:
     """The shape a node's loop runs over (its input's, for reductions)."""
     return node.args[0].shape if node.op in REDUCTIONS else node.shape
@@ -127,8 +133,7 @@ class ArrayEmitter:
         self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), out)}
         # Unit reshapes read by loops only are index arithmetic on their operand, not arrays.
         self.views = {n for n in self.order if unit_reshape(n) and n not in out and all(
-            OPS[u.op].elementwise or u.op in REDUCTIONS or u.op == "broadcast_to"
-            for u in consumers.get(n, []))}
+            map(reads_elements, consumers.get(n, [])))}
         # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
         # local float: no allocation.
         self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
@@ -138,9 +143,9 @@ class ArrayEmitter:
                      and all(self._reads_elements(u) for u in consumers.get(n, []))}
 
     def _reads_elements(self, user: Expr) -> bool:
-        """Whether ``user`` reads its operands element by element (through ``element``)."""
-        return (OPS[user.op].elementwise and user.op != "stop_gradient") or \
-            user.op in REDUCTIONS or user.op == "broadcast_to" or user in self.views
+        """reads_elements, for a unit operand: a stop_gradient alias would pass on its
+        name, and a view reads it through ``element`` too."""
+        return (reads_elements(user) and user.op != "stop_gradient") or user in self.views
 
     @staticmethod
     def _fusible(node, users, outputs) -> bool:
@@ -151,8 +156,7 @@ class ArrayEmitter:
             return False
         user = users[0]
         # take and index read their operand at other positions: it stays materialized.
-        return (OPS[user.op].elementwise or user.op in REDUCTIONS or user.op == "broadcast_to") \
-            and iteration_shape(user) == node.shape
+        return reads_elements(user) and iteration_shape(user) == node.shape
 
     def new_name(self) -> str:
         name = temporary(self.counter)

@@ -20,6 +20,44 @@ from .ir import Op, apply, register
 from .ops import ZERO
 
 
+class ArrayData:
+    """A constant array as a hashable payload (compared by content and type)."""
+
+    __slots__ = ("array", "_key")
+    dtype = np.float64
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.array(array, dtype=self.dtype)
+        self.array.setflags(write=False)
+        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return f"array(shape={self.array.shape})"
+
+
+class Rows(ArrayData):
+    """Constant row positions (a read-only int64 vector), the payload of take."""
+
+    __slots__ = ()
+    dtype = np.int64
+
+    def __init__(self, positions):
+        super().__init__(np.reshape(positions, -1))
+
+    def __len__(self):
+        return len(self.array)
+
+    def __repr__(self):
+        shown = ", ".join(map(str, self.array[:8]))
+        return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
+
+
 def reduced_shape(shape, axes, keepdims):
     """Shape after reducing ``axes`` (None: all)."""
     axes = range(len(shape)) if axes is None else axes
@@ -289,30 +327,6 @@ register(Op(
         zeros(a.shape) if ti is None else broadcast_to(ti, a.shape)
         for a, ti in zip(node.args, t, strict=True)), payload=node.value),
 ))
-
-class Rows:
-    """Constant row positions (a read-only int64 vector) as a hashable payload."""
-
-    __slots__ = ("array", "key")
-
-    def __init__(self, positions):
-        self.array = np.array(positions, dtype=np.int64).reshape(-1)
-        self.array.setflags(write=False)
-        self.key = hashlib.sha256(self.array.tobytes()).hexdigest()[:16]
-
-    def __eq__(self, other):
-        return isinstance(other, Rows) and self.key == other.key
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __len__(self):
-        return len(self.array)
-
-    def __repr__(self):
-        shown = ", ".join(map(str, self.array[:8]))
-        return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
-
 
 def _take_shape(shapes, rows):
     (shape,) = shapes

@@ -8,35 +8,14 @@ so it and its derivatives stay finite for inputs of any magnitude.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 
 import numpy as np
 
-from .array_ops import Rows, broadcast_to, reduced_shape, sum_to, zeros
+from .array_ops import ArrayData, Rows, broadcast_to, reduced_shape, sum_to, zeros
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, apply, as_expr, symbol
-
-
-class ArrayData:
-    """A constant array as a hashable payload (compared by content)."""
-
-    __slots__ = ("array", "_key")
-
-    def __init__(self, array: np.ndarray):
-        self.array = np.array(array, dtype=np.float64)
-        self.array.setflags(write=False)
-        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
-
-    def __eq__(self, other):
-        return isinstance(other, ArrayData) and self._key == other._key
-
-    def __hash__(self):
-        return hash(self._key)
-
-    def __repr__(self):
-        return f"array(shape={self.array.shape})"
 
 
 def array_constant(values) -> Expr:
