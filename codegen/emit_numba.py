@@ -227,8 +227,26 @@ def constants_used(specs: list[FunctionSpec]) -> list[str]:
     return [found[name] for name in sorted(found)]
 
 
-def emit_module(specs: list[FunctionSpec], docstring: str) -> str:
-    """A complete module: docstring, imports (math, numba, numpy only), helpers, functions."""
+def _with_kernels(specs: list) -> list:
+    """The specs with the functions that direction loops call placed before them, once."""
+    ordered: dict[str, object] = {}
+    for spec in specs:
+        for needed in getattr(spec, "specs", []) + [spec]:
+            ordered.setdefault(needed.name, needed)
+    return list(ordered.values())
+
+
+def emit_module(specs: list, docstring: str) -> str:
+    """A complete module: docstring, imports (math, numba, numpy only), helpers, functions.
+
+    ``specs`` are FunctionSpecs and direction loops (codegen.emit_directions), whose
+    kernels are emitted before them.
+    """
+    from .emit_directions import DirectionLoop, emit_direction_loop
+
+    functions = _with_kernels(specs)
+    loops = {spec.name for spec in functions if isinstance(spec, DirectionLoop)}
+    specs = [spec for spec in functions if spec.name not in loops]
     parts = [f'"""{docstring}\n"""\n\nimport math\n\nimport numba\nimport numpy as np\n']
     constants = constants_used(specs)
     if constants:
@@ -239,5 +257,6 @@ def emit_module(specs: list[FunctionSpec], docstring: str) -> str:
         parts += llvm.helpers_used([n for spec in lowered for n in schedule(
             flatten(spec.result))])
     parts += helpers_used([spec for spec in specs if not uses_llvm(spec)])
-    parts += [emit_function(spec) for spec in specs]
+    parts += [emit_direction_loop(spec) if spec.name in loops else emit_function(spec)
+              for spec in functions]
     return "\n\n".join(parts)

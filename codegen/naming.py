@@ -14,7 +14,9 @@ import math
 
 # Names the generated module defines or uses at module level.
 MODULE_NAMES = frozenset({"math", "np", "numba", "forward", "gradient", "value_and_grad",
-                          "hessian", "jacobian", "vjp", "jvp"})
+                          "hessian", "hvp", "jacobian", "vjp", "jvp", "sparse_hessian",
+                          "sparse_jacobian", "forward_batch", "gradient_batch",
+                          "value_and_grad_batch"})
 
 
 def is_safe_identifier(name: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -14,6 +13,14 @@ from . import __version__
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import SymdiffError
 from .ir import Expr, free_symbols, internal_symbol
+from .matrices import (
+    INTERPRET_MAX_DIRECTIONS,
+    UNROLL_MAX_VARIABLES,
+    MatrixMethods,
+    batch_size,
+    check_dense_fits,
+    elements,
+)
 from .passes import optimize
 from .trace import as_outputs, trace
 
@@ -27,19 +34,20 @@ FUNCTIONS = {
     "jacobian": ("jacobian", False),
     "vjp": ("vjp", None),
     "jvp": ("jvp", None),
+    # The compressed evaluations behind sparse_hessian / sparse_jacobian (they return the
+    # nonzeros, given the seeds and gather positions of a coloring).
+    "sparse_hessian_data": ("sparse_hessian", True),
+    "sparse_jacobian_data": ("sparse_jacobian", False),
 }
+# Methods computed by a runtime loop over directions (see symdiff.matrices).
+LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
 # Methods that also exist batched over many points, for functions of scalars.
 BATCHED = ("forward", "grad", "value_and_grad")
 _ARRAY = types.Array(types.float64, 1, "A")
-MAX_SOURCE_ELEMENTS = 256**2
+_SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
 _PREPARED: set = set()
 _PREPARING = threading.Lock()
-
-
-def _elements(exprs) -> float:
-    """Total number of elements (infinite with an open batch dimension)."""
-    return sum(math.inf if None in e.shape else math.prod(e.shape) for e in exprs)
 
 
 def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
@@ -53,7 +61,8 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     compiled function: by default the function's parameters, else ``wrt`` followed by
     the other free symbols, else all free symbols sorted by name.
     ``wrt`` are the variables of the derivatives (default: all arguments); give one
-    symbol instead of a list to get its gradient alone rather than a tuple.
+    symbol instead of a list to get its gradient alone rather than a tuple (as for a
+    function of one array argument, like JAX's ``grad``).
     ``lowering`` picks how straight-line scalar code reaches machine code: "python"
     (readable statements compiled by Numba), "llvm" (IR built directly, fast to compile
     at any size) or "auto" (Python below 100 operations, LLVM from there).
@@ -81,6 +90,8 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     else:
         arguments = free_symbols(outputs)
     variables = arguments if variables is None else variables
+    if wrt is None and len(variables) == 1 and variables[0].shape:
+        single = True  # one array argument: its gradient is that array, not a 1-tuple
     known = set(arguments)
     for what, symbols in (("the function depends on", free_symbols(outputs)),
                           ("wrt lists", variables)):
@@ -100,7 +111,7 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
                             fast_math, lowering, background)
 
 
-class CompiledFunction:
+class CompiledFunction(MatrixMethods):
     """Numba-backed value and derivative functions of one compiled expression.
 
     Arguments are positional, in ``args`` order: floats for scalar symbols, float64
@@ -152,11 +163,15 @@ class CompiledFunction:
         return self._load("value_and_grad")(*x)
 
     def hessian(self, *x):
-        """Hessian of scalar f: ndarray (n, n) over all wrt elements (C order)."""
+        """Hessian of scalar f: ndarray (n, n) over all wrt elements (C order).
+
+        For arrays (or many scalars) column j comes from one Hessian-vector product with
+        e_j in a compiled loop; see sparse_hessian for sparse Hessians."""
         return self._load("hessian")(*x)
 
     def hvp(self, *x_and_direction):
-        """Hessian-vector product: arguments, then one direction per wrt (its shape)."""
+        """Hessian-vector product, shaped like the gradient: the arguments, then the
+        direction as for ``jvp`` (one 1-D array for scalar wrt, else one array per wrt)."""
         return self._load("hvp")(*x_and_direction)
 
     def jacobian(self, *x):
@@ -183,15 +198,11 @@ class CompiledFunction:
     def source(self) -> str:
         """The complete generated module (every function that applies to f), as text.
 
-        Hessians and Jacobians are left out when they need more than
-        ``MAX_SOURCE_ELEMENTS`` elements (their code grows with that) or involve an open
-        batch dimension; ``fn.hessian`` / ``fn.jacobian`` still build them on request.
+        Its size does not depend on array sizes: Hessians and Jacobians of arrays (or of
+        many scalars) are loops over directions through ``hvp`` / ``jvp`` / ``vjp``.
         """
-        n = _elements(self.wrt)
-        large = {"hessian": n * n, "jacobian": n * _elements(self.outputs)}
         specs = [self._spec(m) for m, (_, needs) in FUNCTIONS.items()
-                 if needs in (None, self.is_scalar)
-                 and large.get(m, 0) <= MAX_SOURCE_ELEMENTS]
+                 if needs in (None, self.is_scalar)]
         if self._batchable():
             specs += [self._spec(m, batched=True) for m in BATCHED
                       if FUNCTIONS[m][1] in (None, self.is_scalar)]
@@ -255,11 +266,19 @@ class CompiledFunction:
             g = self._gradient_structure(grad(outs[0], wrt, simplify=False))
             result = g if method == "grad" else (outs[0], g)
             doc = "gradient" if method == "grad" else "(value, gradient) in one pass"
+        elif method in LOOPS and not self._unrolled(method):
+            return self._direction_loop(method)
         elif method == "hessian":
             result, doc = hessian(outs[0], wrt, simplify=False), "Hessian"
         elif method == "hvp":
-            extra = tuple(internal_symbol(f"direction{k}", v.shape) for k, v in enumerate(wrt))
-            result = self._gradient_structure(hvp(outs[0], wrt, list(extra), simplify=False))
+            if self._flat_wrt:
+                directions = [internal_symbol(f"dir{j}") for j in range(len(wrt))]
+                arrays = (ArrayParam("_direction", tuple(directions)),)
+            else:
+                directions = extra = tuple(internal_symbol(f"direction{k}", v.shape)
+                                           for k, v in enumerate(wrt))
+            result = self._gradient_structure(hvp(outs[0], wrt, list(directions),
+                                                  simplify=False))
             doc = "Hessian-vector product H @ direction"
         elif method == "jacobian":
             result, doc = jacobian(list(outs), wrt, simplify=False), "Jacobian"
@@ -285,6 +304,68 @@ class CompiledFunction:
         return FunctionSpec(name, tuple(self.args) + extra,
                             optimize(result, self.fast_math), doc, arrays, batched,
                             self.lowering)
+
+    def _unrolled(self, method: str) -> bool:
+        """Whether a Hessian / Jacobian is derived entry by entry (few scalars only)."""
+        if method.startswith("sparse_") or not self._flat_wrt:
+            return False
+        n = len(self.wrt)
+        if method == "hessian":
+            return n <= UNROLL_MAX_VARIABLES
+        return not any(o.shape for o in self.outputs) and \
+            n * len(self.outputs) <= UNROLL_MAX_VARIABLES ** 2
+
+    def _wrt_slots(self):
+        from codegen.emit_directions import Slot
+
+        if self._flat_wrt:
+            return (Slot("flat", ("static", (len(self.wrt),))),)
+        return tuple(Slot("array", ("arg", self.args.index(v))) if v.shape else Slot("scalar")
+                     for v in self.wrt)
+
+    def _output_slot(self, direction: bool):
+        """The output as a vjp direction (``direction``) or as a jvp result."""
+        from codegen.emit_directions import Slot
+
+        outs = self.outputs
+        if outs[0].shape and len(outs) == 1:
+            shape = outs[0].shape
+            return Slot("array", ("output",) if None in shape else ("static", shape))
+        if self.is_scalar or (direction and len(outs) == 1):
+            return Slot("scalar")
+        return Slot("flat", ("static", (len(outs),)))
+
+    def _direction_loop(self, method: str):
+        from codegen.emit_directions import DirectionLoop
+
+        name = FUNCTIONS[method][0]
+        compressed = method.startswith("sparse_")
+        wrt, structured = self._wrt_slots(), not self.single_wrt and not self._flat_wrt
+        m = n = None
+        if None not in sum((o.shape for o in self.outputs), ()):
+            m = elements(self.outputs, None)
+        if None not in sum((v.shape for v in self.wrt), ()):
+            n = elements(self.wrt, None)
+        transpose = False
+        if "hessian" in method:
+            kernel, directions, results, tupled = "hvp", wrt, wrt, structured
+            doc = "Hessian-vector products H @ d"
+        elif compressed or m is None or n is None or m > n:
+            kernel, directions, results, tupled = "jvp", wrt, (self._output_slot(False),), False
+            doc = "Jacobian-vector products J @ d"
+        else:
+            kernel, directions, results = "vjp", (self._output_slot(True),), wrt
+            tupled, transpose = structured, True
+            doc = "vector-Jacobian products d @ J"
+        doc = ("nonzeros of a sparse matrix from " + doc + " at the seeds of a coloring, "
+               "gathered at positions _gather" if compressed else
+               f"dense {name.capitalize()}: a loop over unit directions d of " + doc)
+        loop = DirectionLoop(name, tuple(self.args), self._spec(kernel), directions, results,
+                             tupled, doc, transpose, compressed)
+        if loop.needs_forward():
+            loop = DirectionLoop(name, loop.inputs, loop.kernel, directions, results, tupled,
+                                 doc, transpose, compressed, self._spec("forward"))
+        return loop
 
     def wait(self, timeout: float | None = None) -> CompiledFunction:
         """Block until every background compile started so far has finished (or
@@ -324,8 +405,12 @@ class CompiledFunction:
 
         spec = self._spec(method)
         source = self._module_source([spec])
-        params = parameter_names([s.value for s in spec.inputs])
-        self._interpreted[method] = _with_conversions(interpreter(spec, params), self, method)
+        if method in LOOPS and not self._unrolled(method):
+            first = self._loop_interpreter(spec, method)
+        else:
+            first = interpreter(spec, parameter_names([s.value for s in spec.inputs]))
+        self._interpreted[method] = _guarded(_with_conversions(first, self, method), self,
+                                             method)
 
         def work():
             try:
@@ -339,21 +424,52 @@ class CompiledFunction:
         self._compiling[method] = thread
         thread.start()
 
+    def _loop_interpreter(self, loop, method: str):
+        """The first call of a direction loop: the loop in Python over the evaluator's
+        kernel, or for many directions the compiled code (interpreting would be slower)."""
+        from codegen.emit_directions import run_direction_loop
+        from codegen.naming import parameter_names
+
+        from .interpret import interpreter
+
+        kernel, forward = (None if s is None else interpreter(
+            s, parameter_names([a.value for a in s.inputs])) for s in (loop.kernel, loop.forward))
+        count = len(self.args)
+
+        def call(*x):
+            args, extra = x[:count], x[count:]
+            if extra:
+                directions = np.shape(extra[0])[0]
+            else:
+                directions = elements(self.wrt, batch_size(self.args, args))
+            if directions > INTERPRET_MAX_DIRECTIONS:
+                self._compiling[method].join()
+                if method in self._failed:
+                    self.wait()
+                return self._loaded[method, False](*x)
+            return run_direction_loop(loop, kernel, forward, args, extra)
+
+        return call
+
     def _compile(self, method: str, batched: bool, source: str):
         spec = self._spec(method, batched)
         module = load_module_for(source, f"symdiff_{spec.name}")
         dispatcher = getattr(module, spec.name)
         signature = tuple(_numba_type(s, batched) for s in spec.inputs)
+        signature += _SEEDS if getattr(spec, "compressed", False) else (_ARRAY,) * len(
+            spec.arrays)
         with _PREPARING:  # the same source, compiled twice, shares one module
             if dispatcher not in _PREPARED:
-                dispatcher.compile(signature + (_ARRAY,) * len(spec.arrays))
+                dispatcher.compile(signature)
                 dispatcher.disable_compile()  # other argument types are converted instead
                 _PREPARED.add(dispatcher)
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher
-        call = self._loaded[method, batched] = _with_conversions(dispatcher, self, method)
-        self.__dict__[method] = call  # later attribute lookups go straight to it
+        call = _guarded(_with_conversions(dispatcher, self, method), self, method)
+        self._loaded[method, batched] = call
+        if hasattr(CompiledFunction, method):
+            self.__dict__[method] = call  # later attribute lookups go straight to it
         return call
 
 
@@ -385,9 +501,26 @@ def _with_conversions(dispatcher, compiled: CompiledFunction, method: str):
                      for v, a in zip(x, arrays, strict=True)]
         return dispatcher(*converted)
 
-    call.__doc__ = getattr(CompiledFunction, method).__doc__
+    call.__doc__ = getattr(CompiledFunction, method, dispatcher).__doc__
     call.dispatcher = dispatcher
     return call
+
+
+def _guarded(call, compiled: CompiledFunction, method: str):
+    """``call``, raising before a dense Hessian / Jacobian that cannot fit in memory is
+    allocated (only loops over directions can be large)."""
+    if method not in ("hessian", "jacobian") or compiled._unrolled(method):
+        return call
+
+    def guarded(*x):
+        batch = batch_size(compiled.args, x)
+        n = elements(compiled.wrt, batch)
+        m = n if method == "hessian" else elements(compiled.outputs, batch)
+        check_dense_fits(method.capitalize(), m, n)
+        return call(*x)
+
+    guarded.__doc__, guarded.dispatcher = call.__doc__, call.dispatcher
+    return guarded
 
 
 def load_module_for(source: str, name: str):

@@ -58,6 +58,29 @@ class Rows(ArrayData):
         return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
 
 
+# Sparsity rules (see Op.sparsity): which operand elements each result element depends on.
+def _positions(shape) -> np.ndarray:
+    """Element positions (C order) laid out in ``shape``."""
+    return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+
+
+def _reads(where):
+    """Result element o depends on operand element where[o]."""
+    where = np.ravel(where)
+    return np.arange(where.size, dtype=np.int64), where
+
+
+def _writes(where):
+    """Operand element e contributes to result element where[e]."""
+    where = np.ravel(where)
+    return where, np.arange(where.size, dtype=np.int64)
+
+
+def _reduction_sparsity(i, node, shape, args):
+    kept = reduced_shape(args[0], node.value[0], True)
+    return _writes(np.broadcast_to(_positions(kept), args[0]))
+
+
 def reduced_shape(shape, axes, keepdims):
     """Shape after reducing ``axes`` (None: all)."""
     axes = range(len(shape)) if axes is None else axes
@@ -99,6 +122,7 @@ register(Op(
     shape_rule=_sum_shape,
     vjp=lambda i, node, adj: broadcast_to(_kept(node, adj), node.args[0].shape),
     jvp=lambda node, t: apply("sum", t[0], payload=node.value),
+    sparsity=_reduction_sparsity,
 ))
 
 
@@ -128,7 +152,7 @@ def _unkeep(node, kept):
 
 register(Op(
     "amax", 1, lambda shape, p, x: np.max(x, axis=p[0], keepdims=p[1]), None, None, None,
-    shape_rule=_sum_shape, vjp=_amax_vjp, jvp=_amax_jvp,
+    shape_rule=_sum_shape, vjp=_amax_vjp, jvp=_amax_jvp, sparsity=_reduction_sparsity,
 ))
 
 
@@ -146,6 +170,7 @@ register(Op(
     None, shape_rule=_broadcast_shape,
     vjp=lambda i, node, adj: sum_to(adj, node.args[0].shape),
     jvp=lambda node, t: broadcast_to(t[0], node.shape),
+    sparsity=lambda i, node, shape, args: _reads(np.broadcast_to(_positions(args[0]), shape)),
 ))
 
 
@@ -165,6 +190,7 @@ register(Op(
     "sum_to", 1, _sum_to_evaluate, None, None, None, shape_rule=_sum_to_shape,
     vjp=lambda i, node, adj: broadcast_to(adj, node.args[0].shape),
     jvp=lambda node, t: sum_to(t[0], node.shape),
+    sparsity=lambda i, node, shape, args: _writes(np.broadcast_to(_positions(shape), args[0])),
 ))
 
 
@@ -183,6 +209,7 @@ register(Op(
     if adj.shape != node.args[0].shape else adj,
     jvp=lambda node, t: apply("reshape", broadcast_to(t[0], node.args[0].shape),
                               payload=node.shape),
+    sparsity=lambda i, node, shape, args: _reads(_positions(shape)),
 ))
 
 
@@ -196,6 +223,7 @@ register(Op(
     shape_rule=_transpose_shape,
     vjp=lambda i, node, adj: apply("transpose", adj),
     jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
+    sparsity=lambda i, node, shape, args: _reads(_positions(args[0]).T),
 ))
 
 
@@ -240,9 +268,33 @@ def _matmul_evaluate(shape, payload, a, b):
     return float(out) if np.ndim(out) == 0 else out
 
 
+def _matmul_sparsity(i, node, shape, args):
+    # out[r, c] = sum_j a[r, j] b[j, c] depends on a's row r and b's column c, except
+    # where the other operand is a constant array with a structural zero there.
+    a_shape, b_shape = args
+    m = a_shape[0] if len(a_shape) == 2 else 1
+    p = a_shape[-1]
+    k = b_shape[1] if len(b_shape) == 2 else 1
+    out = _positions((m, k))[:, :, None]
+    other = node.args[1 - i]
+    if i == 0:
+        mine = _positions((m, p))[:, None, :]
+        used = None if other.op != "array" else (
+            np.reshape(other.value.array, (p, k)).T != 0)[None, :, :]
+    else:
+        mine = _positions((p, k)).T[None, :, :]
+        used = None if other.op != "array" else (
+            np.reshape(other.value.array, (m, p)) != 0)[:, None, :]
+    rows, cols = (np.broadcast_to(a, (m, k, p)) for a in (out, mine))
+    if used is not None:
+        keep = np.broadcast_to(used, (m, k, p))
+        return rows[keep], cols[keep]
+    return rows.ravel(), cols.ravel()
+
+
 register(Op(
     "matmul", 2, _matmul_evaluate, None, None, None, "@", 20, shape_rule=_matmul_shape,
-    vjp=_matmul_vjp, jvp=_matmul_jvp,
+    vjp=_matmul_vjp, jvp=_matmul_jvp, sparsity=_matmul_sparsity,
 ))
 
 
@@ -275,6 +327,8 @@ register(Op(
     vjp=lambda i, node, adj: apply("embed", adj, payload=(node.value, node.args[0].shape)),
     jvp=lambda node, t: apply("index", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
+    sparsity=lambda i, node, shape, args: _reads(
+        _positions(args[0])[key_to_python(node.value)]),
 ))
 
 
@@ -296,6 +350,8 @@ register(Op(
     vjp=lambda i, node, adj: apply("index", adj, payload=node.value[0]),
     jvp=lambda node, t: apply("embed", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
+    sparsity=lambda i, node, shape, args: _writes(
+        _positions(shape)[key_to_python(node.value[0])]),
 ))
 
 
@@ -326,6 +382,8 @@ register(Op(
     jvp=lambda node, t: apply("concatenate", *(
         zeros(a.shape) if ti is None else broadcast_to(ti, a.shape)
         for a, ti in zip(node.args, t, strict=True)), payload=node.value),
+    sparsity=lambda i, node, shape, args: _writes(
+        _positions(shape)[key_to_python(_part_key(node, i))]),
 ))
 
 def _take_shape(shapes, rows):
@@ -358,6 +416,7 @@ register(Op(
                                    payload=(node.value, node.args[0].shape[0])),
     jvp=lambda node, t: apply("take", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
+    sparsity=lambda i, node, shape, args: _reads(_positions(args[0])[node.value.array]),
 ))
 
 register(Op(
@@ -366,6 +425,7 @@ register(Op(
                                    payload=node.value[0]),
     jvp=lambda node, t: apply("scatter_add", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
+    sparsity=lambda i, node, shape, args: _writes(_positions(shape)[node.value[0].array]),
 ))
 
 STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",

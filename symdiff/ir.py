@@ -40,6 +40,10 @@ class Op:
     ``evaluate`` over NumPy arrays ``(payload, *args)``, ``vjp(i, node, adjoint)`` and
     ``jvp(node, tangents)`` (None for a zero tangent) building IR, and ``emit`` as a
     function of (operand names, node) giving a NumPy expression for Numba.
+    ``sparsity(i, node, shape, arg_shapes)`` gives which elements of operand i each
+    element of the result depends on, as two integer arrays (result positions, operand
+    positions; C order) over the concrete ``shape`` and ``arg_shapes`` (see
+    symdiff.sparsity; elementwise ops need none: they read operands where they broadcast).
     """
 
     name: str
@@ -59,6 +63,7 @@ class Op:
     llvm_helper: str | None = None
     loop: str | None = None
     loop_helper: str | None = None
+    sparsity: Callable | None = None
 
     @property
     def elementwise(self) -> bool:

@@ -14,7 +14,7 @@ from symdiff import api
 SCALAR = "((a+b)*c)**2 + sin(a*b)*exp(-c*c)"
 SCALAR_CALLS = {
     "forward": (1.0, 2.0, 0.5), "grad": (1.0, 2.0, 0.5), "value_and_grad": (1.0, 2.0, 0.5),
-    "hessian": (1.0, 2.0, 0.5), "hvp": (1.0, 2.0, 0.5, 0.1, -0.2, 0.3),
+    "hessian": (1.0, 2.0, 0.5), "hvp": (1.0, 2.0, 0.5, np.array([0.1, -0.2, 0.3])),
     "vjp": (1.0, 2.0, 0.5, 2.0), "jvp": (1.0, 2.0, 0.5, np.array([0.1, -0.2, 0.3])),
 }
 

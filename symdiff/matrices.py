@@ -1,0 +1,156 @@
+"""Derivative matrices of compiled functions: dense ones from a runtime loop over directions,
+sparse ones from one product per color, both through one compiled kernel.
+
+``fn.hessian`` of a function of arrays (or of more than ``UNROLL_MAX_VARIABLES`` scalars)
+is a loop of Hessian-vector products, ``fn.jacobian`` a loop of vector-Jacobian products
+(no more outputs than variables) or Jacobian-vector products; so their generated code, and
+its compile time, is the same for every array size.  Small functions of scalars keep the
+unrolled, entry-by-entry code, which is faster per call.  A dense result that would not
+fit in the memory available raises before anything is allocated.
+
+``fn.sparse_hessian`` / ``fn.sparse_jacobian`` read the structural pattern from the graph
+(symdiff.sparsity), color it (symdiff.coloring: star coloring for Hessians, column
+coloring for Jacobians) and evaluate one HVP/JVP per color in a compiled loop that
+also gathers the nonzeros; they return ``scipy.sparse.csr_array``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .errors import SymdiffError
+
+# Functions of at most this many scalar variables keep unrolled Hessians, and Jacobians
+# of at most this many entries squared; larger ones loop over directions.
+UNROLL_MAX_VARIABLES = 64
+# The first (interpreted) call of a direction loop runs on the evaluator up to this many
+# directions; beyond, it waits for the compiled code.
+INTERPRET_MAX_DIRECTIONS = 64
+
+
+def available_memory() -> float:
+    """Bytes of memory available to this process now (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_dense_fits(what: str, rows: int, cols: int) -> None:
+    """Raise before allocating a dense (rows x cols) float64 result that cannot fit."""
+    needed = 8.0 * rows * cols
+    free = available_memory()
+    if needed > free:
+        sparse = "sparse_hessian" if what == "Hessian" else "sparse_jacobian"
+        free_text = f"{free / 1e9:.1f} GB"
+        products = "fn.hvp" if what == "Hessian" else "fn.jvp / fn.vjp"
+        raise SymdiffError(
+            f"the dense {what} would be {rows:,} x {cols:,} float64 ({needed / 1e9:,.1f} GB), "
+            f"more than the {free_text} of memory available: use fn.{sparse} (sparse, by "
+            f"coloring), {products} (matrix-free) or fn.{what.lower()}_sparsity()")
+
+
+def batch_size(args, values) -> int | None:
+    """The size of the open (None) dimension in this call, read from the arguments."""
+    for sym, value in zip(args, values, strict=False):
+        for k, d in enumerate(sym.shape):
+            if d is None:
+                shape = np.shape(value)
+                return shape[k] if k < len(shape) else None
+    return None
+
+
+def elements(exprs, batch: int | None) -> int:
+    """Total number of elements of ``exprs`` with the open dimension of size ``batch``."""
+    return sum(math.prod(batch if d is None else d for d in e.shape) for e in exprs)
+
+
+class MatrixMethods:
+    """Sparsity patterns, colorings and sparse derivative matrices (a CompiledFunction
+    mixin: it needs ``outputs``, ``wrt``, ``args``, ``is_scalar`` and ``_load``)."""
+
+    def _matrix_cache(self) -> dict:
+        cache = self.__dict__.get("_matrices")
+        if cache is None:
+            cache = self.__dict__["_matrices"] = {}
+        return cache
+
+    def _batch(self, x) -> int | None:
+        if x and len(x) != len(self.args):
+            raise SymdiffError(f"expected the {len(self.args)} arguments of the function "
+                               f"(or none), got {len(x)}")
+        return batch_size(self.args, x) if x else None
+
+    def _pattern(self, kind: str, batch):
+        from .sparsity import hessian_pattern, jacobian_pattern
+
+        key = ("pattern", kind, batch)
+        cache = self._matrix_cache()
+        if key not in cache:
+            if kind == "hessian":
+                if not self.is_scalar:
+                    raise SymdiffError("hessian_sparsity needs a scalar function; use "
+                                       "jacobian_sparsity")
+                cache[key] = hessian_pattern(self.outputs[0], self.wrt, batch)
+            else:
+                if self.is_scalar:
+                    raise SymdiffError("jacobian_sparsity needs a vector- or array-valued "
+                                       "function; use hessian_sparsity")
+                cache[key] = jacobian_pattern(list(self.outputs), self.wrt, batch)
+        return cache[key]
+
+    def _coloring(self, kind: str, batch):
+        from .coloring import color_hessian, color_jacobian
+
+        key = ("coloring", kind, batch)
+        cache = self._matrix_cache()
+        if key not in cache:
+            pattern = self._pattern(kind, batch)
+            cache[key] = (color_hessian if kind == "hessian" else color_jacobian)(pattern)
+        return cache[key]
+
+    def hessian_sparsity(self, *x):
+        """Structural pattern of the Hessian (scipy.sparse.csr_array of bools, n x n),
+        from the graph alone; the arguments are needed only for an open dimension."""
+        return self._pattern("hessian", self._batch(x)).copy()
+
+    def jacobian_sparsity(self, *x):
+        """Structural pattern of the Jacobian (csr_array of bools, outputs x variables)."""
+        return self._pattern("jacobian", self._batch(x)).copy()
+
+    def hessian_coloring(self, *x):
+        """The star coloring ``sparse_hessian`` uses (``.count`` colors = HVPs per call)."""
+        return self._coloring("hessian", self._batch(x))
+
+    def jacobian_coloring(self, *x):
+        """The column coloring ``sparse_jacobian`` uses (``.count`` colors = JVPs per call)."""
+        return self._coloring("jacobian", self._batch(x))
+
+    def _sparse(self, kind: str, x):
+        import scipy.sparse
+
+        coloring = self._coloring(kind, self._batch(x))
+        data = self._load(f"sparse_{kind}_data")(*x, coloring.seeds, coloring.gather)
+        pattern = coloring.pattern
+        return scipy.sparse.csr_array((data, pattern.indices.copy(), pattern.indptr.copy()),
+                                      shape=pattern.shape)
+
+    def sparse_hessian(self, *x):
+        """Hessian as a scipy.sparse.csr_array: one Hessian-vector product per color of a
+        star coloring of its pattern (``hessian_coloring``), nonzeros recovered by symmetry."""
+        return self._sparse("hessian", x)
+
+    def sparse_jacobian(self, *x):
+        """Jacobian as a scipy.sparse.csr_array: one Jacobian-vector product per color of a
+        column coloring of its pattern (``jacobian_coloring``)."""
+        return self._sparse("jacobian", x)
