@@ -1,0 +1,200 @@
+"""Compiled derivative matrices: dense loops over directions, sparse ones by coloring,
+their generated code of constant size, the memory guard, and SciPy using them as written."""
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.optimize import least_squares, minimize
+from test_sparsity import OP_CASES, X, Y, _rosenbrock, _stencil
+
+import symdiff as sd
+from symdiff import matrices
+
+
+def _central(fn, x, h=1e-6):
+    """Central differences of a vector function of one array, columns by element."""
+    flat = x.ravel()
+    columns = []
+    for k in range(flat.size):
+        step = np.zeros_like(flat)
+        step[k] = h
+        up, down = fn((flat + step).reshape(x.shape)), fn((flat - step).reshape(x.shape))
+        columns.append((np.ravel(up) - np.ravel(down)) / (2 * h))
+    return np.array(columns).T
+
+
+@pytest.fixture(scope="module")
+def rosen():
+    f, x = _rosenbrock(12)
+    return f, x, sd.compile(f)
+
+
+@pytest.fixture(scope="module")
+def stencil():
+    residual, u = _stencil(5)
+    return residual, u, sd.compile(residual)
+
+
+def test_rosenbrock_hessian_dense_sparse_and_finite_differences_agree(rosen):
+    f, x, fn = rosen
+    point = np.random.default_rng(1).uniform(-1.5, 1.5, size=12)
+    dense = fn.hessian(point)
+    np.testing.assert_allclose(dense, sd.evaluate(sd.hessian(f, x), x=point), rtol=1e-13)
+    np.testing.assert_allclose(dense, _central(fn.grad, point), rtol=1e-6, atol=1e-5)
+    sparse = fn.sparse_hessian(point)
+    assert sparse.format == "csr" and sparse.nnz == 3 * 12 - 2
+    np.testing.assert_allclose(sparse.toarray(), dense, rtol=1e-14, atol=1e-14)
+    assert fn.hessian_coloring().count == 3
+    assert (fn.hessian_sparsity().toarray() == (np.abs(dense) > 0)).all()
+    np.testing.assert_allclose(fn.hvp(point, np.ones(12)), dense @ np.ones(12), rtol=1e-13)
+    assert fn.grad(point).shape == (12,)  # one array argument: the array itself
+
+
+def test_stencil_jacobian_dense_sparse_and_finite_differences_agree(stencil):
+    residual, u, fn = stencil
+    point = np.random.default_rng(2).normal(size=(5, 5))
+    dense = fn.jacobian(point)
+    np.testing.assert_allclose(dense, sd.evaluate(sd.jacobian(residual, [u]), u=point),
+                               rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(dense, _central(fn, point), rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(fn.sparse_jacobian(point).toarray(), dense, rtol=1e-14)
+    assert fn.jacobian_coloring().count <= 7
+
+
+@pytest.fixture(scope="module")
+def op_table():
+    # stop_gradient last: finite differences of the value see through it.
+    names = sorted(set(OP_CASES) - {"stop_gradient"}) + ["stop_gradient"]
+    parts = [sd.reshape(OP_CASES[name](), (-1,)) for name in names]
+    vector = sd.concatenate(parts)
+    loss = sd.sum(vector * vector * vector) / 10.0
+    return vector, loss, sd.compile(vector, args=[X, Y]), sd.compile(loss, args=[X, Y])
+
+
+@pytest.mark.slow
+def test_every_op_dense_vs_sparse_vs_finite_differences(op_table):
+    vector, loss, vfn, sfn = op_table
+    rng = np.random.default_rng(3)
+    xv, yv = rng.normal(size=(3, 4)), rng.normal(size=4)
+    exact = sd.evaluate(sd.jacobian(vector, [X, Y]), X=xv, y=yv)
+    dense = vfn.jacobian(xv, yv)
+    np.testing.assert_allclose(dense, exact, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(vfn.sparse_jacobian(xv, yv).toarray(), dense, rtol=1e-13,
+                               atol=1e-13)
+    both = np.concatenate([xv.ravel(), yv])
+
+    def value(flat):
+        return vfn(flat[:12].reshape(3, 4), flat[12:])
+
+    stopped = OP_CASES["stop_gradient"]().size
+    np.testing.assert_allclose(dense[:-stopped], _central(value, both)[:-stopped], rtol=1e-5,
+                               atol=1e-6)
+    hessian = sfn.hessian(xv, yv)
+    np.testing.assert_allclose(hessian, sd.evaluate(sd.hessian(loss, [X, Y]), X=xv, y=yv),
+                               rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(sfn.sparse_hessian(xv, yv).toarray(), hessian, rtol=1e-12,
+                               atol=1e-12)
+
+
+def _lines(fn, method):
+    return len(fn._module_source([fn._spec(method)]).splitlines())
+
+
+def test_generated_code_has_the_same_size_for_every_array_size():
+    small, large = (sd.compile(_rosenbrock(n)[0]) for n in (10, 10_000))
+    for method in ("hessian", "sparse_hessian_data"):
+        assert _lines(small, method) == _lines(large, method)
+    assert len(small.source.splitlines()) == len(large.source.splitlines())
+    small, large = (sd.compile(_stencil(m)[0]) for m in (4, 300))
+    for method in ("jacobian", "sparse_jacobian_data"):
+        assert _lines(small, method) == _lines(large, method)
+
+
+def test_a_dense_result_that_cannot_fit_raises_before_allocating(rosen, monkeypatch):
+    _, _, fn = rosen
+    monkeypatch.setattr(matrices, "available_memory", lambda: 1000.0)
+    with pytest.raises(sd.SymdiffError, match=r"12 x 12 .*sparse_hessian.*hvp"):
+        fn.hessian(np.zeros(12))
+    assert fn.sparse_hessian(np.zeros(12)).nnz == 34  # the sparse form still works
+
+
+def test_many_scalar_variables_take_the_loop_and_agree_with_the_unrolled_hessian():
+    n = matrices.UNROLL_MAX_VARIABLES + 6
+    xs = sd.symbols(" ".join(f"x{i:02d}" for i in range(n)))
+    f = sum(xs[i] * xs[i + 1] ** 2 + sd.sin(xs[i]) for i in range(n - 1))
+    fn = sd.compile(f)
+    assert "_e0[_j] = 1.0" in fn._module_source([fn._spec("hessian")])
+    point = np.random.default_rng(4).normal(size=n)
+    exact = np.array(sd.evaluate(sd.hessian(f, xs), dict(zip((f"x{i:02d}" for i in range(n)),
+                                                             point, strict=True))))
+    np.testing.assert_allclose(fn.hessian(*point), exact, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(fn.sparse_hessian(*point).toarray(), exact, rtol=1e-13,
+                               atol=1e-13)
+    np.testing.assert_allclose(fn.hvp(*point, np.ones(n)), exact @ np.ones(n), rtol=1e-12)
+
+
+def test_jacobian_with_an_open_dimension():
+    k, y = sd.symbol("k"), sd.vector("y", None)
+    fn = sd.compile(k * y * np.tanh(y) + sd.sum(y) ** 2, wrt="y", args=[k, y])
+    for n in (5, 2):
+        point = np.random.default_rng(n).normal(size=n)
+        ys = sd.vector("y", n)
+        exact = sd.evaluate(sd.jacobian(k * ys * np.tanh(ys) + sd.sum(ys) ** 2, [ys]),
+                            k=1.5, y=point)
+        np.testing.assert_allclose(fn.jacobian(1.5, point), exact, rtol=1e-13)
+        np.testing.assert_allclose(fn.sparse_jacobian(1.5, point).toarray(), exact,
+                                   rtol=1e-13)
+
+
+def test_first_interpreted_call_of_a_direction_loop_matches_the_compiled_code(monkeypatch):
+    f, x = _rosenbrock(6)
+    point = np.linspace(-1.0, 1.0, 6)
+    tiered = sd.compile(f, background=True)
+    first = tiered.hessian(point)  # the loop in Python over the evaluator's hvp
+    np.testing.assert_array_equal(first, sd.compile(f).hessian(point))
+    np.testing.assert_array_equal(tiered.wait().hessian(point), first)
+    monkeypatch.setattr("symdiff.api.INTERPRET_MAX_DIRECTIONS", 2)
+    waiting = sd.compile(f, background=True)  # too many directions: waits for Numba
+    np.testing.assert_array_equal(waiting.sparse_hessian(point).toarray(), first)
+
+
+def test_third_derivatives_of_a_small_array_function_match_differences_of_the_hessian():
+    x = sd.vector("x", 3)
+    f = sd.sum(np.sin(x) * x[0] ** 2) + sd.sum(x) ** 3
+    hessian = sd.hessian(f, x)
+    third = sd.jacobian(sd.reshape(hessian, (9,)), [x])
+    point = np.array([0.3, -0.7, 1.1])
+
+    def flat_hessian(p):
+        return sd.evaluate(hessian, x=p).ravel()
+
+    np.testing.assert_allclose(sd.evaluate(third, x=point), _central(flat_hessian, point),
+                               rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_scipy_solvers_take_the_methods_as_written(rosen):
+    _, _, fn = rosen
+    start = np.full(12, -0.5)
+    result = minimize(fn, start, method="trust-constr", jac=fn.grad, hess=fn.sparse_hessian)
+    np.testing.assert_allclose(result.x, np.ones(12), atol=1e-6)
+    result = minimize(fn, start, method="Newton-CG", jac=fn.grad, hessp=fn.hvp,
+                      options={"xtol": 1e-10})
+    np.testing.assert_allclose(result.x, np.ones(12), atol=1e-5)
+
+    def residuals(x):
+        return np.concatenate([10.0 * (x[1:] - x[:-1] ** 2), 1.0 - x[:-1]])
+
+    res = sd.compile(residuals, args=[sd.vector("x", 12)])
+    result = least_squares(res, start, jac=res.sparse_jacobian)
+    np.testing.assert_allclose(result.x, np.ones(12), atol=1e-8)
+
+    def rhs(t, y):
+        return -20.0 * (y - np.cos(t)) + 0.1 * np.concatenate([y[1:] - y[:-1], y[:1] * 0.0])
+
+    ode = sd.compile(rhs, args=[sd.symbol("t"), sd.vector("y", 12)], wrt="y")
+    solution = solve_ivp(ode, (0.0, 1.0), np.zeros(12), method="BDF", jac=ode.sparse_jacobian,
+                         rtol=1e-8, atol=1e-10)
+    reference = solve_ivp(ode, (0.0, 1.0), np.zeros(12), method="BDF", rtol=1e-8, atol=1e-10)
+    assert solution.success and solution.njev >= 1
+    np.testing.assert_allclose(solution.y[:, -1], reference.y[:, -1], rtol=1e-6)

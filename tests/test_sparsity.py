@@ -1,0 +1,216 @@
+"""Sparsity patterns read from the graph, and the colorings that compress them.
+
+Patterns must never miss a nonzero (checked against exact derivatives evaluated at random
+points, over random array programs and every structural op) and must be exact for the
+common structures; colorings must be valid and their recovery exact.
+"""
+
+import random
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_array_random import LEAVES, _random_expression
+
+import symdiff as sd
+from symdiff.array_ops import STRUCTURAL
+from symdiff.arrays import array_constant, broadcast_to, sum_to
+from symdiff.coloring import color_hessian, color_jacobian
+from symdiff.ir import OPS
+from symdiff.sparsity import hessian_pattern, jacobian_pattern
+
+
+def _point(symbols, rng):
+    return {s.value: rng.normal(size=s.shape) if s.shape else 0.7 for s in symbols}
+
+
+def _numeric_pattern(matrix) -> np.ndarray:
+    return np.abs(np.asarray(matrix, dtype=float)) > 0
+
+
+def _assert_covers(pattern, exact):
+    missed = _numeric_pattern(exact) & ~pattern.toarray()
+    assert not missed.any(), f"pattern misses {np.argwhere(missed)[:5].tolist()}"
+
+
+def test_every_structural_op_has_a_sparsity_rule():
+    assert all(OPS[name].sparsity is not None for name in STRUCTURAL)
+
+
+X, Y = sd.matrix("X", 3, 4), sd.vector("y", 4)
+CONSTANT = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])
+# One row per structural op (and the elementwise rules): the op applied to the inputs.
+OP_CASES = {
+    "sum": lambda: sd.sum(X ** 2, axis=1),
+    "sum all": lambda: sd.sum(np.sin(X)),
+    "amax": lambda: sd.amax(X * Y, axis=0),
+    "broadcast_to": lambda: broadcast_to(sd.reshape(Y, (1, 4)), (3, 4)) * X,
+    "sum_to": lambda: sum_to(X * X, (1, 4)) * Y,
+    "reshape": lambda: sd.reshape(X * X, (4, 3))[1:] ** 2,
+    "transpose": lambda: X.T * Y.reshape((4, 1)),
+    "matmul": lambda: np.tanh(X @ Y),
+    "matmul constant": lambda: array_constant(CONSTANT) @ np.sin(X),
+    "matmul matrices": lambda: X.T @ X,
+    "index": lambda: X[1:, ::2] * X[0, 1] + X[2, 3],
+    "embed": lambda: sd.grad(sd.sum(X[1:, ::2] ** 3), [X])[0],
+    "concatenate": lambda: sd.concatenate([X[0] * Y, Y ** 2, X[:, 1]]),
+    "take": lambda: X[[2, 0, 2]] ** 2,
+    "scatter_add": lambda: sd.grad(sd.sum(X[[2, 0, 2]] ** 3), [X])[0],
+    "where": lambda: sd.where(X > 0.0, X * Y, Y ** 2),
+    "stop_gradient": lambda: sd.stop_gradient(X) * Y + sd.step(X),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OP_CASES))
+def test_op_patterns_cover_the_jacobian_and_the_hessian(name):
+    expr = OP_CASES[name]()
+    rng = np.random.default_rng(len(name))
+    pattern = jacobian_pattern([expr], [X, Y])
+    exact = sd.jacobian(expr, [X, Y])
+    loss = sd.sum(expr * expr * expr)
+    hpattern = hessian_pattern(loss, [X, Y])
+    hexact = sd.hessian(loss, [X, Y])
+    for _ in range(3):
+        point = _point([X, Y], rng)
+        _assert_covers(pattern, sd.evaluate(exact, point))
+        _assert_covers(hpattern, sd.evaluate(hexact, point))
+
+
+def test_zero_partials_and_constant_zeros_are_not_dependencies():
+    # sign, step, comparisons and where's condition have derivative 0 everywhere.
+    x = sd.vector("x", 3)
+    f = sd.where(x > 0, 1.0, 2.0) + sd.sign(x) * 3.0 + sd.stop_gradient(x)
+    assert jacobian_pattern([f], [x]).nnz == 0
+    # A constant matrix's structural zeros propagate: row 1 depends on x[2] alone.
+    pattern = jacobian_pattern([array_constant(CONSTANT) @ x], [x]).toarray()
+    assert pattern.tolist() == [[True, False, True], [False, False, True]]
+
+
+def _rosenbrock(n):
+    x = sd.vector("x", n)
+    return sd.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2), x
+
+
+def _stencil(m):
+    """A 2-D five-point-stencil residual on an m x m grid with fixed boundary values."""
+    u = sd.matrix("u", m, m)
+    inner = (u[:-2, 1:-1] + u[2:, 1:-1] + u[1:-1, :-2] + u[1:-1, 2:] - 4.0 * u[1:-1, 1:-1]
+             + 0.1 * u[1:-1, 1:-1] ** 3)
+    boundary = sd.concatenate([sd.reshape(u[0], (m,)), sd.reshape(u[-1], (m,)),
+                               u[1:-1, 0], u[1:-1, -1]])
+    return sd.concatenate([sd.reshape(inner, ((m - 2) ** 2,)), boundary]), u
+
+
+def test_patterns_are_exact_for_common_structures():
+    rng = np.random.default_rng(0)
+    # Banded: the Rosenbrock Hessian is tridiagonal.
+    f, x = _rosenbrock(12)
+    pattern = hessian_pattern(f, [x]).toarray()
+    i, j = np.indices(pattern.shape)
+    assert (pattern == (abs(i - j) <= 1)).all()
+    # Diagonal and block diagonal.
+    v = sd.vector("v", 12)
+    assert (hessian_pattern(sd.sum(np.exp(v)), [v]).toarray() == np.eye(12, dtype=bool)).all()
+    blocks = sd.sum(sd.sum(sd.reshape(v, (4, 3)), axis=1) ** 2)
+    expected = np.kron(np.eye(4), np.ones((3, 3))).astype(bool)
+    assert (hessian_pattern(blocks, [v]).toarray() == expected).all()
+    # Stencil: exactly the five-point pattern, equal to the numerically detected one.
+    residual, u = _stencil(5)
+    pattern = jacobian_pattern([residual], [u]).toarray()
+    exact = sd.evaluate(sd.jacobian(residual, [u]), u=rng.normal(size=(5, 5)))
+    assert (pattern == _numeric_pattern(exact)).all()
+    assert pattern.sum(axis=1).max() == 5
+
+
+def test_patterns_of_random_array_programs_never_miss_a_nonzero():
+    rng, values = random.Random(11), np.random.default_rng(5)
+    for _ in range(25):
+        e = _random_expression(rng, rng.randrange(2, 5))
+        loss = sd.sum(e * e) if e.shape else e * e
+        jp, hp = jacobian_pattern([e], LEAVES), hessian_pattern(loss, LEAVES)
+        jexact, hexact = sd.jacobian(e, LEAVES), sd.hessian(loss, LEAVES)
+        for _ in range(2):
+            point = _point(LEAVES, values)
+            _assert_covers(jp, sd.evaluate(jexact, point))
+            _assert_covers(hp, sd.evaluate(hexact, point))
+
+
+def test_open_dimensions_take_their_size_from_the_call():
+    y = sd.vector("y", None)
+    f = y * np.tanh(y)
+    assert (jacobian_pattern([f], [y], batch=4).toarray() == np.eye(4, dtype=bool)).all()
+    with pytest.raises(sd.SymdiffError, match="open"):
+        jacobian_pattern([f], [y])
+
+
+def test_a_dense_pattern_too_large_to_hold_raises(monkeypatch):
+    from symdiff import sparsity
+
+    monkeypatch.setattr(sparsity, "MAX_PATTERN_ENTRIES", 1000)
+    v = sd.vector("v", 100)
+    with pytest.raises(sd.SymdiffError, match="effectively dense"):
+        hessian_pattern(sd.sum(v) ** 2, [v])
+
+
+# Colorings.
+def _random_symmetric(n, density, rng):
+    upper = sp.random(n, n, density=density, random_state=rng, format="csr") != 0
+    return sp.csr_array(upper + upper.T + sp.eye(n, dtype=bool))
+
+
+def _two_colored_paths(graph, colors):
+    """Paths on four vertices with two colors (brute force, small graphs)."""
+    adjacency = [set(graph.indices[graph.indptr[v]:graph.indptr[v + 1]]) - {v}
+                 for v in range(graph.shape[0])]
+    for a in range(len(adjacency)):
+        for b in adjacency[a]:
+            for c in adjacency[b] - {a}:
+                for d in adjacency[c] - {a, b}:
+                    if colors[a] == colors[c] and colors[b] == colors[d]:
+                        return a, b, c, d
+    return None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_star_colorings_are_valid_and_recover_symmetric_matrices_exactly(seed):
+    rng = np.random.default_rng(seed)
+    pattern = _random_symmetric(40, 0.04 + 0.02 * seed, rng)
+    coloring = color_hessian(pattern)
+    colors = coloring.colors
+    rows, cols = pattern.nonzero()
+    off = rows != cols
+    assert (colors[rows[off]] != colors[cols[off]]).all()  # distance-1
+    assert _two_colored_paths(pattern, colors) is None  # star: no two-colored P4
+    values = sp.random(40, 40, density=1.0, random_state=rng).toarray()
+    hessian = pattern.toarray() * (values + values.T)
+    products = hessian @ coloring.seeds.T  # (n, colors)
+    recovered = products.ravel()[coloring.gather]
+    np.testing.assert_array_equal(recovered, hessian[coloring.pattern.nonzero()])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_column_colorings_are_valid_and_recover_exactly(seed):
+    rng = np.random.default_rng(seed)
+    pattern = sp.csr_array(sp.random(30, 50, density=0.05, random_state=rng) != 0)
+    coloring = color_jacobian(pattern)
+    dense = pattern.toarray()
+    for c in range(coloring.count):
+        assert dense[:, coloring.colors == c].sum(axis=1).max(initial=0) <= 1
+    jac = dense * rng.normal(size=dense.shape)
+    recovered = (jac @ coloring.seeds.T).ravel()[coloring.gather]
+    np.testing.assert_array_equal(recovered, jac[coloring.pattern.nonzero()])
+
+
+def test_color_counts_of_known_structures():
+    n = 1000
+    tridiagonal = sp.csr_array(sp.diags_array([1.0, 1.0, 1.0], offsets=[-1, 0, 1],
+                                              shape=(n, n)) != 0)
+    assert color_hessian(tridiagonal).count == 3
+    assert color_jacobian(tridiagonal).count == 3
+    shuffled = np.random.default_rng(0).permutation(n)
+    assert color_hessian(tridiagonal[shuffled][:, shuffled]).count == 3
+    # An arrowhead: symmetry needs 2 products where a column coloring needs n.
+    arrow = np.eye(50, dtype=bool)
+    arrow[0, :] = arrow[:, 0] = True
+    assert color_hessian(sp.csr_array(arrow)).count == 2
+    assert color_jacobian(sp.csr_array(arrow)).count == 50
