@@ -7,9 +7,9 @@ import sys
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
-def _run(name, cwd):
-    return subprocess.run([sys.executable, str(EXAMPLES / name)], cwd=cwd, capture_output=True,
-                          text=True, check=True).stdout
+def _run(name, cwd, *options):
+    return subprocess.run([sys.executable, str(EXAMPLES / name), *options], cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout
 
 
 def test_lecture_example(tmp_path):
@@ -43,3 +43,20 @@ def test_mlp_regression_loss_falls(tmp_path):
     out = _run("mlp_regression.py", tmp_path)
     losses = [float(line.split("mean loss ")[1].split()[0]) for line in out.splitlines()]
     assert losses[-1] < losses[0] / 10
+
+
+def test_newton_minimization_converges_with_sparse_hessians_and_hvps(tmp_path):
+    out = _run("newton_minimize.py", tmp_path, "--m", "12")
+    lines = [line for line in out.splitlines() if "area" in line]
+    assert len(lines) == 2
+    areas = {float(line.split("area ")[1].split(",")[0]) for line in lines}
+    assert max(areas) - min(areas) < 1e-8
+    for line in lines:
+        assert float(line.split("max |gradient| ")[1].split(",")[0]) < 1e-6
+
+
+def test_reaction_diffusion_with_the_sparse_jacobian(tmp_path):
+    out = _run("reaction_diffusion.py", tmp_path, "--points", "100")
+    assert out.count("successfully reached the end") == 2
+    assert "needs 4 Jacobian-vector products" in out
+    assert float(out.rsplit("at most ", 1)[1]) < 1e-6
