@@ -94,3 +94,49 @@ def p5(a, b, c):
 
 
 KERNELS = {"P1": p1, "P2": p2, "P3": p3, "P5": p5}
+
+
+# Sparse second derivatives (benchmarks.hessians): the nonzeros in CSR order of the known
+# pattern, straight from the hand-derived formulas.
+@numba.njit(cache=False)
+def rosenbrock_hessian_values(x):
+    n = x.shape[0]
+    data = np.empty(3 * n - 2)
+    k = 0
+    for i in range(n):
+        if i > 0:
+            data[k] = -400.0 * x[i - 1]
+            k += 1
+        d = 200.0 if i > 0 else 0.0
+        if i < n - 1:
+            d += 1200.0 * x[i] * x[i] - 400.0 * x[i + 1] + 2.0
+        data[k] = d
+        k += 1
+        if i < n - 1:
+            data[k] = -400.0 * x[i]
+            k += 1
+    return data
+
+
+@numba.njit(cache=False)
+def bratu_jacobian_values(x, m, lam):
+    h2 = float((m + 1) * (m + 1))
+    data = np.empty(5 * m * m - 4 * m)
+    k = 0
+    for i in range(m):
+        for j in range(m):
+            if i > 0:
+                data[k] = h2
+                k += 1
+            if j > 0:
+                data[k] = h2
+                k += 1
+            data[k] = -4.0 * h2 + lam * math.exp(x[i * m + j])
+            k += 1
+            if j < m - 1:
+                data[k] = h2
+                k += 1
+            if i < m - 1:
+                data[k] = h2
+                k += 1
+    return data

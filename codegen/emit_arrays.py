@@ -21,6 +21,8 @@ from .schedule import schedule
 REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
 # Ops whose element is an operand's element at another position: fused like elementwise.
 ELEMENT_ACCESS = ("broadcast_to", "take", "index")
+# Arithmetic cheap enough to compute again in every loop that reads it.
+CHEAP = ("add", "sub", "mul", "neg", "div")
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient")
 BATCH = "_nb"
@@ -101,6 +103,14 @@ def _unit_reshape_index(shape: tuple, source: tuple, indices: list[str]) -> list
     return ["0" if d == 1 else next(kept) for d in source]
 
 
+def _is_view(node: Expr) -> bool:
+    """Whether ``node`` reads one operand element per element at a position given by index
+    arithmetic alone (so a loop can read the operand in its place)."""
+    if node.op == "index":
+        return bool(node.shape)
+    return node.op == "broadcast_to" or unit_reshape(node)
+
+
 def reads_elements(user: Expr) -> bool:
     """Whether ``user`` is computed in a loop that reads its operands element by element,
     each at the loop's own position (through ``ArrayEmitter.element``)."""
@@ -130,10 +140,15 @@ class ArrayEmitter:
             for arg in dict.fromkeys(node.args):  # x * x has one consumer
                 consumers.setdefault(arg, []).append(node)
         out = set(self.outputs)
-        self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), out)}
-        # Unit reshapes read by loops only are index arithmetic on their operand, not arrays.
-        self.views = {n for n in self.order if unit_reshape(n) and n not in out and all(
-            map(reads_elements, consumers.get(n, [])))}
+        self.inlined: set[Expr] = set()
+        for n in self.order:
+            users = consumers.get(n, [])
+            if self._fusible(n, users, out) or self._recomputed(n, users, out):
+                self.inlined.add(n)
+        # Unit reshapes, constant slices and broadcasts read by loops only are index
+        # arithmetic on their operand, not arrays (however many loops read them).
+        self.views = {n for n in self.order if n not in out and _is_view(n) and all(
+            reads_elements(u) and u.op != "stop_gradient" for u in consumers.get(n, []))}
         # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
         # local float: no allocation.
         self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
@@ -157,6 +172,18 @@ class ArrayEmitter:
         user = users[0]
         # take and index read their operand at other positions: it stays materialized.
         return reads_elements(user) and iteration_shape(user) == node.shape
+
+    def _recomputed(self, node, users, outputs) -> bool:
+        """Whether a cheap arithmetic node of one array operand, read by several loops over
+        its shape, is computed in each of them: that reads the operand once per loop
+        instead of writing an intermediate array and reading it back in every loop."""
+        if node.op not in CHEAP or not node.shape or node in outputs or len(users) < 2:
+            return False
+        arrays = [a for a in node.args if a.shape]
+        if len(arrays) != 1 or arrays[0] in self.inlined:  # one level, no chains
+            return False
+        return all(reads_elements(u) and u.op != "stop_gradient"
+                   and iteration_shape(u) == node.shape for u in users)
 
     def new_name(self) -> str:
         name = temporary(self.counter)
@@ -184,8 +211,18 @@ class ArrayEmitter:
             return self.scalar(node)
         index = _broadcast_index(node.shape, loop_shape, indices)
         while node in self.views:
-            index = _unit_reshape_index(node.shape, node.args[0].shape, index)
-            node = node.args[0]
+            source = node.args[0]
+            if node.op == "index":
+                index = _key_index(node.value, source.ndim, index)
+            elif node.op == "broadcast_to":
+                index = _broadcast_index(source.shape, node.shape, index)
+            else:
+                index = _unit_reshape_index(node.shape, source.shape, index)
+            node = source
+        if node in local:
+            return local[node]
+        if not node.shape:
+            return self.scalar(node)
         if node in self.unit:
             return self.names[node]
         return f"{self.array(node)}[{', '.join(index)}]"

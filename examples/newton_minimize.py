@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 from scipy.optimize import minimize
+from timed import Timed
 
 import symdiff as sd
 
@@ -37,21 +38,6 @@ def minimal_surface(m: int):
         return h * h * np.sum(np.sqrt(1.0 + dx * dx + dy * dy))
 
     return area
-
-
-class Timed:
-    """A callable that adds up the time spent in it."""
-
-    def __init__(self, function):
-        self.function, self.seconds, self.calls = function, 0.0, 0
-
-    def __call__(self, *args):
-        start = time.perf_counter()
-        try:
-            return self.function(*args)
-        finally:
-            self.seconds += time.perf_counter() - start
-            self.calls += 1
 
 
 def main():

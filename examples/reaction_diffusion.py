@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from timed import Timed
 
 import symdiff as sd
 
@@ -43,21 +44,6 @@ def brusselator(points: int):
                                B * u - reaction + diffusion * v_xx])
 
     return rhs
-
-
-class Timed:
-    """A callable that adds up the time spent in it."""
-
-    def __init__(self, function):
-        self.function, self.seconds, self.calls = function, 0.0, 0
-
-    def __call__(self, *args):
-        start = time.perf_counter()
-        try:
-            return self.function(*args)
-        finally:
-            self.seconds += time.perf_counter() - start
-            self.calls += 1
 
 
 def main():

@@ -51,6 +51,15 @@ class Coloring:
 
 
 @numba.njit(cache=True)
+def _smallest_free(forbidden, mark):  # pragma: no cover - njit
+    """The smallest color not marked as forbidden for the vertex ``mark``."""
+    c = 0
+    while forbidden[c] == mark:
+        c += 1
+    return c
+
+
+@numba.njit(cache=True)
 def _column_coloring(indptr, indices, t_indptr, t_indices, order):  # pragma: no cover - njit
     n = len(t_indptr) - 1
     color = np.full(n, -1, dtype=np.int64)
@@ -62,10 +71,7 @@ def _column_coloring(indptr, indices, t_indptr, t_indices, order):  # pragma: no
                 k = indices[q]
                 if color[k] >= 0:
                     forbidden[color[k]] = j
-        c = 0
-        while forbidden[c] == j:
-            c += 1
-        color[j] = c
+        color[j] = _smallest_free(forbidden, j)
     return color
 
 
@@ -107,10 +113,7 @@ def _star_coloring(indptr, indices, order):  # pragma: no cover - njit
                     if y != w and color[y] == cw:
                         forbidden[cx] = v
                         break
-        c = 0
-        while forbidden[c] == v:
-            c += 1
-        color[v] = c
+        color[v] = _smallest_free(forbidden, v)
     return color
 
 
@@ -166,6 +169,16 @@ def scipy_csr(pattern):
     return scipy.sparse.csr_matrix(pattern)
 
 
+def _arrays(csr):
+    """A CSR pattern's index arrays as int64 (what the compiled loops take)."""
+    return csr.indptr.astype(np.int64), csr.indices.astype(np.int64)
+
+
+def _fewest(colorings: list[np.ndarray]) -> np.ndarray:
+    """The coloring with the fewest colors (the first of equals)."""
+    return min(colorings, key=lambda colors: colors.max(initial=-1))
+
+
 def _seeds(colors: np.ndarray, count: int) -> np.ndarray:
     seeds = np.zeros((count, len(colors)))
     seeds[colors, np.arange(len(colors))] = 1.0
@@ -184,13 +197,8 @@ def color_jacobian(pattern) -> Coloring:
     """A column coloring of an (m x n) pattern for compressed forward-mode evaluation."""
     csr = _csr(pattern)
     csc = _csr(csr.T)  # the columns' rows
-    best = None
-    for order in _orders(_csr(csc @ csr)):  # columns sharing a row
-        colors = _column_coloring(csr.indptr.astype(np.int64), csr.indices.astype(np.int64),
-                                  csc.indptr.astype(np.int64), csc.indices.astype(np.int64),
-                                  order)
-        if best is None or colors.max(initial=-1) < best.max(initial=-1):
-            best = colors
+    best = _fewest([_column_coloring(*_arrays(csr), *_arrays(csc), order)
+                    for order in _orders(_csr(csc @ csr))])  # columns sharing a row
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
     gather = rows * count + best[csr.indices]
@@ -208,15 +216,9 @@ def color_hessian(pattern) -> Coloring:
     off = csr - scipy.sparse.diags_array(csr.diagonal(), format="csr", dtype=bool)
     graph = _csr(off)
     graph.eliminate_zeros()
-    best = None
-    for order in _orders(graph):
-        colors = _star_coloring(graph.indptr.astype(np.int64), graph.indices.astype(np.int64),
-                                order)
-        if best is None or colors.max(initial=-1) < best.max(initial=-1):
-            best = colors
+    best = _fewest([_star_coloring(*_arrays(graph), order) for order in _orders(graph)])
     count = int(best.max(initial=-1)) + 1
-    gather = _star_recovery(csr.indptr.astype(np.int64), csr.indices.astype(np.int64), best,
-                            count)
+    gather = _star_recovery(*_arrays(csr), best, count)
     if len(gather) and gather.min() < 0:  # pragma: no cover - would be a coloring bug
         raise AssertionError("star coloring does not recover every nonzero")
     return Coloring(csr, best, count, _seeds(best, count), gather, "star")

@@ -34,12 +34,15 @@ def _when(condition, result):
 
 def _unbroadcast_operands(node: Expr) -> Expr | None:
     # Elementwise ops broadcast by themselves: an explicit broadcast_to of an operand is
-    # redundant when dropping it leaves the result's shape unchanged.
+    # redundant when dropping it leaves the result's shape unchanged; otherwise the op
+    # runs on the smaller operands and its result is broadcast (a broadcast constant
+    # folds to one broadcast number).
     args = tuple(a.args[0] if a.op == "broadcast_to" else a for a in node.args)
     if args == node.args:
         return None
     rebuilt = apply(node.op, *args)
-    return rebuilt if rebuilt.shape == node.shape else None
+    return rebuilt if rebuilt.shape == node.shape else apply("broadcast_to", rebuilt,
+                                                             payload=node.shape)
 
 
 def _same_op_twice(node: Expr) -> bool:
@@ -47,7 +50,8 @@ def _same_op_twice(node: Expr) -> bool:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("elementwise", "f(broadcast_to(x), y) -> f(x, y)", _unbroadcast_operands),
+    Rule("elementwise", "f(broadcast_to(x), y) -> f(x, y), broadcast to its shape",
+         _unbroadcast_operands),
     Rule("reshape", "reshape(reshape(x)) -> reshape(x)", lambda n: apply(
         "reshape", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
     Rule("reshape", "reshape(c) -> c for a scalar constant c of one element",

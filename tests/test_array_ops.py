@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.array_ops import STRUCTURAL
+from symdiff.array_ops import STRUCTURAL, broadcast_to
 from symdiff.ir import topological_order
 
 # name -> (input shapes, builder taking the input symbols)
@@ -27,6 +27,8 @@ CASES = {
     "mean": ([(3, 4)], lambda a: sd.mean(a * a, axis=1)),
     "amax": ([(3, 4)], lambda a: sd.amax(a, axis=1)),
     "broadcasting": ([(3, 4), (4,), (3, 1)], lambda a, v, c: a * v + c),
+    # Elementwise consumers absorb broadcasts (a rule): a matmul keeps it.
+    "broadcast_to": ([(4,), (4, 2)], lambda v, m: broadcast_to(v, (3, 4)) @ m),
     "reshape": ([(3, 4), (2, 6)], lambda a, c: sd.reshape(a, (2, 6)) * c),
     "index int and slice": ([(3, 4)], lambda a: a[1, 1:4] * a[2, 0:3]),
     "index step": ([(5, 4)], lambda a: a[::2, 0] * a[1::2, 1][0]),
@@ -109,6 +111,7 @@ def test_every_array_op_has_every_piece():
     for op in structural.values():
         assert callable(op.shape_rule) and callable(op.evaluate), op.name
         assert callable(op.vjp) and callable(op.jvp), op.name
+        assert callable(op.sparsity), op.name
 
 
 def test_every_array_op_is_covered(table):
