@@ -43,7 +43,7 @@ class DirectionLoop:
     ``kernel`` is called as ``kernel(*arguments, *directions)``.  Dense: returns the
     (results x directions) matrix, or its transpose with ``transpose`` (rows from a
     vjp).  ``compressed``: takes ``_seeds`` (one row per direction, over all direction
-    elements) and ``_gather`` (positions in the C-ordered (results x seeds) products) and
+    elements) and ``_gather`` (positions in the C-ordered (seeds x results) products) and
     returns the gathered values: the nonzeros of a sparse matrix, recovered in the loop.
     """
 
@@ -127,7 +127,7 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
                   "if _seeds.ndim != 2 or _seeds.shape[1] != _n:",
                   '    raise ValueError("_seeds must have one row per direction of the '
                   'direction size")',
-                  "_out = np.empty((_m, _count))"]
+                  "_out = np.empty((_count, _m))"]
     else:
         lines.append("_count = _n")
         lines.append("_out = np.empty((_n, _m))" if loop.transpose else "_out = np.empty((_m, _n))")
@@ -187,7 +187,8 @@ def _store_results(loop: DirectionLoop, results) -> list[str]:
         at = "" if offset == "0" else f"{offset} + "
 
         def cell(row: str) -> str:
-            return f"_out[_j, {row}]" if loop.transpose else f"_out[{row}, _j]"
+            rows = loop.transpose or loop.compressed  # products stored as rows
+            return f"_out[_j, {row}]" if rows else f"_out[{row}, _j]"
         if slot.kind == "scalar":
             lines.append(f"{cell(offset)} = {part}")
             continue
@@ -232,10 +233,8 @@ def run_direction_loop(loop: DirectionLoop, kernel, forward, args, extra=()):
         seeds, gather = (np.asarray(a) for a in extra)
         if seeds.ndim != 2 or seeds.shape[1] != n:
             raise ValueError("_seeds must have one row per direction of the direction size")
-        out = np.empty((m, seeds.shape[0]))
-        for j, seed in enumerate(seeds):
-            out[:, j] = product(seed)
-        return out.reshape(-1)[np.asarray(gather, dtype=np.int64)]
+        out = np.array([product(seed) for seed in seeds]).reshape(-1)
+        return out[np.asarray(gather, dtype=np.int64)]
     out = np.empty((m, n))
     for j in range(n):
         out[:, j] = product(np.eye(1, n, j)[0])

@@ -16,7 +16,7 @@ Both are greedy (each vertex gets the smallest color the rule allows) over two v
 orders, natural and largest-degree first, keeping the one with fewer colors.  The loops
 are compiled by Numba (cached on disk), so coloring 10^6 columns takes well under a
 second.  ``recovery`` gives, for each stored nonzero of the CSR pattern, its position in
-the C-ordered (n x colors) products: the compiled drivers gather the values from there.
+the C-ordered (colors x n) products: the compiled drivers gather the values from there.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class Coloring:
     ``colors[j]`` is column j's color; ``count`` the number of colors (= the number of
     Jacobian- or Hessian-vector products per evaluation); ``seeds`` the (count x n) 0/1
     directions; ``gather`` the position of each stored nonzero of ``pattern`` (CSR order)
-    in the C-ordered (rows x count) products; ``kind`` "column" or "star".
+    in the C-ordered (count x rows) products (row c: the product with seed c); ``kind``
+    "column" or "star".
     """
 
     pattern: object
@@ -130,7 +131,7 @@ def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             if hits[color[j]] == 1:
-                gather[p] = i * count + color[j]
+                gather[p] = color[j] * n + i
             else:
                 gather[p] = -1
         for p in range(indptr[i], indptr[i + 1]):
@@ -146,7 +147,7 @@ def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
                 if color[indices[q]] == color[i]:
                     alone += 1
             if alone == 1:
-                gather[p] = j * count + color[i]
+                gather[p] = color[i] * n + j
     return gather
 
 
@@ -201,7 +202,7 @@ def color_jacobian(pattern) -> Coloring:
                     for order in _orders(_csr(csc @ csr))])  # columns sharing a row
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-    gather = rows * count + best[csr.indices]
+    gather = best[csr.indices] * csr.shape[0] + rows
     return Coloring(csr, best, count, _seeds(best, count), gather, "column")
 
 

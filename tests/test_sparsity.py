@@ -177,7 +177,7 @@ def test_star_colorings_are_valid_and_recover_symmetric_matrices_exactly(seed):
     assert _two_colored_paths(pattern, colors) is None  # star: no two-colored P4
     values = sp.random(40, 40, density=1.0, random_state=rng).toarray()
     hessian = pattern.toarray() * (values + values.T)
-    products = hessian @ coloring.seeds.T  # (n, colors)
+    products = coloring.seeds @ hessian.T  # row c: H @ seed c
     recovered = products.ravel()[coloring.gather]
     np.testing.assert_array_equal(recovered, hessian[coloring.pattern.nonzero()])
 
@@ -191,7 +191,7 @@ def test_column_colorings_are_valid_and_recover_exactly(seed):
     for c in range(coloring.count):
         assert dense[:, coloring.colors == c].sum(axis=1).max(initial=0) <= 1
     jac = dense * rng.normal(size=dense.shape)
-    recovered = (jac @ coloring.seeds.T).ravel()[coloring.gather]
+    recovered = (coloring.seeds @ jac.T).ravel()[coloring.gather]
     np.testing.assert_array_equal(recovered, jac[coloring.pattern.nonzero()])
 
 
