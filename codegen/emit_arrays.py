@@ -111,6 +111,13 @@ def _is_view(node: Expr) -> bool:
     return node.op == "broadcast_to" or unit_reshape(node)
 
 
+def _alias_base(node: Expr) -> Expr:
+    """The array a chain of aliasing ops (views, identities) reads."""
+    while node.op in ALIASING:
+        node = node.args[0]
+    return node
+
+
 def reads_elements(user: Expr) -> bool:
     """Whether ``user`` is computed in a loop that reads its operands element by element,
     each at the loop's own position (through ``ArrayEmitter.element``)."""
@@ -433,5 +440,15 @@ class ArrayEmitter:
         name = self.array(node)
         # Leaves are the caller's arrays or module constants; these ops alias their operand.
         fresh = node.args and node.op not in ALIASING
-        return name if fresh else f"{name}.copy()"
+        return name if fresh or self._owned_view(node) else f"{name}.copy()"
+
+    def _owned_view(self, node: Expr) -> bool:
+        """Whether ``node`` reshapes (or stops the gradient of) an array this function
+        computed for it alone: returning the view shares memory with nothing else."""
+        base = node
+        while base.op in ("reshape", "stop_gradient"):
+            base = base.args[0]
+        if base is node or not base.args or base in self.outputs or base.op in ALIASING:
+            return False
+        return sum(1 for out in self.outputs if _alias_base(out) is base) == 1
 

@@ -132,11 +132,11 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
         lines.append("_count = _n")
         lines.append("_out = np.empty((_n, _m))" if loop.transpose else "_out = np.empty((_m, _n))")
     lines.append("for _j in range(_count):")
-    body = _set_directions(loop, directions, flats, sizes, 1.0)
+    body = _set_directions(loop, directions, flats, sizes, 1.0, params)
     call = f"{loop.kernel.name}({', '.join(params + directions)})"
     body.append(f"_r = {call}")
     if not loop.compressed:
-        body += _set_directions(loop, directions, flats, sizes, 0.0)
+        body += _set_directions(loop, directions, flats, sizes, 0.0, params)
     body += _store_results(loop, results)
     lines += ["    " + line for line in body]
     if loop.compressed:
@@ -153,7 +153,8 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
             + "".join(f"    {line}\n" for line in lines))
 
 
-def _set_directions(loop: DirectionLoop, directions, flats, sizes, value: float) -> list[str]:
+def _set_directions(loop: DirectionLoop, directions, flats, sizes, value: float,
+                    params) -> list[str]:
     """Lines that put direction _j into the direction slots (dense: the unit vector e_j,
     ``value`` 1.0 to set it and 0.0 to clear it; compressed: seed row _j)."""
     lines: list[str] = []
@@ -162,6 +163,10 @@ def _set_directions(loop: DirectionLoop, directions, flats, sizes, value: float)
         if loop.compressed:
             source = "_seeds[_j, {}]".format(offset if slot.kind == "scalar"
                                               else f"{offset} + _i")
+            if len(loop.directions) == 1 and slot.kind != "scalar":  # the seed row itself
+                lines.append(f"{directions[k]} = _seeds[_j]" if slot.kind == "flat" else
+                             f"{directions[k]} = _seeds[_j].reshape({_shape_text(slot, params)})")
+                continue
             if slot.kind == "scalar":
                 lines.append(f"{directions[k]} = {source}")
             else:

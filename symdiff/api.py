@@ -13,14 +13,7 @@ from . import __version__
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import SymdiffError
 from .ir import Expr, free_symbols, internal_symbol
-from .matrices import (
-    INTERPRET_MAX_DIRECTIONS,
-    UNROLL_MAX_VARIABLES,
-    MatrixMethods,
-    batch_size,
-    check_dense_fits,
-    elements,
-)
+from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
 from .trace import as_outputs, trace
 
@@ -39,8 +32,6 @@ FUNCTIONS = {
     "sparse_hessian_data": ("sparse_hessian", True),
     "sparse_jacobian_data": ("sparse_jacobian", False),
 }
-# Methods computed by a runtime loop over directions (see symdiff.matrices).
-LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
 # Methods that also exist batched over many points, for functions of scalars.
 BATCHED = ("forward", "grad", "value_and_grad")
 _ARRAY = types.Array(types.float64, 1, "A")
@@ -305,68 +296,6 @@ class CompiledFunction(MatrixMethods):
                             optimize(result, self.fast_math), doc, arrays, batched,
                             self.lowering)
 
-    def _unrolled(self, method: str) -> bool:
-        """Whether a Hessian / Jacobian is derived entry by entry (few scalars only)."""
-        if method.startswith("sparse_") or not self._flat_wrt:
-            return False
-        n = len(self.wrt)
-        if method == "hessian":
-            return n <= UNROLL_MAX_VARIABLES
-        return not any(o.shape for o in self.outputs) and \
-            n * len(self.outputs) <= UNROLL_MAX_VARIABLES ** 2
-
-    def _wrt_slots(self):
-        from codegen.emit_directions import Slot
-
-        if self._flat_wrt:
-            return (Slot("flat", ("static", (len(self.wrt),))),)
-        return tuple(Slot("array", ("arg", self.args.index(v))) if v.shape else Slot("scalar")
-                     for v in self.wrt)
-
-    def _output_slot(self, direction: bool):
-        """The output as a vjp direction (``direction``) or as a jvp result."""
-        from codegen.emit_directions import Slot
-
-        outs = self.outputs
-        if outs[0].shape and len(outs) == 1:
-            shape = outs[0].shape
-            return Slot("array", ("output",) if None in shape else ("static", shape))
-        if self.is_scalar or (direction and len(outs) == 1):
-            return Slot("scalar")
-        return Slot("flat", ("static", (len(outs),)))
-
-    def _direction_loop(self, method: str):
-        from codegen.emit_directions import DirectionLoop
-
-        name = FUNCTIONS[method][0]
-        compressed = method.startswith("sparse_")
-        wrt, structured = self._wrt_slots(), not self.single_wrt and not self._flat_wrt
-        m = n = None
-        if None not in sum((o.shape for o in self.outputs), ()):
-            m = elements(self.outputs, None)
-        if None not in sum((v.shape for v in self.wrt), ()):
-            n = elements(self.wrt, None)
-        transpose = False
-        if "hessian" in method:
-            kernel, directions, results, tupled = "hvp", wrt, wrt, structured
-            doc = "Hessian-vector products H @ d"
-        elif compressed or m is None or n is None or m > n:
-            kernel, directions, results, tupled = "jvp", wrt, (self._output_slot(False),), False
-            doc = "Jacobian-vector products J @ d"
-        else:
-            kernel, directions, results = "vjp", (self._output_slot(True),), wrt
-            tupled, transpose = structured, True
-            doc = "vector-Jacobian products d @ J"
-        doc = ("nonzeros of a sparse matrix from " + doc + " at the seeds of a coloring, "
-               "gathered at positions _gather" if compressed else
-               f"dense {name.capitalize()}: a loop over unit directions d of " + doc)
-        loop = DirectionLoop(name, tuple(self.args), self._spec(kernel), directions, results,
-                             tupled, doc, transpose, compressed)
-        if loop.needs_forward():
-            loop = DirectionLoop(name, loop.inputs, loop.kernel, directions, results, tupled,
-                                 doc, transpose, compressed, self._spec("forward"))
-        return loop
-
     def wait(self, timeout: float | None = None) -> CompiledFunction:
         """Block until every background compile started so far has finished (or
         ``timeout`` seconds passed); re-raise a compile failure.  Returns ``self``."""
@@ -409,7 +338,7 @@ class CompiledFunction(MatrixMethods):
             first = self._loop_interpreter(spec, method)
         else:
             first = interpreter(spec, parameter_names([s.value for s in spec.inputs]))
-        self._interpreted[method] = _guarded(_with_conversions(first, self, method), self,
+        self._interpreted[method] = guarded(_with_conversions(first, self, method), self,
                                              method)
 
         def work():
@@ -423,33 +352,6 @@ class CompiledFunction(MatrixMethods):
         thread = threading.Thread(target=work, name=f"symdiff compile {method}")
         self._compiling[method] = thread
         thread.start()
-
-    def _loop_interpreter(self, loop, method: str):
-        """The first call of a direction loop: the loop in Python over the evaluator's
-        kernel, or for many directions the compiled code (interpreting would be slower)."""
-        from codegen.emit_directions import run_direction_loop
-        from codegen.naming import parameter_names
-
-        from .interpret import interpreter
-
-        kernel, forward = (None if s is None else interpreter(
-            s, parameter_names([a.value for a in s.inputs])) for s in (loop.kernel, loop.forward))
-        count = len(self.args)
-
-        def call(*x):
-            args, extra = x[:count], x[count:]
-            if extra:
-                directions = np.shape(extra[0])[0]
-            else:
-                directions = elements(self.wrt, batch_size(self.args, args))
-            if directions > INTERPRET_MAX_DIRECTIONS:
-                self._compiling[method].join()
-                if method in self._failed:
-                    self.wait()
-                return self._loaded[method, False](*x)
-            return run_direction_loop(loop, kernel, forward, args, extra)
-
-        return call
 
     def _compile(self, method: str, batched: bool, source: str):
         spec = self._spec(method, batched)
@@ -466,7 +368,7 @@ class CompiledFunction(MatrixMethods):
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher
-        call = _guarded(_with_conversions(dispatcher, self, method), self, method)
+        call = guarded(_with_conversions(dispatcher, self, method), self, method)
         self._loaded[method, batched] = call
         if hasattr(CompiledFunction, method):
             self.__dict__[method] = call  # later attribute lookups go straight to it
@@ -504,23 +406,6 @@ def _with_conversions(dispatcher, compiled: CompiledFunction, method: str):
     call.__doc__ = getattr(CompiledFunction, method, dispatcher).__doc__
     call.dispatcher = dispatcher
     return call
-
-
-def _guarded(call, compiled: CompiledFunction, method: str):
-    """``call``, raising before a dense Hessian / Jacobian that cannot fit in memory is
-    allocated (only loops over directions can be large)."""
-    if method not in ("hessian", "jacobian") or compiled._unrolled(method):
-        return call
-
-    def guarded(*x):
-        batch = batch_size(compiled.args, x)
-        n = elements(compiled.wrt, batch)
-        m = n if method == "hessian" else elements(compiled.outputs, batch)
-        check_dense_fits(method.capitalize(), m, n)
-        return call(*x)
-
-    guarded.__doc__, guarded.dispatcher = call.__doc__, call.dispatcher
-    return guarded
 
 
 def load_module_for(source: str, name: str):

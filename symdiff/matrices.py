@@ -29,6 +29,9 @@ UNROLL_MAX_VARIABLES = 64
 # The first (interpreted) call of a direction loop runs on the evaluator up to this many
 # directions; beyond, it waits for the compiled code.
 INTERPRET_MAX_DIRECTIONS = 64
+# Methods of CompiledFunction computed by a runtime loop over directions (unless unrolled);
+# the *_data ones return the nonzeros of a compressed evaluation.
+LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
 
 
 def available_memory() -> float:
@@ -75,9 +78,116 @@ def elements(exprs, batch: int | None) -> int:
     return sum(math.prod(batch if d is None else d for d in e.shape) for e in exprs)
 
 
+def guarded(call, compiled, method: str):
+    """``call``, raising before a dense Hessian / Jacobian that cannot fit in memory is
+    allocated (only loops over directions can be large)."""
+    if method not in ("hessian", "jacobian") or compiled._unrolled(method):
+        return call
+
+    def checked(*x):
+        batch = batch_size(compiled.args, x)
+        n = elements(compiled.wrt, batch)
+        m = n if method == "hessian" else elements(compiled.outputs, batch)
+        check_dense_fits(method.capitalize(), m, n)
+        return call(*x)
+
+    checked.__doc__, checked.dispatcher = call.__doc__, call.dispatcher
+    return checked
+
+
 class MatrixMethods:
-    """Sparsity patterns, colorings and sparse derivative matrices (a CompiledFunction
-    mixin: it needs ``outputs``, ``wrt``, ``args``, ``is_scalar`` and ``_load``)."""
+    """Dense loops over directions, sparsity patterns, colorings and sparse derivative
+    matrices (a CompiledFunction mixin: it needs ``outputs``, ``wrt``, ``args``,
+    ``is_scalar``, ``single_wrt``, ``_flat_wrt``, ``_spec`` and ``_load``)."""
+
+    def _unrolled(self, method: str) -> bool:
+        """Whether a Hessian / Jacobian is derived entry by entry (few scalars only)."""
+        if method.startswith("sparse_") or not self._flat_wrt:
+            return False
+        n = len(self.wrt)
+        if method == "hessian":
+            return n <= UNROLL_MAX_VARIABLES
+        return not any(o.shape for o in self.outputs) and \
+            n * len(self.outputs) <= UNROLL_MAX_VARIABLES ** 2
+
+    def _wrt_slots(self):
+        from codegen.emit_directions import Slot
+
+        if self._flat_wrt:
+            return (Slot("flat", ("static", (len(self.wrt),))),)
+        return tuple(Slot("array", ("arg", self.args.index(v))) if v.shape else Slot("scalar")
+                     for v in self.wrt)
+
+    def _output_slot(self, direction: bool):
+        """The output as a vjp direction (``direction``) or as a jvp result."""
+        from codegen.emit_directions import Slot
+
+        outs = self.outputs
+        if outs[0].shape and len(outs) == 1:
+            shape = outs[0].shape
+            return Slot("array", ("output",) if None in shape else ("static", shape))
+        if self.is_scalar or (direction and len(outs) == 1):
+            return Slot("scalar")
+        return Slot("flat", ("static", (len(outs),)))
+
+    def _direction_loop(self, method: str):
+        from codegen.emit_directions import DirectionLoop
+
+        name = method.removesuffix("_data")
+        compressed = method.startswith("sparse_")
+        wrt, structured = self._wrt_slots(), not self.single_wrt and not self._flat_wrt
+        m = n = None
+        if None not in sum((o.shape for o in self.outputs), ()):
+            m = elements(self.outputs, None)
+        if None not in sum((v.shape for v in self.wrt), ()):
+            n = elements(self.wrt, None)
+        transpose = False
+        if "hessian" in method:
+            kernel, directions, results, tupled = "hvp", wrt, wrt, structured
+            doc = "Hessian-vector products H @ d"
+        elif compressed or m is None or n is None or m > n:
+            kernel, directions, results, tupled = "jvp", wrt, (self._output_slot(False),), False
+            doc = "Jacobian-vector products J @ d"
+        else:
+            kernel, directions, results = "vjp", (self._output_slot(True),), wrt
+            tupled, transpose = structured, True
+            doc = "vector-Jacobian products d @ J"
+        doc = ("nonzeros of a sparse matrix from " + doc + " at the seeds of a coloring, "
+               "gathered at positions _gather" if compressed else
+               f"dense {name.capitalize()}: a loop over unit directions d of " + doc)
+        # A slot shaped like the value (an open dimension) takes its shape from forward().
+        shaped_by_value = any(s.source == ("output",) for s in directions + results)
+        return DirectionLoop(name, tuple(self.args), self._spec(kernel), directions, results,
+                             tupled, doc, transpose, compressed,
+                             self._spec("forward") if shaped_by_value else None)
+
+    def _loop_interpreter(self, loop, method: str):
+        """The first call of a direction loop: the loop in Python over the evaluator's
+        kernel, or for many directions the compiled code (interpreting would be slower)."""
+        from codegen.emit_directions import run_direction_loop
+        from codegen.naming import parameter_names
+
+        from .interpret import interpreter
+
+        kernel, forward = (None if s is None else interpreter(
+            s, parameter_names([a.value for a in s.inputs])) for s in (loop.kernel, loop.forward))
+        count = len(self.args)
+
+        def call(*x):
+            args, extra = x[:count], x[count:]
+            if extra:
+                directions = np.shape(extra[0])[0]
+            else:
+                directions = elements(self.wrt, batch_size(self.args, args))
+            if directions > INTERPRET_MAX_DIRECTIONS:
+                self._compiling[method].join()
+                if method in self._failed:
+                    self.wait()
+                return self._loaded[method, False](*x)
+            return run_direction_loop(loop, kernel, forward, args, extra)
+
+        return call
+
 
     def _matrix_cache(self) -> dict:
         cache = self.__dict__.get("_matrices")

@@ -153,7 +153,7 @@ def test_first_interpreted_call_of_a_direction_loop_matches_the_compiled_code(mo
     first = tiered.hessian(point)  # the loop in Python over the evaluator's hvp
     np.testing.assert_array_equal(first, sd.compile(f).hessian(point))
     np.testing.assert_array_equal(tiered.wait().hessian(point), first)
-    monkeypatch.setattr("symdiff.api.INTERPRET_MAX_DIRECTIONS", 2)
+    monkeypatch.setattr("symdiff.matrices.INTERPRET_MAX_DIRECTIONS", 2)
     waiting = sd.compile(f, background=True)  # too many directions: waits for Numba
     np.testing.assert_array_equal(waiting.sparse_hessian(point).toarray(), first)
 
