@@ -188,7 +188,6 @@ class MatrixMethods:
 
         return call
 
-
     def _matrix_cache(self) -> dict:
         cache = self.__dict__.get("_matrices")
         if cache is None:

@@ -133,6 +133,20 @@ def test_many_scalar_variables_take_the_loop_and_agree_with_the_unrolled_hessian
     np.testing.assert_allclose(fn.hvp(*point, np.ones(n)), exact @ np.ones(n), rtol=1e-12)
 
 
+def test_many_scalar_outputs_take_the_loop_for_dense_and_sparse_jacobians():
+    n = matrices.UNROLL_MAX_VARIABLES + 6
+    xs = sd.symbols(" ".join(f"s{i:02d}" for i in range(n)))
+    outputs = [xs[i] * sd.sin(xs[(i + 1) % n]) for i in range(n)]
+    fn = sd.compile(outputs)
+    point = np.random.default_rng(6).normal(size=n)
+    exact = np.array(sd.evaluate(sd.jacobian(outputs, xs),
+                                 dict(zip((f"s{i:02d}" for i in range(n)), point, strict=True))))
+    np.testing.assert_allclose(fn.jacobian(*point), exact, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(fn.sparse_jacobian(*point).toarray(), exact, rtol=1e-13,
+                               atol=1e-13)
+    assert fn.jacobian_coloring().count == 2  # two nonzeros per row, on a cycle
+
+
 def test_jacobian_with_an_open_dimension():
     k, y = sd.symbol("k"), sd.vector("y", None)
     fn = sd.compile(k * y * np.tanh(y) + sd.sum(y) ** 2, wrt="y", args=[k, y])
