@@ -22,7 +22,7 @@ REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
 # Ops whose element is an operand's element at another position: fused like elementwise.
 ELEMENT_ACCESS = ("broadcast_to", "take", "index")
 # Arithmetic cheap enough to compute again in every loop that reads it.
-CHEAP = ("add", "sub", "mul", "neg", "div")
+CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient")
 BATCH = "_nb"
