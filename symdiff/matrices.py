@@ -208,13 +208,14 @@ class MatrixMethods:
         if key not in cache:
             if kind == "hessian":
                 if not self.is_scalar:
-                    raise SymdiffError("hessian_sparsity needs a scalar function; use "
-                                       "jacobian_sparsity")
+                    raise SymdiffError("Hessians (hessian_sparsity, sparse_hessian) need a "
+                                       "scalar function; use the Jacobian methods")
                 cache[key] = hessian_pattern(self.outputs[0], self.wrt, batch)
             else:
                 if self.is_scalar:
-                    raise SymdiffError("jacobian_sparsity needs a vector- or array-valued "
-                                       "function; use hessian_sparsity")
+                    raise SymdiffError("Jacobians (jacobian_sparsity, sparse_jacobian) need "
+                                       "a vector- or array-valued function; use the Hessian "
+                                       "methods")
                 cache[key] = jacobian_pattern(list(self.outputs), self.wrt, batch)
         return cache[key]
 

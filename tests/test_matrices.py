@@ -48,6 +48,8 @@ def test_rosenbrock_hessian_dense_sparse_and_finite_differences_agree(rosen):
     assert (fn.hessian_sparsity().toarray() == (np.abs(dense) > 0)).all()
     np.testing.assert_allclose(fn.hvp(point, np.ones(12)), dense @ np.ones(12), rtol=1e-13)
     assert fn.grad(point).shape == (12,)  # one array argument: the array itself
+    with pytest.raises(sd.SymdiffError, match="vector- or array-valued"):
+        fn.sparse_jacobian(point)
 
 
 def test_stencil_jacobian_dense_sparse_and_finite_differences_agree(stencil):
@@ -59,6 +61,8 @@ def test_stencil_jacobian_dense_sparse_and_finite_differences_agree(stencil):
     np.testing.assert_allclose(dense, _central(fn, point), rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(fn.sparse_jacobian(point).toarray(), dense, rtol=1e-14)
     assert fn.jacobian_coloring().count <= 7
+    with pytest.raises(sd.SymdiffError, match="scalar function"):
+        fn.hessian_sparsity()
 
 
 @pytest.fixture(scope="module")
