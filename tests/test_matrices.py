@@ -60,7 +60,7 @@ def test_stencil_jacobian_dense_sparse_and_finite_differences_agree(stencil):
                                rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(dense, _central(fn, point), rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(fn.sparse_jacobian(point).toarray(), dense, rtol=1e-14)
-    assert fn.jacobian_coloring().count <= 7
+    assert fn.jacobian_coloring().count == 5  # DSATUR; the static orders give 7
     with pytest.raises(sd.SymdiffError, match="scalar function"):
         fn.hessian_sparsity()
 
