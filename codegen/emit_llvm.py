@@ -107,6 +107,7 @@ def _returned(result, scalars, label="_out") -> str:
 
 def emit_llvm_function(spec, decorator: str) -> str:
     """An intrinsic holding the IR of the body and the njit function that calls it."""
+    from .emit_numba import array_checks  # emit_numba imports this module
     params = parameter_names([s.value for s in spec.inputs])
     arrays = [a.name for a in spec.arrays]
     scalars, outs = _outputs(spec.result)
@@ -144,7 +145,7 @@ def emit_llvm_function(spec, decorator: str) -> str:
         + "".join(f"        {line}\n" for line in lines)
         + f"\n    return {returned_type}({', '.join(ir_args)}), codegen\n")
 
-    wrapper = [f"{a}_c = np.ascontiguousarray({a})" for a in arrays]
+    wrapper = array_checks(spec) + [f"{a}_c = np.ascontiguousarray({a})" for a in arrays]
     wrapper += [f"{name} = np.empty({shape})" for name, shape, _ in stored]
     call = f"{body_name}({', '.join(ir_args)})"
     wrapper.append(f"_value = {call}" if returns_value else call)

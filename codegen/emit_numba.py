@@ -65,6 +65,17 @@ class _Names:
         return name
 
 
+def array_checks(spec: FunctionSpec) -> list[str]:
+    """Lines that reject an array parameter with another number of items than its symbols
+    (the body reads them by position: a short array would be read out of bounds)."""
+    lines = []
+    for array in spec.arrays:
+        n = len(array.symbols)
+        lines += [f"if {array.name}.size != {n}:",
+                  f'    raise ValueError("argument {array.name} must have {n} items")']
+    return lines
+
+
 def _power(base: str, exponent: Expr) -> str | None:
     n = unrolled_power(exponent)
     if n is None:
@@ -136,11 +147,11 @@ def emit_function(spec: FunctionSpec) -> str:
         decorator = PARALLEL_DECORATOR
     elif _has_arrays(spec):
         emitter = ArrayEmitter(spec.inputs, names.params, names.of, spec.result, statement)
-        body = emitter.emit()
+        body = array_checks(spec) + emitter.emit()
         lines, returned = _result_lines(spec.result, emitter.returned, "_out")
         body += lines
     else:
-        body = _scalar_body(spec, names)
+        body = array_checks(spec) + _scalar_body(spec, names)
         lines, returned = _result_lines(spec.result, names.operand, "_out")
         body += lines
     body.append(f"return {returned}")

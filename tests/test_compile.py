@@ -219,5 +219,10 @@ def test_llvm_lowering_matches_python_lowering_in_every_method():
                         np.atleast_1d(want) if method != "value_and_grad" else want,
                         strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-14, atol=1e-15)
+    for fn in (python, llvm):  # array parameters are read by position: lengths checked
+        with pytest.raises(ValueError, match="_tangent must have 3 items"):
+            fn.jvp(*x, t[:2])
+        with pytest.raises(ValueError, match="_direction must have 3 items"):
+            fn.hvp(*x, t[:2])
     with pytest.raises(sd.SymdiffError, match="lowering"):
         sd.compile(f, lowering="fast")
