@@ -141,6 +141,7 @@ class ArrayEmitter:
         self.order = schedule(self.outputs)
         self.position = {node: k for k, node in enumerate(self.order)}
         self.lines: list[str] = []
+        self.handed_out: set[str] = set()  # arrays already returned as they are
         self.counter = 0
         consumers: dict[Expr, list[Expr]] = {}
         for node in self.order:
@@ -438,9 +439,13 @@ class ArrayEmitter:
         if not node.shape:
             return self.scalar(node)
         name = self.array(node)
-        # Leaves are the caller's arrays or module constants; these ops alias their operand.
-        fresh = node.args and node.op not in ALIASING
-        return name if fresh or self._owned_view(node) else f"{name}.copy()"
+        # Leaves are the caller's arrays or module constants; these ops alias their operand;
+        # a result returned twice (two equal gradients) would be one buffer seen twice.
+        fresh = node.args and node.op not in ALIASING or self._owned_view(node)
+        if fresh and name not in self.handed_out:
+            self.handed_out.add(name)
+            return name
+        return f"{name}.copy()"
 
     def _owned_view(self, node: Expr) -> bool:
         """Whether ``node`` reshapes (or stops the gradient of) an array this function

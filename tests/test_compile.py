@@ -226,3 +226,12 @@ def test_llvm_lowering_matches_python_lowering_in_every_method():
             fn.hvp(*x, t[:2])
     with pytest.raises(sd.SymdiffError, match="lowering"):
         sd.compile(f, lowering="fast")
+
+
+def test_equal_array_results_are_separate_arrays():
+    # Both gradients are the same node (ones): each must be its own buffer.
+    x, y = sd.vector("x", 3), sd.vector("y", 3)
+    fn = sd.compile(sd.sum(x) + sd.sum(y), [x, y])
+    g1, g2 = fn.grad(np.ones(3), np.ones(3))
+    g1 *= 0.1
+    assert g2.tolist() == [1.0, 1.0, 1.0]
