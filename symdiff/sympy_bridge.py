@@ -54,8 +54,14 @@ _FUNCTIONS = {
 
 
 def from_sympy(e) -> Expr:
-    """The symdiff expression of a SymPy expression (real symbols, supported functions)."""
-    e = sympy.sympify(e)
+    """The symdiff expression of a SymPy expression (real symbols, supported functions).
+
+    Text is read by symdiff's own parser: SymPy's ``sympify`` would evaluate it."""
+    if isinstance(e, str):
+        from .parser import parse
+
+        return parse(e)
+    e = sympy.sympify(e, strict=True)  # numbers and SymPy objects only, never text
     done: dict[sympy.Basic, Expr] = {}
     stack = [(e, False)]
     while stack:

@@ -54,3 +54,9 @@ def test_sympy_derivatives_agree_with_ours():
         ref = sympy.diff(sd.to_sympy(f), sv)
         got = sd.evaluate(sd.diff(f, v), x=0.4, y=-1.1)
         assert math.isclose(got, float(ref.subs({X: 0.4, Y: -1.1})), rel_tol=1e-12)
+
+
+def test_text_is_parsed_by_symdiff_never_evaluated_by_sympify():
+    assert sd.from_sympy("sin(a)*b") is sd.parse("sin(a)*b")
+    with pytest.raises(sd.ParseError):
+        sd.from_sympy("__import__('os').system('echo evaluated')")
