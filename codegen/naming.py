@@ -58,6 +58,6 @@ MAX_UNROLLED_POWER = 4
 def unrolled_power(exponent) -> int | None:
     """The integer n of ``x ** n`` when it is emitted as a product, else None."""
     n = exponent.value if exponent.op == "const" else None
-    if n is None or n != int(n) or not 2 <= abs(n) <= MAX_UNROLLED_POWER:
+    if n is None or not math.isfinite(n) or n != int(n) or not 2 <= abs(n) <= MAX_UNROLLED_POWER:
         return None
     return int(n)

@@ -235,3 +235,11 @@ def test_equal_array_results_are_separate_arrays():
     g1, g2 = fn.grad(np.ones(3), np.ones(3))
     g1 *= 0.1
     assert g2.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("text", ["a**1e999", "a**nan", "a**(10**10**10)", "a**(-1e999)"])
+def test_non_finite_exponents_compile_like_the_evaluator(text):
+    fn = sd.compile(text)
+    want = [sd.evaluate(sd.parse(text), a=2.0), sd.evaluate(sd.grad(text)[0], a=2.0)]
+    got = [fn(2.0), fn.grad(2.0)[0]]
+    np.testing.assert_array_equal(got, want)  # nan == nan here
