@@ -16,7 +16,10 @@ import math
 MODULE_NAMES = frozenset({"math", "np", "numba", "forward", "gradient", "value_and_grad",
                           "hessian", "hvp", "jacobian", "vjp", "jvp", "sparse_hessian",
                           "sparse_jacobian", "forward_batch", "gradient_batch",
-                          "value_and_grad_batch"})
+                          "value_and_grad_batch",
+                          # the LLVM lowering's module names and its codegen's parameters
+                          "types", "cgutils", "intrinsic", "typingctx", "context", "bd",
+                          "signature", "args", "codegen"})
 
 
 def is_safe_identifier(name: str) -> bool:

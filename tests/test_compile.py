@@ -243,3 +243,13 @@ def test_non_finite_exponents_compile_like_the_evaluator(text):
     want = [sd.evaluate(sd.parse(text), a=2.0), sd.evaluate(sd.grad(text)[0], a=2.0)]
     got = [fn(2.0), fn.grad(2.0)[0]]
     np.testing.assert_array_equal(got, want)  # nan == nan here
+
+
+def test_symbols_named_like_the_llvm_lowerings_own_names():
+    names = "bd types signature context typingctx codegen args intrinsic cgutils".split()
+    symbols = sd.symbols(" ".join(names))
+    f = sum(s * sd.sin(s) for s in symbols)
+    fn = sd.compile(f, lowering="llvm")
+    values = [0.1 * (i + 1) for i in range(len(names))]
+    point = dict(zip((s.value for s in fn.args), values, strict=True))
+    assert fn(*values) == pytest.approx(sd.evaluate(f, point), rel=1e-14)
