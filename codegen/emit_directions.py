@@ -113,6 +113,8 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
         flats.append(e)
         if slot.kind == "scalar":
             lines += [f"{d} = 0.0", f"{n} = 1"]
+        elif loop.compressed and len(loop.directions) == 1:  # seed rows are the directions
+            lines.append(f"{n} = {_size_text(slot, params)}")
         else:
             lines += [f"{d} = np.zeros({_shape_text(slot, params)})",
                       f"{e} = {d}.reshape(-1)", f"{n} = {e}.size"]
@@ -124,7 +126,7 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
     lines += [f"_n = {total_n}", f"_m = {total_m}"]
     if loop.compressed:
         lines += ["_count = _seeds.shape[0]",
-                  "if _seeds.ndim != 2 or _seeds.shape[1] != _n:",
+                  "if _seeds.shape[1] != _n:",  # 2-D by its compiled signature
                   '    raise ValueError("_seeds must have one row per direction of the '
                   'direction size")',
                   "_out = np.empty((_count, _m))"]
