@@ -124,6 +124,11 @@ def reads_elements(user: Expr) -> bool:
     return OPS[user.op].elementwise or user.op in REDUCTIONS or user.op == "broadcast_to"
 
 
+def reads_in_place(user: Expr) -> bool:
+    """reads_elements, except stop_gradient: it passes on its operand's array by name."""
+    return reads_elements(user) and user.op != "stop_gradient"
+
+
 def iteration_shape(node: Expr) -> tuple:
     """The shape a node's loop runs over (its input's, for reductions)."""
     return node.args[0].shape if node.op in REDUCTIONS else node.shape
@@ -156,7 +161,7 @@ class ArrayEmitter:
         # Unit reshapes, constant slices and broadcasts read by loops only are index
         # arithmetic on their operand, not arrays (however many loops read them).
         self.views = {n for n in self.order if n not in out and _is_view(n) and all(
-            reads_elements(u) and u.op != "stop_gradient" for u in consumers.get(n, []))}
+            map(reads_in_place, consumers.get(n, [])))}
         # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
         # local float: no allocation.
         self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
@@ -168,7 +173,7 @@ class ArrayEmitter:
     def _reads_elements(self, user: Expr) -> bool:
         """reads_elements, for a unit operand: a stop_gradient alias would pass on its
         name, and a view reads it through ``element`` too."""
-        return (reads_elements(user) and user.op != "stop_gradient") or user in self.views
+        return reads_in_place(user) or user in self.views
 
     @staticmethod
     def _fusible(node, users, outputs) -> bool:
@@ -190,8 +195,7 @@ class ArrayEmitter:
         arrays = [a for a in node.args if a.shape]
         if len(arrays) != 1 or arrays[0] in self.inlined:  # one level, no chains
             return False
-        return all(reads_elements(u) and u.op != "stop_gradient"
-                   and iteration_shape(u) == node.shape for u in users)
+        return all(reads_in_place(u) and iteration_shape(u) == node.shape for u in users)
 
     def new_name(self) -> str:
         name = temporary(self.counter)
