@@ -1,69 +1,93 @@
 """Loading generated source: the only place symdiff executes code, and only its own.
 
-Every module is written to a cache directory under a name derived from the hash of its
-source and imported from there.  Its functions are ``@numba.njit(cache=True)``, so Numba
-keeps their machine code beside the file: a later process that generates the same source
-loads the compiled code instead of compiling again.
+Every module is written to the compile cache (``codegen.cache``) under a name derived
+from the hash of its source.  Its functions are ``@numba.njit(cache=True)``, so Numba
+keeps their machine code beside the file and a later process that generates the same
+source loads it instead of compiling again.  The module is executed from the source
+string generated in this process, compiled here: never from a ``.pyc`` or from whatever
+the file on disk holds.  When no cache can be written, the module runs from memory with
+Numba's caching off.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import linecache
 import os
 import sys
-import tempfile
 import threading
 import types
 
-_fallback_dir: str | None = None
+from . import cache
+
 # Background compiles (symdiff.api) load modules from other threads: one load at a time,
 # so no thread sees a module that another is still executing.
 _loading = threading.Lock()
+_CACHED = "cache=True)"
 
 
 def cache_directory() -> str:
-    """Where generated modules live: $SYMDIFF_CACHE_DIR, else the user cache directory."""
-    configured = os.environ.get("SYMDIFF_CACHE_DIR")
-    if configured:
-        return configured
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "symdiff")
+    """Where generated modules live (see codegen.cache.configured_directory)."""
+    return cache.configured_directory()
 
 
-def _writable(directory: str) -> str:
-    global _fallback_dir
-    try:
-        os.makedirs(directory, exist_ok=True)
-        if os.access(directory, os.W_OK):
-            return directory
-    except OSError:
-        pass
-    if _fallback_dir is None:  # e.g. a read-only home: compile in a private temp dir
-        _fallback_dir = tempfile.mkdtemp(prefix="symdiff-")
-    return _fallback_dir
+def module_name_for(source: str, name: str) -> str:
+    """The module name of a source: ``name`` and the hash of the source."""
+    return f"{name}_{hashlib.sha256(source.encode('utf-8')).hexdigest()[:20]}"
 
 
-def load_module(source: str, name: str) -> types.ModuleType:
-    """Write generated module source to the cache (once) and import it."""
+def load_module(source: str, name: str, *, cached: bool = True) -> types.ModuleType:
+    """Write generated module source to the cache (once) and import it.
+
+    ``cached=False`` (or no usable cache) executes it from memory, Numba caching off."""
     with _loading:
-        return _load(source, name)
+        module_name = module_name_for(source, name)
+        module = sys.modules.get(module_name)
+        if module is not None and (module.__symdiff_cache__ or not cached):
+            return module
+        folder = cache.directory() if cached else None
+        if folder is not None:
+            try:
+                path = _verified_file(folder, module_name, source)
+            except OSError as error:  # a full disk, a read-only directory
+                cache.warn_once("write", f"symdiff: cannot write the compile cache in {folder} "
+                                         f"({error}); compiling without it")
+                folder = None
+        if folder is None:
+            path = f"<symdiff {module_name}>"
+            source = source.replace(_CACHED, "cache=False)")
+            linecache.cache[path] = (len(source), None, source.splitlines(True), path)
+        module = types.ModuleType(module_name)
+        module.__file__ = path
+        module.__symdiff_cache__ = folder
+        exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - our own source
+        sys.modules[module_name] = module
+        return module
 
 
-def _load(source: str, name: str) -> types.ModuleType:
-    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:20]
-    module_name = f"{name}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    directory = _writable(cache_directory())
-    path = os.path.join(directory, module_name + ".py")
-    if not os.path.exists(path):
-        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(source)
-        os.replace(temporary, path)  # atomic: concurrent writers produce the same file
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules[module_name] = module
-    return module
+def _verified_file(folder: str, module_name: str, source: str) -> str:
+    """The module's path in the cache, holding exactly ``source``; its Numba files are
+    kept only when they match their manifest."""
+    path = os.path.join(folder, module_name + ".py")
+    data = source.encode("utf-8")
+    present = cache.read_private(path)
+    if present != data:
+        if present is not None:
+            cache.warn_once("changed", "symdiff: a compile cache file did not match its "
+                                       f"source and was rewritten ({module_name})")
+        for stale in cache.numba_files(folder, module_name):
+            os.unlink(os.path.join(folder, stale))
+        cache.write_atomic(path, data)
+    cache.verify_compiled(folder, module_name)
+    return path
+
+
+def seal(module: types.ModuleType) -> None:
+    """Record the module's compiled Numba files in the cache (after compiling it)."""
+    folder = module.__symdiff_cache__
+    if folder is not None:
+        try:
+            cache.seal(folder, module.__name__)
+        except OSError as error:
+            cache.warn_once("write", f"symdiff: cannot write the compile cache in {folder} "
+                                     f"({error})")

@@ -12,6 +12,7 @@ from numba import types
 from . import __version__
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import SymdiffError
+from .inputs import Contract
 from .ir import Expr, free_symbols, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
@@ -328,7 +329,6 @@ class CompiledFunction(MatrixMethods):
     def _start_background(self, method: str) -> None:
         # The symbolic work and the source are made here: expression interning is not
         # thread-safe.  The thread only imports the module and runs Numba.
-        from codegen.naming import parameter_names
 
         from .interpret import interpreter
 
@@ -337,9 +337,9 @@ class CompiledFunction(MatrixMethods):
         if method in LOOPS and not self._unrolled(method):
             first = self._loop_interpreter(spec, method)
         else:
-            first = interpreter(spec, parameter_names([s.value for s in spec.inputs]))
-        self._interpreted[method] = guarded(_with_conversions(first, self, method), self,
-                                             method)
+            first = interpreter(spec)
+        self._interpreted[method] = guarded(
+            _with_conversions(first, self, method, spec, checked=True), self, method)
 
         def work():
             try:
@@ -354,21 +354,32 @@ class CompiledFunction(MatrixMethods):
         thread.start()
 
     def _compile(self, method: str, batched: bool, source: str):
+        from codegen.cache import warn_once
+        from codegen.load import seal
+
         spec = self._spec(method, batched)
-        module = load_module_for(source, f"symdiff_{spec.name}")
-        dispatcher = getattr(module, spec.name)
         signature = tuple(_numba_type(s, batched) for s in spec.inputs)
         signature += _SEEDS if getattr(spec, "compressed", False) else (_ARRAY,) * len(
             spec.arrays)
         with _PREPARING:  # the same source, compiled twice, shares one module
+            module = load_module_for(source, f"symdiff_{spec.name}")
+            dispatcher = getattr(module, spec.name)
             if dispatcher not in _PREPARED:
-                dispatcher.compile(signature)
+                try:
+                    dispatcher.compile(signature)
+                except OSError as error:  # Numba could not write the cache: go without
+                    warn_once("write", f"symdiff: cannot write the compile cache ({error}); "
+                                       "compiling without it")
+                    module = load_module_for(source, f"symdiff_{spec.name}", cached=False)
+                    dispatcher = getattr(module, spec.name)
+                    dispatcher.compile(signature)
                 dispatcher.disable_compile()  # other argument types are converted instead
                 _PREPARED.add(dispatcher)
+                seal(module)
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher
-        call = guarded(_with_conversions(dispatcher, self, method), self, method)
+        call = guarded(_with_conversions(dispatcher, self, method, spec), self, method)
         self._loaded[method, batched] = call
         if hasattr(CompiledFunction, method):
             self.__dict__[method] = call  # later attribute lookups go straight to it
@@ -381,35 +392,40 @@ def _numba_type(sym: Expr, batched: bool):
     return types.Array(types.float64, len(sym.shape), "C") if sym.shape else types.float64
 
 
-def _with_conversions(dispatcher, compiled: CompiledFunction, method: str):
-    """The Numba dispatcher, retried with converted arguments when their types differ.
+def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
+                      checked: bool = False):
+    """``call`` (a Numba dispatcher, or the interpreter with ``checked``) behind the input
+    contract of symdiff.inputs: the dispatcher runs first and the arguments are checked
+    and converted only when it refuses them; the interpreter always gets checked ones.
+    For a function of scalars, array arguments select the parallel batched version."""
+    from codegen.naming import parameter_names
 
-    Arrays of another dtype or layout are converted to C-ordered float64; for a function
-    of scalars, array arguments select the parallel batched version.
-    """
+    contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
+    batchable = method in BATCHED and compiled._batchable()
 
-    def call(*x):
-        try:
-            return dispatcher(*x)
-        except TypeError:
-            arrays = [np.ndim(v) > 0 for v in x]
-            if not any(arrays):
-                raise
-        if method in BATCHED and compiled._batchable() and len(x) == len(compiled.args):
-            points = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in x))
-            batch = compiled._load(method, batched=True)
-            return batch(*(np.ascontiguousarray(p.ravel()) for p in points))
-        converted = [np.ascontiguousarray(v, dtype=np.float64) if a else v
-                     for v, a in zip(x, arrays, strict=True)]
-        return dispatcher(*converted)
+    def converted(x):
+        if batchable and len(x) == len(compiled.args) and any(np.ndim(v) for v in x):
+            return compiled._load(method, batched=True)(*contract.points(x))
+        return call(*contract.convert(x))
 
-    call.__doc__ = getattr(CompiledFunction, method, dispatcher).__doc__
-    call.dispatcher = dispatcher
-    return call
+    if checked:
+        def run(*x):
+            return converted(x)
+    else:
+        def run(*x):
+            try:
+                return call(*x)
+            except (TypeError, ValueError):  # Numba's "no matching definition", a shape
+                pass
+            return converted(x)
+
+    run.__doc__ = getattr(CompiledFunction, method, call).__doc__
+    run.dispatcher = call
+    return run
 
 
-def load_module_for(source: str, name: str):
+def load_module_for(source: str, name: str, cached: bool = True):
     """Load generated source (see codegen.load_module)."""
     from codegen import load_module
 
-    return load_module(source, re.sub(r"\W", "_", name))
+    return load_module(source, re.sub(r"\W", "_", name), cached=cached)

@@ -38,3 +38,11 @@ class TraceError(SymdiffError, TypeError):
 
 class ShapeError(SymdiffError, ValueError):
     """Operands whose shapes do not fit the operation."""
+
+
+class ArgumentError(SymdiffError, TypeError, ValueError):
+    """An argument of a compiled function of the wrong type, shape or count.
+
+    Both a TypeError and a ValueError, as NumPy or Numba would raise one or the other;
+    the message names the argument, the expected shape and what was given.
+    """

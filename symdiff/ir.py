@@ -10,6 +10,7 @@ from __future__ import annotations
 import keyword
 import math
 import numbers
+import threading
 import unicodedata
 import weakref
 from collections.abc import Callable, Iterable
@@ -105,6 +106,9 @@ class Expr:
     __slots__ = ("op", "args", "value", "shape", "__weakref__")
 
     _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+    # Lookup and insertion are one step for every thread: two threads building the same
+    # node must get the same object, or identity would stop meaning equality.
+    _interning = threading.Lock()
 
     op: str
     args: tuple[Expr, ...]
@@ -116,23 +120,27 @@ class Expr:
         # float.hex keeps -0.0 apart from 0.0 and gives every nan one key.  An op's
         # shape follows from its operands; a leaf's is part of its identity.
         key = (op, args, value.hex() if op == "const" else value, () if args else shape)
-        node = cls._table.get(key)
-        if node is None:
-            node = object.__new__(cls)
-            object.__setattr__(node, "op", op)
-            object.__setattr__(node, "args", args)
-            object.__setattr__(node, "value", value)
-            object.__setattr__(node, "shape", shape)
-            cls._table[key] = node
+        with cls._interning:
+            node = cls._table.get(key)
+            if node is None:
+                node = object.__new__(cls)
+                object.__setattr__(node, "op", op)
+                object.__setattr__(node, "args", args)
+                object.__setattr__(node, "value", value)
+                object.__setattr__(node, "shape", shape)
+                cls._table[key] = node
         return node
 
     def __setattr__(self, name, value):
         raise AttributeError("expressions are immutable")
 
     def __reduce__(self):
-        from .printer import to_infix
-
-        return (_unpickle, (to_infix(self),))
+        # By structure, not printed text: shapes survive, and a flat list of
+        # (op, operand positions, payload, shape) rows pickles at any depth and width.
+        order = topological_order([self])
+        position = {node: k for k, node in enumerate(order)}
+        rows = [(n.op, tuple(position[a] for a in n.args), n.value, n.shape) for n in order]
+        return (_unpickle, (rows,))
 
     # Python operators build nodes; NotImplemented lets Python raise its usual TypeError.
     def __add__(self, other):
@@ -288,10 +296,11 @@ class Expr:
         return self.op == "symbol"
 
 
-def _unpickle(text):
-    from .parser import parse
-
-    return parse(text)
+def _unpickle(rows):
+    nodes: list[Expr] = []
+    for op, operands, value, shape in rows:
+        nodes.append(Expr._make(op, tuple(nodes[k] for k in operands), value, shape))
+    return nodes[-1]
 
 
 def _binary(op, x, y):

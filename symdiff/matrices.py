@@ -165,12 +165,11 @@ class MatrixMethods:
         """The first call of a direction loop: the loop in Python over the evaluator's
         kernel, or for many directions the compiled code (interpreting would be slower)."""
         from codegen.emit_directions import run_direction_loop
-        from codegen.naming import parameter_names
 
         from .interpret import interpreter
 
-        kernel, forward = (None if s is None else interpreter(
-            s, parameter_names([a.value for a in s.inputs])) for s in (loop.kernel, loop.forward))
+        kernel, forward = (None if s is None else interpreter(s)
+                           for s in (loop.kernel, loop.forward))
         count = len(self.args)
 
         def call(*x):
