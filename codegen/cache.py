@@ -149,12 +149,14 @@ def read_private(path: str) -> bytes | None:
         return file.read()
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a private temporary file and a rename."""
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (which replaces
+    a symlink at ``path`` rather than following it)."""
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         _unlink(temporary)

@@ -1,7 +1,10 @@
 """Names in generated code: parameters from user symbols, temporaries, literals.
 
-User symbols keep their names when those are plain ASCII identifiers that cannot clash
-with anything the generated code uses; every other name is replaced by ``_x<position>``.
+User symbols keep their names when those are plain ASCII identifiers of at most
+``MAX_NAME_LENGTH`` characters that cannot clash with anything the generated code uses
+(Numba and LLVM derive longer names from parameters, and LLVM truncates them: two
+parameters of 1,100 characters collided); every other name is replaced by
+``_x<position>``.
 Temporaries are ``_t<k>`` and helpers ``_sd_<op>``; both start with an underscore,
 which no kept user name does, so nothing can collide or inject code.
 """
@@ -22,9 +25,13 @@ MODULE_NAMES = frozenset({"math", "np", "numba", "forward", "gradient", "value_a
                           "signature", "args", "codegen"})
 
 
+MAX_NAME_LENGTH = 64
+
+
 def is_safe_identifier(name: str) -> bool:
     """True if ``name`` can appear as-is as a parameter of generated code."""
-    return (name.isascii() and name.isidentifier() and not keyword.iskeyword(name)
+    return (len(name) <= MAX_NAME_LENGTH and name.isascii() and name.isidentifier()
+            and not keyword.iskeyword(name)
             and not name.startswith("_") and name not in MODULE_NAMES
             and not hasattr(builtins, name))
 

@@ -9,7 +9,7 @@ functions as readable Python source.
 from . import array_ops as _array_ops  # registers the array ops
 from . import ops as _ops  # registers the op table
 from .diff import diff, grad, hessian, jacobian
-from .errors import ParseError, ShapeError, SymdiffError, TraceError
+from .errors import ArgumentError, ParseError, ShapeError, SymdiffError, TraceError
 from .evaluate import evaluate
 from .ir import Expr, const, count_ops, free_symbols, symbol
 from .ops import abs_ as abs  # noqa: F401, A001 - public name, as in numpy
@@ -104,10 +104,20 @@ from .arrays import (  # noqa: E402
     where,
 )
 from .diff import hvp  # noqa: E402
+
+
+def clear_cache() -> int:
+    """Remove every entry of the on-disk compile cache (see the README's Guarantees);
+    returns how many were removed.  Compiled functions already loaded keep working."""
+    from codegen.cache import clear
+
+    return clear()
+
+
 from .sympy_bridge import from_sympy, to_sympy  # noqa: E402
 
 __all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "matrix",
             "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
             "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
-            "not_equal", "ShapeError"]
+            "not_equal", "ShapeError", "ArgumentError", "clear_cache"]

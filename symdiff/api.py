@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 
 import numpy as np
 from numba import types
@@ -13,7 +14,7 @@ from . import __version__
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import SymdiffError
 from .inputs import Contract
-from .ir import Expr, free_symbols, internal_symbol
+from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
 from .trace import as_outputs, trace
@@ -40,6 +41,12 @@ _SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
 _PREPARED: set = set()
 _PREPARING = threading.Lock()
+# Estimated seconds of the reference evaluator per operation and argument element, and
+# the most a first call interprets before it waits for the compiled code instead
+# (measured: a 15-operation gradient over 16,000 x 8 rows interprets in 0.27 s).
+_INTERPRET_SECONDS = 1.5e-7
+INTERPRET_MAX_SECONDS = 0.1
+_INSTANCES: weakref.WeakSet = weakref.WeakSet()  # reset in a forked child
 
 
 def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
@@ -130,7 +137,23 @@ class CompiledFunction(MatrixMethods):
         self._compiling: dict[str, threading.Thread] = {}
         self._interpreted: dict[str, object] = {}
         self._failed: dict[str, BaseException] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        _INSTANCES.add(self)
+
+    def __reduce__(self):
+        # The optimized graphs, by structure; the other side compiles again (or loads
+        # the compiled code from its cache), method by method on first use.
+        rows, roots = graph_rows(list(self.outputs) + list(self.args) + list(self.wrt))
+        return (_unpickle_compiled, (rows, roots, len(self.outputs), len(self.args),
+                                     self.is_scalar, self.single_wrt, self.fast_math,
+                                     self.lowering, self.background))
+
+    def _after_fork(self) -> None:
+        # The compile threads did not come along: compile again what they had not done.
+        self._lock = threading.RLock()
+        for method in list(self._compiling):
+            if (method, False) not in self._loaded and method not in self._failed:
+                del self._compiling[method]
 
     def __repr__(self):
         args = ", ".join(s.value for s in self.args)
@@ -201,10 +224,15 @@ class CompiledFunction(MatrixMethods):
         return self._module_source(specs)
 
     def save(self, path) -> str:
-        """Write the generated module to ``path``; it imports only math, numpy and numba."""
+        """Write the generated module to ``path``; it imports only math, numpy and numba.
+
+        Atomic: the module goes to a temporary file beside ``path`` and is renamed over
+        it, so a failed write leaves the old file whole, and a symlink at ``path`` is
+        replaced, never followed."""
+        from codegen.cache import write_atomic
+
         path = os.fspath(path)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(self.source)
+        write_atomic(path, self.source.encode("utf-8"), mode=0o666 & ~_umask())
         return path
 
     # Derivation.
@@ -312,8 +340,12 @@ class CompiledFunction(MatrixMethods):
         if loaded is not None:
             return loaded
         if batched or not self.background:
-            return self._compile(method, batched, self._module_source([self._spec(method,
-                                                                                   batched)]))
+            with self._lock:  # one compile however many threads call
+                loaded = self._loaded.get((method, batched))
+                if loaded is not None:
+                    return loaded
+                return self._compile(method, batched,
+                                     self._module_source([self._spec(method, batched)]))
         with self._lock:
             first = method not in self._compiling
             if first:
@@ -321,10 +353,7 @@ class CompiledFunction(MatrixMethods):
         if first:
             return self._interpreted[method]
         # Later calls wait: interpreting them would take the GIL from the compile.
-        self._compiling[method].join()
-        if method in self._failed:
-            self.wait()
-        return self._loaded[method, False]
+        return self._finished(method)
 
     def _start_background(self, method: str) -> None:
         # The symbolic work and the source are made here: expression interning is not
@@ -338,8 +367,19 @@ class CompiledFunction(MatrixMethods):
             first = self._loop_interpreter(spec, method)
         else:
             first = interpreter(spec)
-        self._interpreted[method] = guarded(
-            _with_conversions(first, self, method, spec, checked=True), self, method)
+        interpreted = guarded(_with_conversions(first, self, method, spec, checked=True),
+                              self, method)
+        kernel = getattr(spec, "kernel", spec)
+        per_element = _INTERPRET_SECONDS * count_ops(flatten(kernel.result))
+
+        def first_call(*x):
+            # Large data: the compiled code, even waited for, is cheaper than interpreting.
+            if per_element * sum(np.size(v) for v in x) > INTERPRET_MAX_SECONDS:
+                return self._finished(method)(*x)
+            return interpreted(*x)
+
+        first_call.__doc__, first_call.dispatcher = interpreted.__doc__, interpreted.dispatcher
+        self._interpreted[method] = first_call
 
         def work():
             try:
@@ -347,11 +387,19 @@ class CompiledFunction(MatrixMethods):
             except BaseException as error:  # noqa: BLE001 - reported by wait() and calls
                 self._failed[method] = error
 
-        # Not a daemon: at exit Python waits for it, so the disk cache is never left half
-        # written and the next process loads the compiled code.
-        thread = threading.Thread(target=work, name=f"symdiff compile {method}")
+        # A daemon: a script that has its answer exits without waiting for compiles it no
+        # longer needs.  The cache is left with a complete entry or none (codegen.cache
+        # checks every file against its manifest before use).
+        thread = threading.Thread(target=work, name=f"symdiff compile {method}", daemon=True)
         self._compiling[method] = thread
         thread.start()
+
+    def _finished(self, method: str):
+        """The compiled function of a method whose background compile was started."""
+        self._compiling[method].join()
+        if method in self._failed:
+            self.wait()
+        return self._loaded[method, False]
 
     def _compile(self, method: str, batched: bool, source: str):
         from codegen.cache import warn_once
@@ -429,3 +477,57 @@ def load_module_for(source: str, name: str, cached: bool = True):
     from codegen import load_module
 
     return load_module(source, re.sub(r"\W", "_", name), cached=cached)
+
+
+def _umask() -> int:
+    # Read, not set-and-restore: os.umask would change it for every thread meanwhile.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def _unpickle_compiled(rows, roots, n_outputs, n_args, *options):
+    nodes = from_rows(rows)
+    picked = [nodes[k] for k in roots]
+    outputs, args = picked[:n_outputs], picked[n_outputs:n_outputs + n_args]
+    return CompiledFunction(outputs, args, picked[n_outputs + n_args:], *options)
+
+
+def _before_fork() -> None:
+    # A child must not inherit a lock another thread holds mid-compile: fork waits until
+    # no compile step is running (Numba's own compiler lock included), then both sides
+    # release.
+    from numba.core.compiler_lock import global_compiler_lock
+
+    from codegen.load import _loading
+
+    _PREPARING.acquire()
+    _loading.acquire()
+    global_compiler_lock.acquire()
+    Expr._interning.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    from numba.core.compiler_lock import global_compiler_lock
+
+    from codegen.load import _loading
+
+    Expr._interning.release()
+    global_compiler_lock.release()
+    _loading.release()
+    _PREPARING.release()
+
+
+def _after_fork_in_child() -> None:
+    _after_fork_in_parent()
+    for compiled in list(_INSTANCES):
+        compiled._after_fork()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="write the generated module (importable without symdiff)")
     parser.add_argument("--fast-math", action="store_true",
                         help="allow simplifications that are wrong for inf/nan inputs")
+    parser.add_argument("--clear-cache", action="store_true",
+                        help="remove every entry of the compile cache, then exit")
     return parser
 
 
@@ -62,6 +64,11 @@ def run(argv: list[str] | None = None, out=None) -> int:
     """Run the command line; returns the exit status."""
     out = out or sys.stdout
     args = _parser().parse_args(argv)
+    if args.clear_cache:
+        from codegen.cache import clear, configured_directory
+
+        print(f"removed {clear()} entries from {configured_directory()}", file=out)
+        return 0
     if args.order < 0:
         raise SymdiffError("--order must be 0 or more")
     f = parse(args.expression)

@@ -135,11 +135,9 @@ class Expr:
         raise AttributeError("expressions are immutable")
 
     def __reduce__(self):
-        # By structure, not printed text: shapes survive, and a flat list of
-        # (op, operand positions, payload, shape) rows pickles at any depth and width.
-        order = topological_order([self])
-        position = {node: k for k, node in enumerate(order)}
-        rows = [(n.op, tuple(position[a] for a in n.args), n.value, n.shape) for n in order]
+        # By structure, not printed text: shapes survive, and flat rows pickle at any
+        # depth and width.
+        rows, _ = graph_rows([self])
         return (_unpickle, (rows,))
 
     # Python operators build nodes; NotImplemented lets Python raise its usual TypeError.
@@ -296,11 +294,25 @@ class Expr:
         return self.op == "symbol"
 
 
-def _unpickle(rows):
+def graph_rows(roots) -> tuple[list[tuple], list[int]]:
+    """The graph under ``roots`` as plain rows (op, operand positions, payload, shape),
+    operands first, and the position of each root: what pickling stores."""
+    order = topological_order(roots)
+    position = {node: k for k, node in enumerate(order)}
+    rows = [(n.op, tuple(position[a] for a in n.args), n.value, n.shape) for n in order]
+    return rows, [position[r] for r in roots]
+
+
+def from_rows(rows) -> list[Expr]:
+    """The nodes of ``graph_rows``' rows, interned again (in this process's table)."""
     nodes: list[Expr] = []
     for op, operands, value, shape in rows:
         nodes.append(Expr._make(op, tuple(nodes[k] for k in operands), value, shape))
-    return nodes[-1]
+    return nodes
+
+
+def _unpickle(rows):
+    return from_rows(rows)[-1]
 
 
 def _binary(op, x, y):

@@ -179,10 +179,7 @@ class MatrixMethods:
             else:
                 directions = elements(self.wrt, batch_size(self.args, args))
             if directions > INTERPRET_MAX_DIRECTIONS:
-                self._compiling[method].join()
-                if method in self._failed:
-                    self.wait()
-                return self._loaded[method, False](*x)
+                return self._finished(method)(*x)
             return run_direction_loop(loop, kernel, forward, args, extra)
 
         return call

@@ -1,8 +1,10 @@
 """Parse Python expression syntax into the IR, never evaluating the text.
 
 The text goes through ``ast.parse`` and an allow-list walk (iterative, so deep
-expressions cannot exhaust Python's stack): numbers, names, ``+ - * / **``, unary
-``+``/``-``, and calls of known functions by bare name.  Anything else is a ParseError
+expressions cannot exhaust Python's stack); texts too long or too deeply chained for
+``ast.parse`` go to the iterative parser of ``symdiff.long_parser`` instead.  Accepted:
+numbers, names, ``+ - * / **``, unary ``+``/``-``, and calls of known functions by bare
+name.  Anything else is a ParseError
 naming the piece and its column.
 """
 
@@ -13,9 +15,13 @@ import math
 
 from .errors import ParseError, SymdiffError
 from .ir import RESERVED_NAMES, Expr, apply, const, symbol
+from .long_parser import parse_long
 from .ops import FUNCTIONS
 
 MAX_TEXT_CHARS = 10_000_000
+# Longer texts go to the iterative parser (symdiff.long_parser): ast.parse needs about
+# 250 bytes of memory per character and fails on flat sums of a few thousand terms.
+AST_MAX_CHARS = 100_000
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 
@@ -51,6 +57,8 @@ def parse(text: str) -> Expr:
                          f"limit {MAX_TEXT_CHARS})")
     if not text.strip():
         raise ParseError("empty expression")
+    if len(text) > AST_MAX_CHARS:
+        return parse_long(text.strip())
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -60,7 +68,7 @@ def parse(text: str) -> Expr:
         column = exc.offset or len((text.splitlines() or [""])[min(line, 1) - 1]) + 1
         raise ParseError(f"invalid syntax: {exc.msg}", text, line, column) from None
     except (RecursionError, MemoryError):
-        raise ParseError("expression nested too deeply to parse") from None
+        return parse_long(text.strip())
     except ValueError as exc:  # e.g. null bytes
         raise ParseError(f"invalid text: {exc}") from None
     return _Builder(text.strip()).build(tree.body)
