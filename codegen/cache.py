@@ -92,9 +92,9 @@ def _private(path: str) -> str | None:
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
         numba_dir = os.path.join(path, _NUMBA_DIR)
-        if not os.path.lexists(numba_dir):
-            os.mkdir(numba_dir, 0o700)
         for directory in (path, numba_dir):
+            if directory == numba_dir and not os.path.lexists(numba_dir):
+                os.mkdir(numba_dir, 0o700)
             why = _problem(directory)
             if why:
                 warn_once("unsafe", f"symdiff: not using the compile cache {directory}: {why}; "

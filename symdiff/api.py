@@ -7,13 +7,12 @@ import re
 import threading
 import weakref
 
-import numpy as np
 from numba import types
 
 from . import __version__
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import SymdiffError
-from .inputs import Contract
+from .inputs import Contract, dimensions
 from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
@@ -374,7 +373,7 @@ class CompiledFunction(MatrixMethods):
 
         def first_call(*x):
             # Large data: the compiled code, even waited for, is cheaper than interpreting.
-            if per_element * sum(np.size(v) for v in x) > INTERPRET_MAX_SECONDS:
+            if per_element * sum(dimensions(v)[1] for v in x) > INTERPRET_MAX_SECONDS:
                 return self._finished(method)(*x)
             return interpreted(*x)
 
@@ -452,7 +451,7 @@ def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
     batchable = method in BATCHED and compiled._batchable()
 
     def converted(x):
-        if batchable and len(x) == len(compiled.args) and any(np.ndim(v) for v in x):
+        if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
             return compiled._load(method, batched=True)(*contract.points(x))
         return call(*contract.convert(x))
 

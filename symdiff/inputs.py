@@ -62,6 +62,16 @@ def real_array(name: str, value) -> np.ndarray:
     return np.require(array, np.float64, ("C", "W"))
 
 
+def dimensions(value) -> tuple[int, int]:
+    """(ndim, size) of an argument as NumPy sees it; (0, 1) for what NumPy cannot read
+    (ragged lists: the contract rejects them with a clear message)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return 0, 1
+    return array.ndim, array.size
+
+
 def _shown(shape) -> str:
     return str(tuple(shape)).replace("None", "batch")
 
@@ -95,7 +105,7 @@ class Contract:
                 converted.append(value)
                 continue
             if shape is None:
-                if np.ndim(value) and not isinstance(value, (str, bytes)):
+                if dimensions(value)[0] and not isinstance(value, (str, bytes)):
                     raise ArgumentError(f"argument {name} must be a float, got "
                                         f"{_kind_name(np.asarray(value))}")
                 converted.append(real_number(name, value))

@@ -152,10 +152,14 @@ def _check_call(frame: _Call, error) -> None:
 
 
 def _number(string: str, column: int, error) -> Expr:
-    value = ast.literal_eval(string)  # one NUMBER token: a literal, nothing to execute
+    shown = string if len(string) <= 60 else string[:57] + "..."
+    try:
+        value = ast.literal_eval(string)  # one NUMBER token: a literal, nothing to execute
+    except (SyntaxError, ValueError):  # an integer of more digits than Python converts
+        raise error(f"number {shown!r} is too large for a float64", column) from None
     if not isinstance(value, (int, float)):
-        raise error(f"unsupported constant {string!r}: only real numbers are allowed", column)
+        raise error(f"unsupported constant {shown!r}: only real numbers are allowed", column)
     try:
         return const(float(value))
     except OverflowError:
-        raise error(f"number {string!r} is too large for a float64", column) from None
+        raise error(f"number {shown!r} is too large for a float64", column) from None

@@ -1,0 +1,231 @@
+"""The compile cache is trusted only as far as it is checked (issue #9): private, never
+through symlinks, content verified before anything is imported or unpickled, damaged or
+unwritable entries treated as a miss, bounded in size."""
+
+import builtins
+import errno
+import importlib.util
+import marshal
+import os
+import stat
+import subprocess
+import sys
+import warnings
+
+import numba
+import pytest
+
+import symdiff as sd
+from codegen import cache, load
+from symdiff.cli import run
+
+SOURCE = '''import numba
+
+
+@numba.njit(error_model="numpy", cache=True)
+def f(a, b):
+    return a * b + {k}.0
+'''
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A fresh cache directory, fresh warnings and size bookkeeping."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(path))
+    monkeypatch.delenv("SYMDIFF_CACHE_SIZE", raising=False)
+    monkeypatch.setattr(cache, "_warned", set())
+    monkeypatch.setattr(cache, "_usage", {})
+    return path
+
+
+_count = iter(range(10**6))
+
+
+def _source():
+    # A source no other test loaded, so no module of that name is in sys.modules.
+    return SOURCE.format(k=f"{os.getpid()}{next(_count)}")
+
+
+def _compile(source, cached=True):
+    """Load (as a new process would: not from sys.modules), compile, seal."""
+    name = load.module_name_for(source, "t")
+    sys.modules.pop(name, None)
+    module = load.load_module(source, "t", cached=cached)
+    module.f.compile("float64(float64, float64)")
+    load.seal(module)
+    return module
+
+
+def _hits(module):
+    return sum(module.f.stats.cache_hits.values())
+
+
+def test_directory_is_private_and_a_second_load_uses_the_compiled_code(folder):
+    source = _source()
+    first = _compile(source)
+    assert _hits(first) == 0 and first.f(2.0, 3.0) > 6
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(folder / "__pycache__").st_mode) == 0o700
+    py = folder / (first.__name__ + ".py")
+    assert stat.S_IMODE(os.stat(py).st_mode) == 0o600
+    assert (folder / (first.__name__ + ".sha256")).exists()
+    assert _hits(_compile(source)) == 1
+
+
+def test_a_directory_of_ours_that_others_can_write_is_made_private(folder):
+    os.makedirs(folder)
+    os.chmod(folder, 0o777)
+    _compile(_source())
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_a_symlinked_directory_is_not_used(folder, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    os.symlink(target, folder)
+    with pytest.warns(cache.CacheWarning, match="symbolic link"):
+        module = _compile(_source())
+    assert module.f(2.0, 3.0) > 6
+    assert not os.listdir(target)
+    assert not module.__file__.startswith(str(folder))
+
+
+def test_a_directory_of_another_user_is_not_used(folder, monkeypatch):
+    os.makedirs(folder, mode=0o700)
+    real = os.getuid()
+    monkeypatch.setattr(cache.os, "getuid", lambda: real + 1)
+    with pytest.warns(cache.CacheWarning, match="belongs to user id"):
+        module = _compile(_source())
+    monkeypatch.setattr(cache.os, "getuid", lambda: real)
+    assert not os.listdir(folder) or os.listdir(folder) == ["__pycache__"]
+    assert module.f(1.0, 1.0) > 1
+
+
+def test_a_planted_pyc_beside_the_module_is_never_executed(folder):
+    source = _source()
+    module = _compile(source)
+    path = module.__file__
+    planted = compile("import builtins\nbuiltins.SYMDIFF_PLANTED = True\n" + source, path,
+                      "exec")
+    info = os.stat(path)
+    header = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little")
+    header += int(info.st_mtime).to_bytes(4, "little") + info.st_size.to_bytes(4, "little")
+    pyc = importlib.util.cache_from_source(path)
+    os.makedirs(os.path.dirname(pyc), exist_ok=True)
+    with open(pyc, "wb") as out:
+        out.write(header + marshal.dumps(planted))
+    again = _compile(source)
+    assert not hasattr(builtins, "SYMDIFF_PLANTED")
+    assert again.f(2.0, 3.0) == module.f(2.0, 3.0)
+
+
+def test_an_edited_module_is_rewritten_from_its_source(folder):
+    source = _source()
+    module = _compile(source)
+    expected = module.f(2.0, 3.0)
+    with open(module.__file__, "r+", encoding="utf-8") as handle:
+        text = handle.read().replace("a * b", "a * a")
+        handle.seek(0)
+        handle.write(text)
+    with pytest.warns(cache.CacheWarning, match="did not match its source"):
+        again = _compile(source)
+    assert again.f(2.0, 3.0) == expected
+    with open(again.__file__, encoding="utf-8") as handle:
+        assert handle.read() == source
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "unsealed"])
+def test_damaged_or_unrecorded_numba_files_are_recompiled(folder, damage):
+    source = _source()
+    module = _compile(source)
+    files = cache.numba_files(str(folder), module.__name__)
+    assert len(files) == 2
+    if damage == "unsealed":  # e.g. planted, or written by a process killed before sealing
+        os.unlink(folder / (module.__name__ + ".sha256"))
+    for name in files:
+        path = folder / name
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x80garbage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cache.CacheWarning)
+        again = _compile(source)
+    assert _hits(again) == 0 and again.f(2.0, 3.0) == module.f(2.0, 3.0)
+    assert _hits(_compile(source)) == 1  # sealed again
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_an_unusable_directory_falls_back_to_a_private_temporary_one(tmp_path, where):
+    configured = tmp_path / "a-file" if where == "file" else "/proc/symdiff-cache"
+    if where == "file":
+        configured.write_text("not a directory")
+    script = ("import warnings, symdiff as sd\n"
+              "with warnings.catch_warnings(record=True) as seen:\n"
+              "    warnings.simplefilter('always')\n"
+              "    f = sd.compile('a*b', background=False)\n"
+              "    print(f.grad(2.0, 3.0)[0])\n"
+              "print(f._loaded['grad', False].dispatcher.py_func.__code__.co_filename)\n"
+              "print(any('temporary directory' in str(w.message) for w in seen))\n")
+    env = dict(os.environ, SYMDIFF_CACHE_DIR=str(configured), SYMDIFF_BACKGROUND="0")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[0] == "3.0" and out[2] == "True"
+    assert "symdiff-" in out[1] and not os.path.exists(os.path.dirname(out[1]))  # removed
+
+
+def test_a_failed_cache_write_compiles_in_memory(folder, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache, "write_atomic", full_disk)
+    with pytest.warns(cache.CacheWarning, match="No space left"):
+        module = _compile(_source())
+    assert module.__symdiff_cache__ is None and module.f(2.0, 3.0) > 6
+
+
+def test_a_failed_numba_cache_write_compiles_without_the_cache(folder, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(numba.core.caching.IndexDataCacheFile, "save", full_disk)
+    f = sd.compile(sd.parse("a * b - 17.25"), background=False)
+    with pytest.warns(cache.CacheWarning, match="No space left"):
+        assert list(f.grad(2.0, 3.0)) == [3.0, 2.0]
+
+
+def test_size_bound_evicts_least_recently_used_entries(folder, monkeypatch):
+    modules = [_compile(_source()) for _ in range(3)]
+    size = sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)
+               if os.path.isfile(os.path.join(folder, n)))
+    size += sum(os.path.getsize(os.path.join(folder, "__pycache__", n))
+                for n in os.listdir(folder / "__pycache__"))
+    os.utime(folder / (modules[0].__name__ + ".sha256"), (1, 1))  # the least recent
+    monkeypatch.setenv("SYMDIFF_CACHE_SIZE", str(size))  # full: the next entry evicts one
+    _compile(_source())
+    left = {n.split(".")[0] for n in os.listdir(folder) if n.endswith(".py")}
+    assert modules[0].__name__ not in left and len(left) == 3
+    assert not cache.numba_files(str(folder), modules[0].__name__)
+
+
+@pytest.mark.parametrize(("text", "size"), [("500M", 500 << 20), ("2G", 2 << 30),
+                                            ("1.5k", 1536), ("123", 123), ("", 1 << 30),
+                                            ("64MiB", 64 << 20)])
+def test_cache_size_setting(monkeypatch, text, size):
+    monkeypatch.setenv("SYMDIFF_CACHE_SIZE", text)
+    assert cache.size_limit() == size
+
+
+def test_cache_size_zero_turns_the_disk_cache_off(folder, monkeypatch):
+    monkeypatch.setenv("SYMDIFF_CACHE_SIZE", "0")
+    module = _compile(_source())
+    assert module.__symdiff_cache__ is None and not folder.exists()
+
+
+def test_clear_cache_and_the_command_line(folder, capsys):
+    _compile(_source())
+    _compile(_source())
+    assert sd.clear_cache() == 2
+    assert not cache.numba_files(str(folder), "t")
+    _compile(_source())
+    assert run(["--clear-cache"]) == 0
+    assert f"removed 1 entries from {folder}" in capsys.readouterr().out

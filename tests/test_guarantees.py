@@ -1,0 +1,250 @@
+"""What symdiff guarantees to threads, processes and callers (issue #9): interning and
+compiling from many threads, fork and spawn, pickling by structure, one input contract
+for both tiers, any user name, long texts, atomic saves, prompt exit."""
+
+import decimal
+import fractions
+import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff import api
+
+X = sd.vector("x", 3)
+
+
+def _array_function(background):
+    return sd.compile(lambda x, c: (x ** 2).sum() * c + sd.sin(x[0]), args=[X, sd.symbol("c")],
+                      background=background)
+
+
+def test_interning_from_many_threads_keeps_identity():
+    texts = [f"sin(a{k}) * b{k} + cos(a{k} - {k}) ** 2" for k in range(150)]
+    barrier, built = threading.Barrier(8), []
+
+    def build():
+        barrier.wait()
+        built.append([sd.parse(t) for t in texts])
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k in range(len(texts)):
+        assert len({id(b[k]) for b in built}) == 1
+
+
+def test_gradients_built_and_compiled_from_many_threads(monkeypatch):
+    compiles = []
+    real = api.load_module_for
+    monkeypatch.setattr(api, "load_module_for",
+                        lambda *a, **k: compiles.append(a[1]) or real(*a, **k))
+    f = sd.compile("a * exp(b) - 3.5 * a ** 3", background=False)
+    barrier, results = threading.Barrier(6), []
+
+    def work(k):
+        barrier.wait()
+        g = sd.grad(sd.parse(f"a{k} * exp(b) - 3.5 * a{k} ** 3"), sd.symbol(f"a{k}"))
+        results.append((f.grad(1.5, 0.5), sd.evaluate(g, {f"a{k}": 1.5, "b": 0.5})))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = [np.exp(0.5) - 3 * 3.5 * 1.5 ** 2, 1.5 * np.exp(0.5)]
+    for compiled, symbolic in results:
+        np.testing.assert_allclose(compiled, expected)
+        assert symbolic == pytest.approx(expected[0])
+    assert compiles == ["symdiff_gradient"]  # one compile for six threads
+
+
+def test_fork_while_a_background_compile_runs():
+    f = _array_function(background=True)
+    x = np.array([0.5, -1.0, 2.0])
+    first = f.grad(x, 1.5)  # starts the compile in a thread
+    pid = os.fork()
+    if pid == 0:  # the child: its own compile, the same answers
+        try:
+            ok = all(np.allclose(a, b) for a, b in zip(f.grad(x, 1.5), first, strict=True))
+            f.wait()
+            ok = ok and all(np.allclose(a, b) for a, b in zip(f.grad(x, 1.5), first,
+                                                             strict=True))
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    f.wait()
+
+
+def _first_gradient(fn):
+    return float(fn.grad(np.array([0.5, -1.0, 2.0]), 1.5)[0][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_compiled_functions_work_in_multiprocessing(method):
+    f = _array_function(background=True)
+    expected = _first_gradient(f)
+    with multiprocessing.get_context(method).Pool(2) as pool:
+        assert pool.map(_first_gradient, [f, f, f]) == [pytest.approx(expected)] * 3
+
+
+def test_expressions_pickle_by_structure():
+    v = sd.vector("v", 3)
+    assert pickle.loads(pickle.dumps(v)).shape == (3,)
+    m = sd.matrix("m", 2, 3)
+    expr = sd.sum(sd.tanh(m @ v) * 2.0) + sd.logsumexp(v)
+    assert pickle.loads(pickle.dumps(expr)) is expr
+    wide = sd.parse("+".join(f"w{k} * {k}" for k in range(5000)))
+    assert pickle.loads(pickle.dumps(wide)) is wide
+    deep = sd.symbol("d")
+    for k in range(50_000):
+        deep = sd.sin(deep) + k
+    assert pickle.loads(pickle.dumps(deep)) is deep
+
+
+def test_compiled_function_pickles_and_recompiles():
+    f = sd.compile(lambda x: (x[1:] * x[:-1]).sum() + sd.exp(x).sum(), args=[X])
+    g = pickle.loads(pickle.dumps(f))
+    assert g is not f and g.args[0].shape == (3,)
+    x = np.array([0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(g.grad(x), f.grad(x))
+
+
+ACCEPTED_SCALARS = [2, True, np.float32(1.5), np.array(1.5), decimal.Decimal("1.5"),
+                    fractions.Fraction(3, 2), np.longdouble(1.5), np.int64(3)]
+REJECTED_SCALARS = [("1.5", "real number, got str"), (1 + 2j, "complex"),
+                    (np.complex128(1), "complex"), (None, "got NoneType"),
+                    (object(), "got object")]
+ACCEPTED_ARRAYS = [[1.0, 2.0, 3.0], np.arange(3), np.ones(3, np.float32), np.ones(6)[::2],
+                   np.ones(3, np.longdouble), np.array([1, 2, 3], dtype=object)]
+REJECTED_ARRAYS = [(np.ones((3, 1)), "1-D array of shape (3,), got shape (3, 1)"),
+                   (np.ones(2), "shape (3,), got (2,)"), (1.5, "got shape ()"),
+                   (np.ones(3) + 1j, "complex array"),
+                   (np.array(["1", "2", "3"]), "real array"),
+                   (np.array([1, "x", 3], dtype=object), "real array")]
+
+
+def _outcome(call, *args):
+    try:
+        return [np.asarray(part, dtype=float) for part in call(*args)]
+    except sd.ArgumentError as error:
+        return str(error)
+
+
+def _both_tiers(make, method, *args):
+    first = make(background=True)
+    interpreted = _outcome(getattr(first, method), *args)
+    first.wait()
+    return interpreted, _outcome(getattr(first, method), *args)
+
+
+def _same(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("index", range(len(ACCEPTED_SCALARS) + len(REJECTED_SCALARS)))
+def test_one_input_contract_for_scalar_arguments(index):
+    value, message = ([(v, None) for v in ACCEPTED_SCALARS] + REJECTED_SCALARS)[index]
+    interpreted, compiled = _both_tiers(lambda background: sd.compile(
+        "a * b + sin(a)", background=background), "grad", value, 2.0)
+    assert _same(interpreted, compiled)
+    if message:
+        assert compiled.startswith("argument a ") and message in compiled
+    else:
+        a = float(value)
+        np.testing.assert_allclose(compiled[0], 2.0 + np.cos(a))
+
+
+@pytest.mark.parametrize("index", range(len(ACCEPTED_ARRAYS) + len(REJECTED_ARRAYS)))
+def test_one_input_contract_for_array_arguments(index):
+    cases = [(v, None) for v in ACCEPTED_ARRAYS] + REJECTED_ARRAYS
+    value, message = cases[index]
+    interpreted, compiled = _both_tiers(_array_function, "grad", value, 2.0)
+    assert _same(interpreted, compiled)
+    if message:
+        assert compiled.startswith("argument x ") and message in compiled
+    else:
+        np.testing.assert_allclose(compiled[1], (np.asarray(value, float) ** 2).sum())
+
+
+def test_read_only_inputs_are_not_written_and_outputs_never_alias_inputs():
+    f = sd.compile(lambda x: x * 1.0, args=[X])
+    x = np.array([1.0, 2.0, 3.0])
+    x.flags.writeable = False
+    out = f(x)
+    assert not np.shares_memory(out, x)
+    tangent = np.ones(3)
+    assert not np.shares_memory(f.jvp(x, tangent), tangent)
+    assert not np.shares_memory(f.vjp(x, tangent), tangent)
+
+
+@pytest.mark.parametrize("lowering", ["python", "llvm"])
+def test_any_user_name_works_in_every_lowering(lowering):
+    long = sd.symbol("a" * 1100)
+    other = sd.symbol("b" * 1100)
+    f = sd.compile(long * other + sd.sin(long), lowering=lowering)
+    np.testing.assert_allclose(f.grad(1.0, 2.0), [2.0 + np.cos(1.0), 1.0])
+
+
+def test_long_flat_sums_and_long_texts_parse():
+    terms = 20_000
+    expr = sd.parse("+".join(f"x{k % 7} * {k}" for k in range(terms)))
+    assert sd.evaluate(expr, {f"x{k}": 1.0 for k in range(7)}) == sum(range(terms))
+    chain = sd.parse("-".join(["a"] * 5000))
+    assert sd.evaluate(chain, {"a": 1.0}) == 1.0 - 4999
+
+
+def test_save_is_atomic_and_replaces_a_symlink(tmp_path, monkeypatch):
+    f = sd.compile("a * b")
+    target = tmp_path / "target.py"
+    target.write_text("keep me")
+    link = tmp_path / "module.py"
+    os.symlink(target, link)
+    f.save(link)
+    assert target.read_text() == "keep me" and not link.is_symlink()
+    assert "def gradient" in link.read_text()
+    good = link.read_text()
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        f.save(link)
+    assert link.read_text() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["module.py", "target.py"]
+
+
+def test_background_compiles_do_not_hold_up_exit(tmp_path):
+    # The script exits with its answer while the compile thread is still running; the
+    # next process finds a complete cache entry or none, and computes the same answer.
+    script = ("import numpy as np, symdiff as sd\n"
+              "x = sd.vector('x', 30)\n"
+              "f = sd.compile(lambda x: (sd.tanh(x) * sd.exp(-x) * x[::-1]).sum(), args=[x])\n"
+              "print(f.grad(np.linspace(0, 1, 30))[3])\n"
+              "print(f._compiling['grad'].daemon)\n")
+    env = dict(os.environ, SYMDIFF_CACHE_DIR=str(tmp_path), SYMDIFF_BACKGROUND="1")
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, timeout=120) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.endswith("True\n")
+
+
+def test_large_first_calls_wait_for_the_compiled_code(monkeypatch):
+    monkeypatch.setattr(api, "INTERPRET_MAX_SECONDS", 0.0)
+    f = _array_function(background=True)
+    f.grad(np.ones(3), 1.0)
+    assert ("grad", False) in f._loaded  # answered by the compiled code
