@@ -11,18 +11,24 @@ Numba's caching off.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import linecache
 import os
 import sys
 import threading
 import types
+import weakref
 
 from . import cache
 
 # Background compiles (symdiff.api) load modules from other threads: one load at a time,
 # so no thread sees a module that another is still executing.
 _loading = threading.Lock()
+# Loaded modules by name, shared while some compiled function holds one.  They are in
+# sys.modules only while Numba compiles or loads them (see importable): kept there, every
+# module and its machine code would stay for good.
+_modules: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _CACHED = "cache=True)"
 
 
@@ -39,10 +45,12 @@ def module_name_for(source: str, name: str) -> str:
 def load_module(source: str, name: str, *, cached: bool = True) -> types.ModuleType:
     """Write generated module source to the cache (once) and import it.
 
-    ``cached=False`` (or no usable cache) executes it from memory, Numba caching off."""
+    ``cached=False`` (or no usable cache) executes it from memory, Numba caching off.
+    The caller keeps the module: it is freed, machine code included, with the last
+    reference."""
     with _loading:
         module_name = module_name_for(source, name)
-        module = sys.modules.get(module_name)
+        module = _modules.get(module_name)
         if module is not None and (module.__symdiff_cache__ or not cached):
             return module
         folder = cache.directory() if cached else None
@@ -61,7 +69,7 @@ def load_module(source: str, name: str, *, cached: bool = True) -> types.ModuleT
         module.__file__ = path
         module.__symdiff_cache__ = folder
         exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - our own source
-        sys.modules[module_name] = module
+        _modules[module_name] = module
         return module
 
 
@@ -80,6 +88,19 @@ def _verified_file(folder: str, module_name: str, source: str) -> str:
         cache.write_atomic(path, data)
     cache.verify_compiled(folder, module_name)
     return path
+
+
+@contextlib.contextmanager
+def importable(module: types.ModuleType):
+    """Make ``module`` importable by name while Numba compiles it: Numba names cached
+    code after the module it finds in sys.modules, and imports it to rebuild cached
+    code's environment."""
+    sys.modules[module.__name__] = module
+    try:
+        yield module
+    finally:
+        if sys.modules.get(module.__name__) is module:
+            del sys.modules[module.__name__]
 
 
 def seal(module: types.ModuleType) -> None:

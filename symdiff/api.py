@@ -38,7 +38,7 @@ BATCHED = ("forward", "grad", "value_and_grad")
 _ARRAY = types.Array(types.float64, 1, "A")
 _SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
-_PREPARED: set = set()
+_PREPARED: weakref.WeakSet = weakref.WeakSet()
 _PREPARING = threading.Lock()
 # Estimated seconds of the reference evaluator per operation and argument element, and
 # the most a first call interprets before it waits for the compiled code instead
@@ -136,6 +136,7 @@ class CompiledFunction(MatrixMethods):
         self._compiling: dict[str, threading.Thread] = {}
         self._interpreted: dict[str, object] = {}
         self._failed: dict[str, BaseException] = {}
+        self._modules: list = []  # the generated modules this function's methods run in
         self._lock = threading.RLock()
         _INSTANCES.add(self)
 
@@ -402,7 +403,7 @@ class CompiledFunction(MatrixMethods):
 
     def _compile(self, method: str, batched: bool, source: str):
         from codegen.cache import warn_once
-        from codegen.load import seal
+        from codegen.load import importable, seal
 
         spec = self._spec(method, batched)
         signature = tuple(_numba_type(s, batched) for s in spec.inputs)
@@ -413,16 +414,19 @@ class CompiledFunction(MatrixMethods):
             dispatcher = getattr(module, spec.name)
             if dispatcher not in _PREPARED:
                 try:
-                    dispatcher.compile(signature)
+                    with importable(module):
+                        dispatcher.compile(signature)
                 except OSError as error:  # Numba could not write the cache: go without
                     warn_once("write", f"symdiff: cannot write the compile cache ({error}); "
                                        "compiling without it")
                     module = load_module_for(source, f"symdiff_{spec.name}", cached=False)
                     dispatcher = getattr(module, spec.name)
-                    dispatcher.compile(signature)
+                    with importable(module):
+                        dispatcher.compile(signature)
                 dispatcher.disable_compile()  # other argument types are converted instead
                 _PREPARED.add(dispatcher)
                 seal(module)
+            self._modules.append(module)
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher

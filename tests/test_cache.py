@@ -43,16 +43,16 @@ _count = iter(range(10**6))
 
 
 def _source():
-    # A source no other test loaded, so no module of that name is in sys.modules.
+    # A source no other test loaded, so no module of that name is loaded.
     return SOURCE.format(k=f"{os.getpid()}{next(_count)}")
 
 
 def _compile(source, cached=True):
-    """Load (as a new process would: not from sys.modules), compile, seal."""
-    name = load.module_name_for(source, "t")
-    sys.modules.pop(name, None)
+    """Load (as a new process would: not the module already loaded), compile, seal."""
+    load._modules.pop(load.module_name_for(source, "t"), None)
     module = load.load_module(source, "t", cached=cached)
-    module.f.compile("float64(float64, float64)")
+    with load.importable(module):
+        module.f.compile("float64(float64, float64)")
     load.seal(module)
     return module
 
