@@ -1,19 +1,19 @@
-"""The parser for long texts: an operator-precedence (shunting-yard) parser over Python's
-tokenizer, with no recursion and no syntax tree.
+"""The parser for long texts: an operator-precedence (shunting-yard) parser over a regular
+expression tokenizer, with no recursion and no syntax tree.
 
 ``ast.parse`` needs memory of about 250 times a text's size and gives up on flat sums of
 a few thousand terms (its C parser recurses along the chain).  This parser reads the same
 language as ``symdiff.parser`` (numbers, names, ``+ - * / **``, unary ``+``/``-``,
-parentheses, calls of known functions by bare name) from a token stream, building IR
-nodes as operators complete, so its memory is that of the expression it builds.
+parentheses, calls of known functions by bare name) in two passes over the text: the
+first checks it with constant memory, so malformed text is rejected without building
+anything; the second builds IR nodes as operators complete.
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import math
-import tokenize
+import re
 
 from .errors import ParseError, SymdiffError
 from .ir import RESERVED_NAMES, Expr, apply, const, symbol
@@ -22,8 +22,15 @@ from .ops import FUNCTIONS
 _BINARY = {"+": ("add", 1), "-": ("sub", 1), "*": ("mul", 2), "/": ("div", 2),
            "**": ("pow", 4)}
 _UNARY = 3  # binds tighter than * and /, looser than ** on its right: -a**2 = -(a**2)
-_SKIP = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-         tokenize.ENCODING, tokenize.COMMENT}
+_TOKEN = re.compile(r"""
+    (?P<space>[ \t\f]+|\\\r?\n)
+  | (?P<newline>\r?\n|\r)
+  | (?P<number>(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+
+      |(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?)[jJ]?)(?![\w.])
+  | (?P<name>[^\W\d]\w*)
+  | (?P<op>\*\*|[-+*/(),])
+  | (?P<other>.)
+""", re.VERBOSE | re.DOTALL)
 
 
 class _Call:
@@ -35,131 +42,145 @@ class _Call:
 
 def parse_long(text: str) -> Expr:
     """Parse ``text`` (already stripped, non-empty) like ``symdiff.parser.parse``."""
-    operands: list[Expr] = []
-    operators: list = []  # ("bin", op, precedence) | ("neg",) | ("pos",) | _Call
-    expect_operand = True
-    pending_name: tuple[str, int] | None = None
+    _Pass(text, build=False).run()
+    return _Pass(text, build=True).run()
 
-    def error(message, column):
-        return ParseError(message, text, 1, column + 1)
 
-    def reduce_top():
-        top = operators.pop()
+class _Pass:
+    def __init__(self, text: str, build: bool):
+        self.text, self.build = text, build
+        self.operands: list = []  # IR nodes; None placeholders when only checking
+        self.operators: list = []  # ("bin", op, precedence) | ("neg",) | ("pos",) | _Call
+
+    def error(self, message: str, column: int) -> ParseError:
+        line = self.text.count("\n", 0, column) + 1
+        start = self.text.rfind("\n", 0, column) + 1
+        return ParseError(message, self.text, line, column - start + 1)
+
+    def depth(self) -> int:
+        """Open parentheses."""
+        return sum(isinstance(o, _Call) for o in self.operators)
+
+    def node(self, op: str, *args):
+        return apply(op, *args) if self.build else None
+
+    def reduce_top(self):
+        top = self.operators.pop()
         if top[0] == "bin":
-            right, left = operands.pop(), operands.pop()
-            operands.append(apply(top[1], left, right))
+            right, left = self.operands.pop(), self.operands.pop()
+            self.operands.append(self.node(top[1], left, right))
         elif top[0] == "neg":
-            operands.append(apply("neg", operands.pop()))
+            self.operands.append(self.node("neg", self.operands.pop()))
 
-    def reduce_while(precedence: int, right_assoc: bool):
+    def reduce_while(self, precedence: int, right_assoc: bool = False):
+        operators = self.operators
         while operators and not isinstance(operators[-1], _Call):
             top = operators[-1]
             strength = top[2] if top[0] == "bin" else _UNARY
             if strength > precedence or (strength == precedence and not right_assoc):
-                reduce_top()
+                self.reduce_top()
             else:
                 break
 
-    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
-    try:
-        for token in tokens:
-            kind, string, (line, column) = token.type, token.string, token.start
-            if kind in _SKIP:
-                continue
-            if line != 1 and kind != tokenize.ENDMARKER:
-                raise ParseError("long expressions must be on one line", text, line, column + 1)
-            if pending_name is not None:
-                name = pending_name
-                pending_name = None
-                if string == "(":  # a call
-                    operators.append(_Call(name[0], name[1]))
+    def run(self) -> Expr | None:
+        operands, operators = self.operands, self.operators
+        expect_operand, pending = True, None  # pending: a name that may start a call
+        for match in _TOKEN.finditer(self.text):
+            kind, string, column = match.lastgroup, match.group(), match.start()
+            if kind == "space" or (kind == "newline" and self.depth()):
+                continue  # a line break inside parentheses is white space, as in Python
+            if pending is not None:
+                if string == "(":
+                    operators.append(_Call(pending[0], pending[1]))
+                    pending = None
                     continue
-                operands.append(_name(name, error))
-                expect_operand = False
-            if kind == tokenize.ENDMARKER:
-                break
+                operands.append(self.name(*pending))
+                pending, expect_operand = None, False
+            if kind in ("other", "newline"):
+                what = "line break" if kind == "newline" else repr(string)
+                raise self.error(f"invalid syntax: unexpected {what}", column)
             if expect_operand:
-                if kind == tokenize.NUMBER:
-                    operands.append(_number(string, column, error))
+                if kind == "number":
+                    operands.append(self.number(string, column))
                     expect_operand = False
-                elif kind == tokenize.NAME:
-                    pending_name = (string, column)
+                elif kind == "name":
+                    pending = (string, column)
                 elif string in ("-", "+"):
                     operators.append(("neg",) if string == "-" else ("pos",))
                 elif string == "(":
                     operators.append(_Call(None, column))
                 elif string == ")" and operators and isinstance(operators[-1], _Call) \
                         and operators[-1].name is not None and operators[-1].count == 0:
-                    _check_call(operators[-1], error)  # a call without arguments
+                    self.check_call(operators[-1])  # a call without arguments
                 else:
-                    raise error(f"invalid syntax: expected a number, name or '(' before "
-                                f"{string!r}", column)
+                    raise self.error(f"invalid syntax: expected a number, name or '(' "
+                                     f"before {string!r}", column)
                 continue
             if string in _BINARY:
                 op, precedence = _BINARY[string]
-                reduce_while(precedence, right_assoc=string == "**")
+                self.reduce_while(precedence, right_assoc=string == "**")
                 operators.append(("bin", op, precedence))
                 expect_operand = True
             elif string in (",", ")"):
-                reduce_while(-1, False)
+                self.reduce_while(-1)
                 if not operators:
-                    raise error(f"invalid syntax: unmatched {string!r}", column)
+                    raise self.error(f"invalid syntax: unmatched {string!r}", column)
                 frame = operators[-1]
                 frame.count += 1
                 if string == ",":
                     if frame.name is None:
-                        raise error("unsupported tuple", frame.column)
+                        raise self.error("unsupported tuple", frame.column)
                     expect_operand = True
                     continue
                 operators.pop()
                 if frame.name is not None:
-                    _check_call(frame, error)
+                    self.check_call(frame)
                     args = operands[len(operands) - frame.count:]
                     del operands[len(operands) - frame.count:]
-                    operands.append(apply(frame.name, *args))
+                    operands.append(self.node(frame.name, *args))
                 elif frame.count != 1:
-                    raise error("unsupported tuple", frame.column)
+                    raise self.error("unsupported tuple", frame.column)
             else:
-                raise error(f"invalid syntax: unexpected {string!r}", column)
-    except tokenize.TokenError as exc:
-        raise ParseError(f"invalid syntax: {exc.args[0]}", text, 1, len(text) + 1) from None
-    if expect_operand:
-        raise error("invalid syntax: the expression ends early", len(text))
-    reduce_while(-1, False)
-    if operators:
-        raise error("invalid syntax: '(' was never closed", operators[-1].column)
-    return operands[0]
+                raise self.error(f"invalid syntax: unexpected {string!r}", column)
+        if pending is not None:
+            operands.append(self.name(*pending))
+            expect_operand = False
+        if expect_operand:
+            raise self.error("invalid syntax: the expression ends early", len(self.text))
+        self.reduce_while(-1)
+        if operators:
+            raise self.error("invalid syntax: '(' was never closed", operators[-1].column)
+        return operands[0]
 
+    def name(self, text: str, column: int):
+        if text in RESERVED_NAMES:
+            return const(math.inf if text == "inf" else math.nan)
+        try:  # checked in both passes (symbols are interned: nothing accumulates)
+            return symbol(text)
+        except SymdiffError as exc:
+            raise self.error(str(exc), column) from None
 
-def _name(name: tuple[str, int], error) -> Expr:
-    text, column = name
-    if text in RESERVED_NAMES:
-        return const(math.inf if text == "inf" else math.nan)
-    try:
-        return symbol(text)
-    except SymdiffError as exc:
-        raise error(str(exc), column) from None
+    def check_call(self, frame: _Call) -> None:
+        op = FUNCTIONS.get(frame.name)
+        if op is None:
+            known = ", ".join(sorted(FUNCTIONS))
+            raise self.error(f"unknown function {frame.name!r} (known: {known})", frame.column)
+        if frame.count != op.arity:
+            raise self.error(f"{frame.name}() takes {op.arity} argument(s), got {frame.count}",
+                             frame.column)
 
-
-def _check_call(frame: _Call, error) -> None:
-    op = FUNCTIONS.get(frame.name)
-    if op is None:
-        known = ", ".join(sorted(FUNCTIONS))
-        raise error(f"unknown function {frame.name!r} (known: {known})", frame.column)
-    if frame.count != op.arity:
-        raise error(f"{frame.name}() takes {op.arity} argument(s), got {frame.count}",
-                    frame.column)
-
-
-def _number(string: str, column: int, error) -> Expr:
-    shown = string if len(string) <= 60 else string[:57] + "..."
-    try:
-        value = ast.literal_eval(string)  # one NUMBER token: a literal, nothing to execute
-    except (SyntaxError, ValueError):  # an integer of more digits than Python converts
-        raise error(f"number {shown!r} is too large for a float64", column) from None
-    if not isinstance(value, (int, float)):
-        raise error(f"unsupported constant {shown!r}: only real numbers are allowed", column)
-    try:
-        return const(float(value))
-    except OverflowError:
-        raise error(f"number {shown!r} is too large for a float64", column) from None
+    def number(self, string: str, column: int):
+        shown = string if len(string) <= 60 else string[:57] + "..."
+        if string[-1] in "jJ":
+            raise self.error(f"unsupported constant {shown!r}: only real numbers are allowed",
+                             column)
+        try:
+            value = ast.literal_eval(string)  # one number token: a literal, nothing to run
+            return const(float(value))
+        except OverflowError:
+            raise self.error(f"number {shown!r} is too large for a float64", column) from None
+        except (SyntaxError, ValueError):  # bad underscores, or more digits than Python reads
+            if string.isdigit() and len(string) > 1000:
+                raise self.error(f"number {shown!r} is too large for a float64",
+                                 column) from None
+            raise self.error(f"invalid number {shown!r}", column) from None

@@ -248,3 +248,15 @@ def test_large_first_calls_wait_for_the_compiled_code(monkeypatch):
     f = _array_function(background=True)
     f.grad(np.ones(3), 1.0)
     assert ("grad", False) in f._loaded  # answered by the compiled code
+
+
+def test_malformed_long_text_is_rejected_before_anything_is_built(monkeypatch):
+    from symdiff import long_parser
+
+    built = []
+    monkeypatch.setattr(long_parser, "apply", lambda *a: built.append(a))
+    with pytest.raises(sd.ParseError, match="ends early"):
+        sd.parse("a + " * 30_000)
+    with pytest.raises(sd.ParseError, match="unknown function 'nope'"):
+        sd.parse("a * b + " * 30_000 + "nope(a)")
+    assert built == []
