@@ -163,6 +163,19 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (os.umask would change it for
+    every thread while it is read)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)

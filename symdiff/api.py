@@ -229,10 +229,10 @@ class CompiledFunction(MatrixMethods):
         Atomic: the module goes to a temporary file beside ``path`` and is renamed over
         it, so a failed write leaves the old file whole, and a symlink at ``path`` is
         replaced, never followed."""
-        from codegen.cache import write_atomic
+        from codegen.cache import umask, write_atomic
 
         path = os.fspath(path)
-        write_atomic(path, self.source.encode("utf-8"), mode=0o666 & ~_umask())
+        write_atomic(path, self.source.encode("utf-8"), mode=0o666 & ~umask())
         return path
 
     # Derivation.
@@ -356,9 +356,8 @@ class CompiledFunction(MatrixMethods):
         return self._finished(method)
 
     def _start_background(self, method: str) -> None:
-        # The symbolic work and the source are made here: expression interning is not
-        # thread-safe.  The thread only imports the module and runs Numba.
-
+        # The symbolic work and the source are made here, so the thread only loads the
+        # module and runs Numba (and takes no more of the GIL than that).
         from .interpret import interpreter
 
         spec = self._spec(method)
@@ -482,18 +481,6 @@ def load_module_for(source: str, name: str, cached: bool = True):
     return load_module(source, re.sub(r"\W", "_", name), cached=cached)
 
 
-def _umask() -> int:
-    # Read, not set-and-restore: os.umask would change it for every thread meanwhile.
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
 def _unpickle_compiled(rows, roots, n_outputs, n_args, *options):
     nodes = from_rows(rows)
     picked = [nodes[k] for k in roots]
@@ -501,36 +488,4 @@ def _unpickle_compiled(rows, roots, n_outputs, n_args, *options):
     return CompiledFunction(outputs, args, picked[n_outputs + n_args:], *options)
 
 
-def _before_fork() -> None:
-    # A child must not inherit a lock another thread holds mid-compile: fork waits until
-    # no compile step is running (Numba's own compiler lock included), then both sides
-    # release.
-    from numba.core.compiler_lock import global_compiler_lock
-
-    from codegen.load import _loading
-
-    _PREPARING.acquire()
-    _loading.acquire()
-    global_compiler_lock.acquire()
-    Expr._interning.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    from numba.core.compiler_lock import global_compiler_lock
-
-    from codegen.load import _loading
-
-    Expr._interning.release()
-    global_compiler_lock.release()
-    _loading.release()
-    _PREPARING.release()
-
-
-def _after_fork_in_child() -> None:
-    _after_fork_in_parent()
-    for compiled in list(_INSTANCES):
-        compiled._after_fork()
-
-
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                    after_in_child=_after_fork_in_child)
+from . import processes  # noqa: E402, F401 - registers the fork handlers

@@ -1,0 +1,40 @@
+"""Fork safety: symdiff's locks (and Numba's compiler lock) are taken around ``os.fork``
+and released on both sides, so a child never inherits a lock that a compile thread holds;
+in the child, compiled functions restart the background compiles that did not come along.
+"""
+
+from __future__ import annotations
+
+import os
+
+from numba.core.compiler_lock import global_compiler_lock
+
+from codegen import load
+
+from . import api
+from .ir import Expr
+
+
+def _before_fork() -> None:
+    # Waits until no compile step runs; the order is the one compile threads take.
+    api._PREPARING.acquire()
+    load._loading.acquire()
+    global_compiler_lock.acquire()
+    Expr._interning.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    Expr._interning.release()
+    global_compiler_lock.release()
+    load._loading.release()
+    api._PREPARING.release()
+
+
+def _after_fork_in_child() -> None:
+    _after_fork_in_parent()
+    for compiled in list(api._INSTANCES):
+        compiled._after_fork()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
