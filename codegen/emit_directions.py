@@ -175,7 +175,8 @@ def _set_directions(loop: DirectionLoop, directions, flats, sizes, value: float,
                 lines += [f"for _i in range({sizes[k]}):", f"    {flats[k]}[_i] = {source}"]
             continue
         target = directions[k] if slot.kind == "scalar" else (
-            f"{flats[k]}[_j - {offset}]" if offset != "0" else f"{flats[k]}[_j]")
+            f"{flats[k]}[_j]" if offset == "0" else f"{flats[k]}[_j - {offset}]" if k == 1
+            else f"{flats[k]}[_j - ({offset})]")
         if len(loop.directions) == 1:
             lines.append(f"{target} = {value!r}")
             continue

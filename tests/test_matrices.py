@@ -216,3 +216,16 @@ def test_scipy_solvers_take_the_methods_as_written(rosen):
     reference = solve_ivp(ode, (0.0, 1.0), np.zeros(12), method="BDF", rtol=1e-8, atol=1e-10)
     assert solution.success and solution.njev >= 1
     np.testing.assert_allclose(solution.y[:, -1], reference.y[:, -1], rtol=1e-6)
+
+
+def test_dense_loop_over_three_or_more_array_slots():
+    # Regression: the unit direction of the third slot and later was written at
+    # _j - n0 + n1 (not _j - (n0 + n1)): out of bounds, and wrong columns.
+    a, b, c = sd.vector("a", 2), sd.vector("b", 3), sd.matrix("c", 2, 2)
+    f = sd.sum(sd.tanh(a) * sd.sum(b ** 2)) + sd.sum(c @ a) * sd.sum(sd.sin(b))
+    fn = sd.compile(f, args=[a, b, c])
+    rng = np.random.default_rng(7)
+    point = {"a": rng.normal(size=2), "b": rng.normal(size=3), "c": rng.normal(size=(2, 2))}
+    args = [point[k] for k in "abc"]
+    symbolic = np.array(sd.evaluate(sd.hessian(f, [a, b, c]), point), dtype=float)
+    np.testing.assert_allclose(fn.hessian(*args), symbolic, rtol=1e-12, atol=1e-12)
