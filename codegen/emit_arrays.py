@@ -14,6 +14,7 @@ import hashlib
 
 from symdiff.ir import OPS, Expr, flatten
 
+from .emit_loops import emit_scan
 from .naming import literal, temporary
 from .schedule import schedule
 
@@ -363,6 +364,10 @@ class ArrayEmitter:
         self.nest(shape, indices, body)
 
     def call(self, node: Expr) -> None:
+        if node.op == "scan":
+            if node not in self.names:  # else computed by the loop of an earlier output
+                emit_scan(self, node)
+            return
         name = self.new_name()
         args = [self.operand(a) for a in node.args]
         op, shape = node.op, node.shape

@@ -11,6 +11,7 @@ from symdiff.printer import to_infix
 from . import emit_llvm as llvm
 from .emit_arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source
 from .emit_llvm import emit_llvm_function
+from .emit_loops import body_specs, has_loops
 from .naming import literal, parameter_names, temporary, unrolled_power
 from .schedule import expanded_lengths, schedule
 
@@ -132,7 +133,8 @@ def uses_llvm(spec: FunctionSpec) -> bool:
 
 
 def _has_arrays(spec: FunctionSpec) -> bool:
-    return any(s.shape for s in spec.inputs) or any(n.shape for n in flatten(spec.result))
+    return (any(s.shape for s in spec.inputs) or any(n.shape for n in flatten(spec.result))
+            or has_loops(spec.result))
 
 
 def emit_function(spec: FunctionSpec) -> str:
@@ -256,6 +258,7 @@ def emit_module(specs: list, docstring: str) -> str:
     from .emit_directions import DirectionLoop, emit_direction_loop
 
     functions = _with_kernels(specs)
+    functions = body_specs(functions) + functions  # the bodies of scans they run
     loops = {spec.name for spec in functions if isinstance(spec, DirectionLoop)}
     specs = [spec for spec in functions if spec.name not in loops]
     parts = [f'"""{docstring}\n"""\n\nimport math\n\nimport numba\nimport numpy as np\n']

@@ -1,0 +1,170 @@
+"""sd.scan against its unrolled equivalent (issue #10, evaluator stage): values and
+derivatives to order 3, forward and reverse mode, tuple and array carries, reverse
+scans, trip counts 0 and 1; derivative graphs of a scan do not grow with the trip count."""
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff.diff import forward_mode
+
+W = sd.matrix("W", 3, 3)
+H0 = sd.vector("h0", 3)
+S = sd.symbol("s")
+
+
+def _rnn(T, reverse=False):
+    xs = sd.matrix("xs", T, 3)
+
+    def step(carry, x):
+        h, total = carry
+        h2 = sd.tanh(W @ h + x * S) + 0.5 * h
+        return (h2, total + sd.sum(h2 * h2)), sd.sum(h2) * S
+
+    (hT, total), ys = sd.scan(step, (H0, sd.const(0.0)), xs, reverse=reverse)
+    scanned = sd.sum(hT * hT) + total + sd.sum(ys * ys)
+    h, acc, outs = H0, sd.const(0.0), [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        h = sd.tanh(W @ h + xs[t] * S) + 0.5 * h
+        acc = acc + sd.sum(h * h)
+        outs[t] = sd.sum(h) * S
+    unrolled = sd.sum(h * h) + acc + sum(o * o for o in outs) if T else sd.sum(h * h) + acc
+    return scanned, unrolled, xs
+
+
+def _point(T, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"W": rng.normal(size=(3, 3)) * 0.5, "h0": rng.normal(size=3),
+            "xs": rng.normal(size=(T, 3)), "s": 0.7}
+
+
+def _close(a, b):
+    np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float),
+                               rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("T", [1, 4])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_scan_value_and_gradient_match_the_unrolled_loop(T, reverse):
+    scanned, unrolled, xs = _rnn(T, reverse)
+    point = _point(T)
+    _close(sd.evaluate(scanned, point), sd.evaluate(unrolled, point))
+    wrt = [W, H0, S, xs]
+    for a, b in zip(sd.grad(scanned, wrt), sd.grad(unrolled, wrt), strict=True):
+        _close(sd.evaluate(a, point), sd.evaluate(b, point))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4])
+def test_one_scan_over_an_open_length_serves_every_trip_count(rows):
+    xs = sd.symbol("xs", (None, 3))
+    (hT, total), ys = sd.scan(
+        lambda c, x: ((sd.tanh(W @ c[0] + x), c[1] + sd.sum(x)), sd.sum(c[0] * x)),
+        (H0, sd.const(0.0)), xs)
+    f = sd.sum(hT) + total * S + sd.sum(ys)
+    point = _point(rows, seed=3)
+    h, acc, extra = point["h0"], 0.0, 0.0
+    for t in range(rows):
+        extra += np.sum(h * point["xs"][t])
+        h, acc = np.tanh(point["W"] @ h + point["xs"][t]), acc + np.sum(point["xs"][t])
+    _close(sd.evaluate(f, point), np.sum(h) + acc * 0.7 + extra)
+    grads = [sd.evaluate(g, point) for g in sd.grad(f, [H0, xs])]
+    assert np.shape(grads[1]) == (rows, 3)
+    eps, base = 1e-6, point["h0"].copy()
+    for k in range(3):  # central differences of the value in h0
+        point["h0"] = base + eps * np.eye(3)[k]
+        up = sd.evaluate(f, point)
+        point["h0"] = base - eps * np.eye(3)[k]
+        down = sd.evaluate(f, point)
+        assert abs((up - down) / (2 * eps) - grads[0][k]) < 1e-7
+    point["h0"] = base
+
+
+def test_forward_mode_of_a_scan_is_a_scan_and_matches():
+    scanned, unrolled, xs = _rnn(4)
+    point = _point(4, seed=1)
+    tangents = {W: sd.matrix("dW", 3, 3), H0: sd.vector("dh", 3), S: sd.symbol("ds")}
+    point.update(dW=np.ones((3, 3)) * 0.1, dh=np.array([1.0, -2.0, 0.5]), ds=0.3)
+    (jvp_scan,) = forward_mode([scanned], tangents)
+    (jvp_unrolled,) = forward_mode([unrolled], tangents)
+    _close(sd.evaluate(jvp_scan, point), sd.evaluate(jvp_unrolled, point))
+
+
+def test_higher_orders_match_the_unrolled_loop():
+    scanned, unrolled, _ = _rnn(3)
+    point = _point(3, seed=2)
+    # Reverse over reverse (Hessian), and a third mixed partial.
+    _close(sd.evaluate(sd.hessian(scanned, [H0]), point),
+           sd.evaluate(sd.hessian(unrolled, [H0]), point))
+    _close(sd.evaluate(sd.diff(scanned, S, S, S), point),
+           sd.evaluate(sd.diff(unrolled, S, S, S), point))
+
+
+def test_derivative_graphs_do_not_grow_with_the_trip_count():
+    sizes = {}
+    for T in (5, 50):
+        scanned, unrolled, _ = _rnn(T)
+        sizes[T] = (sd.count_ops(sd.grad(scanned, [W])), sd.count_ops(sd.grad(unrolled, [W])))
+    assert sizes[5][0] == sizes[50][0]
+    assert sizes[50][1] > 5 * sizes[5][0]
+
+
+def test_scan_checks_its_arguments():
+    xs = sd.vector("xs", 4)
+    with pytest.raises(sd.ShapeError, match="carry's shapes"):
+        sd.scan(lambda c, x: (sd.stack([c, x]), None), sd.symbol("c"), xs)
+    with pytest.raises(sd.SymdiffError, match=r"\(carry, y\)"):
+        sd.scan(lambda c, x: c + x, sd.symbol("c"), xs)
+    with pytest.raises(sd.ShapeError, match="same leading length"):
+        sd.scan(lambda c, x: (c, None), sd.symbol("c"), (xs, sd.vector("ys", 3)))
+
+
+@pytest.fixture(scope="module")
+def compiled_rnn():
+    xs = sd.symbol("xs", (None, 3))
+
+    def loss(W, h0, s, xs):
+        (hT, total), ys = sd.scan(
+            lambda c, x: ((sd.tanh(W @ c[0] + x * s) + 0.5 * c[0], c[1] + sd.sum(c[0] * x)),
+                          sd.sum(c[0]) * s), (h0, sd.const(0.0)), xs)
+        return sd.sum(hT * hT) + total + sd.sum(ys * ys)
+
+    f = sd.compile(loss, args=[W, H0, S, xs])
+    return f, loss(W, H0, S, xs), xs
+
+
+@pytest.mark.parametrize("rows", [0, 1, 6])
+def test_compiled_scan_matches_the_evaluator(compiled_rnn, rows):
+    f, expr, xs = compiled_rnn
+    point = _point(rows, seed=4)
+    args = (point["W"], point["h0"], point["s"], point["xs"])
+    _close(f(*args), sd.evaluate(expr, point))
+    for got, want in zip(f.grad(*args), sd.grad(expr, [W, H0, S, xs]), strict=True):
+        _close(got, sd.evaluate(want, point))
+    direction = (np.ones((3, 3)), np.array([1.0, 0.5, -1.0]), 0.25, np.ones((rows, 3)))
+    hvp = f.hvp(*args, *direction)
+    eps = 1e-6
+    plus = f.grad(*(a + eps * d for a, d in zip(args, direction, strict=True)))
+    minus = f.grad(*(a - eps * d for a, d in zip(args, direction, strict=True)))
+    for h, p, m in zip(hvp, plus, minus, strict=True):
+        np.testing.assert_allclose(h, (np.asarray(p) - np.asarray(m)) / (2 * eps),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_generated_code_is_one_loop_whatever_the_length(compiled_rnn):
+    f, _, _ = compiled_rnn
+    source = f.source
+    assert source.count("def _sd_scan_") >= 1 and "for _s in range(" in source
+    T10, _, _ = _rnn(10)
+    T40, _, _ = _rnn(40)
+    sizes = [len(sd.compile(e, [W, H0, S]).source.splitlines()) for e in (T10, T40)]
+    assert sizes[0] == sizes[1]
+
+
+def test_sparsity_of_a_scan_is_conservative_and_sparse_hessians_match(compiled_rnn):
+    f, expr, xs = compiled_rnn
+    point = _point(2, seed=5)
+    args = (point["W"], point["h0"], point["s"], point["xs"])
+    pattern = f.hessian_sparsity(*args)
+    assert pattern.shape == (19, 19) and pattern.nnz == 19 * 19
+    np.testing.assert_allclose(f.sparse_hessian(*args).toarray(), f.hessian(*args),
+                               rtol=1e-12, atol=1e-12)
