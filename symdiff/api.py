@@ -237,7 +237,11 @@ class CompiledFunction(MatrixMethods):
 
     # Derivation.
     def _batchable(self) -> bool:
-        return bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
+        from codegen.emit_loops import has_loops
+
+        # Loops run in the array emitter; the batched (prange) one is scalar-only.
+        return (bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
+                and not has_loops(self.outputs))
 
     def _module_source(self, specs) -> str:
         from codegen import emit_module

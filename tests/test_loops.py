@@ -168,3 +168,14 @@ def test_sparsity_of_a_scan_is_conservative_and_sparse_hessians_match(compiled_r
     assert pattern.shape == (19, 19) and pattern.nnz == 19 * 19
     np.testing.assert_allclose(f.sparse_hessian(*args).toarray(), f.hessian(*args),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_function_of_scalars_with_a_scan_over_constant_data():
+    c = sd.symbol("c")
+    hT, ys = sd.scan(lambda h, x: (sd.sin(h) * x + h, h * h), c, np.linspace(0, 1, 5))
+    f = hT + sd.sum(ys)
+    fn = sd.compile(f, args=[c])
+    _close(fn(0.5), sd.evaluate(f, c=0.5))
+    _close(fn.hessian(0.5), sd.evaluate(sd.hessian(f, [c]), c=0.5))
+    with pytest.raises(sd.ArgumentError, match="argument c must be a float"):
+        fn(np.array([0.5, 0.6]))  # batches of points run scalar code only
