@@ -249,3 +249,18 @@ def scan(step, init, xs, reverse: bool = False):
     final = [_node(body, ("carry", k), operands) for k in range(len(carries))]
     stacked = [_node(body, ("ys", k), operands) for k in range(len(ys))]
     return _restore(final, carry_kind), _restore(stacked, ys_kind)
+
+
+def fori_loop(lower: int, upper: int, body, init):
+    """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
+    ``jax.lax.fori_loop``, as a scan over the step index (a float, for arithmetic in the
+    body); returns the final carry.  ``lower`` and ``upper`` are Python ints."""
+    if isinstance(lower, bool) or isinstance(upper, bool) or not all(
+            isinstance(v, (int, np.integer)) for v in (lower, upper)):
+        raise SymdiffError("fori_loop: lower and upper must be Python ints (runtime trip "
+                           "counts: scan over an array with an open length)")
+    if upper <= lower:
+        return init
+    carry, _ = scan(lambda c, i: (body(i, c), None), init,
+                    np.arange(lower, upper, dtype=np.float64))
+    return carry

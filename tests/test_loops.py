@@ -179,3 +179,19 @@ def test_function_of_scalars_with_a_scan_over_constant_data():
     _close(fn.hessian(0.5), sd.evaluate(sd.hessian(f, [c]), c=0.5))
     with pytest.raises(sd.ArgumentError, match="argument c must be a float"):
         fn(np.array([0.5, 0.6]))  # batches of points run scalar code only
+
+
+def test_fori_loop_matches_the_python_loop():
+    a, b = sd.symbols("a b")
+    horner = sd.fori_loop(0, 12, lambda i, c: c * a + sd.sin(i * b), sd.const(1.0))
+    unrolled = sd.const(1.0)
+    for i in range(12):
+        unrolled = unrolled * a + sd.sin(float(i) * b)
+    point = {"a": 0.9, "b": 0.3}
+    _close(sd.evaluate(horner, point), sd.evaluate(unrolled, point))
+    for wrt in ([a], [b], [a, b]):
+        _close(sd.evaluate(sd.diff(horner, *wrt), point),
+               sd.evaluate(sd.diff(unrolled, *wrt), point))
+    assert sd.fori_loop(3, 3, lambda i, c: c * 2, a) is a
+    with pytest.raises(sd.SymdiffError, match="Python ints"):
+        sd.fori_loop(0, sd.symbol("n"), lambda i, c: c, a)
