@@ -60,3 +60,10 @@ def test_reaction_diffusion_with_the_sparse_jacobian(tmp_path):
     assert out.count("successfully reached the end") == 2
     assert "needs 4 Jacobian-vector products" in out
     assert float(out.rsplit("at most ", 1)[1]) < 1e-6
+
+
+def test_ode_rk4_gradient_through_a_scan(tmp_path):
+    out = _run("ode_rk4.py", tmp_path, "--steps", "50")
+    assert "50 RK4 steps" in out
+    assert float(out.split("relative error at most ")[1].split()[0]) < 1e-6
+    assert "largest gradient entry 0.0e+00" in out
