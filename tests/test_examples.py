@@ -67,3 +67,9 @@ def test_ode_rk4_gradient_through_a_scan(tmp_path):
     assert "50 RK4 steps" in out
     assert float(out.split("relative error at most ")[1].split()[0]) < 1e-6
     assert "largest gradient entry 0.0e+00" in out
+
+
+def test_rnn_language_model_trains_through_a_scan(tmp_path):
+    out = _run("rnn_language_model.py", tmp_path, "--length", "120", "--steps", "40")
+    before, after = (float(v) for v in out.split("loss: ")[1].split(" bits")[0].split(" -> "))
+    assert after < 0.7 * before
