@@ -84,8 +84,27 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
         if out in active and seed is not ZERO:
             pending.setdefault(out, []).append(broadcast_to(seed, out.shape))
     adjoints: dict[Expr, Expr] = {}
+    # Sibling outputs of one multi-output op (a loop) are differentiated together, once
+    # the last of them is reached (all their users come before).
+    siblings: dict[tuple, list[Expr]] = {}
+    for node in order:
+        if node.args and OPS[node.op].joint_vjp is not None and node in active:
+            siblings.setdefault((node.op, node.args, node.value[0]), []).append(node)
+    gathered: dict[tuple, dict] = {}
     for node in reversed(order):
         terms = pending.pop(node, None)
+        if node.args and OPS[node.op].joint_vjp is not None and node in active:
+            key = (node.op, node.args, node.value[0])
+            group = gathered.setdefault(key, {})
+            if terms:
+                group[node.value[1]] = fold("add", terms)
+            siblings[key].pop()
+            if not siblings[key] and group:
+                contributions = OPS[node.op].joint_vjp(node, group)
+                for arg, contribution in zip(node.args, contributions, strict=True):
+                    if arg in active:
+                        pending.setdefault(arg, []).append(contribution)
+            continue
         if not terms:
             continue
         adjoint = fold("add", terms)

@@ -45,6 +45,9 @@ class Op:
     element of the result depends on, as two integer arrays (result positions, operand
     positions; C order) over the concrete ``shape`` and ``arg_shapes`` (see
     symdiff.sparsity; elementwise ops need none: they read operands where they broadcast).
+    Ops with several outputs (a loop) have one node per output, siblings sharing operands
+    and ``value[0]``; ``joint_vjp(node, {value[1]: adjoint})`` gives every operand's
+    contribution from the adjoints of several siblings at once (one reverse sweep).
     """
 
     name: str
@@ -65,6 +68,7 @@ class Op:
     loop: str | None = None
     loop_helper: str | None = None
     sparsity: Callable | None = None
+    joint_vjp: Callable | None = None
 
     @property
     def elementwise(self) -> bool:

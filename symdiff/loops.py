@@ -126,9 +126,16 @@ def _scan_jvp(node: Expr, tangents) -> Expr | None:
 
 
 def _scan_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
+    return _scan_joint_vjp(node, {node.value[1]: adjoint})[i]
+
+
+def _scan_joint_vjp(node: Expr, adjoints: dict) -> list[Expr]:
+    """What the adjoints of several outputs of one loop (``{output: adjoint}``) add to
+    each of its operands: one reverse scan for all of them."""
+    from .array_ops import broadcast_to, zeros
     from .diff import reverse_mode
 
-    body, (kind, j) = node.value
+    body = node.value[0]
     c, x = len(body.carries), len(body.xs)
     args = node.args
     depth = _depth_of(body)
@@ -137,13 +144,17 @@ def _scan_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
     ct_inv = tuple(internal_symbol(f"scan{depth}_acc{k}", p.shape)
                    for k, p in enumerate(body.invariants))
     # One step back: the cotangent of the carry before the step, of the step's slice and
-    # (summed over the steps) of the invariants.  The step-t seed of this output reaches
-    # the loop as a scanned array (ys, carries) or as the initial cotangent (carry).
+    # (summed over the steps) of the invariants.  The step-t seeds of stacked outputs
+    # reach the loop as scanned arrays; those of final carries as the initial cotangent.
     seeds = [(nc, ct) for nc, ct in zip(body.new_carries, ct_carries, strict=True)]
+    init = [zeros(s) for s in shapes] + [zeros(p.shape) for p in body.invariants]
     scanned, slices = [], []
-    if kind in ("ys", "carries"):
+    for (kind, j), adjoint in sorted(adjoints.items()):
+        if kind == "carry":
+            init[j] = broadcast_to(adjoint, shapes[j])
+            continue
         part = body.ys[j] if kind == "ys" else body.carries[j]
-        seed_slice = internal_symbol(f"scan{depth}_seed", part.shape)
+        seed_slice = internal_symbol(f"scan{depth}_seed{len(slices)}", part.shape)
         seeds.append((part, seed_slice))
         scanned.append(adjoint)
         slices.append(seed_slice)
@@ -157,17 +168,10 @@ def _scan_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
                                                                 strict=True)),
         ys=tuple(grads[c:c + x]),
         reverse=not body.reverse)
-    from .array_ops import broadcast_to, zeros
-
-    init = [zeros(s) for s in shapes] + [zeros(p.shape) for p in body.invariants]
-    if kind == "carry":
-        init[j] = broadcast_to(adjoint, shapes[j])
     operands = tuple(init) + stored + args[c:c + x] + tuple(scanned) + args[c + x:]
-    if i < c:
-        return _node(back, ("carry", i), operands)
-    if i < c + x:
-        return _node(back, ("ys", i - c), operands)
-    return _node(back, ("carry", c + (i - c - x)), operands)
+    return ([_node(back, ("carry", i), operands) for i in range(c)]
+            + [_node(back, ("ys", k), operands) for k in range(x)]
+            + [_node(back, ("carry", c + m), operands) for m in range(len(body.invariants))])
 
 
 def _depth_of(body: ScanBody) -> int:
@@ -185,7 +189,8 @@ def _scan_sparsity(i, node, shape, arg_shapes):
 
 
 register(Op("scan", None, _evaluate_scan, None, None, None, shape_rule=_scan_shape,
-            vjp=_scan_vjp, jvp=_scan_jvp, sparsity=_scan_sparsity))
+            vjp=_scan_vjp, jvp=_scan_jvp, sparsity=_scan_sparsity,
+            joint_vjp=_scan_joint_vjp))
 
 
 def _node(body: ScanBody, output: tuple, operands) -> Expr:

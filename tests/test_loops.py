@@ -195,3 +195,10 @@ def test_fori_loop_matches_the_python_loop():
     assert sd.fori_loop(3, 3, lambda i, c: c * 2, a) is a
     with pytest.raises(sd.SymdiffError, match="Python ints"):
         sd.fori_loop(0, sd.symbol("n"), lambda i, c: c, a)
+
+
+def test_one_reverse_sweep_for_every_output_of_a_loop():
+    scanned, _, xs = _rnn(6)  # its loss reads the final carries and the stacked outputs
+    graph = sd.ir.topological_order(sd.grad(scanned, [W, H0, S, xs]))
+    loops = {n.value[0] for n in graph if n.op == "scan"}
+    assert sum(body.reverse for body in loops) == 1
