@@ -104,7 +104,7 @@ from .arrays import (  # noqa: E402
     where,
 )
 from .diff import hvp  # noqa: E402
-from .loops import fori_loop, scan  # noqa: E402
+from .loops import fori_loop, scan, while_loop  # noqa: E402
 
 
 def clear_cache() -> int:
@@ -121,4 +121,5 @@ __all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "
             "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
             "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
-            "not_equal", "ShapeError", "ArgumentError", "clear_cache", "scan", "fori_loop"]
+            "not_equal", "ShapeError", "ArgumentError", "clear_cache", "scan", "fori_loop",
+            "while_loop"]

@@ -269,3 +269,32 @@ def fori_loop(lower: int, upper: int, body, init):
     carry, _ = scan(lambda c, i: (body(i, c), None), init,
                     np.arange(lower, upper, dtype=np.float64))
     return carry
+
+
+def while_loop(cond, body, init, *, max_steps: int):
+    """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``, for at
+    most ``max_steps`` steps; returns the final carry.
+
+    ``cond`` returns a comparison (1.0 / 0.0).  With its bound the loop is a scan whose
+    steps keep the carry once ``cond`` fails, so values, forward and reverse derivatives
+    of every order work as for ``scan`` (the derivative does not flow through ``cond``:
+    the trip count is piecewise constant).  The loop always runs ``max_steps`` steps.
+    """
+    from .arrays import where
+
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
+            or max_steps < 1:
+        raise SymdiffError("while_loop: max_steps must be a positive int")
+    inits, kind = _parts(init, "init")
+
+    def step(carry, _):
+        parts = list(carry) if kind is not None else [carry]
+        running = cond(carry)
+        updated, _ = _parts(body(carry), "the carry")
+        if len(updated) != len(parts):
+            raise SymdiffError("while_loop: body must return a carry of init's structure")
+        kept = [where(running, new, old) for new, old in zip(updated, parts, strict=True)]
+        return _restore(kept, kind), None
+
+    final, _ = scan(step, _restore(inits, kind), np.zeros(max_steps))
+    return final

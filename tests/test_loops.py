@@ -202,3 +202,21 @@ def test_one_reverse_sweep_for_every_output_of_a_loop():
     graph = sd.ir.topological_order(sd.grad(scanned, [W, H0, S, xs]))
     loops = {n.value[0] for n in graph if n.op == "scan"}
     assert sum(body.reverse for body in loops) == 1
+
+
+def test_while_loop_with_a_bound_values_and_derivatives_both_modes():
+    x0, r = sd.symbols("x0 r")
+    final = sd.while_loop(lambda c: c[0] < 10.0, lambda c: (c[0] * r, c[1] + 1.0),
+                          (x0, sd.const(0.0)), max_steps=40)
+    point = {"x0": 1.0, "r": 1.3}
+    n = 9  # 1.3**9 = 10.6 is the first power above 10
+    _close(sd.evaluate(list(final), point), [1.3 ** n, n])
+    _close(sd.evaluate(sd.diff(final[0], r), point), n * 1.3 ** (n - 1))  # reverse
+    (tangent,) = forward_mode([final[0]], {r: sd.const(1.0), x0: sd.const(0.0)})
+    _close(sd.evaluate(tangent, point), n * 1.3 ** (n - 1))
+    fn = sd.compile(final[0], args=[x0, r])
+    _close(fn(1.0, 1.3), 1.3 ** n)
+    _close(fn.grad(1.0, 1.3), [1.3 ** n, n * 1.3 ** (n - 1)])
+    _close(fn(20.0, 1.3), 20.0)  # cond false at once: zero steps
+    with pytest.raises(sd.SymdiffError, match="max_steps"):
+        sd.while_loop(lambda c: c < 1.0, lambda c: c * 2.0, x0, max_steps=0)
