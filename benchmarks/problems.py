@@ -1,4 +1,4 @@
-"""The benchmark problems of DESIGN.md, each in the forms the systems need.
+"""The benchmark problems P1-P5, each in the forms the systems need.
 
 A problem has natural arguments (floats and arrays), a NumPy reference value and
 gradient written by hand (the ground truth for correctness), an ``array_fn(xp, *args)``

@@ -82,7 +82,7 @@ class HandNumba:
     def prepare(self, problem, args):
         kernel = handwritten.KERNELS.get(problem.key)
         if kernel is None:
-            raise Skip("no hand-written kernel (DESIGN.md: P1-P3 and P5)")
+            raise Skip("no hand-written kernel (written for P1-P3 and P5)")
         kernel(*args)
         return kernel, None
 
@@ -206,7 +206,7 @@ class SymPy:
 
         n = _scalar_inputs(problem, args)
         if problem.key in ("P3", "P4") and not os.environ.get("BENCH_FULL"):
-            raise Skip("minutes to derive (DESIGN.md: 97 s for P3, gave up on P4); "
+            raise Skip("minutes to derive (measured on this machine: 97 s for P3, gave up on P4); "
                        "BENCH_FULL=1 runs it")
         if self.njit and problem.batch_points:
             raise Skip("lambdify's NumPy form already vectorizes P5")
@@ -247,7 +247,7 @@ class SymEngine:
 
         n = _scalar_inputs(problem, args)
         if problem.key == "P4" and not os.environ.get("BENCH_FULL"):
-            raise Skip("27 s to prepare (DESIGN.md); BENCH_FULL=1 runs it")
+            raise Skip("27 s to prepare (measured on this machine); BENCH_FULL=1 runs it")
         xs = se.symbols(f"v0:{n}")
         f = problem.scalar_fn(se, list(xs))
         wrt = [xs[k] for lo, hi, _ in _wrt_slices(problem, args) for k in range(lo, hi)]
