@@ -10,10 +10,13 @@ function uses come from the same loop.
 from __future__ import annotations
 
 import hashlib
+import weakref
 
 from symdiff.ir import Expr, flatten, topological_order
 
-_NAMES: dict = {}  # ScanBody -> its function's name (a digest of its source)
+# ScanBody -> its function's name (a digest of its source); weak, so bodies (and the
+# graphs they hold) are freed with the last node that uses them.
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _body_spec(body, name: str):

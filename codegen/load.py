@@ -32,11 +32,6 @@ _modules: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _CACHED = "cache=True)"
 
 
-def cache_directory() -> str:
-    """Where generated modules live (see codegen.cache.configured_directory)."""
-    return cache.configured_directory()
-
-
 def module_name_for(source: str, name: str) -> str:
     """The module name of a source: ``name`` and the hash of the source."""
     return f"{name}_{hashlib.sha256(source.encode('utf-8')).hexdigest()[:20]}"

@@ -86,10 +86,11 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
     adjoints: dict[Expr, Expr] = {}
     # Sibling outputs of one multi-output op (a loop) are differentiated together, once
     # the last of them is reached (all their users come before).
-    siblings: dict[tuple, list[Expr]] = {}
+    unvisited: dict[tuple, int] = {}  # siblings of each group not reached yet
     for node in order:
         if node.args and OPS[node.op].joint_vjp is not None and node in active:
-            siblings.setdefault((node.op, node.args, node.value[0]), []).append(node)
+            key = (node.op, node.args, node.value[0])
+            unvisited[key] = unvisited.get(key, 0) + 1
     gathered: dict[tuple, dict] = {}
     for node in reversed(order):
         terms = pending.pop(node, None)
@@ -98,8 +99,8 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
             group = gathered.setdefault(key, {})
             if terms:
                 group[node.value[1]] = fold("add", terms)
-            siblings[key].pop()
-            if not siblings[key] and group:
+            unvisited[key] -= 1
+            if not unvisited[key] and group:
                 contributions = OPS[node.op].joint_vjp(node, group)
                 for arg, contribution in zip(node.args, contributions, strict=True):
                     if arg in active:
