@@ -32,11 +32,12 @@ THETA = np.array([1.1, 0.4, 0.4, 0.1])
 Y0 = np.array([10.0, 5.0])
 
 
-def _data(problem: str, steps: int):
+def _data(problem: str, steps: int, hidden: int = HIDDEN):
     rng = np.random.default_rng(0)
     if problem == "rnn":
-        return (rng.normal(size=(HIDDEN, FEATURES)) * 0.3, rng.normal(size=(HIDDEN, HIDDEN))
-                * 0.3, rng.normal(size=HIDDEN) * 0.1, rng.normal(size=(steps, FEATURES)))
+        return (rng.normal(size=(hidden, FEATURES)) * 0.3, rng.normal(size=(hidden, hidden))
+                * 0.3 / np.sqrt(hidden / HIDDEN), rng.normal(size=hidden) * 0.1,
+                rng.normal(size=(steps, FEATURES)))
     return THETA * 1.05, Y0 + rng.normal(size=(steps, 2))
 
 
@@ -52,7 +53,7 @@ def _rk4(y, theta, stack):
     return y + DT / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
-def _symdiff(problem: str):
+def _symdiff(problem: str, checkpoint="auto", hidden: int = HIDDEN):
     import symdiff as sd
 
     if problem == "rnn":
@@ -60,18 +61,18 @@ def _symdiff(problem: str):
             def step(h, x):
                 h = sd.tanh(Wx @ x + Wh @ h)
                 return h, sd.sum(h * v) ** 2
-            _, ys = sd.scan(step, np.zeros(HIDDEN), xs)
+            _, ys = sd.scan(step, np.zeros(hidden), xs, checkpoint=checkpoint)
             return sd.sum(ys)
 
-        args = [sd.matrix("Wx", HIDDEN, FEATURES), sd.matrix("Wh", HIDDEN, HIDDEN),
-                sd.vector("v", HIDDEN), sd.symbol("xs", (None, FEATURES))]
+        args = [sd.matrix("Wx", hidden, FEATURES), sd.matrix("Wh", hidden, hidden),
+                sd.vector("v", hidden), sd.symbol("xs", (None, FEATURES))]
         fn = sd.compile(loss, wrt=args[:3], args=args, background=False)
     else:
         def loss(theta, seen):
             def step(y, target):
                 y = _rk4(y, theta, sd.stack)
                 return y, sd.sum((y - target) ** 2)
-            _, misfits = sd.scan(step, Y0, seen)
+            _, misfits = sd.scan(step, Y0, seen, checkpoint=checkpoint)
             return sd.sum(misfits)
 
         args = [sd.vector("theta", 4), sd.symbol("seen", (None, 2))]
@@ -106,42 +107,127 @@ def _jax(problem: str):
     return call
 
 
+def _torch(problem: str):
+    # PyTorch has no scan: its autograd records the Python loop's T steps on every call.
+    import torch
+
+    torch.set_num_threads(1)  # the arrays are small: threads only add overhead
+    if problem == "rnn":
+        def loss(Wx, Wh, v, xs):
+            h, total = torch.zeros(HIDDEN, dtype=torch.float64), 0.0
+            for x in xs:
+                h = torch.tanh(Wx @ x + Wh @ h)
+                total = total + torch.sum(h * v) ** 2
+            return total
+    else:
+        def loss(theta, seen):
+            y, total = torch.tensor(Y0), 0.0
+            for target in seen:
+                y = _rk4(y, theta, torch.stack)
+                total = total + torch.sum((y - target) ** 2)
+            return total
+
+    def call(*arrays):
+        tensors = [torch.tensor(a) for a in arrays]
+        trainable = tensors[:3] if problem == "rnn" else tensors[:1]
+        for t in trainable:
+            t.requires_grad_(True)
+        value = loss(*tensors)
+        grads = torch.autograd.grad(value, trainable)
+        return value.detach().item(), grads
+    return call
+
+
+_SYSTEMS = {"symdiff": ("symdiff", _symdiff), "JAX": ("jax", _jax),
+            "PyTorch": ("torch", _torch)}
+
+
 def worker(system: str, problem: str, steps: int) -> dict:
     """One measurement (run in its own process)."""
     data = _data(problem, steps)
     import importlib
 
+    library, prepare = _SYSTEMS[system]
     # Libraries are imported before the clock starts: the work is what is timed.
-    importlib.import_module("symdiff" if system == "symdiff" else "jax")
+    importlib.import_module(library)
     begin = time.perf_counter()
-    call = (_symdiff if system == "symdiff" else _jax)(problem)
+    call = prepare(problem)
     value, _ = call(*data)
     first = time.perf_counter() - begin
     return {"system": system, "problem": problem, "steps": steps, "first_s": first,
             "per_call_s": _per_call(call, data), "value": float(value)}
 
 
+def memory_worker(checkpoint: str, problem: str, steps: int, hidden: int) -> dict:
+    """Peak memory and time of one gradient by checkpoint schedule (own process): the
+    function is compiled on 10 steps, then called on ``steps`` (the scan's length is open),
+    so the growth of the peak resident size is the call's, stored carries included."""
+    import resource
+
+    checkpoint = int(checkpoint) if checkpoint.isdigit() else checkpoint
+    call = _symdiff(problem, checkpoint, hidden)
+    call(*_data(problem, 10, hidden))
+    data = _data(problem, steps, hidden)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    value, _ = call(*data)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    carry = (hidden if problem == "rnn" else 2) * 8
+    return {"checkpoint": checkpoint, "problem": problem, "steps": steps, "hidden": hidden,
+            "carries_mb": steps * carry / 1e6, "peak_growth_mb": grown / 1024,
+            "per_call_s": _per_call(call, data), "value": float(value)}
+
+
+def _subprocess(*arguments) -> dict:
+    env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-loops-"),
+               SYMDIFF_BACKGROUND="0")
+    out = subprocess.run([sys.executable, "-m", "benchmarks.loops", *arguments], env=env,
+                         text=True, capture_output=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _memory(options) -> list[dict]:
+    rows = []
+    for problem, hidden in (("rnn", 64), ("rk4", 2)):
+        for steps in options.steps:
+            for schedule in ("all", "sqrt"):
+                row = _subprocess("--memory-worker", schedule, problem, str(steps), str(hidden))
+                rows.append(row)
+                print(f"{problem:>4} T={steps:>6} checkpoint={schedule:>4}: carries "
+                      f"{row['carries_mb']:8.3f} MB, peak grew {row['peak_growth_mb']:7.2f} MB,"
+                      f" per call {row['per_call_s'] * 1e3:9.3f} ms (value "
+                      f"{row['value']:.9g})", flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="sd.scan against lax.scan by trip count")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 100, 1000, 10000])
-    parser.add_argument("--systems", nargs="+", default=["symdiff", "JAX"])
+    parser.add_argument("--systems", nargs="+", default=["symdiff", "JAX", "PyTorch"])
     parser.add_argument("--json", default=None)
+    parser.add_argument("--memory", action="store_true",
+                        help="peak memory and time of the gradient by checkpoint schedule")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-worker", nargs=4, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.worker:
         system, problem, steps = options.worker
         print(json.dumps(worker(system, problem, int(steps))))
         return 0
+    if options.memory_worker:
+        schedule, problem, steps, hidden = options.memory_worker
+        print(json.dumps(memory_worker(schedule, problem, int(steps), int(hidden))))
+        return 0
+    if options.memory:
+        rows = _memory(options)
+        if options.json:
+            with open(options.json, "w", encoding="utf-8") as out:
+                json.dump(rows, out, indent=1)
+        return 0
     rows = []
     for problem in ("rnn", "rk4"):
         for steps in options.steps:
             for system in options.systems:
-                env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-loops-"),
-                           SYMDIFF_BACKGROUND="0")
-                out = subprocess.run([sys.executable, "-m", "benchmarks.loops", "--worker",
-                                      system, problem, str(steps)], env=env, text=True,
-                                     capture_output=True, check=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
+                row = _subprocess("--worker", system, problem, str(steps))
                 rows.append(row)
                 print(f"{problem:>4} T={steps:>6} {system:>8}: first gradient "
                       f"{row['first_s']:6.2f} s, per call {row['per_call_s'] * 1e3:9.3f} ms "

@@ -150,6 +150,7 @@ class ArrayEmitter:
         self.handed_out: set[str] = set()  # arrays already returned as they are
         self.counter = 0
         consumers: dict[Expr, list[Expr]] = {}
+        self.consumers = consumers
         for node in self.order:
             for arg in dict.fromkeys(node.args):  # x * x has one consumer
                 consumers.setdefault(arg, []).append(node)

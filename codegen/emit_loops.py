@@ -59,45 +59,222 @@ def has_loops(result) -> bool:
     return any(n.op == "scan" for n in topological_order(flatten(result)))
 
 
-def emit_scan(emitter, node: Expr) -> None:
-    """Lines of the loop computing ``node`` and every other output of the same loop that
-    the function uses (``emitter`` is a codegen.emit_arrays.ArrayEmitter)."""
+# "auto" stores every carry while they take at most this many bytes, else checkpoints
+# every ceil(sqrt(T)) steps.  Measured (python -m benchmarks.loops --memory): the
+# recomputation makes a gradient 8-35% slower (RNN of 64 states, T = 10^3..10^5; RK4),
+# and saves what the carries take: 49.6 of 51 MB at T = 10^5.  Below 16 MB the time
+# matters more; above, the memory.
+AUTO_STORE_BYTES = 1 << 24
+
+
+def _key(node: Expr) -> tuple:
+    return node.value[0], node.args
+
+
+def _parts_of(body) -> tuple[int, int]:
+    return len(body.carries), len(body.xs)
+
+
+def _plan(emitter) -> dict:
+    """The loops of this function whose stacked carries are checkpointed, by (body,
+    operands): those read only as scanned arrays of loops running the other way (reverse
+    sweeps, which then recompute them segment by segment), not outputs, not "all"."""
+    plan = getattr(emitter, "loop_plan", None)
+    if plan is not None:
+        return plan
+    outputs = set(emitter.outputs)
+
+    def recomputable(n: Expr) -> bool:
+        forward = n.value[0]
+        if n in outputs or forward.checkpoint == "all":
+            return False
+        for user in emitter.consumers.get(n, []):
+            if user.op != "scan" or user.value[0].reverse == forward.reverse:
+                return False
+            c, x = _parts_of(user.value[0])
+            if any(a is n for a in user.args[:c] + user.args[c + x:]):
+                return False
+        return True
+
+    stacked: dict[tuple, list] = {}
+    for n in emitter.order:
+        if n.op == "scan" and n.value[1][0] == "carries":
+            stacked.setdefault(_key(n), []).append(n)
+    chosen = {key for key, nodes in stacked.items() if all(map(recomputable, nodes))}
+    # A sweep's segments are those of every loop it recomputes: one policy among them.
+    changed = True
+    while changed:
+        changed = False
+        for n in emitter.order:
+            if n.op != "scan":
+                continue
+            sources = _sources(n, chosen)
+            if len({key[0].checkpoint for key in sources}) > 1:
+                chosen -= set(sources)
+                changed = True
+    emitter.loop_plan = {key: None for key in chosen}
+    return emitter.loop_plan
+
+
+def _sources(node: Expr, chosen) -> list[tuple]:
+    """The checkpointed loops whose stacked carries ``node``'s loop scans."""
+    c, x = _parts_of(node.value[0])
+    keys = [_key(a) for a in node.args[c:c + x] if a.op == "scan"
+            and a.value[1][0] == "carries"]
+    return list(dict.fromkeys(k for k in keys if k in chosen))
+
+
+def _segment_length(policy, steps: str, carry) -> str:
+    """The generated expression of the checkpoint interval for a loop of ``steps``."""
     from .emit_arrays import _dim
 
+    if isinstance(policy, int):
+        return f"max(1, min({policy}, {steps}))"
+    root = f"max(1, int(math.ceil(math.sqrt({steps}))))"
+    if policy == "sqrt":
+        return root
+    size = " + ".join("*".join(["8"] + [_dim(d) for d in p.shape]) for p in carry) or "0"
+    return f"1 if {steps} * ({size}) <= {AUTO_STORE_BYTES} else {root}"
+
+
+class _Step:
+    """The call of one loop's body at step ``index`` and what the loop keeps of it."""
+
+    def __init__(self, emitter, body, args, slots=None):
+        self.emitter = emitter
+        self.body = body
+        # Scanned operands may be recomputed into segment buffers: ``slots`` gives those.
+        self.slots = slots or {}
+        self.operands = [None if k in self.slots else emitter.operand(a)
+                         for k, a in enumerate(args)]
+        self.carry = [emitter.new_name() for _ in body.carries]
+        self.stacked: dict[Expr, str] = {}
+
+    def call(self, index: str, offset: str) -> list[str]:
+        c, x = _parts_of(self.body)
+        result = self.emitter.new_name()
+        scanned = [f"{self.slots[c + k]}[{index} - {offset}]" if c + k in self.slots
+                   else f"{self.operands[c + k]}[{index}]" for k in range(x)]
+        arguments = self.carry + scanned + self.operands[c + x:]
+        lines = [f"{name}[{index}] = {self.carry[n.value[1][1]]}"
+                 for n, name in self.stacked.items() if n.value[1][0] == "carries"]
+        lines.append(f"{result} = {body_name(self.body)}({', '.join(arguments)})")
+        lines += [f"{name}[{index}] = {result}[{c + n.value[1][1]}]"
+                  for n, name in self.stacked.items() if n.value[1][0] == "ys"]
+        lines += [f"{name} = {result}[{k}]" for k, name in enumerate(self.carry)]
+        return lines
+
+
+def emit_scan(emitter, node: Expr) -> None:
+    """Lines of the loop computing ``node`` and every other output of the same loop that
+    the function uses (``emitter`` is a codegen.emit_arrays.ArrayEmitter).  A reverse
+    sweep over checkpointed carries runs segment by segment, recomputing each segment's
+    carries from its checkpoint first."""
+    from .emit_arrays import _dim
+
+    plan = _plan(emitter)
+    key = _key(node)
     body = node.value[0]
-    group = [n for n in emitter.order if n.op == "scan" and n.args == node.args
-             and n.value[0] is body]
-    c, x = len(body.carries), len(body.xs)
-    operands = [emitter.operand(a) for a in node.args]
-    carry = [emitter.new_name() for _ in range(c)]
-    steps = emitter.new_name()
-    lines = [f"{steps} = {operands[c]}.shape[0]"]
-    lines += [f"{name} = {value}" for name, value in zip(carry, operands[:c], strict=True)]
-    stacked = {}
+    group = [n for n in emitter.order if n.op == "scan" and _key(n) == key]
+    c, x = _parts_of(body)
+    sources = [s for s in _sources(node, plan) if plan[s] is not None]
+    slots, buffers = {}, []
+    lines = []
+    if sources:
+        steps, k, count = plan[sources[0]]["steps"], plan[sources[0]]["k"], \
+            plan[sources[0]]["count"]
+        for source in sources:
+            record = plan[source]
+            names = [emitter.new_name() for _ in record["shapes"]]
+            buffers.append((record, names))
+            lines += [f"{b} = np.empty(({', '.join([k] + [_dim(d) for d in shape])},))"
+                      for b, shape in zip(names, record["shapes"], strict=True)]
+        for pos, a in enumerate(node.args[c:c + x], start=c):
+            if a.op == "scan" and _key(a) in sources:
+                record, names = buffers[sources.index(_key(a))]
+                slots[pos] = names[a.value[1][1]]
+    step = _Step(emitter, body, node.args, slots)
+    if not sources:
+        steps = emitter.new_name()
+        lines.append(f"{steps} = {step.operands[c]}.shape[0]")
+    lines += [f"{name} = {value}" for name, value in zip(step.carry, step.operands[:c],
+                                                         strict=True)]
+    checkpointed = key in plan
     for n in group:
         kind, j = n.value[1]
-        if kind == "carry":
-            continue
-        part = body.ys[j] if kind == "ys" else body.carries[j]
-        stacked[n] = emitter.new_name()
-        shape = ", ".join([steps] + [_dim(d) for d in part.shape])
-        lines.append(f"{stacked[n]} = np.empty(({shape},))")
-    index = "_s"
-    order = f"range({steps} - 1, -1, -1)" if body.reverse else f"range({steps})"
-    lines.append(f"for {index} in {order}:")
-    for n, name in stacked.items():
-        kind, j = n.value[1]
-        if kind == "carries":
-            lines.append(f"    {name}[{index}] = {carry[j]}")
-    result = emitter.new_name()
-    arguments = carry + [f"{xs}[{index}]" for xs in operands[c:c + x]] + operands[c + x:]
-    lines.append(f"    {result} = {body_name(body)}({', '.join(arguments)})")
-    for n, name in stacked.items():
-        kind, j = n.value[1]
-        if kind == "ys":
-            lines.append(f"    {name}[{index}] = {result}[{c + j}]")
-    lines += [f"    {name} = {result}[{k}]" for k, name in enumerate(carry)]
+        if kind == "ys" or (kind == "carries" and not checkpointed):
+            part = body.ys[j] if kind == "ys" else body.carries[j]
+            step.stacked[n] = emitter.new_name()
+            shape = ", ".join([steps] + [_dim(d) for d in part.shape])
+            lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
+    if checkpointed:
+        lines += _checkpoint_arrays(emitter, plan, key, steps, body)
+    if sources:
+        lines += _segmented_loop(step, plan.get(key), steps, k, count, buffers)
+    else:
+        order = f"range({steps} - 1, -1, -1)" if body.reverse else f"range({steps})"
+        lines.append(f"for _s in {order}:")
+        lines += ["    " + line for line in _keep_checkpoint(plan.get(key), body, step, "_s")]
+        lines += ["    " + line for line in step.call("_s", "0")]
     emitter.lines += lines
     for n in group:
         kind, j = n.value[1]
-        emitter.names[n] = carry[j] if kind == "carry" else stacked[n]
+        if kind == "carry":
+            emitter.names[n] = step.carry[j]
+        elif n in step.stacked:
+            emitter.names[n] = step.stacked[n]
+        else:  # read only through the checkpoints, by the sweeps that recompute it
+            emitter.names[n] = plan[key]["checkpoints"][j]
+
+
+def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
+    """Allocate a loop's checkpoints and record them in ``plan`` for its sweeps."""
+    from .emit_arrays import _dim
+
+    k, count = emitter.new_name(), emitter.new_name()
+    names = [emitter.new_name() for _ in body.carries]
+    plan[key] = {"steps": steps, "k": k, "count": count, "checkpoints": names,
+                 "shapes": [p.shape for p in body.carries], "args": key[1], "body": body}
+    lines = [f"{k} = {_segment_length(body.checkpoint, steps, body.carries)}",
+             f"{count} = ({steps} + {k} - 1) // {k}"]
+    lines += [f"{n} = np.empty(({', '.join([count] + [_dim(d) for d in p.shape])},))"
+              for n, p in zip(names, body.carries, strict=True)]
+    return lines
+
+
+def _keep_checkpoint(record, body, step, index: str) -> list[str]:
+    """Store the carry entering each segment (segments of k steps from step 0; a reverse
+    loop enters a segment at its last step)."""
+    if record is None:
+        return []
+    k, steps = record["k"], record["steps"]
+    entering = (f"{index} % {k} == 0" if not body.reverse
+                else f"({index} + 1) % {k} == 0 or {index} == {steps} - 1")
+    return [f"if {entering}:"] + [f"    {ck}[{index} // {k}] = {carry}" for ck, carry in
+                                  zip(record["checkpoints"], step.carry, strict=True)]
+
+
+def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
+    """A sweep over segments in its own order: each segment's carries of every source
+    loop are recomputed into buffers from the segment's checkpoint, then its steps run
+    (``record``: the sweep's own checkpoints, if a later sweep recomputes it in turn)."""
+    body = step.body
+    segments = f"range({count} - 1, -1, -1)" if body.reverse else f"range({count})"
+    lines = [f"for _g in {segments}:", f"    _lo = _g * {k}", f"    _hi = min(_lo + {k}, {steps})"]
+    for source_record, buffer in buffers:
+        forward = source_record["body"]
+        source = _Step(step.emitter, forward, source_record["args"])
+        lines += [f"    {name} = {ck}[_g]" for name, ck in
+                  zip(source.carry, source_record["checkpoints"], strict=True)]
+        order, last = (("range(_hi - 1, _lo - 1, -1)", "_lo") if forward.reverse
+                       else ("range(_lo, _hi)", "_hi - 1"))
+        lines.append(f"    for _r in {order}:")
+        lines += [f"        {b}[_r - _lo] = {carry}" for b, carry in
+                  zip(buffer, source.carry, strict=True)]
+        lines.append(f"        if _r != {last}:")
+        lines += ["            " + line for line in source.call("_r", "0")]
+    order = ("range(_hi - 1, _lo - 1, -1)" if body.reverse else "range(_lo, _hi)")
+    lines.append(f"    for _s in {order}:")
+    lines += ["        " + line for line in _keep_checkpoint(record, body, step, "_s")]
+    lines += ["        " + line for line in step.call("_s", "_lo")]
+    return lines

@@ -45,11 +45,32 @@ class ScanBody:
     new_carries: tuple[Expr, ...]
     ys: tuple[Expr, ...]
     reverse: bool = False
+    checkpoint: object = "auto"  # what a reverse sweep over this loop keeps: CHECKPOINTS
 
     def __repr__(self):
         return (f"body(carries={len(self.carries)}, xs={len(self.xs)}, "
                 f"invariants={len(self.invariants)}, ys={len(self.ys)}"
-                + (", reverse" if self.reverse else "") + ")")
+                + (", reverse" if self.reverse else "")
+                + ("" if self.checkpoint == "auto" else f", checkpoint={self.checkpoint!r}")
+                + ")")
+
+
+# How the carries a reverse sweep reads are kept (codegen.emit_loops applies it):
+# "all" stores every step's carry; an int k stores every k-th and recomputes the steps
+# between from it, one segment at a time; "sqrt" takes k = ceil(sqrt(T)) (memory
+# O(sqrt(T)) carries for one more forward pass); "auto" stores all while they take at
+# most codegen.emit_loops.AUTO_STORE_BYTES (16 MB), else "sqrt".
+CHECKPOINTS = ("auto", "all", "sqrt")
+
+
+def _checked_checkpoint(checkpoint):
+    if isinstance(checkpoint, str) and checkpoint in CHECKPOINTS:
+        return checkpoint
+    if isinstance(checkpoint, (int, np.integer)) and not isinstance(checkpoint, bool) \
+            and checkpoint >= 1:
+        return int(checkpoint)
+    raise SymdiffError(f"scan: checkpoint must be one of {CHECKPOINTS} or a positive int "
+                       f"(store every k-th carry), not {checkpoint!r}")
 
 
 def _output_shape(body: ScanBody, kind: str, j: int, length) -> tuple:
@@ -115,7 +136,7 @@ def _scan_jvp(node: Expr, tangents) -> Expr | None:
     derived = forward_mode(outputs, seeds)
     new_body = ScanBody(body.carries + d_carries, body.xs + d_xs,
                         body.invariants + d_inv, body.new_carries + tuple(derived[:c]),
-                        body.ys + tuple(derived[c:]), body.reverse)
+                        body.ys + tuple(derived[c:]), body.reverse, body.checkpoint)
     from .array_ops import zeros
 
     filled = [zeros(a.shape) if t is None else t for a, t in zip(args, tangents, strict=True)]
@@ -167,7 +188,8 @@ def _scan_joint_vjp(node: Expr, adjoints: dict) -> list[Expr]:
         new_carries=tuple(grads[:c]) + tuple(a + g for a, g in zip(ct_inv, grads[c + x:],
                                                                 strict=True)),
         ys=tuple(grads[c:c + x]),
-        reverse=not body.reverse)
+        reverse=not body.reverse,
+        checkpoint=body.checkpoint)
     operands = tuple(init) + stored + args[c:c + x] + tuple(scanned) + args[c + x:]
     return ([_node(back, ("carry", i), operands) for i in range(c)]
             + [_node(back, ("ys", k), operands) for k in range(x)]
@@ -213,7 +235,7 @@ def _restore(parts, kind):
         None if kind is None and not parts else kind(parts))
 
 
-def scan(step, init, xs, reverse: bool = False):
+def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     """Loop ``carry, y = step(carry, x)`` over the leading axis of ``xs``, like
     ``jax.lax.scan``; returns ``(final carry, ys stacked)``.
 
@@ -222,7 +244,14 @@ def scan(step, init, xs, reverse: bool = False):
     open ``None`` dimension: one compile serves every length); ``step`` returns the next
     carry (same structure and shapes) and ``y`` (an expression, a tuple, or None).  The
     body is traced once; derivatives of the result are loops too.
+
+    ``checkpoint`` says what the reverse sweep of a gradient keeps of the forward carries:
+    ``"all"``, every k-th (an int k: the steps between are recomputed), ``"sqrt"``
+    (k = ceil(sqrt(T)): O(sqrt(T)) carries in memory for one more forward pass) or
+    ``"auto"`` (all while they take at most 16 MB, else ``"sqrt"``).  Every choice gives the
+    same numbers (docs/loops.md).
     """
+    checkpoint = _checked_checkpoint(checkpoint)
     inits, carry_kind = _parts(init, "init")
     arrays, xs_kind = _parts(xs, "xs")
     if not arrays:
@@ -249,7 +278,8 @@ def scan(step, init, xs, reverse: bool = False):
                          f"{[c.shape for c in carries]} to {[n.shape for n in new_carries]}")
     placeholders = set(carries) | set(slices)
     invariants = tuple(s for s in free_symbols(new_carries + ys) if s not in placeholders)
-    body = ScanBody(carries, slices, invariants, tuple(new_carries), tuple(ys), reverse)
+    body = ScanBody(carries, slices, invariants, tuple(new_carries), tuple(ys), reverse,
+                    checkpoint)
     operands = tuple(inits) + tuple(arrays) + invariants
     final = [_node(body, ("carry", k), operands) for k in range(len(carries))]
     stacked = [_node(body, ("ys", k), operands) for k in range(len(ys))]
