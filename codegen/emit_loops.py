@@ -27,36 +27,75 @@ def _body_spec(body, name: str):
                         "one step of a scan: (next carry..., y...)", lowering="python")
 
 
+def _while_specs(body, name: str) -> list:
+    from .emit_numba import FunctionSpec
+
+    inputs = tuple(body.carries + body.invariants)
+    return [FunctionSpec(name, inputs, tuple(body.new_carries),
+                         "one step of a while loop: (next carry...)", lowering="python"),
+            FunctionSpec(name.replace("_sd_while_", "_sd_cond_"), inputs, body.cond,
+                         "whether a while loop goes on (nonzero)", lowering="python")]
+
+
+LOOP_OPS = ("scan", "while")
+
+
 def body_name(body) -> str:
-    """The generated name of a scan body: the same body, the same name in any process."""
+    """The generated name of a loop body: the same body, the same name in any process."""
     name = _NAMES.get(body)
     if name is None:
         from .emit_numba import emit_function
 
-        text = emit_function(_body_spec(body, "_sd_scan"))
-        name = _NAMES[body] = "_sd_scan_" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        scan = not hasattr(body, "cond")
+        prefix = "_sd_scan_" if scan else "_sd_while_"
+        specs = [_body_spec(body, "_sd")] if scan else _while_specs(body, "_sd_while_")
+        text = "".join(emit_function(spec) for spec in specs)
+        name = _NAMES[body] = prefix + hashlib.sha256(text.encode()).hexdigest()[:16]
     return name
 
 
+def _specs_of(body) -> list:
+    name = body_name(body)
+    return _while_specs(body, name) if hasattr(body, "cond") else [_body_spec(body, name)]
+
+
 def body_specs(specs) -> list:
-    """The FunctionSpecs of every scan body the specs call, nested ones included."""
+    """The FunctionSpecs of every loop body the specs call, nested ones included."""
     found: dict[str, object] = {}
     pending = [s for s in specs if hasattr(s, "result")]
     while pending:
         spec = pending.pop()
         for node in topological_order(flatten(spec.result)):
-            if node.op == "scan":
-                body = node.value[0]
-                name = body_name(body)
-                if name not in found:
-                    found[name] = _body_spec(body, name)
-                    pending.append(found[name])
+            if node.op in LOOP_OPS:
+                for function in _specs_of(node.value[0]):
+                    if function.name not in found:
+                        found[function.name] = function
+                        pending.append(function)
     return [found[name] for name in sorted(found)]
 
 
 def has_loops(result) -> bool:
-    """Whether a graph contains a scan (it then needs the array emitter)."""
-    return any(n.op == "scan" for n in topological_order(flatten(result)))
+    """Whether a graph contains a loop op (it then needs the array emitter)."""
+    return any(n.op in LOOP_OPS for n in topological_order(flatten(result)))
+
+
+def emit_while(emitter, node: Expr) -> None:
+    """Lines of a while loop computing ``node`` and the loop's other carry parts."""
+    body = node.value[0]
+    name = body_name(body)
+    c = len(body.carries)
+    operands = [emitter.operand(a) for a in node.args]
+    carry = [emitter.new_name() for _ in range(c)]
+    result = emitter.new_name()
+    arguments = ", ".join(carry + operands[c:])
+    lines = [f"{n} = {v}" for n, v in zip(carry, operands[:c], strict=True)]
+    lines.append(f"while {name.replace('_sd_while_', '_sd_cond_')}({arguments}) != 0.0:")
+    lines.append(f"    {result} = {name}({arguments})")
+    lines += [f"    {n} = {result}[{k}]" for k, n in enumerate(carry)]
+    emitter.lines += lines
+    for n in emitter.order:
+        if n.op == "while" and n.args == node.args and n.value[0] is body:
+            emitter.names[n] = carry[n.value[1]]
 
 
 # "auto" stores every carry while they take at most this many bytes, else checkpoints

@@ -9,7 +9,14 @@ functions as readable Python source.
 from . import array_ops as _array_ops  # registers the array ops
 from . import ops as _ops  # registers the op table
 from .diff import diff, grad, hessian, jacobian
-from .errors import ArgumentError, ParseError, ShapeError, SymdiffError, TraceError
+from .errors import (
+    ArgumentError,
+    NotDifferentiableError,
+    ParseError,
+    ShapeError,
+    SymdiffError,
+    TraceError,
+)
 from .evaluate import evaluate
 from .ir import Expr, const, count_ops, free_symbols, symbol
 from .ops import abs_ as abs  # noqa: F401, A001 - public name, as in numpy
@@ -82,6 +89,7 @@ __all__ = [
     "maximum", "minimum",
 ]
 
+from . import while_loops  # noqa: E402, F401  (registers the while op)
 from .api import CompiledFunction, compile  # noqa: E402, A004
 from .arrays import (  # noqa: E402
     amax,
@@ -121,5 +129,5 @@ __all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "
             "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
             "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
-            "not_equal", "ShapeError", "ArgumentError", "clear_cache", "scan", "fori_loop",
-            "while_loop"]
+            "not_equal", "ShapeError", "ArgumentError", "NotDifferentiableError", "clear_cache",
+            "scan", "fori_loop", "while_loop"]

@@ -11,7 +11,7 @@ from numba import types
 
 from . import __version__
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
-from .errors import SymdiffError
+from .errors import NotDifferentiableError, SymdiffError
 from .inputs import Contract, dimensions
 from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
@@ -212,12 +212,19 @@ class CompiledFunction(MatrixMethods):
     @property
     def source(self) -> str:
         """The complete generated module (every function that applies to f), as text.
+        Functions of a derivative mode the graph does not allow (reverse mode through an
+        unbounded while loop) are left out.
 
         Its size does not depend on array sizes: Hessians and Jacobians of arrays (or of
         many scalars) are loops over directions through ``hvp`` / ``jvp`` / ``vjp``.
         """
-        specs = [self._spec(m) for m, (_, needs) in FUNCTIONS.items()
-                 if needs in (None, self.is_scalar)]
+        specs = []
+        for method, (_, needs) in FUNCTIONS.items():
+            if needs in (None, self.is_scalar):
+                try:
+                    specs.append(self._spec(method))
+                except NotDifferentiableError:
+                    continue  # reverse mode through an unbounded loop: left out
         if self._batchable():
             specs += [self._spec(m, batched=True) for m in BATCHED
                       if FUNCTIONS[m][1] in (None, self.is_scalar)]

@@ -46,3 +46,8 @@ class ArgumentError(SymdiffError, TypeError, ValueError):
     Both a TypeError and a ValueError, as NumPy or Numba would raise one or the other;
     the message names the argument, the expected shape and what was given.
     """
+
+
+class NotDifferentiableError(SymdiffError):
+    """A derivative mode that does not apply to the graph: reverse mode through a while
+    loop without a bound on its steps."""

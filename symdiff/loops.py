@@ -22,6 +22,7 @@ implicit differentiation come next (see docs/loops.md).
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -198,10 +199,12 @@ def _scan_joint_vjp(node: Expr, adjoints: dict) -> list[Expr]:
 
 def _depth_of(body: ScanBody) -> int:
     # Placeholders of derived bodies nest one level below the deepest of the body's own.
-    names = [p.value for p in body.carries + body.xs + body.invariants
-             if p.op == "symbol" and p.value.startswith("$scan")]
-    levels = [int(n[5:].split("_")[0]) for n in names if n[5:].split("_")[0].isdigit()]
+    levels = [int(m.group(1)) for p in body.carries + body.xs + body.invariants
+              if p.op == "symbol" and (m := _PLACEHOLDER.match(p.value))]
     return max(levels, default=0) + 100
+
+
+_PLACEHOLDER = re.compile(r"\$(?:scan|while)(\d+)_")
 
 
 def _scan_sparsity(i, node, shape, arg_shapes):
@@ -286,14 +289,27 @@ def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     return _restore(final, carry_kind), _restore(stacked, ys_kind)
 
 
-def fori_loop(lower: int, upper: int, body, init):
+def fori_loop(lower, upper, body, init):
     """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
-    ``jax.lax.fori_loop``, as a scan over the step index (a float, for arithmetic in the
-    body); returns the final carry.  ``lower`` and ``upper`` are Python ints."""
-    if isinstance(lower, bool) or isinstance(upper, bool) or not all(
-            isinstance(v, (int, np.integer)) for v in (lower, upper)):
-        raise SymdiffError("fori_loop: lower and upper must be Python ints (runtime trip "
-                           "counts: scan over an array with an open length)")
+    ``jax.lax.fori_loop``; returns the final carry.  ``i`` is a float, for arithmetic in
+    the body.
+
+    With Python-int bounds the loop is a scan over the step index: every derivative
+    works.  Bounds that are expressions (a scalar argument: one compile serves every
+    trip count) make it a while loop: values and forward mode (jvp, sd.diff) only.
+    """
+    if any(isinstance(v, bool) for v in (lower, upper)):
+        raise SymdiffError("fori_loop: lower and upper must be ints or scalar expressions")
+    if not all(isinstance(v, (int, np.integer)) for v in (lower, upper)):
+        from .while_loops import unbounded_while
+
+        inits, kind = _parts(init, "init")
+        final = unbounded_while(
+            lambda c: c[0] < upper,
+            lambda c: (c[0] + 1.0,) + tuple(_parts(body(c[0], _restore(list(c[1:]), kind)),
+                                                   "the carry")[0]),
+            (as_expr(lower),) + tuple(inits))
+        return _restore(list(final[1:]), kind)
     if upper <= lower:
         return init
     carry, _ = scan(lambda c, i: (body(i, c), None), init,
@@ -301,17 +317,23 @@ def fori_loop(lower: int, upper: int, body, init):
     return carry
 
 
-def while_loop(cond, body, init, *, max_steps: int):
-    """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``, for at
-    most ``max_steps`` steps; returns the final carry.
+def while_loop(cond, body, init, *, max_steps: int | None = None):
+    """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``; returns
+    the final carry.
 
-    ``cond`` returns a comparison (1.0 / 0.0).  With its bound the loop is a scan whose
+    ``cond`` returns a comparison (1.0 / 0.0).  Without ``max_steps`` the loop runs until
+    ``cond`` fails (a ``while`` in the generated code): values and forward mode of any
+    order (jvp, sd.diff); reverse mode needs the bound.  With it the loop is a scan whose
     steps keep the carry once ``cond`` fails, so values, forward and reverse derivatives
     of every order work as for ``scan`` (the derivative does not flow through ``cond``:
     the trip count is piecewise constant).  The loop always runs ``max_steps`` steps.
     """
     from .arrays import where
 
+    if max_steps is None:
+        from .while_loops import unbounded_while
+
+        return unbounded_while(cond, body, init)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
             or max_steps < 1:
         raise SymdiffError("while_loop: max_steps must be a positive int")

@@ -193,8 +193,8 @@ def test_fori_loop_matches_the_python_loop():
         _close(sd.evaluate(sd.diff(horner, *wrt), point),
                sd.evaluate(sd.diff(unrolled, *wrt), point))
     assert sd.fori_loop(3, 3, lambda i, c: c * 2, a) is a
-    with pytest.raises(sd.SymdiffError, match="Python ints"):
-        sd.fori_loop(0, sd.symbol("n"), lambda i, c: c, a)
+    with pytest.raises(sd.SymdiffError, match="ints or scalar expressions"):
+        sd.fori_loop(0, True, lambda i, c: c, a)
 
 
 def test_one_reverse_sweep_for_every_output_of_a_loop():
@@ -263,3 +263,56 @@ def test_checkpoint_is_checked():
         sd.scan(lambda c, x: (c + x, None), S, sd.vector("xs", 3), checkpoint=0)
     with pytest.raises(sd.SymdiffError, match="checkpoint must be"):
         sd.scan(lambda c, x: (c + x, None), S, sd.vector("xs", 3), checkpoint="revolve")
+
+
+def test_unbounded_while_loop_values_and_forward_mode_to_third_order():
+    x0, r = sd.symbols("x0 r")
+    final = sd.while_loop(lambda c: c[0] < 10.0, lambda c: (c[0] * r, c[1] + 1.0),
+                          (x0, sd.const(0.0)))
+    point = {"x0": 1.0, "r": 1.3}
+    n = 9
+    _close(sd.evaluate(list(final), point), [1.3 ** n, n])
+    for order in (1, 2, 3):  # d^k/dr^k r**9, by forward mode through the loop
+        want = np.prod(np.arange(n, n - order, -1)) * 1.3 ** (n - order)
+        _close(sd.evaluate(sd.diff(final[0], *[r] * order), point), want)
+    fn = sd.compile(final[0], args=[x0, r], background=False)
+    _close(fn(1.0, 1.3), 1.3 ** n)
+    _close(fn(20.0, 1.3), 20.0)  # zero steps
+    _close(fn.jvp(1.0, 1.3, [0.5, 1.0]), 0.5 * 1.3 ** n + n * 1.3 ** (n - 1))
+    assert "while _sd_cond_" in fn.source and "def gradient" not in fn.source
+    with pytest.raises(sd.NotDifferentiableError, match="max_steps"):
+        fn.grad(1.0, 1.3)
+
+
+def test_unbounded_while_loop_over_an_array_carry():
+    # Newton's iteration for the square roots of v, until the residual is small.
+    v = sd.vector("v", 3)
+    root = sd.while_loop(lambda x: sd.amax(sd.abs(x * x - v)) > 1e-12,
+                         lambda x: 0.5 * (x + v / x), np.ones(3))
+    fn = sd.compile(sd.sum(root * root * root), args=[v], background=False)
+    point = np.array([2.0, 9.0, 0.25])
+    _close(fn(point), np.sum(point ** 1.5))
+    _close(fn.jvp(point, np.array([1.0, 0.0, 0.0])), 1.5 * np.sqrt(2.0))
+
+
+@pytest.mark.parametrize("trips", [0, 1, 5])
+def test_fori_loop_with_a_runtime_trip_count(trips):
+    a, n = sd.symbols("a n")
+    horner = sd.fori_loop(0, n, lambda i, c: c * a + sd.sin(i), sd.const(1.0))
+    fn = _runtime_fori(horner, a, n)
+    want, slope = 1.0, 0.0
+    for i in range(trips):
+        want, slope = want * 0.9 + np.sin(i), slope * 0.9 + want
+    _close(sd.evaluate(horner, a=0.9, n=trips), want)
+    _close(fn(0.9, trips), want)
+    _close(fn.jvp(0.9, trips, [1.0, 0.0]), slope)
+    _close(sd.evaluate(sd.diff(horner, a), a=0.9, n=trips), slope)
+
+
+_FORI = {}
+
+
+def _runtime_fori(expr, a, n):
+    if expr not in _FORI:  # one compile serves every trip count
+        _FORI[expr] = sd.compile(expr, args=[a, n], background=False)
+    return _FORI[expr]

@@ -1,0 +1,130 @@
+"""Loops whose trip count is decided by the values: ``sd.while_loop`` without a bound and
+``sd.fori_loop`` with bounds that are expressions.
+
+A ``while`` node is one carry part of such a loop; its operands are the initial carry
+parts and the loop-invariant values, its payload a ``WhileBody`` (placeholders, the
+condition and the next carry as expressions of them) and the part it selects.
+
+Values and forward mode work to any order: the tangent of a while loop is a while loop
+carrying (carry, tangent of the carry) under the same condition, which reads the primal
+carry only (the trip count is piecewise constant, so it has no derivative).  Reverse mode
+would need every carry of an unknown number of steps: it asks for ``max_steps`` (which
+makes the loop a scan, see symdiff.loops.while_loop) or an implicit derivative
+(``sd.custom_root``).  Emission: codegen.emit_loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import NotDifferentiableError, ShapeError
+from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
+from .loops import _depth_of, _parts, _restore, _tracing
+
+
+@dataclass(frozen=True)
+class WhileBody:
+    """A traced ``while cond(carry): carry = body(carry)``: placeholders for the carry
+    parts and the invariants, the condition (nonzero: go on) and the next carry parts."""
+
+    carries: tuple[Expr, ...]
+    invariants: tuple[Expr, ...]
+    cond: Expr
+    new_carries: tuple[Expr, ...]
+
+    # Placeholder naming of derived loops (symdiff.loops._depth_of) reads these.
+    xs = ()
+
+    def __repr__(self):
+        return f"while(carries={len(self.carries)}, invariants={len(self.invariants)})"
+
+
+def _while_shape(shapes, payload):
+    body, j = payload
+    return body.carries[j].shape
+
+
+def _evaluate_while(shape, payload, *args):
+    from .evaluate import evaluate
+
+    body, j = payload
+    c = len(body.carries)
+    carry = list(args[:c])
+    names = {p.value: v for p, v in zip(body.invariants, args[c:], strict=True)}
+    roots = [body.cond] + list(body.new_carries)
+    while True:
+        values = dict(names)
+        values.update((p.value, v) for p, v in zip(body.carries, carry, strict=True))
+        if evaluate([body.cond], values)[0] == 0:
+            break
+        carry = evaluate(roots, values)[1:]
+    return np.asarray(carry[j], dtype=np.float64) if shape else float(carry[j])
+
+
+def _while_jvp(node: Expr, tangents) -> Expr | None:
+    from .array_ops import zeros
+    from .diff import forward_mode
+
+    body, j = node.value
+    c = len(body.carries)
+    if all(t is None for t in tangents):
+        return None
+    depth = _depth_of(body)
+    d_carries = tuple(internal_symbol(f"while{depth}_dc{k}", p.shape)
+                      for k, p in enumerate(body.carries))
+    d_inv = tuple(internal_symbol(f"while{depth}_di{k}", p.shape)
+                  for k, p in enumerate(body.invariants))
+    seeds = dict(zip(body.carries + body.invariants, d_carries + d_inv, strict=True))
+    derived = forward_mode(list(body.new_carries), seeds)
+    new_body = WhileBody(body.carries + d_carries, body.invariants + d_inv, body.cond,
+                         body.new_carries + tuple(derived))
+    args = node.args
+    filled = [zeros(a.shape) if t is None else t for a, t in zip(args, tangents, strict=True)]
+    operands = args[:c] + tuple(filled[:c]) + args[c:] + tuple(filled[c:])
+    return apply("while", *operands, payload=(new_body, c + j))
+
+
+def _while_vjp(i: int, node: Expr, adjoint: Expr):
+    raise NotDifferentiableError(
+        "reverse-mode derivatives (grad, hessian, vjp) of a while_loop need a bound on "
+        "its steps: sd.while_loop(cond, body, init, max_steps=N), or fori_loop with int "
+        "bounds, or an implicit derivative with sd.custom_root; forward mode (jvp, "
+        "sd.diff) works without one")
+
+
+def _while_sparsity(i, node, shape, arg_shapes):
+    n, m = int(np.prod(shape, dtype=np.int64)), int(np.prod(arg_shapes[i], dtype=np.int64))
+    return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
+
+
+register(Op("while", None, _evaluate_while, None, None, None, shape_rule=_while_shape,
+            vjp=_while_vjp, jvp=_while_jvp, sparsity=_while_sparsity))
+
+
+def unbounded_while(cond, body, init):
+    """``while cond(carry): carry = body(carry)`` as while nodes; returns the final
+    carry in init's structure."""
+    inits, kind = _parts(init, "init")
+    depth = getattr(_tracing, "depth", 0)
+    carries = tuple(internal_symbol(f"while{depth}_c{k}", a.shape)
+                    for k, a in enumerate(inits))
+    _tracing.depth = depth + 1
+    try:
+        placeholder = _restore(list(carries), kind)
+        test = as_expr(cond(placeholder))
+        new_carries, _ = _parts(body(placeholder), "the carry")
+    finally:
+        _tracing.depth = depth
+    if test.shape:
+        raise ShapeError(f"while_loop: cond must return a scalar, got shape {test.shape}")
+    if [n.shape for n in new_carries] != [c.shape for c in carries]:
+        raise ShapeError(f"while_loop: body changed the carry's shapes from "
+                         f"{[c.shape for c in carries]} to {[n.shape for n in new_carries]}")
+    placeholders = set(carries)
+    invariants = tuple(s for s in free_symbols([test] + new_carries) if s not in placeholders)
+    loop = WhileBody(carries, invariants, test, tuple(new_carries))
+    operands = tuple(inits) + invariants
+    return _restore([apply("while", *operands, payload=(loop, k)) for k in range(len(inits))],
+                    kind)
