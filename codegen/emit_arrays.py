@@ -25,7 +25,7 @@ ELEMENT_ACCESS = ("broadcast_to", "take", "index")
 # Arithmetic cheap enough to compute again in every loop that reads it.
 CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
 # Ops whose emitted result may share memory with an operand (views, identities).
-ALIASING = ("transpose", "reshape", "stop_gradient")
+ALIASING = ("transpose", "reshape", "stop_gradient", "root")
 BATCH = "_nb"
 
 
@@ -248,8 +248,8 @@ class ArrayEmitter:
         for node in self.order:
             if node in self.inlined or node in self.views:
                 continue
-            if node.op == "stop_gradient" and node.args[0] not in self.inlined:
-                self.names[node] = self.operand(node.args[0])  # identity once derived
+            if node.op in ("stop_gradient", "root") and node.args[0] not in self.inlined:
+                self.names[node] = self.operand(node.args[0])  # identities once derived
                 continue
             if not node.shape and OPS[node.op].elementwise and not any(a.shape for a in
                                                                        node.args):
@@ -386,6 +386,8 @@ class ArrayEmitter:
                 text = f"np.ascontiguousarray({args[0]}).reshape(-1)[0]"
             else:
                 text = f"np.ascontiguousarray({args[0]}).reshape({_shape_text(shape)})"
+        elif op == "solve":
+            text = f"np.linalg.solve({args[0]}, {args[1]})"
         elif op == "concatenate":
             text = f"np.concatenate(({', '.join(args)},), axis={node.value})"
         else:  # pragma: no cover - every structural op is handled above

@@ -75,8 +75,8 @@ def body_specs(specs) -> list:
 
 
 def has_loops(result) -> bool:
-    """Whether a graph contains a loop op (it then needs the array emitter)."""
-    return any(n.op in LOOP_OPS for n in topological_order(flatten(result)))
+    """Whether a graph contains a loop op or a root (it then needs the array emitter)."""
+    return any(n.op in LOOP_OPS + ("root",) for n in topological_order(flatten(result)))
 
 
 def emit_while(emitter, node: Expr) -> None:

@@ -112,6 +112,8 @@ from .arrays import (  # noqa: E402
     where,
 )
 from .diff import hvp  # noqa: E402
+from .implicit import custom_root  # noqa: E402
+from .linalg import solve  # noqa: E402
 from .loops import fori_loop, scan, while_loop  # noqa: E402
 
 
@@ -130,4 +132,4 @@ __all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "
             "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
             "not_equal", "ShapeError", "ArgumentError", "NotDifferentiableError", "clear_cache",
-            "scan", "fori_loop", "while_loop"]
+            "scan", "fori_loop", "while_loop", "custom_root", "solve"]

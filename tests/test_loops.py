@@ -316,3 +316,77 @@ def _runtime_fori(expr, a, n):
     if expr not in _FORI:  # one compile serves every trip count
         _FORI[expr] = sd.compile(expr, args=[a, n], background=False)
     return _FORI[expr]
+
+
+def _cubic_root():
+    th, a = sd.symbols("th a")
+    newton = lambda f, x0: sd.while_loop(  # noqa: E731 - unbounded: no reverse mode itself
+        lambda x: sd.abs(f(x)) > 1e-14, lambda x: x - f(x) / (3 * x * x + th), x0)
+    root = sd.custom_root(lambda x: x ** 3 + th * x - a, sd.const(1.0), newton)
+    return root * root, th, a
+
+
+def _real_cubic_root_squared(t, a):
+    r = np.roots([1.0, 0.0, t, -a])
+    return float(r[np.abs(r.imag) < 1e-9].real[0]) ** 2
+
+
+def test_implicit_derivatives_of_a_root_against_finite_differences():
+    f, th, a = _cubic_root()
+    fn = sd.compile(f, args=[th, a], background=False)
+    point, eps = np.array([0.7, 2.0]), 1e-5
+    _close(fn(*point), _real_cubic_root_squared(*point))
+    fd = [(_real_cubic_root_squared(*(point + eps * e)) - _real_cubic_root_squared(
+        *(point - eps * e))) / (2 * eps) for e in np.eye(2)]
+    np.testing.assert_allclose(fn.grad(*point), fd, rtol=1e-8)
+    np.testing.assert_allclose(sd.evaluate(sd.grad(f, [th, a]), th=0.7, a=2.0), fd, rtol=1e-8)
+    # Second order: implicit derivatives of the implicit derivatives.
+    fd2 = [(fn.grad(*(point + eps * e)) - fn.grad(*(point - eps * e))) / (2 * eps)
+           for e in np.eye(2)]
+    np.testing.assert_allclose(fn.hessian(*point), fd2, rtol=1e-6)
+    assert "while _sd_cond_" in fn.source  # the solver is a while loop, never unrolled
+
+
+def test_implicit_derivatives_of_a_vector_fixed_point():
+    # A deep-equilibrium layer: z = tanh(W z + b) / 2, solved by iterating to convergence.
+    W, b = sd.matrix("W", 3, 3), sd.vector("b", 3)
+
+    def iterate(f, z0):
+        return sd.while_loop(lambda z: sd.amax(sd.abs(f(z))) > 1e-14,
+                             lambda z: z - f(z), z0)
+
+    z = sd.custom_root(lambda z: z - 0.5 * sd.tanh(W @ z + b), np.zeros(3), iterate)
+    loss = sd.sum(z * z * z) + sd.sum(z)
+    fn = sd.compile(loss, args=[W, b], background=False)
+    rng = np.random.default_rng(7)
+    Wv, bv = rng.normal(size=(3, 3)), rng.normal(size=3)
+
+    def direct(Wm, bm):
+        zv = np.zeros(3)
+        for _ in range(300):
+            zv = 0.5 * np.tanh(Wm @ zv + bm)
+        return np.sum(zv ** 3) + np.sum(zv)
+
+    _close(fn(Wv, bv), direct(Wv, bv))
+    gW, gb = fn.grad(Wv, bv)
+    eps = 1e-6
+    fd_b = [(direct(Wv, bv + eps * e) - direct(Wv, bv - eps * e)) / (2 * eps)
+            for e in np.eye(3)]
+    np.testing.assert_allclose(gb, fd_b, rtol=1e-7, atol=1e-9)
+    E = np.zeros((3, 3))
+    E[1, 2] = 1.0
+    np.testing.assert_allclose(gW[1, 2], (direct(Wv + eps * E, bv) - direct(Wv - eps * E, bv))
+                               / (2 * eps), rtol=1e-7)
+    d = (np.ones((3, 3)) * 0.1, np.array([1.0, -1.0, 0.5]))
+    plus = fn.grad(Wv + eps * d[0], bv + eps * d[1])
+    minus = fn.grad(Wv - eps * d[0], bv - eps * d[1])
+    for h, p, m in zip(fn.hvp(Wv, bv, *d), plus, minus, strict=True):
+        np.testing.assert_allclose(h, (p - m) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+def test_custom_root_checks_shapes():
+    x0 = sd.const(1.0)
+    with pytest.raises(sd.ShapeError, match="f\\(x\\) must have"):
+        sd.custom_root(lambda x: sd.stack([x, x]), x0, lambda f, x: x)
+    with pytest.raises(sd.ShapeError, match="scalar or a vector"):
+        sd.custom_root(lambda x: x, np.zeros((2, 2)), lambda f, x: x)
