@@ -156,6 +156,17 @@ register(Op(
 ))
 
 
+def _broadcast_to_sympy(node, x):
+    import sympy
+
+    if not node.shape:
+        return x
+    if isinstance(x, sympy.NDimArray) or None in node.shape:
+        raise ShapeError("to_sympy: only a scalar broadcast to a static shape has a SymPy "
+                         "form yet")
+    return sympy.Array([x] * math.prod(node.shape), node.shape)
+
+
 def _broadcast_shape(shapes, target):
     (shape,) = shapes
     padded = (1,) * (len(target) - len(shape)) + tuple(shape)
@@ -167,7 +178,7 @@ def _broadcast_shape(shapes, target):
 
 register(Op(
     "broadcast_to", 1, lambda shape, p, x: np.broadcast_to(x, shape).copy(), None, None,
-    None, shape_rule=_broadcast_shape,
+    _broadcast_to_sympy, shape_rule=_broadcast_shape,
     vjp=lambda i, node, adj: sum_to(adj, node.args[0].shape),
     jvp=lambda node, t: broadcast_to(t[0], node.shape),
     sparsity=lambda i, node, shape, args: _reads(np.broadcast_to(_positions(args[0]), shape)),

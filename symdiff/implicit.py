@@ -130,9 +130,20 @@ def _dense(i, node, shape, arg_shapes):
     return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
 
 
+def _describe_root(node: Expr) -> str:
+    from .printer import summary
+
+    body = node.value
+    return f"{body.x.value} with {summary(body.residual)} = 0"
+
+
+def _root_to_sympy(node: Expr, solution, *parameters):
+    return solution  # the solver's result, when it has a SymPy form
+
+
 register(Op("root", None, lambda shape, payload, solution, *parameters: solution, None,
-            None, None, shape_rule=lambda shapes, payload: shapes[0], vjp=_root_vjp,
-            jvp=_root_jvp, sparsity=_dense))
+            None, _root_to_sympy, shape_rule=lambda shapes, payload: shapes[0],
+            vjp=_root_vjp, jvp=_root_jvp, sparsity=_dense, describe=_describe_root))
 
 
 def custom_root(f, x0, solve):

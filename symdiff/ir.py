@@ -48,6 +48,7 @@ class Op:
     Ops with several outputs (a loop) have one node per output, siblings sharing operands
     and ``value[0]``; ``joint_vjp(node, {value[1]: adjoint})`` gives every operand's
     contribution from the adjoints of several siblings at once (one reverse sweep).
+    Structural ops' ``to_sympy(node, *operands)`` receive the node too (payload, shapes).
     """
 
     name: str
@@ -69,6 +70,7 @@ class Op:
     loop_helper: str | None = None
     sparsity: Callable | None = None
     joint_vjp: Callable | None = None
+    describe: Callable | None = None  # describe(node): printed text of the payload
 
     @property
     def elementwise(self) -> bool:

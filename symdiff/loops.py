@@ -213,9 +213,53 @@ def _scan_sparsity(i, node, shape, arg_shapes):
     return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
 
 
-register(Op("scan", None, _evaluate_scan, None, None, None, shape_rule=_scan_shape,
+def _describe_scan(node: Expr) -> str:
+    from .printer import summary
+
+    body, (kind, j) = node.value
+    names = ", ".join(p.value for p in body.carries + body.xs)
+    text = (f"{kind} {j} of {'reverse ' if body.reverse else ''}step({names}) -> "
+            f"carry ({', '.join(map(summary, body.new_carries))})")
+    if body.ys:
+        text += f", y ({', '.join(map(summary, body.ys))})"
+    return text + ("" if body.checkpoint == "auto" else f", checkpoint {body.checkpoint!r}")
+
+
+def _scan_to_sympy(node: Expr, *operands):
+    """The loop unrolled in SymPy: meaningful for scalar carries over constant arrays of
+    static length (a fori_loop with int bounds, a recurrence over data)."""
+    import sympy
+
+    from .sympy_bridge import to_sympy
+
+    body, (kind, j) = node.value
+    c, x = len(body.carries), len(body.xs)
+    if any(a.shape for a in node.args[:c]) or not all(
+            isinstance(a, sympy.NDimArray) for a in operands[c:c + x]):
+        raise SymdiffError("to_sympy: a scan has a SymPy form only with scalar carries "
+                           "over constant arrays (its steps are unrolled)")
+    steps = node.args[c].shape[0]
+    exprs = to_sympy(list(body.new_carries) + list(body.ys))
+    placeholders = [sympy.Symbol(p.value, real=True) for p in body.carries + body.xs
+                    + body.invariants]
+    carry, collected = list(operands[:c]), {}
+    for t in (range(steps - 1, -1, -1) if body.reverse else range(steps)):
+        values = carry + [operands[c + k][t] for k in range(x)] + list(operands[c + x:])
+        mapping = dict(zip(placeholders, values, strict=True))
+        if kind == "carries":
+            collected[t] = carry[j]
+        step = [e.xreplace(mapping) for e in exprs]
+        if kind == "ys":
+            collected[t] = step[c + j]
+        carry = step[:c]
+    if kind == "carry":
+        return carry[j]
+    return sympy.Array([collected[t] for t in range(steps)])
+
+
+register(Op("scan", None, _evaluate_scan, None, None, _scan_to_sympy, shape_rule=_scan_shape,
             vjp=_scan_vjp, jvp=_scan_jvp, sparsity=_scan_sparsity,
-            joint_vjp=_scan_joint_vjp))
+            joint_vjp=_scan_joint_vjp, describe=_describe_scan))
 
 
 def _node(body: ScanBody, output: tuple, operands) -> Expr:

@@ -56,7 +56,7 @@ def _pieces(node: Expr, names: dict[Expr, str]) -> list:
         for i, arg in enumerate(node.args):
             pieces += [", "] * (i > 0) + [arg]
         if node.value is not None:  # array ops print their parameters (not parseable)
-            pieces.append(f"; {node.value}")
+            pieces.append(f"; {op.describe(node) if op.describe else node.value}")
         return pieces + [")"]
     prec = op.precedence
 
@@ -102,6 +102,13 @@ def _tree_size_exceeds(roots, limit: int) -> bool:
             own = len(_leaf(node)[0])
         size[node] = min(limit + 1, own + sum(size[a] for a in node.args))
     return any(size[r] > limit for r in roots)
+
+
+def summary(node: Expr, limit: int = 160) -> str:
+    """Infix text of ``node``, cut to about ``limit`` characters (for descriptions)."""
+    if _tree_size_exceeds([node], limit):
+        return f"<{node.op} of {sum(1 for n in topological_order([node]) if n.args)} ops>"
+    return _write(node, {})
 
 
 def to_infix(node: Expr) -> str:

@@ -28,6 +28,13 @@ def to_sympy(exprs):
             done[node] = _number_to_sympy(node.value)
         elif node.op == "symbol":
             done[node] = sympy.Symbol(node.value, real=True)
+        elif node.op == "array":
+            done[node] = sympy.Array([_number_to_sympy(float(v)) for v in
+                                      node.value.array.ravel()], node.shape)
+        elif OPS[node.op].to_sympy is None:
+            raise SymdiffError(f"to_sympy: {node.op} has no SymPy form yet")
+        elif OPS[node.op].shape_rule is not None:  # structural: the node too
+            done[node] = OPS[node.op].to_sympy(node, *(done[a] for a in node.args))
         else:
             done[node] = OPS[node.op].to_sympy(*(done[a] for a in node.args))
     if single:

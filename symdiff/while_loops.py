@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import NotDifferentiableError, ShapeError
+from .errors import NotDifferentiableError, ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
 from .loops import _depth_of, _parts, _restore, _tracing
 
@@ -99,8 +99,23 @@ def _while_sparsity(i, node, shape, arg_shapes):
     return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
 
 
-register(Op("while", None, _evaluate_while, None, None, None, shape_rule=_while_shape,
-            vjp=_while_vjp, jvp=_while_jvp, sparsity=_while_sparsity))
+def _describe_while(node: Expr) -> str:
+    from .printer import summary
+
+    body, j = node.value
+    names = ", ".join(p.value for p in body.carries)
+    return (f"carry {j} of while {summary(body.cond)}: ({names}) <- "
+            f"({', '.join(map(summary, body.new_carries))})")
+
+
+def _no_sympy(node: Expr, *operands):
+    raise SymdiffError("to_sympy: a while loop has no SymPy form (its trip count depends "
+                       "on the values)")
+
+
+register(Op("while", None, _evaluate_while, None, None, _no_sympy, shape_rule=_while_shape,
+            vjp=_while_vjp, jvp=_while_jvp, sparsity=_while_sparsity,
+            describe=_describe_while))
 
 
 def unbounded_while(cond, body, init):

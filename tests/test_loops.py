@@ -390,3 +390,23 @@ def test_custom_root_checks_shapes():
         sd.custom_root(lambda x: sd.stack([x, x]), x0, lambda f, x: x)
     with pytest.raises(sd.ShapeError, match="scalar or a vector"):
         sd.custom_root(lambda x: x, np.zeros((2, 2)), lambda f, x: x)
+
+
+def test_loops_print_their_step_and_unroll_in_sympy_where_meaningful():
+    import sympy
+
+    a, b = sd.symbols("a b")
+    horner = sd.fori_loop(0, 4, lambda i, c: c * a + sd.sin(i * b), sd.const(1.0))
+    assert "step($scan0_c0, $scan0_x0) -> carry ($scan0_c0*a + sin($scan0_x0*b))" in str(
+        horner)
+    A, B = sympy.symbols("a b", real=True)
+    want = ((A ** 2 + sympy.sin(B)) * A + sympy.sin(2 * B)) * A + sympy.sin(3 * B)
+    assert sympy.expand(sd.to_sympy(horner) - want) == 0
+    assert sympy.expand(sd.to_sympy(sd.diff(horner, a)) - sympy.diff(want, A)) == 0
+    x0, r = sd.symbols("x0 r")
+    loop = sd.while_loop(lambda c: c < 10.0, lambda c: c * r, x0)
+    assert "while less($while0_c0, 10)" in str(loop)
+    with pytest.raises(sd.SymdiffError, match="no SymPy form"):
+        sd.to_sympy(loop)
+    with pytest.raises(sd.SymdiffError, match="constant arrays"):
+        sd.to_sympy(sd.scan(lambda c, x: (c + x, None), a, sd.vector("xs", 3))[0])
