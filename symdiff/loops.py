@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ShapeError, SymdiffError
-from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
+from .ir import Expr, Op, apply, as_expr, const, free_symbols, internal_symbol, register
 
 _tracing = threading.local()  # nesting depth of bodies being traced: placeholder names
 
@@ -356,9 +356,22 @@ def fori_loop(lower, upper, body, init):
         return _restore(list(final[1:]), kind)
     if upper <= lower:
         return init
-    carry, _ = scan(lambda c, i: (body(i, c), None), init,
-                    np.arange(lower, upper, dtype=np.float64))
-    return carry
+    if upper - lower > 2 ** 53:
+        raise SymdiffError(f"fori_loop: {upper - lower} steps are more than a float64 "
+                           "counter can count")
+    from .array_ops import zeros
+
+    inits, kind = _parts(init, "init")
+
+    def step(carry, _):
+        i, parts = carry[0], list(carry[1:])
+        updated, _ = _parts(body(i, _restore(parts, kind)), "the carry")
+        return (i + 1.0,) + tuple(updated), None
+
+    # The step index is a carried counter, and the scanned array a zeros node filled at
+    # run time: no array of T indices in the generated source.
+    final, _ = scan(step, (const(float(lower)),) + tuple(inits), zeros((upper - lower,)))
+    return _restore(list(final[1:]), kind)
 
 
 def while_loop(cond, body, init, *, max_steps: int | None = None):
@@ -372,6 +385,7 @@ def while_loop(cond, body, init, *, max_steps: int | None = None):
     of every order work as for ``scan`` (the derivative does not flow through ``cond``:
     the trip count is piecewise constant).  The loop always runs ``max_steps`` steps.
     """
+    from .array_ops import zeros
     from .arrays import where
 
     if max_steps is None:
@@ -392,5 +406,5 @@ def while_loop(cond, body, init, *, max_steps: int | None = None):
         kept = [where(running, new, old) for new, old in zip(updated, parts, strict=True)]
         return _restore(kept, kind), None
 
-    final, _ = scan(step, _restore(inits, kind), np.zeros(max_steps))
+    final, _ = scan(step, _restore(inits, kind), zeros((max_steps,)))
     return final

@@ -150,6 +150,15 @@ def test_compiled_scan_matches_the_evaluator(compiled_rnn, rows):
                                    rtol=1e-5, atol=1e-6)
 
 
+def test_fori_loop_source_does_not_grow_with_its_bounds():
+    a = sd.symbol("a")
+    sources = {n: sd.compile(sd.fori_loop(0, n, lambda i, c: c * a + i, a), args=[a]).source
+               for n in (10, 100_000)}
+    # The same lines; only the trip count's digits differ.
+    assert len(sources[10].splitlines()) == len(sources[100_000].splitlines())
+    assert abs(len(sources[10]) - len(sources[100_000])) < 100
+
+
 def test_generated_code_is_one_loop_whatever_the_length(compiled_rnn):
     f, _, _ = compiled_rnn
     source = f.source
@@ -397,8 +406,8 @@ def test_loops_print_their_step_and_unroll_in_sympy_where_meaningful():
 
     a, b = sd.symbols("a b")
     horner = sd.fori_loop(0, 4, lambda i, c: c * a + sd.sin(i * b), sd.const(1.0))
-    assert "step($scan0_c0, $scan0_x0) -> carry ($scan0_c0*a + sin($scan0_x0*b))" in str(
-        horner)
+    assert ("step($scan0_c0, $scan0_c1, $scan0_x0) -> carry ($scan0_c0 + 1, "
+            "$scan0_c1*a + sin($scan0_c0*b))") in str(horner)
     A, B = sympy.symbols("a b", real=True)
     want = ((A ** 2 + sympy.sin(B)) * A + sympy.sin(2 * B)) * A + sympy.sin(3 * B)
     assert sympy.expand(sd.to_sympy(horner) - want) == 0
@@ -410,3 +419,30 @@ def test_loops_print_their_step_and_unroll_in_sympy_where_meaningful():
         sd.to_sympy(loop)
     with pytest.raises(sd.SymdiffError, match="constant arrays"):
         sd.to_sympy(sd.scan(lambda c, x: (c + x, None), a, sd.vector("xs", 3))[0])
+
+
+def test_loops_in_text_and_on_the_command_line(tmp_path):
+    import io
+
+    from symdiff.cli import run
+
+    text = "fori_loop(0, 3, lambda i, c: c*a + sin(i*b), 1)"
+    loop = sd.parse(text)
+    c = 1.0
+    for i in range(3):
+        c = c * 0.5 + np.sin(i * 1.0)
+    _close(sd.evaluate(loop, a=0.5, b=1.0), c)
+    _close(sd.evaluate(sd.parse("while_loop(lambda c: c < 10, lambda c: c*r, x0)"),
+                       r=1.3, x0=1.0), 1.3 ** 9)
+    _close(sd.evaluate(sd.parse("fori_loop(0, n, lambda i, c: c + i, 0)"), n=4.0), 6.0)
+    out = io.StringIO()
+    assert run([text, "--wrt", "a", "--at", "a=0.5", "b=1", "-o",
+                str(tmp_path / "m.py")], out=out) == 0
+    want = float(3 * 0.5 ** 2 + np.sin(1.0))  # d/da of a**3 + a*sin(b) + sin(2b)
+    assert f"= {want!r}" in out.getvalue() and (tmp_path / "m.py").exists()
+    for bad, message in [("fori_loop(0, 3, lambda i: i, 1)", "2 plain parameter"),
+                         ("fori_loop(0, 3, c, 1)", "must be a lambda"),
+                         ("while_loop(lambda c: c < 1, lambda c: c)", "is called as"),
+                         ("a < b < c", "chained comparison")]:
+        with pytest.raises(sd.ParseError, match=message):
+            sd.parse(bad)

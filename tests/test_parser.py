@@ -56,7 +56,7 @@ def test_operators_and_python_expressions_agree():
     ("[x for x in y]", "list comprehension", 1),
     ("a[0]", "subscript", 1),
     ("a if b else c", "conditional", 1),
-    ("a < b", "comparison", 1),
+    ("a < b <= c", "chained comparison", 1),
     ("a % b", "unsupported operator", 1),
     ("a // b", "unsupported operator", 1),
     ("~a", "unary", 1),
