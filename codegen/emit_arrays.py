@@ -14,7 +14,7 @@ import hashlib
 
 from symdiff.ir import OPS, Expr, flatten
 
-from .emit_loops import emit_scan, emit_while
+from .emit_loops import LOOP_EMITTERS
 from .naming import literal, temporary
 from .schedule import schedule
 
@@ -365,9 +365,9 @@ class ArrayEmitter:
         self.nest(shape, indices, body)
 
     def call(self, node: Expr) -> None:
-        if node.op in ("scan", "while"):
+        if node.op in LOOP_EMITTERS:
             if node not in self.names:  # else computed by the loop of an earlier output
-                (emit_scan if node.op == "scan" else emit_while)(self, node)
+                LOOP_EMITTERS[node.op](self, node)
             return
         name = self.new_name()
         args = [self.operand(a) for a in node.args]

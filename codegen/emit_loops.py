@@ -37,9 +37,6 @@ def _while_specs(body, name: str) -> list:
                          "whether a while loop goes on (nonzero)", lowering="python")]
 
 
-LOOP_OPS = ("scan", "while")
-
-
 def body_name(body) -> str:
     """The generated name of a loop body: the same body, the same name in any process."""
     name = _NAMES.get(body)
@@ -66,7 +63,7 @@ def body_specs(specs) -> list:
     while pending:
         spec = pending.pop()
         for node in topological_order(flatten(spec.result)):
-            if node.op in LOOP_OPS:
+            if node.op in LOOP_EMITTERS:
                 for function in _specs_of(node.value[0]):
                     if function.name not in found:
                         found[function.name] = function
@@ -76,7 +73,8 @@ def body_specs(specs) -> list:
 
 def has_loops(result) -> bool:
     """Whether a graph contains a loop op or a root (it then needs the array emitter)."""
-    return any(n.op in LOOP_OPS + ("root",) for n in topological_order(flatten(result)))
+    return any(n.op in LOOP_EMITTERS or n.op == "root"
+               for n in topological_order(flatten(result)))
 
 
 def emit_while(emitter, node: Expr) -> None:
@@ -317,3 +315,7 @@ def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
     lines += ["        " + line for line in _keep_checkpoint(record, body, step, "_s")]
     lines += ["        " + line for line in step.call("_s", "_lo")]
     return lines
+
+
+# Each loop op's emission, for the array emitter's dispatch.
+LOOP_EMITTERS = {"scan": emit_scan, "while": emit_while}

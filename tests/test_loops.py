@@ -446,3 +446,29 @@ def test_loops_in_text_and_on_the_command_line(tmp_path):
                          ("a < b < c", "chained comparison")]:
         with pytest.raises(sd.ParseError, match=message):
             sd.parse(bad)
+
+
+def test_linear_solve_values_and_derivatives():
+    A, b = sd.matrix("A", 3, 3), sd.vector("b", 3)
+    x = sd.solve(A, b)
+    f = sd.sum(x * x * x)
+    fn = sd.compile(f, args=[A, b], background=False)
+    rng = np.random.default_rng(3)
+    Av, bv = rng.normal(size=(3, 3)) + 3 * np.eye(3), rng.normal(size=3)
+
+    def direct(Am, bm):
+        return np.sum(np.linalg.solve(Am, bm) ** 3)
+
+    _close(fn(Av, bv), direct(Av, bv))
+    gA, gb = fn.grad(Av, bv)
+    _close(sd.evaluate(sd.grad(f, [A]), A=Av, b=bv)[0], gA)
+    eps = 1e-6
+    for k in range(3):
+        e = np.eye(3)[k]
+        assert abs((direct(Av, bv + eps * e) - direct(Av, bv - eps * e)) / (2 * eps)
+                   - gb[k]) < 1e-7
+        E = np.outer(e, np.eye(3)[(k + 1) % 3])
+        assert abs((direct(Av + eps * E, bv) - direct(Av - eps * E, bv)) / (2 * eps)
+                   - np.sum(gA * E)) < 1e-7
+    with pytest.raises(sd.ShapeError, match="square matrix"):
+        sd.solve(sd.matrix("M", 2, 3), sd.vector("c", 2))
