@@ -138,8 +138,9 @@ def iteration_shape(node: Expr) -> tuple:
 class ArrayEmitter:
     """Builds the body of one function whose graph has array nodes."""
 
-    def __init__(self, inputs, params, names, result, statement):
+    def __init__(self, inputs, params, names, result, statement, checked=True):
         self.statement = statement  # scalar statement from operand names (emit_numba)
+        self.checked = checked
         self.params = params
         self.names: dict[Expr, str] = dict(names)  # inputs (and array items) named already
         self.inputs = list(inputs)
@@ -276,6 +277,8 @@ class ArrayEmitter:
                 if d is None and batch_from is None:
                     batch_from = f"{name}.shape[{k}]"
                     self.lines.append(f"{BATCH} = {batch_from}")
+            if not self.checked:
+                continue
             wanted = " or ".join(f"{name}.shape[{k}] != {_dim(d)}" for k, d in
                                  enumerate(sym.shape))
             shown = str(sym.shape).replace("None", "batch")

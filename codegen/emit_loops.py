@@ -24,7 +24,8 @@ def _body_spec(body, name: str):
 
     inputs = body.carries + body.xs + body.invariants
     return FunctionSpec(name, tuple(inputs), tuple(body.new_carries) + tuple(body.ys),
-                        "one step of a scan: (next carry..., y...)", lowering="python")
+                        "one step of a scan: (next carry..., y...)", lowering="python",
+                        checked=False)
 
 
 def _while_specs(body, name: str) -> list:
@@ -32,9 +33,11 @@ def _while_specs(body, name: str) -> list:
 
     inputs = tuple(body.carries + body.invariants)
     return [FunctionSpec(name, inputs, tuple(body.new_carries),
-                         "one step of a while loop: (next carry...)", lowering="python"),
+                         "one step of a while loop: (next carry...)", lowering="python",
+                         checked=False),
             FunctionSpec(name.replace("_sd_while_", "_sd_cond_"), inputs, body.cond,
-                         "whether a while loop goes on (nonzero)", lowering="python")]
+                         "whether a while loop goes on (nonzero)", lowering="python",
+                         checked=False)]
 
 
 def body_name(body) -> str:
@@ -112,6 +115,10 @@ def _parts_of(body) -> tuple[int, int]:
     return len(body.carries), len(body.xs)
 
 
+# Outputs of a loop holding its carries at every step: before it, after it.
+STACKED_CARRIES = ("carries", "nexts")
+
+
 def _plan(emitter) -> dict:
     """The loops of this function whose stacked carries are checkpointed, by (body,
     operands): those read only as scanned arrays of loops running the other way (reverse
@@ -135,7 +142,7 @@ def _plan(emitter) -> dict:
 
     stacked: dict[tuple, list] = {}
     for n in emitter.order:
-        if n.op == "scan" and n.value[1][0] == "carries":
+        if n.op == "scan" and n.value[1][0] in STACKED_CARRIES:
             stacked.setdefault(_key(n), []).append(n)
     chosen = {key for key, nodes in stacked.items() if all(map(recomputable, nodes))}
     # A sweep's segments are those of every loop it recomputes: one policy among them.
@@ -157,7 +164,7 @@ def _sources(node: Expr, chosen) -> list[tuple]:
     """The checkpointed loops whose stacked carries ``node``'s loop scans."""
     c, x = _parts_of(node.value[0])
     keys = [_key(a) for a in node.args[c:c + x] if a.op == "scan"
-            and a.value[1][0] == "carries"]
+            and a.value[1][0] in STACKED_CARRIES]
     return list(dict.fromkeys(k for k in keys if k in chosen))
 
 
@@ -180,17 +187,18 @@ class _Step:
     def __init__(self, emitter, body, args, slots=None):
         self.emitter = emitter
         self.body = body
-        # Scanned operands may be recomputed into segment buffers: ``slots`` gives those.
+        # Scanned operands may be recomputed into segment buffers: ``slots`` gives those,
+        # as element expressions of the step index ``{i}``.
         self.slots = slots or {}
         self.operands = [None if k in self.slots else emitter.operand(a)
                          for k, a in enumerate(args)]
         self.carry = [emitter.new_name() for _ in body.carries]
         self.stacked: dict[Expr, str] = {}
 
-    def call(self, index: str, offset: str) -> list[str]:
+    def call(self, index: str) -> list[str]:
         c, x = _parts_of(self.body)
         result = self.emitter.new_name()
-        scanned = [f"{self.slots[c + k]}[{index} - {offset}]" if c + k in self.slots
+        scanned = [self.slots[c + k].format(i=index) if c + k in self.slots
                    else f"{self.operands[c + k]}[{index}]" for k in range(x)]
         arguments = self.carry + scanned + self.operands[c + x:]
         lines = [f"{name}[{index}] = {self.carry[n.value[1][1]]}"
@@ -199,6 +207,8 @@ class _Step:
         lines += [f"{name}[{index}] = {result}[{c + n.value[1][1]}]"
                   for n, name in self.stacked.items() if n.value[1][0] == "ys"]
         lines += [f"{name} = {result}[{k}]" for k, name in enumerate(self.carry)]
+        lines += [f"{name}[{index}] = {self.carry[n.value[1][1]]}"
+                  for n, name in self.stacked.items() if n.value[1][0] == "nexts"]
         return lines
 
 
@@ -220,16 +230,25 @@ def emit_scan(emitter, node: Expr) -> None:
     if sources:
         steps, k, count = plan[sources[0]]["steps"], plan[sources[0]]["k"], \
             plan[sources[0]]["count"]
+        read = [a for a in node.args[c:c + x] if a.op == "scan" and _key(a) in sources]
         for source in sources:
             record = plan[source]
+            # The carries of a segment before each step; if the sweep reads the carries
+            # after each step too, one more: they are the same carries shifted by one.
+            nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
             names = [emitter.new_name() for _ in record["shapes"]]
-            buffers.append((record, names))
-            lines += [f"{b} = np.empty(({', '.join([k] + [_dim(d) for d in shape])},))"
+            buffers.append((record, names, nexts))
+            size = f"{k} + 1" if nexts else k
+            lines += [f"{b} = np.empty(({', '.join([size] + [_dim(d) for d in shape])},))"
                       for b, shape in zip(names, record["shapes"], strict=True)]
         for pos, a in enumerate(node.args[c:c + x], start=c):
             if a.op == "scan" and _key(a) in sources:
-                record, names = buffers[sources.index(_key(a))]
-                slots[pos] = names[a.value[1][1]]
+                record, names, nexts = buffers[sources.index(_key(a))]
+                # A reverse loop's buffer starts with the carry after its segment's last
+                # step; a forward loop's ends with it.
+                after = a.value[1][0] == "nexts"
+                shift = 0 if not nexts else int(after != record["body"].reverse)
+                slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo + {shift}]"
     step = _Step(emitter, body, node.args, slots)
     if not sources:
         steps = emitter.new_name()
@@ -239,20 +258,21 @@ def emit_scan(emitter, node: Expr) -> None:
     checkpointed = key in plan
     for n in group:
         kind, j = n.value[1]
-        if kind == "ys" or (kind == "carries" and not checkpointed):
+        if kind == "ys" or (kind in STACKED_CARRIES and not checkpointed):
             part = body.ys[j] if kind == "ys" else body.carries[j]
             step.stacked[n] = emitter.new_name()
             shape = ", ".join([steps] + [_dim(d) for d in part.shape])
             lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
     if checkpointed:
         lines += _checkpoint_arrays(emitter, plan, key, steps, body)
+        plan[key]["final"] = step.carry  # hold the final carry once the loop has run
     if sources:
         lines += _segmented_loop(step, plan.get(key), steps, k, count, buffers)
     else:
         order = f"range({steps} - 1, -1, -1)" if body.reverse else f"range({steps})"
         lines.append(f"for _s in {order}:")
         lines += ["    " + line for line in _keep_checkpoint(plan.get(key), body, step, "_s")]
-        lines += ["    " + line for line in step.call("_s", "0")]
+        lines += ["    " + line for line in step.call("_s")]
     emitter.lines += lines
     for n in group:
         kind, j = n.value[1]
@@ -271,7 +291,8 @@ def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
     k, count = emitter.new_name(), emitter.new_name()
     names = [emitter.new_name() for _ in body.carries]
     plan[key] = {"steps": steps, "k": k, "count": count, "checkpoints": names,
-                 "shapes": [p.shape for p in body.carries], "args": key[1], "body": body}
+                 "shapes": [p.shape for p in body.carries], "args": key[1], "body": body,
+                 "final": None}
     lines = [f"{k} = {_segment_length(body.checkpoint, steps, body.carries)}",
              f"{count} = ({steps} + {k} - 1) // {k}"]
     lines += [f"{n} = np.empty(({', '.join([count] + [_dim(d) for d in p.shape])},))"
@@ -298,22 +319,33 @@ def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
     body = step.body
     segments = f"range({count} - 1, -1, -1)" if body.reverse else f"range({count})"
     lines = [f"for _g in {segments}:", f"    _lo = _g * {k}", f"    _hi = min(_lo + {k}, {steps})"]
-    for source_record, buffer in buffers:
+    for source_record, buffer, nexts in buffers:
         forward = source_record["body"]
         source = _Step(step.emitter, forward, source_record["args"])
+        checkpoints = source_record["checkpoints"]
         lines += [f"    {name} = {ck}[_g]" for name, ck in
-                  zip(source.carry, source_record["checkpoints"], strict=True)]
+                  zip(source.carry, checkpoints, strict=True)]
         order, last = (("range(_hi - 1, _lo - 1, -1)", "_lo") if forward.reverse
                        else ("range(_lo, _hi)", "_hi - 1"))
+        at = "_r - _lo + 1" if nexts and forward.reverse else "_r - _lo"
         lines.append(f"    for _r in {order}:")
-        lines += [f"        {b}[_r - _lo] = {carry}" for b, carry in
+        lines += [f"        {b}[{at}] = {carry}" for b, carry in
                   zip(buffer, source.carry, strict=True)]
         lines.append(f"        if _r != {last}:")
-        lines += ["            " + line for line in source.call("_r", "0")]
+        lines += ["            " + line for line in source.call("_r")]
+        if nexts:  # the carry after the segment: the next segment's checkpoint, or the end
+            end, following, exists = (("0", "_g - 1", "_g > 0") if forward.reverse else
+                                      ("_hi - _lo", "_g + 1", f"_g + 1 < {count}"))
+            lines.append(f"    if {exists}:")
+            lines += [f"        {b}[{end}] = {ck}[{following}]" for b, ck in
+                      zip(buffer, checkpoints, strict=True)]
+            lines.append("    else:")
+            lines += [f"        {b}[{end}] = {final}" for b, final in
+                      zip(buffer, source_record["final"], strict=True)]
     order = ("range(_hi - 1, _lo - 1, -1)" if body.reverse else "range(_lo, _hi)")
     lines.append(f"    for _s in {order}:")
     lines += ["        " + line for line in _keep_checkpoint(record, body, step, "_s")]
-    lines += ["        " + line for line in step.call("_s", "_lo")]
+    lines += ["        " + line for line in step.call("_s")]
     return lines
 
 

@@ -47,6 +47,7 @@ class FunctionSpec:
     arrays: tuple[ArrayParam, ...] = field(default=())
     batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
     lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
+    checked: bool = True  # shapes of array arguments checked (not in loop bodies we call)
 
 
 class _Names:
@@ -148,7 +149,8 @@ def emit_function(spec: FunctionSpec) -> str:
         body, returned = _batched_body(spec, names)
         decorator = PARALLEL_DECORATOR
     elif _has_arrays(spec):
-        emitter = ArrayEmitter(spec.inputs, names.params, names.of, spec.result, statement)
+        emitter = ArrayEmitter(spec.inputs, names.params, names.of, spec.result, statement,
+                               spec.checked)
         body = array_checks(spec) + emitter.emit()
         lines, returned = _result_lines(spec.result, emitter.returned, "_out")
         body += lines

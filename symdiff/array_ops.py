@@ -249,7 +249,10 @@ def _matmul_shape(shapes, payload):
 
 
 def _outer(u, v):
-    return apply("matmul", apply("reshape", u, payload=u.shape + (1,)),
+    # A broadcasting product, not a matmul with an inner size of 1: it fuses into the
+    # loop that reads it (an accumulation, in reverse sweeps) instead of a BLAS call
+    # writing a matrix.
+    return apply("mul", apply("reshape", u, payload=u.shape + (1,)),
                  apply("reshape", v, payload=(1,) + v.shape))
 
 

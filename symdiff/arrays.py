@@ -231,8 +231,9 @@ def softmax(x, axis=-1) -> Expr:
 
 def outer(u, v) -> Expr:
     """Outer product of two vectors."""
-    u, v = as_expr(u), as_expr(v)
-    return matmul(reshape(u, u.shape + (1,)), reshape(v, (1,) + v.shape))
+    from .array_ops import _outer
+
+    return _outer(as_expr(u), as_expr(v))
 
 
 # np.<name>(...) on expressions, through __array_function__.

@@ -101,9 +101,10 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
                 group[node.value[1]] = fold("add", terms)
             unvisited[key] -= 1
             if not unvisited[key] and group:
-                contributions = OPS[node.op].joint_vjp(node, group)
+                needed = [arg in active for arg in node.args]
+                contributions = OPS[node.op].joint_vjp(node, group, needed)
                 for arg, contribution in zip(node.args, contributions, strict=True):
-                    if arg in active:
+                    if arg in active and contribution is not None:
                         pending.setdefault(arg, []).append(contribution)
             continue
         if not terms:

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ShapeError, SymdiffError
-from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register, topological_order
+from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
 from .loops import ScanBody, _node, _tracing
+from .passes import substitute
 
 
 @dataclass(frozen=True)
@@ -41,21 +42,6 @@ class RootBody:
 
     def __repr__(self):
         return f"root(parameters={len(self.parameters)})"
-
-
-def substitute(exprs, mapping: dict) -> list[Expr]:
-    """``exprs`` with the nodes of ``mapping`` replaced (one iterative rebuild)."""
-    new: dict[Expr, Expr] = {}
-    for node in topological_order(exprs):
-        if node in mapping:
-            new[node] = mapping[node]
-        elif not node.args:
-            new[node] = node
-        else:
-            args = tuple(new[a] for a in node.args)
-            same = all(a is b for a, b in zip(args, node.args, strict=True))
-            new[node] = node if same else Expr._make(node.op, args, node.value, node.shape)
-    return [new[e] for e in exprs]
 
 
 def _at_root(node: Expr, exprs) -> list[Expr]:

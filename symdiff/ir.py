@@ -46,8 +46,9 @@ class Op:
     positions; C order) over the concrete ``shape`` and ``arg_shapes`` (see
     symdiff.sparsity; elementwise ops need none: they read operands where they broadcast).
     Ops with several outputs (a loop) have one node per output, siblings sharing operands
-    and ``value[0]``; ``joint_vjp(node, {value[1]: adjoint})`` gives every operand's
-    contribution from the adjoints of several siblings at once (one reverse sweep).
+    and ``value[0]``; ``joint_vjp(node, {value[1]: adjoint}, needed)`` gives every
+    operand's contribution from the adjoints of several siblings at once (one reverse
+    sweep; None for the operands ``needed`` marks False).
     Structural ops' ``to_sympy(node, *operands)`` receive the node too (payload, shapes).
     """
 

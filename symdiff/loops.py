@@ -3,9 +3,11 @@
 A scan node is one output of a loop: ``("carry", j)`` (the final carry part j),
 ``("ys", j)`` (the per-step outputs j, stacked along a new leading axis) or
 ``("carries", j)`` (carry part j at the start of every step, stacked: what the reverse
-sweep reads).  Its operands are the initial carry parts, the scanned arrays and the
-loop-invariant values; its payload a ``ScanBody`` (hashable, so equal loops are one
-node) and the output it selects.
+sweep reads) or ``("nexts", j)`` (carry part j at the end of every step, stacked: the
+sweep reads it where the step's derivative reuses the step's result, as tanh' = 1 -
+tanh², instead of computing the step again).  Its operands are the initial carry
+parts, the scanned arrays and the loop-invariant values; its payload a ``ScanBody``
+(hashable, so equal loops are one node) and the output it selects.
 
 Derivatives of loops are loops, so code size does not grow with the trip count:
 
@@ -29,7 +31,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ShapeError, SymdiffError
-from .ir import Expr, Op, apply, as_expr, const, free_symbols, internal_symbol, register
+from .ir import (
+    Expr,
+    Op,
+    apply,
+    as_expr,
+    const,
+    free_symbols,
+    internal_symbol,
+    register,
+    topological_order,
+)
 
 _tracing = threading.local()  # nesting depth of bodies being traced: placeholder names
 
@@ -47,6 +59,12 @@ class ScanBody:
     ys: tuple[Expr, ...]
     reverse: bool = False
     checkpoint: object = "auto"  # what a reverse sweep over this loop keeps: CHECKPOINTS
+
+    def __post_init__(self):
+        # The passes run on bodies too (derived ones are raw derivative graphs: x**1.0).
+        done = optimized(self.new_carries + self.ys)
+        object.__setattr__(self, "new_carries", done[:len(self.new_carries)])
+        object.__setattr__(self, "ys", done[len(self.new_carries):])
 
     def __repr__(self):
         return (f"body(carries={len(self.carries)}, xs={len(self.xs)}, "
@@ -74,10 +92,17 @@ def _checked_checkpoint(checkpoint):
                        f"(store every k-th carry), not {checkpoint!r}")
 
 
+def optimized(exprs: tuple) -> tuple:
+    """The expressions after symdiff's passes (folding, simplification), same shapes."""
+    from .passes import optimize
+
+    return tuple(optimize(list(exprs))) if exprs else ()
+
+
 def _output_shape(body: ScanBody, kind: str, j: int, length) -> tuple:
     if kind == "carry":
         return body.carries[j].shape
-    part = body.ys[j] if kind == "ys" else body.carries[j]
+    part = body.ys[j] if kind == "ys" else body.carries[j]  # carries, nexts: carry shapes
     return (length,) + part.shape
 
 
@@ -108,6 +133,8 @@ def _evaluate_scan(shape, payload, *args):
         if kind == "ys":
             collected.append((t, results[c + j]))
         carry = results[:c]
+        if kind == "nexts":
+            collected.append((t, carry[j]))
     if kind == "carry":
         return np.asarray(carry[j], dtype=np.float64) if shape else float(carry[j])
     out = np.empty(shape, dtype=np.float64)
@@ -143,7 +170,7 @@ def _scan_jvp(node: Expr, tangents) -> Expr | None:
     filled = [zeros(a.shape) if t is None else t for a, t in zip(args, tangents, strict=True)]
     operands = (args[:c] + tuple(filled[:c]) + args[c:c + x] + tuple(filled[c:c + x])
                 + args[c + x:] + tuple(filled[c + x:]))
-    offset = {"carry": c, "ys": len(body.ys), "carries": c}[kind]
+    offset = {"carry": c, "ys": len(body.ys), "carries": c, "nexts": c}[kind]
     return _node(new_body, (kind, offset + j), operands)
 
 
@@ -151,11 +178,14 @@ def _scan_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
     return _scan_joint_vjp(node, {node.value[1]: adjoint})[i]
 
 
-def _scan_joint_vjp(node: Expr, adjoints: dict) -> list[Expr]:
+def _scan_joint_vjp(node: Expr, adjoints: dict, needed=None) -> list[Expr | None]:
     """What the adjoints of several outputs of one loop (``{output: adjoint}``) add to
-    each of its operands: one reverse scan for all of them."""
+    each of its operands: one reverse scan for all of them.  ``needed`` (a bool per
+    operand) leaves out the cotangents of scanned arrays and invariants nobody asks for
+    (None in their places): the sweep neither computes nor accumulates them."""
     from .array_ops import broadcast_to, zeros
     from .diff import reverse_mode
+    from .passes import substitute
 
     body = node.value[0]
     c, x = len(body.carries), len(body.xs)
@@ -163,13 +193,16 @@ def _scan_joint_vjp(node: Expr, adjoints: dict) -> list[Expr]:
     depth = _depth_of(body)
     shapes = [p.shape for p in body.carries]
     ct_carries = tuple(internal_symbol(f"scan{depth}_ct{k}", s) for k, s in enumerate(shapes))
-    ct_inv = tuple(internal_symbol(f"scan{depth}_acc{k}", p.shape)
-                   for k, p in enumerate(body.invariants))
+    needed = [True] * len(args) if needed is None else list(needed)
+    want_xs = [k for k in range(x) if needed[c + k]]
+    want_inv = [m for m in range(len(body.invariants)) if needed[c + x + m]]
+    ct_inv = tuple(internal_symbol(f"scan{depth}_acc{m}", body.invariants[m].shape)
+                   for m in want_inv)
     # One step back: the cotangent of the carry before the step, of the step's slice and
     # (summed over the steps) of the invariants.  The step-t seeds of stacked outputs
     # reach the loop as scanned arrays; those of final carries as the initial cotangent.
     seeds = [(nc, ct) for nc, ct in zip(body.new_carries, ct_carries, strict=True)]
-    init = [zeros(s) for s in shapes] + [zeros(p.shape) for p in body.invariants]
+    init = [zeros(s) for s in shapes] + [zeros(body.invariants[m].shape) for m in want_inv]
     scanned, slices = [], []
     for (kind, j), adjoint in sorted(adjoints.items()):
         if kind == "carry":
@@ -181,20 +214,34 @@ def _scan_joint_vjp(node: Expr, adjoints: dict) -> list[Expr]:
         scanned.append(adjoint)
         slices.append(seed_slice)
     grads = reverse_mode(seeds, list(body.carries + body.xs + body.invariants))
+    # Where the step's derivative reads the step's result (tanh' = 1 - tanh**2), it reads
+    # the stored next carry instead: the sweep need not compute the step again.
+    present = set(topological_order(grads))
+    reused = {}
+    for k, new in enumerate(body.new_carries):
+        if new.args and new in present and new not in reused:
+            reused[new] = internal_symbol(f"scan{depth}_n{k}", new.shape)
+    if reused:
+        grads = substitute(grads, reused)
+    nexts = tuple(_node(body, ("nexts", body.new_carries.index(new)), args) for new in reused)
     stored = tuple(_node(body, ("carries", k), args) for k in range(c))
     back = ScanBody(
         carries=ct_carries + ct_inv,
-        xs=body.carries + body.xs + tuple(slices),
+        xs=body.carries + body.xs + tuple(reused.values()) + tuple(slices),
         invariants=body.invariants,
-        new_carries=tuple(grads[:c]) + tuple(a + g for a, g in zip(ct_inv, grads[c + x:],
-                                                                strict=True)),
-        ys=tuple(grads[c:c + x]),
+        new_carries=tuple(grads[:c]) + tuple(a + grads[c + x + m] for a, m in
+                                             zip(ct_inv, want_inv, strict=True)),
+        ys=tuple(grads[c + k] for k in want_xs),
         reverse=not body.reverse,
         checkpoint=body.checkpoint)
-    operands = tuple(init) + stored + args[c:c + x] + tuple(scanned) + args[c + x:]
-    return ([_node(back, ("carry", i), operands) for i in range(c)]
-            + [_node(back, ("ys", k), operands) for k in range(x)]
-            + [_node(back, ("carry", c + m), operands) for m in range(len(body.invariants))])
+    operands = tuple(init) + stored + args[c:c + x] + nexts + tuple(scanned) + args[c + x:]
+    out: list[Expr | None] = [_node(back, ("carry", i), operands) for i in range(c)]
+    out += [None] * (len(args) - c)
+    for n, k in enumerate(want_xs):
+        out[c + k] = _node(back, ("ys", n), operands)
+    for n, m in enumerate(want_inv):
+        out[c + x + m] = _node(back, ("carry", c + n), operands)
+    return out
 
 
 def _depth_of(body: ScanBody) -> int:
@@ -252,6 +299,8 @@ def _scan_to_sympy(node: Expr, *operands):
         if kind == "ys":
             collected[t] = step[c + j]
         carry = step[:c]
+        if kind == "nexts":
+            collected[t] = carry[j]
     if kind == "carry":
         return carry[j]
     return sympy.Array([collected[t] for t in range(steps)])

@@ -128,3 +128,18 @@ def optimize(exprs, fast_math: bool = False):
     if single:
         return next(outputs)
     return restructure(exprs, outputs)
+
+
+def substitute(exprs, mapping: dict) -> list[Expr]:
+    """``exprs`` with the nodes of ``mapping`` replaced (one iterative rebuild)."""
+    new: dict[Expr, Expr] = {}
+    for node in topological_order(exprs):
+        if node in mapping:
+            new[node] = mapping[node]
+        elif not node.args:
+            new[node] = node
+        else:
+            args = tuple(new[a] for a in node.args)
+            same = all(a is b for a, b in zip(args, node.args, strict=True))
+            new[node] = node if same else Expr._make(node.op, args, node.value, node.shape)
+    return [new[e] for e in exprs]

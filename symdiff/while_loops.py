@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import NotDifferentiableError, ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
-from .loops import _depth_of, _parts, _restore, _tracing
+from .loops import _depth_of, _parts, _restore, _tracing, optimized
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class WhileBody:
 
     # Placeholder naming of derived loops (symdiff.loops._depth_of) reads these.
     xs = ()
+
+    def __post_init__(self):
+        done = optimized((self.cond,) + self.new_carries)
+        object.__setattr__(self, "cond", done[0])
+        object.__setattr__(self, "new_carries", done[1:])
 
     def __repr__(self):
         return f"while(carries={len(self.carries)}, invariants={len(self.invariants)})"

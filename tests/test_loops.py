@@ -235,11 +235,13 @@ def _checkpointed(checkpoint, reverse):
     xs = sd.symbol("xs", (None, 3))
 
     def loss(W, h0, s, xs):
-        (hT, total), ys = sd.scan(
-            lambda c, x: ((sd.tanh(W @ c[0] + x * s) + 0.5 * c[0], c[1] + sd.sum(c[0] * x)),
-                          sd.sum(c[0]) * s), (h0, sd.const(0.0)), xs, reverse=reverse,
+        # The third carry is a tanh: the sweep reads its stored next value for tanh'.
+        (hT, total, g), ys = sd.scan(
+            lambda c, x: ((sd.tanh(W @ c[0] + x * s) + 0.5 * c[0], c[1] + sd.sum(c[0] * x),
+                           sd.tanh(c[2] * s + sd.sum(x))),
+                          sd.sum(c[0]) * s), (h0, sd.const(0.0), s), xs, reverse=reverse,
             checkpoint=checkpoint)
-        return sd.sum(hT * hT) + total + sd.sum(ys * ys)
+        return sd.sum(hT * hT) + total + sd.sum(ys * ys) + g * g
 
     return sd.compile(loss, args=[W, H0, S, xs], background=False)
 
@@ -254,6 +256,7 @@ def test_checkpointing_schedules_give_identical_results(reverse, schedules):
     for schedule in schedules:
         f = _checkpointed(schedule, reverse)
         assert ("for _g in range(" in f.source) == (schedule != "all")  # segments
+        assert "_scan100_n2" in f.source  # the sweep reads the next carry for tanh'
         for rows in (0, 1, 7):
             point = _point(rows, seed=6)
             args = (point["W"], point["h0"], point["s"], point["xs"])
@@ -262,6 +265,13 @@ def test_checkpointing_schedules_give_identical_results(reverse, schedules):
             results[schedule, rows] = list(f.grad(*args)) + list(f.hvp(*args, *direction))
             if reverse and rows == 7:  # reverse over reverse: sweeps of sweeps
                 results[schedule, rows].append(f.hessian(*args))
+            if rows == 7:  # against central differences in s and h0
+                eps, grads = 1e-6, f.grad(*args)
+                for k, e in ((2, 1.0), (1, np.array([0.0, 1.0, 0.0]))):
+                    up, down = list(args), list(args)
+                    up[k], down[k] = args[k] + eps * e, args[k] - eps * e
+                    fd = (f(*up) - f(*down)) / (2 * eps)
+                    np.testing.assert_allclose(np.sum(grads[k] * e), fd, rtol=1e-6)
     for (schedule, rows), got in results.items():
         for a, b in zip(got, results["all", rows], strict=True):
             assert np.array_equal(a, b), (schedule, rows)
