@@ -89,7 +89,8 @@ def emit_while(emitter, node: Expr) -> None:
     carry = [emitter.new_name() for _ in range(c)]
     result = emitter.new_name()
     arguments = ", ".join(carry + operands[c:])
-    lines = [f"{n} = {v}" for n, v in zip(carry, operands[:c], strict=True)]
+    lines = [f"{n} = {v}" + (".copy()" if part.shape else "")  # one signature: see scan
+             for n, v, part in zip(carry, operands[:c], body.carries, strict=True)]
     lines.append(f"while {name.replace('_sd_while_', '_sd_cond_')}({arguments}) != 0.0:")
     lines.append(f"    {result} = {name}({arguments})")
     lines += [f"    {n} = {result}[{k}]" for k, n in enumerate(carry)]
@@ -181,6 +182,20 @@ def _segment_length(policy, steps: str, carry) -> str:
     return f"1 if {steps} * ({size}) <= {AUTO_STORE_BYTES} else {root}"
 
 
+def _store(target: str, index: str, value: str, ndim: int, row: str | None = None) -> list[str]:
+    """``target[index] = value`` (``value[row]`` if given) for a part of ``ndim`` axes, as
+    element loops: an array assignment makes Numba compile its shape-mismatch message
+    (about 2 s of string formatting code per process)."""
+    if not ndim:
+        return [f"{target}[{index}] = {value}" + (f"[{row}]" if row else "")]
+    axes = [f"_q{d}" for d in range(ndim)]
+    lines = ["    " * d + f"for {q} in range({target}.shape[{d + 1}]):"
+             for d, q in enumerate(axes)]
+    source = ", ".join(([row] if row else []) + axes)
+    lines.append("    " * ndim + f"{target}[{index}, {', '.join(axes)}] = {value}[{source}]")
+    return lines
+
+
 class _Step:
     """The call of one loop's body at step ``index`` and what the loop keeps of it."""
 
@@ -201,15 +216,23 @@ class _Step:
         scanned = [self.slots[c + k].format(i=index) if c + k in self.slots
                    else f"{self.operands[c + k]}[{index}]" for k in range(x)]
         arguments = self.carry + scanned + self.operands[c + x:]
-        lines = [f"{name}[{index}] = {self.carry[n.value[1][1]]}"
-                 for n, name in self.stacked.items() if n.value[1][0] == "carries"]
-        lines.append(f"{result} = {body_name(self.body)}({', '.join(arguments)})")
-        lines += [f"{name}[{index}] = {result}[{c + n.value[1][1]}]"
-                  for n, name in self.stacked.items() if n.value[1][0] == "ys"]
+        body = self.body
+
+        def stores(kind: str) -> list[str]:
+            out = []
+            for n, name in self.stacked.items():
+                j = n.value[1][1]
+                if n.value[1][0] == kind == "ys":
+                    out += _store(name, index, f"{result}[{c + j}]", body.ys[j].ndim)
+                elif n.value[1][0] == kind:
+                    out += _store(name, index, self.carry[j], body.carries[j].ndim)
+            return out
+
+        lines = stores("carries")
+        lines.append(f"{result} = {body_name(body)}({', '.join(arguments)})")
+        lines += stores("ys")
         lines += [f"{name} = {result}[{k}]" for k, name in enumerate(self.carry)]
-        lines += [f"{name}[{index}] = {self.carry[n.value[1][1]]}"
-                  for n, name in self.stacked.items() if n.value[1][0] == "nexts"]
-        return lines
+        return lines + stores("nexts")
 
 
 def emit_scan(emitter, node: Expr) -> None:
@@ -253,8 +276,10 @@ def emit_scan(emitter, node: Expr) -> None:
     if not sources:
         steps = emitter.new_name()
         lines.append(f"{steps} = {step.operands[c]}.shape[0]")
-    lines += [f"{name} = {value}" for name, value in zip(step.carry, step.operands[:c],
-                                                         strict=True)]
+    # Array carries start as copies: C-contiguous and writable like every later carry, so
+    # the body compiles for one signature (a constant or a strided argument is another).
+    lines += [f"{name} = {value}" + (".copy()" if part.shape else "") for name, value, part
+              in zip(step.carry, step.operands[:c], body.carries, strict=True)]
     checkpointed = key in plan
     for n in group:
         kind, j = n.value[1]
@@ -308,8 +333,10 @@ def _keep_checkpoint(record, body, step, index: str) -> list[str]:
     k, steps = record["k"], record["steps"]
     entering = (f"{index} % {k} == 0" if not body.reverse
                 else f"({index} + 1) % {k} == 0 or {index} == {steps} - 1")
-    return [f"if {entering}:"] + [f"    {ck}[{index} // {k}] = {carry}" for ck, carry in
-                                  zip(record["checkpoints"], step.carry, strict=True)]
+    lines = [f"if {entering}:"]
+    for ck, carry, part in zip(record["checkpoints"], step.carry, body.carries, strict=True):
+        lines += ["    " + line for line in _store(ck, f"{index} // {k}", carry, part.ndim)]
+    return lines
 
 
 def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
@@ -328,20 +355,21 @@ def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
         order, last = (("range(_hi - 1, _lo - 1, -1)", "_lo") if forward.reverse
                        else ("range(_lo, _hi)", "_hi - 1"))
         at = "_r - _lo + 1" if nexts and forward.reverse else "_r - _lo"
+        ndims = [len(shape) for shape in source_record["shapes"]]
         lines.append(f"    for _r in {order}:")
-        lines += [f"        {b}[{at}] = {carry}" for b, carry in
-                  zip(buffer, source.carry, strict=True)]
+        for b, carry, ndim in zip(buffer, source.carry, ndims, strict=True):
+            lines += ["        " + line for line in _store(b, at, carry, ndim)]
         lines.append(f"        if _r != {last}:")
         lines += ["            " + line for line in source.call("_r")]
         if nexts:  # the carry after the segment: the next segment's checkpoint, or the end
             end, following, exists = (("0", "_g - 1", "_g > 0") if forward.reverse else
                                       ("_hi - _lo", "_g + 1", f"_g + 1 < {count}"))
             lines.append(f"    if {exists}:")
-            lines += [f"        {b}[{end}] = {ck}[{following}]" for b, ck in
-                      zip(buffer, checkpoints, strict=True)]
+            for b, ck, ndim in zip(buffer, checkpoints, ndims, strict=True):
+                lines += ["        " + line for line in _store(b, end, ck, ndim, following)]
             lines.append("    else:")
-            lines += [f"        {b}[{end}] = {final}" for b, final in
-                      zip(buffer, source_record["final"], strict=True)]
+            for b, final, ndim in zip(buffer, source_record["final"], ndims, strict=True):
+                lines += ["        " + line for line in _store(b, end, final, ndim)]
     order = ("range(_hi - 1, _lo - 1, -1)" if body.reverse else "range(_lo, _hi)")
     lines.append(f"    for _s in {order}:")
     lines += ["        " + line for line in _keep_checkpoint(record, body, step, "_s")]
