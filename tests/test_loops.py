@@ -201,6 +201,10 @@ def test_fori_loop_matches_the_python_loop():
     for wrt in ([a], [b], [a, b]):
         _close(sd.evaluate(sd.diff(horner, *wrt), point),
                sd.evaluate(sd.diff(unrolled, *wrt), point))
+    fn = sd.compile(horner, args=[a, b], background=False)  # compiled, to order 2
+    _close(fn(0.9, 0.3), sd.evaluate(unrolled, point))
+    _close(fn.grad(0.9, 0.3), sd.evaluate(sd.grad(unrolled, [a, b]), point))
+    _close(fn.hessian(0.9, 0.3), sd.evaluate(sd.hessian(unrolled, [a, b]), point))
     assert sd.fori_loop(3, 3, lambda i, c: c * 2, a) is a
     with pytest.raises(sd.SymdiffError, match="ints or scalar expressions"):
         sd.fori_loop(0, True, lambda i, c: c, a)
