@@ -102,8 +102,8 @@ def emit_while(emitter, node: Expr) -> None:
 
 # "auto" stores every carry while they take at most this many bytes, else checkpoints
 # every ceil(sqrt(T)) steps.  Measured (python -m benchmarks.loops --memory): the
-# recomputation makes a gradient 8-35% slower (RNN of 64 states, T = 10^3..10^5; RK4),
-# and saves what the carries take: 49.6 of 51 MB at T = 10^5.  Below 16 MB the time
+# recomputation makes a gradient 23-52% slower (RNN of 64 states, T = 10^3..10^5; RK4),
+# and saves what the carries take: 48.5 of 49 MB at T = 10^5.  Below 16 MB the time
 # matters more; above, the memory.
 AUTO_STORE_BYTES = 1 << 24
 
@@ -209,6 +209,7 @@ class _Step:
                          for k, a in enumerate(args)]
         self.carry = [emitter.new_name() for _ in body.carries]
         self.stacked: dict[Expr, str] = {}
+        self.shift: dict[Expr, str] = {}  # index offsets of stacked outputs
 
     def call(self, index: str) -> list[str]:
         c, x = _parts_of(self.body)
@@ -225,7 +226,8 @@ class _Step:
                 if n.value[1][0] == kind == "ys":
                     out += _store(name, index, f"{result}[{c + j}]", body.ys[j].ndim)
                 elif n.value[1][0] == kind:
-                    out += _store(name, index, self.carry[j], body.carries[j].ndim)
+                    out += _store(name, index + self.shift.get(n, ""), self.carry[j],
+                                  body.carries[j].ndim)
             return out
 
         lines = stores("carries")
@@ -281,13 +283,23 @@ def emit_scan(emitter, node: Expr) -> None:
     lines += [f"{name} = {value}" + (".copy()" if part.shape else "") for name, value, part
               in zip(step.carry, step.operands[:c], body.carries, strict=True)]
     checkpointed = key in plan
+    # The carries before and after every step, both used, are one array of T + 1 seen
+    # through two views: memory for one.
+    kinds = {(n.value[1][0], n.value[1][1]): n for n in group}
+    both = {j: kinds["carries", j] for kind, j in kinds
+            if kind == "nexts" and ("carries", j) in kinds and not checkpointed}
     for n in group:
         kind, j = n.value[1]
         if kind == "ys" or (kind in STACKED_CARRIES and not checkpointed):
+            if kind == "nexts" and j in both:
+                continue
             part = body.ys[j] if kind == "ys" else body.carries[j]
             step.stacked[n] = emitter.new_name()
-            shape = ", ".join([steps] + [_dim(d) for d in part.shape])
+            length = f"{steps} + 1" if kind == "carries" and j in both else steps
+            shape = ", ".join([length] + [_dim(d) for d in part.shape])
             lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
+            if kind == "carries" and j in both and body.reverse:
+                step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
     if checkpointed:
         lines += _checkpoint_arrays(emitter, plan, key, steps, body)
         plan[key]["final"] = step.carry  # hold the final carry once the loop has run
@@ -298,11 +310,21 @@ def emit_scan(emitter, node: Expr) -> None:
         lines.append(f"for _s in {order}:")
         lines += ["    " + line for line in _keep_checkpoint(plan.get(key), body, step, "_s")]
         lines += ["    " + line for line in step.call("_s")]
+    views = {}
+    for j, n in both.items():
+        whole, end = step.stacked[n], "0" if body.reverse else steps
+        lines += _store(whole, end, step.carry[j], body.carries[j].ndim)
+        views[n], views[kinds["nexts", j]] = emitter.new_name(), emitter.new_name()
+        early, late = f"{whole}[:{steps}]", f"{whole}[1:]"
+        before, after = (late, early) if body.reverse else (early, late)
+        lines += [f"{views[n]} = {before}", f"{views[kinds['nexts', j]]} = {after}"]
     emitter.lines += lines
     for n in group:
         kind, j = n.value[1]
         if kind == "carry":
             emitter.names[n] = step.carry[j]
+        elif n in views:
+            emitter.names[n] = views[n]
         elif n in step.stacked:
             emitter.names[n] = step.stacked[n]
         else:  # read only through the checkpoints, by the sweeps that recompute it
