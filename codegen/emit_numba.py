@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from symdiff.ir import OPS, Expr, flatten, topological_order
 from symdiff.loop_math import loop_helpers
@@ -164,8 +164,37 @@ def emit_function(spec: FunctionSpec) -> str:
             + "".join(f"    {line}\n" for line in body))
 
 
+def point_specs(spec) -> list:
+    """The one-point function a batched function with loops calls at every point."""
+    if not getattr(spec, "batched", False) or not has_loops(spec.result):
+        return []
+    return [replace(spec, name=POINT + spec.name, batched=False, doc="one point of "
+                    + spec.name)]
+
+
+POINT = "_sd_point_"
+
+
+def _positions(result, at: str, found: dict) -> dict:
+    """Where each node of ``result`` is in what its function returns (``at``)."""
+    if isinstance(result, tuple):
+        for k, part in enumerate(result):
+            _positions(part, f"{at}[{k}]", found)
+    elif isinstance(result, Expr):
+        found.setdefault(result, at)
+    elif result and isinstance(result[0], list):
+        for i, row in enumerate(result):
+            for j, x in enumerate(row):
+                found.setdefault(x, f"{at}[{i}, {j}]")
+    else:
+        for i, x in enumerate(result):
+            found.setdefault(x, f"{at}[{i}]")
+    return found
+
+
 def _batched_body(spec: FunctionSpec, names: _Names) -> tuple[list[str], str]:
-    """One prange loop over points; inside it, the scalar body of the function."""
+    """One prange loop over points; inside it, the scalar body of the function (or, for
+    a function with loops, a call of its one-point function: point_specs)."""
     first = names.params[0]
     lines = [f"_np = {first}.shape[0]"]
     for p in names.params[1:]:
@@ -173,8 +202,14 @@ def _batched_body(spec: FunctionSpec, names: _Names) -> tuple[list[str], str]:
                   f'    raise ValueError("argument {p} has another number of points than {first}")']
     for sym, p in zip(spec.inputs, names.params, strict=True):
         names.of[sym] = f"{p}[_p]"
-    inner = _scalar_body(spec, names)
-    allocs, writes, returned = _batched_result(spec.result, names.operand, "_out")
+    if has_loops(spec.result):
+        arguments = ", ".join(f"{p}[_p]" for p in names.params)
+        inner = [f"_pt = {POINT}{spec.name}({arguments})"]
+        at = _positions(spec.result, "_pt", {})
+        allocs, writes, returned = _batched_result(spec.result, at.__getitem__, "_out")
+    else:
+        inner = _scalar_body(spec, names)
+        allocs, writes, returned = _batched_result(spec.result, names.operand, "_out")
     lines += allocs + ["for _p in numba.prange(_np):"]
     lines += ["    " + line for line in inner + writes]
     return lines, returned
@@ -260,6 +295,7 @@ def emit_module(specs: list, docstring: str) -> str:
     from .emit_directions import DirectionLoop, emit_direction_loop
 
     functions = _with_kernels(specs)
+    functions = [f for spec in functions for f in point_specs(spec) + [spec]]
     functions = body_specs(functions) + functions  # the bodies of scans they run
     loops = {spec.name for spec in functions if isinstance(spec, DirectionLoop)}
     specs = [spec for spec in functions if spec.name not in loops]

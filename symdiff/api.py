@@ -218,16 +218,16 @@ class CompiledFunction(MatrixMethods):
         Its size does not depend on array sizes: Hessians and Jacobians of arrays (or of
         many scalars) are loops over directions through ``hvp`` / ``jvp`` / ``vjp``.
         """
-        specs = []
-        for method, (_, needs) in FUNCTIONS.items():
-            if needs in (None, self.is_scalar):
-                try:
-                    specs.append(self._spec(method))
-                except NotDifferentiableError:
-                    continue  # reverse mode through an unbounded loop: left out
+        wanted = [(m, False) for m, (_, needs) in FUNCTIONS.items()
+                  if needs in (None, self.is_scalar)]
         if self._batchable():
-            specs += [self._spec(m, batched=True) for m in BATCHED
-                      if FUNCTIONS[m][1] in (None, self.is_scalar)]
+            wanted += [(m, True) for m in BATCHED if FUNCTIONS[m][1] in (None, self.is_scalar)]
+        specs = []
+        for method, batched in wanted:
+            try:
+                specs.append(self._spec(method, batched))
+            except NotDifferentiableError:
+                continue  # reverse mode through an unbounded loop: left out
         return self._module_source(specs)
 
     def save(self, path) -> str:
@@ -244,11 +244,8 @@ class CompiledFunction(MatrixMethods):
 
     # Derivation.
     def _batchable(self) -> bool:
-        from codegen.emit_loops import has_loops
-
-        # Loops run in the array emitter; the batched (prange) one is scalar-only.
-        return (bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
-                and not has_loops(self.outputs))
+        # Functions with loops are batched too: a prange over calls of the one-point code.
+        return bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
 
     def _module_source(self, specs) -> str:
         from codegen import emit_module

@@ -186,8 +186,12 @@ def test_function_of_scalars_with_a_scan_over_constant_data():
     fn = sd.compile(f, args=[c])
     _close(fn(0.5), sd.evaluate(f, c=0.5))
     _close(fn.hessian(0.5), sd.evaluate(sd.hessian(f, [c]), c=0.5))
-    with pytest.raises(sd.ArgumentError, match="argument c must be a float"):
-        fn(np.array([0.5, 0.6]))  # batches of points run scalar code only
+    points = np.array([0.5, -0.2, 1.5])  # batched: a parallel loop over the one-point code
+    _close(fn(points), [sd.evaluate(f, c=p) for p in points])
+    _close(fn.grad(points)[:, 0], [sd.evaluate(sd.diff(f, c), c=p) for p in points])
+    value, slope = fn.value_and_grad(points)
+    _close(slope, fn.grad(points))
+    assert "for _p in numba.prange(_np):" in fn.source and "_sd_point_" in fn.source
 
 
 def test_fori_loop_matches_the_python_loop():
@@ -303,6 +307,7 @@ def test_unbounded_while_loop_values_and_forward_mode_to_third_order():
     _close(fn(20.0, 1.3), 20.0)  # zero steps
     _close(fn.jvp(1.0, 1.3, [0.5, 1.0]), 0.5 * 1.3 ** n + n * 1.3 ** (n - 1))
     assert "while _sd_cond_" in fn.source and "def gradient" not in fn.source
+    _close(fn(np.array([1.0, 20.0]), np.array([1.3, 1.3])), [1.3 ** n, 20.0])  # batched
     with pytest.raises(sd.NotDifferentiableError, match="max_steps"):
         fn.grad(1.0, 1.3)
 
