@@ -27,6 +27,8 @@ CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient", "root")
 BATCH = "_nb"
+LANES = 4  # partial sums of a full reduction (codegen.emit_arrays.ArrayEmitter.lanes_sum)
+BLOCK = 256  # elements of a transcendental map computed before they are summed
 
 
 def _dim(d) -> str:
@@ -299,7 +301,12 @@ class ArrayEmitter:
             members[node] = None
             stack.extend(a for a in node.args if a in self.inlined and a not in members)
         del members[root]
-        for node in sorted(members, key=self.position.__getitem__):
+        members = sorted(members, key=self.position.__getitem__)
+        if (root.op == "sum" and len(shape) == 1 and (not root.shape or root in self.unit)
+                and shape[0] != 1):
+            self.lanes_sum(root, name, shape, members)
+            return
+        for node in members:
             local[node] = self.loop_value(node, shape, indices, local, body)
         value = self.loop_value(root, shape, indices, local, body, final=True)
         if root.op in REDUCTIONS:
@@ -310,6 +317,62 @@ class ArrayEmitter:
             self.lines.append(f"{name} = np.empty({_shape_text(shape)})")
             body.append(f"{name}[{', '.join(indices)}] = {value}")
             self.nest(shape, indices, body)
+        self.names[root] = name
+
+    def lanes_sum(self, root: Expr, name: str, shape: tuple, members: list) -> None:
+        """A full sum over one axis in LANES independent partial sums, each element's
+        fused map computed per lane: the adds no longer wait on one another, so LLVM
+        interleaves (and packs) the lanes' maps.  One accumulator ran a 10^5-element
+        sum(exp(x)) at 8 ns per element."""
+        n = _dim(shape[0])
+        if any(OPS[m.op].loop for m in members):
+            self.blocked_sum(root, name, n, members)
+            return
+        body: list[str] = []
+        for lane in range(LANES):
+            local: dict[Expr, str] = {}
+            index = [f"(_i0 + {lane})" if lane else "_i0"]  # () for index arithmetic
+            for node in members:
+                local[node] = self.loop_value(node, shape, index, local, body)
+            body.append(f"_u{lane} += {self.loop_value(root, shape, index, local, body, True)}")
+        rest: list[str] = []
+        local = {}
+        for node in members:
+            local[node] = self.loop_value(node, shape, ["_i0"], local, rest)
+        rest.append(f"{name} += {self.loop_value(root, shape, ['_i0'], local, rest, True)}")
+        main = self.new_name()
+        self.lines += [f"{main} = {n} - {n} % {LANES}", f"{name} = 0.0"]
+        self.lines += [f"_u{lane} = 0.0" for lane in range(LANES)]
+        self.lines.append(f"for _i0 in range(0, {main}, {LANES}):")
+        self.lines += ["    " + line for line in body]
+        self.lines.append(f"for _i0 in range({main}, {n}):")
+        self.lines += ["    " + line for line in rest]
+        self.lines.append(f"{name} += (_u0 + _u1) + (_u2 + _u3)")
+        self.names[root] = name
+
+    def blocked_sum(self, root: Expr, name: str, n: str, members: list) -> None:
+        """A full sum of a transcendental map (exp, tanh, ...) by blocks: the map of a
+        block into a small buffer (a loop LLVM vectorizes: the map alone ran 4x faster than
+        fused into the sum), then the buffer's sum in LANES partial sums."""
+        buffer, main = self.new_name(), self.new_name()
+        body: list[str] = []
+        local: dict[Expr, str] = {}
+        index = ["(_b + _i0)"]
+        for node in members:
+            local[node] = self.loop_value(node, (n,), index, local, body)
+        body.append(f"{buffer}[_i0] = {self.loop_value(root, (n,), index, local, body, True)}")
+        self.lines += [f"{buffer} = np.empty({BLOCK})", f"{name} = 0.0",
+                       f"for _b in range(0, {n}, {BLOCK}):",
+                       f"    _m = min({BLOCK}, {n} - _b)",
+                       "    for _i0 in range(_m):"]
+        self.lines += ["        " + line for line in body]
+        self.lines += [f"    {main} = _m - _m % {LANES}"]
+        self.lines += [f"    _u{lane} = 0.0" for lane in range(LANES)]
+        self.lines.append(f"    for _i0 in range(0, {main}, {LANES}):")
+        self.lines += [f"        _u{lane} += {buffer}[_i0 + {lane}]" if lane else
+                       f"        _u0 += {buffer}[_i0]" for lane in range(LANES)]
+        self.lines += [f"    for _i0 in range({main}, _m):", f"        {name} += {buffer}[_i0]",
+                       f"    {name} += (_u0 + _u1) + (_u2 + _u3)"]
         self.names[root] = name
 
     def loop_value(self, node, shape, indices, local, body, final=False) -> str:
