@@ -42,25 +42,29 @@ from numba.extending import intrinsic as _intrinsic
 
 @_intrinsic
 def _sd_pow2(typingctx, k):
-    """2.0**k for an int64 k in [-1022, 1023], written straight into the exponent bits."""
+    """2.0**k for an integer-valued float64 k in [-1022, 1023]: k + 1.5 * 2**52 holds k in
+    its low bits, moved into the exponent bits by integer adds and a shift (no
+    float-to-int conversion, which AVX2 cannot do on vectors)."""
     def codegen(context, bd, signature, args):
-        i64 = _cgutils.ir.IntType(64)
-        bits = bd.shl(bd.add(args[0], i64(1023)), i64(52))
-        return bd.bitcast(bits, _cgutils.ir.DoubleType())
-    return numba.types.float64(numba.types.int64), codegen
+        i64, f64 = _cgutils.ir.IntType(64), _cgutils.ir.DoubleType()
+        shifted = bd.bitcast(bd.fadd(args[0], f64(6755399441055744.0)), i64)
+        biased = bd.add(bd.sub(shifted, i64(0x4338000000000000)), i64(1023))
+        return bd.bitcast(bd.shl(biased, i64(52)), f64)
+    return numba.types.float64(numba.types.float64), codegen
 
 
 {_DECORATOR}
 def _sd_expm1_parts(x):
-    """(p, k) with exp(x) = 2**k * (1 + p): k = round(x / ln 2), p = expm1 of the rest."""
+    """(p, k) with exp(x) = 2**k * (1 + p): k = round(x / ln 2) (an integer-valued float),
+    p = expm1 of the rest."""
     x = 710.0 if x > 710.0 else x  # past the overflow threshold; nan passes through
     x = -746.0 if x < -746.0 else x  # past the underflow threshold
-    k = math.floor(x * 1.4426950408889634 + 0.5)
-    k = 0.0 if k != k else k  # nan: keep the integer conversion defined
+    # Adding 1.5 * 2**52 rounds to an integer: k without a conversion (nan stays nan).
+    k = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0
     # ln 2 in two parts: k * 0.693...(high) is exact, so r keeps its low bits.
     r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10
     p = r * (1.0 + r * ({_horner("r", _TAYLOR)}))
-    return p, numba.int64(k)
+    return p, k
 '''
 
 
@@ -72,16 +76,17 @@ def _helper(name: str, body: list[str]) -> str:
 LOOP = {
     "exp": _helper("_sd_loop_exp", [
         "p, k = _sd_expm1_parts(x)",
-        "half = k >> 1  # two factors reach 2**-1076 (subnormal) and 2**1024 (inf)",
-        "return (1.0 + p) * _sd_pow2(half) * _sd_pow2(k - half)"]),
+        "# Two factors reach 2**-1075 (subnormal) and 2**1024 (inf) with one rounding.",
+        "lo = min(max(k, -1022.0), 1023.0)",
+        "return (1.0 + p) * _sd_pow2(lo) * _sd_pow2(k - lo)"]),
     "expm1": _helper("_sd_loop_expm1", [
         "p, k = _sd_expm1_parts(x)",
-        "s = _sd_pow2(min(max(k, -1022), 1023))",
+        "lo = min(max(k, -1022.0), 1023.0)",
+        "s = _sd_pow2(lo)",
         "small = s * p + (s - 1.0)",
-        "half = k >> 1",
-        "large = (1.0 + p) * _sd_pow2(half) * _sd_pow2(k - half) - 1.0",
+        "large = (1.0 + p) * s * _sd_pow2(k - lo) - 1.0",
         "# k = 0 returns p itself: full relative accuracy near 0, and expm1(-0.0) = -0.0",
-        "return p if k == 0 else (small if k < 1000 else large)"]),
+        "return p if k == 0.0 else (small if k < 1000.0 else large)"]),
     "tanh": _helper("_sd_loop_tanh", [
         "a = math.fabs(x)",
         "a = 20.0 if a > 20.0 else a  # tanh(20) rounds to 1; nan passes through",
