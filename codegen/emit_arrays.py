@@ -151,6 +151,7 @@ class ArrayEmitter:
         self.position = {node: k for k, node in enumerate(self.order)}
         self.lines: list[str] = []
         self.handed_out: set[str] = set()  # arrays already returned as they are
+        self.renamed: dict[Expr, str] = {}  # arrays read through other names for a while
         self.counter = 0
         consumers: dict[Expr, list[Expr]] = {}
         self.consumers = consumers
@@ -218,6 +219,8 @@ class ArrayEmitter:
         return self.names[node]
 
     def array(self, node: Expr) -> str:
+        if node in self.renamed:  # a block's slice (blocked_sum)
+            return self.renamed[node]
         return constant_name(node) if node.op == "array" else self.names[node]
 
     def element(self, node: Expr, loop_shape: tuple, indices: list[str], local) -> str:
@@ -355,16 +358,30 @@ class ArrayEmitter:
         block into a small buffer (a loop LLVM vectorizes: the map alone ran 4x faster than
         fused into the sum), then the buffer's sum in LANES partial sums."""
         buffer, main = self.new_name(), self.new_name()
+        shape = root.args[0].shape
+        inside = set(members)
+        reads = {a for m in members + [root] for a in m.args
+                 if a.shape and a not in inside and a not in self.unit}  # units: floats
+        # Arrays read element by element at the loop position are sliced to the block, so
+        # the index is the loop's own (an index b + i costs Numba's negative-index check,
+        # which kept the loop from vectorizing: 280 against 200 us for 10^5 exps).
+        sliced = all(OPS[m.op].elementwise for m in members) and all(
+            (a.shape == shape or all(d == 1 for d in a.shape)) and a not in self.views
+            for a in reads)  # one-element arrays are read at 0 whatever the index
+        slices = {a: self.new_name() for a in reads if a.shape == shape} if sliced else {}
+        self.renamed = slices
         body: list[str] = []
         local: dict[Expr, str] = {}
-        index = ["(_b + _i0)"]
+        index = ["_i0"] if sliced else ["(_b + _i0)"]
         for node in members:
             local[node] = self.loop_value(node, (n,), index, local, body)
         body.append(f"{buffer}[_i0] = {self.loop_value(root, (n,), index, local, body, True)}")
+        self.renamed = {}
         self.lines += [f"{buffer} = np.empty({BLOCK})", f"{name} = 0.0",
                        f"for _b in range(0, {n}, {BLOCK}):",
-                       f"    _m = min({BLOCK}, {n} - _b)",
-                       "    for _i0 in range(_m):"]
+                       f"    _m = min({BLOCK}, {n} - _b)"]
+        self.lines += [f"    {view} = {self.array(a)}[_b:_b + _m]" for a, view in slices.items()]
+        self.lines.append("    for _i0 in range(_m):")
         self.lines += ["        " + line for line in body]
         self.lines += [f"    {main} = _m - _m % {LANES}"]
         self.lines += [f"    _u{lane} = 0.0" for lane in range(LANES)]
