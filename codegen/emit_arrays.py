@@ -35,6 +35,14 @@ def _dim(d) -> str:
     return BATCH if d is None else str(d)
 
 
+def _lanes_total() -> str:
+    """The partial sums _u0 ... added pairwise."""
+    terms = [f"_u{lane}" for lane in range(LANES)]
+    while len(terms) > 1:
+        terms = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2], strict=True)]
+    return terms[0][1:-1]
+
+
 def _shape_text(shape) -> str:
     dims = ", ".join(_dim(d) for d in shape)
     return f"({dims},)" if len(shape) == 1 else f"({dims})"
@@ -350,7 +358,7 @@ class ArrayEmitter:
         self.lines += ["    " + line for line in body]
         self.lines.append(f"for _i0 in range({main}, {n}):")
         self.lines += ["    " + line for line in rest]
-        self.lines.append(f"{name} += (_u0 + _u1) + (_u2 + _u3)")
+        self.lines.append(f"{name} += {_lanes_total()}")
         self.names[root] = name
 
     def blocked_sum(self, root: Expr, name: str, n: str, members: list) -> None:
@@ -389,7 +397,7 @@ class ArrayEmitter:
         self.lines += [f"        _u{lane} += {buffer}[_i0 + {lane}]" if lane else
                        f"        _u0 += {buffer}[_i0]" for lane in range(LANES)]
         self.lines += [f"    for _i0 in range({main}, _m):", f"        {name} += {buffer}[_i0]",
-                       f"    {name} += (_u0 + _u1) + (_u2 + _u3)"]
+                       f"    {name} += {_lanes_total()}"]
         self.names[root] = name
 
     def loop_value(self, node, shape, indices, local, body, final=False) -> str:
