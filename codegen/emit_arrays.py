@@ -332,9 +332,9 @@ class ArrayEmitter:
 
     def lanes_sum(self, root: Expr, name: str, shape: tuple, members: list) -> None:
         """A full sum over one axis in LANES independent partial sums, each element's
-        fused map computed per lane: the adds no longer wait on one another, so LLVM
-        interleaves (and packs) the lanes' maps.  One accumulator ran a 10^5-element
-        sum(exp(x)) at 8 ns per element."""
+        fused map computed per lane: the adds no longer wait on one another (sum(x * x)
+        of 10^5 elements: 59 us with one accumulator, 21 with four).  Transcendental maps
+        go to blocked_sum."""
         n = _dim(shape[0])
         if any(OPS[m.op].loop for m in members):
             self.blocked_sum(root, name, n, members)
