@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from .worker import _per_call
+from .worker import _per_call, save_rows
 
 PROBLEMS = ("rosenbrock", "bratu")
 SYSTEMS = ("symdiff", "numba (hand-written)", "JAX (dense)", "CasADi SX",
@@ -325,8 +325,7 @@ def main(argv=None) -> int:
                 print(f"{problem} {size} {system}: {json.dumps(result)}", file=sys.stderr,
                       flush=True)
     print(table(rows))
-    with open(args.json, "w") as out:
-        json.dump(rows, out, indent=1)
+    save_rows(args.json, rows)
     return 0
 
 

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from .worker import _per_call
+from .worker import _per_call, save_rows
 
 HIDDEN, FEATURES, DT = 16, 8, 0.01
 THETA = np.array([1.1, 0.4, 0.4, 0.1])
@@ -218,10 +218,7 @@ def main(argv=None) -> int:
         print(json.dumps(memory_worker(schedule, problem, int(steps), int(hidden))))
         return 0
     if options.memory:
-        rows = _memory(options)
-        if options.json:
-            with open(options.json, "w", encoding="utf-8") as out:
-                json.dump(rows, out, indent=1)
+        save_rows(options.json, _memory(options))
         return 0
     rows = []
     for problem in ("rnn", "rk4"):
@@ -232,9 +229,7 @@ def main(argv=None) -> int:
                 print(f"{problem:>4} T={steps:>6} {system:>8}: first gradient "
                       f"{row['first_s']:6.2f} s, per call {row['per_call_s'] * 1e3:9.3f} ms "
                       f"(value {row['value']:.6g})", flush=True)
-    if options.json:
-        with open(options.json, "w", encoding="utf-8") as out:
-            json.dump(rows, out, indent=1)
+    save_rows(options.json, rows)
     return 0
 
 

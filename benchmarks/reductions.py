@@ -10,12 +10,11 @@ every size against the same expression in NumPy; per call = median of timed loop
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
 
-from .worker import _per_call
+from .worker import _per_call, save_rows
 
 
 def _functions():
@@ -53,9 +52,7 @@ def main(argv=None) -> int:
             print(f"{name:>14} n={n:>9,}: symdiff {row['symdiff_s'] * 1e6:10.1f} us, "
                   f"NumPy {row['numpy_s'] * 1e6:10.1f} us, ratio "
                   f"{row['symdiff_s'] / row['numpy_s']:5.2f}", flush=True)
-    if options.json:
-        with open(options.json, "w", encoding="utf-8") as out:
-            json.dump(rows, out, indent=1)
+    save_rows(options.json, rows)
     return 0
 
 

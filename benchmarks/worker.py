@@ -25,6 +25,13 @@ def _error(value, grads, ref_value, ref_grads) -> float:
     return worst
 
 
+def save_rows(path, rows) -> None:
+    """Write a suite's raw rows as JSON (nothing without a path)."""
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(rows, out, indent=1)
+
+
 def _per_call(call, args) -> float:
     """Median seconds per call over repeated timed loops."""
     timer = timeit.Timer(lambda: call(*args))
