@@ -10,6 +10,7 @@ import weakref
 from numba import types
 
 from . import __version__
+from .blas_threads import limited, threaded_products
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import NotDifferentiableError, SymdiffError
 from .inputs import Contract, dimensions
@@ -437,6 +438,8 @@ class CompiledFunction(MatrixMethods):
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher
+        if threaded_products(spec):
+            dispatcher = limited(dispatcher)  # BLAS on one thread: symdiff.blas_threads
         call = guarded(_with_conversions(dispatcher, self, method, spec), self, method)
         self._loaded[method, batched] = call
         if hasattr(CompiledFunction, method):
