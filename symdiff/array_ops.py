@@ -64,6 +64,13 @@ def _positions(shape) -> np.ndarray:
     return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
 
 
+def dense_sparsity(i, node, shape, arg_shapes):
+    """Conservative: every result element may depend on every element of operand i
+    (loops, roots, solves)."""
+    n, m = math.prod(shape), math.prod(arg_shapes[i])
+    return np.repeat(np.arange(n, dtype=np.int64), m), np.tile(np.arange(m, dtype=np.int64), n)
+
+
 def _reads(where):
     """Result element o depends on operand element where[o]."""
     where = np.ravel(where)

@@ -81,12 +81,12 @@ def threaded_products(spec) -> bool:
     of an open size, or a linear solve."""
     from codegen.emit_loops import body_specs
 
-    from .ir import topological_order
+    from .ir import flatten, topological_order
 
     specs = [s for s in (spec, getattr(spec, "kernel", None), getattr(spec, "forward", None))
              if s is not None and hasattr(s, "result")]
     specs += body_specs(specs)
-    for node in topological_order([n for s in specs for n in _nodes(s.result)]):
+    for node in topological_order([n for s in specs for n in flatten(s.result)]):
         if node.op == "solve":
             return True
         if node.op == "matmul" and min(a.ndim for a in node.args) == 2:
@@ -95,8 +95,3 @@ def threaded_products(spec) -> bool:
                 return True
     return False
 
-
-def _nodes(result) -> list:
-    from .ir import flatten
-
-    return flatten(result)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .array_ops import dense_sparsity
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
 from .loops import ScanBody, _node, _tracing
@@ -111,11 +112,6 @@ def _root_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
     return apply("neg", part)
 
 
-def _dense(i, node, shape, arg_shapes):
-    n, m = int(np.prod(shape, dtype=np.int64)), int(np.prod(arg_shapes[i], dtype=np.int64))
-    return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
-
-
 def _describe_root(node: Expr) -> str:
     from .printer import summary
 
@@ -129,7 +125,7 @@ def _root_to_sympy(node: Expr, solution, *parameters):
 
 register(Op("root", None, lambda shape, payload, solution, *parameters: solution, None,
             None, _root_to_sympy, shape_rule=lambda shapes, payload: shapes[0],
-            vjp=_root_vjp, jvp=_root_jvp, sparsity=_dense, describe=_describe_root))
+            vjp=_root_vjp, jvp=_root_jvp, sparsity=dense_sparsity, describe=_describe_root))
 
 
 def custom_root(f, x0, solve):

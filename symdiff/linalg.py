@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .array_ops import _outer, broadcast_to
+from .array_ops import _outer, broadcast_to, dense_sparsity
 from .errors import ShapeError
 from .ir import Expr, Op, apply, as_expr, register
 
@@ -42,13 +42,8 @@ def _solve_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
     return back if i == 1 else apply("neg", _outer(back, node))
 
 
-def _dense(i, node, shape, arg_shapes):
-    n, m = int(np.prod(shape, dtype=np.int64)), int(np.prod(arg_shapes[i], dtype=np.int64))
-    return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
-
-
 register(Op("solve", 2, _solve_evaluate, None, None, None, shape_rule=_solve_shape,
-            vjp=_solve_vjp, jvp=_solve_jvp, sparsity=_dense))
+            vjp=_solve_vjp, jvp=_solve_jvp, sparsity=dense_sparsity))
 
 
 def solve(a, b) -> Expr:

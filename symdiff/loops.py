@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .array_ops import dense_sparsity
 from .errors import ShapeError, SymdiffError
 from .ir import (
     Expr,
@@ -254,12 +255,6 @@ def _depth_of(body: ScanBody) -> int:
 _PLACEHOLDER = re.compile(r"\$(?:scan|while)(\d+)_")
 
 
-def _scan_sparsity(i, node, shape, arg_shapes):
-    # Conservative: every output element may depend on every element of every operand.
-    n, m = int(np.prod(shape, dtype=np.int64)), int(np.prod(arg_shapes[i], dtype=np.int64))
-    return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
-
-
 def _describe_scan(node: Expr) -> str:
     from .printer import summary
 
@@ -307,7 +302,7 @@ def _scan_to_sympy(node: Expr, *operands):
 
 
 register(Op("scan", None, _evaluate_scan, None, None, _scan_to_sympy, shape_rule=_scan_shape,
-            vjp=_scan_vjp, jvp=_scan_jvp, sparsity=_scan_sparsity,
+            vjp=_scan_vjp, jvp=_scan_jvp, sparsity=dense_sparsity,
             joint_vjp=_scan_joint_vjp, describe=_describe_scan))
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .array_ops import dense_sparsity
 from .errors import NotDifferentiableError, ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
 from .loops import _depth_of, _parts, _restore, _tracing, optimized
@@ -99,11 +100,6 @@ def _while_vjp(i: int, node: Expr, adjoint: Expr):
         "sd.diff) works without one")
 
 
-def _while_sparsity(i, node, shape, arg_shapes):
-    n, m = int(np.prod(shape, dtype=np.int64)), int(np.prod(arg_shapes[i], dtype=np.int64))
-    return np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
-
-
 def _describe_while(node: Expr) -> str:
     from .printer import summary
 
@@ -119,7 +115,7 @@ def _no_sympy(node: Expr, *operands):
 
 
 register(Op("while", None, _evaluate_while, None, None, _no_sympy, shape_rule=_while_shape,
-            vjp=_while_vjp, jvp=_while_jvp, sparsity=_while_sparsity,
+            vjp=_while_vjp, jvp=_while_jvp, sparsity=dense_sparsity,
             describe=_describe_while))
 
 
