@@ -1,41 +1,35 @@
 """Lower straight-line scalar functions to LLVM IR inside an njit function.
 
 Numba's own pipeline types and lowers each Python statement, at a cost that grows faster
-than linearly with function length (minutes for 10^4 statements).  Here the body becomes
-a ``numba.extending.intrinsic`` whose codegen builds the IR directly with llvmlite's
-builder (reached through numba.core.cgutils, so the module still imports only math,
-numpy and numba); a thin njit wrapper allocates the outputs and calls it.  The result is
-an ordinary njit function, callable from other njit code and cached on disk by Numba.
+than linearly with function length (minutes for 10^4 statements).  Here the body is
+LLVM assembly written by symdiff (a string constant of the generated module); a
+``numba.extending.intrinsic`` links it into the library being compiled and calls it,
+and a thin njit wrapper allocates the outputs and calls the intrinsic.  The result is an
+ordinary njit function, callable from other njit code and cached on disk by Numba.  The
+module imports only math, numpy, numba and llvmlite (which Numba is built on).
+
+Long bodies are split into pieces, each its own never-inlined LLVM function, with the
+values that cross pieces in a scratch array: LLVM's greedy register allocator takes time
+superlinear in the length of a function (2.1 of the 2.7 s of code generation of a
+26,000-operation gradient in one function; see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
+
 from symdiff.ir import OPS, Expr, flatten
 
-from .naming import literal, parameter_names, temporary, unrolled_power
+from .naming import parameter_names, unrolled_power
 from .schedule import schedule
 
-PRELUDE = '''from numba import types
+PRELUDE = '''import llvmlite.binding as _llvm
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-_ir = cgutils.ir
-_F64 = _ir.DoubleType()
-_I64 = _ir.IntType(64)
-
-
-def _k(value):
-    """A float64 constant."""
-    return _ir.Constant(_F64, value)
-
-
-def _call(bd, name, *args):
-    """Call an LLVM intrinsic (llvm.*) or a C math function on float64 values."""
-    try:
-        function = bd.module.get_global(name)
-    except KeyError:
-        function = _ir.Function(bd.module, _ir.FunctionType(_F64, [_F64] * len(args)), name)
-    return bd.call(function, list(args))
+_F64 = cgutils.ir.DoubleType()
 
 
 def _data(context, bd, array_type, array):
@@ -43,33 +37,85 @@ def _data(context, bd, array_type, array):
     return context.make_array(array_type)(context, bd, value=array).data
 
 
-def _load(bd, data, index):
-    return bd.load(bd.gep(data, [_ir.Constant(_I64, index)]))
-
-
-def _store(bd, value, data, index):
-    bd.store(value, bd.gep(data, [_ir.Constant(_I64, index)]))
+def _call_ir(context, bd, text, name, values, pointers):
+    """Link the LLVM IR ``text`` into the library being compiled; call its ``name``."""
+    module = _llvm.parse_assembly(text)
+    module.triple = bd.module.triple
+    module.data_layout = bd.module.data_layout
+    context.active_code_library.add_llvm_module(module)
+    kind = cgutils.ir.FunctionType(_F64, [_F64] * len(values) + [p.type for p in pointers])
+    return bd.call(cgutils.get_or_insert_function(bd.module, kind, name),
+                   [*values, *pointers])
 '''
 
+# Bodies longer than this many operations are split into pieces of this many.
+PIECE_OPS = 2000
+
+# Pieces: never inlined (that would undo the split); no implicit floating point, which
+# keeps the SLP vectorizer away (it spent 0.8 s looking for vectors among the scratch
+# slots and found none worth having).
+PIECE_ATTRIBUTES = "attributes #0 = { noinline noimplicitfloat nounwind }"
+
+
 def helpers_used(order: list[Expr]) -> list[str]:
-    """IR helper sources the nodes need, in op-name order."""
-    used = sorted({n.op for n in order if OPS[n.op].llvm_helper})
-    return [OPS[name].llvm_helper for name in used]
+    """Declarations and helper definitions the nodes need (for the module text)."""
+    return [OPS[name].llvm_helper for name in sorted({n.op for n in order})
+            if OPS[name].llvm_helper]
 
 
 def _constant(value: float) -> str:
-    return f"_k({literal(value)})"
+    """A double constant in LLVM's exact hexadecimal form (nan and inf included)."""
+    bits = struct.unpack("<Q", struct.pack("<d", float(value)))[0]
+    return f"0x{bits:016X}"
 
 
-def _element(node: Expr, operand) -> str:
-    operands = [operand(a) for a in node.args]
-    n = unrolled_power(node.args[1]) if node.op == "pow" else None
-    if n is not None:
-        product = operands[0]
-        for _ in range(abs(n) - 1):
-            product = f"bd.fmul({product}, {operands[0]})"
-        return product if n > 0 else f"bd.fdiv(_k(1.0), {product})"
-    return OPS[node.op].llvm.format(*operands)
+class _Function:
+    """The instructions of one LLVM function under construction."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.names: dict[Expr, str] = {}
+        self.count = 0
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"%g{self.count}"
+
+    def element(self, name: str, pointer: str, index: int, atomic: bool = False) -> str:
+        """Load element ``index`` of a double array into ``name``."""
+        address = self.fresh()
+        self.lines.append(f"{address} = getelementptr inbounds double, ptr {pointer}, "
+                          f"i64 {index}")
+        kind = "load atomic double" if atomic else "load double"
+        self.lines.append(f"{name} = {kind}, ptr {address}{' monotonic' * atomic}, align 8")
+        return name
+
+    def store(self, value: str, pointer: str, index: int, atomic: bool = False):
+        address = self.fresh()
+        self.lines.append(f"{address} = getelementptr inbounds double, ptr {pointer}, "
+                          f"i64 {index}")
+        kind = "store atomic double" if atomic else "store double"
+        self.lines.append(f"{kind} {value}, ptr {address}{' monotonic' * atomic}, align 8")
+
+    def compute(self, node: Expr, name: str, operand):
+        """The instructions of ``node``, its value named ``name``."""
+        operands = [operand(a) for a in node.args]
+        template = OPS[node.op].llvm
+        n = unrolled_power(node.args[1]) if node.op == "pow" else None
+        if n is not None:  # x ** n as products (a division for n < 0)
+            product = operands[0]
+            for j in range(abs(n) - 1):
+                last = j == abs(n) - 2 and n > 0
+                step = name if last else f"{name}.{j}"
+                self.lines.append(f"{step} = fmul double {product}, {operands[0]}")
+                product = step
+            if n < 0:
+                self.lines.append(f"{name} = fdiv double {_constant(1.0)}, {product}")
+        elif template == "{0}":  # the identity (stop_gradient): no instruction
+            name = operands[0]
+        else:
+            self.lines.append(f"{name} = {template.format(*operands)}")
+        self.names[node] = name
 
 
 def _outputs(result, label="_out"):
@@ -105,41 +151,148 @@ def _returned(result, scalars, label="_out") -> str:
     return text(result, label)
 
 
+class _Body:
+    """What the LLVM text of one function needs: its inputs, order and results."""
+
+    def __init__(self, spec, stored, returned):
+        self.order = schedule(flatten(spec.result))
+        self.params = list(spec.inputs)
+        self.elements = {sym: (k, i) for k, array in enumerate(spec.arrays)
+                         for i, sym in enumerate(array.symbols)}
+        self.stored = stored
+        self.returned = returned
+        self.pointers = [f"%in{k}" for k in range(len(spec.arrays))] + [
+            f"%d{k}" for k in range(len(stored))]
+
+    def operand_of(self, function: _Function, load_slot=None):
+        """An operand function: constants inline, values defined in ``function`` by name,
+        array elements loaded (and values of other pieces from their slots) at first use."""
+        def operand(node: Expr) -> str:
+            if node.op == "const":
+                return _constant(node.value)
+            if node not in function.names:
+                if node in self.elements:
+                    k, i = self.elements[node]
+                    function.names[node] = function.element(f"%a{k}_{i}", f"%in{k}", i)
+                else:
+                    function.names[node] = load_slot(node)
+            return function.names[node]
+        return operand
+
+    def store_results(self, function: _Function, operand):
+        for k, (_, _, nodes) in enumerate(self.stored):  # C order: 2-D results by index
+            for i, x in enumerate(nodes):
+                function.store(operand(x), f"%d{k}", i)
+
+    def single(self) -> tuple[list[str], list[str]]:
+        """(entry instructions, other definitions) with the body in the entry."""
+        entry = _Function()
+        entry.names.update({sym: f"%p{j}" for j, sym in enumerate(self.params)})
+        operand = self.operand_of(entry)
+        for index, node in enumerate(self.order):
+            entry.compute(node, f"%t{index}", operand)
+        self.store_results(entry, operand)
+        value = operand(self.returned) if self.returned is not None else _constant(0.0)
+        return entry.lines + [f"ret double {value}"], []
+
+    def pieces(self) -> tuple[list[str], list[str]]:
+        """(entry instructions, piece definitions): the entry calls the pieces in turn.
+
+        A value used in a later piece than its own (parameters included) has a slot of
+        the scratch array ``%s``, loaded at its first use in a piece; the last piece
+        stores the results (the returned value into the last slot).
+        """
+        piece_of = {node: index // PIECE_OPS for index, node in enumerate(self.order)}
+        last = piece_of[self.order[-1]]
+        slot = {sym: j for j, sym in enumerate(self.params)}
+        for node in self.order:
+            for arg in node.args:
+                if arg in piece_of and piece_of[arg] < piece_of[node]:
+                    slot.setdefault(arg, len(slot))
+        results = [x for _, _, nodes in self.stored for x in nodes] + (
+            [self.returned] if self.returned is not None else [])
+        for x in results:
+            if x in piece_of and piece_of[x] < last:
+                slot.setdefault(x, len(slot))
+        returned_slot = len(slot)
+        pointers = ", ".join(f"ptr noalias {p}" for p in ["%s", *self.pointers])
+        entry = _Function()
+        entry.lines.append(f"%s = alloca double, i64 {returned_slot + 1}, align 8")
+        for j in range(len(self.params)):
+            entry.store(f"%p{j}", "%s", j, atomic=True)
+        definitions = []
+        for piece in range(last + 1):
+            function = _Function()
+
+            def load_slot(node, function=function):
+                return function.element(f"%v{slot[node]}", "%s", slot[node], atomic=True)
+
+            operand = self.operand_of(function, load_slot)
+            for index in range(piece * PIECE_OPS, min((piece + 1) * PIECE_OPS,
+                                                      len(self.order))):
+                node = self.order[index]
+                function.compute(node, f"%t{index}", operand)
+                if node in slot:
+                    function.store(function.names[node], "%s", slot[node], atomic=True)
+            if piece == last:
+                self.store_results(function, operand)
+                if self.returned is not None:
+                    function.store(operand(self.returned), "%s", returned_slot, atomic=True)
+            definitions.append(f"define internal void @piece{piece}({pointers}) #0 {{\n"
+                               + "".join(f"  {line}\n" for line in function.lines)
+                               + "  ret void\n}")
+            entry.lines.append(f"call void @piece{piece}({pointers})")
+        value = entry.fresh()
+        entry.element(value, "%s", returned_slot, atomic=True)
+        return entry.lines + [f"ret double {value}"], definitions
+
+
+def _module_text(spec, stored, returned) -> tuple[str, str]:
+    """(LLVM assembly of the body, name of its entry function)."""
+    body = _Body(spec, stored, returned)
+    split = len(body.order) > PIECE_OPS
+    entry_lines, definitions = body.pieces() if split else body.single()
+    helpers = helpers_used(body.order)
+    declarations = sorted({line for text in helpers for line in text.splitlines()
+                           if line.startswith("declare ")})
+    helper_definitions = ["\n".join(line for line in text.splitlines()
+                                    if not line.startswith("declare "))
+                          for text in helpers]
+    signature = ", ".join([f"double %p{j}" for j in range(len(body.params))]
+                          + [f"ptr noalias {p}" for p in body.pointers])
+    text = "\n\n".join(
+        [*declarations, *(d for d in helper_definitions if d), *definitions,
+         f"define weak_odr double @ENTRY({signature}) {{\n"
+         + "".join(f"  {line}\n" for line in entry_lines) + "}",
+         *([PIECE_ATTRIBUTES] if split else [])]) + "\n"
+    # Named by content: every library defining it holds the same code.
+    entry = f"_sd_{spec.name}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return text.replace("@ENTRY(", f"@{entry}(", 1), entry
+
+
 def emit_llvm_function(spec, decorator: str) -> str:
-    """An intrinsic holding the IR of the body and the njit function that calls it."""
+    """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
     from .emit_numba import array_checks  # emit_numba imports this module
     params = parameter_names([s.value for s in spec.inputs])
     arrays = [a.name for a in spec.arrays]
     scalars, outs = _outputs(spec.result)
-    # The first scalar result is the intrinsic's return value; others go through arrays.
+    # The first scalar result is the returned value; others go through arrays.
     stored = [(name, (1,), [node]) for name, node in scalars[1:]] + outs
-    returns_value = bool(scalars)
+    returned = scalars[0][1] if scalars else None
+    text, entry = _module_text(spec, stored, returned)
     body_name = f"_{spec.name}_ir"
-    names: dict[Expr, str] = dict(zip(spec.inputs, params, strict=True))
-
-    def operand(node: Expr) -> str:
-        return _constant(node.value) if node.op == "const" else names[node]
-
     ir_args = params + [f"{a}_c" for a in arrays] + [name for name, _, _ in stored]
     lines = [f"{', '.join(ir_args)}, = args"] if ir_args else []
-    for k, array in enumerate(spec.arrays):
-        lines.append(f"_in{k} = _data(context, bd, signature.args[{len(params) + k}], "
-                     f"{array.name}_c)")
-        for i, sym in enumerate(array.symbols):
-            names[sym] = f"_a{k}_{i}"
-            lines.append(f"_a{k}_{i} = _load(bd, _in{k}, {i})")
-    first_out = len(params) + len(arrays)
-    for k, (name, _, _) in enumerate(stored):
-        lines.append(f"_d{k} = _data(context, bd, signature.args[{first_out + k}], {name})")
-    for index, node in enumerate(schedule(flatten(spec.result))):
-        names[node] = temporary(index)
-        lines.append(f"{names[node]} = {_element(node, operand)}")
-    for k, (_, _, nodes) in enumerate(stored):  # C order: 2-D results by flat index
-        lines += [f"_store(bd, {operand(x)}, _d{k}, {i})" for i, x in enumerate(nodes)]
-    lines.append(f"return {operand(scalars[0][1])}" if returns_value
+    first = len(params)
+    pointers = [f"_data(context, bd, signature.args[{first + k}], {name})"
+                for k, name in enumerate(ir_args[first:])]
+    lines.append(f"_value = _call_ir(context, bd, _{spec.name}_llvm, {entry!r}, "
+                 f"[{', '.join(params)}], [{', '.join(pointers)}])")
+    lines.append("return _value" if returned is not None
                  else "return context.get_dummy_value()")
-    returned_type = "types.float64" if returns_value else "types.none"
+    returned_type = "types.float64" if returned is not None else "types.none"
     intrinsic_source = (
+        f"_{spec.name}_llvm = '''\\\n{text}'''\n\n\n"
         f"@intrinsic\ndef {body_name}(typingctx, {', '.join(ir_args)}):\n"
         f"    def codegen(context, bd, signature, args):\n"
         + "".join(f"        {line}\n" for line in lines)
@@ -148,7 +301,7 @@ def emit_llvm_function(spec, decorator: str) -> str:
     wrapper = array_checks(spec) + [f"{a}_c = np.ascontiguousarray({a})" for a in arrays]
     wrapper += [f"{name} = np.empty({shape})" for name, shape, _ in stored]
     call = f"{body_name}({', '.join(ir_args)})"
-    wrapper.append(f"_value = {call}" if returns_value else call)
+    wrapper.append(f"_value = {call}" if returned is not None else call)
     wrapper.append(f"return {_returned(spec.result, scalars)}")
     doc = f'    """{spec.doc}"""\n' if spec.doc else ""
     return (intrinsic_source + "\n\n" + f"{decorator}\ndef {spec.name}("

@@ -306,8 +306,6 @@ def emit_module(specs: list, docstring: str) -> str:
     lowered = [spec for spec in specs if uses_llvm(spec)]
     if lowered:
         parts.append(llvm.PRELUDE)
-        parts += llvm.helpers_used([n for spec in lowered for n in schedule(
-            flatten(spec.result))])
     parts += helpers_used([spec for spec in specs if not uses_llvm(spec)])
     parts += [emit_direction_loop(spec) if spec.name in loops else emit_function(spec)
               for spec in functions]

@@ -440,6 +440,14 @@ def fold(op_name: str, items) -> Expr:
     return total
 
 
+# The orders of the last few large graphs: compiling one walks it a dozen times (loop
+# checks, schedules, constants), 30 ms each at 26,000 nodes.  Graphs are immutable, so an
+# order stays valid; only a few are kept, as they keep their graphs alive.
+_RECENT_ORDERS: dict[tuple, list] = {}
+_RECENT_LOCK = threading.Lock()
+RECENT_ORDERS, RECENT_MIN_NODES = 4, 5000
+
+
 def topological_order(roots: Iterable[Expr], seen: set[Expr] | None = None) -> list[Expr]:
     """All nodes reachable from ``roots``, operands before users (iterative DFS postorder).
 
@@ -447,7 +455,25 @@ def topological_order(roots: Iterable[Expr], seen: set[Expr] | None = None) -> l
     deterministic across processes.  Nodes in ``seen`` are skipped (and the set is
     updated), which lets a caller extend an order it already has.
     """
-    seen = set() if seen is None else seen
+    if seen is not None:
+        return _walk(roots, seen)
+    key = tuple(roots)
+    with _RECENT_LOCK:
+        order = _RECENT_ORDERS.pop(key, None)
+        if order is not None:
+            _RECENT_ORDERS[key] = order  # most recent last
+            return list(order)
+    order = _walk(key, set())
+    if len(order) >= RECENT_MIN_NODES:
+        with _RECENT_LOCK:
+            _RECENT_ORDERS[key] = order
+            while len(_RECENT_ORDERS) > RECENT_ORDERS:
+                del _RECENT_ORDERS[next(iter(_RECENT_ORDERS))]
+        return list(order)
+    return order
+
+
+def _walk(roots, seen: set[Expr]) -> list[Expr]:
     order: list[Expr] = []
     for root in roots:
         if root in seen:

@@ -223,62 +223,85 @@ _fn("stop_gradient", 1, lambda x: x, _rule(lambda x, o: ZERO), "{0}", lambda x: 
 
 
 
-# LLVM IR of one element, for codegen.emit_llvm: ``bd`` is the IR builder, ``_call`` a
-# call of an LLVM intrinsic or C math function, ``_k`` a float constant.  Comparisons
-# are ordered (false for nan) except !=, as in NumPy.
-def _ir_helper(name, params, body):
-    lines = "\n".join("    " + line for line in body)
-    return f"def {name}(bd, {params}):\n{lines}\n"
+# LLVM assembly of one element, for codegen.emit_llvm: the right-hand side of one
+# instruction, with ``llvm_helper`` the declarations or (always inlined) function
+# definitions it calls.  Comparisons are ordered (false for nan) except !=, as in NumPy.
+def _declare(name, arity=1):
+    return f"declare double @{name}({', '.join(['double'] * arity)})"
 
 
-def _compare_ir(symbol):
-    kind = "unordered" if symbol == "!=" else "ordered"
-    return f"bd.select(bd.fcmp_{kind}('{symbol}', {{0}}, {{1}}), _k(1.0), _k(0.0))"
+def _intrinsic_call(name, arity=1):
+    operands = ", ".join(f"double {{{k}}}" for k in range(arity))
+    return f"call double @{name}({operands})", _declare(name, arity)
 
 
+def _ir_helper(name, params, body, uses=()):
+    """An always-inlined LLVM function ``@_sd_<name>`` of doubles, and its call."""
+    signature = ", ".join(f"double %{p}" for p in params)
+    operands = ", ".join(f"double {{{k}}}" for k in range(len(params)))
+    lines = "\n".join("  " + line for line in body)
+    definition = (f"define internal double @_sd_{name}({signature}) alwaysinline {{\n"
+                  f"{lines}\n}}")
+    return f"call double @_sd_{name}({operands})", "\n".join([*uses, definition])
+
+
+def _compare_ir(name, condition):
+    return _ir_helper(name, "xy", [f"%c = fcmp {condition} double %x, %y",
+                                   "%r = select i1 %c, double 1.0, double 0.0",
+                                   "ret double %r"])
+
+
+_EXP = _declare("llvm.exp.f64")
 _LLVM = {
-    "add": ("bd.fadd({0}, {1})", None), "sub": ("bd.fsub({0}, {1})", None),
-    "mul": ("bd.fmul({0}, {1})", None), "div": ("bd.fdiv({0}, {1})", None),
-    "neg": ("bd.fneg({0})", None), "pow": ("_call(bd, 'llvm.pow.f64', {0}, {1})", None),
-    "sin": ("_call(bd, 'llvm.sin.f64', {0})", None),
-    "cos": ("_call(bd, 'llvm.cos.f64', {0})", None),
-    "exp": ("_call(bd, 'llvm.exp.f64', {0})", None),
-    "log": ("_call(bd, 'llvm.log.f64', {0})", None),
-    "sqrt": ("_call(bd, 'llvm.sqrt.f64', {0})", None),
-    "abs": ("_call(bd, 'llvm.fabs.f64', {0})", None),
-    **{name: (f"_call(bd, '{name}', {{0}})", None) for name in (
+    "add": ("fadd double {0}, {1}", None), "sub": ("fsub double {0}, {1}", None),
+    "mul": ("fmul double {0}, {1}", None), "div": ("fdiv double {0}, {1}", None),
+    "neg": ("fneg double {0}", None), "pow": _intrinsic_call("llvm.pow.f64", 2),
+    **{name: _intrinsic_call(f"llvm.{name}.f64") for name in (
+        "sin", "cos", "exp", "log", "sqrt")},
+    "abs": _intrinsic_call("llvm.fabs.f64"),
+    **{name: _intrinsic_call(name) for name in (
         "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "log1p", "expm1")},
-    "atan2": ("_call(bd, 'atan2', {0}, {1})", None),
-    "sign": ("_ir_sign(bd, {0})", _ir_helper("_ir_sign", "x", [
-        "positive = bd.fcmp_ordered('>', x, _k(0.0))",
-        "negative = bd.fcmp_ordered('<', x, _k(0.0))",
-        "return bd.select(positive, _k(1.0), bd.select(negative, _k(-1.0), x))"])),
-    "step": ("_ir_step(bd, {0})", _ir_helper("_ir_step", "x", [
-        "positive = bd.fcmp_ordered('>', x, _k(0.0))",
-        "rest = bd.select(bd.fcmp_ordered('<=', x, _k(0.0)), _k(0.0), x)",
-        "return bd.select(positive, _k(1.0), rest)"])),
-    "relu": ("bd.select(bd.fcmp_ordered('<=', {0}, _k(0.0)), _k(0.0), {0})", None),
-    "sigmoid": ("_ir_sigmoid(bd, {0})", _ir_helper("_ir_sigmoid", "x", [
-        "# Both stable forms, then the one for the sign of x (nan takes the second).",
-        "one = _k(1.0)",
-        "high = bd.fdiv(one, bd.fadd(one, _call(bd, 'llvm.exp.f64', bd.fneg(x))))",
-        "z = _call(bd, 'llvm.exp.f64', x)",
-        "low = bd.fdiv(z, bd.fadd(one, z))",
-        "return bd.select(bd.fcmp_ordered('>=', x, _k(0.0)), high, low)"])),
-    "softplus": ("_ir_softplus(bd, {0})", _ir_helper("_ir_softplus", "x", [
-        "tail = _call(bd, 'log1p', _call(bd, 'llvm.exp.f64',",
-        "                                bd.fneg(_call(bd, 'llvm.fabs.f64', x))))",
-        "return bd.fadd(tail, bd.select(bd.fcmp_ordered('>', x, _k(0.0)), x, _k(0.0)))"])),
-    "maximum": ("_ir_maximum(bd, {0}, {1})", _ir_helper("_ir_maximum", "x, y", [
-        "other = bd.select(bd.fcmp_ordered('>', y, x), y, bd.fadd(x, y))",
-        "return bd.select(bd.fcmp_ordered('>=', x, y), x, other)"])),
-    "minimum": ("_ir_minimum(bd, {0}, {1})", _ir_helper("_ir_minimum", "x, y", [
-        "other = bd.select(bd.fcmp_ordered('<', y, x), y, bd.fadd(x, y))",
-        "return bd.select(bd.fcmp_ordered('<=', x, y), x, other)"])),
-    "less": (_compare_ir("<"), None), "less_equal": (_compare_ir("<="), None),
-    "greater": (_compare_ir(">"), None), "greater_equal": (_compare_ir(">="), None),
-    "equal": (_compare_ir("=="), None), "not_equal": (_compare_ir("!="), None),
-    "where": ("bd.select(bd.fcmp_unordered('!=', {0}, _k(0.0)), {1}, {2})", None),
+    "atan2": _intrinsic_call("atan2", 2),
+    "sign": _ir_helper("sign", "x", [
+        "%positive = fcmp ogt double %x, 0.0", "%negative = fcmp olt double %x, 0.0",
+        "%rest = select i1 %negative, double -1.0, double %x",
+        "%r = select i1 %positive, double 1.0, double %rest", "ret double %r"]),
+    "step": _ir_helper("step", "x", [
+        "%positive = fcmp ogt double %x, 0.0", "%low = fcmp ole double %x, 0.0",
+        "%rest = select i1 %low, double 0.0, double %x",
+        "%r = select i1 %positive, double 1.0, double %rest", "ret double %r"]),
+    "relu": _ir_helper("relu", "x", [
+        "%low = fcmp ole double %x, 0.0", "%r = select i1 %low, double 0.0, double %x",
+        "ret double %r"]),
+    "sigmoid": _ir_helper("sigmoid", "x", [
+        "; both stable forms, then the one for the sign of x (nan takes the second)",
+        "%nx = fneg double %x", "%en = call double @llvm.exp.f64(double %nx)",
+        "%dn = fadd double 1.0, %en", "%high = fdiv double 1.0, %dn",
+        "%z = call double @llvm.exp.f64(double %x)", "%dz = fadd double 1.0, %z",
+        "%low = fdiv double %z, %dz", "%c = fcmp oge double %x, 0.0",
+        "%r = select i1 %c, double %high, double %low", "ret double %r"], [_EXP]),
+    "softplus": _ir_helper("softplus", "x", [
+        "%a = call double @llvm.fabs.f64(double %x)", "%na = fneg double %a",
+        "%e = call double @llvm.exp.f64(double %na)",
+        "%tail = call double @log1p(double %e)", "%c = fcmp ogt double %x, 0.0",
+        "%head = select i1 %c, double %x, double 0.0",
+        "%r = fadd double %tail, %head", "ret double %r"],
+        [_EXP, _declare("llvm.fabs.f64"), _declare("log1p")]),
+    "maximum": _ir_helper("maximum", "xy", [
+        "%s = fadd double %x, %y", "%c1 = fcmp ogt double %y, %x",
+        "%other = select i1 %c1, double %y, double %s", "%c2 = fcmp oge double %x, %y",
+        "%r = select i1 %c2, double %x, double %other", "ret double %r"]),
+    "minimum": _ir_helper("minimum", "xy", [
+        "%s = fadd double %x, %y", "%c1 = fcmp olt double %y, %x",
+        "%other = select i1 %c1, double %y, double %s", "%c2 = fcmp ole double %x, %y",
+        "%r = select i1 %c2, double %x, double %other", "ret double %r"]),
+    "less": _compare_ir("less", "olt"), "less_equal": _compare_ir("less_equal", "ole"),
+    "greater": _compare_ir("greater", "ogt"),
+    "greater_equal": _compare_ir("greater_equal", "oge"),
+    "equal": _compare_ir("equal", "oeq"), "not_equal": _compare_ir("not_equal", "une"),
+    "where": _ir_helper("where", "cxy", [
+        "%t = fcmp une double %c, 0.0", "%r = select i1 %t, double %x, double %y",
+        "ret double %r"]),
     "stop_gradient": ("{0}", None),
 }
 for _name, (_template, _helper_source) in _LLVM.items():
