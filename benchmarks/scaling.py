@@ -23,19 +23,20 @@ import time
 NVARS = 10
 
 
-def random_dag(ns, variables, ops, seed=0):
+def random_dag(ns, variables, ops, seed=0, unary=("sin", "cos", "tanh", "exp")):
     """An unstructured DAG of roughly ``ops`` reachable operations over ``variables``.
 
     Each step combines a recent node with any earlier one, so the graph is deep and
-    shared, like the expression DAGs of real models.
+    shared, like the expression DAGs of real models.  ``unary`` names the functions of
+    ``ns`` used (none: additions, subtractions and products only).
     """
     rng = random.Random(seed)
     pool = list(variables)
     made = set()  # distinct operations built so far
-    unary = [ns.sin, ns.cos, ns.tanh, ns.exp]
+    unary = [getattr(ns, name) for name in unary]
     while len(made) < 2 * ops:  # about half of them end up reachable from the result
         x, y = rng.choice(pool[-20:]), rng.choice(pool)
-        k = rng.randrange(4)
+        k = rng.randrange(4 if unary else 3)
         if k == 0:
             e = x + y
         elif k == 1:
