@@ -77,10 +77,13 @@ def _difference(a: dict, b: dict) -> str:
     if "gradient" not in a or "gradient" not in b:
         return "-"
     x, y = np.array(a["gradient"]), np.array(b["gradient"])
-    scale = max(float(np.nanmax(np.abs(y))), 1e-300)
-    same_nan = np.array_equal(np.isnan(x), np.isnan(y))
-    worst = float(np.nanmax(np.abs(x - y))) / scale if same_nan else float("nan")
-    return f"{worst:.0e}" if worst else "0"
+    if np.array_equal(x, y, equal_nan=True):
+        return "0" if np.isfinite(x).all() else "0 (nan, overflow)"
+    if not np.array_equal(np.isfinite(x), np.isfinite(y)):
+        return "differ in nan/inf"
+    finite = np.isfinite(y)
+    scale = max(float(np.max(np.abs(y[finite]))), 1e-300)
+    return f"{float(np.max(np.abs(x[finite] - y[finite]))) / scale:.0e}"
 
 
 def _cells(r: dict) -> list[str]:

@@ -28,7 +28,8 @@ def random_dag(ns, variables, ops, seed=0, unary=("sin", "cos", "tanh", "exp")):
 
     Each step combines a recent node with any earlier one, so the graph is deep and
     shared, like the expression DAGs of real models.  ``unary`` names the functions of
-    ``ns`` used (none: additions, subtractions and products only).
+    ``ns`` used; with none, the DAG holds products and halved sums and differences, which
+    keep values of [-1, 1] there (the default mix overflows beyond 10^3 operations).
     """
     rng = random.Random(seed)
     pool = list(variables)
@@ -37,7 +38,11 @@ def random_dag(ns, variables, ops, seed=0, unary=("sin", "cos", "tanh", "exp")):
     while len(made) < 2 * ops:  # about half of them end up reachable from the result
         x, y = rng.choice(pool[-20:]), rng.choice(pool)
         k = rng.randrange(4 if unary else 3)
-        if k == 0:
+        if not unary and k != 1:
+            inner = x + y if k == 0 else x - y
+            made.add(inner)
+            e = 0.5 * inner
+        elif k == 0:
             e = x + y
         elif k == 1:
             e = x * y

@@ -4,7 +4,9 @@ A call of the C library's ``tanh`` or ``exp`` is opaque to LLVM, so a loop conta
 runs one element at a time (this LLVM has no vector math library): tanh over a 256 x 32
 array took 65 µs against NumPy's 6.4 µs.  Written as range reduction plus a polynomial,
 with the power of two built from exponent bits, the same function is plain arithmetic
-that LLVM inlines and vectorizes: about 9 µs for that array.
+that LLVM inlines and vectorizes: about 9 µs for that array.  The polynomial is
+evaluated by fused multiply-adds (``llvm.fmuladd``: fused where the machine has FMA, two
+roundings elsewhere), which halves its instructions: exp over 10^5 elements 175 -> 110 µs.
 
 Accuracy, checked against NumPy by tests/test_loop_math.py: exp within 1 ulp (also for
 subnormal results), expm1 and sigmoid within 2 ulp, tanh within 3 ulp; inf, -inf, nan,
@@ -30,9 +32,10 @@ _TAYLOR = [1.0 / math.factorial(k) for k in range(2, 14)]
 
 
 def _horner(variable: str, coefficients: list[float]) -> str:
+    """c0 + v (c1 + v (c2 + ...)) as nested fused multiply-adds."""
     text = repr(coefficients[-1])
     for c in reversed(coefficients[:-1]):
-        text = f"{c!r} + {variable} * ({text})"
+        text = f"_sd_fma({variable}, {text}, {c!r})"
     return text
 
 
@@ -53,6 +56,18 @@ def _sd_pow2(typingctx, k):
     return numba.types.float64(numba.types.float64), codegen
 
 
+@_intrinsic
+def _sd_fma(typingctx, a, b, c):
+    """a * b + c, fused where the machine has FMA."""
+    def codegen(context, bd, signature, args):
+        f64 = _cgutils.ir.DoubleType()
+        kind = _cgutils.ir.FunctionType(f64, [f64] * 3)
+        function = _cgutils.get_or_insert_function(bd.module, kind, "llvm.fmuladd.f64")
+        return bd.call(function, args)
+    f64 = numba.types.float64
+    return f64(f64, f64, f64), codegen
+
+
 {_DECORATOR}
 def _sd_expm1_parts(x):
     """(p, k) with exp(x) = 2**k * (1 + p): k = round(x / ln 2) (an integer-valued float),
@@ -63,7 +78,7 @@ def _sd_expm1_parts(x):
     k = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0
     # ln 2 in two parts: k * 0.693...(high) is exact, so r keeps its low bits.
     r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10
-    p = r * (1.0 + r * ({_horner("r", _TAYLOR)}))
+    p = r * _sd_fma(r, {_horner("r", _TAYLOR)}, 1.0)
     return p, k
 '''
 
