@@ -31,9 +31,9 @@ class Op:
     ``derivative(i, args, out)`` returns the IR of the local partial d out / d args[i]
     (``out`` is the node itself, so exp' = exp can reuse it); ``emit`` is the Numba
     template of one element, with ``{0}``, ``{1}`` for operands, and ``helper`` the
-    source of an njit function it calls.  ``llvm`` is the same element as Python code
-    building LLVM IR with llvmlite's builder ``bd`` (see codegen.emit_llvm), calling
-    ``llvm_helper`` where one instruction is not enough.  ``loop`` (with ``loop_helper``)
+    source of an njit function it calls.  ``llvm`` is the same element as the right-hand
+    side of one LLVM instruction (see codegen.emit_llvm), with ``llvm_helper`` the
+    declarations or always-inlined definitions it calls.  ``loop`` (with ``loop_helper``)
     is the element template inside loops over arrays, where it replaces ``emit`` (see
     symdiff.loop_math).  ``to_sympy`` maps SymPy operands to SymPy.
 
