@@ -14,6 +14,7 @@ import hashlib
 
 from symdiff.ir import OPS, Expr, flatten
 
+from .emit_fused import FusedLoops
 from .emit_loops import LOOP_EMITTERS
 from .naming import literal, temporary
 from .schedule import schedule
@@ -145,8 +146,10 @@ def iteration_shape(node: Expr) -> tuple:
     return node.args[0].shape if node.op in REDUCTIONS else node.shape
 
 
-class ArrayEmitter:
+class ArrayEmitter(FusedLoops):
     """Builds the body of one function whose graph has array nodes."""
+
+    shape_text = staticmethod(_shape_text)
 
     def __init__(self, inputs, params, names, result, statement, checked=True):
         self.statement = statement  # scalar statement from operand names (emit_numba)
@@ -259,27 +262,42 @@ class ArrayEmitter:
     def emit(self) -> list[str]:
         """All statements of the function body, before the return."""
         self.check_arguments()
-        for node in self.order:
-            if node in self.inlined or node in self.views:
-                continue
-            if node.op in ("stop_gradient", "root") and node.args[0] not in self.inlined:
-                self.names[node] = self.operand(node.args[0])  # identities once derived
-                continue
-            if not node.shape and OPS[node.op].elementwise and not any(a.shape for a in
-                                                                       node.args):
-                name = self.new_name()
-                self.lines.append(f"{name} = {self.statement(node, self.scalar)}")
-                self.names[node] = name
-            elif node.op == "index" and not node.shape:  # one element
-                name = self.new_name()
-                where = _key_index(node.value, node.args[0].ndim, [])
-                self.lines.append(f"{name} = {self.array(node.args[0])}[{', '.join(where)}]")
-                self.names[node] = name
-            elif OPS[node.op].elementwise or node.op in REDUCTIONS + ELEMENT_ACCESS:
-                self.loop(node)
-            else:
-                self.call(node)
+        order = [n for n in self.order if n not in self.inlined and n not in self.views]
+        k = 0
+        while k < len(order):
+            node = order[k]
+            k += 1
+            if self.groupable(node):  # with the roots after it that share its loop
+                group = [node]
+                members = {node, *self.members_of(node)}
+                while k < len(order) and self.joins(order[k], group, members):
+                    group.append(order[k])
+                    members.update([order[k], *self.members_of(order[k])])
+                    k += 1
+                if len(group) > 1:
+                    self.fused_loop(group)
+                    continue
+            self.emit_node(node)
         return self.lines
+
+    def emit_node(self, node: Expr) -> None:
+        """The statements of one node (not inlined, not a view)."""
+        if node.op in ("stop_gradient", "root") and node.args[0] not in self.inlined:
+            self.names[node] = self.operand(node.args[0])  # identities once derived
+        elif not node.shape and OPS[node.op].elementwise and not any(a.shape for a in
+                                                                     node.args):
+            name = self.new_name()
+            self.lines.append(f"{name} = {self.statement(node, self.scalar)}")
+            self.names[node] = name
+        elif node.op == "index" and not node.shape:  # one element
+            name = self.new_name()
+            where = _key_index(node.value, node.args[0].ndim, [])
+            self.lines.append(f"{name} = {self.array(node.args[0])}[{', '.join(where)}]")
+            self.names[node] = name
+        elif OPS[node.op].elementwise or node.op in REDUCTIONS + ELEMENT_ACCESS:
+            self.loop(node)
+        else:
+            self.call(node)
 
     def check_arguments(self) -> None:
         batch_from = None
@@ -305,14 +323,7 @@ class ArrayEmitter:
         indices = ["0" if single else f"_i{k}" for k in range(len(shape))]
         body: list[str] = []
         local: dict[Expr, str] = {}
-        # The inlined producers of this loop, in order.
-        members, stack = {}, [root]
-        while stack:
-            node = stack.pop()
-            members[node] = None
-            stack.extend(a for a in node.args if a in self.inlined and a not in members)
-        del members[root]
-        members = sorted(members, key=self.position.__getitem__)
+        members = self.members_of(root)  # the inlined producers of this loop, in order
         if (root.op == "sum" and len(shape) == 1 and (not root.shape or root in self.unit)
                 and shape[0] != 1):
             self.lanes_sum(root, name, shape, members)

@@ -1,0 +1,55 @@
+"""Elementwise arrays of one shape computed in one loop (codegen.emit_fused)."""
+
+import numpy as np
+
+import symdiff as sd
+
+N = 50
+PERMUTATION = np.random.default_rng(1).permutation(N)
+
+
+def _chain():
+    x = sd.vector("x", N)
+    a = x * 2.0 + 1.0
+    b = a * a - x  # a read twice: materialized on its own before fusion
+    c = b * a + sd.tanh(b)
+    # Next in the schedule, read twice (an array): reads a at other positions, so a must
+    # be complete before it runs, and it cannot join a's loop.
+    backwards = a[::-1]  # read twice: a view, index arithmetic in the loops reading it
+    reversed_ = backwards * c + backwards * b
+    shuffled = a[PERMUTATION] * c  # the same through a gather
+    f = (sd.sum(reversed_ * reversed_) + sd.sum(reversed_) + sd.sum(c * c)
+         + sd.sum(b[1:] * a[:-1]) + sd.sum(sd.sin(c)) + sd.sum(shuffled * shuffled)
+         + sd.sum(shuffled))
+    return x, f
+
+
+def test_a_chain_of_arrays_is_one_loop_and_keeps_its_values():
+    x, f = _chain()
+    fn = sd.compile(f, args=[x], background=False)
+    source = fn._module_source([fn._spec("forward")])
+    forward = source[source.index("def forward"):]
+    # a, b and c in one loop, the reversed and the shuffled arrays in loops of their own.
+    assert forward.count(f"for _i0 in range({N}):") == 3
+    v = np.random.default_rng(0).normal(size=N)
+    np.testing.assert_allclose(fn(v), sd.evaluate(f, {"x": v}), rtol=1e-13)
+    value, grad = fn.value_and_grad(v)
+    want = sd.evaluate(sd.grad(f, [x])[0], {"x": v})
+    np.testing.assert_allclose(grad, want, rtol=1e-12, atol=1e-12)
+    step, direction = 1e-6, np.random.default_rng(2).normal(size=N)
+    slope = (fn(v + step * direction) - fn(v - step * direction)) / (2 * step)
+    np.testing.assert_allclose(grad @ direction, slope, rtol=1e-6)
+
+
+def test_opaque_math_keeps_its_own_loop():
+    x = sd.vector("x", N)
+    a = sd.sin(x) * 2.0  # a C call: the loop would not vectorize
+    b = a * a + x
+    c = b * a
+    f = sd.sum(c) + sd.sum(b * x)
+    fn = sd.compile(f, args=[x], background=False)
+    source = fn._module_source([fn._spec("forward")])
+    forward = source[source.index("def forward"):]
+    assert forward.count(f"for _i0 in range({N}):") == 2  # sin's loop, then b and c
+    v = np.linspace(-2.0, 2.0, N)
+    np.testing.assert_allclose(fn(v), sd.evaluate(f, {"x": v}), rtol=1e-13)
