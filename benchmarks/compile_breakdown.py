@@ -110,8 +110,8 @@ def main(argv=None) -> int:
     for key in options.problems:
         ours, jax = _run("symdiff", key), _run("jax", key)
         rows.append({"problem": key, "symdiff": ours, "jax": jax})
-        print(f"| {key} | {ours['trace_s']:.2f} | {ours['derive_s']:.2f} | "
-              f"{ours['emit_s']:.2f} | {ours['numba_s']:.2f} ({ours['llvm_s']:.2f}) | "
+        print(f"| {key} | {ours['trace_s']:.3f} | {ours['derive_s']:.3f} | "
+              f"{ours['emit_s']:.3f} | {ours['numba_s']:.2f} ({ours['llvm_s']:.2f}) | "
               f"{ours['total_s']:.2f} | {jax['total_s']:.2f} | "
               f"{ours['total_s'] / jax['total_s']:.1f} | {floor / jax['total_s']:.1f} |",
               flush=True)

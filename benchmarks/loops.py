@@ -177,6 +177,36 @@ def memory_worker(checkpoint: str, problem: str, steps: int, hidden: int) -> dic
             "per_call_s": _per_call(call, data), "value": float(value)}
 
 
+def sweep_worker(rates: str, states: int, steps: int = 10) -> dict:
+    """RK4 of a decay ODE on ``states`` independent states: forward alone, and value and
+    gradient (in the per-state rates), per call; the reverse sweep is their difference."""
+    import symdiff as sd
+
+    def rhs(y, k):
+        return -k * y + (sd.sin(y) if rates == "sin" else 0.1 * y * y)
+
+    def loss(k, y0, xs):
+        def step(y, x):
+            k1 = rhs(y, k)
+            k2 = rhs(y + 0.5 * DT * k1, k)
+            k3 = rhs(y + 0.5 * DT * k2, k)
+            k4 = rhs(y + DT * k3, k)
+            y = y + DT / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+            return y, sd.sum(y * y)
+        _, ys = sd.scan(step, y0, xs)
+        return sd.sum(ys)
+
+    args = [sd.vector("k", states), sd.vector("y0", states), sd.symbol("xs", (None,))]
+    fn = sd.compile(loss, wrt=args[0], args=args, background=False)
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.5, 1.5, states), rng.normal(size=states), np.zeros(steps)
+    fn(*values)
+    fn.value_and_grad(*values)
+    return {"rates": rates, "states": states, "steps": steps,
+            "forward_s": _per_call(fn, values), "value_and_grad_s": _per_call(
+                fn.value_and_grad, values)}
+
+
 def _subprocess(*arguments) -> dict:
     env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-loops-"),
                SYMDIFF_BACKGROUND="0")
@@ -208,6 +238,9 @@ def main(argv=None) -> int:
                         help="peak memory and time of the gradient by checkpoint schedule")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--sweep", action="store_true",
+                        help="reverse sweep against forward pass of RK4 on many states")
+    parser.add_argument("--sweep-worker", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.worker:
         system, problem, steps = options.worker
@@ -219,6 +252,21 @@ def main(argv=None) -> int:
         return 0
     if options.memory:
         save_rows(options.json, _memory(options))
+        return 0
+    if options.sweep_worker:
+        print(json.dumps(sweep_worker(options.sweep_worker[0], int(options.sweep_worker[1]))))
+        return 0
+    if options.sweep:
+        rows = []
+        for rates in ("poly", "sin"):
+            for states in (1_000, 10_000, 100_000):
+                row = _subprocess("--sweep-worker", rates, str(states))
+                rows.append(row)
+                forward, both = row["forward_s"], row["value_and_grad_s"]
+                print(f"{rates:>4} {states:>7} states: forward {forward * 1e3:8.3f} ms, value "
+                      f"and gradient {both * 1e3:8.3f} ms, reverse sweep / forward "
+                      f"{(both - forward) / forward:4.2f}", flush=True)
+        save_rows(options.json, rows)
         return 0
     rows = []
     for problem in ("rnn", "rk4"):
