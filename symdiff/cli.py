@@ -27,11 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("expression", nargs="?", default=EXAMPLE,
                         help=f"Python expression syntax (default: the lecture example {EXAMPLE})")
-    parser.add_argument("--wrt", nargs="+", metavar="NAME",
+    parser.add_argument("--wrt", nargs="+", metavar="NAME", action="extend",
                         help="variables to differentiate by (default: all, sorted)")
     parser.add_argument("--order", type=int, default=1,
                         help="highest derivative order to print (default 1)")
-    parser.add_argument("--at", nargs="+", metavar="NAME=VALUE", default=[],
+    parser.add_argument("--at", nargs="+", metavar="NAME=VALUE", default=[], action="extend",
                         help="point at which to evaluate, e.g. a=1 b=2 c=2")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the generated module (importable without symdiff)")
@@ -42,17 +42,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _point(items: list[str]) -> dict[str, float]:
+def _unknown(option: str, name: str, variables: list[str]) -> SymdiffError:
+    known = ", ".join(variables) if variables else "none"
+    return SymdiffError(f"{option}: the expression has no variable {name!r} "
+                        f"(its variables: {known})")
+
+
+def _point(items: list[str], variables: list[str]) -> dict[str, float]:
     point = {}
     for item in items:
         name, sep, value = item.partition("=")
+        name = name.strip()
         if not sep:
             raise SymdiffError(f"--at expects NAME=VALUE, got {item!r}")
+        if name not in variables:
+            raise _unknown(f"--at {item}", name, variables)
+        if name in point:
+            raise SymdiffError(f"--at gives {name} twice")
         try:
-            point[name.strip()] = float(value)
+            point[name] = float(value)
         except ValueError:
             raise SymdiffError(f"--at {item!r}: {value!r} is not a number") from None
     return point
+
+
+def _check_output(path: str) -> None:
+    """A clear error before any work when the module cannot be written there."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SymdiffError(f"-o {path}: the directory {folder} does not exist")
+    if os.path.isdir(path):
+        raise SymdiffError(f"-o {path}: is a directory")
 
 
 def _label(order: int, names: tuple[str, ...]) -> str:
@@ -72,9 +92,15 @@ def run(argv: list[str] | None = None, out=None) -> int:
         return 0
     if args.order < 0:
         raise SymdiffError("--order must be 0 or more")
+    if args.output:
+        _check_output(args.output)
     f = parse(args.expression)
+    variables = [s.value for s in free_symbols([f])]
+    for name in args.wrt or ():
+        if name not in variables:
+            raise _unknown(f"--wrt {name}", name, variables)
     wrt = as_variables(args.wrt, [f])
-    point = _point(args.at)
+    point = _point(args.at, variables)
     missing = [s.value for s in free_symbols([f]) if s.value not in point]
     show_values = bool(point) and not missing
     if point and missing:
@@ -96,7 +122,10 @@ def run(argv: list[str] | None = None, out=None) -> int:
     if args.output:
         from .api import compile
 
-        path = compile(f, wrt, fast_math=args.fast_math).save(args.output)
+        try:
+            path = compile(f, wrt, fast_math=args.fast_math).save(args.output)
+        except OSError as error:
+            raise SymdiffError(f"-o {args.output}: {error.strerror or error}") from None
         print(f"\nwrote {path}", file=out)
     return 0
 

@@ -6,9 +6,10 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import symdiff as sd
-from symdiff.cli import run
+from symdiff.cli import main, run
 
 POINT = {"a": 1.0, "b": 2.0, "c": 2.0}
 
@@ -78,6 +79,30 @@ def test_command_line(tmp_path, capsys):
                  "d2f/dc dc = (a + b)*(2*(a + b))  = 18.0"]:
         assert line in out.splitlines()
     assert "def hessian(a, b, c):" in module.read_text()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--wrt", "z"], "--wrt z: the expression has no variable 'z' (its variables: a, b, c)"),
+    (["--at", "a=1", "d=2"], "--at d=2: the expression has no variable 'd'"),
+    (["--at", "a=1", "a=2"], "--at gives a twice"),
+    (["-o", "missing/m.py"], "the directory"),
+    (["-o", "."], "-o .: is a directory"),
+])
+def test_command_line_errors_name_what_is_wrong(arguments, message, tmp_path, monkeypatch,
+                                                capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["((a+b)*c)**2", *arguments]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""  # nothing printed before
+    assert not (tmp_path / "missing").exists()
+
+
+def test_command_line_options_given_twice_add_up(capsys):
+    assert run(["((a+b)*c)**2", "--wrt", "a", "--wrt", "c", "--at", "a=1", "b=2",
+                "--at", "c=2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "f(a, c) = ((a + b)*c)**2  = 36.0" in lines
+    assert "df/dc = 2*((a + b)*c)*(a + b)  = 36.0" in lines
 
 
 def test_command_line_process():
