@@ -28,6 +28,8 @@ from .ops import (  # noqa: E402
     cos,
     cosh,
     equal,
+    erf,
+    erfc,
     exp,
     expm1,
     greater,
@@ -85,7 +87,7 @@ __all__ = [
     "symbols", "symbol", "const", "parse", "evaluate", "diff", "grad", "hessian", "jacobian",
     "optimize", "count_ops", "free_symbols", "to_let_form",
     "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
-    "atan2", "log1p", "expm1", "sign", "step", "sigmoid", "relu", "softplus",
+    "atan2", "log1p", "expm1", "erf", "erfc", "sign", "step", "sigmoid", "relu", "softplus",
     "maximum", "minimum",
 ]
 

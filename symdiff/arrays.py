@@ -257,7 +257,9 @@ NUMPY_FUNCTIONS = {
 
 def numpy_function(func, args, kwargs):
     """Dispatch a NumPy function called on expressions to its symdiff counterpart."""
-    ours = NUMPY_FUNCTIONS.get(func)
+    from .numpy_extras import FUNCTIONS
+
+    ours = NUMPY_FUNCTIONS.get(func) or FUNCTIONS.get(func)
     if ours is None:
         raise SymdiffError(f"np.{func.__name__} is not supported on symbolic expressions")
     return ours(*args, **kwargs)

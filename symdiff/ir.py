@@ -278,9 +278,14 @@ class Expr:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if ufunc.__name__ == "matmul" and method == "__call__" and not kwargs:
             return _array_op("matmul", *inputs)
-        op = _ufunc_op(ufunc.__name__) if method == "__call__" and not kwargs else None
-        if op is None:
+        if method != "__call__" or kwargs:
             return NotImplemented
+        op = _ufunc_op(ufunc.__name__)
+        if op is None:  # np.square, np.log10, ...: compositions of ops
+            from .numpy_extras import ufunc as composition
+
+            made = composition(ufunc.__name__, inputs)
+            return NotImplemented if made is None else made
         return apply(op, *inputs)
 
     def __str__(self):

@@ -166,6 +166,19 @@ _fn("log1p", 1, _numpy_fallback(math.log1p, np.log1p),
 _fn("expm1", 1, _numpy_fallback(math.expm1, np.expm1), _rule(lambda x, o: apply("add", o, 1.0)),
     "math.expm1({0})", sympy_expm1, ("expm1",))
 
+
+def _gaussian(x, scale):
+    """scale * exp(-x^2): erf' = 2/sqrt(pi) exp(-x^2)."""
+    return apply("mul", scale, apply("exp", apply("neg", apply("mul", x, x))))
+
+
+# Error functions (losses and likelihoods; scipy.special.erf/erfc are ufuncs of these names).
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_fn("erf", 1, math.erf, _rule(lambda x, o: _gaussian(x, _TWO_OVER_SQRT_PI)),
+    "math.erf({0})", sympy.erf, ("erf",))
+_fn("erfc", 1, math.erfc, _rule(lambda x, o: _gaussian(x, -_TWO_OVER_SQRT_PI)),
+    "math.erfc({0})", sympy.erfc, ("erfc",))
+
 # Piecewise functions, with the conventions of the module docstring.
 _fn("abs", 1, abs, _rule(lambda x, o: apply("sign", x)), "math.fabs({0})", sympy.Abs,
     ("absolute", "fabs"))
@@ -260,7 +273,8 @@ _LLVM = {
         "sin", "cos", "exp", "log", "sqrt")},
     "abs": _intrinsic_call("llvm.fabs.f64"),
     **{name: _intrinsic_call(name) for name in (
-        "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "log1p", "expm1")},
+        "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "log1p", "expm1", "erf",
+        "erfc")},
     "atan2": _intrinsic_call("atan2", 2),
     "sign": _ir_helper("sign", "x", [
         "%positive = fcmp ogt double %x, 0.0", "%negative = fcmp olt double %x, 0.0",
@@ -324,6 +338,7 @@ def _public(name):
 sin, cos, tan, exp, log, sqrt = map(_public, ("sin", "cos", "tan", "exp", "log", "sqrt"))
 tanh, sinh, cosh, asin, acos, atan = map(_public, ("tanh", "sinh", "cosh", "asin", "acos", "atan"))
 atan2, log1p, expm1, sign, step = map(_public, ("atan2", "log1p", "expm1", "sign", "step"))
+erf, erfc = map(_public, ("erf", "erfc"))
 sigmoid, relu, softplus = map(_public, ("sigmoid", "relu", "softplus"))
 maximum, minimum = map(_public, ("maximum", "minimum"))
 less, less_equal, greater, greater_equal, equal, not_equal = map(_public, (

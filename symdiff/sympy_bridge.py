@@ -56,7 +56,8 @@ _FUNCTIONS = {
     sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.exp: "exp",
     sympy.tanh: "tanh", sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.asin: "asin",
     sympy.acos: "acos", sympy.atan: "atan", sympy.atan2: "atan2", sympy.Abs: "abs",
-    sympy.sign: "sign", sympy_log1p: "log1p", sympy_expm1: "expm1",
+    sympy.sign: "sign", sympy_log1p: "log1p", sympy_expm1: "expm1", sympy.erf: "erf",
+    sympy.erfc: "erfc",
 }
 
 

@@ -42,24 +42,30 @@ def trace(fn, args=None) -> tuple[object, list[Expr]]:
     """Call a Python function on symbols named after its parameters.
 
     ``args`` may give the symbols to pass instead (for array parameters, with their
-    shapes); names in it stand for scalar symbols.  Returns the function's result and
+    shapes); names in it stand for scalar symbols.  Parameters with a default value keep
+    it (a constant) unless ``args`` lists them too.  Returns the function's result and
     the symbols passed, in order.
     """
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         raise TraceError(f"cannot read the parameters of {fn!r}; pass an expression") from None
-    params = []
+    params, required = [], 0
     for p in signature.parameters.values():
         if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             raise TraceError(f"cannot trace parameter {p.name!r} of {fn.__name__}: only plain "
                              "positional parameters become symbols")
         params.append(symbol(p.name))
-    if args is not None:
+        required += p.default is p.empty
+    if args is None:
+        params = params[:required]  # the others keep their defaults
+    else:
         given = [a if isinstance(a, Expr) else symbol(a) for a in (
             [args] if isinstance(args, (str, Expr)) else args)]
-        if len(given) != len(params):
-            raise TraceError(f"{fn.__name__} takes {len(params)} parameters but args lists "
-                             f"{len(given)}")
+        if not required <= len(given) <= len(params):
+            takes = (f"{len(params)} parameters" if required == len(params) else
+                     f"{required} to {len(params)} parameters ({len(params) - required} "
+                     "with defaults)")
+            raise TraceError(f"{fn.__name__} takes {takes} but args lists {len(given)}")
         params = given
     return fn(*params), params

@@ -1,0 +1,83 @@
+"""NumPy functions traced into compositions, erf/erfc, and parameters with defaults."""
+
+import numpy as np
+import pytest
+import scipy.special
+import sympy
+
+import symdiff as sd
+
+N = 4
+POINT = np.array([0.5, -1.5, 2.0, 3.0])
+POSITIVE = np.abs(POINT)
+
+CASES = {  # name: (traced function, where to evaluate)
+    "min": (lambda x: np.min(x) + np.amin(x * x), POINT),
+    "square": (lambda x: np.sum(np.square(x)), POINT),
+    "reciprocal": (lambda x: np.sum(np.reciprocal(x)), POINT),
+    "log10": (lambda x: np.sum(np.log10(x)), POSITIVE),
+    "log2": (lambda x: np.sum(np.log2(x)), POSITIVE),
+    "exp2": (lambda x: np.sum(np.exp2(x)), POINT),
+    "cbrt": (lambda x: np.sum(np.cbrt(x)), POINT),
+    "hypot": (lambda x: np.sum(np.hypot(x, 1.0)), POINT),
+    "norm": (lambda x: np.linalg.norm(x), POINT),
+    "erf": (lambda x: np.sum(scipy.special.erf(x) * scipy.special.erfc(x / 2)), POINT),
+}
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    x = sd.vector("x", N)
+    # One compile for all cases (Numba compiles cost seconds): one output per case.
+    outputs = [f(x) for f, _ in CASES.values()]
+    return sd.compile(outputs, wrt=[x], args=[x], background=False)
+
+
+def _central(f, at, step=1e-5):
+    return np.array([(f(at + step * e) - f(at - step * e)) / (2 * step) for e in np.eye(N)])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_traced_numpy_functions_against_numpy_to_second_order(name, compiled):
+    f, at = CASES[name]
+    k = list(CASES).index(name)
+    np.testing.assert_allclose(compiled(at)[k], f(at), rtol=1e-14)
+    jacobian = compiled.jacobian(at)  # row k: the gradient of case k
+    np.testing.assert_allclose(jacobian[k], _central(f, at), rtol=1e-7, atol=1e-8)
+    x = sd.vector("x", N)
+    single = sd.compile(f(x), args=[x], background=False)
+    hessian = single.hessian(at)
+    np.testing.assert_allclose(hessian, _central(single.grad, at), rtol=1e-6, atol=1e-6)
+
+
+def test_erf_and_erfc_derivatives_against_sympy():
+    a = sympy.Symbol("a", real=True)
+    for ours, theirs in ((sd.erf, sympy.erf), (sd.erfc, sympy.erfc)):
+        for order in (1, 2, 3):
+            got = sd.diff(ours(sd.symbol("a")), *["a"] * order)
+            want = sympy.diff(theirs(a), a, order)
+            for value in (-1.3, 0.0, 0.4, 2.5):
+                assert sd.evaluate(got, a=value) == pytest.approx(
+                    float(want.subs(a, value)), rel=1e-13, abs=1e-15)
+    assert sd.parse("erf(a) + erfc(a)") is sd.erf(sd.symbol("a")) + sd.erfc(sd.symbol("a"))
+    assert sd.from_sympy(sympy.erf(a)) is sd.erf(sd.symbol("a"))
+
+
+def test_parameters_with_defaults_stay_constants():
+    x = sd.vector("x", N)
+    fn = sd.compile(lambda x, k=2.0: np.sum(x * k), args=[x], background=False)
+    assert fn.args == [x] and fn(POINT) == pytest.approx(2.0 * POINT.sum())
+    fn = sd.compile(lambda a, k=3.0: a**k, background=False)
+    assert [s.value for s in fn.args] == ["a"] and fn.grad(2.0)[0] == pytest.approx(12.0)
+    listed = sd.compile(lambda a, k=3.0: a**k, args=["a", "k"], background=False)
+    assert listed(2.0, 2.0) == pytest.approx(4.0)  # listed in args: a symbol again
+    with pytest.raises(sd.TraceError, match="takes 1 to 2 parameters"):
+        sd.compile(lambda a, k=3.0: a**k, args=["a", "k", "z"])
+
+
+def test_unsupported_norms_say_so():
+    x = sd.matrix("m", 2, 2)
+    with pytest.raises(sd.SymdiffError, match="ord=2"):
+        np.linalg.norm(x, 2)
+    with pytest.raises(sd.SymdiffError, match="ord=None, 2 or 'fro'"):
+        np.linalg.norm(sd.vector("v", 3), 1)
