@@ -184,6 +184,23 @@ class Expr:
     def __rmatmul__(self, other):
         return _array_op("matmul", other, self)
 
+    # == and != with numbers build comparisons, as < and > do, so a traced `if x == 0:`
+    # raises instead of silently taking one branch and np.where(x != 0, ...) works.
+    # Between two expressions they stay identity (interned nodes: the same node is the
+    # same expression), which dictionaries, sets and tuples of nodes rely on;
+    # sd.equal(x, y) compares two expressions symbolically.
+    def __eq__(self, other):
+        if isinstance(other, Expr):
+            return self is other
+        return _numeric_comparison("equal", self, other)
+
+    def __ne__(self, other):
+        if isinstance(other, Expr):
+            return self is not other
+        return _numeric_comparison("not_equal", self, other)
+
+    __hash__ = object.__hash__
+
     def __lt__(self, other):
         return _binary("less", self, other)
 
@@ -332,6 +349,14 @@ def _binary(op, x, y):
         return apply(op, x, y)
     except TypeError:
         return NotImplemented
+
+
+def _numeric_comparison(op, x, other):
+    import numpy as np
+
+    if isinstance(other, (numbers.Real, np.ndarray)) and not isinstance(other, bool):
+        return _binary(op, x, other)
+    return NotImplemented
 
 
 def _array_op(op, x, y):

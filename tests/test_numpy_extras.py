@@ -81,3 +81,22 @@ def test_unsupported_norms_say_so():
         np.linalg.norm(x, 2)
     with pytest.raises(sd.SymdiffError, match="ord=None, 2 or 'fro'"):
         np.linalg.norm(sd.vector("v", 3), 1)
+
+
+def test_equality_with_numbers_is_symbolic_not_a_silent_branch():
+    def guarded(x):
+        if x == 0:  # would bake in one branch: it must raise instead
+            return 1.0
+        return np.sin(x) / x
+
+    with pytest.raises(sd.TraceError, match="sd.where"):
+        sd.compile(guarded)
+    sinc = sd.compile(lambda x: np.where(x != 0, np.sin(x) / np.where(x != 0, x, 1.0), 1.0),
+                      background=False)
+    assert sinc(0.0) == 1.0 and sinc(1.0) == pytest.approx(np.sin(1.0), rel=1e-15)
+    assert sinc.grad(1.0)[0] == pytest.approx(np.cos(1.0) - np.sin(1.0), rel=1e-14)
+    assert sinc.grad(0.0)[0] == 0.0
+    # Between expressions == stays identity (interned nodes), as dictionaries need.
+    a, b = sd.symbols("a b")
+    assert (a == a) is True and (a == b) is False and (a != b) is True
+    assert {a: 1, b: 2}[a] == 1 and (a == 1.0) is sd.equal(a, 1.0)
