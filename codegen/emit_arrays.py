@@ -492,6 +492,8 @@ class ArrayEmitter(FusedLoops):
             text = f"np.linalg.solve({args[0]}, {args[1]})"
         elif op == "concatenate":
             text = f"np.concatenate(({', '.join(args)},), axis={node.value})"
+        elif op == "batch_size":
+            text = f"float({args[0]}.shape[{node.value}])"
         else:  # pragma: no cover - every structural op is handled above
             raise NotImplementedError(op)
         if text is not None:

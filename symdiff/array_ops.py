@@ -449,5 +449,25 @@ register(Op(
     sparsity=lambda i, node, shape, args: _writes(_positions(shape)[node.value[0].array]),
 ))
 
+
+
+def _batch_size_shape(shapes, axis):
+    if shapes[0][axis] is not None:
+        raise ShapeError(f"batch_size: axis {axis} of {shapes[0]} is not the open dimension")
+    return ()
+
+
+def _no_dependence(i, node, shape, args):
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
+# The length of the open (None) dimension at run time, as a float: means over it.  It
+# does not depend on the values, so its derivatives are zero.
+register(Op(
+    "batch_size", 1, lambda shape, axis, x: float(np.shape(x)[axis]), None, None, None,
+    shape_rule=_batch_size_shape, vjp=lambda i, node, adj: None, jvp=lambda node, t: None,
+    sparsity=_no_dependence,
+))
+
 STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",
-              "index", "embed", "concatenate", "take", "scatter_add")
+              "index", "embed", "concatenate", "take", "scatter_add", "batch_size")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .array_ops import ArrayData, Rows, broadcast_to, reduced_shape, sum_to, zeros
 from .errors import ShapeError, SymdiffError
-from .ir import Expr, apply, as_expr, symbol
+from .ir import Expr, apply, as_expr, symbol, topological_order
 
 
 def array_constant(values) -> Expr:
@@ -66,13 +66,20 @@ def amax(x, axis=None, keepdims=False) -> Expr:
 
 
 def mean(x, axis=None, keepdims=False) -> Expr:
-    """Mean over ``axis``; an open batch dimension cannot be averaged (use sum / n)."""
+    """Mean over ``axis``; over the open (None) dimension it divides by its length at
+    run time."""
     x = as_expr(x)
-    axes = _axes(x, axis)
-    counted = [x.shape[a] for a in (range(x.ndim) if axes is None else axes)]
-    if None in counted:
-        raise ShapeError("mean over an open (None) dimension: divide a sum by the batch size")
-    return apply("mul", sum(x, axis, keepdims), 1.0 / math.prod(counted))
+    axes = range(x.ndim) if _axes(x, axis) is None else _axes(x, axis)
+    static = math.prod(x.shape[a] for a in axes if x.shape[a] is not None)
+    result = sum(x, axis, keepdims)
+    if static != 1:
+        result = apply("mul", result, 1.0 / static)
+    if any(x.shape[a] is None for a in axes):
+        # The length is read from an input with the open dimension (all open dimensions
+        # are the one batch size), so no intermediate array has to exist for it.
+        source = next(s for s in topological_order([x]) if s.op == "symbol" and None in s.shape)
+        result = apply("div", result, apply("batch_size", source, payload=source.shape.index(None)))
+    return result
 
 
 def matmul(a, b) -> Expr:

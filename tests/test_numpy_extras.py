@@ -100,3 +100,22 @@ def test_equality_with_numbers_is_symbolic_not_a_silent_branch():
     a, b = sd.symbols("a b")
     assert (a == a) is True and (a == b) is False and (a != b) is True
     assert {a: 1, b: 2}[a] == 1 and (a == 1.0) is sd.equal(a, 1.0)
+
+
+def test_means_over_the_open_dimension_divide_by_its_length_at_run_time():
+    y, w = sd.symbol("y", (None,)), sd.symbol("w")
+    loss = sd.mean((y * w - 1.0) ** 2)  # a mean-squared error over any number of samples
+    fn = sd.compile(loss, wrt=[w], args=[y, w], background=False)
+    for n in (1, 3, 8):
+        data = np.arange(1.0, n + 1.0)
+        assert fn(data, 0.5) == pytest.approx(np.mean((0.5 * data - 1.0) ** 2), rel=1e-14)
+        assert fn.grad(data, 0.5)[0] == pytest.approx(np.mean(2 * (0.5 * data - 1) * data))
+        assert fn.hessian(data, 0.5)[0, 0] == pytest.approx(2 * np.mean(data * data))
+        assert sd.evaluate(loss, y=data, w=0.5) == pytest.approx(fn(data, 0.5), rel=1e-15)
+    X = sd.symbol("X", (None, 3))
+    columns = sd.compile(lambda X: np.sum(np.mean(X, axis=0) ** 2), args=[X],
+                         background=False)
+    data = np.arange(12.0).reshape(4, 3)
+    assert columns(data) == pytest.approx(np.sum(data.mean(axis=0) ** 2), rel=1e-14)
+    np.testing.assert_allclose(columns.grad(data), np.broadcast_to(
+        2 * data.mean(axis=0) / 4, data.shape), rtol=1e-14)
