@@ -12,7 +12,7 @@ from numba import types
 from . import __version__
 from .blas_threads import limited, threaded_products
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
-from .errors import NotDifferentiableError, SymdiffError
+from .errors import NotDifferentiableError, ShapeError, SymdiffError
 from .inputs import Contract, dimensions
 from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
@@ -56,9 +56,11 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     ``f`` is an expression (scalar or array), a list of scalar expressions
     (vector-valued), a string, a SymPy expression, or a Python function (traced on
     symbols named after its parameters, or on ``args``: give array parameters as shaped
-    symbols there).  ``args`` (symbols or names) are the positional arguments of every
-    compiled function: by default the function's parameters, else ``wrt`` followed by
-    the other free symbols, else all free symbols sorted by name.
+    symbols there; a function that needs arrays and has no ``args`` gives a
+    ``symdiff.transforms.ByShape``, compiled for the shapes of each call's arguments).
+    ``args`` (symbols or names) are the positional arguments of every compiled function:
+    by default the function's parameters, else ``wrt`` followed by the other free
+    symbols, else all free symbols sorted by name.
     ``wrt`` are the variables of the derivatives (default: all arguments); give one
     symbol instead of a list to get its gradient alone rather than a tuple (as for a
     function of one array argument, like JAX's ``grad``).
@@ -73,7 +75,16 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     """
     params = None
     if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
-        f, params = trace(f, args)
+        try:
+            f, params = trace(f, args)
+        except (ShapeError, TypeError):
+            if args is not None:
+                raise
+            # Written for arrays: shapes from each call's arguments (symdiff.transforms).
+            from .transforms import ByShape
+
+            return ByShape(f, wrt, fast_math=fast_math, lowering=lowering,
+                           background=background)
         args = None
     outputs, scalar = as_outputs(f)
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):

@@ -207,8 +207,19 @@ def diff(f, *wrt, simplify: bool = True) -> Expr:
     return f
 
 
+def _python_function(f) -> bool:
+    return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
+
+
 def grad(f, wrt=None, simplify: bool = True) -> list[Expr]:
-    """Gradient of a scalar expression by reverse mode: one list entry per variable."""
+    """Gradient of a scalar expression by reverse mode: one list entry per variable.
+
+    Given a Python function instead, the compiled gradient function, as ``jax.grad``
+    (``wrt``: argument positions, default all; see symdiff.transforms)."""
+    if _python_function(f):
+        from .transforms import grad_of
+
+        return grad_of(f, wrt)
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = reverse_mode([(f, ONE)], variables)
@@ -241,8 +252,13 @@ def jacobian(fs, wrt=None, simplify: bool = True):
     Scalar outputs and scalar variables give a list of lists (rows are outputs).  With
     arrays, outputs and variables are flattened in C order and the result is one (m, n)
     expression.  Reverse mode row by row when there are no more outputs than
-    variables, else forward mode column by column.
+    variables, else forward mode column by column.  Given a Python function, the compiled
+    Jacobian function (``jax.jacobian``).
     """
+    if _python_function(fs):
+        from .transforms import jacobian_of
+
+        return jacobian_of(fs, wrt)
     outputs = [as_expression(f) for f in (fs if isinstance(fs, (list, tuple)) else [fs])]
     variables = as_variables(wrt, outputs)
     arrays = any(e.shape for e in outputs + variables)
@@ -274,8 +290,13 @@ def hessian(f, wrt=None, simplify: bool = True):
 
     For scalar variables a list of lists; only the lower triangle is derived and the
     matrix holds the same node at (i, j) and (j, i).  With array variables one (n, n)
-    expression over all their elements (C order).
+    expression over all their elements (C order).  Given a Python function, the compiled
+    Hessian function (``jax.hessian``).
     """
+    if _python_function(f):
+        from .transforms import hessian_of
+
+        return hessian_of(f, wrt)
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = grad(f, variables)
