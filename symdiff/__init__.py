@@ -18,6 +18,7 @@ from .errors import (
     TraceError,
 )
 from .evaluate import evaluate
+from .graph_picture import to_dot
 from .ir import Expr, const, count_ops, free_symbols, symbol
 from .ops import abs_ as abs  # noqa: F401, A001 - public name, as in numpy
 from .ops import (  # noqa: E402
@@ -89,7 +90,7 @@ __all__ = [
     "optimize", "count_ops", "free_symbols", "to_let_form",
     "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
     "atan2", "log1p", "expm1", "erf", "erfc", "sign", "step", "sigmoid", "relu", "softplus",
-    "maximum", "minimum", "ByShape", "jit", "value_and_grad",
+    "maximum", "minimum", "ByShape", "jit", "value_and_grad", "to_dot",
 ]
 
 from . import while_loops  # noqa: E402, F401  (registers the while op)

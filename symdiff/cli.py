@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="point at which to evaluate, e.g. a=1 b=2 c=2")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the generated module (importable without symdiff)")
+    parser.add_argument("--graph", metavar="FILE",
+                        help="draw the computation graph (with values and adjoints at --at): "
+                             "FILE.dot, or .svg/.png/.pdf through Graphviz's dot")
     parser.add_argument("--fast-math", action="store_true",
                         help="allow simplifications that are wrong for inf/nan inputs")
     parser.add_argument("--clear-cache", action="store_true",
@@ -67,12 +70,12 @@ def _point(items: list[str], variables: list[str]) -> dict[str, float]:
 
 
 def _check_output(path: str) -> None:
-    """A clear error before any work when the module cannot be written there."""
+    """A clear error before any work when a file cannot be written there."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise SymdiffError(f"-o {path}: the directory {folder} does not exist")
+        raise SymdiffError(f"{path}: the directory {folder} does not exist")
     if os.path.isdir(path):
-        raise SymdiffError(f"-o {path}: is a directory")
+        raise SymdiffError(f"{path}: is a directory")
 
 
 def _label(order: int, names: tuple[str, ...]) -> str:
@@ -92,8 +95,9 @@ def run(argv: list[str] | None = None, out=None) -> int:
         return 0
     if args.order < 0:
         raise SymdiffError("--order must be 0 or more")
-    if args.output:
-        _check_output(args.output)
+    for path in (args.output, args.graph):
+        if path:
+            _check_output(path)
     f = parse(args.expression)
     variables = [s.value for s in free_symbols([f])]
     for name in args.wrt or ():
@@ -119,6 +123,11 @@ def run(argv: list[str] | None = None, out=None) -> int:
         for combo in itertools.combinations_with_replacement(range(len(wrt)), order):
             partials[combo] = diff(partials[combo[:-1]], wrt[combo[-1]])
             show(_label(order, tuple(wrt[i].value for i in combo)), partials[combo])
+    if args.graph:
+        from .graph_picture import render, to_dot
+
+        path = render(to_dot(f, point if show_values else None), args.graph)
+        print(f"\ndrew {path}", file=out)
     if args.output:
         from .api import compile
 

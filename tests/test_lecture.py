@@ -86,7 +86,7 @@ def test_command_line(tmp_path, capsys):
     (["--at", "a=1", "d=2"], "--at d=2: the expression has no variable 'd'"),
     (["--at", "a=1", "a=2"], "--at gives a twice"),
     (["-o", "missing/m.py"], "the directory"),
-    (["-o", "."], "-o .: is a directory"),
+    (["-o", "."], ".: is a directory"),
 ])
 def test_command_line_errors_name_what_is_wrong(arguments, message, tmp_path, monkeypatch,
                                                 capsys):

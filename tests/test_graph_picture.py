@@ -1,0 +1,57 @@
+"""Pictures of the graph (sd.to_dot, --graph): the lecture's forward and backward sweeps."""
+
+import re
+import shutil
+
+import pytest
+
+import symdiff as sd
+from symdiff.cli import main
+
+
+def _nodes(dot: str) -> dict[str, str]:
+    return dict(re.findall(r'^  (n\d+) \[label="([^"]*)"', dot, re.M))
+
+
+def _edges(dot: str) -> list[tuple[str, str]]:
+    return re.findall(r"^  (n\d+) -> (n\d+)", dot, re.M)
+
+
+def test_the_lecture_graph_with_values_and_adjoints():
+    dot = sd.to_dot("((a+b)*c)**2", a=1, b=2, c=2)
+    assert dot.startswith("digraph symdiff {") and dot.rstrip().endswith("}")
+    labels = sorted(_nodes(dot).values())
+    for want in [r"a\n= 1\nadjoint 24", r"b\n= 2\nadjoint 24", r"c\n= 2\nadjoint 36",
+                 r"+\n= 3\nadjoint 24", r"*\n= 6\nadjoint 12", r"**\n= 36\nadjoint 1", "2"]:
+        assert want in labels, (want, labels)
+    assert len(_edges(dot)) == 6  # each operand once: a, b -> +; +, c -> *; *, 2 -> **
+
+
+def test_shared_nodes_are_drawn_once():
+    x = sd.symbol("x")
+    shared = sd.sin(x)
+    dot = sd.to_dot(shared * x + shared)
+    names = {label: name for name, label in _nodes(dot).items()}
+    assert list(_nodes(dot).values()).count("sin") == 1
+    assert sum(1 for a, _ in _edges(dot) if a == names["sin"]) == 2  # two users
+    arrays = sd.to_dot(sd.sum(sd.vector("v", 3) ** 2))  # arrays: shapes, no adjoints
+    assert "v (3,)" in arrays and "sum" in arrays
+
+
+def test_command_line_draws_the_graph(tmp_path, capsys):
+    picture = tmp_path / "lecture.dot"
+    assert main(["((a+b)*c)**2", "--at", "a=1", "b=2", "c=2", "--graph", str(picture)]) == 0
+    assert "adjoint 36" in picture.read_text() and "drew" in capsys.readouterr().out
+    svg = tmp_path / "lecture.svg"
+    status = main(["((a+b)*c)**2", "--graph", str(svg)])
+    if shutil.which("dot"):  # Graphviz installed: rendered
+        assert status == 0 and "<svg" in svg.read_text()
+    else:
+        assert status == 2 and "Graphviz" in capsys.readouterr().err
+
+
+def test_to_dot_reads_text_and_lists():
+    dot = sd.to_dot(["a*b", "a+b"])
+    assert len(_nodes(dot)) == 4 and dot.count("peripheries=2") == 2
+    with pytest.raises(sd.SymdiffError):
+        sd.to_dot(object())
