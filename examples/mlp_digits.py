@@ -13,6 +13,8 @@ from sklearn.model_selection import train_test_split
 
 import symdiff as sd
 
+sd.show_progress()  # slow compiles say what they are doing (stderr)
+
 ACTIVATIONS = {"sigmoid": sd.sigmoid, "tanh": sd.tanh, "relu": sd.relu}
 
 

@@ -22,6 +22,8 @@ import numpy as np
 
 import symdiff as sd
 
+sd.show_progress()  # slow compiles say what they are doing (stderr)
+
 DT = 0.01
 TRUE = np.array([1.1, 0.4, 0.4, 0.1])  # alpha, beta, gamma, delta
 Y0 = np.array([10.0, 5.0])

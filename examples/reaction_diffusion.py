@@ -26,6 +26,8 @@ from timed import Timed
 
 import symdiff as sd
 
+sd.show_progress()  # slow compiles say what they are doing (stderr)
+
 A, B, ALPHA = 1.0, 3.0, 0.02
 
 

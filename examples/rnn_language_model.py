@@ -19,6 +19,8 @@ import numpy as np
 
 import symdiff as sd
 
+sd.show_progress()  # slow compiles say what they are doing (stderr)
+
 TEXT = "the quick brown fox jumps over the lazy dog. "
 HIDDEN = 16
 

@@ -57,6 +57,7 @@ from .ops import (  # noqa: E402
 from .parser import parse
 from .passes import optimize
 from .printer import to_let_form
+from .progress import show_progress
 from .transforms import ByShape, jit, value_and_grad
 
 __version__ = "0.1.0"
@@ -90,7 +91,7 @@ __all__ = [
     "optimize", "count_ops", "free_symbols", "to_let_form",
     "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
     "atan2", "log1p", "expm1", "erf", "erfc", "sign", "step", "sigmoid", "relu", "softplus",
-    "maximum", "minimum", "ByShape", "jit", "value_and_grad", "to_dot",
+    "maximum", "minimum", "ByShape", "jit", "value_and_grad", "to_dot", "show_progress",
 ]
 
 from . import while_loops  # noqa: E402, F401  (registers the while op)

@@ -17,6 +17,7 @@ from .inputs import Contract, dimensions
 from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
+from .progress import reporting
 from .trace import as_outputs, trace
 
 # Generated functions in module order: method -> (generated name, needs scalar f?).
@@ -436,7 +437,9 @@ class CompiledFunction(MatrixMethods):
             dispatcher = getattr(module, spec.name)
             if dispatcher not in _PREPARED:
                 try:
-                    with importable(module):
+                    size = (f"{count_ops(flatten(spec.result))} operations" if hasattr(
+                        spec, "result") else "a loop over directions")
+                    with importable(module), reporting(method, size):
                         dispatcher.compile(signature)
                 except OSError as error:  # Numba could not write the cache: go without
                     warn_once("write", f"symdiff: cannot write the compile cache ({error}); "

@@ -141,6 +141,9 @@ def run(argv: list[str] | None = None, out=None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one clear line and exit with status 2."""
+    from .progress import show_progress
+
+    show_progress()  # slow compiles (-o) say what they are doing, on stderr
     try:
         return run(argv)
     except SymdiffError as exc:

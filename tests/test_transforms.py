@@ -71,3 +71,19 @@ def test_errors_say_how_to_declare_shapes():
         sd.compile(needs_a_matrix)(np.ones((3, 2)))
     with pytest.raises(sd.ArgumentError, match=r"takes 1 argument \(x\), got 0"):
         sd.jit(rosen)()
+
+
+def test_slow_compiles_report_progress(monkeypatch, caplog):
+    import logging
+
+    from symdiff import progress
+
+    monkeypatch.setattr(progress, "SLOW_S", 0.0)  # every compile counts as slow here
+    with caplog.at_level(logging.INFO, logger="symdiff"):
+        fn = sd.compile("sin(a) * b + a**3", background=False, lowering="python")
+        fn(0.5, 2.0)
+    messages = [r.getMessage() for r in caplog.records if r.name == "symdiff"]
+    assert any(m.startswith("compiling forward (") and "operations" in m for m in messages)
+    assert any(m.startswith("compiled forward in") for m in messages)
+    handler = sd.show_progress()
+    assert sd.show_progress() is handler  # once, however often it is asked
