@@ -7,6 +7,7 @@ import re
 import threading
 import weakref
 
+import numpy as np
 from numba import types
 
 from . import __version__
@@ -464,6 +465,14 @@ class CompiledFunction(MatrixMethods):
         return call
 
 
+def _shaped(result, shape: tuple):
+    """Batched results over flattened points laid out in the points' own shape (as a
+    NumPy ufunc does): values take ``shape``, gradients ``shape + (n,)``."""
+    if isinstance(result, tuple):
+        return tuple(_shaped(part, shape) for part in result)
+    return result.reshape(shape + result.shape[1:])
+
+
 def _numba_type(sym: Expr, batched: bool):
     if batched:
         return types.Array(types.float64, 1, "C")
@@ -483,7 +492,9 @@ def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
 
     def converted(x):
         if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
-            return compiled._load(method, batched=True)(*contract.points(x))
+            result = compiled._load(method, batched=True)(*contract.points(x))
+            shape = np.broadcast_shapes(*(np.shape(v) for v in x))
+            return result if len(shape) == 1 else _shaped(result, shape)
         return call(*contract.convert(x))
 
     if checked:

@@ -87,3 +87,15 @@ def test_slow_compiles_report_progress(monkeypatch, caplog):
     assert any(m.startswith("compiled forward in") for m in messages)
     handler = sd.show_progress()
     assert sd.show_progress() is handler  # once, however often it is asked
+
+
+def test_points_keep_their_shape_as_in_a_ufunc():
+    fn = sd.compile("sin(a) * b", background=False)
+    grid = np.linspace(0.0, 1.0, 6).reshape(2, 3)  # was flattened to 6 points
+    np.testing.assert_allclose(fn(grid, 2.0), np.sin(grid) * 2.0, rtol=1e-15)
+    gradient = fn.grad(grid, 2.0)
+    assert gradient.shape == (2, 3, 2)
+    np.testing.assert_allclose(gradient[..., 0], np.cos(grid) * 2.0, rtol=1e-15)
+    value, gradient = fn.value_and_grad(grid, np.full((2, 1), 2.0))  # broadcast
+    assert value.shape == (2, 3) and gradient.shape == (2, 3, 2)
+    assert fn(np.arange(3.0), 1.0).shape == (3,) and np.ndim(fn(0.5, 2.0)) == 0
