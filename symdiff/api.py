@@ -36,8 +36,9 @@ FUNCTIONS = {
     "sparse_hessian_data": ("sparse_hessian", True),
     "sparse_jacobian_data": ("sparse_jacobian", False),
 }
-# Methods that also exist batched over many points, for functions of scalars.
-BATCHED = ("forward", "grad", "value_and_grad")
+# Methods that also exist batched over many points, for functions of scalars (the
+# Hessian up to UNROLL_MAX_VARIABLES variables, where it is derived entry by entry).
+BATCHED = ("forward", "grad", "value_and_grad", "hessian")
 _ARRAY = types.Array(types.float64, 1, "A")
 _SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
@@ -236,8 +237,8 @@ class CompiledFunction(MatrixMethods):
         """
         wanted = [(m, False) for m, (_, needs) in FUNCTIONS.items()
                   if needs in (None, self.is_scalar)]
-        if self._batchable():
-            wanted += [(m, True) for m in BATCHED if FUNCTIONS[m][1] in (None, self.is_scalar)]
+        wanted += [(m, True) for m in BATCHED if self._batches(m)
+                   and FUNCTIONS[m][1] in (None, self.is_scalar)]
         specs = []
         for method, batched in wanted:
             try:
@@ -259,6 +260,11 @@ class CompiledFunction(MatrixMethods):
         return path
 
     # Derivation.
+    def _batches(self, method: str) -> bool:
+        """Whether ``method`` has a batched version (the Hessian: entry by entry only)."""
+        return method in BATCHED and self._batchable() and (
+            method != "hessian" or self._unrolled("hessian"))
+
     def _batchable(self) -> bool:
         # Functions with loops are batched too: a prange over calls of the one-point code.
         return bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
@@ -488,7 +494,7 @@ def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
     from codegen.naming import parameter_names
 
     contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
-    batchable = method in BATCHED and compiled._batchable()
+    batchable = compiled._batches(method)
 
     def converted(x):
         if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):

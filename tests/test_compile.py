@@ -129,7 +129,8 @@ def test_generated_module_imports_only_math_numpy_numba(lecture):
                and not n.name.startswith("_")]
     assert defined == ["forward", "gradient", "value_and_grad", "hessian", "hvp", "vjp", "jvp",
                        "sparse_hessian",
-                       "forward_batch", "gradient_batch", "value_and_grad_batch"]
+                       "forward_batch", "gradient_batch", "value_and_grad_batch",
+                       "hessian_batch"]
 
 
 SOURCE_SCRIPT = """

@@ -99,3 +99,13 @@ def test_points_keep_their_shape_as_in_a_ufunc():
     value, gradient = fn.value_and_grad(grid, np.full((2, 1), 2.0))  # broadcast
     assert value.shape == (2, 3) and gradient.shape == (2, 3, 2)
     assert fn(np.arange(3.0), 1.0).shape == (3,) and np.ndim(fn(0.5, 2.0)) == 0
+
+
+def test_hessians_at_many_points():
+    fn = sd.compile("sin(a)*b + a**2*b**3", background=False)
+    points = np.linspace(0.0, 1.0, 4)
+    hessians = fn.hessian(points, 2.0)  # was "argument a must be a float"
+    assert hessians.shape == (4, 2, 2)
+    for k, a in enumerate(points):
+        np.testing.assert_allclose(hessians[k], fn.hessian(a, 2.0), rtol=1e-15)
+    assert fn.hessian(points.reshape(2, 2), 2.0).shape == (2, 2, 2, 2)
