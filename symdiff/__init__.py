@@ -130,9 +130,9 @@ def clear_cache() -> int:
     return clear()
 
 
-from .sympy_bridge import from_sympy, to_sympy  # noqa: E402
+from .sympy_bridge import from_sympy, to_latex, to_sympy  # noqa: E402
 
-__all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "vector", "matrix",
+__all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "to_latex", "vector", "matrix",
             "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
             "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",

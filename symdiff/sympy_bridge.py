@@ -42,6 +42,20 @@ def to_sympy(exprs):
     return restructure(exprs, iter([done[r] for r in roots]))
 
 
+def to_latex(exprs) -> str:
+    """LaTeX of an expression (or the list of them, as a column), through SymPy.
+
+    Shared subexpressions are written out in full, as SymPy prints them."""
+    if isinstance(exprs, str):
+        from .parser import parse
+
+        exprs = parse(exprs)
+    converted = to_sympy(exprs)
+    if isinstance(converted, list):
+        return sympy.latex(sympy.Matrix(converted))
+    return sympy.latex(converted)
+
+
 def _number_to_sympy(value: float):
     if math.isnan(value):
         return sympy.nan

@@ -55,3 +55,11 @@ def test_to_dot_reads_text_and_lists():
     assert len(_nodes(dot)) == 4 and dot.count("peripheries=2") == 2
     with pytest.raises(sd.SymdiffError):
         sd.to_dot(object())
+
+
+def test_latex_of_expressions_and_gradients():
+    assert sd.to_latex("((a+b)*c)**2") == r"c^{2} \left(a + b\right)^{2}"
+    column = sd.to_latex(sd.grad("((a+b)*c)**2"))
+    assert column.startswith(r"\left[\begin{matrix}") and column.count(r"\\") == 2
+    with pytest.raises(sd.SymdiffError, match="no SymPy form"):
+        sd.to_latex(sd.sum(sd.vector("v", 3)))
