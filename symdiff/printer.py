@@ -48,9 +48,45 @@ def _precedence(node: Expr, names: dict[Expr, str]) -> int:
     return ATOM if op.infix is None else op.precedence
 
 
+def _slice_text(start, stop, step) -> str:
+    # Keys are normalized: a reversed slice to the beginning stops at -1 ("before 0").
+    stop = None if step is not None and step < 0 and stop == -1 else stop
+    text = f"{'' if start is None else start}:{'' if stop is None else stop}"
+    return text + ("" if step in (None, 1) else f":{step}")
+
+
+def _index_text(key) -> str | None:
+    """NumPy's notation of an index key (``0``, ``1:``, ``::-1``), None if it has none."""
+    parts = []
+    for entry in key:
+        if entry[0] == "i":
+            parts.append(str(entry[1]))
+        elif entry[0] == "s":
+            parts.append(_slice_text(*entry[1:]))
+        else:
+            return None
+    return ", ".join(parts)
+
+
+def _numpy_pieces(node: Expr, names: dict[Expr, str]) -> list | None:
+    """Indexing and reductions in NumPy's notation (``y[1:]``, ``sum(M, axis=0)``)."""
+    if node.op == "index" and (text := _index_text(node.value)) is not None:
+        arg = node.args[0]
+        operand = [arg] if _precedence(arg, names) == ATOM else ["(", arg, ")"]
+        return operand + [f"[{text}]"]
+    if node.op in ("sum", "amax") and node.value is not None:
+        axes, keepdims = node.value
+        extra = "" if axes is None else f", axis={axes[0] if len(axes) == 1 else tuple(axes)}"
+        return [f"{node.op}(", node.args[0], extra + ", keepdims=True" * keepdims + ")"]
+    return None
+
+
 def _pieces(node: Expr, names: dict[Expr, str]) -> list:
     """The text of ``node`` as a list of strings and operand nodes still to print."""
     op = OPS[node.op]
+    numpy_form = _numpy_pieces(node, names)
+    if numpy_form is not None:
+        return numpy_form
     if op.infix is None:
         pieces = [f"{node.op}("]
         for i, arg in enumerate(node.args):

@@ -3,6 +3,7 @@
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 import symdiff as sd
@@ -63,3 +64,15 @@ def test_latex_of_expressions_and_gradients():
     assert column.startswith(r"\left[\begin{matrix}") and column.count(r"\\") == 2
     with pytest.raises(sd.SymdiffError, match="no SymPy form"):
         sd.to_latex(sd.sum(sd.vector("v", 3)))
+
+
+def test_array_expressions_print_in_numpy_notation():
+    y, m, a = sd.vector("y", 5), sd.matrix("M", 3, 4), sd.symbol("a")
+    printed = [str(e) for e in (y[0], y[1:], y[::-1], m[1, 2:], m[:, 0], (y * a)[2],
+                                sd.sum(y * y), sd.sum(m, axis=0),
+                                sd.amax(m, axis=1, keepdims=True))]
+    assert printed == ["y[0]", "y[1:5]", "y[4::-1]", "M[1, 2:4]", "M[:, 0]", "(y*a)[2]",
+                       "sum(y*y)", "sum(M, axis=0)", "amax(M, axis=1, keepdims=True)"]
+    values = np.arange(5.0)  # the printed slices mean what they say in NumPy
+    np.testing.assert_array_equal(sd.evaluate(y[1:], y=values), values[1:5])
+    np.testing.assert_array_equal(sd.evaluate(y[::-1], y=values), values[4::-1])
