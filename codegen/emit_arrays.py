@@ -414,6 +414,8 @@ class ArrayEmitter(FusedLoops, FullSums):
             text = f"np.linalg.solve({args[0]}, {args[1]})"
         elif op == "concatenate":
             text = f"np.concatenate(({', '.join(args)},), axis={node.value})"
+        elif op == "cumsum":
+            text = f"np.cumsum({args[0]})"
         elif op == "batch_size":
             text = f"float({args[0]}.shape[{node.value}])"
         else:  # pragma: no cover - every structural op is handled above

@@ -451,6 +451,34 @@ register(Op(
 
 
 
+def _cumsum_shape(shapes, payload):
+    if len(shapes[0]) != 1:
+        raise ShapeError(f"cumsum of shape {shapes[0]}: only vectors (np.cumsum without an "
+                         "axis flattens first)")
+    return tuple(shapes[0])
+
+
+def _cumsum_vjp(i, node, adj):
+    # The adjoint of a running sum is the running sum from the end: total - cumsum + adj
+    # (no reversal, so an open length works too).
+    adj = broadcast_to(adj, node.shape)
+    total = broadcast_to(apply("sum", adj, payload=(None, False)), node.shape)
+    return apply("add", apply("sub", total, apply("cumsum", adj)), adj)
+
+
+def _cumsum_sparsity(i, node, shape, args):
+    rows, columns = np.tril_indices(shape[0])  # element o reads elements 0 .. o
+    return rows.astype(np.int64), columns.astype(np.int64)
+
+
+register(Op(
+    "cumsum", 1, lambda shape, p, x: np.cumsum(x), None, None, None,
+    shape_rule=_cumsum_shape, vjp=_cumsum_vjp,
+    jvp=lambda node, t: apply("cumsum", broadcast_to(t[0], node.shape)),
+    sparsity=_cumsum_sparsity,
+))
+
+
 def _batch_size_shape(shapes, axis):
     if shapes[0][axis] is not None:
         raise ShapeError(f"batch_size: axis {axis} of {shapes[0]} is not the open dimension")
@@ -470,4 +498,4 @@ register(Op(
 ))
 
 STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",
-              "index", "embed", "concatenate", "take", "scatter_add", "batch_size")
+              "index", "embed", "concatenate", "take", "scatter_add", "batch_size", "cumsum")

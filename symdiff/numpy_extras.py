@@ -63,4 +63,15 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - NumPy's name
     return apply("sqrt", total(apply("mul", x, x), axis, keepdims))
 
 
-FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm}
+def cumsum(x, axis=None):
+    """Running sums of a vector (``axis=None`` flattens first, as NumPy does)."""
+    x = as_expr(x)
+    if axis is None and x.ndim != 1:
+        x = apply("reshape", x, payload=(-1,) if None in x.shape else (x.size,))
+    elif axis not in (None, 0, -1) or x.ndim != 1:
+        raise ShapeError(f"np.cumsum on an expression supports vectors (or axis=None), not "
+                         f"axis={axis} of shape {x.shape}")
+    return apply("cumsum", x)
+
+
+FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum}

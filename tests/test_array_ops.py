@@ -26,6 +26,7 @@ CASES = {
     "sum axis 1 keepdims": ([(3, 4)], lambda a: sd.sum(a, axis=1, keepdims=True) * a),
     "mean": ([(3, 4)], lambda a: sd.mean(a * a, axis=1)),
     "amax": ([(3, 4)], lambda a: sd.amax(a, axis=1)),
+    "cumsum": ([(5,)], lambda v: np.cumsum(v * v)),
     "broadcasting": ([(3, 4), (4,), (3, 1)], lambda a, v, c: a * v + c),
     # Elementwise consumers absorb broadcasts (a rule): a matmul keeps it.
     "broadcast_to": ([(4,), (4, 2)], lambda v, m: broadcast_to(v, (3, 4)) @ m),

@@ -22,6 +22,7 @@ CASES = {  # name: (traced function, where to evaluate)
     "hypot": (lambda x: np.sum(np.hypot(x, 1.0)), POINT),
     "norm": (lambda x: np.linalg.norm(x), POINT),
     "erf": (lambda x: np.sum(scipy.special.erf(x) * scipy.special.erfc(x / 2)), POINT),
+    "cumsum": (lambda x: np.sum(np.cumsum(x) ** 2 * np.arange(1.0, N + 1.0)), POINT),
 }
 
 
