@@ -81,19 +81,22 @@ class _Function:
         self.count += 1
         return f"%g{self.count}"
 
-    def element(self, name: str, pointer: str, index: int, atomic: bool = False) -> str:
-        """Load element ``index`` of a double array into ``name``."""
+    def address(self, pointer: str, index: int) -> str:
+        """A new name for the address of element ``index`` of a double array."""
         address = self.fresh()
         self.lines.append(f"{address} = getelementptr inbounds double, ptr {pointer}, "
                           f"i64 {index}")
+        return address
+
+    def element(self, name: str, pointer: str, index: int, atomic: bool = False) -> str:
+        """Load element ``index`` of a double array into ``name``."""
+        address = self.address(pointer, index)
         kind = "load atomic double" if atomic else "load double"
         self.lines.append(f"{name} = {kind}, ptr {address}{' monotonic' * atomic}, align 8")
         return name
 
     def store(self, value: str, pointer: str, index: int, atomic: bool = False):
-        address = self.fresh()
-        self.lines.append(f"{address} = getelementptr inbounds double, ptr {pointer}, "
-                          f"i64 {index}")
+        address = self.address(pointer, index)
         kind = "store atomic double" if atomic else "store double"
         self.lines.append(f"{kind} {value}, ptr {address}{' monotonic' * atomic}, align 8")
 

@@ -12,7 +12,16 @@ from numba import types
 
 from . import __version__
 from .blas_threads import limited, threaded_products
-from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
+from .diff import (
+    as_variables,
+    forward_mode,
+    grad,
+    hessian,
+    hvp,
+    is_python_function,
+    jacobian,
+    reverse_mode,
+)
 from .errors import NotDifferentiableError, ShapeError, SymdiffError, TraceError
 from .inputs import Contract, dimensions
 from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
@@ -77,7 +86,7 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     runs.
     """
     params = None
-    if callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols"):
+    if is_python_function(f):
         try:
             f, params = trace(f, args)
         except TraceError:  # a TypeError too, but not a matter of shapes

@@ -450,7 +450,6 @@ register(Op(
 ))
 
 
-
 def _cumsum_shape(shapes, payload):
     if len(shapes[0]) != 1:
         raise ShapeError(f"cumsum of shape {shapes[0]}: only vectors (np.cumsum without an "

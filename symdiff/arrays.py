@@ -69,7 +69,8 @@ def mean(x, axis=None, keepdims=False) -> Expr:
     """Mean over ``axis``; over the open (None) dimension it divides by its length at
     run time."""
     x = as_expr(x)
-    axes = range(x.ndim) if _axes(x, axis) is None else _axes(x, axis)
+    axes = _axes(x, axis)
+    axes = range(x.ndim) if axes is None else axes
     static = math.prod(x.shape[a] for a in axes if x.shape[a] is not None)
     result = sum(x, axis, keepdims)
     if static != 1:

@@ -105,7 +105,7 @@ def run(argv: list[str] | None = None, out=None) -> int:
             raise _unknown(f"--wrt {name}", name, variables)
     wrt = as_variables(args.wrt, [f])
     point = _point(args.at, variables)
-    missing = [s.value for s in free_symbols([f]) if s.value not in point]
+    missing = [name for name in variables if name not in point]
     show_values = bool(point) and not missing
     if point and missing:
         print(f"(no values: --at does not give {', '.join(missing)})", file=out)
@@ -141,9 +141,6 @@ def run(argv: list[str] | None = None, out=None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one clear line and exit with status 2."""
-    from .progress import show_progress
-
-    show_progress()  # slow compiles (-o) say what they are doing, on stderr
     try:
         return run(argv)
     except SymdiffError as exc:

@@ -207,7 +207,8 @@ def diff(f, *wrt, simplify: bool = True) -> Expr:
     return f
 
 
-def _python_function(f) -> bool:
+def is_python_function(f) -> bool:
+    """A Python callable to trace (not an expression, a SymPy object or text)."""
     return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
 
 
@@ -216,7 +217,7 @@ def grad(f, wrt=None, simplify: bool = True) -> list[Expr]:
 
     Given a Python function instead, the compiled gradient function, as ``jax.grad``
     (``wrt``: argument positions, default all; see symdiff.transforms)."""
-    if _python_function(f):
+    if is_python_function(f):
         from .transforms import grad_of
 
         return grad_of(f, wrt)
@@ -255,7 +256,7 @@ def jacobian(fs, wrt=None, simplify: bool = True):
     variables, else forward mode column by column.  Given a Python function, the compiled
     Jacobian function (``jax.jacobian``).
     """
-    if _python_function(fs):
+    if is_python_function(fs):
         from .transforms import jacobian_of
 
         return jacobian_of(fs, wrt)
@@ -293,7 +294,7 @@ def hessian(f, wrt=None, simplify: bool = True):
     expression over all their elements (C order).  Given a Python function, the compiled
     Hessian function (``jax.hessian``).
     """
-    if _python_function(f):
+    if is_python_function(f):
         from .transforms import hessian_of
 
         return hessian_of(f, wrt)

@@ -3,7 +3,7 @@
 A compile that takes more than ``SLOW_S`` seconds logs at INFO once that time has
 passed (what it compiles and how large it is) and again when it is done, so nobody waits
 in silence.  Nothing shows unless the logger has a handler at INFO: ``sd.show_progress()``
-adds one on stderr (the command line and the examples call it).
+adds one on stderr (the long examples call it).
 """
 
 from __future__ import annotations
