@@ -59,6 +59,7 @@ from .passes import optimize
 from .printer import to_let_form
 from .progress import show_progress
 from .transforms import ByShape, jit, value_and_grad
+from .vmap import VMapped, vmap
 
 __version__ = "0.1.0"
 
@@ -91,7 +92,8 @@ __all__ = [
     "optimize", "count_ops", "free_symbols", "to_let_form",
     "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
     "atan2", "log1p", "expm1", "erf", "erfc", "sign", "step", "sigmoid", "relu", "softplus",
-    "maximum", "minimum", "ByShape", "jit", "value_and_grad", "to_dot", "show_progress",
+    "maximum", "minimum", "ByShape", "jit", "value_and_grad", "vmap", "VMapped", "to_dot",
+    "show_progress",
 ]
 
 from . import while_loops  # noqa: E402, F401  (registers the while op)

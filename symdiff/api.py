@@ -235,6 +235,13 @@ class CompiledFunction(MatrixMethods):
         """
         return self._load("jvp")(*x_and_tangent)
 
+    def vmap(self, in_axes=0):
+        """This function over a batch axis of its arguments (``jax.vmap``): see
+        symdiff.vmap.VMapped."""
+        from .vmap import VMapped
+
+        return VMapped(self, in_axes)
+
     @property
     def source(self) -> str:
         """The complete generated module (every function that applies to f), as text.

@@ -67,6 +67,12 @@ class ByShape:
     def __call__(self, *arguments):
         return self.compiled_for(*arguments)(*arguments)
 
+    def vmap(self, in_axes=0):
+        """This function over a batch axis of its arguments (``jax.vmap``)."""
+        from .vmap import VMapped
+
+        return VMapped(self, in_axes)
+
     def __getattr__(self, method: str):
         if method.startswith("_"):
             raise AttributeError(method)

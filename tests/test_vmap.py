@@ -1,0 +1,112 @@
+"""fn.vmap / sd.vmap: a compiled function over a batch axis, against a Python loop."""
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff.errors import ArgumentError, ShapeError
+
+RNG = np.random.default_rng(7)
+
+
+def loss(w, x):
+    return np.sum((np.tanh(x @ w) - 1.0) ** 2)
+
+
+@pytest.fixture(scope="module")
+def fn():
+    w = sd.vector("w", 3)
+    return sd.compile(loss, w, args=[w, sd.matrix("x", 4, 3)], background=False)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return RNG.normal(size=(5, 3)), RNG.normal(size=(4, 3))
+
+
+@pytest.mark.parametrize("method", ["forward", "grad", "hessian", "hvp"])
+def test_every_method_matches_a_python_loop(fn, batch, method):
+    weights, data = batch
+    mapped = fn.vmap((0, None))
+    if method == "hvp":
+        directions = RNG.normal(size=weights.shape)
+        got = mapped.hvp(weights, data, directions)
+        want = [fn.hvp(w, data, d) for w, d in zip(weights, directions, strict=True)]
+    else:
+        got = getattr(mapped, method)(weights, data)
+        want = [getattr(fn, method)(w, data) for w in weights]
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-13, atol=1e-13)
+
+
+def test_value_and_grad_stacks_each_part(fn, batch):
+    weights, data = batch
+    values, grads = fn.vmap((0, None)).value_and_grad(weights, data)
+    assert values.shape == (5,) and grads.shape == (5, 3)
+    np.testing.assert_allclose(values, [fn(w, data) for w in weights], rtol=1e-14)
+    np.testing.assert_allclose(grads, [fn.grad(w, data) for w in weights], rtol=1e-13)
+
+
+def test_in_axes_choose_the_batch_axis_of_each_argument(fn, batch):
+    weights, data = batch
+    datasets = RNG.normal(size=(4, 6, 3))  # the batch on axis 1
+    got = fn.vmap((None, 1))(weights[0], datasets)
+    want = [fn(weights[0], datasets[:, k]) for k in range(6)]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    # Negative axes count from the end.
+    both = fn.vmap((-1, 0))(weights.T[:, :2], np.moveaxis(datasets, 1, 0)[:2])
+    np.testing.assert_allclose(both, [fn(weights[k], datasets[:, k]) for k in range(2)],
+                               rtol=1e-14)
+
+
+def test_an_empty_batch_gives_empty_stacks(fn, batch):
+    _, data = batch
+    mapped = fn.vmap((0, None))
+    assert mapped(np.zeros((0, 3)), data).shape == (0,)
+    assert mapped.hessian(np.zeros((0, 3)), data).shape == (0, 3, 3)
+
+
+def test_errors_name_the_argument_at_fault(fn, batch):
+    weights, data = batch
+    with pytest.raises(ArgumentError, match="batch size"):
+        fn.vmap(0)(weights, RNG.normal(size=(4, 4, 3)))
+    with pytest.raises(ArgumentError, match="no batch axis 2"):
+        fn.vmap((None, 2))(weights[0], data)
+    with pytest.raises(ShapeError, match="argument w"):
+        fn.vmap((0, None))(RNG.normal(size=(5, 4)), data)
+    with pytest.raises(ArgumentError, match="in_axes"):
+        fn.vmap((0,))
+    with pytest.raises(AttributeError, match="no method 'gradient'"):
+        fn.vmap(0).gradient  # noqa: B018
+
+
+def test_sd_vmap_of_a_python_function_compiles_per_point_shape():
+    def residuals(p, t):  # a vector-valued function of an array: the Jacobian per point
+        return p[0] * np.exp(-p[1] * t) - 1.0
+
+    mapped = sd.vmap(residuals, (0, None), background=False)
+    params, times = RNG.uniform(0.5, 1.5, size=(4, 2)), np.linspace(0.0, 1.0, 5)
+    fn = sd.compile(residuals, args=[sd.vector("p", 2), sd.vector("t", 5)], background=False)
+    np.testing.assert_allclose(mapped(params, times), [fn(p, times) for p in params],
+                               rtol=1e-14)
+    jac = mapped.jacobian(params, times)
+    assert jac.shape == (4, 5, 7)
+    np.testing.assert_allclose(jac, [fn.jacobian(p, times) for p in params], rtol=1e-13)
+    cotangents = RNG.normal(size=(4, 5))
+    got = mapped.vjp(params, times, cotangents)
+    want = [fn.vjp(p, times, c) for p, c in zip(params, cotangents, strict=True)]
+    for k in range(2):  # one stack per argument
+        np.testing.assert_allclose(got[k], [w[k] for w in want], rtol=1e-13)
+
+
+def test_vmap_of_a_function_of_scalars_and_its_derivatives_by_finite_differences():
+    mapped = sd.vmap(lambda a, b: sd.sin(a) * b ** 2, (0, None), background=False)
+    a, b, h = np.linspace(-1.0, 1.0, 7), 1.5, 1e-6
+    values, grads = mapped.value_and_grad(a, b)
+    da, db = grads.T
+    np.testing.assert_allclose(values, np.sin(a) * b ** 2, rtol=1e-15)
+    np.testing.assert_allclose(da, (np.sin(a + h) - np.sin(a - h)) / (2 * h) * b ** 2,
+                               rtol=1e-8)
+    np.testing.assert_allclose(db, np.sin(a) * 2 * b, rtol=1e-14)
+    hessians = mapped.hessian(a, b)
+    assert hessians.shape == (7, 2, 2)
+    np.testing.assert_allclose(hessians[:, 0, 1], np.cos(a) * 2 * b, rtol=1e-14)
