@@ -12,6 +12,7 @@ from numba import types
 
 from . import __version__
 from .blas_threads import limited, threaded_products
+from .data import data_values, lift_data, npz_bytes, saved_data_loader
 from .diff import (
     as_variables,
     forward_mode,
@@ -147,8 +148,13 @@ class CompiledFunction(MatrixMethods):
 
     def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool,
                  lowering: str = "auto", background: bool = False):
+        self._given_outputs = outputs
+        # Large captured constants become hidden trailing arguments (symdiff.data).
+        outputs, self._data_symbols, constants = lift_data(list(outputs))
+        self._data_values = data_values(constants)
         self.outputs = outputs
         self.args = args
+        self._inputs = tuple(args) + tuple(self._data_symbols)  # of every generated function
         self.wrt = wrt
         self.is_scalar = scalar
         self.single_wrt = single_wrt
@@ -169,7 +175,7 @@ class CompiledFunction(MatrixMethods):
     def __reduce__(self):
         # The optimized graphs, by structure; the other side compiles again (or loads
         # the compiled code from its cache), method by method on first use.
-        rows, roots = graph_rows(list(self.outputs) + list(self.args) + list(self.wrt))
+        rows, roots = graph_rows(list(self._given_outputs) + list(self.args) + list(self.wrt))
         return (_unpickle_compiled, (rows, roots, len(self.outputs), len(self.args),
                                      self.is_scalar, self.single_wrt, self.fast_math,
                                      self.lowering, self.background))
@@ -268,11 +274,18 @@ class CompiledFunction(MatrixMethods):
 
         Atomic: the module goes to a temporary file beside ``path`` and is renamed over
         it, so a failed write leaves the old file whole, and a symlink at ``path`` is
-        replaced, never followed."""
+        replaced, never followed.  A function that captured large arrays (symdiff.data)
+        also writes them to ``path`` with ``.npz`` for ``.py``; the module loads them
+        as ``DATA``, to pass after the arguments: ``gradient(w, *DATA)``."""
         from codegen.cache import umask, write_atomic
 
         path = os.fspath(path)
-        write_atomic(path, self.source.encode("utf-8"), mode=0o666 & ~umask())
+        source, mode = self.source, 0o666 & ~umask()
+        if self._data_values:
+            stem = os.path.splitext(path)[0]
+            source += saved_data_loader(os.path.basename(stem) + ".npz", len(self._data_values))
+            write_atomic(stem + ".npz", npz_bytes(self._data_values), mode=mode)
+        write_atomic(path, source.encode("utf-8"), mode=mode)
         return path
 
     # Derivation.
@@ -283,7 +296,8 @@ class CompiledFunction(MatrixMethods):
 
     def _batchable(self) -> bool:
         # Functions with loops are batched too: a prange over calls of the one-point code.
-        return bool(self.args) and not self._arrays and all(not o.shape for o in self.outputs)
+        return (bool(self.args) and not self._arrays and not self._data_symbols
+                and all(not o.shape for o in self.outputs))
 
     def _module_source(self, specs) -> str:
         from codegen import emit_module
@@ -300,6 +314,11 @@ class CompiledFunction(MatrixMethods):
             (p if p == s.value else f"{p} (symbol {s.value})")
             + (f" array{s.shape}".replace("None", "batch") if s.shape else "")
             for p, s in zip(params, self.args, strict=True)))
+        if self._data_symbols:
+            lines.append("Then the captured arrays, in order: " + ", ".join(
+                f"{p} array{s.shape}" for p, s in zip(parameter_names(
+                    [s.value for s in self._data_symbols]), self._data_symbols, strict=True))
+                + " (a saved module loads them as DATA: gradient(..., *DATA))")
         lines.append("Derivatives with respect to: " + ", ".join(s.value for s in self.wrt))
         lines += ["", "Functions (all @numba.njit):"]
         lines += [f"  {spec.name}: {spec.doc}" for spec in specs]
@@ -368,7 +387,7 @@ class CompiledFunction(MatrixMethods):
             result, doc = (result[0] if not isinstance(value, list) else result), "J @ tangent"
         if batched:
             name, doc = name + "_batch", doc + ", at many points (1-D arrays of points)"
-        return FunctionSpec(name, tuple(self.args) + extra,
+        return FunctionSpec(name, self._inputs + extra,
                             optimize(result, self.fast_math), doc, arrays, batched,
                             self.lowering)
 
@@ -511,6 +530,13 @@ def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
 
     contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
     batchable = compiled._batches(method)
+    dispatcher = call
+    if compiled._data_values:  # the caller's arguments, then the captured data, then the rest
+        count, data, inner = len(compiled.args), compiled._data_values, call
+        del contract.slots[count:count + len(data)]
+
+        def call(*x):
+            return inner(*x[:count], *data, *x[count:])
 
     def converted(x):
         if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
@@ -531,7 +557,7 @@ def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
             return converted(x)
 
     run.__doc__ = getattr(CompiledFunction, method, call).__doc__
-    run.dispatcher = call
+    run.dispatcher = dispatcher
     return run
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .array_ops import dense_sparsity
+from .data import lift_data
 from .errors import ShapeError, SymdiffError
 from .ir import (
     Expr,
@@ -367,11 +368,15 @@ def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     if [n.shape for n in new_carries] != [c.shape for c in carries]:
         raise ShapeError(f"scan: step changed the carry's shapes from "
                          f"{[c.shape for c in carries]} to {[n.shape for n in new_carries]}")
+    # Captured arrays enter as invariants, so the compiled function takes them as data.
+    lifted, holders, constants = lift_data(list(new_carries) + list(ys), f"scan{depth}_d")
+    new_carries, ys = lifted[:len(new_carries)], lifted[len(new_carries):]
     placeholders = set(carries) | set(slices)
     invariants = tuple(s for s in free_symbols(new_carries + ys) if s not in placeholders)
     body = ScanBody(carries, slices, invariants, tuple(new_carries), tuple(ys), reverse,
                     checkpoint)
-    operands = tuple(inits) + tuple(arrays) + invariants
+    outer = dict(zip(holders, constants, strict=True))
+    operands = tuple(inits) + tuple(arrays) + tuple(outer.get(s, s) for s in invariants)
     final = [_node(body, ("carry", k), operands) for k in range(len(carries))]
     stacked = [_node(body, ("ys", k), operands) for k in range(len(ys))]
     return _restore(final, carry_kind), _restore(stacked, ys_kind)

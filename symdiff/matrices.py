@@ -157,7 +157,7 @@ class MatrixMethods:
                f"dense {name.capitalize()}: a loop over unit directions d of " + doc)
         # A slot shaped like the value (an open dimension) takes its shape from forward().
         shaped_by_value = any(s.source == ("output",) for s in directions + results)
-        return DirectionLoop(name, tuple(self.args), self._spec(kernel), directions, results,
+        return DirectionLoop(name, self._inputs, self._spec(kernel), directions, results,
                              tupled, doc, transpose, compressed,
                              self._spec("forward") if shaped_by_value else None)
 
@@ -170,14 +170,14 @@ class MatrixMethods:
 
         kernel, forward = (None if s is None else interpreter(s)
                            for s in (loop.kernel, loop.forward))
-        count = len(self.args)
+        count = len(self._inputs)
 
         def call(*x):
             args, extra = x[:count], x[count:]
             if extra:
                 directions = np.shape(extra[0])[0]
             else:
-                directions = elements(self.wrt, batch_size(self.args, args))
+                directions = elements(self.wrt, batch_size(self._inputs, args))
             if directions > INTERPRET_MAX_DIRECTIONS:
                 return self._finished(method)(*x)
             return run_direction_loop(loop, kernel, forward, args, extra)

@@ -83,6 +83,9 @@ class VMapped:
         if sizes == {0}:  # no point to learn the shapes from: the first point's, unstacked
             probe = getattr(compiled, method)(*[p if np.ndim(p) else float(p) for p in points])
             return _empty(probe)
+        data = list(compiled._data_values)  # captured arrays: hidden arguments (symdiff.data)
+        values[self.count:self.count] = data
+        batched[self.count:self.count] = [False] * len(data)
         driver = self._driver(compiled, method, tuple(batched), values)
         return driver(*values)
 
