@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import uuid
 import weakref
 
 import numpy as np
@@ -12,6 +13,7 @@ from numba import types
 
 from . import __version__
 from .blas_threads import limited, threaded_products
+from .chunked import is_dask
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
 from .diff import (
     as_variables,
@@ -60,6 +62,8 @@ _PREPARING = threading.Lock()
 _INTERPRET_SECONDS = 1.5e-7
 INTERPRET_MAX_SECONDS = 0.1
 _INSTANCES: weakref.WeakSet = weakref.WeakSet()  # reset in a forked child
+_UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by _token
+_UNPICKLING = threading.Lock()
 
 
 def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
@@ -101,6 +105,9 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
             return ByShape(f, wrt, fast_math=fast_math, lowering=lowering,
                            background=background)
         args = None
+        from .transforms import by_position
+
+        wrt = by_position(wrt, params)
     outputs, scalar = as_outputs(f)
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
         raise SymdiffError("a list of array outputs is not supported: concatenate them")
@@ -171,12 +178,14 @@ class CompiledFunction(MatrixMethods):
         self._modules: list = []  # the generated modules this function's methods run in
         self._lock = threading.RLock()
         _INSTANCES.add(self)
+        # Copies unpickled in one process are one object (Dask sends it with every task).
+        self._token = uuid.uuid4().hex
 
     def __reduce__(self):
         # The optimized graphs, by structure; the other side compiles again (or loads
         # the compiled code from its cache), method by method on first use.
         rows, roots = graph_rows(list(self._given_outputs) + list(self.args) + list(self.wrt))
-        return (_unpickle_compiled, (rows, roots, len(self.outputs), len(self.args),
+        return (_unpickle_compiled, (self._token, rows, roots, len(self.outputs), len(self.args),
                                      self.is_scalar, self.single_wrt, self.fast_math,
                                      self.lowering, self.background))
 
@@ -539,6 +548,10 @@ def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
             return inner(*x[:count], *data, *x[count:])
 
     def converted(x):
+        if any(is_dask(v) for v in x):
+            from .chunked import call as chunked_call
+
+            return chunked_call(compiled, method, x)
         if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
             result = compiled._load(method, batched=True)(*contract.points(x))
             shape = np.broadcast_shapes(*(np.shape(v) for v in x))
@@ -568,11 +581,18 @@ def load_module_for(source: str, name: str, cached: bool = True):
     return load_module(source, re.sub(r"\W", "_", name), cached=cached)
 
 
-def _unpickle_compiled(rows, roots, n_outputs, n_args, *options):
-    nodes = from_rows(rows)
-    picked = [nodes[k] for k in roots]
-    outputs, args = picked[:n_outputs], picked[n_outputs:n_outputs + n_args]
-    return CompiledFunction(outputs, args, picked[n_outputs + n_args:], *options)
+def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
+    with _UNPICKLING:
+        known = _UNPICKLED.get(token)
+        if known is not None:
+            return known
+        nodes = from_rows(rows)
+        picked = [nodes[k] for k in roots]
+        outputs, args = picked[:n_outputs], picked[n_outputs:n_outputs + n_args]
+        compiled = CompiledFunction(outputs, args, picked[n_outputs + n_args:], *options)
+        compiled._token = token
+        _UNPICKLED[token] = compiled
+        return compiled
 
 
 from . import processes  # noqa: E402, F401 - registers the fork handlers

@@ -212,15 +212,15 @@ def is_python_function(f) -> bool:
     return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
 
 
-def grad(f, wrt=None, simplify: bool = True) -> list[Expr]:
+def grad(f, wrt=None, simplify: bool = True, *, argnums=None) -> list[Expr]:
     """Gradient of a scalar expression by reverse mode: one list entry per variable.
 
     Given a Python function instead, the compiled gradient function, as ``jax.grad``
-    (``wrt``: argument positions, default all; see symdiff.transforms)."""
+    (``wrt`` or ``argnums``: argument positions, default all; see symdiff.transforms)."""
     if is_python_function(f):
         from .transforms import grad_of
 
-        return grad_of(f, wrt)
+        return grad_of(f, wrt if argnums is None else argnums)
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = reverse_mode([(f, ONE)], variables)
@@ -247,7 +247,7 @@ def _check_static(exprs: Sequence[Expr], what: str) -> None:
             raise SymdiffError(f"{what} needs static shapes; {e} has an open dimension")
 
 
-def jacobian(fs, wrt=None, simplify: bool = True):
+def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
     """Jacobian of expressions with respect to variables.
 
     Scalar outputs and scalar variables give a list of lists (rows are outputs).  With
@@ -259,7 +259,7 @@ def jacobian(fs, wrt=None, simplify: bool = True):
     if is_python_function(fs):
         from .transforms import jacobian_of
 
-        return jacobian_of(fs, wrt)
+        return jacobian_of(fs, wrt if argnums is None else argnums)
     outputs = [as_expression(f) for f in (fs if isinstance(fs, (list, tuple)) else [fs])]
     variables = as_variables(wrt, outputs)
     arrays = any(e.shape for e in outputs + variables)
@@ -286,7 +286,7 @@ def jacobian(fs, wrt=None, simplify: bool = True):
     return optimize(rows) if simplify else rows
 
 
-def hessian(f, wrt=None, simplify: bool = True):
+def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
     """Hessian by forward-over-reverse: one forward walk of the gradient graph per column.
 
     For scalar variables a list of lists; only the lower triangle is derived and the
@@ -297,7 +297,7 @@ def hessian(f, wrt=None, simplify: bool = True):
     if is_python_function(f):
         from .transforms import hessian_of
 
-        return hessian_of(f, wrt)
+        return hessian_of(f, wrt if argnums is None else argnums)
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = grad(f, variables)

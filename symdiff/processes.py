@@ -17,6 +17,7 @@ from .ir import Expr
 
 def _before_fork() -> None:
     # Waits until no compile step runs; the order is the one compile threads take.
+    api._UNPICKLING.acquire()
     api._PREPARING.acquire()
     load._loading.acquire()
     global_compiler_lock.acquire()
@@ -32,6 +33,7 @@ def _after_fork_in_parent() -> None:
     global_compiler_lock.release()
     load._loading.release()
     api._PREPARING.release()
+    api._UNPICKLING.release()
 
 
 def _after_fork_in_child() -> None:

@@ -15,6 +15,7 @@ import threading
 
 import numpy as np
 
+from .chunked import is_dask
 from .errors import ArgumentError, ShapeError, SymdiffError, TraceError
 from .ir import symbol
 
@@ -41,7 +42,9 @@ class ByShape:
             raise ArgumentError(f"{self.fn.__name__} takes {count} argument"
                                 f"{'s' * (count != 1)} ({', '.join(self.names)}), got "
                                 f"{len(arguments)}")
-        shapes = tuple(np.shape(a) for a in arguments[:len(self.names)])
+        # A Dask array's first axis is open: one compile serves every chunk (symdiff.chunked).
+        shapes = tuple((None,) + np.shape(a)[1:] if is_dask(a) and np.ndim(a) else np.shape(a)
+                       for a in arguments[:len(self.names)])
         with self._lock:
             if shapes not in self._compiled:
                 self._compiled[shapes] = self._compile(shapes)
@@ -51,11 +54,7 @@ class ByShape:
         from .api import compile
 
         symbols = [symbol(name, shape) for name, shape in zip(self.names, shapes, strict=True)]
-        wrt = self.wrt
-        if isinstance(wrt, int):
-            wrt = symbols[wrt]
-        elif isinstance(wrt, (list, tuple)) and all(isinstance(w, int) for w in wrt):
-            wrt = [symbols[w] for w in wrt]
+        wrt = by_position(self.wrt, symbols)
         try:
             return compile(self.fn, wrt, args=symbols, **self.options)
         except (ShapeError, TraceError) as error:
@@ -86,6 +85,18 @@ class ByShape:
 
     def __repr__(self):
         return f"<symdiff.ByShape of {self.fn.__name__}: {len(self._compiled)} shape(s)>"
+
+
+def by_position(wrt, params: list):
+    """``wrt`` with argument positions (an int, or a list of ints: JAX's argnums)
+    replaced by the parameters at those positions."""
+    if isinstance(wrt, bool):
+        return wrt
+    if isinstance(wrt, int):
+        return params[wrt]
+    if isinstance(wrt, (list, tuple)) and wrt and all(isinstance(w, int) for w in wrt):
+        return [params[w] for w in wrt]
+    return wrt
 
 
 def jit(fn, **options) -> ByShape:

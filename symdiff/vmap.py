@@ -15,6 +15,7 @@ import threading
 import numpy as np
 from numba import types
 
+from .chunked import is_dask
 from .errors import ArgumentError, ShapeError, SymdiffError
 from .inputs import real_array, real_number
 
@@ -56,6 +57,10 @@ class VMapped:
             raise ArgumentError(f"expected {self.count} argument{'s' * (self.count != 1)}, "
                                 f"got {len(arguments)}")
         axes = self.in_axes + (0,) * (len(arguments) - self.count)  # directions: per point
+        if any(is_dask(v) for v, a in zip(arguments, axes, strict=True) if a is not None):
+            from .chunked import map_points
+
+            return map_points(self, method, arguments)
         values, sizes = [], set()
         for k, (value, axis) in enumerate(zip(arguments, axes, strict=True)):
             if axis is None:

@@ -1,0 +1,306 @@
+"""Dask arrays as inputs: compiled functions evaluated chunk by chunk in Dask's workers.
+
+Two cases, chosen by where the Dask arrays go:
+
+- **A loss over an open (None) dimension** (``sd.matrix("X", None, 10)``), its data
+  chunked along that dimension.  The function is split at its *sums over the open
+  dimension* (``sum`` over that axis, products contracting it, ``batch_size``): each is
+  a sum of per-chunk partial sums, so every chunk computes those sums and their
+  Jacobian with respect to ``wrt``; the chunks' results are added up in a tree; the rest
+  of the function (a mean's division, a regularizer, a log of a sum: anything) runs once
+  on the totals, and the chain rule gives the gradient.  The value and gradient are
+  returned computed, like NumPy ones (an optimizer's step needs them).  A function that
+  reads the open dimension any other way (a maximum over it, one row of it, a scan
+  along it) is refused with the node at fault.
+- **Points** (a function of scalars at many points, or ``fn.vmap``): each block of points
+  is one task; the results are lazy Dask arrays, blocks as the points'.
+
+Workers rebuild a compiled function from its pickled graph once per process (copies are
+one object: ``CompiledFunction._token``) and load its machine code from the disk cache
+(``SYMDIFF_CACHE_DIR``, shared by processes of one machine) instead of compiling again.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .errors import ArgumentError, ShapeError, SymdiffError
+from .ir import OPS, Expr, internal_symbol, topological_order
+
+# Ops whose result keeps the open dimension's rows independent (one chunk's rows of the
+# result depend on that chunk's rows of the operands only), given a result with the
+# open dimension: elementwise ops (no sparsity rule) and these.
+_ROWWISE = {"broadcast_to", "matmul", "transpose", "sum", "amax", "index", "stop_gradient",
+            "concatenate", "sum_to"}
+# Ops that turn chunk-local operands into a sum over the open dimension.
+_ADDITIVE = {"sum", "matmul", "batch_size"}
+
+
+def is_dask(value) -> bool:
+    """Whether ``value`` is a Dask array (without importing Dask)."""
+    return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "chunks")
+
+
+def _open(node: Expr) -> bool:
+    return None in node.shape
+
+
+def split_at_sums(outputs: list[Expr]) -> list[Expr]:
+    """The sums over the open dimension the outputs read it through (topological order),
+    or SymdiffError naming the node that reads the open dimension another way."""
+    local, sums, reduced = set(), [], set()  # reduced: the sums and what reads them
+    for node in topological_order(outputs):
+        if node.op == "symbol" and _open(node):
+            local.add(node)
+            continue
+        reads = [a for a in node.args if a in local]
+        if any(a in reduced for a in node.args):
+            reduced.add(node)
+            if reads:  # x - mean(x): each chunk would use its own mean
+                raise SymdiffError(f"chunked evaluation: {OPS[node.op].name} combines rows "
+                                   "of the open dimension with a sum over all of them, so "
+                                   "per-chunk results cannot be added up (pass NumPy arrays)")
+        if not reads:
+            continue
+        if _open(node) and (OPS[node.op].sparsity is None or node.op in _ROWWISE):
+            local.add(node)
+        elif not _open(node) and node.op in _ADDITIVE:
+            sums.append(node)
+            reduced.add(node)
+        else:
+            raise SymdiffError(f"chunked evaluation: {OPS[node.op].name} reads the open "
+                               "dimension other than by a sum over it, so per-chunk results "
+                               "cannot be added up (pass NumPy arrays instead)")
+    if any(o in local for o in outputs):
+        raise SymdiffError("chunked evaluation reduces over the open dimension: the "
+                           "function's value has that dimension (use fn.vmap for maps)")
+    return sums
+
+
+class ChunkedLoss:
+    """A compiled function split into per-chunk sums and the rest (see the module)."""
+
+    def __init__(self, compiled):
+        from .api import compile
+        from .arrays import concatenate, reshape
+        from .passes import substitute
+
+        if not compiled.is_scalar:
+            raise SymdiffError("chunked evaluation needs a scalar function (a loss)")
+        if any(_open(v) for v in compiled.wrt):
+            names = ", ".join(v.value for v in compiled.wrt if _open(v))
+            raise SymdiffError(f"chunked evaluation: the derivatives are with respect to {names}"
+                               ", which has the open dimension (per row, not a sum); give "
+                               "the others as wrt (sd.compile(loss, wrt=0), argnums=0)")
+        self.compiled = compiled
+        outputs = list(compiled._given_outputs)
+        sums = split_at_sums(outputs)
+        self.totals = [internal_symbol(f"total{k}", s.shape) for k, s in enumerate(sums)]
+        self.sizes = [int(np.prod(s.shape)) for s in sums]
+        rest = substitute(outputs, dict(zip(sums, self.totals, strict=True)))[0]
+        free = [a for a in compiled.args if not _open(a)]
+        self.free = [k for k, a in enumerate(compiled.args) if not _open(a)]
+        self.chunked = [k for k, a in enumerate(compiled.args) if _open(a)]
+        options = {"fast_math": compiled.fast_math, "lowering": compiled.lowering,
+                   "background": False}
+        parts = concatenate([reshape(s, (-1,)) for s in sums])
+        self.per_chunk = compile(parts, list(compiled.wrt), args=list(compiled.args), **options)
+        self.rest = compile(rest, list(compiled.wrt) + self.totals, args=free + self.totals,
+                            **options)
+
+    def evaluate(self, method: str, x):
+        """``method`` (forward, grad or value_and_grad) of the loss at ``x``."""
+        import dask
+
+        if method not in ("forward", "grad", "value_and_grad"):
+            raise SymdiffError(f"{method} of Dask data: only the value and the gradient are "
+                               "computed chunk by chunk")
+        want_jacobian = method != "forward"
+        tasks = [dask.delayed(_chunk_sums)(self.per_chunk, want_jacobian, *chunk)
+                 for chunk in self._chunks(x)]
+        (total, jacobian), = dask.compute(_tree_sum(tasks))
+        free = [np.asarray(x[k]) if is_dask(x[k]) else x[k] for k in self.free]
+        totals = self._split(total)
+        value = self.rest(*free, *totals)
+        if not want_jacobian:
+            return value
+        parts = self.rest.grad(*free, *totals)
+        flat = np.concatenate([np.ravel(p) for p in parts]) if isinstance(
+            parts, tuple) else np.ravel(parts)
+        direct = sum(int(np.prod(v.shape)) for v in self.compiled.wrt)
+        gradient = self._shaped(flat[:direct] + flat[direct:] @ jacobian)
+        return gradient if method == "grad" else (value, gradient)
+
+    def _split(self, total: np.ndarray) -> list:
+        out, at = [], 0
+        for symbol, size in zip(self.totals, self.sizes, strict=True):
+            part = total[at:at + size]
+            out.append(part.reshape(symbol.shape) if symbol.shape else float(part[0]))
+            at += size
+        return out
+
+    def _shaped(self, flat: np.ndarray):
+        """The gradient laid out as the compiled function's ``grad`` gives it."""
+        compiled = self.compiled
+        if compiled._flat_wrt:
+            return flat
+        parts, at = [], 0
+        for v in compiled.wrt:
+            size = int(np.prod(v.shape))
+            parts.append(flat[at:at + size].reshape(v.shape))
+            at += size
+        return parts[0] if compiled.single_wrt else tuple(parts)
+
+    def _chunks(self, x) -> list[list]:
+        """Per chunk, the arguments: chunked ones cut along their open axis (aligned to
+        the first Dask array's chunks), the others whole."""
+        import dask.array as da
+
+        args = self.compiled.args
+        if len(x) != len(args):
+            raise ArgumentError(f"expected the {len(args)} arguments of the function, got "
+                                f"{len(x)}")
+        first = next((x[k] for k in self.chunked if is_dask(x[k])), None)
+        if first is None:
+            raise ArgumentError("Dask arrays go to arguments with the open dimension")
+        reference = self.chunked[[x[k] is first for k in self.chunked].index(True)]
+        rows = first.chunks[args[reference].shape.index(None)]
+        pieces = []
+        for k in self.chunked:
+            axis = args[k].shape.index(None)
+            value = x[k] if is_dask(x[k]) else da.from_array(np.asarray(x[k], dtype=float))
+            if value.ndim != len(args[k].shape):
+                raise ShapeError(f"argument {args[k].value} must have {len(args[k].shape)} "
+                                 f"dimensions, got {value.ndim}")
+            value = value.astype(np.float64).rechunk(
+                {d: (rows if d == axis else -1) for d in range(value.ndim)})
+            pieces.append(value.to_delayed().reshape(-1))
+        shared = [x[k] for k in range(len(args)) if k not in self.chunked]
+        out = []
+        for b in range(len(rows)):
+            chunk, cut, whole = [], iter(p[b] for p in pieces), iter(shared)
+            for k in range(len(args)):
+                chunk.append(next(cut) if k in self.chunked else next(whole))
+            out.append(chunk)
+        return out
+
+
+def _chunk_sums(per_chunk, want_jacobian: bool, *chunk):
+    """One task: the chunk's sums over the open dimension (and their Jacobian)."""
+    chunk = [np.ascontiguousarray(c, dtype=np.float64) for c in chunk]
+    sums = np.asarray(per_chunk(*chunk), dtype=np.float64)
+    return sums, (per_chunk.jacobian(*chunk) if want_jacobian else None)
+
+
+def _add(a, b):
+    return a[0] + b[0], None if a[1] is None else a[1] + b[1]
+
+
+def _tree_sum(tasks: list):
+    import dask
+
+    while len(tasks) > 1:
+        tasks = [dask.delayed(_add)(tasks[k], tasks[k + 1]) if k + 1 < len(tasks)
+                 else tasks[k] for k in range(0, len(tasks), 2)]
+    return tasks[0]
+
+
+_LOSSES: dict = {}  # CompiledFunction token -> ChunkedLoss (compiled once per process)
+
+
+def chunked_loss(compiled) -> ChunkedLoss:
+    """The ChunkedLoss of a compiled function (built once)."""
+    loss = _LOSSES.get(compiled._token)
+    if loss is None:
+        loss = _LOSSES[compiled._token] = ChunkedLoss(compiled)
+    return loss
+
+
+def call(compiled, method: str, x):
+    """``method`` of a compiled function whose arguments include Dask arrays."""
+    if any(_open(a) and is_dask(v) for a, v in zip(compiled.args, x, strict=False)):
+        return chunked_loss(compiled).evaluate(method, x)
+    if compiled._batches(method):  # a function of scalars at many points
+        return map_points(compiled.vmap(tuple(0 if np.ndim(v) else None for v in x)),
+                          method, x)
+    raise ArgumentError("a Dask array goes to an argument with an open dimension "
+                        "(sd.matrix('X', None, n)) of a scalar function, or to a function "
+                        "of scalars at many points; else use fn.vmap")
+
+
+def map_points(mapped, method: str, x):
+    """Lazy Dask results of a vmapped method over batched Dask arguments: one task per
+    block of points, the results stacked as the points are."""
+    import dask
+    import dask.array as da
+
+    from .vmap import VMapped, _compiled_for
+
+    axes = mapped.in_axes + (0,) * (len(x) - len(mapped.in_axes))
+    moved = {k: da.moveaxis(da.asarray(x[k]), a, 0) for k, a in enumerate(axes)
+             if a is not None}
+    if len({v.shape[0] for v in moved.values()}) > 1:
+        raise ArgumentError("batched arguments disagree on the batch size: "
+                            f"{sorted({v.shape[0] for v in moved.values()})}")
+    rows = next(moved[k].chunks[0] for k in moved if is_dask(x[k]))
+    blocks = {k: v.rechunk({0: rows, **{d: -1 for d in range(1, v.ndim)}}).to_delayed()
+              .reshape(-1) for k, v in moved.items()}
+    first = [np.asarray(moved[k][:1]) if k in moved else x[k] for k in range(len(x))]
+    # Workers get the compiled function itself (a ByShape holds locks and a Python function).
+    points = [first[k][0] if k in moved else first[k] for k in range(mapped.count)]
+    in_axes = tuple(0 if k in moved else None for k in range(mapped.count))
+    function = _compiled_for(mapped.function, points)
+    probe = getattr(VMapped(function, in_axes), method)(*first)
+    leaves = _leaf_paths(probe)
+    columns = []
+    for b, n in enumerate(rows):
+        args = [blocks[k][b] if k in moved else x[k] for k in range(len(x))]
+        result = dask.delayed(_block)(function, in_axes, method, *args)
+        columns.append([da.from_delayed(_get(result, path), (n,) + leaf.shape[1:], np.float64)
+                        for path, leaf in leaves])
+    stacked = [da.concatenate([c[j] for c in columns]) for j in range(len(leaves))]
+    return _rebuild(probe, iter(stacked))
+
+
+def _block(function, in_axes, method: str, *args):
+    from .vmap import VMapped
+
+    return getattr(VMapped(function, in_axes), method)(*args)
+
+
+def _get(result, path):
+    import dask
+
+    for k in path:
+        result = dask.delayed(operator.getitem)(result, k)
+    return result
+
+
+def _leaf_paths(result, at=()) -> list:
+    if isinstance(result, tuple):
+        return [leaf for k, part in enumerate(result) for leaf in _leaf_paths(part, at + (k,))]
+    return [(at, np.asarray(result))]
+
+
+def _rebuild(probe, leaves):
+    if isinstance(probe, tuple):
+        return tuple(_rebuild(part, leaves) for part in probe)
+    return next(leaves)
+
+
+def cache_report() -> dict:
+    """Per method, (cache hits, cache misses) of the compiled functions in this process:
+    run it in the workers (``client.run``) to see that they loaded compiled code."""
+    from .api import _INSTANCES
+
+    report: dict = {}
+    for compiled in list(_INSTANCES):
+        for (method, _), call in list(compiled._loaded.items()):
+            stats = getattr(getattr(call, "dispatcher", None), "stats", None)
+            if stats is not None:
+                hits, misses = report.get(method, (0, 0))
+                report[method] = (hits + sum(stats.cache_hits.values()),
+                                  misses + sum(stats.cache_misses.values()))
+    return report
