@@ -118,6 +118,10 @@ class ChunkedLoss:
             raise SymdiffError(f"{method} of Dask data: only the value and the gradient are "
                                "computed chunk by chunk")
         want_jacobian = method != "forward"
+        # Compiled here first, so the workers of this machine load it from the disk cache
+        # instead of each compiling it at once.
+        for needed in ("forward", "jacobian") if want_jacobian else ("forward",):
+            self.per_chunk._load(needed)
         tasks = [dask.delayed(_chunk_sums)(self.per_chunk, want_jacobian, *chunk)
                  for chunk in self._chunks(x)]
         (total, jacobian), = dask.compute(_tree_sum(tasks))

@@ -4,6 +4,9 @@ import pathlib
 import subprocess
 import sys
 
+import dask.array as da
+import numpy as np
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -73,3 +76,18 @@ def test_rnn_language_model_trains_through_a_scan(tmp_path):
     out = _run("rnn_language_model.py", tmp_path, "--length", "120", "--steps", "40")
     before, after = (float(v) for v in out.split("loss: ")[1].split(" bits")[0].split(" -> "))
     assert after < 0.7 * before
+
+
+def test_dask_digits_trains_on_chunks_in_worker_processes(tmp_path):
+    out = _run("dask_digits.py", tmp_path, "--steps", "60", "--chunk", "400")
+    assert "1347 training rows in 4 chunks on 2 worker processes" in out
+    assert float(out.split("test accuracy ")[1].split("%")[0]) >= 95.0
+
+
+def test_dask_points_mean_gradient_matches_numpy(tmp_path):
+    out = _run("dask_points.py", tmp_path, "--points", "200000", "--chunk", "50000")
+    mean = [float(v) for v in out.split("mean gradient (")[1].split(")")[0].split(", ")]
+    x = da.random.default_rng(0).uniform(-2.0, 2.0, size=200000, chunks=50000).compute()
+    y = da.random.default_rng(1).uniform(-1.0, 3.0, size=200000, chunks=50000).compute()
+    want = [np.mean(-2 * (1 - x) - 400 * x * (y - x ** 2)), np.mean(200 * (y - x ** 2))]
+    np.testing.assert_allclose(mean, want, rtol=1e-4)
