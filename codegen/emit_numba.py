@@ -124,13 +124,17 @@ def _result_lines(result, operand, label: str) -> tuple[list[str], str]:
 def uses_llvm(spec: FunctionSpec) -> bool:
     """Whether a function is lowered to LLVM IR directly (large straight-line scalar code).
 
-    Loops (arrays, batches) always stay Python; "auto" lowers from LLVM_MIN_OPS on.
+    Loops (arrays, batches) always stay Python, and so does code with an op that has no
+    LLVM text; "auto" lowers from LLVM_MIN_OPS on.
     """
     if spec.lowering not in LOWERINGS:
         raise ValueError(f"lowering must be one of {LOWERINGS}, not {spec.lowering!r}")
     if spec.batched or _has_arrays(spec) or spec.lowering == "python":
         return False
-    return spec.lowering == "llvm" or len(schedule(flatten(spec.result))) >= LLVM_MIN_OPS
+    order = schedule(flatten(spec.result))
+    if any(OPS[n.op].llvm is None for n in order if n.args):
+        return False  # an op without LLVM text (digamma): the Python lowering serves it
+    return spec.lowering == "llvm" or len(order) >= LLVM_MIN_OPS
 
 
 def _has_arrays(spec: FunctionSpec) -> bool:

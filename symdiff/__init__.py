@@ -8,6 +8,7 @@ functions as readable Python source.
 
 from . import array_ops as _array_ops  # registers the array ops
 from . import ops as _ops  # registers the op table
+from . import special as _special  # registers log-gamma, digamma, polygamma, log-ndtr
 from .diff import diff, grad, hessian, jacobian
 from .errors import (
     ArgumentError,
@@ -58,12 +59,13 @@ from .parser import parse
 from .passes import optimize
 from .printer import to_let_form
 from .progress import show_progress
+from .special import digamma, gammaln, log_ndtr, polygamma
 from .transforms import ByShape, jit, value_and_grad
 from .vmap import VMapped, vmap
 
 __version__ = "0.1.0"
 
-del _ops, _array_ops
+del _ops, _array_ops, _special
 
 
 def symbols(names: str):
@@ -93,7 +95,7 @@ __all__ = [
     "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
     "atan2", "log1p", "expm1", "erf", "erfc", "sign", "step", "sigmoid", "relu", "softplus",
     "maximum", "minimum", "ByShape", "jit", "value_and_grad", "vmap", "VMapped", "to_dot",
-    "show_progress",
+    "show_progress", "gammaln", "digamma", "polygamma", "log_ndtr",
 ]
 
 from . import while_loops  # noqa: E402, F401  (registers the while op)

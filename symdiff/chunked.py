@@ -31,7 +31,7 @@ from .ir import OPS, Expr, internal_symbol, topological_order
 
 # Ops whose result keeps the open dimension's rows independent (one chunk's rows of the
 # result depend on that chunk's rows of the operands only), given a result with the
-# open dimension: elementwise ops (no sparsity rule) and these.
+# open dimension: elementwise ops and these.
 _ROWWISE = {"broadcast_to", "matmul", "transpose", "sum", "amax", "index", "stop_gradient",
             "concatenate", "sum_to"}
 # Ops that turn chunk-local operands into a sum over the open dimension.
@@ -64,7 +64,7 @@ def split_at_sums(outputs: list[Expr]) -> list[Expr]:
                                    "per-chunk results cannot be added up (pass NumPy arrays)")
         if not reads:
             continue
-        if _open(node) and (OPS[node.op].sparsity is None or node.op in _ROWWISE):
+        if _open(node) and (OPS[node.op].elementwise or node.op in _ROWWISE):
             local.add(node)
         elif not _open(node) and node.op in _ADDITIVE:
             sums.append(node)

@@ -31,6 +31,14 @@ UFUNCS = {
     "cbrt": _cbrt,
     # sqrt(x^2 + y^2): overflows where x^2 does (NumPy's hypot rescales).
     "hypot": lambda x, y: apply("sqrt", apply("add", apply("mul", x, x), apply("mul", y, y))),
+    # scipy.special ufuncs of losses and likelihoods.
+    "ndtr": lambda x: apply("mul", 0.5, apply("erfc", apply("mul", x, -math.sqrt(0.5)))),
+    "expit": lambda x: apply("sigmoid", x),
+    "log_expit": lambda x: apply("neg", apply("softplus", apply("neg", x))),
+    "logit": lambda x: apply("log", apply("div", x, apply("sub", 1.0, x))),
+    # x log y, 0 where x == 0 (also for y == 0), as scipy.special.xlogy.
+    "xlogy": lambda x, y: apply("where", apply("equal", x, 0.0), 0.0,
+                                apply("mul", x, apply("log", y))),
 }
 
 

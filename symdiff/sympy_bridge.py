@@ -71,7 +71,7 @@ _FUNCTIONS = {
     sympy.tanh: "tanh", sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.asin: "asin",
     sympy.acos: "acos", sympy.atan: "atan", sympy.atan2: "atan2", sympy.Abs: "abs",
     sympy.sign: "sign", sympy_log1p: "log1p", sympy_expm1: "expm1", sympy.erf: "erf",
-    sympy.erfc: "erfc",
+    sympy.erfc: "erfc", sympy.loggamma: "gammaln",
 }
 
 
@@ -114,6 +114,11 @@ def _convert(e, args: list[Expr]) -> Expr:
     func = e.func
     if func in _FUNCTIONS:
         return apply(_FUNCTIONS[func], *args)
+    if func is sympy.polygamma:  # SymPy writes digamma(x) as polygamma(0, x)
+        order = e.args[0]
+        if not (order.is_Integer and order >= 0):
+            raise SymdiffError(f"polygamma of order {order}: the order must be an integer")
+        return apply("digamma", args[1]) if order == 0 else apply("polygamma", args[0], args[1])
     if func is sympy.log:
         return apply("log", args[0]) if len(args) == 1 else (
             apply("div", apply("log", args[0]), apply("log", args[1])))

@@ -19,7 +19,7 @@ CONVERTIBLE = sorted(n for n, op in OPS.items() if op.elementwise and op.name no
 
 @pytest.mark.parametrize("name", CONVERTIBLE)
 def test_round_trip_keeps_the_value(name):
-    f = apply(name, *(x, y)[: OPS[name].arity])
+    f = apply(name, *((2.0, y) if name == "polygamma" else (x, y))[: OPS[name].arity])
     back = sd.from_sympy(sd.to_sympy(f))
     for point in [(0.3, 0.7), (-0.4, 2.0), (0.9, -0.2)]:
         env = {"x": point[0], "y": point[1]}
