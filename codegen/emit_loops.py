@@ -157,7 +157,9 @@ def _plan(emitter) -> dict:
             if len({key[0].checkpoint for key in sources}) > 1:
                 chosen -= set(sources)
                 changed = True
-    emitter.loop_plan = {key: None for key in chosen}
+    # In the loops' order: sets of keys (loop bodies, hashed by node identity) iterate in
+    # another order in every process.
+    emitter.loop_plan = {key: None for key in stacked if key in chosen}
     return emitter.loop_plan
 
 

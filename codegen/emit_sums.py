@@ -60,8 +60,10 @@ class FullSums:
         buffer, main = self.new_name(), self.new_name()
         shape = root.args[0].shape
         inside = set(members)
-        reads = {a for m in members + [root] for a in m.args
-                 if a.shape and a not in inside and a not in self.unit}  # units: floats
+        # In the members' order (a set of nodes iterates by identity: another order, and
+        # so another source, in every process).
+        reads = list(dict.fromkeys(a for m in members + [root] for a in m.args
+                                   if a.shape and a not in inside and a not in self.unit))
         # Arrays read element by element at the loop position are sliced to the block, so
         # the index is the loop's own (an index b + i costs Numba's negative-index check,
         # which kept the loop from vectorizing: 280 against 200 us for 10^5 exps).

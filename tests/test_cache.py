@@ -229,3 +229,13 @@ def test_clear_cache_and_the_command_line(folder, capsys):
     _compile(_source())
     assert run(["--clear-cache"]) == 0
     assert f"removed 1 entries from {folder}" in capsys.readouterr().out
+
+
+def test_separate_processes_generate_the_same_sources():
+    # Sets of nodes iterate by identity, so any walk over one would order the source
+    # differently in each process, and no process would find another's cached code.
+    script = os.path.join(os.path.dirname(__file__), "sources_script.py")
+    outputs = {subprocess.run([sys.executable, script], capture_output=True, text=True,
+                              check=True, env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout
+               for seed in range(4)}
+    assert len(outputs) == 1 and len(next(iter(outputs)).split()) == 10
