@@ -119,11 +119,13 @@ from .arrays import (  # noqa: E402
     transpose,
     vector,
     where,
+    zeros,
 )
 from .diff import hvp  # noqa: E402
 from .implicit import custom_root  # noqa: E402
 from .linalg import solve  # noqa: E402
 from .loops import fori_loop, scan, while_loop  # noqa: E402
+from .numpy_extras import cumprod, cumsum, einsum, tril, triu  # noqa: E402
 
 
 def clear_cache() -> int:
@@ -141,4 +143,5 @@ __all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "to_latex",
             "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
             "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
             "not_equal", "ShapeError", "ArgumentError", "NotDifferentiableError", "clear_cache",
-            "scan", "fori_loop", "while_loop", "custom_root", "solve"]
+            "scan", "fori_loop", "while_loop", "custom_root", "solve", "zeros", "cumsum",
+            "cumprod", "einsum", "tril", "triu"]

@@ -177,12 +177,37 @@ def take(x, rows) -> Expr:
     return apply("take", x, payload=Rows(positions))
 
 
+def flat_positions(key, shape) -> np.ndarray | None:
+    """C-order positions of a key of one integer array per axis (NumPy's fancy indexing,
+    ``M[np.tril_indices(n)]``), or None for other keys."""
+    if not (isinstance(key, tuple) and len(key) > 1 and all(
+            isinstance(k, (list, np.ndarray)) for k in key)):
+        return None
+    if len(key) != len(shape) or None in shape:
+        raise ShapeError(f"indexing by integer arrays needs one array for each of the "
+                         f"{len(shape)} axes of a static shape, got {len(key)} for {shape}")
+    arrays = [np.asarray(k) for k in key]
+    for axis, (k, dim) in enumerate(zip(arrays, shape, strict=True)):
+        if k.dtype.kind not in "iu" or (k.size and not (-dim <= k.min() and k.max() < dim)):
+            raise ShapeError(f"index array of axis {axis} must hold integers in range for "
+                             f"size {dim}")
+    try:
+        arrays = np.broadcast_arrays(*(k % d for k, d in zip(arrays, shape, strict=True)))
+    except ValueError:
+        raise ShapeError("index arrays must broadcast together") from None
+    return np.ravel_multi_index(tuple(a.ravel() for a in arrays), shape)
+
+
 def index(x, key) -> Expr:
     """``x[key]`` with constant ints and slices; a 1-D integer array (or boolean mask) on
-    the first axis gathers rows, as in NumPy."""
+    the first axis gathers rows, and one integer array per axis gathers elements, as in
+    NumPy."""
     x = as_expr(x)
     if not x.shape:
         raise ShapeError("a scalar expression cannot be indexed")
+    positions = flat_positions(key, x.shape)
+    if positions is not None:
+        return apply("take", reshape(x, (x.size,)), payload=Rows(positions))
     first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
     positions = _row_positions(first, x.shape[0])
     if positions is not None:

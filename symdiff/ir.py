@@ -313,6 +313,13 @@ class Expr:
     __repr__ = __str__
 
     @property
+    def at(self):
+        """Functional updates as in JAX: ``x.at[key].set(v)`` (symdiff.updates)."""
+        from .updates import At
+
+        return At(self)
+
+    @property
     def is_const(self) -> bool:
         """True for a numeric constant."""
         return self.op == "const"

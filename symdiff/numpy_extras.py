@@ -71,15 +71,118 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - NumPy's name
     return apply("sqrt", total(apply("mul", x, x), axis, keepdims))
 
 
-def cumsum(x, axis=None):
-    """Running sums of a vector (``axis=None`` flattens first, as NumPy does)."""
+def _flat(x):
+    return apply("reshape", x, payload=(-1,) if None in x.shape else (x.size,))
+
+
+def _running(x, axis, name: str, combine, identity: float):
+    """A cumulative ``combine`` along ``axis`` as a scan over that axis: its derivatives
+    are loops too, and the code does not grow with the length."""
+    from .array_ops import broadcast_to
+    from .arrays import transpose
+    from .loops import scan
+
     x = as_expr(x)
-    if axis is None and x.ndim != 1:
-        x = apply("reshape", x, payload=(-1,) if None in x.shape else (x.size,))
-    elif axis not in (None, 0, -1) or x.ndim != 1:
-        raise ShapeError(f"np.cumsum on an expression supports vectors (or axis=None), not "
-                         f"axis={axis} of shape {x.shape}")
-    return apply("cumsum", x)
+    if axis is None:
+        x, axis = (_flat(x) if x.ndim != 1 else x), 0
+    if not x.shape or x.ndim > 2 or not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"np.{name} on an expression supports vectors and matrices (any "
+                         f"axis, or None), not axis={axis} of shape {x.shape}")
+    moved = transpose(x) if axis % x.ndim == 1 else x
+
+    def step(carry, row):
+        new = combine(carry, row)
+        return new, new
+
+    _, running = scan(step, broadcast_to(as_expr(identity), moved.shape[1:]), moved)
+    return transpose(running) if axis % x.ndim == 1 else running
 
 
-FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum}
+def cumsum(x, axis=None):
+    """Running sums (``axis=None`` flattens first, as NumPy does): the cumsum op for
+    vectors, a scan along the axis of a matrix."""
+    x = as_expr(x)
+    if axis is None or (x.ndim == 1 and axis in (0, -1)):
+        return apply("cumsum", _flat(x) if x.ndim != 1 else x)
+    return _running(x, axis, "cumsum", lambda c, r: apply("add", c, r), 0.0)
+
+
+def cumprod(x, axis=None):
+    """Running products, as a scan (exact derivatives where elements are zero, unlike
+    exp(cumsum(log x)))."""
+    return _running(x, axis, "cumprod", lambda c, r: apply("mul", c, r), 1.0)
+
+
+def tril(m, k=0):
+    """The lower triangle of a matrix (``np.tril``): a product with a constant mask."""
+    return _triangle(m, k, np.tril, "tril")
+
+
+def triu(m, k=0):
+    """The upper triangle of a matrix (``np.triu``)."""
+    return _triangle(m, k, np.triu, "triu")
+
+
+def _triangle(m, k, mask, name):
+    from .arrays import array_constant
+
+    m = as_expr(m)
+    if m.ndim != 2 or None in m.shape:
+        raise ShapeError(f"np.{name} on an expression needs a matrix of static shape, got "
+                         f"{m.shape}")
+    return apply("mul", m, array_constant(mask(np.ones(m.shape), k)))
+
+
+def einsum(subscripts: str, *operands):
+    """``np.einsum`` for explicit or implicit subscripts without repeated letters in one
+    operand: operands broadcast against each other over all letters, multiplied, summed
+    over the letters missing from the output, and put in the output's order.  The
+    emitter fuses such products into their sums (no large intermediate when possible)."""
+    from .arrays import reshape
+    from .arrays import sum as total
+
+    if not isinstance(subscripts, str) or "." in subscripts:
+        raise ShapeError("np.einsum on expressions takes explicit subscripts, without '...'")
+    inputs, _, output = subscripts.replace(" ", "").partition("->")
+    terms = inputs.split(",")
+    operands = [as_expr(x) for x in operands]
+    if len(terms) != len(operands):
+        raise ShapeError(f"np.einsum: {len(terms)} subscripts for {len(operands)} operands")
+    if "->" not in subscripts:  # implicit: the letters seen once, in alphabetical order
+        output = "".join(sorted(c for c in set(inputs) - {","} if inputs.count(c) == 1))
+    letters = list(dict.fromkeys(c for term in terms for c in term))
+    sizes: dict[str, object] = {}
+    for term, x in zip(terms, operands, strict=True):
+        if len(term) != x.ndim or len(set(term)) != len(term):
+            raise ShapeError(f"np.einsum: subscripts {term!r} do not fit an operand of shape "
+                             f"{x.shape} (one distinct letter per axis)")
+        for c, d in zip(term, x.shape, strict=True):
+            if sizes.setdefault(c, d) != d:
+                raise ShapeError(f"np.einsum: letter {c!r} has sizes {sizes[c]} and {d}")
+    if set(output) - set(letters) or len(set(output)) != len(output):
+        raise ShapeError(f"np.einsum: output subscripts {output!r} must be distinct input letters")
+    product = None
+    for term, x in zip(terms, operands, strict=True):
+        order = sorted(range(len(term)), key=lambda k: letters.index(term[k]))
+        aligned = _permuted(x, order)
+        placed = [sizes[c] if c in term else 1 for c in letters]
+        aligned = reshape(aligned, placed) if aligned.shape != tuple(placed) else aligned
+        product = aligned if product is None else apply("mul", product, aligned)
+    summed = [k for k, c in enumerate(letters) if c not in output]
+    kept = [c for c in letters if c in output]
+    result = total(product, tuple(summed)) if summed else product
+    return _permuted(result, [kept.index(c) for c in output]) if result.shape else result
+
+
+def _permuted(x, order):
+    from .arrays import transpose
+
+    if list(order) == sorted(order):
+        return x
+    if len(order) == 2:
+        return transpose(x)
+    raise ShapeError("np.einsum on expressions reorders at most two axes of an operand")
+
+
+FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum,
+             np.cumprod: cumprod, np.tril: tril, np.triu: triu, np.einsum: einsum}

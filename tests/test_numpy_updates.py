@@ -1,0 +1,131 @@
+"""cumprod, cumsum along an axis, tril/triu, einsum and x.at[...] updates, traced from NumPy
+code: compiled values against NumPy, gradients and Hessians against central differences."""
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+
+N = 12
+RNG = np.random.default_rng(3)
+POINT = RNG.normal(size=N)
+POINT[5] = 0.0  # cumprod through a zero: exp(cumsum(log x)) would give nan
+B = RNG.normal(size=(4, 2))
+
+
+def _m(x):
+    return x.reshape(3, 4)
+
+
+def _set_numpy(x):
+    out = x.copy()
+    out[1:4] = x[0]
+    return out
+
+
+def _add_numpy(x):
+    out = x.copy()
+    np.add.at(out, [0, 7, 7], x[1:4] ** 2)
+    return out
+
+
+def _triangle_numpy(x):
+    out = np.zeros((4, 4))
+    out[np.tril_indices(4)] = x[:10]
+    out[np.diag_indices(4)] = np.exp(np.diag(out))
+    return out
+
+
+def _triangle_symbolic(x):
+    out = sd.zeros((4, 4)).at[np.tril_indices(4)].set(x[:10])
+    diagonal = np.diag_indices(4)
+    return out.at[diagonal].set(np.exp(out[diagonal]))
+
+
+# name: (the function on symbolic x, the same in NumPy); each gives a scalar.
+CASES = {
+    "cumprod": (lambda x: np.sum(np.cumprod(x[:6]) * np.arange(1.0, 7.0)), None),
+    "cumprod_axis0": (lambda x: np.sum(np.cumprod(_m(x), axis=0) ** 2), None),
+    "cumprod_axis1": (lambda x: np.sum(np.cumprod(_m(x), axis=1)), None),
+    "cumsum_axis0": (lambda x: np.sum(np.cumsum(_m(x), axis=0) ** 3), None),
+    "cumsum_axis1": (lambda x: np.sum(np.cumsum(_m(x), axis=-1) * _m(x)), None),
+    "tril_triu": (lambda x: np.sum(np.tril(_m(x)[:, :3]) ** 2) + np.sum(np.triu(_m(x), 1)),
+                  None),
+    "einsum_matmul": (lambda x: np.sum(np.einsum("ij,jk->ik", _m(x), B) ** 2), None),
+    "einsum_trace_like": (lambda x: np.einsum("ij,ij", _m(x), _m(x)), None),
+    "einsum_outer": (lambda x: np.sum(np.einsum("i,j->ij", x[:3], x[3:7]) ** 2), None),
+    "einsum_transpose": (lambda x: np.sum(np.einsum("ij->ji", _m(x)) @ _m(x)), None),
+    "at_set": (lambda x: np.sum(x.at[1:4].set(x[0]) ** 2),
+               lambda x: np.sum(_set_numpy(x) ** 2)),
+    "at_add": (lambda x: np.sum(x.at[[0, 7, 7]].add(x[1:4] ** 2) ** 3),
+               lambda x: np.sum(_add_numpy(x) ** 3)),
+    "at_multiply": (lambda x: np.sum(_m(x).at[1, 2:].multiply(x[0]) ** 2),
+                    lambda x: np.sum(np.concatenate([x[:6], x[6:8] * x[0], x[8:]]) ** 2)),
+    "triangular": (lambda x: np.sum((_triangle_symbolic(x) @ x[:4]) ** 2),
+                   lambda x: np.sum((_triangle_numpy(x) @ x[:4]) ** 2)),
+}
+
+
+def _numpy(name):
+    symbolic, numeric = CASES[name]
+    return numeric or symbolic
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    x = sd.vector("x", N)
+    outputs = [f(x) for f, _ in CASES.values()]  # one compile for every case
+    return sd.compile(outputs, wrt=[x], args=[x], background=False)
+
+
+def _central(f, at, step=1e-6):
+    return np.array([(f(at + step * e) - f(at - step * e)) / (2 * step) for e in np.eye(N)])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_values_and_gradients_against_numpy(name, compiled):
+    k = list(CASES).index(name)
+    f = _numpy(name)
+    np.testing.assert_allclose(compiled(POINT)[k], f(POINT), rtol=1e-13)
+    np.testing.assert_allclose(compiled.jacobian(POINT)[k], _central(f, POINT), rtol=1e-6,
+                               atol=1e-7)
+
+
+# Each running product or sum along a matrix axis is a scan; their Hessians are checked
+# one at a time (a single function of five scans compiles for 24 s).
+SCANS = ("cumprod_axis0", "cumprod_axis1", "cumsum_axis0", "cumsum_axis1")
+
+
+@pytest.mark.parametrize("names", [tuple(n for n in CASES if n not in SCANS), ("cumprod_axis0",),
+                                   ("cumsum_axis1",)])
+def test_hessians_against_central_differences_of_the_gradient(names):
+    x = sd.vector("x", N)
+    fn = sd.compile(sum(CASES[name][0](x) for name in names), args=[x], background=False)
+    np.testing.assert_allclose(fn.hessian(POINT), _central(fn.grad, POINT), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_cumprod_over_an_open_length_is_one_compile():
+    x = sd.vector("x", None)
+    fn = sd.compile(sd.sum(np.cumprod(x)), args=[x], background=False)
+    for n in (1, 3, 7):
+        values = RNG.normal(size=n)
+        assert fn(values) == pytest.approx(np.sum(np.cumprod(values)), rel=1e-14)
+        np.testing.assert_allclose(fn.grad(values), _grad_of_sum_cumprod(values), rtol=1e-12)
+
+
+def _grad_of_sum_cumprod(v):
+    return np.array([sum(np.prod(np.delete(v[:j + 1], i)) for j in range(i, len(v)))
+                     for i in range(len(v))])
+
+
+def test_update_and_einsum_errors_are_clear():
+    x, m = sd.vector("x", 4), sd.matrix("m", 2, 2)
+    with pytest.raises(sd.ShapeError, match="do not fit"):
+        x.at[1:3].set(sd.vector("v", 3))
+    with pytest.raises(sd.ShapeError, match="one array for each"):
+        m[np.array([0, 1]), np.array([1, 0]), np.array([0, 0])]
+    with pytest.raises(sd.ShapeError, match="distinct letter"):
+        np.einsum("ii->", m)
+    with pytest.raises(sd.ShapeError, match="sizes"):
+        np.einsum("ij,ij->", m, sd.matrix("n", 2, 3))
