@@ -25,7 +25,9 @@ MINUS_ONE = const(-1.0)
 
 
 def _times(x: Expr, y: Expr) -> Expr:
-    """x * y, skipping multiplications by the structural ones of the derivative rules."""
+    """x * y, skipping multiplications by the structural ones of the derivative rules and
+    gathering constant factors into one: the chain rule's 10000 * (2 * u) is 20000 * u
+    (the derivative's own form, chosen here; the optimizer never reassociates)."""
     if y is ONE:
         return x
     if x is ONE:
@@ -34,7 +36,25 @@ def _times(x: Expr, y: Expr) -> Expr:
         return apply("neg", x)
     if x is MINUS_ONE:
         return apply("neg", y)
+    if y.op == "const" and x.op != "const":
+        x, y = y, x
+    if x.op == "const" and not x.shape:
+        factor, rest = _constant_factor(y)
+        if factor is not None:
+            return _times(const(x.value * factor), rest)
     return apply("mul", x, y)
+
+
+def _constant_factor(y: Expr):
+    """(c, z) with y = c * z for a constant c (a product with a constant, a negation)."""
+    if y.op == "neg":
+        factor, rest = _constant_factor(y.args[0])
+        return (-1.0, y.args[0]) if factor is None else (-factor, rest)
+    if y.op == "mul":
+        for k in (0, 1):
+            if y.args[k].op == "const" and not y.args[k].shape and y.args[1 - k].op != "const":
+                return y.args[k].value, y.args[1 - k]
+    return None, y
 
 
 def _active(order: list[Expr], variables: set[Expr]) -> set[Expr]:

@@ -124,3 +124,14 @@ def test_gradient_is_cheap(name):
     f, wrt = CHEAP[name]()
     ratio = sd.count_ops(sd.grad(f, wrt)) / sd.count_ops(f)
     assert ratio <= 4.0, ratio
+
+
+def test_derivatives_gather_their_constants():
+    a, b, y1, y2 = sd.symbols("a b y1 y2")
+    assert str(sd.diff(b ** a, b, b, b)) == "a*((a - 1)*((a - 2)*b**(a - 3)))"
+    assert str(sd.diff(sd.parse("1e7*y2**3"), "y2", "y2")) == "60000000*y2"
+    hessian = sd.hessian(sd.parse("3e7*(y1 - y2)**2 + y2**4"), [y1, y2])
+    assert [[str(e) for e in row] for row in hessian] == [
+        ["60000000", "-60000000"], ["-60000000", "12*y2**2 + 60000000"]]
+    # The user's own expression keeps its operations: no reassociation of constants.
+    assert str(sd.optimize(sd.parse("b - 1 - 1"))) == "b - 1 - 1"
