@@ -269,8 +269,8 @@ def _describe_scan(node: Expr) -> str:
 
 
 def _scan_to_sympy(node: Expr, *operands):
-    """The loop unrolled in SymPy: meaningful for scalar carries over constant arrays of
-    static length (a fori_loop with int bounds, a recurrence over data)."""
+    """The loop unrolled in SymPy: meaningful for scalar carries over arrays of static
+    length (a fori_loop with int bounds, a recurrence over data or over x[i])."""
     import sympy
 
     from .sympy_bridge import to_sympy
@@ -280,7 +280,7 @@ def _scan_to_sympy(node: Expr, *operands):
     if any(a.shape for a in node.args[:c]) or not all(
             isinstance(a, sympy.NDimArray) for a in operands[c:c + x]):
         raise SymdiffError("to_sympy: a scan has a SymPy form only with scalar carries "
-                           "over constant arrays (its steps are unrolled)")
+                           "over arrays of static length (its steps are unrolled)")
     steps = node.args[c].shape[0]
     exprs = to_sympy(list(body.new_carries) + list(body.ys))
     placeholders = [sympy.Symbol(p.value, real=True) for p in body.carries + body.xs

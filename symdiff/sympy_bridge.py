@@ -10,36 +10,131 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import sympy
 from sympy.codegen.cfunctions import expm1 as sympy_expm1
 from sympy.codegen.cfunctions import log1p as sympy_log1p
 
+from .array_ops import key_to_python
 from .errors import SymdiffError
 from .ir import OPS, Expr, apply, const, flatten, fold, restructure, symbol, topological_order
 
 
 def to_sympy(exprs):
-    """SymPy expression(s) for an expression or a (nested) list of them."""
+    """SymPy expression(s) for an expression or a (nested) list of them.
+
+    Array expressions become SymPy matrices (a vector: a column; more dimensions: an
+    Array) element by element, an array symbol ``x`` standing for ``x[i]`` (SymPy's
+    Indexed, LaTeX ``x_{i}``), so ``sd.to_latex`` shows them as the user wrote them."""
     single = isinstance(exprs, Expr)
     roots = [exprs] if single else flatten(exprs)
-    done: dict[Expr, sympy.Expr] = {}
+    done: dict[Expr, object] = {}  # arrays: NumPy object arrays of SymPy expressions
     for node in topological_order(roots):
+        if None in node.shape:
+            raise SymdiffError(f"to_sympy: {node} has an open (None) dimension; give it a "
+                               "length to see its elements")
+        args = [done[a] for a in node.args]
         if node.op == "const":
             done[node] = _number_to_sympy(node.value)
         elif node.op == "symbol":
-            done[node] = sympy.Symbol(node.value, real=True)
+            done[node] = _symbol_to_sympy(node)
         elif node.op == "array":
-            done[node] = sympy.Array([_number_to_sympy(float(v)) for v in
-                                      node.value.array.ravel()], node.shape)
-        elif OPS[node.op].to_sympy is None:
-            raise SymdiffError(f"to_sympy: {node.op} has no SymPy form yet")
-        elif OPS[node.op].shape_rule is not None:  # structural: the node too
-            done[node] = OPS[node.op].to_sympy(node, *(done[a] for a in node.args))
+            done[node] = np.vectorize(lambda v: _number_to_sympy(float(v)), otypes=[object])(
+                node.value.array)
+        elif node.op in _ARRAY_RULES and (node.shape or any(a.shape for a in node.args)):
+            done[node] = _scalar(_ARRAY_RULES[node.op](node, *args))
+        elif OPS[node.op].elementwise and any(isinstance(a, np.ndarray) for a in args):
+            done[node] = np.vectorize(OPS[node.op].to_sympy, otypes=[object])(*args)
+        elif OPS[node.op].to_sympy is not None:
+            convert = OPS[node.op].to_sympy
+            operands = [_as_sympy_array(a) for a in args]
+            made = convert(node, *operands) if OPS[node.op].shape_rule is not None else (
+                convert(*operands))
+            done[node] = _from_sympy_array(made)
+        elif OPS[node.op].shape_rule is not None:  # structural: NumPy does it on objects
+            try:
+                done[node] = _scalar(OPS[node.op].evaluate(node.shape, node.value, *args))
+            except (TypeError, ValueError) as error:
+                raise SymdiffError(f"to_sympy: {node.op} of arrays has no SymPy form "
+                                   f"({error})") from None
         else:
-            done[node] = OPS[node.op].to_sympy(*(done[a] for a in node.args))
+            raise SymdiffError(f"to_sympy: {node.op} has no SymPy form yet")
+    converted = [_presented(done[r]) for r in roots]
     if single:
-        return done[roots[0]]
-    return restructure(exprs, iter([done[r] for r in roots]))
+        return converted[0]
+    return restructure(exprs, iter(converted))
+
+
+def _symbol_to_sympy(node: Expr):
+    if not node.shape:
+        return sympy.Symbol(node.value, real=True)
+    base = sympy.IndexedBase(node.value.lstrip("$"), real=True)
+    cells = np.empty(node.shape, dtype=object)
+    for position in np.ndindex(*node.shape):
+        cells[position] = base[position]
+    return cells
+
+
+def _scalar(value):
+    value = np.asarray(value, dtype=object)
+    return value.item() if value.ndim == 0 else value
+
+
+def _as_sympy_array(value):
+    return sympy.Array(value.tolist(), value.shape) if isinstance(value, np.ndarray) else value
+
+
+def _from_sympy_array(value):
+    if isinstance(value, sympy.NDimArray):
+        return np.array(value.tolist(), dtype=object).reshape(value.shape)
+    return value
+
+
+def _presented(value):
+    """A SymPy form of a converted node: matrices for vectors (columns) and matrices."""
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.ndim == 1:
+        return sympy.Matrix(list(value))
+    if value.ndim == 2:
+        return sympy.Matrix(value.tolist())
+    return sympy.Array(value.tolist(), value.shape)
+
+
+def _embed(node, y):
+    out = np.full(node.shape, sympy.Integer(0), dtype=object)
+    out[key_to_python(node.value[0])] = y
+    return out
+
+
+def _scatter_add(node, y):
+    out = np.full(node.shape, sympy.Integer(0), dtype=object)
+    np.add.at(out, node.value[0].array, y)
+    return out
+
+
+def _max_over(x, axis):
+    axes = tuple(range(x.ndim)) if axis is None else tuple(a % x.ndim for a in axis)
+    moved = np.moveaxis(x, axes, tuple(range(len(axes))))
+    flat = moved.reshape((-1,) + moved.shape[len(axes):])
+    if flat.ndim == 1:
+        return sympy.Max(*flat)
+    out = np.empty(flat.shape[1:], dtype=object)
+    for position in np.ndindex(*out.shape):
+        out[position] = sympy.Max(*flat[(slice(None),) + position])
+    return out
+
+
+# Array ops on NumPy object arrays of SymPy expressions (the others' evaluate does it).
+_ARRAY_RULES = {
+    "index": lambda node, x: x[key_to_python(node.value)],
+    "embed": _embed,
+    "scatter_add": _scatter_add,
+    "broadcast_to": lambda node, x: np.broadcast_to(np.asarray(x, dtype=object), node.shape),
+    "matmul": lambda node, a, b: np.matmul(a, b),
+    "amax": lambda node, x: _max_over(x, node.value[0]) if not node.value[1] else (
+        np.reshape(_max_over(x, node.value[0]), node.shape)),
+}
 
 
 def to_latex(exprs) -> str:

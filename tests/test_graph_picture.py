@@ -62,8 +62,29 @@ def test_latex_of_expressions_and_gradients():
     assert sd.to_latex("((a+b)*c)**2") == r"c^{2} \left(a + b\right)^{2}"
     column = sd.to_latex(sd.grad("((a+b)*c)**2"))
     assert column.startswith(r"\left[\begin{matrix}") and column.count(r"\\") == 2
-    with pytest.raises(sd.SymdiffError, match="no SymPy form"):
-        sd.to_latex(sd.sum(sd.vector("v", 3)))
+    assert sd.to_latex(sd.sum(sd.vector("v", 3))) == "{v}_{0} + {v}_{1} + {v}_{2}"
+    m, x = sd.matrix("M", 2, 2), sd.vector("x", 2)
+    assert sd.to_latex(sd.tanh(m @ x)) == (
+        r"\left[\begin{matrix}\tanh{\left({M}_{0,0} {x}_{0} + {M}_{0,1} {x}_{1} \right)}"
+        r"\\\tanh{\left({M}_{1,0} {x}_{0} + {M}_{1,1} {x}_{1} \right)}\end{matrix}\right]")
+    with pytest.raises(sd.SymdiffError, match="open"):
+        sd.to_sympy(sd.sum(sd.vector("v", None)))
+
+
+def test_to_sympy_of_array_expressions_and_their_gradients():
+    import sympy
+
+    m, x = sd.matrix("M", 2, 3), sd.vector("x", 3)
+    loss = sd.sum(sd.tanh(m @ x) ** 2) + sd.amax(x)
+    converted = sd.to_sympy(loss)
+    gradient = sd.to_sympy(sd.grad(loss, [x])[0])
+    assert isinstance(gradient, sympy.Matrix) and gradient.shape == (3, 1)
+    xs, ms = sympy.IndexedBase("x", real=True), sympy.IndexedBase("M", real=True)
+    values = {xs[0]: 0.3, xs[1]: -0.2, xs[2]: 0.5}
+    values.update({ms[i, j]: 0.5 * i - 0.25 * j + 0.1 for i in range(2) for j in range(3)})
+    for k in range(3):
+        want = float(sympy.diff(converted, xs[k]).subs(values))
+        assert float(gradient[k].subs(values)) == pytest.approx(want, rel=1e-13)
 
 
 def test_array_expressions_print_in_numpy_notation():

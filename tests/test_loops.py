@@ -436,8 +436,13 @@ def test_loops_print_their_step_and_unroll_in_sympy_where_meaningful():
     assert "while less($while0_c0, 10)" in str(loop)
     with pytest.raises(sd.SymdiffError, match="no SymPy form"):
         sd.to_sympy(loop)
-    with pytest.raises(sd.SymdiffError, match="constant arrays"):
-        sd.to_sympy(sd.scan(lambda c, x: (c + x, None), a, sd.vector("xs", 3))[0])
+    # Over a symbolic array the steps unroll on its elements (xs[0], xs[1], ...).
+    total = sd.to_sympy(sd.scan(lambda c, x: (c * x, None), a, sd.vector("xs", 3))[0])
+    xs = sympy.IndexedBase("xs", real=True)
+    assert sympy.expand(total - A * xs[0] * xs[1] * xs[2]) == 0
+    with pytest.raises(sd.SymdiffError, match="scalar carries"):
+        sd.to_sympy(sd.scan(lambda c, x: (c * 2.0, None), sd.vector("v", 2), sd.vector("xs", 3)
+                            )[0])
 
 
 def test_loops_in_text_and_on_the_command_line(tmp_path):
