@@ -8,12 +8,11 @@ import threading
 import uuid
 import weakref
 
-import numpy as np
 from numba import types
 
 from . import __version__
 from .blas_threads import limited, threaded_products
-from .chunked import is_dask
+from .calls import numba_type, with_conversions
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
 from .diff import (
     as_variables,
@@ -26,7 +25,7 @@ from .diff import (
     reverse_mode,
 )
 from .errors import NotDifferentiableError, ShapeError, SymdiffError, TraceError
-from .inputs import Contract, dimensions
+from .inputs import dimensions
 from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
@@ -441,7 +440,7 @@ class CompiledFunction(MatrixMethods):
             first = self._loop_interpreter(spec, method)
         else:
             first = interpreter(spec)
-        interpreted = guarded(_with_conversions(first, self, method, spec, checked=True),
+        interpreted = guarded(with_conversions(first, self, method, spec, checked=True),
                               self, method)
         kernel = getattr(spec, "kernel", spec)
         per_element = _INTERPRET_SECONDS * count_ops(flatten(kernel.result))
@@ -480,7 +479,7 @@ class CompiledFunction(MatrixMethods):
         from codegen.load import importable, seal
 
         spec = self._spec(method, batched)
-        signature = tuple(_numba_type(s, batched) for s in spec.inputs)
+        signature = tuple(numba_type(s, batched) for s in spec.inputs)
         signature += _SEEDS if getattr(spec, "compressed", False) else (_ARRAY,) * len(
             spec.arrays)
         with _PREPARING:  # the same source, compiled twice, shares one module
@@ -508,70 +507,11 @@ class CompiledFunction(MatrixMethods):
             return dispatcher
         if threaded_products(spec):
             dispatcher = limited(dispatcher)  # BLAS on one thread: symdiff.blas_threads
-        call = guarded(_with_conversions(dispatcher, self, method, spec), self, method)
+        call = guarded(with_conversions(dispatcher, self, method, spec), self, method)
         self._loaded[method, batched] = call
         if hasattr(CompiledFunction, method):
             self.__dict__[method] = call  # later attribute lookups go straight to it
         return call
-
-
-def _shaped(result, shape: tuple):
-    """Batched results over flattened points laid out in the points' own shape (as a
-    NumPy ufunc does): values take ``shape``, gradients ``shape + (n,)``."""
-    if isinstance(result, tuple):
-        return tuple(_shaped(part, shape) for part in result)
-    return result.reshape(shape + result.shape[1:])
-
-
-def _numba_type(sym: Expr, batched: bool):
-    if batched:
-        return types.Array(types.float64, 1, "C")
-    return types.Array(types.float64, len(sym.shape), "C") if sym.shape else types.float64
-
-
-def _with_conversions(call, compiled: CompiledFunction, method: str, spec,
-                      checked: bool = False):
-    """``call`` (a Numba dispatcher, or the interpreter with ``checked``) behind the input
-    contract of symdiff.inputs: the dispatcher runs first and the arguments are checked
-    and converted only when it refuses them; the interpreter always gets checked ones.
-    For a function of scalars, array arguments select the parallel batched version."""
-    from codegen.naming import parameter_names
-
-    contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
-    batchable = compiled._batches(method)
-    dispatcher = call
-    if compiled._data_values:  # the caller's arguments, then the captured data, then the rest
-        count, data, inner = len(compiled.args), compiled._data_values, call
-        del contract.slots[count:count + len(data)]
-
-        def call(*x):
-            return inner(*x[:count], *data, *x[count:])
-
-    def converted(x):
-        if any(is_dask(v) for v in x):
-            from .chunked import call as chunked_call
-
-            return chunked_call(compiled, method, x)
-        if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
-            result = compiled._load(method, batched=True)(*contract.points(x))
-            shape = np.broadcast_shapes(*(np.shape(v) for v in x))
-            return result if len(shape) == 1 else _shaped(result, shape)
-        return call(*contract.convert(x))
-
-    if checked:
-        def run(*x):
-            return converted(x)
-    else:
-        def run(*x):
-            try:
-                return call(*x)
-            except (TypeError, ValueError):  # Numba's "no matching definition", a shape
-                pass
-            return converted(x)
-
-    run.__doc__ = getattr(CompiledFunction, method, call).__doc__
-    run.dispatcher = dispatcher
-    return run
 
 
 def load_module_for(source: str, name: str, cached: bool = True):
