@@ -23,6 +23,7 @@ one object: ``CompiledFunction._token``) and load its machine code from the disk
 from __future__ import annotations
 
 import operator
+import threading
 
 import numpy as np
 
@@ -193,7 +194,8 @@ class ChunkedLoss:
 
 def _chunk_sums(per_chunk, want_jacobian: bool, *chunk):
     """One task: the chunk's sums over the open dimension (and their Jacobian)."""
-    chunk = [np.ascontiguousarray(c, dtype=np.float64) for c in chunk]
+    # (ascontiguousarray would make scalars 1-D)
+    chunk = [c if np.ndim(c) == 0 else np.ascontiguousarray(c, dtype=np.float64) for c in chunk]
     sums = np.asarray(per_chunk(*chunk), dtype=np.float64)
     return sums, (per_chunk.jacobian(*chunk) if want_jacobian else None)
 
@@ -211,15 +213,17 @@ def _tree_sum(tasks: list):
     return tasks[0]
 
 
-_LOSSES: dict = {}  # CompiledFunction token -> ChunkedLoss (compiled once per process)
+_BUILDING = threading.Lock()
 
 
 def chunked_loss(compiled) -> ChunkedLoss:
-    """The ChunkedLoss of a compiled function (built once)."""
-    loss = _LOSSES.get(compiled._token)
-    if loss is None:
-        loss = _LOSSES[compiled._token] = ChunkedLoss(compiled)
-    return loss
+    """The ChunkedLoss of a compiled function (built once, whichever thread asks; kept on
+    the function, so it goes with it)."""
+    with _BUILDING:
+        loss = compiled.__dict__.get("_chunked")
+        if loss is None:
+            loss = compiled.__dict__["_chunked"] = ChunkedLoss(compiled)
+        return loss
 
 
 def call(compiled, method: str, x):

@@ -55,6 +55,23 @@ def test_array_valued_sums_and_any_function_of_them():
     np.testing.assert_allclose(fn.grad(W, xs, ys)[1], central, rtol=1e-7)
 
 
+def test_scalar_parameters_and_captured_data():
+    # A line fit by two scalars (their gradient a flat array), and a loss that also reads
+    # an array from its closure (data passed to every chunk task).
+    a, b, x, y = sd.symbol("a"), sd.symbol("b"), sd.vector("x", None), sd.vector("y", None)
+    line = sd.compile(sd.mean((a * x + b - y) ** 2), [a, b], args=[a, b, x, y],
+                      background=False)
+    xs, ys = da.from_array(ROWS[:, 0], chunks=128), da.from_array(TARGETS, chunks=128)
+    np.testing.assert_allclose(line.value_and_grad(0.3, -0.1, xs, ys)[1],
+                               line.grad(0.3, -0.1, ROWS[:, 0], TARGETS), rtol=1e-12)
+    captured = RNG.normal(size=(3, 2000))
+    w, rows = sd.vector("w", 3), sd.matrix("X", None, 3)
+    fn = sd.compile(lambda w, x: np.sum(np.tanh(x @ w)) + np.sum((captured.T @ w) ** 2),
+                    wrt=0, args=[w, rows], background=False)
+    np.testing.assert_allclose(fn.grad(W, da.from_array(ROWS, chunks=(64, 3))),
+                               fn.grad(W, ROWS), rtol=1e-12)
+
+
 def test_what_cannot_be_added_up_is_refused_by_name():
     x, w = sd.matrix("X", None, 3), sd.vector("w", 3)
     xs = da.from_array(ROWS, chunks=(300, 3))
