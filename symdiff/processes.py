@@ -11,12 +11,13 @@ from numba.core.compiler_lock import global_compiler_lock
 
 from codegen import load
 
-from . import api, blas_threads, ir
+from . import api, blas_threads, chunked, ir
 from .ir import Expr
 
 
 def _before_fork() -> None:
     # Waits until no compile step runs; the order is the one compile threads take.
+    chunked._BUILDING.acquire()
     api._UNPICKLING.acquire()
     api._PREPARING.acquire()
     load._loading.acquire()
@@ -34,6 +35,7 @@ def _after_fork_in_parent() -> None:
     load._loading.release()
     api._PREPARING.release()
     api._UNPICKLING.release()
+    chunked._BUILDING.release()
 
 
 def _after_fork_in_child() -> None:

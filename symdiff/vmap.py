@@ -96,11 +96,14 @@ class VMapped:
 
     def _driver(self, compiled, method: str, batched: tuple, values: list):
         key = (id(compiled), method, batched)
-        with self._lock:
-            if key not in self._drivers:
-                self._drivers[key] = (compiled, _compile_driver(compiled, method, batched,
-                                                                values))
-            return self._drivers[key][1]
+        found = self._drivers.get(key)
+        if found is None:
+            # Compiled outside the lock (a fork meanwhile would leave it held in the
+            # child); two threads compiling at once share one module and keep one driver.
+            driver = _compile_driver(compiled, method, batched, values)
+            with self._lock:
+                found = self._drivers.setdefault(key, (compiled, driver))
+        return found[1]
 
 
 def vmap(function, in_axes=0, **options) -> VMapped:
