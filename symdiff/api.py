@@ -475,33 +475,14 @@ class CompiledFunction(MatrixMethods):
         return self._loaded[method, False]
 
     def _compile(self, method: str, batched: bool, source: str):
-        from codegen.cache import warn_once
-        from codegen.load import importable, seal
-
         spec = self._spec(method, batched)
         signature = tuple(numba_type(s, batched) for s in spec.inputs)
         signature += _SEEDS if getattr(spec, "compressed", False) else (_ARRAY,) * len(
             spec.arrays)
-        with _PREPARING:  # the same source, compiled twice, shares one module
-            module = load_module_for(source, f"symdiff_{spec.name}")
-            dispatcher = getattr(module, spec.name)
-            if dispatcher not in _PREPARED:
-                try:
-                    size = (f"{count_ops(flatten(spec.result))} operations" if hasattr(
-                        spec, "result") else "a loop over directions")
-                    with importable(module), reporting(method, size):
-                        dispatcher.compile(signature)
-                except OSError as error:  # Numba could not write the cache: go without
-                    warn_once("write", f"symdiff: cannot write the compile cache ({error}); "
-                                       "compiling without it")
-                    module = load_module_for(source, f"symdiff_{spec.name}", cached=False)
-                    dispatcher = getattr(module, spec.name)
-                    with importable(module):
-                        dispatcher.compile(signature)
-                dispatcher.disable_compile()  # other argument types are converted instead
-                _PREPARED.add(dispatcher)
-                seal(module)
-            self._modules.append(module)
+        size = (f"{count_ops(flatten(spec.result))} operations" if hasattr(spec, "result")
+                else "a loop over directions")
+        module, dispatcher = compile_source(source, spec.name, signature, method, size)
+        self._modules.append(module)
         if batched:
             self._loaded[method, batched] = dispatcher
             return dispatcher
@@ -512,6 +493,34 @@ class CompiledFunction(MatrixMethods):
         if hasattr(CompiledFunction, method):
             self.__dict__[method] = call  # later attribute lookups go straight to it
         return call
+
+
+def compile_source(source: str, name: str, signature: tuple, what: str, size: str):
+    """(module, dispatcher): generated ``source`` loaded and its function ``name`` compiled
+    for one ``signature`` (reported as ``what`` of ``size`` when slow), through the disk
+    cache when it can be written, else in memory.  The same source compiled twice shares
+    one module; the dispatcher then refuses other signatures (arguments are converted)."""
+    from codegen.cache import warn_once
+    from codegen.load import importable, seal
+
+    with _PREPARING:
+        module = load_module_for(source, f"symdiff_{name}")
+        dispatcher = getattr(module, name)
+        if dispatcher not in _PREPARED:
+            try:
+                with importable(module), reporting(what, size):
+                    dispatcher.compile(signature)
+            except OSError as error:  # Numba could not write the cache: go without
+                warn_once("write", f"symdiff: cannot write the compile cache ({error}); "
+                                   "compiling without it")
+                module = load_module_for(source, f"symdiff_{name}", cached=False)
+                dispatcher = getattr(module, name)
+                with importable(module):
+                    dispatcher.compile(signature)
+            dispatcher.disable_compile()
+            _PREPARED.add(dispatcher)
+            seal(module)
+    return module, dispatcher
 
 
 def load_module_for(source: str, name: str, cached: bool = True):

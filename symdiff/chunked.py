@@ -149,14 +149,12 @@ class ChunkedLoss:
     def _shaped(self, flat: np.ndarray):
         """The gradient laid out as the compiled function's ``grad`` gives it."""
         compiled = self.compiled
-        if compiled._flat_wrt:
+        if compiled._flat_wrt:  # scalars: one 1-D array, as the compiled grad
             return flat
-        parts, at = [], 0
-        for v in compiled.wrt:
-            size = int(np.prod(v.shape))
-            parts.append(flat[at:at + size].reshape(v.shape))
-            at += size
-        return parts[0] if compiled.single_wrt else tuple(parts)
+        ends = np.cumsum([int(np.prod(v.shape)) for v in compiled.wrt])[:-1]
+        parts = [p.reshape(v.shape) for p, v in zip(np.split(flat, ends), compiled.wrt,
+                                                    strict=True)]
+        return compiled._gradient_structure(parts)
 
     def _chunks(self, x) -> list[list]:
         """Per chunk, the arguments: chunked ones cut along their open axis (aligned to

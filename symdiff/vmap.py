@@ -156,12 +156,10 @@ def _empty(probe):
 
 def _compile_driver(compiled, method: str, batched: tuple, values: list):
     from codegen.emit_vmap import emit_vmap, result_layout
-    from codegen.load import importable, seal
     from codegen.naming import parameter_names
 
-    from .api import load_module_for
+    from .api import compile_source
     from .blas_threads import limited, threaded_products
-    from .progress import reporting
 
     spec = compiled._spec(method)
     params = parameter_names([s.value for s in spec.inputs])
@@ -171,13 +169,10 @@ def _compile_driver(compiled, method: str, batched: tuple, values: list):
     name = f"vmap_{spec.name}"
     source = compiled._module_source([spec]) + "\n\n" + emit_vmap(
         name, spec.name, params, list(batched), result_layout(spec))
-    module = load_module_for(source, f"symdiff_{name}")
-    dispatcher = getattr(module, name)
     signature = tuple(types.Array(types.float64, v.ndim, "C") if v.ndim else types.float64
                       for v in (np.asarray(v) for v in values))
-    with importable(module), reporting(f"vmap {method}", "a loop over points"):
-        dispatcher.compile(signature)
-    seal(module)
+    module, dispatcher = compile_source(source, name, signature, f"vmap {method}",
+                                        "a loop over points")
 
     def run(*values):
         return dispatcher(*values)
