@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
+from symdiff.dims import dim_text, is_open
+from symdiff.index_keys import least_open_length
 from symdiff.ir import OPS, Expr, flatten
 
 from .emit_fused import FusedLoops
@@ -32,7 +34,7 @@ BATCH = "_nb"
 
 
 def _dim(d) -> str:
-    return BATCH if d is None else str(d)
+    return dim_text(d, BATCH)
 
 
 def _shape_text(shape) -> str:
@@ -40,23 +42,34 @@ def _shape_text(shape) -> str:
     return f"({dims},)" if len(shape) == 1 else f"({dims})"
 
 
-def _key_index(key, ndim: int, indices: list[str]) -> list[str]:
-    """Index into an array of ``ndim`` axes, seen through an index key, from the loop
-    ``indices`` over the indexed result (an int entry fixes its axis; a slice maps)."""
+def _key_index(key, shape: tuple, indices: list[str]) -> list[str]:
+    """Index into an array of ``shape``, seen through an index key, from the loop
+    ``indices`` over the indexed result (an int entry fixes its axis; a slice maps).
+    Entries on an open dimension count negative bounds from its run-time length."""
     out, free = [], iter(indices)
-    for k in range(ndim):
+    for k, dim in enumerate(shape):
         entry = key[k] if k < len(key) else ("s", None, None, None)
         if entry[0] == "i":
-            out.append(str(entry[1]))
+            out.append(_from_end(entry[1], dim))
             continue
         i = next(free)
-        start, step = entry[1] or 0, entry[3] or 1
+        if entry[0] == "o":
+            step = entry[3]
+            start = ("0" if step > 0 else _from_end(-1, dim)) if entry[1] is None else \
+                _from_end(entry[1], dim)
+        else:
+            start, step = str(entry[1] or 0), entry[3] or 1
         term = i if abs(step) == 1 else f"{abs(step)} * {i}"
-        if not start:
+        if start == "0":
             out.append(term if step > 0 else f"-{term}")
         else:
             out.append(f"{start} {'+' if step > 0 else '-'} {term}")
     return out
+
+
+def _from_end(position: int, dim) -> str:
+    """A position on an axis of length ``dim``; a negative one counts from the end."""
+    return str(position) if position >= 0 else f"{_dim(dim)} - {-position}"
 
 
 def constant_name(node: Expr) -> str:
@@ -236,7 +249,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         while node in self.views:
             source = node.args[0]
             if node.op == "index":
-                index = _key_index(node.value, source.ndim, index)
+                index = _key_index(node.value, source.shape, index)
             elif node.op == "broadcast_to":
                 index = _broadcast_index(source.shape, node.shape, index)
             else:
@@ -283,7 +296,7 @@ class ArrayEmitter(FusedLoops, FullSums):
             self.names[node] = name
         elif node.op == "index" and not node.shape:  # one element
             name = self.new_name()
-            where = _key_index(node.value, node.args[0].ndim, [])
+            where = _key_index(node.value, node.args[0].shape, [])
             self.lines.append(f"{name} = {self.array(node.args[0])}[{', '.join(where)}]")
             self.names[node] = name
         elif OPS[node.op].elementwise or node.op in REDUCTIONS + ELEMENT_ACCESS:
@@ -298,7 +311,7 @@ class ArrayEmitter(FusedLoops, FullSums):
                 continue
             for k, d in enumerate(sym.shape):
                 if d is None and batch_from is None:
-                    batch_from = f"{name}.shape[{k}]"
+                    batch_from, batch_arg = f"{name}.shape[{k}]", name
                     self.lines.append(f"{BATCH} = {batch_from}")
             if not self.checked:
                 continue
@@ -307,6 +320,14 @@ class ArrayEmitter(FusedLoops, FullSums):
             shown = str(sym.shape).replace("None", "batch")
             self.lines.append(f"if {wanted}:")
             self.lines.append(f'    raise ValueError("argument {name} must have shape {shown}")')
+        least = max((least_open_length(n) for n in self.order if n.op in ("index", "embed")),
+                    default=0)
+        if self.checked and batch_from is not None and least > 0:
+            # slices such as x[2:] read as written only from this length on: shorter data
+            # would make NumPy clamp them, and the loops read out of bounds
+            self.lines.append(f"if {BATCH} < {least}:")
+            self.lines.append(f'    raise ValueError("argument {batch_arg} is too short: its '
+                              f'open (None) dimension must have length at least {least}")')
 
     def loop(self, root: Expr) -> None:
         shape = iteration_shape(root)
@@ -341,7 +362,7 @@ class ArrayEmitter(FusedLoops, FullSums):
             source = node.args[0]
             if not source.shape:
                 return self.scalar(source)
-            where = _key_index(node.value, source.ndim, indices)
+            where = _key_index(node.value, source.shape, indices)
             return f"{self.array(source)}[{', '.join(where)}]"
         if node.op in REDUCTIONS or node.op == "broadcast_to":  # the operand's element
             return self.element(node.args[0], shape, indices, local)
@@ -365,7 +386,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         elif root.op == "scatter_add":
             target = [f"{rows_name(root)}[{indices[0]}]"] + indices[1:]
         elif root.op == "embed":  # each operand element to its one place, the rest zeros
-            target = _key_index(root.value[0], len(out), indices)
+            target = _key_index(root.value[0], out, indices)
         else:
             axes, keepdims = root.value
             axes = range(len(shape)) if axes is None else axes
@@ -466,8 +487,8 @@ class ArrayEmitter(FusedLoops, FullSums):
         """Lines computing ``target = sum_k term(k)`` with four partial sums: independent
         chains the CPU overlaps, where one running sum waits on every addition (and LLVM
         may not reassociate it without fast-math)."""
-        main = f"{_dim(n)} - {_dim(n)} % 4" if n is None else str(n - n % 4)
-        rest = [] if n is not None and n % 4 == 0 else [
+        main = f"{_dim(n)} - {_dim(n)} % 4" if is_open(n) else str(n - n % 4)
+        rest = [] if not is_open(n) and n % 4 == 0 else [
             f"for _k in range({main}, {_dim(n)}):", f"    _s0 += {term('_k')}"]
         return (["_s0 = 0.0", "_s1 = 0.0", "_s2 = 0.0", "_s3 = 0.0",
                  f"for _k in range(0, {main}, 4):"]

@@ -1,9 +1,8 @@
 """Structural array ops: one record each with shape rule, NumPy evaluation, VJP, JVP and
 the NumPy expression Numba runs (reductions are fused into loops by the code generator).
 
-Payloads (``node.value``) are hashable: axes tuples, target shapes, normalized index keys.
-An index key has one entry per leading axis: ``("i", k)`` picks position k (the axis goes
-away), ``("s", start, stop, step)`` keeps a slice.  ``take`` gathers rows (first axis) by a
+Payloads (``node.value``) are hashable: axes tuples, target shapes, normalized index keys
+(``symdiff/index_keys.py``).  ``take`` gathers rows (first axis) by a
 constant integer array; its adjoint ``scatter_add`` sums rows back into place, so a pair
 list ``x[I] - x[J]`` visits only the listed pairs in both directions.
 """
@@ -15,7 +14,9 @@ import math
 
 import numpy as np
 
+from .dims import has_open, is_open, offset, open_dim, static_prod
 from .errors import ShapeError
+from .index_keys import index_shape, key_to_python, part_key
 from .ir import Op, apply, register
 from .ops import ZERO
 
@@ -168,7 +169,7 @@ def _broadcast_to_sympy(node, x):
 
     if not node.shape:
         return x
-    if isinstance(x, sympy.NDimArray) or None in node.shape:
+    if isinstance(x, sympy.NDimArray) or has_open(node.shape):
         raise ShapeError("to_sympy: only a scalar broadcast to a static shape has a SymPy "
                          "form yet")
     return sympy.Array([x] * math.prod(node.shape), node.shape)
@@ -214,8 +215,8 @@ register(Op(
 
 def _reshape_shape(shapes, target):
     (shape,) = shapes
-    if shape.count(None) != target.count(None) or math.prod(
-            d for d in shape if d) != math.prod(d for d in target if d):
+    if [d for d in shape if is_open(d)] != [d for d in target if is_open(d)] or static_prod(
+            shape) != static_prod(target):
         raise ShapeError(f"cannot reshape {shape} to {target}")
     return tuple(target)
 
@@ -319,32 +320,10 @@ register(Op(
 ))
 
 
-def _slice(start, stop, step) -> slice:
-    # Keys hold range() bounds: a negative step running past 0 stops at -1, which a slice
-    # would read as "one before the end".
-    return slice(start, None if stop is not None and stop < 0 else stop, step)
-
-
-def key_to_python(key) -> tuple:
-    """An index key as Python index objects (ints and slices)."""
-    return tuple(k[1] if k[0] == "i" else _slice(*k[1:]) for k in key)
-
-
-def _index_shape(shapes, key):
-    (shape,) = shapes
-    out = []
-    for k, dim in enumerate(shape):
-        if k >= len(key):
-            out.append(dim)
-        elif key[k][0] == "s":
-            out.append(dim if key[k][1:] == (None, None, None) else len(range(*key[k][1:])))
-    return tuple(out)
-
-
 register(Op(
     "index", 1, lambda shape, key, x: np.array(x[key_to_python(key)], dtype=float), None,
     None, None,
-    shape_rule=_index_shape,
+    shape_rule=index_shape,
     vjp=lambda i, node, adj: apply("embed", adj, payload=(node.value, node.args[0].shape)),
     jvp=lambda node, t: apply("index", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
@@ -361,7 +340,7 @@ def _embed_evaluate(shape, payload, y):
 
 def _embed_shape(shapes, payload):
     key, shape = payload
-    if _index_shape((shape,), key) != shapes[0]:
+    if index_shape((shape,), key) != shapes[0]:
         raise ShapeError(f"embed: shape {shapes[0]} does not fit {shape} at the key")
     return tuple(shape)
 
@@ -383,33 +362,30 @@ def _concatenate_shape(shapes, axis):
                                                                          strict=True))
                                        if k != axis):
             raise ShapeError(f"concatenate: shapes {shapes} differ off axis {axis}")
-    if any(s[axis] is None for s in shapes):
-        raise ShapeError("concatenate: cannot join along an open (None) dimension")
-    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
-
-
-def _part_key(node, i):
-    axis = node.value
-    start = sum(a.shape[axis] for a in node.args[:i])
-    full = ("s", None, None, None)
-    return (full,) * axis + (("s", start, start + node.args[i].shape[axis], 1),)
+    opened = [s[axis] for s in shapes if is_open(s[axis])]
+    if len(opened) > 1:
+        raise ShapeError("concatenate: at most one part may be open (None) along the axis "
+                         f"joined, got shapes {shapes}")
+    length = open_dim(offset(opened[0]) + sum(s[axis] for s in shapes if not is_open(
+        s[axis]))) if opened else sum(s[axis] for s in shapes)
+    return first[:axis] + (length,) + first[axis + 1:]
 
 
 register(Op(
     "concatenate", None, lambda shape, axis, *xs: np.concatenate(xs, axis=axis), None, None,
     None,
     shape_rule=_concatenate_shape,
-    vjp=lambda i, node, adj: apply("index", adj, payload=_part_key(node, i)),
+    vjp=lambda i, node, adj: apply("index", adj, payload=part_key(node, i)),
     jvp=lambda node, t: apply("concatenate", *(
         zeros(a.shape) if ti is None else broadcast_to(ti, a.shape)
         for a, ti in zip(node.args, t, strict=True)), payload=node.value),
     sparsity=lambda i, node, shape, args: _writes(
-        _positions(shape)[key_to_python(_part_key(node, i))]),
+        _positions(shape)[key_to_python(part_key(node, i))]),
 ))
 
 def _take_shape(shapes, rows):
     (shape,) = shapes
-    if not shape or shape[0] is None:
+    if not shape or is_open(shape[0]):
         raise ShapeError(f"take: rows are gathered from a fixed first axis, got shape {shape}")
     if len(rows) and not (0 <= rows.array.min() and rows.array.max() < shape[0]):
         raise ShapeError(f"take: row positions out of range for a first axis of {shape[0]}")

@@ -8,12 +8,12 @@ so it and its derivatives stay finite for inputs of any magnitude.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
 
 from .array_ops import ArrayData, Rows, broadcast_to, reduced_shape, sum_to, zeros
+from .dims import has_open, is_open, offset, open_slice, static_prod
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, apply, as_expr, symbol, topological_order
 
@@ -71,15 +71,21 @@ def mean(x, axis=None, keepdims=False) -> Expr:
     x = as_expr(x)
     axes = _axes(x, axis)
     axes = range(x.ndim) if axes is None else axes
-    static = math.prod(x.shape[a] for a in axes if x.shape[a] is not None)
+    static = static_prod([x.shape[a] for a in axes])
     result = sum(x, axis, keepdims)
     if static != 1:
         result = apply("mul", result, 1.0 / static)
-    if any(x.shape[a] is None for a in axes):
+    opened = [x.shape[a] for a in axes if is_open(x.shape[a])]
+    if opened:
         # The length is read from an input with the open dimension (all open dimensions
-        # are the one batch size), so no intermediate array has to exist for it.
+        # are the one batch size, or offsets from it), so no intermediate array has to
+        # exist for it.
         source = next(s for s in topological_order([x]) if s.op == "symbol" and None in s.shape)
-        result = apply("div", result, apply("batch_size", source, payload=source.shape.index(None)))
+        length = apply("batch_size", source, payload=source.shape.index(None))
+        for d in opened:
+            k = offset(d)
+            result = apply("div", result, length if not k else apply(
+                "add" if k > 0 else "sub", length, abs(k)))
     return result
 
 
@@ -107,9 +113,14 @@ def reshape(x, shape) -> Expr:
     x = as_expr(x)
     shape = (shape,) if isinstance(shape, numbers.Integral) or shape is None else tuple(shape)
     if -1 in shape:
-        known = math.prod(d for d in shape if d not in (-1, None))
-        total = math.prod(d for d in x.shape if d is not None)
-        shape = tuple(total // known if d == -1 else d for d in shape)
+        known = static_prod(d for d in shape if d != -1)
+        total = static_prod(x.shape)
+        opened = [d for d in x.shape if is_open(d)]
+        if opened and not (len(opened) == 1 and total == known and not has_open(shape)):
+            raise ShapeError(f"cannot reshape {x.shape} to {shape}: -1 may stand for an open "
+                             "dimension only with the other dimensions kept")
+        shape = tuple((opened[0] if opened else total // known) if d == -1 else d
+                      for d in shape)
     shape = tuple(shape)
     return x if shape == x.shape else apply("reshape", x, payload=shape)
 
@@ -122,10 +133,8 @@ def _normalize_key(x: Expr, key) -> tuple:
     for k, item in zip(range(x.ndim), key, strict=False):
         dim = x.shape[k]
         if isinstance(item, slice):
-            if dim is None:
-                if item != slice(None):
-                    raise ShapeError("only ':' may index an open (None) dimension")
-                entries.append(("s", None, None, None))
+            if is_open(dim):
+                entries.append(_open_slice_entry(dim, item, k))
                 continue
             start, stop, step = item.indices(dim)
             if len(range(start, stop, step)) == 0:
@@ -133,8 +142,9 @@ def _normalize_key(x: Expr, key) -> tuple:
             entries.append(("s", None, None, None) if (start, stop, step) == (0, dim, 1)
                            else ("s", start, stop, step))
         elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
-            if dim is None:
-                raise ShapeError("an open (None) dimension cannot take an integer index")
+            if is_open(dim):  # negative positions count from the end at run time
+                entries.append(("i", int(item)))
+                continue
             if not -dim <= item < dim:
                 raise ShapeError(f"index {item} is out of range for axis {k} of size {dim}")
             entries.append(("i", int(item) % dim))
@@ -144,6 +154,24 @@ def _normalize_key(x: Expr, key) -> tuple:
     while entries and entries[-1] == ("s", None, None, None):
         entries.pop()
     return tuple(entries)
+
+
+def _open_slice_entry(dim, item: slice, axis: int) -> tuple:
+    """The key entry of a slice of an open dimension: its bounds as written, resolved
+    against the length at run time (``("o", start, stop, step)``)."""
+    bounds = (item.start, item.stop, item.step)
+    if any(b is not None and (isinstance(b, bool) or not isinstance(b, numbers.Integral))
+           for b in bounds):
+        raise ShapeError(f"slice bounds must be ints or None, got {item} on axis {axis}")
+    start, stop = (None if b is None else int(b) for b in bounds[:2])
+    step = 1 if item.step is None else int(item.step)
+    if step not in (1, -1):
+        raise ShapeError(f"a slice of an open (None) dimension takes step 1 or -1, got {step} "
+                         f"on axis {axis} (its length would not be N + k)")
+    if step == 1 and start in (None, 0) and stop is None:
+        return ("s", None, None, None)
+    open_slice(dim, start, stop, step)  # a ShapeError for empty or shrinking slices
+    return ("o", start, stop, step)
 
 
 def _row_positions(item, dim):
@@ -156,7 +184,7 @@ def _row_positions(item, dim):
             return np.flatnonzero(array)
         if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
             raise ShapeError("an array index must be a 1-D array of integers or booleans")
-        if dim is None:
+        if is_open(dim):
             raise ShapeError("an open (None) dimension cannot take an array index")
         if array.size and not (-dim <= array.min() and array.max() < dim):
             raise ShapeError(f"array index out of range for axis 0 of size {dim}")
@@ -183,7 +211,7 @@ def flat_positions(key, shape) -> np.ndarray | None:
     if not (isinstance(key, tuple) and len(key) > 1 and all(
             isinstance(k, (list, np.ndarray)) for k in key)):
         return None
-    if len(key) != len(shape) or None in shape:
+    if len(key) != len(shape) or has_open(shape):
         raise ShapeError(f"indexing by integer arrays needs one array for each of the "
                          f"{len(shape)} axes of a static shape, got {len(key)} for {shape}")
     arrays = [np.asarray(k) for k in key]
@@ -218,8 +246,9 @@ def index(x, key) -> Expr:
 
 
 def concatenate(xs, axis=0) -> Expr:
-    """Join expressions along an existing axis."""
-    xs = [as_expr(x) for x in xs]
+    """Join expressions (or constant lists and arrays) along an existing axis."""
+    xs = [as_expr(np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x)
+          for x in xs]
     if not xs or any(not x.shape for x in xs):
         raise ShapeError("concatenate needs one or more arrays (not scalars)")
     axis = _axes(xs[0], axis)[0]

@@ -81,6 +81,7 @@ def threaded_products(spec) -> bool:
     of an open size, or a linear solve."""
     from codegen.emit_loops import body_specs
 
+    from .dims import has_open
     from .ir import flatten, topological_order
 
     specs = [s for s in (spec, getattr(spec, "kernel", None), getattr(spec, "forward", None))
@@ -91,7 +92,7 @@ def threaded_products(spec) -> bool:
             return True
         if node.op == "matmul" and min(a.ndim for a in node.args) == 2:
             (m, k), n = node.args[0].shape, node.args[1].shape[1]
-            if None in (m, k, n) or m * k * n >= THREADED_FROM:
+            if has_open((m, k, n)) or m * k * n >= THREADED_FROM:
                 return True
     return False
 

@@ -45,7 +45,15 @@ def is_dask(value) -> bool:
 
 
 def _open(node: Expr) -> bool:
+    # exactly the open length: a slice such as x[1:] (N - 1) mixes rows of neighbouring
+    # chunks, so it is not row-wise and ends up refused below
     return None in node.shape
+
+
+def _rowwise(node: Expr) -> bool:
+    if node.op == "index":  # x[::-1] keeps the open length but not the rows
+        return all(entry[0] != "o" for entry in node.value)
+    return OPS[node.op].elementwise or node.op in _ROWWISE
 
 
 def split_at_sums(outputs: list[Expr]) -> list[Expr]:
@@ -65,7 +73,7 @@ def split_at_sums(outputs: list[Expr]) -> list[Expr]:
                                    "per-chunk results cannot be added up (pass NumPy arrays)")
         if not reads:
             continue
-        if _open(node) and (OPS[node.op].elementwise or node.op in _ROWWISE):
+        if _open(node) and _rowwise(node):
             local.add(node)
         elif not _open(node) and node.op in _ADDITIVE:
             sums.append(node)

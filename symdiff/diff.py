@@ -16,6 +16,7 @@ import numpy as np
 
 from .array_ops import broadcast_to, sum_to, zeros
 from .arrays import concatenate, reshape, stack, transpose
+from .dims import has_open
 from .errors import ShapeError, SymdiffError
 from .ir import OPS, Expr, apply, as_expr, const, fold, free_symbols, symbol, topological_order
 from .ops import ONE, ZERO
@@ -263,7 +264,7 @@ def _flat(exprs: Sequence[Expr]) -> Expr:
 
 def _check_static(exprs: Sequence[Expr], what: str) -> None:
     for e in exprs:
-        if None in e.shape:
+        if has_open(e.shape):
             raise SymdiffError(f"{what} needs static shapes; {e} has an open dimension")
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dims import resolve_shape
 from .errors import ShapeError, SymdiffError
+from .index_keys import least_open_length
 from .ir import OPS, Expr, flatten, restructure, topological_order
 
 
@@ -39,6 +41,18 @@ def _bind(node: Expr, bound: dict, batch: list):
     return value
 
 
+def _check_open_length(node: Expr, batch: list) -> None:
+    least = least_open_length(node)
+    if batch and batch[0] < least:
+        raise ShapeError(f"the open (None) dimension has length {batch[0]} here; the index "
+                         f"{_short(node)} needs at least {least}")
+
+
+def _short(node: Expr, width: int = 80) -> str:
+    text = str(node)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _elementwise(op, args):
     if all(isinstance(a, float) for a in args):
         return op.evaluate(*args)
@@ -62,6 +76,9 @@ def evaluate(exprs, values=None, **kwargs):
     for node in order:  # bind symbols first: they fix the size of open dimensions
         if node.op == "symbol":
             result[node] = _bind(node, bound, batch)
+    for node in order:  # then slices of them: an error before any arithmetic on short data
+        if node.op in ("index", "embed"):
+            _check_open_length(node, batch)
     for node in order:
         if node.op == "const":
             result[node] = node.value
@@ -73,7 +90,7 @@ def evaluate(exprs, values=None, **kwargs):
             if op.elementwise:
                 result[node] = _elementwise(op, args)
             else:
-                shape = tuple(batch[0] if d is None else d for d in node.shape)
+                shape = resolve_shape(node.shape, batch[0]) if batch else node.shape
                 result[node] = op.evaluate(shape, node.value, *args)
     if single:
         return result[roots[0]]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .array_ops import dense_sparsity
+from .dims import has_open
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
 from .loops import ScanBody, _node, _tracing
@@ -138,7 +139,7 @@ def custom_root(f, x0, solve):
     (reverse mode then works without ``max_steps``), fixed iterations, a closed form.
     """
     x0 = as_expr(x0)
-    if len(x0.shape) > 1 or None in x0.shape:
+    if len(x0.shape) > 1 or has_open(x0.shape):
         raise ShapeError(f"custom_root: the root must be a scalar or a vector of static "
                          f"size, got shape {x0.shape}")
     x = internal_symbol(f"root_x{_level()}", x0.shape)

@@ -226,7 +226,7 @@ class Expr:
     def __len__(self):
         if not self.shape:
             raise TypeError("len() of a scalar expression")
-        if self.shape[0] is None:
+        if not isinstance(self.shape[0], int):
             raise TypeError("len() of an expression with an open batch dimension")
         return self.shape[0]
 

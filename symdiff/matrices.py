@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from .dims import has_open, resolve
 from .errors import SymdiffError
 
 # Functions of at most this many scalar variables keep unrolled Hessians, and Jacobians
@@ -75,7 +76,7 @@ def batch_size(args, values) -> int | None:
 
 def elements(exprs, batch: int | None) -> int:
     """Total number of elements of ``exprs`` with the open dimension of size ``batch``."""
-    return sum(math.prod(batch if d is None else d for d in e.shape) for e in exprs)
+    return sum(math.prod(resolve(d, batch) for d in e.shape) for e in exprs)
 
 
 def guarded(call, compiled, method: str):
@@ -125,7 +126,7 @@ class MatrixMethods:
         outs = self.outputs
         if outs[0].shape and len(outs) == 1:
             shape = outs[0].shape
-            return Slot("array", ("output",) if None in shape else ("static", shape))
+            return Slot("array", ("output",) if has_open(shape) else ("static", shape))
         if self.is_scalar or (direction and len(outs) == 1):
             return Slot("scalar")
         return Slot("flat", ("static", (len(outs),)))
@@ -137,9 +138,9 @@ class MatrixMethods:
         compressed = method.startswith("sparse_")
         wrt, structured = self._wrt_slots(), not self.single_wrt and not self._flat_wrt
         m = n = None
-        if None not in sum((o.shape for o in self.outputs), ()):
+        if not has_open(sum((o.shape for o in self.outputs), ())):
             m = elements(self.outputs, None)
-        if None not in sum((v.shape for v in self.wrt), ()):
+        if not has_open(sum((v.shape for v in self.wrt), ())):
             n = elements(self.wrt, None)
         transpose = False
         if "hessian" in method:

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from .dims import has_open
 from .errors import ShapeError
 from .ir import apply, as_expr
 
@@ -72,7 +73,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - NumPy's name
 
 
 def _flat(x):
-    return apply("reshape", x, payload=(-1,) if None in x.shape else (x.size,))
+    return apply("reshape", x, payload=(-1,) if has_open(x.shape) else (x.size,))
 
 
 def _running(x, axis, name: str, combine, identity: float):
@@ -113,6 +114,21 @@ def cumprod(x, axis=None):
     return _running(x, axis, "cumprod", lambda c, r: apply("mul", c, r), 1.0)
 
 
+def differences(x, n=1, axis=-1):
+    """``np.diff``: differences of neighbours along ``axis``, ``n`` times, as slices (so
+    along an open dimension too: N values give N - 1 differences)."""
+    x = as_expr(x)
+    if not isinstance(n, int) or n < 0:
+        raise ShapeError(f"np.diff: n must be a non-negative int, got {n!r}")
+    if not x.ndim or not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"np.diff: axis {axis} is out of range for shape {x.shape}")
+    for _ in range(n):
+        later, earlier = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        later[axis], earlier[axis] = slice(1, None), slice(None, -1)
+        x = apply("sub", x[tuple(later)], x[tuple(earlier)])
+    return x
+
+
 def tril(m, k=0):
     """The lower triangle of a matrix (``np.tril``): a product with a constant mask."""
     return _triangle(m, k, np.tril, "tril")
@@ -127,7 +143,7 @@ def _triangle(m, k, mask, name):
     from .arrays import array_constant
 
     m = as_expr(m)
-    if m.ndim != 2 or None in m.shape:
+    if m.ndim != 2 or has_open(m.shape):
         raise ShapeError(f"np.{name} on an expression needs a matrix of static shape, got "
                          f"{m.shape}")
     return apply("mul", m, array_constant(mask(np.ones(m.shape), k)))
@@ -185,4 +201,5 @@ def _permuted(x, order):
 
 
 FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum,
-             np.cumprod: cumprod, np.tril: tril, np.triu: triu, np.einsum: einsum}
+             np.cumprod: cumprod, np.tril: tril, np.triu: triu, np.einsum: einsum,
+             np.diff: differences}

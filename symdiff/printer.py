@@ -63,6 +63,10 @@ def _index_text(key) -> str | None:
             parts.append(str(entry[1]))
         elif entry[0] == "s":
             parts.append(_slice_text(*entry[1:]))
+        elif entry[0] == "o":  # bounds as written, on an open dimension
+            start, stop, step = entry[1:]
+            parts.append(f"{'' if start is None else start}:{'' if stop is None else stop}"
+                         + ("" if step == 1 else ":-1"))
         else:
             return None
     return ", ".join(parts)

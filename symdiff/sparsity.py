@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from .dims import has_open, resolve_shape
 from .errors import SymdiffError
 from .ir import OPS, Expr, topological_order
 from .ops import ZERO
@@ -29,10 +30,10 @@ MAX_PATTERN_ENTRIES = 50_000_000
 
 
 def _concrete(shape: tuple, batch: int | None) -> tuple:
-    if None in shape and batch is None:
+    if has_open(shape) and batch is None:
         raise SymdiffError("the sparsity pattern of a function with an open (None) dimension "
                            "needs its size: pass the arguments")
-    return tuple(batch if d is None else d for d in shape)
+    return resolve_shape(shape, batch)
 
 
 def _sparse():

@@ -15,8 +15,9 @@ import sympy
 from sympy.codegen.cfunctions import expm1 as sympy_expm1
 from sympy.codegen.cfunctions import log1p as sympy_log1p
 
-from .array_ops import key_to_python
+from .dims import has_open
 from .errors import SymdiffError
+from .index_keys import key_to_python
 from .ir import OPS, Expr, apply, const, flatten, fold, restructure, symbol, topological_order
 
 
@@ -30,7 +31,7 @@ def to_sympy(exprs):
     roots = [exprs] if single else flatten(exprs)
     done: dict[Expr, object] = {}  # arrays: NumPy object arrays of SymPy expressions
     for node in topological_order(roots):
-        if None in node.shape:
+        if has_open(node.shape):
             raise SymdiffError(f"to_sympy: {node} has an open (None) dimension; give it a "
                                "length to see its elements")
         args = [done[a] for a in node.args]

@@ -145,7 +145,7 @@ def test_products_with_vectors_along_an_open_dimension():
     (lambda: sd.vector("u", 3) + sd.vector("v", 4), "do not broadcast"),
     (lambda: sd.matrix("A", 3, 4)[5], "out of range"),
     (lambda: sd.reshape(sd.matrix("A", 3, 4), (5, 2)), "cannot reshape"),
-    (lambda: sd.matrix("A", None, 4)[0], "open"),
+    (lambda: sd.matrix("A", None, 4)[::2], "step"),
     (lambda: sd.vector("u", 3) + sd.vector("w", None), "do not broadcast"),
     (lambda: sd.matrix("A", 3, 4)[[0, 3]], "out of range for axis 0"),
     (lambda: sd.matrix("A", 3, 4)[:, [0, 1]], "integer array on the first axis"),

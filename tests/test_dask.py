@@ -82,6 +82,12 @@ def test_what_cannot_be_added_up_is_refused_by_name():
     largest = sd.compile(sd.amax(r), w, args=[w, x], background=False)
     with pytest.raises(sd.SymdiffError, match="amax reads the open dimension"):
         largest(W, xs)
+    shifted = sd.compile(sd.sum(r[1:] * r[:-1]), w, args=[w, x], background=False)
+    with pytest.raises(sd.SymdiffError, match="index reads the open dimension"):
+        shifted(W, xs)  # neighbours across the edge of a chunk
+    reversed_ = sd.compile(sd.sum(r[::-1] * r), w, args=[w, x], background=False)
+    with pytest.raises(sd.SymdiffError, match="index reads the open dimension"):
+        reversed_(W, xs)
     both = sd.compile(sd.sum(r), args=[w, x], background=False)
     with pytest.raises(sd.SymdiffError, match="respect to X"):
         both.grad(W, xs)
