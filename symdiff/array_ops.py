@@ -16,7 +16,7 @@ import numpy as np
 
 from .dims import has_open, is_open, offset, open_dim, static_prod
 from .errors import ShapeError
-from .index_keys import index_shape, key_to_python, part_key
+from .index_keys import index_shape, key_text, key_to_python, part_key
 from .ir import Op, apply, register
 from .ops import ZERO
 
@@ -329,6 +329,7 @@ register(Op(
                               payload=node.value),
     sparsity=lambda i, node, shape, args: _reads(
         _positions(args[0])[key_to_python(node.value)]),
+    describe=lambda node: f"[{key_text(node.value)}]",
 ))
 
 
@@ -352,6 +353,7 @@ register(Op(
                               payload=node.value),
     sparsity=lambda i, node, shape, args: _writes(
         _positions(shape)[key_to_python(node.value[0])]),
+    describe=lambda node: f"at [{key_text(node.value[0])}] of {node.value[1]}",
 ))
 
 

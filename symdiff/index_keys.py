@@ -72,3 +72,23 @@ def part_key(node, i):
                  -after if after else None, 1)
         entry = full if entry == ("o", 0, None, 1) else entry
     return (full,) * axis + (entry,)
+
+
+def _slice_text(start, stop, step) -> str:
+    return (f"{'' if start is None else start}:{'' if stop is None else stop}"
+            + ("" if step in (None, 1) else f":{step}"))
+
+
+def key_text(key) -> str:
+    """NumPy's notation of an index key: ``0``, ``1:``, ``::-1``, ``:, 0``."""
+    parts = []
+    for kind, *bounds in key:
+        if kind == "i":
+            parts.append(str(bounds[0]))
+        elif kind == "o":  # as written
+            parts.append(_slice_text(*bounds))
+        else:  # range() bounds: a reversed slice to the beginning stops at -1 ("before 0")
+            start, stop, step = bounds
+            parts.append(_slice_text(start, None if step is not None and step < 0 and
+                                     stop == -1 else stop, step))
+    return ", ".join(parts)

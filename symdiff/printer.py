@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from .index_keys import key_text
 from .ir import OPS, Expr, topological_order
 
 MAX_INFIX_CHARS = 10_000_000
@@ -48,33 +49,10 @@ def _precedence(node: Expr, names: dict[Expr, str]) -> int:
     return ATOM if op.infix is None else op.precedence
 
 
-def _slice_text(start, stop, step) -> str:
-    # Keys are normalized: a reversed slice to the beginning stops at -1 ("before 0").
-    stop = None if step is not None and step < 0 and stop == -1 else stop
-    text = f"{'' if start is None else start}:{'' if stop is None else stop}"
-    return text + ("" if step in (None, 1) else f":{step}")
-
-
-def _index_text(key) -> str | None:
-    """NumPy's notation of an index key (``0``, ``1:``, ``::-1``), None if it has none."""
-    parts = []
-    for entry in key:
-        if entry[0] == "i":
-            parts.append(str(entry[1]))
-        elif entry[0] == "s":
-            parts.append(_slice_text(*entry[1:]))
-        elif entry[0] == "o":  # bounds as written, on an open dimension
-            start, stop, step = entry[1:]
-            parts.append(f"{'' if start is None else start}:{'' if stop is None else stop}"
-                         + ("" if step == 1 else ":-1"))
-        else:
-            return None
-    return ", ".join(parts)
-
-
 def _numpy_pieces(node: Expr, names: dict[Expr, str]) -> list | None:
     """Indexing and reductions in NumPy's notation (``y[1:]``, ``sum(M, axis=0)``)."""
-    if node.op == "index" and (text := _index_text(node.value)) is not None:
+    if node.op == "index":
+        text = key_text(node.value)
         arg = node.args[0]
         operand = [arg] if _precedence(arg, names) == ATOM else ["(", arg, ")"]
         return operand + [f"[{text}]"]

@@ -82,6 +82,8 @@ def test_shapes_offset_from_the_open_length_are_exact():
     with pytest.raises(sd.ShapeError, match="open dimension only"):
         sd.reshape(a[1:], (-1,))  # 3 (N - 1) elements: not N plus a constant
     assert str(x[1:] - x[:-1]) == "x[1:] - x[:-1]"
+    assert str(sd.grad(x[-1], [x])[0]) == "embed(1; at [-1] of (None,))"
+    assert 'label="index [::-1] (batch,)"' in sd.to_dot(x[::-1] * x)
 
 
 @pytest.mark.parametrize("build,message", [
