@@ -26,7 +26,16 @@ from .diff import (
 )
 from .errors import NotDifferentiableError, ShapeError, SymdiffError, TraceError
 from .inputs import dimensions
-from .ir import Expr, count_ops, flatten, free_symbols, from_rows, graph_rows, internal_symbol
+from .ir import (
+    Expr,
+    count_ops,
+    flatten,
+    free_symbols,
+    from_rows,
+    graph_rows,
+    internal_symbol,
+    symbol,
+)
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
 from .progress import reporting
@@ -74,9 +83,10 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     symbols named after its parameters, or on ``args``: give array parameters as shaped
     symbols there; a function that needs arrays and has no ``args`` gives a
     ``symdiff.transforms.ByShape``, compiled for the shapes of each call's arguments).
-    ``args`` (symbols or names) are the positional arguments of every compiled function:
-    by default the function's parameters, else ``wrt`` followed by the other free
-    symbols, else all free symbols sorted by name.
+    ``args`` (symbols or names, or a dict of names to shapes such as ``{"x": (None,),
+    "w": 3}``) are the positional arguments of every compiled function: by default the
+    function's parameters, else ``wrt`` followed by the other free symbols, else all free
+    symbols sorted by name.
     ``wrt`` are the variables of the derivatives (default: all arguments); give one
     symbol instead of a list to get its gradient alone rather than a tuple (as for a
     function of one array argument, like JAX's ``grad``).
@@ -90,6 +100,8 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     runs.
     """
     params = None
+    if isinstance(args, dict):  # names and shapes, in order
+        args = [symbol(name, shape) for name, shape in args.items()]
     if is_python_function(f):
         try:
             f, params = trace(f, args)

@@ -33,7 +33,9 @@ def chain_fn():
 
 @pytest.fixture(scope="module")
 def heat_fn():
-    return sd.compile(heat, args=[sd.vector("u", None)], background=False)
+    fn = sd.compile(heat, args={"u": (None,)}, background=False)  # names to shapes
+    assert fn.args == [sd.vector("u", None)]
+    return fn
 
 
 def central_gradient(f, x, h=1e-6):
