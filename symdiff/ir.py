@@ -1,4 +1,4 @@
-"""The IR: interned, immutable expression nodes, the op registry and graph walks.
+"""The IR: interned, immutable expression nodes, the op registry and graph helpers.
 
 Every node is built through ``Expr._make``, which returns the existing node when the
 same (op, operands, payload) was built before.  Structural equality is therefore
@@ -13,10 +13,11 @@ import numbers
 import threading
 import unicodedata
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ShapeError, SymdiffError, TraceError
+from .walk import topological_order  # noqa: F401 - the IR's walk, imported from here
 
 # Names the parser reads as constants, so they cannot name symbols.
 RESERVED_NAMES = frozenset({"inf", "nan"})
@@ -475,59 +476,6 @@ def fold(op_name: str, items) -> Expr:
     for item in items[1:]:
         total = apply(op_name, total, item)
     return total
-
-
-# The orders of the last few large graphs: compiling one walks it a dozen times (loop
-# checks, schedules, constants), 30 ms each at 26,000 nodes.  Graphs are immutable, so an
-# order stays valid; only a few are kept, as they keep their graphs alive.
-_RECENT_ORDERS: dict[tuple, list] = {}
-_RECENT_LOCK = threading.Lock()
-RECENT_ORDERS, RECENT_MIN_NODES = 4, 5000
-
-
-def topological_order(roots: Iterable[Expr], seen: set[Expr] | None = None) -> list[Expr]:
-    """All nodes reachable from ``roots``, operands before users (iterative DFS postorder).
-
-    The order depends only on the structure of the graph, so code generated from it is
-    deterministic across processes.  Nodes in ``seen`` are skipped (and the set is
-    updated), which lets a caller extend an order it already has.
-    """
-    if seen is not None:
-        return _walk(roots, seen)
-    key = tuple(roots)
-    with _RECENT_LOCK:
-        order = _RECENT_ORDERS.pop(key, None)
-        if order is not None:
-            _RECENT_ORDERS[key] = order  # most recent last
-            return list(order)
-    order = _walk(key, set())
-    if len(order) >= RECENT_MIN_NODES:
-        with _RECENT_LOCK:
-            _RECENT_ORDERS[key] = order
-            while len(_RECENT_ORDERS) > RECENT_ORDERS:
-                del _RECENT_ORDERS[next(iter(_RECENT_ORDERS))]
-        return list(order)
-    return order
-
-
-def _walk(roots, seen: set[Expr]) -> list[Expr]:
-    order: list[Expr] = []
-    for root in roots:
-        if root in seen:
-            continue
-        seen.add(root)
-        stack = [(root, iter(root.args))]
-        while stack:
-            node, children = stack[-1]
-            for child in children:
-                if child not in seen:
-                    seen.add(child)
-                    stack.append((child, iter(child.args)))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    return order
 
 
 def free_symbols(exprs) -> list[Expr]:

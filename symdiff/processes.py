@@ -11,7 +11,7 @@ from numba.core.compiler_lock import global_compiler_lock
 
 from codegen import load
 
-from . import api, blas_threads, chunked, ir
+from . import api, blas_threads, chunked, walk
 from .ir import Expr
 
 
@@ -23,13 +23,13 @@ def _before_fork() -> None:
     load._loading.acquire()
     global_compiler_lock.acquire()
     Expr._interning.acquire()
-    ir._RECENT_LOCK.acquire()
+    walk._RECENT_LOCK.acquire()
     blas_threads._lock.acquire()
 
 
 def _after_fork_in_parent() -> None:
     blas_threads._lock.release()
-    ir._RECENT_LOCK.release()
+    walk._RECENT_LOCK.release()
     Expr._interning.release()
     global_compiler_lock.release()
     load._loading.release()
