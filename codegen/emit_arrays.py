@@ -14,10 +14,10 @@ import hashlib
 
 from symdiff.dims import dim_text, is_open
 from symdiff.index_keys import least_open_length
-from symdiff.ir import OPS, Expr, flatten
+from symdiff.ir import OPS, Expr, flatten, topological_order
 
 from .emit_fused import FusedLoops
-from .emit_loops import LOOP_EMITTERS
+from .emit_loops import LOOP_EMITTERS, bodies_under
 from .emit_sums import FullSums
 from .naming import literal, temporary
 from .schedule import schedule
@@ -320,11 +320,16 @@ class ArrayEmitter(FusedLoops, FullSums):
             shown = str(sym.shape).replace("None", "batch")
             self.lines.append(f"if {wanted}:")
             self.lines.append(f'    raise ValueError("argument {name} must have shape {shown}")')
-        least = max((least_open_length(n) for n in self.order if n.op in ("index", "embed")),
+        if not self.checked or batch_from is None:
+            return
+        # Slices such as x[2:] read as written only from their least length on: shorter
+        # data would make NumPy clamp them, and the loops read out of bounds.  Loop bodies
+        # slice open invariants too, and are not checked on their own.
+        nodes = self.order + [n for spec in bodies_under(self.outputs)
+                              for n in topological_order(flatten(spec.result))]
+        least = max((least_open_length(n) for n in nodes if n.op in ("index", "embed")),
                     default=0)
-        if self.checked and batch_from is not None and least > 0:
-            # slices such as x[2:] read as written only from this length on: shorter data
-            # would make NumPy clamp them, and the loops read out of bounds
+        if least > 0:
             self.lines.append(f"if {BATCH} < {least}:")
             self.lines.append(f'    raise ValueError("argument {batch_arg} is too short: its '
                               f'open (None) dimension must have length at least {least}")')

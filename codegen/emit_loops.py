@@ -61,16 +61,21 @@ def _specs_of(body) -> list:
 
 def body_specs(specs) -> list:
     """The FunctionSpecs of every loop body the specs call, nested ones included."""
+    return bodies_under([n for s in specs if hasattr(s, "result") for n in flatten(s.result)])
+
+
+def bodies_under(roots) -> list:
+    """The FunctionSpecs of every loop body the graph under ``roots`` runs, nested ones
+    included, by name."""
     found: dict[str, object] = {}
-    pending = [s for s in specs if hasattr(s, "result")]
+    pending = [list(roots)]
     while pending:
-        spec = pending.pop()
-        for node in topological_order(flatten(spec.result)):
+        for node in topological_order(pending.pop()):
             if node.op in LOOP_EMITTERS:
                 for function in _specs_of(node.value[0]):
                     if function.name not in found:
                         found[function.name] = function
-                        pending.append(function)
+                        pending.append(flatten(function.result))
     return [found[name] for name in sorted(found)]
 
 

@@ -135,3 +135,14 @@ def test_scans_and_running_sums_over_slices():
         assert sd.evaluate(loss, x=v) == pytest.approx(reference(v), rel=1e-13)
         np.testing.assert_allclose(fn.grad(v), central_gradient(reference, v), rtol=1e-6,
                                    atol=1e-8)
+
+
+def test_a_loop_body_slicing_an_open_invariant_checks_the_length_too():
+    w, xs = sd.vector("w", None), sd.vector("xs", 3)
+    carry, _ = sd.scan(lambda c, r: (c + sd.sum(w[-2:]) * r, c), 0.0, xs)
+    fn = sd.compile(carry, args=[w, xs], background=False)
+    value, (dw, dxs) = fn.value_and_grad(np.arange(1.0, 5.0), np.ones(3))
+    assert value == 21.0 and list(dw) == [0, 0, 3, 3] and list(dxs) == [7, 7, 7]
+    for method in (fn, fn.grad):  # the body is not checked on its own
+        with pytest.raises(ValueError, match="argument w is too short"):
+            method(np.ones(1), np.ones(3))
