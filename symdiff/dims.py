@@ -71,6 +71,12 @@ def dim_text(d, batch_name: str) -> str:
     return str(d)
 
 
+def slice_text(start, stop, step) -> str:
+    """NumPy's notation of a slice from its bounds (``1:``, ``::-1``, ``2:5``)."""
+    return (f"{'' if start is None else start}:{'' if stop is None else stop}"
+            + ("" if step in (None, 1) else f":{step}"))
+
+
 # Slices of an open dimension.  A bound is affine in N: (c, v) stands for c * N + v.  The
 # result's length is one too when its N coefficient is 0 or 1; NumPy clamps bounds that
 # fall outside the axis, so each slice also needs N large enough for no clamping to occur
@@ -99,8 +105,7 @@ def open_slice(d, start, stop, step: int) -> tuple:
         (first, n1), (end, n2) = bound(start, (1, k - 1), 1, 0), bound(stop, (0, -1), 1, 1)
         length = (first[0] - end[0], first[1] - end[1])
     needs = [n1, n2]
-    text = f"[{'' if start is None else start}:{'' if stop is None else stop}" + (
-        ":-1]" if step == -1 else "]")
+    text = f"[{slice_text(start, stop, step)}]"
     if length[0] < 0:
         raise ShapeError(f"slice {text} of an open (None) dimension: its length would shrink "
                          "as the dimension grows")

@@ -9,7 +9,7 @@ step)`` a slice of an open axis as written (step 1 or -1), whose length is N + k
 
 from __future__ import annotations
 
-from .dims import is_open, open_position, open_slice
+from .dims import has_open, is_open, open_position, open_slice, slice_text
 from .errors import ShapeError
 
 
@@ -60,7 +60,7 @@ def part_key(node, i):
     axis = node.value
     lengths = [a.shape[axis] for a in node.args]
     full = ("s", None, None, None)
-    if not any(is_open(d) for d in lengths[:i + 1]):
+    if not has_open(lengths[:i + 1]):
         start = sum(lengths[:i])
         entry = ("s", start, start + lengths[i], 1)
         if is_open(node.shape[axis]):
@@ -74,21 +74,13 @@ def part_key(node, i):
     return (full,) * axis + (entry,)
 
 
-def _slice_text(start, stop, step) -> str:
-    return (f"{'' if start is None else start}:{'' if stop is None else stop}"
-            + ("" if step in (None, 1) else f":{step}"))
-
-
 def key_text(key) -> str:
     """NumPy's notation of an index key: ``0``, ``1:``, ``::-1``, ``:, 0``."""
     parts = []
     for kind, *bounds in key:
         if kind == "i":
             parts.append(str(bounds[0]))
-        elif kind == "o":  # as written
-            parts.append(_slice_text(*bounds))
-        else:  # range() bounds: a reversed slice to the beginning stops at -1 ("before 0")
-            start, stop, step = bounds
-            parts.append(_slice_text(start, None if step is not None and step < 0 and
-                                     stop == -1 else stop, step))
+        else:  # "o" as written; "s" as the slice its range() bounds stand for
+            python = slice(*bounds) if kind == "o" else _slice(*bounds)
+            parts.append(slice_text(python.start, python.stop, python.step))
     return ", ".join(parts)
