@@ -60,8 +60,6 @@ from .passes import optimize
 from .printer import to_let_form
 from .progress import show_progress
 from .special import digamma, gammaln, log_ndtr, polygamma
-from .transforms import ByShape, jit, value_and_grad
-from .vmap import VMapped, vmap
 
 __version__ = "0.1.0"
 
@@ -99,7 +97,7 @@ __all__ = [
 ]
 
 from . import while_loops  # noqa: E402, F401  (registers the while op)
-from .api import CompiledFunction, compile  # noqa: E402, A004
+from .api import CompiledFunction  # noqa: E402
 from .arrays import (  # noqa: E402
     amax,
     concatenate,
@@ -126,6 +124,8 @@ from .implicit import custom_root  # noqa: E402
 from .linalg import solve  # noqa: E402
 from .loops import fori_loop, scan, while_loop  # noqa: E402
 from .numpy_extras import cumprod, cumsum, einsum, tril, triu  # noqa: E402
+from .transforms import ByShape, compile, jit, value_and_grad, vmap  # noqa: E402, A004
+from .vmap import VMapped  # noqa: E402
 
 
 def clear_cache() -> int:

@@ -14,17 +14,8 @@ from . import __version__
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
-from .diff import (
-    as_variables,
-    forward_mode,
-    grad,
-    hessian,
-    hvp,
-    is_python_function,
-    jacobian,
-    reverse_mode,
-)
-from .errors import NotDifferentiableError, ShapeError, SymdiffError, TraceError
+from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
+from .errors import NotDifferentiableError, SymdiffError
 from .inputs import dimensions
 from .ir import (
     Expr,
@@ -39,7 +30,7 @@ from .ir import (
 from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
 from .progress import reporting
-from .trace import as_outputs, trace
+from .trace import as_outputs
 
 # Generated functions in module order: method -> (generated name, needs scalar f?).
 FUNCTIONS = {
@@ -74,51 +65,34 @@ _UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by _t
 _UNPICKLING = threading.Lock()
 
 
-def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
-            lowering: str = "auto", background: bool | None = None) -> CompiledFunction:
-    """Compile ``f`` to Numba-jitted value and derivative functions.
+def compile_options(fast_math: bool = False, lowering: str = "auto",
+                    background: bool | None = None) -> dict:
+    """The options of ``sd.compile``, checked (so a bad one fails at ``sd.compile``, not at
+    the first call) and with ``background`` resolved from SYMDIFF_BACKGROUND."""
+    from codegen.emit_numba import LOWERINGS
 
-    ``f`` is an expression (scalar or array), a list of scalar expressions
-    (vector-valued), a string, a SymPy expression, or a Python function (traced on
-    symbols named after its parameters, or on ``args``: give array parameters as shaped
-    symbols there; a function that needs arrays and has no ``args`` gives a
-    ``symdiff.transforms.ByShape``, compiled for the shapes of each call's arguments).
-    ``args`` (symbols or names, or a dict of names to shapes such as ``{"x": (None,),
-    "w": 3}``) are the positional arguments of every compiled function: by default the
-    function's parameters, else ``wrt`` followed by the other free symbols, else all free
-    symbols sorted by name.
-    ``wrt`` are the variables of the derivatives (default: all arguments); give one
-    symbol instead of a list to get its gradient alone rather than a tuple (as for a
-    function of one array argument, like JAX's ``grad``).
-    ``lowering`` picks how straight-line scalar code reaches machine code: "python"
-    (readable statements compiled by Numba), "llvm" (IR built directly, fast to compile
-    at any size) or "auto" (Python below 100 operations, LLVM from there).
-    ``background`` (default: on, unless the environment sets SYMDIFF_BACKGROUND=0): each
-    method's first call starts Numba compiling in a background thread and returns at
-    once, computed by the reference evaluator; the next call runs the compiled code,
-    waiting for it if needed (as does ``fn.wait()``).  Off: the first call compiles, then
-    runs.
-    """
-    params = None
+    if lowering not in LOWERINGS:
+        raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
+    if background is None:
+        background = os.environ.get("SYMDIFF_BACKGROUND", "1") != "0"
+    return {"fast_math": bool(fast_math), "lowering": lowering, "background": bool(background)}
+
+
+def compile_expression(f, wrt=None, *, args=None, params=None, fast_math: bool = False,
+                       lowering: str = "auto", background: bool | None = None
+                       ) -> CompiledFunction:
+    """``f`` (an expression, scalar or array, a list of scalar expressions, a string or a
+    SymPy expression) compiled; ``sd.compile`` of a Python function traces it first and
+    passes the symbols it was called on as ``params``.
+
+    ``args`` (symbols or names, or a dict of names to shapes) are the positional
+    arguments of every compiled function: by default ``params``, else ``wrt`` followed
+    by the other free symbols, else all free symbols sorted by name.  ``wrt`` are the
+    variables of the derivatives (default: all arguments); one symbol instead of a list
+    gives its gradient alone rather than a tuple."""
+    options = compile_options(fast_math, lowering, background)
     if isinstance(args, dict):  # names and shapes, in order
         args = [symbol(name, shape) for name, shape in args.items()]
-    if is_python_function(f):
-        try:
-            f, params = trace(f, args)
-        except TraceError:  # a TypeError too, but not a matter of shapes
-            raise
-        except (ShapeError, TypeError):
-            if args is not None:
-                raise
-            # Written for arrays: shapes from each call's arguments (symdiff.transforms).
-            from .transforms import ByShape
-
-            return ByShape(f, wrt, fast_math=fast_math, lowering=lowering,
-                           background=background)
-        args = None
-        from .transforms import by_position
-
-        wrt = by_position(wrt, params)
     outputs, scalar = as_outputs(f)
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
         raise SymdiffError("a list of array outputs is not supported: concatenate them")
@@ -144,14 +118,8 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
                                "list every input in args")
     if scalar and outputs[0].shape:
         scalar = False  # one array-valued output
-    from codegen.emit_numba import LOWERINGS
-
-    if lowering not in LOWERINGS:
-        raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
-    if background is None:
-        background = os.environ.get("SYMDIFF_BACKGROUND", "1") != "0"
-    return CompiledFunction(optimize(outputs, fast_math), arguments, variables, scalar, single,
-                            fast_math, lowering, background)
+    return CompiledFunction(optimize(outputs, options["fast_math"]), arguments, variables,
+                            scalar, single, **options)
 
 
 class CompiledFunction(MatrixMethods):
@@ -361,8 +329,13 @@ class CompiledFunction(MatrixMethods):
         name, needs_scalar = FUNCTIONS[method]
         if needs_scalar is not None and needs_scalar != self.is_scalar:
             kind = "a scalar" if needs_scalar else "a vector- or array-valued"
-            raise SymdiffError(f"{method} needs {kind} function; use "
-                               f"{'jacobian or vjp' if needs_scalar else 'grad'}")
+            value = (f"its value has shape {self.outputs[0].shape}" if self.outputs[0].shape
+                     else f"it has {len(self.outputs)} outputs" if needs_scalar
+                     else "its value is a scalar")
+            hint = ("; for one value per point, map it with fn.vmap or declare scalar args"
+                    if needs_scalar and self._arrays else "")
+            raise SymdiffError(f"{method} needs {kind} function ({value}); use "
+                               f"{'jacobian or vjp' if needs_scalar else 'grad'}{hint}")
         outs, wrt = self.outputs, self.wrt
         value = outs[0] if len(outs) == 1 and (self.is_scalar or outs[0].shape) else list(outs)
         extra, arrays = (), ()

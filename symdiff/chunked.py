@@ -92,7 +92,7 @@ class ChunkedLoss:
     """A compiled function split into per-chunk sums and the rest (see the module)."""
 
     def __init__(self, compiled):
-        from .api import compile
+        from .api import compile_expression
         from .arrays import concatenate, reshape
         from .passes import substitute
 
@@ -115,9 +115,10 @@ class ChunkedLoss:
         options = {"fast_math": compiled.fast_math, "lowering": compiled.lowering,
                    "background": False}
         parts = concatenate([reshape(s, (-1,)) for s in sums])
-        self.per_chunk = compile(parts, list(compiled.wrt), args=list(compiled.args), **options)
-        self.rest = compile(rest, list(compiled.wrt) + self.totals, args=free + self.totals,
-                            **options)
+        self.per_chunk = compile_expression(parts, list(compiled.wrt), args=list(compiled.args),
+                                            **options)
+        self.rest = compile_expression(rest, list(compiled.wrt) + self.totals,
+                                       args=free + self.totals, **options)
 
     def evaluate(self, method: str, x):
         """``method`` (forward, grad or value_and_grad) of the loss at ``x``."""

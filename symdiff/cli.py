@@ -129,10 +129,10 @@ def run(argv: list[str] | None = None, out=None) -> int:
         path = render(to_dot(f, point if show_values else None), args.graph)
         print(f"\ndrew {path}", file=out)
     if args.output:
-        from .api import compile
+        from .api import compile_expression
 
         try:
-            path = compile(f, wrt, fast_math=args.fast_math).save(args.output)
+            path = compile_expression(f, wrt, fast_math=args.fast_math).save(args.output)
         except OSError as error:
             raise SymdiffError(f"-o {args.output}: {error.strerror or error}") from None
         print(f"\nwrote {path}", file=out)

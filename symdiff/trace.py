@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 from .diff import as_expression
@@ -38,34 +39,57 @@ def as_outputs(f) -> tuple[list[Expr], bool]:
     return [_one(f)], True
 
 
-def trace(fn, args=None) -> tuple[object, list[Expr]]:
-    """Call a Python function on symbols named after its parameters.
+def function_name(fn) -> str:
+    """A Python callable's name for messages: a function's own, a ``functools.partial``'s
+    wrapped function's, else its class's."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
-    ``args`` may give the symbols to pass instead (for array parameters, with their
-    shapes); names in it stand for scalar symbols.  Parameters with a default value keep
-    it (a constant) unless ``args`` lists them too.  Returns the function's result and
-    the symbols passed, in order.
-    """
+
+def parameters(fn) -> list[inspect.Parameter]:
+    """The parameters of a Python function to trace: each becomes a symbol when it is
+    passed (those with defaults keep them otherwise).  TraceError for ``*args``,
+    ``**kwargs`` and keyword-only parameters without defaults, which have no position."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         raise TraceError(f"cannot read the parameters of {fn!r}; pass an expression") from None
-    params, required = [], 0
+    found = []
     for p in signature.parameters.values():
-        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            raise TraceError(f"cannot trace parameter {p.name!r} of {fn.__name__}: only plain "
-                             "positional parameters become symbols")
-        params.append(symbol(p.name))
-        required += p.default is p.empty
-    if args is None:
-        params = params[:required]  # the others keep their defaults
-    else:
-        given = [a if isinstance(a, Expr) else symbol(a) for a in (
-            [args] if isinstance(args, (str, Expr)) else args)]
-        if not required <= len(given) <= len(params):
-            takes = (f"{len(params)} parameters" if required == len(params) else
-                     f"{required} to {len(params)} parameters ({len(params) - required} "
-                     "with defaults)")
-            raise TraceError(f"{fn.__name__} takes {takes} but args lists {len(given)}")
-        params = given
-    return fn(*params), params
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (
+                p.kind == p.KEYWORD_ONLY and p.default is p.empty):
+            raise TraceError(f"cannot trace parameter {p.name!r} of {function_name(fn)}: only "
+                             "named parameters become symbols")
+        found.append(p)
+    return found
+
+
+def call_on(fn, symbols: dict[str, Expr]):
+    """``fn`` called with ``symbols`` by parameter name (positional-only ones by position,
+    which is possible because Python's binding made them a leading run)."""
+    positional, keywords = [], {}
+    for p in parameters(fn):
+        if p.name not in symbols:
+            continue
+        if p.kind == p.POSITIONAL_ONLY:
+            positional.append(symbols[p.name])
+        else:
+            keywords[p.name] = symbols[p.name]
+    return fn(*positional, **keywords)
+
+
+def trace(fn, args) -> tuple[object, list[Expr]]:
+    """Call a Python function on the symbols ``args`` (names stand for scalar symbols),
+    in order of its parameters; those with defaults and not in ``args`` keep their
+    default (a constant).  Returns the function's result and the symbols passed."""
+    params = [p for p in parameters(fn) if p.kind != p.KEYWORD_ONLY]
+    required = sum(p.default is p.empty for p in params)
+    given = [a if isinstance(a, Expr) else symbol(a) for a in (
+        [args] if isinstance(args, (str, Expr)) else args)]
+    if not required <= len(given) <= len(params):
+        takes = (f"{len(params)} parameters" if required == len(params) else
+                 f"{required} to {len(params)} parameters ({len(params) - required} "
+                 "with defaults)")
+        raise TraceError(f"{function_name(fn)} takes {takes} but args lists {len(given)}")
+    return fn(*given), given

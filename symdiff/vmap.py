@@ -15,8 +15,10 @@ import threading
 import numpy as np
 from numba import types
 
+from .api import compile_source
+from .blas_threads import limited, threaded_products
 from .chunked import is_dask
-from .errors import ArgumentError, ShapeError, SymdiffError
+from .errors import ArgumentError, ShapeError
 from .inputs import real_array, real_number
 
 METHODS = ("forward", "grad", "value_and_grad", "hessian", "jacobian", "hvp", "jvp", "vjp")
@@ -106,21 +108,6 @@ class VMapped:
         return found[1]
 
 
-def vmap(function, in_axes=0, **options) -> VMapped:
-    """``function`` over a batch axis of its arguments (``jax.vmap``): a compiled function,
-    a ``ByShape``, or a Python function (then compiled per point shape with ``options``)."""
-    from .api import CompiledFunction
-    from .transforms import ByShape
-
-    if not isinstance(function, (CompiledFunction, ByShape)):
-        if not callable(function):
-            raise SymdiffError(f"sd.vmap needs a function, got {function!r}")
-        function = ByShape(function, options.pop("wrt", None), **options)
-    elif options:
-        raise SymdiffError("options are for a Python function; this one is compiled already")
-    return VMapped(function, in_axes)
-
-
 def _argument_count(function) -> int:
     return len(function.names) if hasattr(function, "names") else len(function.args)
 
@@ -157,9 +144,6 @@ def _empty(probe):
 def _compile_driver(compiled, method: str, batched: tuple, values: list):
     from codegen.emit_vmap import emit_vmap, result_layout
     from codegen.naming import parameter_names
-
-    from .api import compile_source
-    from .blas_threads import limited, threaded_products
 
     spec = compiled._spec(method)
     params = parameter_names([s.value for s in spec.inputs])

@@ -69,7 +69,9 @@ def test_parameters_with_defaults_stay_constants():
     fn = sd.compile(lambda x, k=2.0: np.sum(x * k), args=[x], background=False)
     assert fn.args == [x] and fn(POINT) == pytest.approx(2.0 * POINT.sum())
     fn = sd.compile(lambda a, k=3.0: a**k, background=False)
-    assert [s.value for s in fn.args] == ["a"] and fn.grad(2.0)[0] == pytest.approx(12.0)
+    assert fn.grad(2.0)[0] == pytest.approx(12.0)
+    assert [s.value for s in fn.compiled_for(2.0).args] == ["a"]
+    assert fn(2.0, k=2.0) == pytest.approx(4.0)  # passed: an argument (Python's binding)
     listed = sd.compile(lambda a, k=3.0: a**k, args=["a", "k"], background=False)
     assert listed(2.0, 2.0) == pytest.approx(4.0)  # listed in args: a symbol again
     with pytest.raises(sd.TraceError, match="takes 1 to 2 parameters"):
@@ -91,7 +93,9 @@ def test_equality_with_numbers_is_symbolic_not_a_silent_branch():
         return np.sin(x) / x
 
     with pytest.raises(sd.TraceError, match="sd.where"):
-        sd.compile(guarded)
+        sd.compile(guarded)(1.0)  # traced at the call, on the arguments' shapes
+    with pytest.raises(sd.TraceError, match="sd.where"):
+        sd.compile(guarded, args=["x"])
     sinc = sd.compile(lambda x: np.where(x != 0, np.sin(x) / np.where(x != 0, x, 1.0), 1.0),
                       background=False)
     assert sinc(0.0) == 1.0 and sinc(1.0) == pytest.approx(np.sin(1.0), rel=1e-15)
