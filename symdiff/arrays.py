@@ -14,6 +14,7 @@ import numpy as np
 
 from .array_ops import ArrayData, Rows, broadcast_to, reduced_shape, sum_to, zeros
 from .dims import has_open, is_open, offset, open_slice, static_prod
+from .eager import eager
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, apply, as_expr, symbol, topological_order
 
@@ -55,16 +56,19 @@ def _reduction(op_name: str, x, axis, keepdims) -> Expr:
     return apply(op_name, x, payload=(_axes(x, axis), bool(keepdims)))
 
 
+@eager
 def sum(x, axis=None, keepdims=False) -> Expr:  # noqa: A001 - NumPy's name
     """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
     return _reduction("sum", x, axis, keepdims)
 
 
+@eager
 def amax(x, axis=None, keepdims=False) -> Expr:
     """Maximum over ``axis``; its derivative splits ties evenly."""
     return _reduction("amax", x, axis, keepdims)
 
 
+@eager
 def mean(x, axis=None, keepdims=False) -> Expr:
     """Mean over ``axis``; over the open (None) dimension it divides by its length at
     run time."""
@@ -89,17 +93,20 @@ def mean(x, axis=None, keepdims=False) -> Expr:
     return result
 
 
+@eager
 def matmul(a, b) -> Expr:
     """Matrix product of 1-D/2-D expressions (``a @ b``)."""
     return apply("matmul", as_expr(a), as_expr(b))
 
 
+@eager
 def dot(a, b) -> Expr:
     """np.dot for 1-D/2-D operands (the same as matmul there); scalars multiply."""
     a, b = as_expr(a), as_expr(b)
     return apply("mul", a, b) if not a.shape or not b.shape else matmul(a, b)
 
 
+@eager
 def transpose(x) -> Expr:
     """Reverse the axes (1-D and 2-D expressions)."""
     x = as_expr(x)
@@ -108,6 +115,7 @@ def transpose(x) -> Expr:
     return x if x.ndim < 2 else apply("transpose", x)
 
 
+@eager
 def reshape(x, shape) -> Expr:
     """The same elements in ``shape`` (C order; -1 infers one static dimension)."""
     x = as_expr(x)
@@ -192,6 +200,7 @@ def _row_positions(item, dim):
     return None
 
 
+@eager
 def take(x, rows) -> Expr:
     """Rows of ``x`` (first axis) at constant integer positions, like ``np.take(x, rows, 0)``;
     its gradient adds back into the rows (repeated positions accumulate)."""
@@ -226,6 +235,7 @@ def flat_positions(key, shape) -> np.ndarray | None:
     return np.ravel_multi_index(tuple(a.ravel() for a in arrays), shape)
 
 
+@eager
 def index(x, key) -> Expr:
     """``x[key]`` with constant ints and slices; a 1-D integer array (or boolean mask) on
     the first axis gathers rows, and one integer array per axis gathers elements, as in
@@ -245,6 +255,7 @@ def index(x, key) -> Expr:
     return x if not normalized else apply("index", x, payload=normalized)
 
 
+@eager
 def concatenate(xs, axis=0) -> Expr:
     """Join expressions (or constant lists and arrays) along an existing axis."""
     xs = [as_expr(np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x)
@@ -255,9 +266,11 @@ def concatenate(xs, axis=0) -> Expr:
     return xs[0] if len(xs) == 1 else apply("concatenate", *xs, payload=axis)
 
 
+@eager
 def stack(xs, axis=0) -> Expr:
-    """Join expressions of one shape along a new axis."""
-    xs = [as_expr(x) for x in xs]
+    """Join expressions (or constant lists and arrays) of one shape along a new axis."""
+    xs = [as_expr(np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x)
+          for x in xs]
     if not xs:
         raise ShapeError("stack needs one or more expressions")
     shape = xs[0].shape
@@ -266,11 +279,13 @@ def stack(xs, axis=0) -> Expr:
     return concatenate([reshape(x, new) for x in xs], axis)
 
 
+@eager
 def where(condition, x, y) -> Expr:
     """``x`` where ``condition`` is nonzero (comparisons give 1.0/0.0), else ``y``."""
     return apply("where", condition, x, y)
 
 
+@eager
 def logsumexp(x, axis=None, keepdims=False) -> Expr:
     """log(sum(exp(x))) computed as m + log(sum(exp(x - m))), m the max (no overflow)."""
     x = as_expr(x)
@@ -280,17 +295,20 @@ def logsumexp(x, axis=None, keepdims=False) -> Expr:
     return kept if keepdims else reshape(kept, reduced_shape(x.shape, _axes(x, axis), False))
 
 
+@eager
 def log_softmax(x, axis=-1) -> Expr:
     """x - logsumexp(x) along ``axis`` (stable)."""
     x = as_expr(x)
     return apply("sub", x, logsumexp(x, axis, keepdims=True))
 
 
+@eager
 def softmax(x, axis=-1) -> Expr:
     """exp(log_softmax(x)) along ``axis`` (stable)."""
     return apply("exp", log_softmax(x, axis))
 
 
+@eager
 def outer(u, v) -> Expr:
     """Outer product of two vectors."""
     from .array_ops import _outer

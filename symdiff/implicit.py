@@ -27,6 +27,7 @@ import numpy as np
 
 from .array_ops import dense_sparsity
 from .dims import has_open
+from .eager import eager
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
 from .loops import ScanBody, _node, _tracing
@@ -129,6 +130,7 @@ register(Op("root", None, lambda shape, payload, solution, *parameters: solution
             vjp=_root_vjp, jvp=_root_jvp, sparsity=dense_sparsity, describe=_describe_root))
 
 
+@eager
 def custom_root(f, x0, solve):
     """The root x of ``f(x) = 0`` computed by ``solve(f, x0)``, whose derivatives with
     respect to the parameters of ``f`` (the symbols it reads) come from the implicit

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .array_ops import _outer, broadcast_to, dense_sparsity
+from .eager import eager
 from .errors import ShapeError
 from .ir import Expr, Op, apply, as_expr, register
 
@@ -46,6 +47,7 @@ register(Op("solve", 2, _solve_evaluate, None, None, None, shape_rule=_solve_sha
             vjp=_solve_vjp, jvp=_solve_jvp, sparsity=dense_sparsity))
 
 
+@eager
 def solve(a, b) -> Expr:
     """x with ``a @ x = b`` for a square matrix ``a`` and a vector ``b`` (NumPy's
     ``linalg.solve``); derivatives of any order with respect to both."""

@@ -32,6 +32,7 @@ import numpy as np
 
 from .array_ops import dense_sparsity
 from .data import lift_data
+from .eager import eager
 from .errors import ShapeError, SymdiffError
 from .ir import (
     Expr,
@@ -327,6 +328,7 @@ def _restore(parts, kind):
         None if kind is None and not parts else kind(parts))
 
 
+@eager
 def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     """Loop ``carry, y = step(carry, x)`` over the leading axis of ``xs``, like
     ``jax.lax.scan``; returns ``(final carry, ys stacked)``.
@@ -382,6 +384,7 @@ def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     return _restore(final, carry_kind), _restore(stacked, ys_kind)
 
 
+@eager
 def fori_loop(lower, upper, body, init):
     """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
     ``jax.lax.fori_loop``; returns the final carry.  ``i`` is a float, for arithmetic in
@@ -423,6 +426,7 @@ def fori_loop(lower, upper, body, init):
     return _restore(list(final[1:]), kind)
 
 
+@eager
 def while_loop(cond, body, init, *, max_steps: int | None = None):
     """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``; returns
     the final carry.

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .dims import has_open
+from .eager import eager
 from .errors import ShapeError
 from .ir import apply, as_expr
 
@@ -99,6 +100,7 @@ def _running(x, axis, name: str, combine, identity: float):
     return transpose(running) if axis % x.ndim == 1 else running
 
 
+@eager
 def cumsum(x, axis=None):
     """Running sums (``axis=None`` flattens first, as NumPy does): the cumsum op for
     vectors, a scan along the axis of a matrix."""
@@ -108,6 +110,7 @@ def cumsum(x, axis=None):
     return _running(x, axis, "cumsum", lambda c, r: apply("add", c, r), 0.0)
 
 
+@eager
 def cumprod(x, axis=None):
     """Running products, as a scan (exact derivatives where elements are zero, unlike
     exp(cumsum(log x)))."""
@@ -129,11 +132,13 @@ def differences(x, n=1, axis=-1):
     return x
 
 
+@eager
 def tril(m, k=0):
     """The lower triangle of a matrix (``np.tril``): a product with a constant mask."""
     return _triangle(m, k, np.tril, "tril")
 
 
+@eager
 def triu(m, k=0):
     """The upper triangle of a matrix (``np.triu``)."""
     return _triangle(m, k, np.triu, "triu")
@@ -149,6 +154,7 @@ def _triangle(m, k, mask, name):
     return apply("mul", m, array_constant(mask(np.ones(m.shape), k)))
 
 
+@eager
 def einsum(subscripts: str, *operands):
     """``np.einsum`` for explicit or implicit subscripts without repeated letters in one
     operand: operands broadcast against each other over all letters, multiplied, summed

@@ -19,6 +19,7 @@ import sympy
 from sympy.codegen.cfunctions import expm1 as sympy_expm1
 from sympy.codegen.cfunctions import log1p as sympy_log1p
 
+from .eager import eager
 from .ir import OPS, Op, apply, const, register
 
 ZERO = const(0.0)
@@ -336,8 +337,9 @@ def _public(name):
     function.__name__ = name
     function.__qualname__ = name
     arity = ", ".join("cxy"[3 - OPS[name].arity:]) if OPS[name].arity > 1 else "x"
-    function.__doc__ = f"Symbolic {name}({arity}); numbers become constants."
-    return function
+    function.__doc__ = (f"{name}({arity}): an expression (numbers become constants); with no "
+                        "expression among the arguments, its value (a float or an array).")
+    return eager(function)
 
 
 sin, cos, tan, exp, log, sqrt = map(_public, ("sin", "cos", "tan", "exp", "log", "sqrt"))

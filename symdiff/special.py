@@ -18,6 +18,7 @@ import struct
 import scipy.special
 import sympy
 
+from .eager import eager
 from .ir import OPS, Op, apply, register
 from .ops import FUNCTIONS, ZERO, _declare, _helper, _ir_helper, _public, _rule
 
@@ -142,8 +143,9 @@ gammaln, digamma, log_ndtr = map(_public, ("gammaln", "digamma", "log_ndtr"))
 FUNCTIONS.update((name, OPS[name]) for name in ("gammaln", "digamma", "polygamma", "log_ndtr"))
 
 
+@eager
 def polygamma(n, x):
-    """Symbolic polygamma(n, x), the n-th derivative of digamma (n a non-negative int)."""
+    """polygamma(n, x), the n-th derivative of digamma (n a non-negative int)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"polygamma's order must be a non-negative int, got {n!r}")
     return apply("digamma", x) if n == 0 else apply("polygamma", float(n), x)
