@@ -1,0 +1,173 @@
+"""The import layers (issue 22): every module imports only from its own layer or below,
+and no modules import each other in a circle.
+
+Every import counts, top-level and inside functions (an import moved into a function to
+dodge a cycle is still an edge).  The two allow-lists hold the violations that existed
+when this test was written; they may only shrink: an entry that no longer occurs fails
+the test too, so fixing an edge means deleting its line.
+"""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGES = ("symdiff", "codegen")
+
+# Bottom to top.  A module's layer is the first whose prefixes match its name.
+LAYERS = [
+    ("errors", ["symdiff.errors"]),
+    ("ir", ["symdiff.walk", "symdiff.ir", "symdiff.dims", "symdiff.index_keys",
+            "symdiff.printer", "symdiff.evaluate", "symdiff.eager"]),
+    ("ops", ["symdiff.ops", "symdiff.array_ops", "symdiff.special", "symdiff.linalg"]),
+    ("passes", ["symdiff.rules", "symdiff.passes", "symdiff.sparsity", "symdiff.coloring",
+                "symdiff.data"]),
+    ("autodiff", ["symdiff.diff"]),
+    ("control", ["symdiff.loops", "symdiff.while_loops", "symdiff.implicit"]),
+    ("frontend", ["symdiff.arrays", "symdiff.numpy_extras", "symdiff.updates",
+                  "symdiff.parser", "symdiff.long_parser", "symdiff.trace",
+                  "symdiff.sympy_bridge", "symdiff.graph_picture"]),
+    ("codegen", ["symdiff.loop_math", "codegen"]),
+    ("runtime", ["symdiff.inputs", "symdiff.progress", "symdiff.blas_threads",
+                 "symdiff.interpret", "symdiff.calls", "symdiff.chunked", "symdiff.matrices",
+                 "symdiff.api", "symdiff.vmap", "symdiff.transforms", "symdiff.processes"]),
+    ("public", ["symdiff.cli", "symdiff.__main__", "symdiff"]),
+]
+
+# Imports from a lower layer to a higher one that exist today: (importer, imported).
+ALLOWED_UPWARD = {
+    ("symdiff.api", "symdiff"),
+    ("symdiff.diff", "symdiff.arrays"),
+    ("symdiff.diff", "symdiff.parser"),
+    ("symdiff.diff", "symdiff.transforms"),
+    ("symdiff.implicit", "symdiff.arrays"),
+    ("symdiff.ir", "symdiff.arrays"),
+    ("symdiff.ir", "symdiff.numpy_extras"),
+    ("symdiff.ir", "symdiff.updates"),
+    ("symdiff.loops", "symdiff.arrays"),
+    ("symdiff.loops", "symdiff.sympy_bridge"),
+    ("symdiff.ops", "symdiff.loop_math"),
+    ("symdiff.sparsity", "symdiff.diff"),
+}
+# Modules that are part of an import circle today.
+ALLOWED_IN_CYCLES = {
+    "codegen", "codegen.emit_arrays", "codegen.emit_directions", "codegen.emit_fused",
+    "codegen.emit_llvm", "codegen.emit_loops", "codegen.emit_numba", "codegen.emit_sums",
+    "codegen.emit_vmap", "codegen.schedule", "symdiff", "symdiff.api", "symdiff.array_ops",
+    "symdiff.arrays", "symdiff.blas_threads", "symdiff.calls", "symdiff.chunked",
+    "symdiff.data", "symdiff.diff", "symdiff.eager", "symdiff.evaluate",
+    "symdiff.graph_picture", "symdiff.implicit", "symdiff.interpret", "symdiff.ir",
+    "symdiff.linalg", "symdiff.long_parser", "symdiff.loop_math", "symdiff.loops",
+    "symdiff.matrices", "symdiff.numpy_extras", "symdiff.ops", "symdiff.parser",
+    "symdiff.passes", "symdiff.printer", "symdiff.processes", "symdiff.rules",
+    "symdiff.sparsity", "symdiff.special", "symdiff.sympy_bridge", "symdiff.trace",
+    "symdiff.transforms", "symdiff.updates", "symdiff.vmap", "symdiff.while_loops",
+}
+
+
+def modules() -> dict[str, pathlib.Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def layer_of(module: str) -> int:
+    for k, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return k
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_layers.py")
+
+
+def imports(known: dict[str, pathlib.Path]) -> set[tuple[str, str]]:
+    """(importer, imported) for every import of a project module, local ones included."""
+    edges = set()
+    for name, path in known.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                # "from . import api" imports the module api; "from .ir import Expr" ir.
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
+                           for alias in node.names]
+            for target in targets:
+                while target and target not in known:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    edges.add((name, target))
+    return edges
+
+
+def strongly_connected(nodes, edges) -> list[list[str]]:
+    """Tarjan's components, iteratively (no recursion)."""
+    successors = {n: sorted(b for a, b in edges if a == n) for n in nodes}
+    index, low, on_stack, stack, components, counter = {}, {}, set(), [], [], 0
+    for root in sorted(nodes):
+        if root in index:
+            continue
+        work = [(root, iter(successors[root]))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(successors[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(sorted(component))
+    return components
+
+
+def test_every_module_has_a_layer():
+    for name in modules():
+        layer_of(name)
+
+
+def test_imports_go_downward_only():
+    known = modules()
+    upward = {(a, b) for a, b in imports(known) if layer_of(b) > layer_of(a)}
+    new = sorted(upward - ALLOWED_UPWARD)
+    fixed = sorted(ALLOWED_UPWARD - upward)
+    assert not new, "imports from a lower layer to a higher one:\n" + "\n".join(
+        f"  {a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})" for a, b in new)
+    assert not fixed, f"no longer upward, delete from ALLOWED_UPWARD: {fixed}"
+
+
+def test_no_import_cycles():
+    known = modules()
+    components = strongly_connected(known, imports(known))
+    in_cycles = {m for c in components if len(c) > 1 for m in c}
+    assert not in_cycles - ALLOWED_IN_CYCLES, "modules in import cycles: " + "; ".join(
+        ", ".join(c) for c in components if len(c) > 1)
+    assert not ALLOWED_IN_CYCLES - in_cycles, (
+        f"no longer in a cycle, delete from ALLOWED_IN_CYCLES: "
+        f"{sorted(ALLOWED_IN_CYCLES - in_cycles)}")
