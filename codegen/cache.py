@@ -205,6 +205,20 @@ def _manifest_text(folder: str, files: list[str]) -> str | None:
     return "".join(lines)
 
 
+def _matches_manifest(folder: str, module_name: str, files: list[str]) -> bool:
+    """Whether Numba's ``files`` of a module are exactly those its manifest records."""
+    recorded = read_private(os.path.join(folder, module_name + ".sha256"))
+    return recorded is not None and _manifest_text(folder, files) == recorded.decode(
+        "ascii", "replace")
+
+
+def is_compiled(folder: str, module_name: str) -> bool:
+    """Whether the module's machine code is in the cache, matching its manifest (loading
+    it then compiles nothing); reads only, unlike verify_compiled."""
+    files = numba_files(folder, module_name)
+    return bool(files) and _matches_manifest(folder, module_name, files)
+
+
 def verify_compiled(folder: str, module_name: str) -> None:
     """Delete Numba's files of a module unless each matches the module's manifest (they
     are pickles: never let Numba read one that we did not write)."""
@@ -212,12 +226,10 @@ def verify_compiled(folder: str, module_name: str) -> None:
     manifest = os.path.join(folder, module_name + ".sha256")
     if not files:
         return
-    recorded = read_private(manifest)
-    if recorded is not None and _manifest_text(folder, files) == recorded.decode("ascii",
-                                                                                  "replace"):
+    if _matches_manifest(folder, module_name, files):
         os.utime(manifest)  # recently used: evicted last
         return
-    if recorded is not None:
+    if read_private(manifest) is not None:
         warn_once("damaged", "symdiff: a damaged compile cache entry was removed and will be "
                              f"recompiled ({module_name})")
     for name in files:

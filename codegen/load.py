@@ -68,6 +68,22 @@ def load_module(source: str, name: str, *, cached: bool = True) -> types.ModuleT
         return module
 
 
+def is_compiled(source: str, name: str, function: str) -> bool:
+    """Whether ``function`` of generated ``source`` (a module loaded as ``name``) runs
+    without compiling: loaded in this process and compiled, or in the cache with its
+    module file holding exactly ``source`` and its machine code matching the manifest
+    (cache.is_compiled).  Reads only: load_module repairs what it finds wrong."""
+    module_name = module_name_for(source, name)
+    module = _modules.get(module_name)
+    if module is not None and module.__symdiff_cache__ and getattr(module, function).signatures:
+        return True
+    folder = cache.directory()
+    if folder is None:
+        return False
+    present = cache.read_private(os.path.join(folder, module_name + ".py"))
+    return present == source.encode("utf-8") and cache.is_compiled(folder, module_name)
+
+
 def _verified_file(folder: str, module_name: str, source: str) -> str:
     """The module's path in the cache, holding exactly ``source``; its Numba files are
     kept only when they match their manifest."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -10,13 +11,15 @@ import weakref
 
 from numba import types
 
+from codegen.load import is_compiled
+
 from . import __version__
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
 from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import NotDifferentiableError, SymdiffError
-from .inputs import dimensions
+from .interpret import first_call_seconds, interpreter
 from .ir import (
     Expr,
     count_ops,
@@ -27,7 +30,7 @@ from .ir import (
     internal_symbol,
     symbol,
 )
-from .matrices import LOOPS, MatrixMethods, guarded
+from .matrices import LOOPS, MatrixMethods, batch_size, guarded
 from .passes import optimize
 from .progress import reporting
 from .trace import as_outputs
@@ -55,11 +58,15 @@ _SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
 _PREPARED: weakref.WeakSet = weakref.WeakSet()
 _PREPARING = threading.Lock()
-# Estimated seconds of the reference evaluator per operation and argument element, and
-# the most a first call interprets before it waits for the compiled code instead
-# (measured: a 15-operation gradient over 16,000 x 8 rows interprets in 0.27 s).
-_INTERPRET_SECONDS = 1.5e-7
-INTERPRET_MAX_SECONDS = 0.1
+# A background first call is answered by the evaluator when it is expected to take less
+# than this share of the compile (symdiff.interpret.first_call_seconds).  The two share
+# the GIL, so interpreting delays the compiled code by about as long as it runs: at a
+# half, a short script takes at most 1.5x and the first answer at most 2x their best.
+EVALUATOR_SHARE = 0.5
+# "auto": as above, and machine code in the cache is loaded at once; "evaluator": every
+# background first call on the evaluator, cache or not (the tiers before issue 21, for
+# benchmarks/first_call.py and tests).
+FIRST_CALL = "auto"
 _INSTANCES: weakref.WeakSet = weakref.WeakSet()  # reset in a forked child
 _UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by _token
 _UNPICKLING = threading.Lock()
@@ -152,7 +159,8 @@ class CompiledFunction(MatrixMethods):
         self.lowering = lowering
         self.background = background
         self._compiling: dict[str, threading.Thread] = {}
-        self._interpreted: dict[str, object] = {}
+        self._interpreted: dict[str, object] = {}  # methods on the evaluator: _evaluator
+        self._tiers: dict[str, str] = {}  # what answered each background first call
         self._failed: dict[str, BaseException] = {}
         self._modules: list = []  # the generated modules this function's methods run in
         self._lock = threading.RLock()
@@ -398,47 +406,61 @@ class CompiledFunction(MatrixMethods):
         loaded = self._loaded.get((method, batched))
         if loaded is not None:
             return loaded
-        if batched or not self.background:
-            with self._lock:  # one compile however many threads call
-                loaded = self._loaded.get((method, batched))
-                if loaded is not None:
-                    return loaded
+        with self._lock:  # one compile however many threads call
+            loaded = self._loaded.get((method, batched))
+            if loaded is not None:
+                return loaded
+            if batched or not self.background:
                 return self._compile(method, batched,
                                      self._module_source([self._spec(method, batched)]))
-        with self._lock:
             first = method not in self._compiling
             if first:
-                self._start_background(method)
+                # The symbolic work and the source are made here, so a compile thread
+                # only loads the module and runs Numba (no more of the GIL than that).
+                spec = self._spec(method)
+                source = self._module_source([spec])
+                if FIRST_CALL == "auto" and compiled_at_hand(source, spec.name):
+                    self._tiers[method] = "cache"  # machine code at hand: loaded, not interpreted
+                    return self._compile(method, False, source)
+                self._start_background(method, source)
         if first:
-            return self._interpreted[method]
+            return functools.partial(self._first_call, method, spec, source)
         # Later calls wait: interpreting them would take the GIL from the compile.
         return self._finished(method)
 
-    def _start_background(self, method: str) -> None:
-        # The symbolic work and the source are made here, so the thread only loads the
-        # module and runs Numba (and takes no more of the GIL than that).
-        from .interpret import interpreter
-
-        spec = self._spec(method)
-        source = self._module_source([spec])
-        if method in LOOPS and not self._unrolled(method):
-            first = self._loop_interpreter(spec, method)
-        else:
-            first = interpreter(spec)
-        interpreted = guarded(with_conversions(first, self, method, spec, checked=True),
-                              self, method)
-        kernel = getattr(spec, "kernel", spec)
-        per_element = _INTERPRET_SECONDS * count_ops(flatten(kernel.result))
-
-        def first_call(*x):
-            # Large data: the compiled code, even waited for, is cheaper than interpreting.
-            if per_element * sum(dimensions(v)[1] for v in x) > INTERPRET_MAX_SECONDS:
+    def _first_call(self, method: str, spec, source: str, *x):
+        """The first call of a method compiling in the background: the evaluator answers
+        it when first_call_seconds expects that to take under EVALUATOR_SHARE of the
+        compile, else the compiled code, waited for."""
+        if FIRST_CALL == "auto":
+            try:
+                directions = self._direction_count(x) if hasattr(spec, "kernel") else 0
+                evaluating, compiling = first_call_seconds(
+                    spec, source, batch_size(self.args, x), directions)
+            except (TypeError, ValueError):  # arguments the evaluator's checks refuse
+                evaluating, compiling = 0.0, 1.0
+            if not evaluating < EVALUATOR_SHARE * compiling:
+                self._tiers[method] = "compiled"
                 return self._finished(method)(*x)
-            return interpreted(*x)
+        self._tiers[method] = "evaluator"
+        return self._evaluator(method)(*x)
 
-        first_call.__doc__, first_call.dispatcher = interpreted.__doc__, interpreted.dispatcher
-        self._interpreted[method] = first_call
+    def _evaluator(self, method: str):
+        """The method computed by the reference evaluator, with the compiled function's
+        argument checks and result types (the first tier)."""
+        call = self._interpreted.get(method)
+        if call is None:
+            spec = self._spec(method)
+            if method in LOOPS and not self._unrolled(method):
+                first = self._loop_interpreter(spec)
+            else:
+                first = interpreter(spec)
+            call = guarded(with_conversions(first, self, method, spec, checked=True), self,
+                           method)
+            self._interpreted[method] = call
+        return call
 
+    def _start_background(self, method: str, source: str) -> None:
         def work():
             try:
                 self._compile(method, False, source)
@@ -512,7 +534,17 @@ def load_module_for(source: str, name: str, cached: bool = True):
     """Load generated source (see codegen.load_module)."""
     from codegen import load_module
 
-    return load_module(source, re.sub(r"\W", "_", name), cached=cached)
+    return load_module(source, _module_name(name), cached=cached)
+
+
+def _module_name(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def compiled_at_hand(source: str, name: str) -> bool:
+    """Whether ``compile_source`` of this ``source`` and function ``name`` would only load
+    machine code, compiled in this process or cached (codegen.load.is_compiled)."""
+    return is_compiled(source, _module_name(f"symdiff_{name}"), name)
 
 
 def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):

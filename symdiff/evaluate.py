@@ -91,7 +91,10 @@ def evaluate(exprs, values=None, **kwargs):
                 result[node] = _elementwise(op, args)
             else:
                 shape = resolve_shape(node.shape, batch[0]) if batch else node.shape
-                result[node] = op.evaluate(shape, node.value, *args)
+                value = op.evaluate(shape, node.value, *args)
+                # A scalar as a float, not a 0-d array: the operations that read it then
+                # take the scalar path of _elementwise (ten times faster).
+                result[node] = value if shape or type(value) is float else float(value)
     if single:
         return result[roots[0]]
     return restructure(exprs, iter([result[r] for r in roots]))

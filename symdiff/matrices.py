@@ -27,9 +27,6 @@ from .errors import SymdiffError
 # Functions of at most this many scalar variables keep unrolled Hessians, and Jacobians
 # of at most this many entries squared; larger ones loop over directions.
 UNROLL_MAX_VARIABLES = 64
-# The first (interpreted) call of a direction loop runs on the evaluator up to this many
-# directions; beyond, it waits for the compiled code.
-INTERPRET_MAX_DIRECTIONS = 64
 # Methods of CompiledFunction computed by a runtime loop over directions (unless unrolled);
 # the *_data ones return the nonzeros of a compressed evaluation.
 LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
@@ -162,9 +159,9 @@ class MatrixMethods:
                              tupled, doc, transpose, compressed,
                              self._spec("forward") if shaped_by_value else None)
 
-    def _loop_interpreter(self, loop, method: str):
-        """The first call of a direction loop: the loop in Python over the evaluator's
-        kernel, or for many directions the compiled code (interpreting would be slower)."""
+    def _loop_interpreter(self, loop):
+        """A direction loop on the evaluator: the loop in Python over the evaluator's
+        kernel (the first tier; symdiff.api chooses when it runs)."""
         from codegen.emit_directions import run_direction_loop
 
         from .interpret import interpreter
@@ -174,16 +171,17 @@ class MatrixMethods:
         count = len(self._inputs)
 
         def call(*x):
-            args, extra = x[:count], x[count:]
-            if extra:
-                directions = np.shape(extra[0])[0]
-            else:
-                directions = elements(self.wrt, batch_size(self._inputs, args))
-            if directions > INTERPRET_MAX_DIRECTIONS:
-                return self._finished(method)(*x)
-            return run_direction_loop(loop, kernel, forward, args, extra)
+            return run_direction_loop(loop, kernel, forward, x[:count], x[count:])
 
         return call
+
+    def _direction_count(self, x) -> int:
+        """The products a direction loop makes for the caller's arguments ``x``: one per
+        row of the seeds given after them (sparse), else one per element of wrt."""
+        extra = x[len(self.args):]
+        if extra:
+            return np.shape(extra[0])[0]
+        return elements(self.wrt, batch_size(self.args, x) or 0)
 
     def _matrix_cache(self) -> dict:
         cache = self.__dict__.get("_matrices")
