@@ -7,9 +7,9 @@ functions as readable Python source.
 """
 
 from . import array_ops as _array_ops  # registers the array ops
+from . import numpy_methods as _numpy_methods  # installs Expr's NumPy methods
 from . import ops as _ops  # registers the op table
 from . import special as _special  # registers log-gamma, digamma, polygamma, log-ndtr
-from .diff import diff, grad, hessian, jacobian
 from .errors import (
     ArgumentError,
     NotDifferentiableError,
@@ -60,10 +60,9 @@ from .passes import optimize
 from .printer import to_let_form
 from .progress import show_progress
 from .special import digamma, gammaln, log_ndtr, polygamma
+from .version import __version__ as __version__
 
-__version__ = "0.1.0"
-
-del _ops, _array_ops, _special
+del _ops, _array_ops, _special, _numpy_methods
 
 
 def symbols(names: str):
@@ -96,7 +95,6 @@ __all__ = [
     "show_progress", "gammaln", "digamma", "polygamma", "log_ndtr",
 ]
 
-from . import while_loops  # noqa: E402, F401  (registers the while op)
 from .api import CompiledFunction  # noqa: E402
 from .arrays import (  # noqa: E402
     amax,
@@ -119,13 +117,24 @@ from .arrays import (  # noqa: E402
     where,
     zeros,
 )
-from .diff import hvp  # noqa: E402
 from .implicit import custom_root  # noqa: E402
 from .linalg import solve  # noqa: E402
-from .loops import fori_loop, scan, while_loop  # noqa: E402
+from .loops import scan  # noqa: E402
 from .numpy_extras import cumprod, cumsum, einsum, tril, triu  # noqa: E402
-from .transforms import ByShape, compile, jit, value_and_grad, vmap  # noqa: E402, A004
+from .transforms import (  # noqa: E402
+    ByShape,
+    compile,  # noqa: A004
+    diff,
+    grad,
+    hessian,
+    hvp,
+    jacobian,
+    jit,
+    value_and_grad,
+    vmap,
+)
 from .vmap import VMapped  # noqa: E402
+from .while_loops import fori_loop, while_loop  # noqa: E402  (registers the while op)
 
 
 def clear_cache() -> int:

@@ -10,7 +10,6 @@ import weakref
 
 from numba import types
 
-from . import __version__
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
@@ -31,6 +30,7 @@ from .matrices import LOOPS, MatrixMethods, guarded
 from .passes import optimize
 from .progress import reporting
 from .trace import as_outputs
+from .version import __version__
 
 # Generated functions in module order: method -> (generated name, needs scalar f?).
 FUNCTIONS = {

@@ -9,7 +9,6 @@ list ``x[I] - x[J]`` visits only the listed pairs in both directions.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -17,46 +16,8 @@ import numpy as np
 from .dims import has_open, is_open, offset, open_dim, static_prod
 from .errors import ShapeError
 from .index_keys import index_shape, key_text, key_to_python, part_key
-from .ir import Op, apply, register
+from .ir import ArrayData, Op, Rows, apply, register  # noqa: F401 - ArrayData re-exported
 from .ops import ZERO
-
-
-class ArrayData:
-    """A constant array as a hashable payload (compared by content and type)."""
-
-    __slots__ = ("array", "_key")
-    dtype = np.float64
-
-    def __init__(self, array: np.ndarray):
-        self.array = np.array(array, dtype=self.dtype)
-        self.array.setflags(write=False)
-        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self._key == other._key
-
-    def __hash__(self):
-        return hash(self._key)
-
-    def __repr__(self):
-        return f"array(shape={self.array.shape})"
-
-
-class Rows(ArrayData):
-    """Constant row positions (a read-only int64 vector), the payload of take."""
-
-    __slots__ = ()
-    dtype = np.int64
-
-    def __init__(self, positions):
-        super().__init__(np.reshape(positions, -1))
-
-    def __len__(self):
-        return len(self.array)
-
-    def __repr__(self):
-        shown = ", ".join(map(str, self.array[:8]))
-        return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
 
 
 # Sparsity rules (see Op.sparsity): which operand elements each result element depends on.

@@ -160,15 +160,12 @@ def forward_mode(outputs: Sequence[Expr], tangents: dict[Expr, Expr],
 
 
 def as_expression(f) -> Expr:
-    """An expression from an expression, a number or a string (parsed)."""
-    if isinstance(f, str):
-        from .parser import parse
-
-        return parse(f)
+    """An expression from an expression or a number (text and SymPy are read by the
+    frontend: symdiff.trace.as_expression)."""
     try:
         return as_expr(f)
     except TypeError:
-        raise SymdiffError(f"expected an expression, a number or a string, got "
+        raise SymdiffError(f"expected an expression or a number, got "
                            f"{type(f).__name__}") from None
 
 
@@ -228,20 +225,8 @@ def diff(f, *wrt, simplify: bool = True) -> Expr:
     return f
 
 
-def is_python_function(f) -> bool:
-    """A Python callable to trace (not an expression, a SymPy object or text)."""
-    return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
-
-
-def grad(f, wrt=None, simplify: bool = True, *, argnums=None) -> list[Expr]:
-    """Gradient of a scalar expression by reverse mode: one list entry per variable.
-
-    Given a Python function instead, the compiled gradient function, as ``jax.grad``
-    (``wrt`` or ``argnums``: argument positions, default all; see symdiff.transforms)."""
-    if is_python_function(f):
-        from .transforms import grad_of
-
-        return grad_of(f, wrt if argnums is None else argnums)
+def grad(f, wrt=None, simplify: bool = True) -> list[Expr]:
+    """Gradient of a scalar expression by reverse mode: one list entry per variable."""
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = reverse_mode([(f, ONE)], variables)
@@ -268,19 +253,14 @@ def _check_static(exprs: Sequence[Expr], what: str) -> None:
             raise SymdiffError(f"{what} needs static shapes; {e} has an open dimension")
 
 
-def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
+def jacobian(fs, wrt=None, simplify: bool = True):
     """Jacobian of expressions with respect to variables.
 
     Scalar outputs and scalar variables give a list of lists (rows are outputs).  With
     arrays, outputs and variables are flattened in C order and the result is one (m, n)
     expression.  Reverse mode row by row when there are no more outputs than
-    variables, else forward mode column by column.  Given a Python function, the compiled
-    Jacobian function (``jax.jacobian``).
+    variables, else forward mode column by column.
     """
-    if is_python_function(fs):
-        from .transforms import jacobian_of
-
-        return jacobian_of(fs, wrt if argnums is None else argnums)
     outputs = [as_expression(f) for f in (fs if isinstance(fs, (list, tuple)) else [fs])]
     variables = as_variables(wrt, outputs)
     arrays = any(e.shape for e in outputs + variables)
@@ -307,18 +287,13 @@ def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
     return optimize(rows) if simplify else rows
 
 
-def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
+def hessian(f, wrt=None, simplify: bool = True):
     """Hessian by forward-over-reverse: one forward walk of the gradient graph per column.
 
     For scalar variables a list of lists; only the lower triangle is derived and the
     matrix holds the same node at (i, j) and (j, i).  With array variables one (n, n)
-    expression over all their elements (C order).  Given a Python function, the compiled
-    Hessian function (``jax.hessian``).
+    expression over all their elements (C order).
     """
-    if is_python_function(f):
-        from .transforms import hessian_of
-
-        return hessian_of(f, wrt if argnums is None else argnums)
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = grad(f, variables)

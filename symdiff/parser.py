@@ -184,7 +184,7 @@ class _Builder:
         return call
 
     def loop(self, node: ast.Call, done: dict[int, Expr]) -> Expr:
-        from .loops import fori_loop, while_loop
+        from .while_loops import fori_loop, while_loop
 
         args = [self.function(a) if isinstance(a, ast.Lambda) else done[id(a)]
                 for a in node.args]

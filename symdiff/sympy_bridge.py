@@ -46,8 +46,8 @@ def to_sympy(exprs):
             done[node] = _scalar(_ARRAY_RULES[node.op](node, *args))
         elif OPS[node.op].elementwise and any(isinstance(a, np.ndarray) for a in args):
             done[node] = np.vectorize(OPS[node.op].to_sympy, otypes=[object])(*args)
-        elif OPS[node.op].to_sympy is not None:
-            convert = OPS[node.op].to_sympy
+        elif node.op in _LOOP_RULES or OPS[node.op].to_sympy is not None:
+            convert = _LOOP_RULES.get(node.op) or OPS[node.op].to_sympy
             operands = [_as_sympy_array(a) for a in args]
             made = convert(node, *operands) if OPS[node.op].shape_rule is not None else (
                 convert(*operands))
@@ -64,6 +64,40 @@ def to_sympy(exprs):
     if single:
         return converted[0]
     return restructure(exprs, iter(converted))
+
+
+def _scan_to_sympy(node: Expr, *operands):
+    """The loop unrolled in SymPy: meaningful for scalar carries over arrays of static
+    length (a fori_loop with int bounds, a recurrence over data or over x[i])."""
+    body, (kind, j) = node.value
+    c, x = len(body.carries), len(body.xs)
+    if any(a.shape for a in node.args[:c]) or not all(
+            isinstance(a, sympy.NDimArray) for a in operands[c:c + x]):
+        raise SymdiffError("to_sympy: a scan has a SymPy form only with scalar carries "
+                           "over arrays of static length (its steps are unrolled)")
+    steps = node.args[c].shape[0]
+    exprs = to_sympy(list(body.new_carries) + list(body.ys))
+    placeholders = [sympy.Symbol(p.value, real=True) for p in body.carries + body.xs
+                    + body.invariants]
+    carry, collected = list(operands[:c]), {}
+    for t in (range(steps - 1, -1, -1) if body.reverse else range(steps)):
+        values = carry + [operands[c + k][t] for k in range(x)] + list(operands[c + x:])
+        mapping = dict(zip(placeholders, values, strict=True))
+        if kind == "carries":
+            collected[t] = carry[j]
+        step = [e.xreplace(mapping) for e in exprs]
+        if kind == "ys":
+            collected[t] = step[c + j]
+        carry = step[:c]
+        if kind == "nexts":
+            collected[t] = carry[j]
+    if kind == "carry":
+        return carry[j]
+    return sympy.Array([collected[t] for t in range(steps)])
+
+
+# Loops have no SymPy function: the bridge unrolls them itself (loop ops hold no SymPy rule).
+_LOOP_RULES = {"scan": _scan_to_sympy}
 
 
 def _symbol_to_sympy(node: Expr):
