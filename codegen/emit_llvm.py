@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from symdiff.ir import OPS, Expr, flatten
+from symdiff.ir import Expr, flatten
 
+from .llvm.elements import ELEMENTS
 from .naming import parameter_names, unrolled_power
 from .schedule import schedule
 
@@ -59,8 +60,8 @@ PIECE_ATTRIBUTES = "attributes #0 = { noinline noimplicitfloat nounwind }"
 
 def helpers_used(order: list[Expr]) -> list[str]:
     """Declarations and helper definitions the nodes need (for the module text)."""
-    return [OPS[name].llvm_helper for name in sorted({n.op for n in order})
-            if OPS[name].llvm_helper]
+    return [ELEMENTS[name][1] for name in sorted({n.op for n in order})
+            if name in ELEMENTS and ELEMENTS[name][1]]
 
 
 def _constant(value: float) -> str:
@@ -103,7 +104,7 @@ class _Function:
     def compute(self, node: Expr, name: str, operand):
         """The instructions of ``node``, its value named ``name``."""
         operands = [operand(a) for a in node.args]
-        template = OPS[node.op].llvm
+        template = ELEMENTS[node.op][0]
         n = unrolled_power(node.args[1]) if node.op == "pow" else None
         if n is not None:  # x ** n as products (a division for n < 0)
             product = operands[0]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from symdiff.ir import OPS, Expr, flatten, topological_order
-from symdiff.loop_math import loop_helpers
+from symdiff.ir import Expr, flatten, topological_order
 from symdiff.printer import to_infix
 
 from . import emit_llvm as llvm
 from .emit_arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source
 from .emit_llvm import emit_llvm_function
 from .emit_loops import body_specs, has_loops
+from .llvm.elements import ELEMENTS as LLVM_ELEMENTS
 from .naming import literal, parameter_names, temporary, unrolled_power
+from .numba.elements import LOOP, SCALAR, element, helpers
 from .schedule import expanded_lengths, schedule
 
 DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
@@ -94,8 +95,7 @@ def statement(node: Expr, operand, loop: bool = False) -> str:
         reduced = _power(operands[0], node.args[1])
         if reduced is not None:
             return reduced
-    op = OPS[node.op]
-    return (op.loop if loop and op.loop else op.emit).format(*operands)
+    return element(node.op, loop).template.format(*operands)
 
 
 def _result_lines(result, operand, label: str) -> tuple[list[str], str]:
@@ -132,8 +132,8 @@ def uses_llvm(spec: FunctionSpec) -> bool:
     if spec.batched or _has_arrays(spec) or spec.lowering == "python":
         return False
     order = schedule(flatten(spec.result))
-    if any(OPS[n.op].llvm is None for n in order if n.args):
-        return False  # an op without LLVM text (digamma): the Python lowering serves it
+    if any(n.op not in LLVM_ELEMENTS for n in order if n.args):
+        return False  # an op the LLVM table falls back on (digamma): the Python lowering
     return spec.lowering == "llvm" or len(order) >= LLVM_MIN_OPS
 
 
@@ -261,11 +261,10 @@ def helpers_used(specs: list[FunctionSpec]) -> list[str]:
     used, in_loops = set(), set()
     for spec in specs:
         for n in schedule(flatten(spec.result)):
-            (in_loops if n.shape and OPS[n.op].loop else used).add(n.op)
+            (in_loops if n.shape and n.op in LOOP else used).add(n.op)
     if "amax" in used:  # max reductions update with the nan-propagating maximum
         used.add("maximum")
-    return loop_helpers(in_loops) + [OPS[name].helper for name in sorted(used)
-                                     if OPS[name].helper]
+    return helpers([name for name in used if name in SCALAR], in_loops)
 
 
 def constants_used(specs: list[FunctionSpec]) -> list[str]:

@@ -126,7 +126,7 @@ def _root_to_sympy(node: Expr, solution, *parameters):
 
 
 register(Op("root", None, lambda shape, payload, solution, *parameters: solution, None,
-            None, _root_to_sympy, shape_rule=lambda shapes, payload: shapes[0],
+            _root_to_sympy, shape_rule=lambda shapes, payload: shapes[0],
             vjp=_root_vjp, jvp=_root_jvp, sparsity=dense_sparsity, describe=_describe_root))
 
 

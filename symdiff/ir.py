@@ -28,23 +28,20 @@ RESERVED_NAMES = frozenset({"inf", "nan"})
 
 @dataclass(frozen=True)
 class Op:
-    """Everything about one operation, kept in one record.
+    """Everything about one operation's math, kept in one record; how each backend
+    renders it is in that backend's own table (codegen/numba/elements.py,
+    codegen/llvm/elements.py, and the array emitter for structural ops).
 
     Elementwise ops (``shape_rule`` None) broadcast like NumPy.  ``evaluate`` computes
     one element from Python floats with NumPy's inf/nan semantics;
     ``derivative(i, args, out)`` returns the IR of the local partial d out / d args[i]
-    (``out`` is the node itself, so exp' = exp can reuse it); ``emit`` is the Numba
-    template of one element, with ``{0}``, ``{1}`` for operands, and ``helper`` the
-    source of an njit function it calls.  ``llvm`` is the same element as the right-hand
-    side of one LLVM instruction (see codegen.emit_llvm), with ``llvm_helper`` the
-    declarations or always-inlined definitions it calls.  ``loop`` (with ``loop_helper``)
-    is the element template inside loops over arrays, where it replaces ``emit`` (see
-    symdiff.loop_math).  ``to_sympy`` maps SymPy operands to SymPy.
+    (``out`` is the node itself, so exp' = exp can reuse it).  ``to_sympy`` maps SymPy
+    operands to SymPy; ``infix`` and ``precedence`` print it; ``numpy_ufuncs`` are the
+    NumPy ufuncs that trace to it.
 
     Structural ops (matmul, sum, indexing, ...) set ``shape_rule(arg_shapes, payload)``,
     ``evaluate`` over NumPy arrays ``(payload, *args)``, ``vjp(i, node, adjoint)`` and
-    ``jvp(node, tangents)`` (None for a zero tangent) building IR, and ``emit`` as a
-    function of (operand names, node) giving a NumPy expression for Numba.
+    ``jvp(node, tangents)`` (None for a zero tangent) building IR.
     ``sparsity(i, node, shape, arg_shapes)`` gives which elements of operand i each
     element of the result depends on, as two integer arrays (result positions, operand
     positions; C order) over the concrete ``shape`` and ``arg_shapes`` (see
@@ -60,19 +57,13 @@ class Op:
     arity: int | None
     evaluate: Callable
     derivative: Callable[[int, tuple, Expr], Expr] | None
-    emit: str | Callable
     to_sympy: Callable | None
     infix: str | None = None
     precedence: int = 50
-    helper: str | None = None
     numpy_ufuncs: tuple[str, ...] = ()
     shape_rule: Callable | None = None
     vjp: Callable | None = None
     jvp: Callable | None = None
-    llvm: str | None = None
-    llvm_helper: str | None = None
-    loop: str | None = None
-    loop_helper: str | None = None
     sparsity: Callable | None = None
     joint_vjp: Callable | None = None
     describe: Callable | None = None  # describe(node): printed text of the payload

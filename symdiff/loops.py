@@ -258,7 +258,7 @@ def _describe_scan(node: Expr) -> str:
     return text + ("" if body.checkpoint == "auto" else f", checkpoint {body.checkpoint!r}")
 
 
-register(Op("scan", None, _evaluate_scan, None, None, None, shape_rule=_scan_shape,
+register(Op("scan", None, _evaluate_scan, None, None, shape_rule=_scan_shape,
             vjp=_scan_vjp, jvp=_scan_jvp, sparsity=dense_sparsity,
             joint_vjp=_scan_joint_vjp, describe=_describe_scan))
 

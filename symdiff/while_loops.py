@@ -112,7 +112,7 @@ def _no_sympy(node: Expr, *operands):
                        "on the values)")
 
 
-register(Op("while", None, _evaluate_while, None, None, _no_sympy, shape_rule=_while_shape,
+register(Op("while", None, _evaluate_while, None, _no_sympy, shape_rule=_while_shape,
             vjp=_while_vjp, jvp=_while_jvp, sparsity=dense_sparsity,
             describe=_describe_while))
 
