@@ -87,9 +87,9 @@ def compile_expression(f, wrt=None, *, args=None, params=None, fast_math: bool =
 
     ``args`` (symbols or names, or a dict of names to shapes) are the positional
     arguments of every compiled function: by default ``params``, else ``wrt`` followed
-    by the other free symbols, else all free symbols sorted by name.  ``wrt`` are the
-    variables of the derivatives (default: all arguments); one symbol instead of a list
-    gives its gradient alone rather than a tuple."""
+    by the other free symbols, else all free symbols in natural order (x2 before x10).
+    ``wrt`` are the variables of the derivatives (default: all arguments); one symbol
+    instead of a list gives its gradient alone rather than a tuple."""
     options = compile_options(fast_math, lowering, background)
     if isinstance(args, dict):  # names and shapes, in order
         args = [symbol(name, shape) for name, shape in args.items()]

@@ -11,6 +11,7 @@ import hashlib
 import keyword
 import math
 import numbers
+import re
 import threading
 import unicodedata
 import weakref
@@ -450,11 +451,18 @@ def fold(op_name: str, items) -> Expr:
     return total
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key of a name that orders its runs of digits by value: x2 before x10."""
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", name) if part)
+
+
 def free_symbols(exprs) -> list[Expr]:
-    """The symbols the expressions depend on, sorted by name."""
+    """The symbols the expressions depend on, in natural order of their names (x2
+    before x10)."""
     roots = [exprs] if isinstance(exprs, Expr) else list(flatten(exprs))
     found = [n for n in topological_order(roots) if n.op == "symbol"]
-    return sorted(found, key=lambda s: s.value)
+    return sorted(found, key=lambda s: natural_key(s.value))
 
 
 def count_ops(exprs) -> int:
