@@ -528,5 +528,3 @@ def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
         _UNPICKLED[token] = compiled
         return compiled
 
-
-from . import processes  # noqa: E402, F401 - registers the fork handlers

@@ -166,6 +166,15 @@ _fn("log1p", 1, _numpy_fallback(math.log1p, np.log1p),
 _fn("expm1", 1, _numpy_fallback(math.expm1, np.expm1), _rule(lambda x, o: apply("add", o, 1.0)),
     sympy_expm1, ("expm1",))
 
+_fn("asinh", 1, _numpy_fallback(math.asinh, np.arcsinh),
+    _rule(lambda x, o: apply("div", 1.0, apply("sqrt", apply("add", apply("mul", x, x), 1.0)))),
+    sympy.asinh, ("arcsinh",))
+_fn("acosh", 1, _numpy_fallback(math.acosh, np.arccosh),
+    _rule(lambda x, o: apply("div", 1.0, apply("sqrt", apply("sub", apply("mul", x, x), 1.0)))),
+    sympy.acosh, ("arccosh",))
+_fn("atanh", 1, _numpy_fallback(math.atanh, np.arctanh),
+    _rule(lambda x, o: apply("div", 1.0, apply("sub", 1.0, apply("mul", x, x)))), sympy.atanh,
+    ("arctanh",))
 
 def _gaussian(x, scale):
     """scale * exp(-x^2): erf' = 2/sqrt(pi) exp(-x^2)."""
@@ -227,16 +236,7 @@ def _public(name):
     return eager(function)
 
 
-sin, cos, tan, exp, log, sqrt = map(_public, ("sin", "cos", "tan", "exp", "log", "sqrt"))
-tanh, sinh, cosh, asin, acos, atan = map(_public, ("tanh", "sinh", "cosh", "asin", "acos", "atan"))
-atan2, log1p, expm1, sign, step = map(_public, ("atan2", "log1p", "expm1", "sign", "step"))
-erf, erfc = map(_public, ("erf", "erfc"))
-sigmoid, relu, softplus = map(_public, ("sigmoid", "relu", "softplus"))
-maximum, minimum = map(_public, ("maximum", "minimum"))
-less, less_equal, greater, greater_equal, equal, not_equal = map(_public, (
-    "less", "less_equal", "greater", "greater_equal", "equal", "not_equal"))
-where, stop_gradient = map(_public, ("where", "stop_gradient"))
-abs_ = _public("abs")
-
-# Ops callable by name in parsed text: every op that prints as a function call.
+# Ops callable by name, in parsed text and as sd.<name>: every elementwise op that prints as
+# a function call.  Both tables derive from the records, so a new op needs neither listed.
 FUNCTIONS = {name: op for name, op in OPS.items() if op.infix is None and op.elementwise}
+PUBLIC = {name: _public(name) for name in FUNCTIONS}

@@ -19,7 +19,7 @@ import sympy
 
 from .eager import eager
 from .ir import OPS, Op, apply, register
-from .ops import FUNCTIONS, ZERO, _public, _rule
+from .ops import FUNCTIONS, PUBLIC, ZERO, _public, _rule
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -61,8 +61,8 @@ _op("polygamma", 2, lambda n, x: float(scipy.special.polygamma(int(n), x)),
 _op("log_ndtr", 1, _scipy(scipy.special.log_ndtr), _rule(_log_ndtr_derivative),
     _sympy_log_ndtr, ("log_ndtr",))
 
-gammaln, digamma, log_ndtr = map(_public, ("gammaln", "digamma", "log_ndtr"))
 FUNCTIONS.update((name, OPS[name]) for name in ("gammaln", "digamma", "polygamma", "log_ndtr"))
+PUBLIC.update((name, _public(name)) for name in ("gammaln", "digamma", "log_ndtr"))
 
 
 @eager
@@ -71,3 +71,6 @@ def polygamma(n, x):
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"polygamma's order must be a non-negative int, got {n!r}")
     return apply("digamma", x) if n == 0 else apply("polygamma", float(n), x)
+
+
+PUBLIC["polygamma"] = polygamma

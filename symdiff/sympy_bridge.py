@@ -8,17 +8,17 @@ and the usual SymPy forms of the supported functions.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import sympy
-from sympy.codegen.cfunctions import expm1 as sympy_expm1
-from sympy.codegen.cfunctions import log1p as sympy_log1p
 
 from .dims import has_open
 from .errors import SymdiffError
 from .index_keys import key_to_python
 from .ir import OPS, Expr, apply, const, flatten, fold, restructure, symbol, topological_order
+from .parser import parse
 
 
 def to_sympy(exprs):
@@ -177,8 +177,6 @@ def to_latex(exprs) -> str:
 
     Shared subexpressions are written out in full, as SymPy prints them."""
     if isinstance(exprs, str):
-        from .parser import parse
-
         exprs = parse(exprs)
     converted = to_sympy(exprs)
     if isinstance(converted, list):
@@ -196,13 +194,13 @@ def _number_to_sympy(value: float):
     return sympy.Float(value, 17)
 
 
-_FUNCTIONS = {
-    sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.exp: "exp",
-    sympy.tanh: "tanh", sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.asin: "asin",
-    sympy.acos: "acos", sympy.atan: "atan", sympy.atan2: "atan2", sympy.Abs: "abs",
-    sympy.sign: "sign", sympy_log1p: "log1p", sympy_expm1: "expm1", sympy.erf: "erf",
-    sympy.erfc: "erfc", sympy.loggamma: "gammaln",
-}
+@functools.cache
+def _functions() -> dict:
+    """SymPy's function classes back to ops, from the records' own ``to_sympy`` (sympy.sin
+    for sin, ...), so a new op converts both ways without a line here.  Built on first use,
+    when every op is registered; n-ary and special forms are read before it (_convert)."""
+    return {op.to_sympy: name for name, op in OPS.items()
+            if op.elementwise and isinstance(op.to_sympy, sympy.FunctionClass)}
 
 
 def from_sympy(e) -> Expr:
@@ -210,8 +208,6 @@ def from_sympy(e) -> Expr:
 
     Text is read by symdiff's own parser: SymPy's ``sympify`` would evaluate it."""
     if isinstance(e, str):
-        from .parser import parse
-
         return parse(e)
     e = sympy.sympify(e, strict=True)  # numbers and SymPy objects only, never text
     done: dict[sympy.Basic, Expr] = {}
@@ -242,8 +238,6 @@ def _convert(e, args: list[Expr]) -> Expr:
     if e.is_Pow:
         return _pow(e, *args)
     func = e.func
-    if func in _FUNCTIONS:
-        return apply(_FUNCTIONS[func], *args)
     if func is sympy.polygamma:  # SymPy writes digamma(x) as polygamma(0, x)
         order = e.args[0]
         if not (order.is_Integer and order >= 0):
@@ -263,6 +257,8 @@ def _convert(e, args: list[Expr]) -> Expr:
         if at_zero == sympy.Rational(1, 2):  # (1 + sign(x)) / 2
             return apply("mul", 0.5, apply("add", 1.0, apply("sign", args[0])))
         raise SymdiffError(f"unsupported Heaviside value at 0 in {e}")
+    if func in _functions():
+        return apply(_functions()[func], *args)
     raise SymdiffError(f"unsupported SymPy expression {func.__name__}: {_short(e)}")
 
 

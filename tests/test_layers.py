@@ -39,7 +39,7 @@ ALLOWED_UPWARD: set[tuple[str, str]] = set()
 ALLOWED_IN_CYCLES = {
     "codegen.emit_arrays", "codegen.emit_directions", "codegen.emit_llvm",
     "codegen.emit_loops", "codegen.emit_numba", "symdiff.api", "symdiff.calls",
-    "symdiff.chunked", "symdiff.processes", "symdiff.vmap",
+    "symdiff.chunked", "symdiff.vmap",
 }
 
 

@@ -56,7 +56,7 @@ ELEMENTS: dict[str, tuple[str, str | None]] = {
     "abs": _intrinsic_call("llvm.fabs.f64"),
     **{name: _intrinsic_call(name) for name in (
         "tan", "tanh", "sinh", "cosh", "asin", "acos", "atan", "log1p", "expm1", "erf",
-        "erfc")},
+        "erfc", "asinh", "acosh", "atanh")},
     "atan2": _intrinsic_call("atan2", 2),
     "sign": _ir_helper("sign", "x", [
         "%positive = fcmp ogt double %x, 0.0", "%negative = fcmp olt double %x, 0.0",

@@ -37,7 +37,7 @@ SCALAR: dict[str, Element] = {
     "div": Element("{0} / {1}"), "neg": Element("-{0}"), "pow": Element("{0} ** {1}"),
     **{name: Element(f"math.{name}({{0}})") for name in (
         "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos",
-        "atan", "log1p", "expm1", "erf", "erfc")},
+        "atan", "log1p", "expm1", "erf", "erfc", "asinh", "acosh", "atanh")},
     "atan2": Element("math.atan2({0}, {1})"),
     "abs": Element("math.fabs({0})"),
     "sign": _call("sign", "x", ["if x > 0.0:", "    return 1.0", "if x < 0.0:",
