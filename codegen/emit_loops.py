@@ -249,40 +249,17 @@ def emit_scan(emitter, node: Expr) -> None:
     the function uses (``emitter`` is a codegen.emit_arrays.ArrayEmitter).  A reverse
     sweep over checkpointed carries runs segment by segment, recomputing each segment's
     carries from its checkpoint first."""
-    from .emit_arrays import _dim
-
     plan = _plan(emitter)
     key = _key(node)
     body = node.value[0]
     group = [n for n in emitter.order if n.op == "scan" and _key(n) == key]
-    c, x = _parts_of(body)
+    c, _ = _parts_of(body)
     sources = [s for s in _sources(node, plan) if plan[s] is not None]
-    slots, buffers = {}, []
-    lines = []
-    if sources:
-        steps, k, count = plan[sources[0]]["steps"], plan[sources[0]]["k"], \
-            plan[sources[0]]["count"]
-        read = [a for a in node.args[c:c + x] if a.op == "scan" and _key(a) in sources]
-        for source in sources:
-            record = plan[source]
-            # The carries of a segment before each step; if the sweep reads the carries
-            # after each step too, one more: they are the same carries shifted by one.
-            nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
-            names = [emitter.new_name() for _ in record["shapes"]]
-            buffers.append((record, names, nexts))
-            size = f"{k} + 1" if nexts else k
-            lines += [f"{b} = np.empty(({', '.join([size] + [_dim(d) for d in shape])},))"
-                      for b, shape in zip(names, record["shapes"], strict=True)]
-        for pos, a in enumerate(node.args[c:c + x], start=c):
-            if a.op == "scan" and _key(a) in sources:
-                record, names, nexts = buffers[sources.index(_key(a))]
-                # A reverse loop's buffer starts with the carry after its segment's last
-                # step; a forward loop's ends with it.
-                after = a.value[1][0] == "nexts"
-                shift = 0 if not nexts else int(after != record["body"].reverse)
-                slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo + {shift}]"
+    lines, slots, buffers = _segment_buffers(emitter, node, plan, sources)
     step = _Step(emitter, body, node.args, slots)
-    if not sources:
+    if sources:
+        steps, k, count = (plan[sources[0]][name] for name in ("steps", "k", "count"))
+    else:
         steps = emitter.new_name()
         lines.append(f"{steps} = {step.operands[c]}.shape[0]")
     # Array carries start as copies: C-contiguous and writable like every later carry, so
@@ -290,23 +267,8 @@ def emit_scan(emitter, node: Expr) -> None:
     lines += [f"{name} = {value}" + (".copy()" if part.shape else "") for name, value, part
               in zip(step.carry, step.operands[:c], body.carries, strict=True)]
     checkpointed = key in plan
-    # The carries before and after every step, both used, are one array of T + 1 seen
-    # through two views: memory for one.
-    kinds = {(n.value[1][0], n.value[1][1]): n for n in group}
-    both = {j: kinds["carries", j] for kind, j in kinds
-            if kind == "nexts" and ("carries", j) in kinds and not checkpointed}
-    for n in group:
-        kind, j = n.value[1]
-        if kind == "ys" or (kind in STACKED_CARRIES and not checkpointed):
-            if kind == "nexts" and j in both:
-                continue
-            part = body.ys[j] if kind == "ys" else body.carries[j]
-            step.stacked[n] = emitter.new_name()
-            length = f"{steps} + 1" if kind == "carries" and j in both else steps
-            shape = ", ".join([length] + [_dim(d) for d in part.shape])
-            lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
-            if kind == "carries" and j in both and body.reverse:
-                step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
+    both, more = _stacked_outputs(emitter, step, group, steps, checkpointed)
+    lines += more
     if checkpointed:
         lines += _checkpoint_arrays(emitter, plan, key, steps, body)
         plan[key]["final"] = step.carry  # hold the final carry once the loop has run
@@ -317,15 +279,8 @@ def emit_scan(emitter, node: Expr) -> None:
         lines.append(f"for _s in {order}:")
         lines += ["    " + line for line in _keep_checkpoint(plan.get(key), body, step, "_s")]
         lines += ["    " + line for line in step.call("_s")]
-    views = {}
-    for j, n in both.items():
-        whole, end = step.stacked[n], "0" if body.reverse else steps
-        lines += _store(whole, end, step.carry[j], body.carries[j].ndim)
-        views[n], views[kinds["nexts", j]] = emitter.new_name(), emitter.new_name()
-        early, late = f"{whole}[:{steps}]", f"{whole}[1:]"
-        before, after = (late, early) if body.reverse else (early, late)
-        lines += [f"{views[n]} = {before}", f"{views[kinds['nexts', j]]} = {after}"]
-    emitter.lines += lines
+    views, more = _carry_views(emitter, step, group, both, steps)
+    emitter.lines += lines + more
     for n in group:
         kind, j = n.value[1]
         if kind == "carry":
@@ -336,6 +291,82 @@ def emit_scan(emitter, node: Expr) -> None:
             emitter.names[n] = step.stacked[n]
         else:  # read only through the checkpoints, by the sweeps that recompute it
             emitter.names[n] = plan[key]["checkpoints"][j]
+
+
+def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
+    """(lines, slots, buffers) of a reverse sweep reading checkpointed loops ``sources``:
+    one buffer per source for a segment's carries, and the slots of the scanned operands
+    that read them."""
+    from .emit_arrays import _dim
+
+    c, x = _parts_of(node.value[0])
+    slots, buffers, lines = {}, [], []
+    if not sources:
+        return lines, slots, buffers
+    k = plan[sources[0]]["k"]
+    read = [a for a in node.args[c:c + x] if a.op == "scan" and _key(a) in sources]
+    for source in sources:
+        record = plan[source]
+        # The carries of a segment before each step; if the sweep reads the carries
+        # after each step too, one more: they are the same carries shifted by one.
+        nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
+        names = [emitter.new_name() for _ in record["shapes"]]
+        buffers.append((record, names, nexts))
+        size = f"{k} + 1" if nexts else k
+        lines += [f"{b} = np.empty(({', '.join([size] + [_dim(d) for d in shape])},))"
+                  for b, shape in zip(names, record["shapes"], strict=True)]
+    for pos, a in enumerate(node.args[c:c + x], start=c):
+        if a.op == "scan" and _key(a) in sources:
+            record, names, nexts = buffers[sources.index(_key(a))]
+            # A reverse loop's buffer starts with the carry after its segment's last
+            # step; a forward loop's ends with it.
+            after = a.value[1][0] == "nexts"
+            shift = 0 if not nexts else int(after != record["body"].reverse)
+            slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo + {shift}]"
+    return lines, slots, buffers
+
+
+def _stacked_outputs(emitter, step, group: list, steps: str, checkpointed: bool):
+    """({j: node} of carries stacked before and after every step, both used: one array of
+    T + 1 seen through two views, memory for one; the lines allocating the stacked
+    outputs of the loop)."""
+    from .emit_arrays import _dim
+
+    body = step.body
+    kinds = {(n.value[1][0], n.value[1][1]): n for n in group}
+    both = {j: kinds["carries", j] for kind, j in kinds
+            if kind == "nexts" and ("carries", j) in kinds and not checkpointed}
+    lines = []
+    for n in group:
+        kind, j = n.value[1]
+        if not (kind == "ys" or (kind in STACKED_CARRIES and not checkpointed)):
+            continue
+        if kind == "nexts" and j in both:
+            continue
+        part = body.ys[j] if kind == "ys" else body.carries[j]
+        step.stacked[n] = emitter.new_name()
+        length = f"{steps} + 1" if kind == "carries" and j in both else steps
+        shape = ", ".join([length] + [_dim(d) for d in part.shape])
+        lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
+        if kind == "carries" and j in both and body.reverse:
+            step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
+    return both, lines
+
+
+def _carry_views(emitter, step, group: list, both: dict, steps: str):
+    """The two views (before and after each step) of each carry stacked once (see
+    _stacked_outputs), by node, and the lines making them."""
+    body = step.body
+    nexts = {n.value[1][1]: n for n in group if n.value[1][0] == "nexts"}
+    views, lines = {}, []
+    for j, n in both.items():
+        whole, end = step.stacked[n], "0" if body.reverse else steps
+        lines += _store(whole, end, step.carry[j], body.carries[j].ndim)
+        views[n], views[nexts[j]] = emitter.new_name(), emitter.new_name()
+        early, late = f"{whole}[:{steps}]", f"{whole}[1:]"
+        before, after = (late, early) if body.reverse else (early, late)
+        lines += [f"{views[n]} = {before}", f"{views[nexts[j]]} = {after}"]
+    return views, lines
 
 
 def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:

@@ -92,6 +92,46 @@ def _tangent(node: Expr, tangents: list) -> Expr | None:
     return broadcast_to(fold("add", terms), node.shape) if terms else None
 
 
+class _Siblings:
+    """The outputs of multi-output ops (loops) in a reverse walk: a group's outputs are
+    differentiated together (one joint VJP) once the last of them is reached, when all
+    their users have been."""
+
+    def __init__(self, order: list[Expr], active: set[Expr]):
+        self.active = active
+        self.unvisited: dict[tuple, int] = {}  # outputs of each group not reached yet
+        self.gathered: dict[tuple, dict] = {}  # adjoints of each group's outputs so far
+        for node in order:
+            if self.holds(node):
+                key = _group(node)
+                self.unvisited[key] = self.unvisited.get(key, 0) + 1
+
+    def holds(self, node: Expr) -> bool:
+        """Whether ``node`` is an active output of a multi-output op."""
+        return bool(node.args) and OPS[node.op].joint_vjp is not None and node in self.active
+
+    def reach(self, node: Expr, terms, pending: dict) -> None:
+        """Record ``node``'s adjoint terms; the group's last output sends the joint VJP's
+        contributions to the operands' pending terms."""
+        key = _group(node)
+        group = self.gathered.setdefault(key, {})
+        if terms:
+            group[node.value[1]] = fold("add", terms)
+        self.unvisited[key] -= 1
+        if self.unvisited[key] or not group:
+            return
+        needed = [arg in self.active for arg in node.args]
+        contributions = OPS[node.op].joint_vjp(node, group, needed)
+        for arg, contribution in zip(node.args, contributions, strict=True):
+            if arg in self.active and contribution is not None:
+                pending.setdefault(arg, []).append(contribution)
+
+
+def _group(node: Expr) -> tuple:
+    # Outputs of one loop share the op, the operands and the body (value[0]).
+    return (node.op, node.args, node.value[0])
+
+
 def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> list[Expr]:
     """Adjoints of ``wrt`` for outputs with given seeds: sum_k seed_k * d out_k / d wrt.
 
@@ -105,28 +145,11 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
         if out in active and seed is not ZERO:
             pending.setdefault(out, []).append(broadcast_to(seed, out.shape))
     adjoints: dict[Expr, Expr] = {}
-    # Sibling outputs of one multi-output op (a loop) are differentiated together, once
-    # the last of them is reached (all their users come before).
-    unvisited: dict[tuple, int] = {}  # siblings of each group not reached yet
-    for node in order:
-        if node.args and OPS[node.op].joint_vjp is not None and node in active:
-            key = (node.op, node.args, node.value[0])
-            unvisited[key] = unvisited.get(key, 0) + 1
-    gathered: dict[tuple, dict] = {}
+    siblings = _Siblings(order, active)
     for node in reversed(order):
         terms = pending.pop(node, None)
-        if node.args and OPS[node.op].joint_vjp is not None and node in active:
-            key = (node.op, node.args, node.value[0])
-            group = gathered.setdefault(key, {})
-            if terms:
-                group[node.value[1]] = fold("add", terms)
-            unvisited[key] -= 1
-            if not unvisited[key] and group:
-                needed = [arg in active for arg in node.args]
-                contributions = OPS[node.op].joint_vjp(node, group, needed)
-                for arg, contribution in zip(node.args, contributions, strict=True):
-                    if arg in active and contribution is not None:
-                        pending.setdefault(arg, []).append(contribution)
+        if siblings.holds(node):
+            siblings.reach(node, terms, pending)
             continue
         if not terms:
             continue

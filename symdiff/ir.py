@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ShapeError, SymdiffError, TraceError
-from .walk import topological_order  # noqa: F401 - the IR's walk, imported from here
+from .walk import topological_order
 
 # Names the parser reads as constants, so they cannot name symbols.
 RESERVED_NAMES = frozenset({"inf", "nan"})

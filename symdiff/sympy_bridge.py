@@ -237,29 +237,41 @@ def _convert(e, args: list[Expr]) -> Expr:
         return _mul(e, args)
     if e.is_Pow:
         return _pow(e, *args)
-    func = e.func
-    if func is sympy.polygamma:  # SymPy writes digamma(x) as polygamma(0, x)
-        order = e.args[0]
-        if not (order.is_Integer and order >= 0):
-            raise SymdiffError(f"polygamma of order {order}: the order must be an integer")
-        return apply("digamma", args[1]) if order == 0 else apply("polygamma", args[0], args[1])
-    if func is sympy.log:
-        return apply("log", args[0]) if len(args) == 1 else (
-            apply("div", apply("log", args[0]), apply("log", args[1])))
-    if func is sympy.Max:
-        return fold("maximum", args)
-    if func is sympy.Min:
-        return fold("minimum", args)
-    if func is sympy.Heaviside:
-        at_zero = e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2)
-        if at_zero == 0:
-            return apply("step", args[0])
-        if at_zero == sympy.Rational(1, 2):  # (1 + sign(x)) / 2
-            return apply("mul", 0.5, apply("add", 1.0, apply("sign", args[0])))
-        raise SymdiffError(f"unsupported Heaviside value at 0 in {e}")
-    if func in _functions():
-        return apply(_functions()[func], *args)
-    raise SymdiffError(f"unsupported SymPy expression {func.__name__}: {_short(e)}")
+    special = _SPECIAL_FORMS.get(e.func)
+    if special is not None:
+        return special(e, args)
+    if e.func in _functions():
+        return apply(_functions()[e.func], *args)
+    raise SymdiffError(f"unsupported SymPy expression {e.func.__name__}: {_short(e)}")
+
+
+def _polygamma(e, args: list[Expr]) -> Expr:
+    order = e.args[0]  # SymPy writes digamma(x) as polygamma(0, x)
+    if not (order.is_Integer and order >= 0):
+        raise SymdiffError(f"polygamma of order {order}: the order must be an integer")
+    return apply("digamma", args[1]) if order == 0 else apply("polygamma", args[0], args[1])
+
+
+def _log(e, args: list[Expr]) -> Expr:
+    return apply("log", args[0]) if len(args) == 1 else (
+        apply("div", apply("log", args[0]), apply("log", args[1])))
+
+
+def _heaviside(e, args: list[Expr]) -> Expr:
+    at_zero = e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2)
+    if at_zero == 0:
+        return apply("step", args[0])
+    if at_zero == sympy.Rational(1, 2):  # (1 + sign(x)) / 2
+        return apply("mul", 0.5, apply("add", 1.0, apply("sign", args[0])))
+    raise SymdiffError(f"unsupported Heaviside value at 0 in {e}")
+
+
+# SymPy forms that are not one op of the same arity: read before the records' own map.
+_SPECIAL_FORMS = {
+    sympy.polygamma: _polygamma, sympy.log: _log, sympy.Heaviside: _heaviside,
+    sympy.Max: lambda e, args: fold("maximum", args),
+    sympy.Min: lambda e, args: fold("minimum", args),
+}
 
 
 def _short(e) -> str:

@@ -39,7 +39,7 @@ class Update:
         part, _ = self._placement()
         return part
 
-    def set(self, values) -> Expr:  # noqa: A003 - JAX's name
+    def set(self, values) -> Expr:
         """x with ``values`` (broadcast to the selection) at ``key``."""
         part, place = self._placement()
         return apply("add", apply("sub", self.x, place(part)), place(self._fit(values, part)))

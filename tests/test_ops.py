@@ -14,7 +14,7 @@ from codegen.llvm.elements import ELEMENTS as LLVM_ELEMENTS
 from codegen.llvm.elements import FALLBACK as LLVM_FALLBACK
 from codegen.numba.elements import LOOP, SCALAR
 from symdiff.ir import OPS, apply
-from tests.conftest import close
+from tests.helpers import close
 
 X, Y, Z = sd.symbols("x y z")
 ELEMENTWISE = {name: op for name, op in OPS.items() if op.elementwise}
