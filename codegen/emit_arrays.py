@@ -315,8 +315,11 @@ class ArrayEmitter(FusedLoops, FullSums):
                     self.lines.append(f"{BATCH} = {batch_from}")
             if not self.checked:
                 continue
+            # The dimension the open length was read from is that length: no check.
             wanted = " or ".join(f"{name}.shape[{k}] != {_dim(d)}" for k, d in
-                                 enumerate(sym.shape))
+                                 enumerate(sym.shape) if f"{name}.shape[{k}]" != batch_from)
+            if not wanted:
+                continue
             shown = str(sym.shape).replace("None", "batch")
             self.lines.append(f"if {wanted}:")
             self.lines.append(f'    raise ValueError("argument {name} must have shape {shown}")')
@@ -492,6 +495,9 @@ class ArrayEmitter(FusedLoops, FullSums):
         """Lines computing ``target = sum_k term(k)`` with four partial sums: independent
         chains the CPU overlaps, where one running sum waits on every addition (and LLVM
         may not reassociate it without fast-math)."""
+        if not is_open(n) and n < 4:  # too short for four sums: one
+            return ["_s0 = 0.0", f"for _k in range({n}):", f"    _s0 += {term('_k')}",
+                    f"{target} = _s0"]
         main = f"{_dim(n)} - {_dim(n)} % 4" if is_open(n) else str(n - n % 4)
         rest = [] if not is_open(n) and n % 4 == 0 else [
             f"for _k in range({main}, {_dim(n)}):", f"    _s0 += {term('_k')}"]
