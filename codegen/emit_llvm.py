@@ -24,6 +24,7 @@ from symdiff.ir import Expr, flatten
 from .llvm.elements import ELEMENTS
 from .naming import parameter_names, unrolled_power
 from .schedule import schedule
+from .spec import array_checks
 
 PRELUDE = '''import llvmlite.binding as _llvm
 from numba import types
@@ -304,7 +305,6 @@ def _module_text(spec, stored, returned) -> tuple[str, str]:
 
 def emit_llvm_function(spec, decorator: str) -> str:
     """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
-    from .emit_numba import array_checks  # emit_numba imports this module
     params = parameter_names([s.value for s in spec.inputs])
     arrays = [a.name for a in spec.arrays]
     scalars, outs = _outputs(spec.result)

@@ -9,28 +9,20 @@ function uses come from the same loop.
 
 from __future__ import annotations
 
-import hashlib
-import weakref
-
 from symdiff.ir import Expr, flatten, topological_order
 
-# ScanBody -> its function's name (a digest of its source); weak, so bodies (and the
-# graphs they hold) are freed with the last node that uses them.
-_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+from .naming import extent
+from .spec import FunctionSpec
 
 
-def _body_spec(body, name: str):
-    from .emit_numba import FunctionSpec
-
+def _body_spec(body, name: str) -> FunctionSpec:
     inputs = body.carries + body.xs + body.invariants
     return FunctionSpec(name, tuple(inputs), tuple(body.new_carries) + tuple(body.ys),
                         "one step of a scan: (next carry..., y...)", lowering="python",
                         checked=False)
 
 
-def _while_specs(body, name: str) -> list:
-    from .emit_numba import FunctionSpec
-
+def _while_specs(body, name: str) -> list[FunctionSpec]:
     inputs = tuple(body.carries + body.invariants)
     return [FunctionSpec(name, inputs, tuple(body.new_carries),
                          "one step of a while loop: (next carry...)", lowering="python",
@@ -40,43 +32,29 @@ def _while_specs(body, name: str) -> list:
                          checked=False)]
 
 
-def body_name(body) -> str:
-    """The generated name of a loop body: the same body, the same name in any process."""
-    name = _NAMES.get(body)
-    if name is None:
-        from .emit_numba import emit_function
-
-        scan = not hasattr(body, "cond")
-        prefix = "_sd_scan_" if scan else "_sd_while_"
-        specs = [_body_spec(body, "_sd")] if scan else _while_specs(body, "_sd_while_")
-        text = "".join(emit_function(spec) for spec in specs)
-        name = _NAMES[body] = prefix + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return name
-
-
-def _specs_of(body) -> list:
-    name = body_name(body)
+def step_specs(body, name: str) -> list[FunctionSpec]:
+    """The functions a loop body becomes, its step named ``name`` (a while loop's
+    condition: the same name with _sd_cond_)."""
     return _while_specs(body, name) if hasattr(body, "cond") else [_body_spec(body, name)]
 
 
-def body_specs(specs) -> list:
-    """The FunctionSpecs of every loop body the specs call, nested ones included."""
-    return bodies_under([n for s in specs if hasattr(s, "result") for n in flatten(s.result)])
+def body_prefix(body) -> str:
+    """The start of the generated name of a loop body's step function."""
+    return "_sd_while_" if hasattr(body, "cond") else "_sd_scan_"
 
 
-def bodies_under(roots) -> list:
-    """The FunctionSpecs of every loop body the graph under ``roots`` runs, nested ones
-    included, by name."""
-    found: dict[str, object] = {}
+def loop_bodies(roots) -> list:
+    """The loop bodies the graph under ``roots`` runs, nested ones included, in the order
+    they are first met (a walk of the graph, then of each body's graph)."""
+    found: dict[int, object] = {}
     pending = [list(roots)]
     while pending:
         for node in topological_order(pending.pop()):
-            if node.op in LOOP_EMITTERS:
-                for function in _specs_of(node.value[0]):
-                    if function.name not in found:
-                        found[function.name] = function
-                        pending.append(flatten(function.result))
-    return [found[name] for name in sorted(found)]
+            if node.op in LOOP_EMITTERS and id(node.value[0]) not in found:
+                body = node.value[0]
+                found[id(body)] = body
+                pending.append(flatten([spec.result for spec in step_specs(body, "_")]))
+    return list(found.values())
 
 
 def has_loops(result) -> bool:
@@ -88,7 +66,7 @@ def has_loops(result) -> bool:
 def emit_while(emitter, node: Expr) -> None:
     """Lines of a while loop computing ``node`` and the loop's other carry parts."""
     body = node.value[0]
-    name = body_name(body)
+    name = emitter.body_name(body)
     c = len(body.carries)
     operands = [emitter.operand(a) for a in node.args]
     carry = [emitter.new_name() for _ in range(c)]
@@ -178,14 +156,12 @@ def _sources(node: Expr, chosen) -> list[tuple]:
 
 def _segment_length(policy, steps: str, carry) -> str:
     """The generated expression of the checkpoint interval for a loop of ``steps``."""
-    from .emit_arrays import _dim
-
     if isinstance(policy, int):
         return f"max(1, min({policy}, {steps}))"
     root = f"max(1, int(math.ceil(math.sqrt({steps}))))"
     if policy == "sqrt":
         return root
-    size = " + ".join("*".join(["8"] + [_dim(d) for d in p.shape]) for p in carry) or "0"
+    size = " + ".join("*".join(["8"] + [extent(d) for d in p.shape]) for p in carry) or "0"
     return f"1 if {steps} * ({size}) <= {AUTO_STORE_BYTES} else {root}"
 
 
@@ -238,7 +214,7 @@ class _Step:
             return out
 
         lines = stores("carries")
-        lines.append(f"{result} = {body_name(body)}({', '.join(arguments)})")
+        lines.append(f"{result} = {self.emitter.body_name(body)}({', '.join(arguments)})")
         lines += stores("ys")
         lines += [f"{name} = {result}[{k}]" for k, name in enumerate(self.carry)]
         return lines + stores("nexts")
@@ -297,8 +273,6 @@ def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
     """(lines, slots, buffers) of a reverse sweep reading checkpointed loops ``sources``:
     one buffer per source for a segment's carries, and the slots of the scanned operands
     that read them."""
-    from .emit_arrays import _dim
-
     c, x = _parts_of(node.value[0])
     slots, buffers, lines = {}, [], []
     if not sources:
@@ -313,7 +287,7 @@ def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
         names = [emitter.new_name() for _ in record["shapes"]]
         buffers.append((record, names, nexts))
         size = f"{k} + 1" if nexts else k
-        lines += [f"{b} = np.empty(({', '.join([size] + [_dim(d) for d in shape])},))"
+        lines += [f"{b} = np.empty(({', '.join([size] + [extent(d) for d in shape])},))"
                   for b, shape in zip(names, record["shapes"], strict=True)]
     for pos, a in enumerate(node.args[c:c + x], start=c):
         if a.op == "scan" and _key(a) in sources:
@@ -330,8 +304,6 @@ def _stacked_outputs(emitter, step, group: list, steps: str, checkpointed: bool)
     """({j: node} of carries stacked before and after every step, both used: one array of
     T + 1 seen through two views, memory for one; the lines allocating the stacked
     outputs of the loop)."""
-    from .emit_arrays import _dim
-
     body = step.body
     kinds = {(n.value[1][0], n.value[1][1]): n for n in group}
     both = {j: kinds["carries", j] for kind, j in kinds
@@ -346,7 +318,7 @@ def _stacked_outputs(emitter, step, group: list, steps: str, checkpointed: bool)
         part = body.ys[j] if kind == "ys" else body.carries[j]
         step.stacked[n] = emitter.new_name()
         length = f"{steps} + 1" if kind == "carries" and j in both else steps
-        shape = ", ".join([length] + [_dim(d) for d in part.shape])
+        shape = ", ".join([length] + [extent(d) for d in part.shape])
         lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
         if kind == "carries" and j in both and body.reverse:
             step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
@@ -371,8 +343,6 @@ def _carry_views(emitter, step, group: list, both: dict, steps: str):
 
 def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
     """Allocate a loop's checkpoints and record them in ``plan`` for its sweeps."""
-    from .emit_arrays import _dim
-
     k, count = emitter.new_name(), emitter.new_name()
     names = [emitter.new_name() for _ in body.carries]
     plan[key] = {"steps": steps, "k": k, "count": count, "checkpoints": names,
@@ -380,7 +350,7 @@ def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
                  "final": None}
     lines = [f"{k} = {_segment_length(body.checkpoint, steps, body.carries)}",
              f"{count} = ({steps} + {k} - 1) // {k}"]
-    lines += [f"{n} = np.empty(({', '.join([count] + [_dim(d) for d in p.shape])},))"
+    lines += [f"{n} = np.empty(({', '.join([count] + [extent(d) for d in p.shape])},))"
               for n, p in zip(names, body.carries, strict=True)]
     return lines
 

@@ -69,7 +69,7 @@ def compile_options(fast_math: bool = False, lowering: str = "auto",
                     background: bool | None = None) -> dict:
     """The options of ``sd.compile``, checked (so a bad one fails at ``sd.compile``, not at
     the first call) and with ``background`` resolved from SYMDIFF_BACKGROUND."""
-    from codegen.emit_numba import LOWERINGS
+    from codegen import LOWERINGS
 
     if lowering not in LOWERINGS:
         raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")

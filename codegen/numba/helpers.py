@@ -2,6 +2,7 @@
 module, emitted once)."""
 
 DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
+PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True, cache=True)'
 
 
 def helper(name: str, params: str, body: list[str]) -> str:
