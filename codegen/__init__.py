@@ -4,7 +4,9 @@
 separate step that executes our own generated source into a module object.
 """
 
-from .emit_numba import ArrayParam, FunctionSpec, emit_function, emit_module
+from .emit_numba import emit_function, emit_module
 from .load import load_module
+from .spec import LOWERINGS, ArrayParam, FunctionSpec
 
-__all__ = ["ArrayParam", "FunctionSpec", "emit_function", "emit_module", "load_module"]
+__all__ = ["ArrayParam", "FunctionSpec", "LOWERINGS", "emit_function", "emit_module",
+           "load_module"]

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 
-from symdiff.dims import dim_text, is_open
+from symdiff.dims import is_open
 from symdiff.index_keys import least_open_length
 from symdiff.ir import OPS, Expr, flatten, topological_order
 
 from .emit_fused import FusedLoops
-from .emit_loops import LOOP_EMITTERS, bodies_under
+from .emit_loops import LOOP_EMITTERS, loop_bodies, step_specs
 from .emit_sums import FullSums
-from .naming import literal, temporary
+from .naming import BATCH, extent, literal, temporary
 from .schedule import schedule
 
 # Ops that accumulate their operand's loop into a result of another shape.
@@ -30,15 +30,10 @@ ELEMENT_ACCESS = ("broadcast_to", "take", "index")
 CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient", "root")
-BATCH = "_nb"
-
-
-def _dim(d) -> str:
-    return dim_text(d, BATCH)
 
 
 def _shape_text(shape) -> str:
-    dims = ", ".join(_dim(d) for d in shape)
+    dims = ", ".join(extent(d) for d in shape)
     return f"({dims},)" if len(shape) == 1 else f"({dims})"
 
 
@@ -69,7 +64,7 @@ def _key_index(key, shape: tuple, indices: list[str]) -> list[str]:
 
 def _from_end(position: int, dim) -> str:
     """A position on an axis of length ``dim``; a negative one counts from the end."""
-    return str(position) if position >= 0 else f"{_dim(dim)} - {-position}"
+    return str(position) if position >= 0 else f"{extent(dim)} - {-position}"
 
 
 def constant_name(node: Expr) -> str:
@@ -154,10 +149,11 @@ class ArrayEmitter(FusedLoops, FullSums):
     """Builds the body of one function whose graph has array nodes."""
 
     shape_text = staticmethod(_shape_text)
-    dim = staticmethod(_dim)
+    dim = staticmethod(extent)
 
-    def __init__(self, inputs, params, names, result, statement, checked=True):
+    def __init__(self, inputs, params, names, result, statement, body_name, checked=True):
         self.statement = statement  # scalar statement from operand names (emit_numba)
+        self.body_name = body_name  # the name of a loop body's step function (emit_numba)
         self.checked = checked
         self.params = params
         self.names: dict[Expr, str] = dict(names)  # inputs (and array items) named already
@@ -315,8 +311,11 @@ class ArrayEmitter(FusedLoops, FullSums):
                     self.lines.append(f"{BATCH} = {batch_from}")
             if not self.checked:
                 continue
-            wanted = " or ".join(f"{name}.shape[{k}] != {_dim(d)}" for k, d in
-                                 enumerate(sym.shape))
+            # The dimension the open length was read from is that length: no check.
+            wanted = " or ".join(f"{name}.shape[{k}] != {extent(d)}" for k, d in
+                                 enumerate(sym.shape) if f"{name}.shape[{k}]" != batch_from)
+            if not wanted:
+                continue
             shown = str(sym.shape).replace("None", "batch")
             self.lines.append(f"if {wanted}:")
             self.lines.append(f'    raise ValueError("argument {name} must have shape {shown}")')
@@ -325,7 +324,8 @@ class ArrayEmitter(FusedLoops, FullSums):
         # Slices such as x[2:] read as written only from their least length on: shorter
         # data would make NumPy clamp them, and the loops read out of bounds.  Loop bodies
         # slice open invariants too, and are not checked on their own.
-        nodes = self.order + [n for spec in bodies_under(self.outputs)
+        nodes = self.order + [n for body in loop_bodies(self.outputs)
+                              for spec in step_specs(body, "_")
                               for n in topological_order(flatten(spec.result))]
         least = max((least_open_length(n) for n in nodes if n.op in ("index", "embed")),
                     default=0)
@@ -380,7 +380,7 @@ class ArrayEmitter(FusedLoops, FullSums):
 
     def nest(self, shape, indices, body) -> None:
         for depth, (d, i) in enumerate(zip(shape, indices, strict=True)):
-            self.lines.append("    " * depth + f"for {i} in range({_dim(d)}):")
+            self.lines.append("    " * depth + f"for {i} in range({extent(d)}):")
         pad = "    " * len(shape)
         self.lines.extend(pad + line for line in body)
 
@@ -471,15 +471,15 @@ class ArrayEmitter(FusedLoops, FullSums):
                 return self._matrix_element(b, k, i)
         v = self.array(vector)
         if row_major:  # each output a dot product along contiguous memory
-            self.lines.append(f"{name} = np.empty(({_dim(m)},))")
-            self.lines.append(f"for _i0 in range({_dim(m)}):")
+            self.lines.append(f"{name} = np.empty(({extent(m)},))")
+            self.lines.append(f"for _i0 in range({extent(m)}):")
             self.lines += ["    " + line for line in self._dot(
                 f"{name}[_i0]", lambda k: f"{element('_i0', k)} * {v}[{k}]", n)]
         else:  # a scaled column added per k, along contiguous memory
-            self.lines += [f"{name} = np.zeros(({_dim(m)},))",
-                           f"for _k in range({_dim(n)}):",
+            self.lines += [f"{name} = np.zeros(({extent(m)},))",
+                           f"for _k in range({extent(n)}):",
                            f"    _vk = {v}[_k]",
-                           f"    for _i0 in range({_dim(m)}):",
+                           f"    for _i0 in range({extent(m)}):",
                            f"        {name}[_i0] += _vk * {element('_i0', '_k')}"]
 
     def _matrix_element(self, matrix: Expr, row: str, column: str) -> str:
@@ -492,9 +492,12 @@ class ArrayEmitter(FusedLoops, FullSums):
         """Lines computing ``target = sum_k term(k)`` with four partial sums: independent
         chains the CPU overlaps, where one running sum waits on every addition (and LLVM
         may not reassociate it without fast-math)."""
-        main = f"{_dim(n)} - {_dim(n)} % 4" if is_open(n) else str(n - n % 4)
+        if not is_open(n) and n < 4:  # too short for four sums: one
+            return ["_s0 = 0.0", f"for _k in range({n}):", f"    _s0 += {term('_k')}",
+                    f"{target} = _s0"]
+        main = f"{extent(n)} - {extent(n)} % 4" if is_open(n) else str(n - n % 4)
         rest = [] if not is_open(n) and n % 4 == 0 else [
-            f"for _k in range({main}, {_dim(n)}):", f"    _s0 += {term('_k')}"]
+            f"for _k in range({main}, {extent(n)}):", f"    _s0 += {term('_k')}"]
         return (["_s0 = 0.0", "_s1 = 0.0", "_s2 = 0.0", "_s3 = 0.0",
                  f"for _k in range(0, {main}, 4):"]
                 + [f"    _s{j} += {term('_k' if j == 0 else f'_k + {j}')}" for j in range(4)]

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .emit_numba import DECORATOR, FunctionSpec
 from .naming import parameter_names
+from .numba.helpers import DECORATOR
+from .spec import FunctionSpec
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from symdiff.ir import OPS, Expr
 
+from .numba.elements import SCALAR, element
+
 # Math functions that are LLVM intrinsics LLVM vectorizes (the rest are opaque calls).
 VECTORIZED_MATH = ("math.fabs(", "math.sqrt(", "math.copysign(", "math.inf", "math.nan")
 
 
 def opaque(node: Expr) -> bool:
     """Whether the element of ``node`` in a loop calls a C math function."""
-    op = OPS[node.op]
-    text = op.loop or op.emit
-    if not isinstance(text, str):
+    if node.op not in SCALAR:
         return True
+    text = element(node.op, in_loop=True).template
     for allowed in VECTORIZED_MATH:
         text = text.replace(allowed, "")
     return "math." in text or (node.op == "pow" and not _integer_power(node))

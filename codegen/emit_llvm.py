@@ -19,10 +19,12 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from symdiff.ir import OPS, Expr, flatten
+from symdiff.ir import Expr, flatten
 
+from .llvm.elements import ELEMENTS
 from .naming import parameter_names, unrolled_power
 from .schedule import schedule
+from .spec import array_checks
 
 PRELUDE = '''import llvmlite.binding as _llvm
 from numba import types
@@ -59,8 +61,8 @@ PIECE_ATTRIBUTES = "attributes #0 = { noinline noimplicitfloat nounwind }"
 
 def helpers_used(order: list[Expr]) -> list[str]:
     """Declarations and helper definitions the nodes need (for the module text)."""
-    return [OPS[name].llvm_helper for name in sorted({n.op for n in order})
-            if OPS[name].llvm_helper]
+    return [ELEMENTS[name][1] for name in sorted({n.op for n in order})
+            if name in ELEMENTS and ELEMENTS[name][1]]
 
 
 def _constant(value: float) -> str:
@@ -103,7 +105,7 @@ class _Function:
     def compute(self, node: Expr, name: str, operand):
         """The instructions of ``node``, its value named ``name``."""
         operands = [operand(a) for a in node.args]
-        template = OPS[node.op].llvm
+        template = ELEMENTS[node.op][0]
         n = unrolled_power(node.args[1]) if node.op == "pow" else None
         if n is not None:  # x ** n as products (a division for n < 0)
             product = operands[0]
@@ -303,7 +305,6 @@ def _module_text(spec, stored, returned) -> tuple[str, str]:
 
 def emit_llvm_function(spec, decorator: str) -> str:
     """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
-    from .emit_numba import array_checks  # emit_numba imports this module
     params = parameter_names([s.value for s in spec.inputs])
     arrays = [a.name for a in spec.arrays]
     scalars, outs = _outputs(spec.result)

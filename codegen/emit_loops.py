@@ -9,28 +9,20 @@ function uses come from the same loop.
 
 from __future__ import annotations
 
-import hashlib
-import weakref
-
 from symdiff.ir import Expr, flatten, topological_order
 
-# ScanBody -> its function's name (a digest of its source); weak, so bodies (and the
-# graphs they hold) are freed with the last node that uses them.
-_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+from .naming import extent
+from .spec import FunctionSpec
 
 
-def _body_spec(body, name: str):
-    from .emit_numba import FunctionSpec
-
+def _body_spec(body, name: str) -> FunctionSpec:
     inputs = body.carries + body.xs + body.invariants
     return FunctionSpec(name, tuple(inputs), tuple(body.new_carries) + tuple(body.ys),
                         "one step of a scan: (next carry..., y...)", lowering="python",
                         checked=False)
 
 
-def _while_specs(body, name: str) -> list:
-    from .emit_numba import FunctionSpec
-
+def _while_specs(body, name: str) -> list[FunctionSpec]:
     inputs = tuple(body.carries + body.invariants)
     return [FunctionSpec(name, inputs, tuple(body.new_carries),
                          "one step of a while loop: (next carry...)", lowering="python",
@@ -40,43 +32,29 @@ def _while_specs(body, name: str) -> list:
                          checked=False)]
 
 
-def body_name(body) -> str:
-    """The generated name of a loop body: the same body, the same name in any process."""
-    name = _NAMES.get(body)
-    if name is None:
-        from .emit_numba import emit_function
-
-        scan = not hasattr(body, "cond")
-        prefix = "_sd_scan_" if scan else "_sd_while_"
-        specs = [_body_spec(body, "_sd")] if scan else _while_specs(body, "_sd_while_")
-        text = "".join(emit_function(spec) for spec in specs)
-        name = _NAMES[body] = prefix + hashlib.sha256(text.encode()).hexdigest()[:16]
-    return name
-
-
-def _specs_of(body) -> list:
-    name = body_name(body)
+def step_specs(body, name: str) -> list[FunctionSpec]:
+    """The functions a loop body becomes, its step named ``name`` (a while loop's
+    condition: the same name with _sd_cond_)."""
     return _while_specs(body, name) if hasattr(body, "cond") else [_body_spec(body, name)]
 
 
-def body_specs(specs) -> list:
-    """The FunctionSpecs of every loop body the specs call, nested ones included."""
-    return bodies_under([n for s in specs if hasattr(s, "result") for n in flatten(s.result)])
+def body_prefix(body) -> str:
+    """The start of the generated name of a loop body's step function."""
+    return "_sd_while_" if hasattr(body, "cond") else "_sd_scan_"
 
 
-def bodies_under(roots) -> list:
-    """The FunctionSpecs of every loop body the graph under ``roots`` runs, nested ones
-    included, by name."""
-    found: dict[str, object] = {}
+def loop_bodies(roots) -> list:
+    """The loop bodies the graph under ``roots`` runs, nested ones included, in the order
+    they are first met (a walk of the graph, then of each body's graph)."""
+    found: dict[int, object] = {}
     pending = [list(roots)]
     while pending:
         for node in topological_order(pending.pop()):
-            if node.op in LOOP_EMITTERS:
-                for function in _specs_of(node.value[0]):
-                    if function.name not in found:
-                        found[function.name] = function
-                        pending.append(flatten(function.result))
-    return [found[name] for name in sorted(found)]
+            if node.op in LOOP_EMITTERS and id(node.value[0]) not in found:
+                body = node.value[0]
+                found[id(body)] = body
+                pending.append(flatten([spec.result for spec in step_specs(body, "_")]))
+    return list(found.values())
 
 
 def has_loops(result) -> bool:
@@ -88,7 +66,7 @@ def has_loops(result) -> bool:
 def emit_while(emitter, node: Expr) -> None:
     """Lines of a while loop computing ``node`` and the loop's other carry parts."""
     body = node.value[0]
-    name = body_name(body)
+    name = emitter.body_name(body)
     c = len(body.carries)
     operands = [emitter.operand(a) for a in node.args]
     carry = [emitter.new_name() for _ in range(c)]
@@ -178,14 +156,12 @@ def _sources(node: Expr, chosen) -> list[tuple]:
 
 def _segment_length(policy, steps: str, carry) -> str:
     """The generated expression of the checkpoint interval for a loop of ``steps``."""
-    from .emit_arrays import _dim
-
     if isinstance(policy, int):
         return f"max(1, min({policy}, {steps}))"
     root = f"max(1, int(math.ceil(math.sqrt({steps}))))"
     if policy == "sqrt":
         return root
-    size = " + ".join("*".join(["8"] + [_dim(d) for d in p.shape]) for p in carry) or "0"
+    size = " + ".join("*".join(["8"] + [extent(d) for d in p.shape]) for p in carry) or "0"
     return f"1 if {steps} * ({size}) <= {AUTO_STORE_BYTES} else {root}"
 
 
@@ -238,7 +214,7 @@ class _Step:
             return out
 
         lines = stores("carries")
-        lines.append(f"{result} = {body_name(body)}({', '.join(arguments)})")
+        lines.append(f"{result} = {self.emitter.body_name(body)}({', '.join(arguments)})")
         lines += stores("ys")
         lines += [f"{name} = {result}[{k}]" for k, name in enumerate(self.carry)]
         return lines + stores("nexts")
@@ -249,40 +225,17 @@ def emit_scan(emitter, node: Expr) -> None:
     the function uses (``emitter`` is a codegen.emit_arrays.ArrayEmitter).  A reverse
     sweep over checkpointed carries runs segment by segment, recomputing each segment's
     carries from its checkpoint first."""
-    from .emit_arrays import _dim
-
     plan = _plan(emitter)
     key = _key(node)
     body = node.value[0]
     group = [n for n in emitter.order if n.op == "scan" and _key(n) == key]
-    c, x = _parts_of(body)
+    c, _ = _parts_of(body)
     sources = [s for s in _sources(node, plan) if plan[s] is not None]
-    slots, buffers = {}, []
-    lines = []
-    if sources:
-        steps, k, count = plan[sources[0]]["steps"], plan[sources[0]]["k"], \
-            plan[sources[0]]["count"]
-        read = [a for a in node.args[c:c + x] if a.op == "scan" and _key(a) in sources]
-        for source in sources:
-            record = plan[source]
-            # The carries of a segment before each step; if the sweep reads the carries
-            # after each step too, one more: they are the same carries shifted by one.
-            nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
-            names = [emitter.new_name() for _ in record["shapes"]]
-            buffers.append((record, names, nexts))
-            size = f"{k} + 1" if nexts else k
-            lines += [f"{b} = np.empty(({', '.join([size] + [_dim(d) for d in shape])},))"
-                      for b, shape in zip(names, record["shapes"], strict=True)]
-        for pos, a in enumerate(node.args[c:c + x], start=c):
-            if a.op == "scan" and _key(a) in sources:
-                record, names, nexts = buffers[sources.index(_key(a))]
-                # A reverse loop's buffer starts with the carry after its segment's last
-                # step; a forward loop's ends with it.
-                after = a.value[1][0] == "nexts"
-                shift = 0 if not nexts else int(after != record["body"].reverse)
-                slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo + {shift}]"
+    lines, slots, buffers = _segment_buffers(emitter, node, plan, sources)
     step = _Step(emitter, body, node.args, slots)
-    if not sources:
+    if sources:
+        steps, k, count = (plan[sources[0]][name] for name in ("steps", "k", "count"))
+    else:
         steps = emitter.new_name()
         lines.append(f"{steps} = {step.operands[c]}.shape[0]")
     # Array carries start as copies: C-contiguous and writable like every later carry, so
@@ -290,23 +243,8 @@ def emit_scan(emitter, node: Expr) -> None:
     lines += [f"{name} = {value}" + (".copy()" if part.shape else "") for name, value, part
               in zip(step.carry, step.operands[:c], body.carries, strict=True)]
     checkpointed = key in plan
-    # The carries before and after every step, both used, are one array of T + 1 seen
-    # through two views: memory for one.
-    kinds = {(n.value[1][0], n.value[1][1]): n for n in group}
-    both = {j: kinds["carries", j] for kind, j in kinds
-            if kind == "nexts" and ("carries", j) in kinds and not checkpointed}
-    for n in group:
-        kind, j = n.value[1]
-        if kind == "ys" or (kind in STACKED_CARRIES and not checkpointed):
-            if kind == "nexts" and j in both:
-                continue
-            part = body.ys[j] if kind == "ys" else body.carries[j]
-            step.stacked[n] = emitter.new_name()
-            length = f"{steps} + 1" if kind == "carries" and j in both else steps
-            shape = ", ".join([length] + [_dim(d) for d in part.shape])
-            lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
-            if kind == "carries" and j in both and body.reverse:
-                step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
+    both, more = _stacked_outputs(emitter, step, group, steps, checkpointed)
+    lines += more
     if checkpointed:
         lines += _checkpoint_arrays(emitter, plan, key, steps, body)
         plan[key]["final"] = step.carry  # hold the final carry once the loop has run
@@ -317,15 +255,8 @@ def emit_scan(emitter, node: Expr) -> None:
         lines.append(f"for _s in {order}:")
         lines += ["    " + line for line in _keep_checkpoint(plan.get(key), body, step, "_s")]
         lines += ["    " + line for line in step.call("_s")]
-    views = {}
-    for j, n in both.items():
-        whole, end = step.stacked[n], "0" if body.reverse else steps
-        lines += _store(whole, end, step.carry[j], body.carries[j].ndim)
-        views[n], views[kinds["nexts", j]] = emitter.new_name(), emitter.new_name()
-        early, late = f"{whole}[:{steps}]", f"{whole}[1:]"
-        before, after = (late, early) if body.reverse else (early, late)
-        lines += [f"{views[n]} = {before}", f"{views[kinds['nexts', j]]} = {after}"]
-    emitter.lines += lines
+    views, more = _carry_views(emitter, step, group, both, steps)
+    emitter.lines += lines + more
     for n in group:
         kind, j = n.value[1]
         if kind == "carry":
@@ -338,10 +269,80 @@ def emit_scan(emitter, node: Expr) -> None:
             emitter.names[n] = plan[key]["checkpoints"][j]
 
 
+def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
+    """(lines, slots, buffers) of a reverse sweep reading checkpointed loops ``sources``:
+    one buffer per source for a segment's carries, and the slots of the scanned operands
+    that read them."""
+    c, x = _parts_of(node.value[0])
+    slots, buffers, lines = {}, [], []
+    if not sources:
+        return lines, slots, buffers
+    k = plan[sources[0]]["k"]
+    read = [a for a in node.args[c:c + x] if a.op == "scan" and _key(a) in sources]
+    for source in sources:
+        record = plan[source]
+        # The carries of a segment before each step; if the sweep reads the carries
+        # after each step too, one more: they are the same carries shifted by one.
+        nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
+        names = [emitter.new_name() for _ in record["shapes"]]
+        buffers.append((record, names, nexts))
+        size = f"{k} + 1" if nexts else k
+        lines += [f"{b} = np.empty(({', '.join([size] + [extent(d) for d in shape])},))"
+                  for b, shape in zip(names, record["shapes"], strict=True)]
+    for pos, a in enumerate(node.args[c:c + x], start=c):
+        if a.op == "scan" and _key(a) in sources:
+            record, names, nexts = buffers[sources.index(_key(a))]
+            # A reverse loop's buffer starts with the carry after its segment's last
+            # step; a forward loop's ends with it.
+            after = a.value[1][0] == "nexts"
+            shift = 0 if not nexts else int(after != record["body"].reverse)
+            slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo + {shift}]"
+    return lines, slots, buffers
+
+
+def _stacked_outputs(emitter, step, group: list, steps: str, checkpointed: bool):
+    """({j: node} of carries stacked before and after every step, both used: one array of
+    T + 1 seen through two views, memory for one; the lines allocating the stacked
+    outputs of the loop)."""
+    body = step.body
+    kinds = {(n.value[1][0], n.value[1][1]): n for n in group}
+    both = {j: kinds["carries", j] for kind, j in kinds
+            if kind == "nexts" and ("carries", j) in kinds and not checkpointed}
+    lines = []
+    for n in group:
+        kind, j = n.value[1]
+        if not (kind == "ys" or (kind in STACKED_CARRIES and not checkpointed)):
+            continue
+        if kind == "nexts" and j in both:
+            continue
+        part = body.ys[j] if kind == "ys" else body.carries[j]
+        step.stacked[n] = emitter.new_name()
+        length = f"{steps} + 1" if kind == "carries" and j in both else steps
+        shape = ", ".join([length] + [extent(d) for d in part.shape])
+        lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
+        if kind == "carries" and j in both and body.reverse:
+            step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
+    return both, lines
+
+
+def _carry_views(emitter, step, group: list, both: dict, steps: str):
+    """The two views (before and after each step) of each carry stacked once (see
+    _stacked_outputs), by node, and the lines making them."""
+    body = step.body
+    nexts = {n.value[1][1]: n for n in group if n.value[1][0] == "nexts"}
+    views, lines = {}, []
+    for j, n in both.items():
+        whole, end = step.stacked[n], "0" if body.reverse else steps
+        lines += _store(whole, end, step.carry[j], body.carries[j].ndim)
+        views[n], views[nexts[j]] = emitter.new_name(), emitter.new_name()
+        early, late = f"{whole}[:{steps}]", f"{whole}[1:]"
+        before, after = (late, early) if body.reverse else (early, late)
+        lines += [f"{views[n]} = {before}", f"{views[nexts[j]]} = {after}"]
+    return views, lines
+
+
 def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
     """Allocate a loop's checkpoints and record them in ``plan`` for its sweeps."""
-    from .emit_arrays import _dim
-
     k, count = emitter.new_name(), emitter.new_name()
     names = [emitter.new_name() for _ in body.carries]
     plan[key] = {"steps": steps, "k": k, "count": count, "checkpoints": names,
@@ -349,7 +350,7 @@ def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
                  "final": None}
     lines = [f"{k} = {_segment_length(body.checkpoint, steps, body.carries)}",
              f"{count} = ({steps} + {k} - 1) // {k}"]
-    lines += [f"{n} = np.empty(({', '.join([count] + [_dim(d) for d in p.shape])},))"
+    lines += [f"{n} = np.empty(({', '.join([count] + [extent(d) for d in p.shape])},))"
               for n, p in zip(names, body.carries, strict=True)]
     return lines
 

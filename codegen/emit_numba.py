@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import hashlib
+import weakref
+from dataclasses import replace
 
-from symdiff.ir import OPS, Expr, flatten, topological_order
-from symdiff.loop_math import loop_helpers
+from symdiff.ir import Expr, flatten, topological_order
 from symdiff.printer import to_infix
 
 from . import emit_llvm as llvm
 from .emit_arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source
+from .emit_directions import DirectionLoop, emit_direction_loop
 from .emit_llvm import emit_llvm_function
-from .emit_loops import body_specs, has_loops
+from .emit_loops import body_prefix, has_loops, loop_bodies, step_specs
+from .llvm.elements import ELEMENTS as LLVM_ELEMENTS
 from .naming import literal, parameter_names, temporary, unrolled_power
+from .numba.elements import LOOP, SCALAR, element, helpers
+from .numba.helpers import DECORATOR, PARALLEL_DECORATOR
 from .schedule import expanded_lengths, schedule
+from .spec import LLVM_MIN_OPS, LOWERINGS, FunctionSpec, array_checks
 
-DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
-PARALLEL_DECORATOR = '@numba.njit(error_model="numpy", parallel=True, cache=True)'
 COMMENT_CHARS = 60
-# From this many operations on, straight-line functions go through LLVM IR (emit_llvm):
-# Numba's statement-by-statement pipeline grows faster than linearly with length.
-LLVM_MIN_OPS = 100
-LOWERINGS = ("auto", "python", "llvm")
-
-
-@dataclass(frozen=True)
-class ArrayParam:
-    """A 1-D float64 array parameter whose items stand for the given symbols."""
-
-    name: str
-    symbols: tuple[Expr, ...]
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """One generated function: positional scalar inputs, optional array inputs, a result.
-
-    ``result`` is an expression (returns a float), a list (1-D array), a list of lists
-    (2-D array) or a tuple of those (returns a tuple).
-    """
-
-    name: str
-    inputs: tuple[Expr, ...]
-    result: object
-    doc: str
-    arrays: tuple[ArrayParam, ...] = field(default=())
-    batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
-    lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
-    checked: bool = True  # shapes of array arguments checked (not in loop bodies we call)
 
 
 class _Names:
@@ -67,17 +41,6 @@ class _Names:
         return name
 
 
-def array_checks(spec: FunctionSpec) -> list[str]:
-    """Lines that reject an array parameter with another number of items than its symbols
-    (the body reads them by position: a short array would be read out of bounds)."""
-    lines = []
-    for array in spec.arrays:
-        n = len(array.symbols)
-        lines += [f"if {array.name}.size != {n}:",
-                  f'    raise ValueError("argument {array.name} must have {n} items")']
-    return lines
-
-
 def _power(base: str, exponent: Expr) -> str | None:
     n = unrolled_power(exponent)
     if n is None:
@@ -94,8 +57,7 @@ def statement(node: Expr, operand, loop: bool = False) -> str:
         reduced = _power(operands[0], node.args[1])
         if reduced is not None:
             return reduced
-    op = OPS[node.op]
-    return (op.loop if loop and op.loop else op.emit).format(*operands)
+    return element(node.op, loop).template.format(*operands)
 
 
 def _result_lines(result, operand, label: str) -> tuple[list[str], str]:
@@ -132,8 +94,8 @@ def uses_llvm(spec: FunctionSpec) -> bool:
     if spec.batched or _has_arrays(spec) or spec.lowering == "python":
         return False
     order = schedule(flatten(spec.result))
-    if any(OPS[n.op].llvm is None for n in order if n.args):
-        return False  # an op without LLVM text (digamma): the Python lowering serves it
+    if any(n.op not in LLVM_ELEMENTS for n in order if n.args):
+        return False  # an op the LLVM table falls back on (digamma): the Python lowering
     return spec.lowering == "llvm" or len(order) >= LLVM_MIN_OPS
 
 
@@ -154,7 +116,7 @@ def emit_function(spec: FunctionSpec) -> str:
         decorator = PARALLEL_DECORATOR
     elif _has_arrays(spec):
         emitter = ArrayEmitter(spec.inputs, names.params, names.of, spec.result, statement,
-                               spec.checked)
+                               body_name, spec.checked)
         body = array_checks(spec) + emitter.emit()
         lines, returned = _result_lines(spec.result, emitter.returned, "_out")
         body += lines
@@ -166,6 +128,32 @@ def emit_function(spec: FunctionSpec) -> str:
     doc = f'    """{spec.doc}"""\n' if spec.doc else ""
     return (f"{decorator}\ndef {spec.name}({', '.join(params)}):\n{doc}"
             + "".join(f"    {line}\n" for line in body))
+
+
+# Loop body -> the name of its step function; weak, so bodies (and the graphs they hold)
+# are freed with the last node that uses them.
+_BODY_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def body_name(body) -> str:
+    """The generated name of a loop body's step function: a digest of its source, so the
+    same body has the same name in any process, and equal bodies share one function."""
+    name = _BODY_NAMES.get(body)
+    if name is None:
+        # Rendered under a fixed placeholder name (the digest names the rest).
+        placeholder = "_sd_while_" if body_prefix(body) == "_sd_while_" else "_sd"
+        text = "".join(emit_function(spec) for spec in step_specs(body, placeholder))
+        name = body_prefix(body) + hashlib.sha256(text.encode()).hexdigest()[:16]
+        _BODY_NAMES[body] = name
+    return name
+
+
+def body_specs(specs) -> list:
+    """The FunctionSpecs of every loop body the specs call, nested ones included, by
+    name."""
+    roots = [n for s in specs if hasattr(s, "result") for n in flatten(s.result)]
+    found = {f.name: f for body in loop_bodies(roots) for f in step_specs(body, body_name(body))}
+    return [found[name] for name in sorted(found)]
 
 
 def point_specs(spec) -> list:
@@ -261,11 +249,10 @@ def helpers_used(specs: list[FunctionSpec]) -> list[str]:
     used, in_loops = set(), set()
     for spec in specs:
         for n in schedule(flatten(spec.result)):
-            (in_loops if n.shape and OPS[n.op].loop else used).add(n.op)
+            (in_loops if n.shape and n.op in LOOP else used).add(n.op)
     if "amax" in used:  # max reductions update with the nan-propagating maximum
         used.add("maximum")
-    return loop_helpers(in_loops) + [OPS[name].helper for name in sorted(used)
-                                     if OPS[name].helper]
+    return helpers([name for name in used if name in SCALAR], in_loops)
 
 
 def constants_used(specs: list[FunctionSpec]) -> list[str]:
@@ -296,8 +283,6 @@ def emit_module(specs: list, docstring: str) -> str:
     ``specs`` are FunctionSpecs and direction loops (codegen.emit_directions), whose
     kernels are emitted before them.
     """
-    from .emit_directions import DirectionLoop, emit_direction_loop
-
     functions = _with_kernels(specs)
     functions = [f for spec in functions for f in point_specs(spec) + [spec]]
     functions = body_specs(functions) + functions  # the bodies of scans they run

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from symdiff.ir import OPS, Expr
 
+from .numba.elements import LOOP
+
 LANES = 4  # partial sums of a full reduction (FullSums.lanes_sum)
 BLOCK = 256  # elements of a transcendental map computed before they are summed
 
@@ -28,7 +30,7 @@ class FullSums:
         of 10^5 elements: 59 us with one accumulator, 21 with four).  Transcendental maps
         go to blocked_sum."""
         n = self.dim(shape[0])
-        if any(OPS[m.op].loop for m in members):
+        if any(m.op in LOOP for m in members):
             self.blocked_sum(root, name, n, members)
             return
         body: list[str] = []

@@ -15,6 +15,8 @@ import builtins
 import keyword
 import math
 
+from symdiff.dims import dim_text
+
 # Names the generated module defines or uses at module level.
 MODULE_NAMES = frozenset({"math", "np", "numba", "forward", "gradient", "value_and_grad",
                           "hessian", "hvp", "jacobian", "vjp", "jvp", "sparse_hessian",
@@ -71,3 +73,12 @@ def unrolled_power(exponent) -> int | None:
     if n is None or not math.isfinite(n) or n != int(n) or not 2 <= abs(n) <= MAX_UNROLLED_POWER:
         return None
     return int(n)
+
+
+# The open batch dimension's length in generated code, read from the arguments.
+BATCH = "_nb"
+
+
+def extent(d) -> str:
+    """A dimension as generated code writes it: the number, or the open length N + k."""
+    return dim_text(d, BATCH)

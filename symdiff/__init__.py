@@ -6,10 +6,34 @@ folds and simplifies them; ``compile`` emits Numba-jitted value, gradient and He
 functions as readable Python source.
 """
 
-from . import array_ops as _array_ops  # registers the array ops
-from . import ops as _ops  # registers the op table
+from codegen.cache import clear
+
+from . import numpy_methods as _numpy_methods  # installs Expr's NumPy methods
+from . import ops as _ops
+from . import processes as _processes  # registers the fork handlers
 from . import special as _special  # registers log-gamma, digamma, polygamma, log-ndtr
-from .diff import diff, grad, hessian, jacobian
+from .api import CompiledFunction
+from .arrays import (
+    amax,
+    concatenate,
+    dot,
+    index,
+    log_softmax,
+    logsumexp,
+    matmul,
+    matrix,
+    mean,
+    outer,
+    reshape,
+    softmax,
+    stack,
+    sum,  # noqa: A004 - NumPy's name
+    take,
+    transpose,
+    vector,
+    zeros,
+)
+from .arrays import where as _where
 from .errors import (
     ArgumentError,
     NotDifferentiableError,
@@ -20,50 +44,35 @@ from .errors import (
 )
 from .evaluate import evaluate
 from .graph_picture import to_dot
+from .implicit import custom_root
 from .ir import Expr, const, count_ops, free_symbols, symbol
-from .ops import abs_ as abs  # noqa: F401, A001 - public name, as in numpy
-from .ops import (  # noqa: E402
-    acos,
-    asin,
-    atan,
-    atan2,
-    cos,
-    cosh,
-    equal,
-    erf,
-    erfc,
-    exp,
-    expm1,
-    greater,
-    greater_equal,
-    less,
-    less_equal,
-    log,
-    log1p,
-    maximum,
-    minimum,
-    not_equal,
-    relu,
-    sigmoid,
-    sign,
-    sin,
-    sinh,
-    softplus,
-    sqrt,
-    step,
-    stop_gradient,
-    tan,
-    tanh,
-)
+from .linalg import solve
+from .loops import scan
+from .numpy_extras import cumprod, cumsum, einsum, tril, triu
 from .parser import parse
 from .passes import optimize
 from .printer import to_let_form
 from .progress import show_progress
-from .special import digamma, gammaln, log_ndtr, polygamma
+from .sympy_bridge import from_sympy, to_latex, to_sympy
+from .transforms import (
+    ByShape,
+    compile,  # noqa: A004 - symdiff's own
+    diff,
+    grad,
+    hessian,
+    hvp,
+    jacobian,
+    jit,
+    value_and_grad,
+    vmap,
+)
+from .version import __version__ as __version__
+from .vmap import VMapped
+from .while_loops import fori_loop, while_loop
 
-__version__ = "0.1.0"
-
-del _ops, _array_ops, _special
+# sd.sin, sd.abs, sd.gammaln, ...: one public function per elementwise op, derived from
+# the op records, so no op can be missing here; sd.where is the array-aware one.
+globals().update(_ops.PUBLIC, where=_where)
 
 
 def symbols(names: str):
@@ -86,62 +95,22 @@ def symbols(names: str):
     return made[0] if len(made) == 1 else made
 
 
-__all__ = [
-    "Expr", "ParseError", "SymdiffError", "TraceError",
-    "symbols", "symbol", "const", "parse", "evaluate", "diff", "grad", "hessian", "jacobian",
-    "optimize", "count_ops", "free_symbols", "to_let_form",
-    "sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh", "asin", "acos", "atan",
-    "atan2", "log1p", "expm1", "erf", "erfc", "sign", "step", "sigmoid", "relu", "softplus",
-    "maximum", "minimum", "ByShape", "jit", "value_and_grad", "vmap", "VMapped", "to_dot",
-    "show_progress", "gammaln", "digamma", "polygamma", "log_ndtr",
-]
-
-from . import while_loops  # noqa: E402, F401  (registers the while op)
-from .api import CompiledFunction  # noqa: E402
-from .arrays import (  # noqa: E402
-    amax,
-    concatenate,
-    dot,
-    index,
-    log_softmax,
-    logsumexp,
-    matmul,
-    matrix,
-    mean,
-    outer,
-    reshape,
-    softmax,
-    stack,
-    sum,  # noqa: A004
-    take,
-    transpose,
-    vector,
-    where,
-    zeros,
-)
-from .diff import hvp  # noqa: E402
-from .implicit import custom_root  # noqa: E402
-from .linalg import solve  # noqa: E402
-from .loops import fori_loop, scan, while_loop  # noqa: E402
-from .numpy_extras import cumprod, cumsum, einsum, tril, triu  # noqa: E402
-from .transforms import ByShape, compile, jit, value_and_grad, vmap  # noqa: E402, A004
-from .vmap import VMapped  # noqa: E402
-
-
 def clear_cache() -> int:
     """Remove every entry of the on-disk compile cache (see the README's Guarantees);
     returns how many were removed.  Compiled functions already loaded keep working."""
-    from codegen.cache import clear
-
     return clear()
 
 
-from .sympy_bridge import from_sympy, to_latex, to_sympy  # noqa: E402
+__all__ = [
+    "Expr", "ParseError", "SymdiffError", "TraceError", "ShapeError", "ArgumentError",
+    "NotDifferentiableError", "symbols", "symbol", "const", "parse", "evaluate", "optimize",
+    "count_ops", "free_symbols", "to_let_form", "to_dot", "show_progress",
+    "diff", "grad", "hessian", "jacobian", "hvp", "compile", "CompiledFunction", "ByShape",
+    "jit", "value_and_grad", "vmap", "VMapped", "from_sympy", "to_sympy", "to_latex",
+    "vector", "matrix", "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp",
+    "matmul", "mean", "outer", "reshape", "softmax", "stack", "sum", "take", "transpose",
+    "zeros", "cumsum", "cumprod", "einsum", "tril", "triu", "solve", "scan", "fori_loop",
+    "while_loop", "custom_root", "clear_cache", *sorted(_ops.PUBLIC),
+]
 
-__all__ += ["compile", "CompiledFunction", "from_sympy", "to_sympy", "to_latex", "vector", "matrix",
-            "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp", "matmul", "mean",
-            "outer", "reshape", "softmax", "stack", "sum", "take", "transpose", "where", "hvp",
-            "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal",
-            "not_equal", "ShapeError", "ArgumentError", "NotDifferentiableError", "clear_cache",
-            "scan", "fori_loop", "while_loop", "custom_root", "solve", "zeros", "cumsum",
-            "cumprod", "einsum", "tril", "triu"]
+del _numpy_methods, _special, _processes

@@ -13,7 +13,6 @@ from numba import types
 
 from codegen.load import is_compiled
 
-from . import __version__
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
@@ -34,6 +33,7 @@ from .matrices import LOOPS, MatrixMethods, batch_size, guarded
 from .passes import optimize
 from .progress import reporting
 from .trace import as_outputs
+from .version import __version__
 
 # Generated functions in module order: method -> (generated name, needs scalar f?).
 FUNCTIONS = {
@@ -76,7 +76,7 @@ def compile_options(fast_math: bool = False, lowering: str = "auto",
                     background: bool | None = None) -> dict:
     """The options of ``sd.compile``, checked (so a bad one fails at ``sd.compile``, not at
     the first call) and with ``background`` resolved from SYMDIFF_BACKGROUND."""
-    from codegen.emit_numba import LOWERINGS
+    from codegen import LOWERINGS
 
     if lowering not in LOWERINGS:
         raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
@@ -94,9 +94,9 @@ def compile_expression(f, wrt=None, *, args=None, params=None, fast_math: bool =
 
     ``args`` (symbols or names, or a dict of names to shapes) are the positional
     arguments of every compiled function: by default ``params``, else ``wrt`` followed
-    by the other free symbols, else all free symbols sorted by name.  ``wrt`` are the
-    variables of the derivatives (default: all arguments); one symbol instead of a list
-    gives its gradient alone rather than a tuple."""
+    by the other free symbols, else all free symbols in natural order (x2 before x10).
+    ``wrt`` are the variables of the derivatives (default: all arguments); one symbol
+    instead of a list gives its gradient alone rather than a tuple."""
     options = compile_options(fast_math, lowering, background)
     if isinstance(args, dict):  # names and shapes, in order
         args = [symbol(name, shape) for name, shape in args.items()]
@@ -560,5 +560,3 @@ def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
         _UNPICKLED[token] = compiled
         return compiled
 
-
-from . import processes  # noqa: E402, F401 - registers the fork handlers

@@ -9,7 +9,6 @@ list ``x[I] - x[J]`` visits only the listed pairs in both directions.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import numpy as np
@@ -17,46 +16,8 @@ import numpy as np
 from .dims import has_open, is_open, offset, open_dim, static_prod
 from .errors import ShapeError
 from .index_keys import index_shape, key_text, key_to_python, part_key
-from .ir import Op, apply, register
+from .ir import ArrayData, Op, Rows, apply, register  # noqa: F401 - ArrayData re-exported
 from .ops import ZERO
-
-
-class ArrayData:
-    """A constant array as a hashable payload (compared by content and type)."""
-
-    __slots__ = ("array", "_key")
-    dtype = np.float64
-
-    def __init__(self, array: np.ndarray):
-        self.array = np.array(array, dtype=self.dtype)
-        self.array.setflags(write=False)
-        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
-
-    def __eq__(self, other):
-        return type(other) is type(self) and self._key == other._key
-
-    def __hash__(self):
-        return hash(self._key)
-
-    def __repr__(self):
-        return f"array(shape={self.array.shape})"
-
-
-class Rows(ArrayData):
-    """Constant row positions (a read-only int64 vector), the payload of take."""
-
-    __slots__ = ()
-    dtype = np.int64
-
-    def __init__(self, positions):
-        super().__init__(np.reshape(positions, -1))
-
-    def __len__(self):
-        return len(self.array)
-
-    def __repr__(self):
-        shown = ", ".join(map(str, self.array[:8]))
-        return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
 
 
 # Sparsity rules (see Op.sparsity): which operand elements each result element depends on.
@@ -126,7 +87,7 @@ def zeros(shape):
 
 
 register(Op(
-    "sum", 1, lambda shape, p, x: np.sum(x, axis=p[0], keepdims=p[1]), None, None, None,
+    "sum", 1, lambda shape, p, x: np.sum(x, axis=p[0], keepdims=p[1]), None, None,
     shape_rule=_sum_shape,
     vjp=lambda i, node, adj: broadcast_to(_kept(node, adj), node.args[0].shape),
     jvp=lambda node, t: apply("sum", t[0], payload=node.value),
@@ -159,7 +120,7 @@ def _unkeep(node, kept):
 
 
 register(Op(
-    "amax", 1, lambda shape, p, x: np.max(x, axis=p[0], keepdims=p[1]), None, None, None,
+    "amax", 1, lambda shape, p, x: np.max(x, axis=p[0], keepdims=p[1]), None, None,
     shape_rule=_sum_shape, vjp=_amax_vjp, jvp=_amax_jvp, sparsity=_reduction_sparsity,
 ))
 
@@ -185,7 +146,7 @@ def _broadcast_shape(shapes, target):
 
 
 register(Op(
-    "broadcast_to", 1, lambda shape, p, x: np.broadcast_to(x, shape).copy(), None, None,
+    "broadcast_to", 1, lambda shape, p, x: np.broadcast_to(x, shape).copy(), None,
     _broadcast_to_sympy, shape_rule=_broadcast_shape,
     vjp=lambda i, node, adj: sum_to(adj, node.args[0].shape),
     jvp=lambda node, t: broadcast_to(t[0], node.shape),
@@ -206,7 +167,7 @@ def _sum_to_shape(shapes, target):
 
 
 register(Op(
-    "sum_to", 1, _sum_to_evaluate, None, None, None, shape_rule=_sum_to_shape,
+    "sum_to", 1, _sum_to_evaluate, None, None, shape_rule=_sum_to_shape,
     vjp=lambda i, node, adj: broadcast_to(adj, node.args[0].shape),
     jvp=lambda node, t: sum_to(t[0], node.shape),
     sparsity=lambda i, node, shape, args: _writes(np.broadcast_to(_positions(shape), args[0])),
@@ -222,7 +183,7 @@ def _reshape_shape(shapes, target):
 
 
 register(Op(
-    "reshape", 1, lambda shape, p, x: np.reshape(x, shape), None, None, None,
+    "reshape", 1, lambda shape, p, x: np.reshape(x, shape), None, None,
     shape_rule=_reshape_shape,
     vjp=lambda i, node, adj: apply("reshape", adj, payload=node.args[0].shape)
     if adj.shape != node.args[0].shape else adj,
@@ -238,7 +199,7 @@ def _transpose_shape(shapes, payload):
 
 
 register(Op(
-    "transpose", 1, lambda shape, p, x: np.ascontiguousarray(x.T), None, None, None,
+    "transpose", 1, lambda shape, p, x: np.ascontiguousarray(x.T), None, None,
     shape_rule=_transpose_shape,
     vjp=lambda i, node, adj: apply("transpose", adj),
     jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
@@ -315,14 +276,14 @@ def _matmul_sparsity(i, node, shape, args):
 
 
 register(Op(
-    "matmul", 2, _matmul_evaluate, None, None, None, "@", 20, shape_rule=_matmul_shape,
+    "matmul", 2, _matmul_evaluate, None, None, "@", 20, shape_rule=_matmul_shape,
     vjp=_matmul_vjp, jvp=_matmul_jvp, sparsity=_matmul_sparsity,
 ))
 
 
 register(Op(
     "index", 1, lambda shape, key, x: np.array(x[key_to_python(key)], dtype=float), None,
-    None, None,
+    None,
     shape_rule=index_shape,
     vjp=lambda i, node, adj: apply("embed", adj, payload=(node.value, node.args[0].shape)),
     jvp=lambda node, t: apply("index", broadcast_to(t[0], node.args[0].shape),
@@ -347,7 +308,7 @@ def _embed_shape(shapes, payload):
 
 
 register(Op(
-    "embed", 1, _embed_evaluate, None, None, None, shape_rule=_embed_shape,
+    "embed", 1, _embed_evaluate, None, None, shape_rule=_embed_shape,
     vjp=lambda i, node, adj: apply("index", adj, payload=node.value[0]),
     jvp=lambda node, t: apply("embed", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
@@ -375,7 +336,6 @@ def _concatenate_shape(shapes, axis):
 
 register(Op(
     "concatenate", None, lambda shape, axis, *xs: np.concatenate(xs, axis=axis), None, None,
-    None,
     shape_rule=_concatenate_shape,
     vjp=lambda i, node, adj: apply("index", adj, payload=part_key(node, i)),
     jvp=lambda node, t: apply("concatenate", *(
@@ -409,7 +369,7 @@ def _scatter_add_shape(shapes, payload):
 
 
 register(Op(
-    "take", 1, lambda shape, rows, x: np.take(x, rows.array, axis=0), None, None, None,
+    "take", 1, lambda shape, rows, x: np.take(x, rows.array, axis=0), None, None,
     shape_rule=_take_shape,
     vjp=lambda i, node, adj: apply("scatter_add", broadcast_to(adj, node.shape),
                                    payload=(node.value, node.args[0].shape[0])),
@@ -419,7 +379,7 @@ register(Op(
 ))
 
 register(Op(
-    "scatter_add", 1, _scatter_add_evaluate, None, None, None, shape_rule=_scatter_add_shape,
+    "scatter_add", 1, _scatter_add_evaluate, None, None, shape_rule=_scatter_add_shape,
     vjp=lambda i, node, adj: apply("take", broadcast_to(adj, node.shape),
                                    payload=node.value[0]),
     jvp=lambda node, t: apply("scatter_add", broadcast_to(t[0], node.args[0].shape),
@@ -449,7 +409,7 @@ def _cumsum_sparsity(i, node, shape, args):
 
 
 register(Op(
-    "cumsum", 1, lambda shape, p, x: np.cumsum(x), None, None, None,
+    "cumsum", 1, lambda shape, p, x: np.cumsum(x), None, None,
     shape_rule=_cumsum_shape, vjp=_cumsum_vjp,
     jvp=lambda node, t: apply("cumsum", broadcast_to(t[0], node.shape)),
     sparsity=_cumsum_sparsity,
@@ -469,7 +429,7 @@ def _no_dependence(i, node, shape, args):
 # The length of the open (None) dimension at run time, as a float: means over it.  It
 # does not depend on the values, so its derivatives are zero.
 register(Op(
-    "batch_size", 1, lambda shape, axis, x: float(np.shape(x)[axis]), None, None, None,
+    "batch_size", 1, lambda shape, axis, x: float(np.shape(x)[axis]), None, None,
     shape_rule=_batch_size_shape, vjp=lambda i, node, adj: None, jvp=lambda node, t: None,
     sparsity=_no_dependence,
 ))

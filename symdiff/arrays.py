@@ -12,19 +12,11 @@ import numbers
 
 import numpy as np
 
-from .array_ops import ArrayData, Rows, broadcast_to, reduced_shape, sum_to, zeros
+from .array_ops import Rows, _outer, broadcast_to, reduced_shape, sum_to, zeros
 from .dims import has_open, is_open, offset, open_slice, static_prod
 from .eager import eager
-from .errors import ShapeError, SymdiffError
-from .ir import Expr, apply, as_expr, symbol, topological_order
-
-
-def array_constant(values) -> Expr:
-    """A constant array node (float64)."""
-    data = ArrayData(np.asarray(values, dtype=np.float64))
-    if data.array.ndim == 0:
-        return as_expr(float(data.array))
-    return Expr._make("array", (), data, data.array.shape)
+from .errors import ShapeError
+from .ir import Expr, apply, array_constant, as_expr, symbol, topological_order
 
 
 def vector(name: str, n) -> Expr:
@@ -311,8 +303,6 @@ def softmax(x, axis=-1) -> Expr:
 @eager
 def outer(u, v) -> Expr:
     """Outer product of two vectors."""
-    from .array_ops import _outer
-
     return _outer(as_expr(u), as_expr(v))
 
 
@@ -333,16 +323,6 @@ NUMPY_FUNCTIONS = {
     np.max: amax, np.amax: amax, np.concatenate: concatenate, np.stack: stack, np.where: where,
     np.reshape: reshape, np.outer: outer, np.broadcast_to: broadcast_to, np.take: _np_take,
 }
-
-
-def numpy_function(func, args, kwargs):
-    """Dispatch a NumPy function called on expressions to its symdiff counterpart."""
-    from .numpy_extras import FUNCTIONS
-
-    ours = NUMPY_FUNCTIONS.get(func) or FUNCTIONS.get(func)
-    if ours is None:
-        raise SymdiffError(f"np.{func.__name__} is not supported on symbolic expressions")
-    return ours(*args, **kwargs)
 
 
 __all__ = ["vector", "matrix", "sum", "amax", "mean", "matmul", "dot", "transpose", "reshape",

@@ -15,6 +15,11 @@ from __future__ import annotations
 import os
 import threading
 
+from codegen.emit_numba import body_specs
+
+from .dims import has_open
+from .ir import flatten, topological_order
+
 # OpenBLAS runs a product of m * n * k below this on one thread anyway
 # (GEMM_MULTITHREAD_THRESHOLD 4 x 65536): nothing to limit, no cost to pay.
 THREADED_FROM = 4 * 65536
@@ -79,11 +84,6 @@ def threaded_products(spec) -> bool:
     """Whether a generated function (its kernels and loop bodies included) calls BLAS at
     a size OpenBLAS threads: a matrix-matrix product from THREADED_FROM multiply-adds or
     of an open size, or a linear solve."""
-    from codegen.emit_loops import body_specs
-
-    from .dims import has_open
-    from .ir import flatten, topological_order
-
     specs = [s for s in (spec, getattr(spec, "kernel", None), getattr(spec, "forward", None))
              if s is not None and hasattr(s, "result")]
     specs += body_specs(specs)

@@ -7,9 +7,13 @@ import itertools
 import os
 import sys
 
+from codegen.cache import clear, configured_directory
+
+from .api import compile_expression
 from .diff import as_variables, diff
 from .errors import SymdiffError
 from .evaluate import evaluate
+from .graph_picture import render, to_dot
 from .ir import free_symbols
 from .parser import parse
 
@@ -89,8 +93,6 @@ def run(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     args = _parser().parse_args(argv)
     if args.clear_cache:
-        from codegen.cache import clear, configured_directory
-
         print(f"removed {clear()} entries from {configured_directory()}", file=out)
         return 0
     if args.order < 0:
@@ -124,13 +126,9 @@ def run(argv: list[str] | None = None, out=None) -> int:
             partials[combo] = diff(partials[combo[:-1]], wrt[combo[-1]])
             show(_label(order, tuple(wrt[i].value for i in combo)), partials[combo])
     if args.graph:
-        from .graph_picture import render, to_dot
-
         path = render(to_dot(f, point if show_values else None), args.graph)
         print(f"\ndrew {path}", file=out)
     if args.output:
-        from .api import compile_expression
-
         try:
             path = compile_expression(f, wrt, fast_math=args.fast_math).save(args.output)
         except OSError as error:

@@ -18,6 +18,7 @@ import io
 import numpy as np
 
 from .ir import Expr, internal_symbol, topological_order
+from .passes import substitute
 
 # Below this many elements a constant stays a literal (a 3 x 3 coefficient matrix is
 # cheaper inlined, and the folding passes see its values).
@@ -32,8 +33,6 @@ def is_data(node: Expr) -> bool:
 def lift_data(exprs: list, prefix: str = "data") -> tuple[list, list, list]:
     """``exprs`` with each large constant replaced by a symbol ``$<prefix><k>`` (k in
     order of first use), the symbols, and the constant nodes they stand for."""
-    from .passes import substitute
-
     found = [n for n in topological_order(exprs) if is_data(n)]
     if not found:
         return list(exprs), [], []

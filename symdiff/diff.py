@@ -92,6 +92,46 @@ def _tangent(node: Expr, tangents: list) -> Expr | None:
     return broadcast_to(fold("add", terms), node.shape) if terms else None
 
 
+class _Siblings:
+    """The outputs of multi-output ops (loops) in a reverse walk: a group's outputs are
+    differentiated together (one joint VJP) once the last of them is reached, when all
+    their users have been."""
+
+    def __init__(self, order: list[Expr], active: set[Expr]):
+        self.active = active
+        self.unvisited: dict[tuple, int] = {}  # outputs of each group not reached yet
+        self.gathered: dict[tuple, dict] = {}  # adjoints of each group's outputs so far
+        for node in order:
+            if self.holds(node):
+                key = _group(node)
+                self.unvisited[key] = self.unvisited.get(key, 0) + 1
+
+    def holds(self, node: Expr) -> bool:
+        """Whether ``node`` is an active output of a multi-output op."""
+        return bool(node.args) and OPS[node.op].joint_vjp is not None and node in self.active
+
+    def reach(self, node: Expr, terms, pending: dict) -> None:
+        """Record ``node``'s adjoint terms; the group's last output sends the joint VJP's
+        contributions to the operands' pending terms."""
+        key = _group(node)
+        group = self.gathered.setdefault(key, {})
+        if terms:
+            group[node.value[1]] = fold("add", terms)
+        self.unvisited[key] -= 1
+        if self.unvisited[key] or not group:
+            return
+        needed = [arg in self.active for arg in node.args]
+        contributions = OPS[node.op].joint_vjp(node, group, needed)
+        for arg, contribution in zip(node.args, contributions, strict=True):
+            if arg in self.active and contribution is not None:
+                pending.setdefault(arg, []).append(contribution)
+
+
+def _group(node: Expr) -> tuple:
+    # Outputs of one loop share the op, the operands and the body (value[0]).
+    return (node.op, node.args, node.value[0])
+
+
 def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> list[Expr]:
     """Adjoints of ``wrt`` for outputs with given seeds: sum_k seed_k * d out_k / d wrt.
 
@@ -105,28 +145,11 @@ def reverse_mode(seeded: Sequence[tuple[Expr, Expr]], wrt: Sequence[Expr]) -> li
         if out in active and seed is not ZERO:
             pending.setdefault(out, []).append(broadcast_to(seed, out.shape))
     adjoints: dict[Expr, Expr] = {}
-    # Sibling outputs of one multi-output op (a loop) are differentiated together, once
-    # the last of them is reached (all their users come before).
-    unvisited: dict[tuple, int] = {}  # siblings of each group not reached yet
-    for node in order:
-        if node.args and OPS[node.op].joint_vjp is not None and node in active:
-            key = (node.op, node.args, node.value[0])
-            unvisited[key] = unvisited.get(key, 0) + 1
-    gathered: dict[tuple, dict] = {}
+    siblings = _Siblings(order, active)
     for node in reversed(order):
         terms = pending.pop(node, None)
-        if node.args and OPS[node.op].joint_vjp is not None and node in active:
-            key = (node.op, node.args, node.value[0])
-            group = gathered.setdefault(key, {})
-            if terms:
-                group[node.value[1]] = fold("add", terms)
-            unvisited[key] -= 1
-            if not unvisited[key] and group:
-                needed = [arg in active for arg in node.args]
-                contributions = OPS[node.op].joint_vjp(node, group, needed)
-                for arg, contribution in zip(node.args, contributions, strict=True):
-                    if arg in active and contribution is not None:
-                        pending.setdefault(arg, []).append(contribution)
+        if siblings.holds(node):
+            siblings.reach(node, terms, pending)
             continue
         if not terms:
             continue
@@ -160,15 +183,12 @@ def forward_mode(outputs: Sequence[Expr], tangents: dict[Expr, Expr],
 
 
 def as_expression(f) -> Expr:
-    """An expression from an expression, a number or a string (parsed)."""
-    if isinstance(f, str):
-        from .parser import parse
-
-        return parse(f)
+    """An expression from an expression or a number (text and SymPy are read by the
+    frontend: symdiff.trace.as_expression)."""
     try:
         return as_expr(f)
     except TypeError:
-        raise SymdiffError(f"expected an expression, a number or a string, got "
+        raise SymdiffError(f"expected an expression or a number, got "
                            f"{type(f).__name__}") from None
 
 
@@ -228,20 +248,8 @@ def diff(f, *wrt, simplify: bool = True) -> Expr:
     return f
 
 
-def is_python_function(f) -> bool:
-    """A Python callable to trace (not an expression, a SymPy object or text)."""
-    return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
-
-
-def grad(f, wrt=None, simplify: bool = True, *, argnums=None) -> list[Expr]:
-    """Gradient of a scalar expression by reverse mode: one list entry per variable.
-
-    Given a Python function instead, the compiled gradient function, as ``jax.grad``
-    (``wrt`` or ``argnums``: argument positions, default all; see symdiff.transforms)."""
-    if is_python_function(f):
-        from .transforms import grad_of
-
-        return grad_of(f, wrt if argnums is None else argnums)
+def grad(f, wrt=None, simplify: bool = True) -> list[Expr]:
+    """Gradient of a scalar expression by reverse mode: one list entry per variable."""
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = reverse_mode([(f, ONE)], variables)
@@ -268,19 +276,14 @@ def _check_static(exprs: Sequence[Expr], what: str) -> None:
             raise SymdiffError(f"{what} needs static shapes; {e} has an open dimension")
 
 
-def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
+def jacobian(fs, wrt=None, simplify: bool = True):
     """Jacobian of expressions with respect to variables.
 
     Scalar outputs and scalar variables give a list of lists (rows are outputs).  With
     arrays, outputs and variables are flattened in C order and the result is one (m, n)
     expression.  Reverse mode row by row when there are no more outputs than
-    variables, else forward mode column by column.  Given a Python function, the compiled
-    Jacobian function (``jax.jacobian``).
+    variables, else forward mode column by column.
     """
-    if is_python_function(fs):
-        from .transforms import jacobian_of
-
-        return jacobian_of(fs, wrt if argnums is None else argnums)
     outputs = [as_expression(f) for f in (fs if isinstance(fs, (list, tuple)) else [fs])]
     variables = as_variables(wrt, outputs)
     arrays = any(e.shape for e in outputs + variables)
@@ -307,18 +310,13 @@ def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
     return optimize(rows) if simplify else rows
 
 
-def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
+def hessian(f, wrt=None, simplify: bool = True):
     """Hessian by forward-over-reverse: one forward walk of the gradient graph per column.
 
     For scalar variables a list of lists; only the lower triangle is derived and the
     matrix holds the same node at (i, j) and (j, i).  With array variables one (n, n)
-    expression over all their elements (C order).  Given a Python function, the compiled
-    Hessian function (``jax.hessian``).
+    expression over all their elements (C order).
     """
-    if is_python_function(f):
-        from .transforms import hessian_of
-
-        return hessian_of(f, wrt if argnums is None else argnums)
     f = as_expression(f)
     variables = as_variables(wrt, [f])
     g = grad(f, variables)

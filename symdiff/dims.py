@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ShapeError
+
 
 @dataclass(frozen=True, slots=True)
 class Open:
@@ -84,8 +86,6 @@ def slice_text(start, stop, step) -> str:
 def open_slice(d, start, stop, step: int) -> tuple:
     """(length, least N) of ``[start:stop:step]`` on the open dimension ``d`` (N + k),
     for step 1 or -1 and int-or-None bounds as written."""
-    from .errors import ShapeError
-
     k = offset(d)
 
     def bound(value, default, inside, before):

@@ -16,6 +16,7 @@ from .errors import SymdiffError
 from .evaluate import evaluate
 from .ir import OPS, Expr, topological_order
 from .printer import format_number
+from .trace import as_expression
 
 
 def _label(node: Expr) -> str:
@@ -54,8 +55,6 @@ def _adjoints(order: list[Expr], values: dict[Expr, float], output: Expr) -> dic
 def to_dot(f, at: dict | None = None, **values) -> str:
     """The DOT text of the graph of ``f`` (an expression or a list), optionally with the
     values (and, for a scalar function of scalars, the adjoints) at a point."""
-    from .diff import as_expression
-
     roots = [as_expression(x) for x in (f if isinstance(f, (list, tuple)) else [f])]
     point = {**(at or {}), **values}
     order = topological_order(roots)

@@ -25,13 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array_ops import dense_sparsity
+from .array_ops import broadcast_to, dense_sparsity
+from .arrays import transpose
+from .diff import forward_mode, reverse_mode
 from .dims import has_open
 from .eager import eager
 from .errors import ShapeError, SymdiffError
 from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
+from .linalg import solve
 from .loops import ScanBody, _node, _tracing
 from .passes import substitute
+from .printer import summary
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,6 @@ def _at_root(node: Expr, exprs) -> list[Expr]:
 def _jacobian(node: Expr) -> Expr:
     """F_x at the root: a scalar, or for a vector x the matrix built by a scan over the
     rows of the identity (row k of the stacked outputs is F_x e_k, a column)."""
-    from .arrays import transpose
-    from .diff import forward_mode
-
     body = node.value
     x = body.x
     if not x.shape:
@@ -80,9 +81,6 @@ def _level() -> int:
 
 
 def _root_jvp(node: Expr, tangents) -> Expr | None:
-    from .diff import forward_mode
-    from .linalg import solve
-
     body = node.value
     seeds = {p: t for p, t in zip(body.parameters, tangents[1:], strict=True) if t is not None}
     if not seeds:  # the solver's own tangent is not used: the root's is implicit
@@ -96,11 +94,6 @@ def _root_jvp(node: Expr, tangents) -> Expr | None:
 
 
 def _root_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
-    from .array_ops import broadcast_to
-    from .arrays import transpose
-    from .diff import reverse_mode
-    from .linalg import solve
-
     if i == 0:
         return None
     body = node.value
@@ -115,8 +108,6 @@ def _root_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
 
 
 def _describe_root(node: Expr) -> str:
-    from .printer import summary
-
     body = node.value
     return f"{body.x.value} with {summary(body.residual)} = 0"
 
@@ -126,7 +117,7 @@ def _root_to_sympy(node: Expr, solution, *parameters):
 
 
 register(Op("root", None, lambda shape, payload, solution, *parameters: solution, None,
-            None, _root_to_sympy, shape_rule=lambda shapes, payload: shapes[0],
+            _root_to_sympy, shape_rule=lambda shapes, payload: shapes[0],
             vjp=_root_vjp, jvp=_root_jvp, sparsity=dense_sparsity, describe=_describe_root))
 
 

@@ -7,17 +7,21 @@ identity, sharing is free, and dictionaries keyed by nodes are cheap.
 
 from __future__ import annotations
 
+import hashlib
 import keyword
 import math
 import numbers
+import re
 import threading
 import unicodedata
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import ShapeError, SymdiffError, TraceError
-from .walk import topological_order  # noqa: F401 - the IR's walk, imported from here
+from .walk import topological_order
 
 # Names the parser reads as constants, so they cannot name symbols.
 RESERVED_NAMES = frozenset({"inf", "nan"})
@@ -25,23 +29,20 @@ RESERVED_NAMES = frozenset({"inf", "nan"})
 
 @dataclass(frozen=True)
 class Op:
-    """Everything about one operation, kept in one record.
+    """Everything about one operation's math, kept in one record; how each backend
+    renders it is in that backend's own table (codegen/numba/elements.py,
+    codegen/llvm/elements.py, and the array emitter for structural ops).
 
     Elementwise ops (``shape_rule`` None) broadcast like NumPy.  ``evaluate`` computes
     one element from Python floats with NumPy's inf/nan semantics;
     ``derivative(i, args, out)`` returns the IR of the local partial d out / d args[i]
-    (``out`` is the node itself, so exp' = exp can reuse it); ``emit`` is the Numba
-    template of one element, with ``{0}``, ``{1}`` for operands, and ``helper`` the
-    source of an njit function it calls.  ``llvm`` is the same element as the right-hand
-    side of one LLVM instruction (see codegen.emit_llvm), with ``llvm_helper`` the
-    declarations or always-inlined definitions it calls.  ``loop`` (with ``loop_helper``)
-    is the element template inside loops over arrays, where it replaces ``emit`` (see
-    symdiff.loop_math).  ``to_sympy`` maps SymPy operands to SymPy.
+    (``out`` is the node itself, so exp' = exp can reuse it).  ``to_sympy`` maps SymPy
+    operands to SymPy; ``infix`` and ``precedence`` print it; ``numpy_ufuncs`` are the
+    NumPy ufuncs that trace to it.
 
     Structural ops (matmul, sum, indexing, ...) set ``shape_rule(arg_shapes, payload)``,
     ``evaluate`` over NumPy arrays ``(payload, *args)``, ``vjp(i, node, adjoint)`` and
-    ``jvp(node, tangents)`` (None for a zero tangent) building IR, and ``emit`` as a
-    function of (operand names, node) giving a NumPy expression for Numba.
+    ``jvp(node, tangents)`` (None for a zero tangent) building IR.
     ``sparsity(i, node, shape, arg_shapes)`` gives which elements of operand i each
     element of the result depends on, as two integer arrays (result positions, operand
     positions; C order) over the concrete ``shape`` and ``arg_shapes`` (see
@@ -57,19 +58,13 @@ class Op:
     arity: int | None
     evaluate: Callable
     derivative: Callable[[int, tuple, Expr], Expr] | None
-    emit: str | Callable
     to_sympy: Callable | None
     infix: str | None = None
     precedence: int = 50
-    helper: str | None = None
     numpy_ufuncs: tuple[str, ...] = ()
     shape_rule: Callable | None = None
     vjp: Callable | None = None
     jvp: Callable | None = None
-    llvm: str | None = None
-    llvm_helper: str | None = None
-    loop: str | None = None
-    loop_helper: str | None = None
     sparsity: Callable | None = None
     joint_vjp: Callable | None = None
     describe: Callable | None = None  # describe(node): printed text of the payload
@@ -83,6 +78,44 @@ class Op:
 OPS: dict[str, Op] = {}
 
 
+class ArrayData:
+    """A constant array as a hashable payload (compared by content and type)."""
+
+    __slots__ = ("array", "_key")
+    dtype = np.float64
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.array(array, dtype=self.dtype)
+        self.array.setflags(write=False)
+        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return f"array(shape={self.array.shape})"
+
+
+class Rows(ArrayData):
+    """Constant row positions (a read-only int64 vector), the payload of take."""
+
+    __slots__ = ()
+    dtype = np.int64
+
+    def __init__(self, positions):
+        super().__init__(np.reshape(positions, -1))
+
+    def __len__(self):
+        return len(self.array)
+
+    def __repr__(self):
+        shown = ", ".join(map(str, self.array[:8]))
+        return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
+
+
 def register(op: Op) -> Op:
     """Add an op record to the registry (one call per op, in ops.py)."""
     if op.name in OPS:
@@ -94,7 +127,8 @@ def register(op: Op) -> Op:
 _UFUNC_TO_OP: dict[str, str] = {}
 
 
-def _ufunc_op(ufunc_name: str) -> str | None:
+def ufunc_op(ufunc_name: str) -> str | None:
+    """The op a NumPy ufunc of this name maps to (ops declare their ufuncs), or None."""
     if not _UFUNC_TO_OP:
         for op in OPS.values():
             for name in op.numpy_ufuncs:
@@ -179,12 +213,6 @@ class Expr:
     def __rpow__(self, other):
         return _binary("pow", other, self)
 
-    def __matmul__(self, other):
-        return _array_op("matmul", self, other)
-
-    def __rmatmul__(self, other):
-        return _array_op("matmul", other, self)
-
     # == and != with numbers build comparisons, as < and > do, so a traced `if x == 0:`
     # raises instead of silently taking one branch and np.where(x != 0, ...) works.
     # Between two expressions they stay identity (interned nodes: the same node is the
@@ -214,11 +242,6 @@ class Expr:
     def __ge__(self, other):
         return _binary("greater_equal", self, other)
 
-    def __getitem__(self, key):
-        from .arrays import index
-
-        return index(self, key)
-
     def __bool__(self):
         raise TraceError(
             f"the truth value of the symbolic expression {self} is unknown while tracing; "
@@ -235,13 +258,6 @@ class Expr:
         return (self[i] for i in range(len(self)))
 
     @property
-    def T(self):  # noqa: N802 - NumPy's name
-        """The transpose (axes reversed)."""
-        from .arrays import transpose
-
-        return transpose(self)
-
-    @property
     def ndim(self) -> int:
         """Number of dimensions (0 for a scalar)."""
         return len(self.shape)
@@ -250,29 +266,6 @@ class Expr:
     def size(self) -> int:
         """Number of elements (static shapes only; 1 for a scalar)."""
         return math.prod(self.shape)
-
-    def sum(self, axis=None, keepdims=False):
-        """Sum over ``axis`` (all axes by default), like ndarray.sum."""
-        from .arrays import sum as sum_
-
-        return sum_(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        """Mean over ``axis`` (all axes by default), like ndarray.mean."""
-        from .arrays import mean
-
-        return mean(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        """The same elements in another shape (C order)."""
-        from .arrays import reshape
-
-        return reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def __array_function__(self, func, types, args, kwargs):
-        from .arrays import numpy_function
-
-        return numpy_function(func, args, kwargs)
 
     def __neg__(self):
         return apply("neg", self)
@@ -293,32 +286,8 @@ class Expr:
     __int__ = __float__
     __index__ = __float__
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if ufunc.__name__ == "matmul" and method == "__call__" and not kwargs:
-            return _array_op("matmul", *inputs)
-        if method != "__call__" or kwargs:
-            return NotImplemented
-        op = _ufunc_op(ufunc.__name__)
-        if op is None:  # np.square, np.log10, ...: compositions of ops
-            from .numpy_extras import ufunc as composition
-
-            made = composition(ufunc.__name__, inputs)
-            return NotImplemented if made is None else made
-        return apply(op, *inputs)
-
-    def __str__(self):
-        from .printer import to_infix
-
-        return to_infix(self)
-
-    __repr__ = __str__
-
-    @property
-    def at(self):
-        """Functional updates as in JAX: ``x.at[key].set(v)`` (symdiff.updates)."""
-        from .updates import At
-
-        return At(self)
+    def __repr__(self):  # the printer installs the infix form (symdiff.printer)
+        return f"<Expr {self.op} {self.shape}>"
 
     @property
     def is_const(self) -> bool:
@@ -360,29 +329,33 @@ def _binary(op, x, y):
 
 
 def _numeric_comparison(op, x, other):
-    import numpy as np
-
     if isinstance(other, (numbers.Real, np.ndarray)) and not isinstance(other, bool):
         return _binary(op, x, other)
     return NotImplemented
 
 
-def _array_op(op, x, y):
-    from .arrays import matmul
-
-    try:
-        return matmul(x, y)
-    except TypeError:
-        return NotImplemented
-
-
 def const(value) -> Expr:
     """The constant node of a number (stored as a float64), or of an array of numbers."""
     if getattr(value, "ndim", 0) > 0 or isinstance(value, (list, tuple)):
-        from .arrays import array_constant
-
         return array_constant(value)
     return Expr._make("const", (), float(value))
+
+
+def array_constant(values) -> Expr:
+    """A constant array node (float64); a 0-d array gives a scalar constant."""
+    data = ArrayData(np.asarray(values, dtype=np.float64))
+    if data.array.ndim == 0:
+        return Expr._make("const", (), float(data.array))
+    return Expr._make("array", (), data, data.array.shape)
+
+
+def install_methods(**methods) -> None:
+    """Set methods and properties of ``Expr`` from a layer above the IR: the NumPy layer
+    installs indexing, ``.T``, ``.sum``, ``@``, NumPy's protocols and ``.at``
+    (symdiff.numpy_methods), the printer ``str`` (symdiff.printer), as JAX's NumPy layer
+    installs its tracer's methods; the IR itself never imports those layers."""
+    for name, method in methods.items():
+        setattr(Expr, name, method)
 
 
 def check_shape(shape) -> tuple:
@@ -478,11 +451,18 @@ def fold(op_name: str, items) -> Expr:
     return total
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key of a name that orders its runs of digits by value: x2 before x10."""
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", name) if part)
+
+
 def free_symbols(exprs) -> list[Expr]:
-    """The symbols the expressions depend on, sorted by name."""
+    """The symbols the expressions depend on, in natural order of their names (x2
+    before x10)."""
     roots = [exprs] if isinstance(exprs, Expr) else list(flatten(exprs))
     found = [n for n in topological_order(roots) if n.op == "symbol"]
-    return sorted(found, key=lambda s: s.value)
+    return sorted(found, key=lambda s: natural_key(s.value))
 
 
 def count_ops(exprs) -> int:

@@ -43,7 +43,7 @@ def _solve_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
     return back if i == 1 else apply("neg", _outer(back, node))
 
 
-register(Op("solve", 2, _solve_evaluate, None, None, None, shape_rule=_solve_shape,
+register(Op("solve", 2, _solve_evaluate, None, None, shape_rule=_solve_shape,
             vjp=_solve_vjp, jvp=_solve_jvp, sparsity=dense_sparsity))
 
 

@@ -83,74 +83,94 @@ class _Pass:
                 break
 
     def run(self) -> Expr | None:
-        operands, operators = self.operands, self.operators
-        expect_operand, pending = True, None  # pending: a name that may start a call
+        self.expect_operand, self.pending = True, None  # pending: a name that may start a call
         for match in _TOKEN.finditer(self.text):
             kind, string, column = match.lastgroup, match.group(), match.start()
             if kind == "space" or (kind == "newline" and self.depth()):
                 continue  # a line break inside parentheses is white space, as in Python
-            if pending is not None:
-                if string == "(":
-                    operators.append(_Call(pending[0], pending[1]))
-                    pending = None
-                    continue
-                operands.append(self.name(*pending))
-                pending, expect_operand = None, False
+            if self.pending is not None and self.resolve_pending(string):
+                continue
             if kind in ("other", "newline"):
                 what = "line break" if kind == "newline" else repr(string)
                 raise self.error(f"invalid syntax: unexpected {what}", column)
-            if expect_operand:
-                if kind == "number":
-                    operands.append(self.number(string, column))
-                    expect_operand = False
-                elif kind == "name":
-                    pending = (string, column)
-                elif string in ("-", "+"):
-                    operators.append(("neg",) if string == "-" else ("pos",))
-                elif string == "(":
-                    operators.append(_Call(None, column))
-                elif string == ")" and operators and isinstance(operators[-1], _Call) \
-                        and operators[-1].name is not None and operators[-1].count == 0:
-                    self.check_call(operators[-1])  # a call without arguments
-                else:
-                    raise self.error(f"invalid syntax: expected a number, name or '(' "
-                                     f"before {string!r}", column)
-                continue
-            if string in _BINARY:
-                op, precedence = _BINARY[string]
-                self.reduce_while(precedence, right_assoc=string == "**")
-                operators.append(("bin", op, precedence))
-                expect_operand = True
-            elif string in (",", ")"):
-                self.reduce_while(-1)
-                if not operators:
-                    raise self.error(f"invalid syntax: unmatched {string!r}", column)
-                frame = operators[-1]
-                frame.count += 1
-                if string == ",":
-                    if frame.name is None:
-                        raise self.error("unsupported tuple", frame.column)
-                    expect_operand = True
-                    continue
-                operators.pop()
-                if frame.name is not None:
-                    self.check_call(frame)
-                    args = operands[len(operands) - frame.count:]
-                    del operands[len(operands) - frame.count:]
-                    operands.append(self.node(frame.name, *args))
-                elif frame.count != 1:
-                    raise self.error("unsupported tuple", frame.column)
+            if self.expect_operand:
+                self.operand(kind, string, column)
             else:
-                raise self.error(f"invalid syntax: unexpected {string!r}", column)
-        if pending is not None:
-            operands.append(self.name(*pending))
-            expect_operand = False
-        if expect_operand:
+                self.after_operand(string, column)
+        return self.finish()
+
+    def resolve_pending(self, string: str) -> bool:
+        """A pending name followed by '(' starts a call (True: that token is used up);
+        followed by anything else, it is an operand."""
+        name, column = self.pending
+        self.pending = None
+        if string == "(":
+            self.operators.append(_Call(name, column))
+            return True
+        self.operands.append(self.name(name, column))
+        self.expect_operand = False
+        return False
+
+    def operand(self, kind: str, string: str, column: int) -> None:
+        """A token where an operand is expected: a number, a name, a sign or a '('."""
+        operators = self.operators
+        if kind == "number":
+            self.operands.append(self.number(string, column))
+            self.expect_operand = False
+        elif kind == "name":
+            self.pending = (string, column)
+        elif string in ("-", "+"):
+            operators.append(("neg",) if string == "-" else ("pos",))
+        elif string == "(":
+            operators.append(_Call(None, column))
+        elif string == ")" and operators and isinstance(operators[-1], _Call) \
+                and operators[-1].name is not None and operators[-1].count == 0:
+            self.check_call(operators[-1])  # a call without arguments
+        else:
+            raise self.error(f"invalid syntax: expected a number, name or '(' "
+                             f"before {string!r}", column)
+
+    def after_operand(self, string: str, column: int) -> None:
+        """A token after an operand: a binary operator, a ',' or a ')'."""
+        operands, operators = self.operands, self.operators
+        if string in _BINARY:
+            op, precedence = _BINARY[string]
+            self.reduce_while(precedence, right_assoc=string == "**")
+            operators.append(("bin", op, precedence))
+            self.expect_operand = True
+            return
+        if string not in (",", ")"):
+            raise self.error(f"invalid syntax: unexpected {string!r}", column)
+        self.reduce_while(-1)
+        if not operators:
+            raise self.error(f"invalid syntax: unmatched {string!r}", column)
+        frame = operators[-1]
+        frame.count += 1
+        if string == ",":
+            if frame.name is None:
+                raise self.error("unsupported tuple", frame.column)
+            self.expect_operand = True
+            return
+        operators.pop()
+        if frame.name is not None:
+            self.check_call(frame)
+            args = operands[len(operands) - frame.count:]
+            del operands[len(operands) - frame.count:]
+            operands.append(self.node(frame.name, *args))
+        elif frame.count != 1:
+            raise self.error("unsupported tuple", frame.column)
+
+    def finish(self) -> Expr:
+        """The expression, once the text has ended."""
+        if self.pending is not None:
+            self.operands.append(self.name(*self.pending))
+            self.expect_operand = False
+        if self.expect_operand:
             raise self.error("invalid syntax: the expression ends early", len(self.text))
         self.reduce_while(-1)
-        if operators:
-            raise self.error("invalid syntax: '(' was never closed", operators[-1].column)
-        return operands[0]
+        if self.operators:
+            raise self.error("invalid syntax: '(' was never closed", self.operators[-1].column)
+        return self.operands[0]
 
     def name(self, text: str, column: int):
         if text in RESERVED_NAMES:

@@ -30,21 +30,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array_ops import dense_sparsity
+from .array_ops import broadcast_to, dense_sparsity, zeros
 from .data import lift_data
+from .diff import forward_mode, reverse_mode
 from .eager import eager
 from .errors import ShapeError, SymdiffError
+from .evaluate import evaluate
 from .ir import (
     Expr,
     Op,
     apply,
     as_expr,
-    const,
     free_symbols,
     internal_symbol,
     register,
     topological_order,
 )
+from .passes import optimize, substitute
+from .printer import summary
 
 _tracing = threading.local()  # nesting depth of bodies being traced: placeholder names
 
@@ -97,8 +100,6 @@ def _checked_checkpoint(checkpoint):
 
 def optimized(exprs: tuple) -> tuple:
     """The expressions after symdiff's passes (folding, simplification), same shapes."""
-    from .passes import optimize
-
     return tuple(optimize(list(exprs))) if exprs else ()
 
 
@@ -115,8 +116,6 @@ def _scan_shape(shapes, payload):
 
 
 def _evaluate_scan(shape, payload, *args):
-    from .evaluate import evaluate
-
     body, (kind, j) = payload
     c, x = len(body.carries), len(body.xs)
     carry = list(args[:c])
@@ -147,8 +146,6 @@ def _evaluate_scan(shape, payload, *args):
 
 
 def _scan_jvp(node: Expr, tangents) -> Expr | None:
-    from .diff import forward_mode
-
     body, (kind, j) = node.value
     c, x = len(body.carries), len(body.xs)
     args = node.args
@@ -168,8 +165,6 @@ def _scan_jvp(node: Expr, tangents) -> Expr | None:
     new_body = ScanBody(body.carries + d_carries, body.xs + d_xs,
                         body.invariants + d_inv, body.new_carries + tuple(derived[:c]),
                         body.ys + tuple(derived[c:]), body.reverse, body.checkpoint)
-    from .array_ops import zeros
-
     filled = [zeros(a.shape) if t is None else t for a, t in zip(args, tangents, strict=True)]
     operands = (args[:c] + tuple(filled[:c]) + args[c:c + x] + tuple(filled[c:c + x])
                 + args[c + x:] + tuple(filled[c + x:]))
@@ -186,10 +181,6 @@ def _scan_joint_vjp(node: Expr, adjoints: dict, needed=None) -> list[Expr | None
     each of its operands: one reverse scan for all of them.  ``needed`` (a bool per
     operand) leaves out the cotangents of scanned arrays and invariants nobody asks for
     (None in their places): the sweep neither computes nor accumulates them."""
-    from .array_ops import broadcast_to, zeros
-    from .diff import reverse_mode
-    from .passes import substitute
-
     body = node.value[0]
     c, x = len(body.carries), len(body.xs)
     args = node.args
@@ -258,8 +249,6 @@ _PLACEHOLDER = re.compile(r"\$(?:scan|while)(\d+)_")
 
 
 def _describe_scan(node: Expr) -> str:
-    from .printer import summary
-
     body, (kind, j) = node.value
     names = ", ".join(p.value for p in body.carries + body.xs)
     text = (f"{kind} {j} of {'reverse ' if body.reverse else ''}step({names}) -> "
@@ -269,41 +258,7 @@ def _describe_scan(node: Expr) -> str:
     return text + ("" if body.checkpoint == "auto" else f", checkpoint {body.checkpoint!r}")
 
 
-def _scan_to_sympy(node: Expr, *operands):
-    """The loop unrolled in SymPy: meaningful for scalar carries over arrays of static
-    length (a fori_loop with int bounds, a recurrence over data or over x[i])."""
-    import sympy
-
-    from .sympy_bridge import to_sympy
-
-    body, (kind, j) = node.value
-    c, x = len(body.carries), len(body.xs)
-    if any(a.shape for a in node.args[:c]) or not all(
-            isinstance(a, sympy.NDimArray) for a in operands[c:c + x]):
-        raise SymdiffError("to_sympy: a scan has a SymPy form only with scalar carries "
-                           "over arrays of static length (its steps are unrolled)")
-    steps = node.args[c].shape[0]
-    exprs = to_sympy(list(body.new_carries) + list(body.ys))
-    placeholders = [sympy.Symbol(p.value, real=True) for p in body.carries + body.xs
-                    + body.invariants]
-    carry, collected = list(operands[:c]), {}
-    for t in (range(steps - 1, -1, -1) if body.reverse else range(steps)):
-        values = carry + [operands[c + k][t] for k in range(x)] + list(operands[c + x:])
-        mapping = dict(zip(placeholders, values, strict=True))
-        if kind == "carries":
-            collected[t] = carry[j]
-        step = [e.xreplace(mapping) for e in exprs]
-        if kind == "ys":
-            collected[t] = step[c + j]
-        carry = step[:c]
-        if kind == "nexts":
-            collected[t] = carry[j]
-    if kind == "carry":
-        return carry[j]
-    return sympy.Array([collected[t] for t in range(steps)])
-
-
-register(Op("scan", None, _evaluate_scan, None, None, _scan_to_sympy, shape_rule=_scan_shape,
+register(Op("scan", None, _evaluate_scan, None, None, shape_rule=_scan_shape,
             vjp=_scan_vjp, jvp=_scan_jvp, sparsity=dense_sparsity,
             joint_vjp=_scan_joint_vjp, describe=_describe_scan))
 
@@ -382,82 +337,3 @@ def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     final = [_node(body, ("carry", k), operands) for k in range(len(carries))]
     stacked = [_node(body, ("ys", k), operands) for k in range(len(ys))]
     return _restore(final, carry_kind), _restore(stacked, ys_kind)
-
-
-@eager
-def fori_loop(lower, upper, body, init):
-    """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
-    ``jax.lax.fori_loop``; returns the final carry.  ``i`` is a float, for arithmetic in
-    the body.
-
-    With Python-int bounds the loop is a scan over the step index: every derivative
-    works.  Bounds that are expressions (a scalar argument: one compile serves every
-    trip count) make it a while loop: values and forward mode (jvp, sd.diff) only.
-    """
-    if any(isinstance(v, bool) for v in (lower, upper)):
-        raise SymdiffError("fori_loop: lower and upper must be ints or scalar expressions")
-    if not all(isinstance(v, (int, np.integer)) for v in (lower, upper)):
-        from .while_loops import unbounded_while
-
-        inits, kind = _parts(init, "init")
-        final = unbounded_while(
-            lambda c: c[0] < upper,
-            lambda c: (c[0] + 1.0,) + tuple(_parts(body(c[0], _restore(list(c[1:]), kind)),
-                                                   "the carry")[0]),
-            (as_expr(lower),) + tuple(inits))
-        return _restore(list(final[1:]), kind)
-    if upper <= lower:
-        return init
-    if upper - lower > 2 ** 53:
-        raise SymdiffError(f"fori_loop: {upper - lower} steps are more than a float64 "
-                           "counter can count")
-    from .array_ops import zeros
-
-    inits, kind = _parts(init, "init")
-
-    def step(carry, _):
-        i, parts = carry[0], list(carry[1:])
-        updated, _ = _parts(body(i, _restore(parts, kind)), "the carry")
-        return (i + 1.0,) + tuple(updated), None
-
-    # The step index is a carried counter, and the scanned array a zeros node filled at
-    # run time: no array of T indices in the generated source.
-    final, _ = scan(step, (const(float(lower)),) + tuple(inits), zeros((upper - lower,)))
-    return _restore(list(final[1:]), kind)
-
-
-@eager
-def while_loop(cond, body, init, *, max_steps: int | None = None):
-    """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``; returns
-    the final carry.
-
-    ``cond`` returns a comparison (1.0 / 0.0).  Without ``max_steps`` the loop runs until
-    ``cond`` fails (a ``while`` in the generated code): values and forward mode of any
-    order (jvp, sd.diff); reverse mode needs the bound.  With it the loop is a scan whose
-    steps keep the carry once ``cond`` fails, so values, forward and reverse derivatives
-    of every order work as for ``scan`` (the derivative does not flow through ``cond``:
-    the trip count is piecewise constant).  The loop always runs ``max_steps`` steps.
-    """
-    from .array_ops import zeros
-    from .arrays import where
-
-    if max_steps is None:
-        from .while_loops import unbounded_while
-
-        return unbounded_while(cond, body, init)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
-            or max_steps < 1:
-        raise SymdiffError("while_loop: max_steps must be a positive int")
-    inits, kind = _parts(init, "init")
-
-    def step(carry, _):
-        parts = list(carry) if kind is not None else [carry]
-        running = cond(carry)
-        updated, _ = _parts(body(carry), "the carry")
-        if len(updated) != len(parts):
-            raise SymdiffError("while_loop: body must return a carry of init's structure")
-        kept = [where(running, new, old) for new, old in zip(updated, parts, strict=True)]
-        return _restore(kept, kind), None
-
-    final, _ = scan(step, _restore(inits, kind), zeros((max_steps,)))
-    return final

@@ -12,10 +12,14 @@ import math
 
 import numpy as np
 
+from .array_ops import broadcast_to
+from .arrays import amax, reshape, transpose
+from .arrays import sum as total
 from .dims import has_open
 from .eager import eager
 from .errors import ShapeError
-from .ir import apply, as_expr
+from .ir import apply, array_constant, as_expr
+from .loops import scan
 
 
 def _cbrt(x):
@@ -54,15 +58,11 @@ def ufunc(name: str, inputs):
 
 def amin(x, axis=None, keepdims=False):
     """Minimum over ``axis``: -max(-x) (ties split evenly in the derivative, as amax)."""
-    from .arrays import amax
-
     return apply("neg", amax(apply("neg", as_expr(x)), axis, keepdims))
 
 
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - NumPy's name
     """The 2-norm (vectors; Frobenius for matrices) as sqrt(sum(x * x))."""
-    from .arrays import sum as total
-
     if ord not in (None, 2, "fro"):
         raise ShapeError(f"np.linalg.norm on an expression supports ord=None, 2 or 'fro', "
                          f"not {ord!r}")
@@ -80,10 +80,6 @@ def _flat(x):
 def _running(x, axis, name: str, combine, identity: float):
     """A cumulative ``combine`` along ``axis`` as a scan over that axis: its derivatives
     are loops too, and the code does not grow with the length."""
-    from .array_ops import broadcast_to
-    from .arrays import transpose
-    from .loops import scan
-
     x = as_expr(x)
     if axis is None:
         x, axis = (_flat(x) if x.ndim != 1 else x), 0
@@ -145,8 +141,6 @@ def triu(m, k=0):
 
 
 def _triangle(m, k, mask, name):
-    from .arrays import array_constant
-
     m = as_expr(m)
     if m.ndim != 2 or has_open(m.shape):
         raise ShapeError(f"np.{name} on an expression needs a matrix of static shape, got "
@@ -160,9 +154,6 @@ def einsum(subscripts: str, *operands):
     operand: operands broadcast against each other over all letters, multiplied, summed
     over the letters missing from the output, and put in the output's order.  The
     emitter fuses such products into their sums (no large intermediate when possible)."""
-    from .arrays import reshape
-    from .arrays import sum as total
-
     if not isinstance(subscripts, str) or "." in subscripts:
         raise ShapeError("np.einsum on expressions takes explicit subscripts, without '...'")
     inputs, _, output = subscripts.replace(" ", "").partition("->")
@@ -197,7 +188,6 @@ def einsum(subscripts: str, *operands):
 
 
 def _permuted(x, order):
-    from .arrays import transpose
 
     if list(order) == sorted(order):
         return x

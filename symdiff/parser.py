@@ -20,6 +20,7 @@ from .errors import ParseError, SymdiffError
 from .ir import RESERVED_NAMES, Expr, apply, const, symbol
 from .long_parser import parse_long
 from .ops import FUNCTIONS
+from .while_loops import fori_loop, while_loop
 
 MAX_TEXT_CHARS = 10_000_000
 # Longer texts go to the iterative parser (symdiff.long_parser): ast.parse needs about
@@ -184,8 +185,6 @@ class _Builder:
         return call
 
     def loop(self, node: ast.Call, done: dict[int, Expr]) -> Expr:
-        from .loops import fori_loop, while_loop
-
         args = [self.function(a) if isinstance(a, ast.Lambda) else done[id(a)]
                 for a in node.args]
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .index_keys import key_text
-from .ir import OPS, Expr, topological_order
+from .ir import OPS, Expr, install_methods, topological_order
 
 MAX_INFIX_CHARS = 10_000_000
 
@@ -156,3 +156,6 @@ def to_let_form(exprs) -> str:
             lines.append(f"{names[n]} = {_write(n, names)}")
     lines += [f"out{i} = {_write(r, names)}" for i, r in enumerate(roots)]
     return "\n".join(lines)
+
+
+install_methods(__str__=to_infix, __repr__=to_infix)  # str(expr) is its infix text

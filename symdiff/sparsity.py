@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from .diff import grad
 from .dims import has_open, resolve_shape
 from .errors import SymdiffError
 from .ir import OPS, Expr, topological_order
@@ -118,8 +119,6 @@ def jacobian_pattern(outputs: list[Expr], wrt: list[Expr], batch: int | None = N
 
 def hessian_pattern(f: Expr, wrt: list[Expr], batch: int | None = None):
     """Pattern of the Hessian of scalar ``f`` (symmetric, n x n csr_array of bools)."""
-    from .diff import grad
-
     gradient = grad(f, wrt)
     pattern = jacobian_pattern(gradient, wrt, batch)
     symmetric = _sparse().csr_array(pattern + pattern.T, dtype=bool)

@@ -8,17 +8,17 @@ and the usual SymPy forms of the supported functions.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import sympy
-from sympy.codegen.cfunctions import expm1 as sympy_expm1
-from sympy.codegen.cfunctions import log1p as sympy_log1p
 
 from .dims import has_open
 from .errors import SymdiffError
 from .index_keys import key_to_python
 from .ir import OPS, Expr, apply, const, flatten, fold, restructure, symbol, topological_order
+from .parser import parse
 
 
 def to_sympy(exprs):
@@ -46,8 +46,8 @@ def to_sympy(exprs):
             done[node] = _scalar(_ARRAY_RULES[node.op](node, *args))
         elif OPS[node.op].elementwise and any(isinstance(a, np.ndarray) for a in args):
             done[node] = np.vectorize(OPS[node.op].to_sympy, otypes=[object])(*args)
-        elif OPS[node.op].to_sympy is not None:
-            convert = OPS[node.op].to_sympy
+        elif node.op in _LOOP_RULES or OPS[node.op].to_sympy is not None:
+            convert = _LOOP_RULES.get(node.op) or OPS[node.op].to_sympy
             operands = [_as_sympy_array(a) for a in args]
             made = convert(node, *operands) if OPS[node.op].shape_rule is not None else (
                 convert(*operands))
@@ -64,6 +64,40 @@ def to_sympy(exprs):
     if single:
         return converted[0]
     return restructure(exprs, iter(converted))
+
+
+def _scan_to_sympy(node: Expr, *operands):
+    """The loop unrolled in SymPy: meaningful for scalar carries over arrays of static
+    length (a fori_loop with int bounds, a recurrence over data or over x[i])."""
+    body, (kind, j) = node.value
+    c, x = len(body.carries), len(body.xs)
+    if any(a.shape for a in node.args[:c]) or not all(
+            isinstance(a, sympy.NDimArray) for a in operands[c:c + x]):
+        raise SymdiffError("to_sympy: a scan has a SymPy form only with scalar carries "
+                           "over arrays of static length (its steps are unrolled)")
+    steps = node.args[c].shape[0]
+    exprs = to_sympy(list(body.new_carries) + list(body.ys))
+    placeholders = [sympy.Symbol(p.value, real=True) for p in body.carries + body.xs
+                    + body.invariants]
+    carry, collected = list(operands[:c]), {}
+    for t in (range(steps - 1, -1, -1) if body.reverse else range(steps)):
+        values = carry + [operands[c + k][t] for k in range(x)] + list(operands[c + x:])
+        mapping = dict(zip(placeholders, values, strict=True))
+        if kind == "carries":
+            collected[t] = carry[j]
+        step = [e.xreplace(mapping) for e in exprs]
+        if kind == "ys":
+            collected[t] = step[c + j]
+        carry = step[:c]
+        if kind == "nexts":
+            collected[t] = carry[j]
+    if kind == "carry":
+        return carry[j]
+    return sympy.Array([collected[t] for t in range(steps)])
+
+
+# Loops have no SymPy function: the bridge unrolls them itself (loop ops hold no SymPy rule).
+_LOOP_RULES = {"scan": _scan_to_sympy}
 
 
 def _symbol_to_sympy(node: Expr):
@@ -143,8 +177,6 @@ def to_latex(exprs) -> str:
 
     Shared subexpressions are written out in full, as SymPy prints them."""
     if isinstance(exprs, str):
-        from .parser import parse
-
         exprs = parse(exprs)
     converted = to_sympy(exprs)
     if isinstance(converted, list):
@@ -162,13 +194,13 @@ def _number_to_sympy(value: float):
     return sympy.Float(value, 17)
 
 
-_FUNCTIONS = {
-    sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan", sympy.exp: "exp",
-    sympy.tanh: "tanh", sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.asin: "asin",
-    sympy.acos: "acos", sympy.atan: "atan", sympy.atan2: "atan2", sympy.Abs: "abs",
-    sympy.sign: "sign", sympy_log1p: "log1p", sympy_expm1: "expm1", sympy.erf: "erf",
-    sympy.erfc: "erfc", sympy.loggamma: "gammaln",
-}
+@functools.cache
+def _functions() -> dict:
+    """SymPy's function classes back to ops, from the records' own ``to_sympy`` (sympy.sin
+    for sin, ...), so a new op converts both ways without a line here.  Built on first use,
+    when every op is registered; n-ary and special forms are read before it (_convert)."""
+    return {op.to_sympy: name for name, op in OPS.items()
+            if op.elementwise and isinstance(op.to_sympy, sympy.FunctionClass)}
 
 
 def from_sympy(e) -> Expr:
@@ -176,8 +208,6 @@ def from_sympy(e) -> Expr:
 
     Text is read by symdiff's own parser: SymPy's ``sympify`` would evaluate it."""
     if isinstance(e, str):
-        from .parser import parse
-
         return parse(e)
     e = sympy.sympify(e, strict=True)  # numbers and SymPy objects only, never text
     done: dict[sympy.Basic, Expr] = {}
@@ -207,29 +237,41 @@ def _convert(e, args: list[Expr]) -> Expr:
         return _mul(e, args)
     if e.is_Pow:
         return _pow(e, *args)
-    func = e.func
-    if func in _FUNCTIONS:
-        return apply(_FUNCTIONS[func], *args)
-    if func is sympy.polygamma:  # SymPy writes digamma(x) as polygamma(0, x)
-        order = e.args[0]
-        if not (order.is_Integer and order >= 0):
-            raise SymdiffError(f"polygamma of order {order}: the order must be an integer")
-        return apply("digamma", args[1]) if order == 0 else apply("polygamma", args[0], args[1])
-    if func is sympy.log:
-        return apply("log", args[0]) if len(args) == 1 else (
-            apply("div", apply("log", args[0]), apply("log", args[1])))
-    if func is sympy.Max:
-        return fold("maximum", args)
-    if func is sympy.Min:
-        return fold("minimum", args)
-    if func is sympy.Heaviside:
-        at_zero = e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2)
-        if at_zero == 0:
-            return apply("step", args[0])
-        if at_zero == sympy.Rational(1, 2):  # (1 + sign(x)) / 2
-            return apply("mul", 0.5, apply("add", 1.0, apply("sign", args[0])))
-        raise SymdiffError(f"unsupported Heaviside value at 0 in {e}")
-    raise SymdiffError(f"unsupported SymPy expression {func.__name__}: {_short(e)}")
+    special = _SPECIAL_FORMS.get(e.func)
+    if special is not None:
+        return special(e, args)
+    if e.func in _functions():
+        return apply(_functions()[e.func], *args)
+    raise SymdiffError(f"unsupported SymPy expression {e.func.__name__}: {_short(e)}")
+
+
+def _polygamma(e, args: list[Expr]) -> Expr:
+    order = e.args[0]  # SymPy writes digamma(x) as polygamma(0, x)
+    if not (order.is_Integer and order >= 0):
+        raise SymdiffError(f"polygamma of order {order}: the order must be an integer")
+    return apply("digamma", args[1]) if order == 0 else apply("polygamma", args[0], args[1])
+
+
+def _log(e, args: list[Expr]) -> Expr:
+    return apply("log", args[0]) if len(args) == 1 else (
+        apply("div", apply("log", args[0]), apply("log", args[1])))
+
+
+def _heaviside(e, args: list[Expr]) -> Expr:
+    at_zero = e.args[1] if len(e.args) > 1 else sympy.Rational(1, 2)
+    if at_zero == 0:
+        return apply("step", args[0])
+    if at_zero == sympy.Rational(1, 2):  # (1 + sign(x)) / 2
+        return apply("mul", 0.5, apply("add", 1.0, apply("sign", args[0])))
+    raise SymdiffError(f"unsupported Heaviside value at 0 in {e}")
+
+
+# SymPy forms that are not one op of the same arity: read before the records' own map.
+_SPECIAL_FORMS = {
+    sympy.polygamma: _polygamma, sympy.log: _log, sympy.Heaviside: _heaviside,
+    sympy.Max: lambda e, args: fold("maximum", args),
+    sympy.Min: lambda e, args: fold("minimum", args),
+}
 
 
 def _short(e) -> str:

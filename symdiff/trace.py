@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import inspect
 
-from .diff import as_expression
+from . import diff
 from .errors import SymdiffError, TraceError
 from .ir import Expr, flatten, symbol
+from .parser import parse
+from .sympy_bridge import from_sympy
 
 
 def _is_sympy(value) -> bool:
@@ -15,12 +17,19 @@ def _is_sympy(value) -> bool:
     return module.startswith("sympy")
 
 
-def _one(value) -> Expr:
-    if _is_sympy(value):
-        from .sympy_bridge import from_sympy
+def is_python_function(f) -> bool:
+    """A Python callable to trace (not an expression, a SymPy object or text)."""
+    return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
 
+
+def as_expression(value) -> Expr:
+    """An expression from what users write: an expression, a number, a string (parsed)
+    or a SymPy expression."""
+    if isinstance(value, str):
+        return parse(value)
+    if _is_sympy(value):
         return from_sympy(value)
-    return as_expression(value)
+    return diff.as_expression(value)
 
 
 def as_outputs(f) -> tuple[list[Expr], bool]:
@@ -32,11 +41,11 @@ def as_outputs(f) -> tuple[list[Expr], bool]:
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
     if isinstance(f, (list, tuple)):
-        flat = flatten(f, _one)
+        flat = flatten(f, as_expression)
         if not flat:
             raise SymdiffError("a vector-valued function needs at least one output")
         return flat, False
-    return [_one(f)], True
+    return [as_expression(f)], True
 
 
 def function_name(fn) -> str:

@@ -17,12 +17,12 @@ import threading
 
 import numpy as np
 
+from . import diff as symbolic
 from .api import CompiledFunction, compile_expression, compile_options
 from .chunked import is_dask
-from .diff import is_python_function
 from .errors import ArgumentError, ShapeError, SymdiffError, TraceError
 from .ir import Expr, symbol
-from .trace import call_on, function_name, parameters, trace
+from .trace import as_expression, call_on, function_name, is_python_function, parameters, trace
 from .vmap import VMapped
 
 # The methods of a compiled function that take the function's arguments, in the order of
@@ -330,21 +330,47 @@ def _transform(method: str, fn, argnums, options):
     return getattr(ByShape(fn, argnums, **options), method)
 
 
-def grad_of(fn, argnums=None, **options):
-    """The gradient function of ``fn`` (``jax.grad``): an array for one array argument."""
-    return _transform("grad", fn, argnums, options)
-
-
 def value_and_grad(fn, argnums=None, **options):
     """A function returning (value, gradient) of ``fn`` (``jax.value_and_grad``)."""
     return _transform("value_and_grad", fn, argnums, options)
 
 
-def hessian_of(fn, argnums=None, **options):
-    """The Hessian function of ``fn`` (``jax.hessian``)."""
-    return _transform("hessian", fn, argnums, options)
+def _expressions(f):
+    return [as_expression(x) for x in f] if isinstance(f, (list, tuple)) else as_expression(f)
 
 
-def jacobian_of(fn, argnums=None, **options):
-    """The Jacobian function of ``fn`` (``jax.jacobian``)."""
-    return _transform("jacobian", fn, argnums, options)
+def diff(f, *wrt, simplify: bool = True):
+    """The successive partial derivative d^k f / d wrt[0] ... d wrt[k-1] of an expression,
+    a string or a SymPy expression (symdiff.diff.diff)."""
+    return symbolic.diff(as_expression(f), *wrt, simplify=simplify)
+
+
+def grad(f, wrt=None, simplify: bool = True, *, argnums=None):
+    """Gradient of a scalar expression (a list of expressions, one per variable), or,
+    given a Python function, its compiled gradient function as ``jax.grad`` (``wrt`` or
+    ``argnums``: argument positions, default all)."""
+    if is_python_function(f):
+        return _transform("grad", f, wrt if argnums is None else argnums, {})
+    return symbolic.grad(as_expression(f), wrt, simplify)
+
+
+def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
+    """Jacobian of expressions (symdiff.diff.jacobian), or, given a Python function, its
+    compiled Jacobian function (``jax.jacobian``)."""
+    if is_python_function(fs):
+        return _transform("jacobian", fs, wrt if argnums is None else argnums, {})
+    return symbolic.jacobian(_expressions(fs), wrt, simplify)
+
+
+def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
+    """Hessian of a scalar expression (symdiff.diff.hessian), or, given a Python function,
+    its compiled Hessian function (``jax.hessian``)."""
+    if is_python_function(f):
+        return _transform("hessian", f, wrt if argnums is None else argnums, {})
+    return symbolic.hessian(as_expression(f), wrt, simplify)
+
+
+def hvp(f, wrt, v, simplify: bool = True):
+    """Hessian-vector product of a scalar expression without forming H
+    (symdiff.diff.hvp)."""
+    return symbolic.hvp(as_expression(f), wrt, v, simplify)

@@ -12,6 +12,8 @@ Repeated positions add up under ``add``; under ``set`` the values at repeats add
 
 from __future__ import annotations
 
+from .array_ops import broadcast_to
+from .arrays import flat_positions, index, reshape
 from .errors import ShapeError
 from .ir import Expr, apply, as_expr
 
@@ -37,7 +39,7 @@ class Update:
         part, _ = self._placement()
         return part
 
-    def set(self, values) -> Expr:  # noqa: A003 - JAX's name
+    def set(self, values) -> Expr:
         """x with ``values`` (broadcast to the selection) at ``key``."""
         part, place = self._placement()
         return apply("add", apply("sub", self.x, place(part)), place(self._fit(values, part)))
@@ -55,7 +57,6 @@ class Update:
 
     @staticmethod
     def _fit(values, part: Expr) -> Expr:
-        from .array_ops import broadcast_to
 
         values = as_expr(values)
         try:
@@ -67,7 +68,6 @@ class Update:
     def _placement(self):
         """The selected part and a function placing an array of its shape back into
         zeros of x's shape."""
-        from .arrays import flat_positions, index, reshape
 
         x, key = self.x, self.key
         part = index(x, key)

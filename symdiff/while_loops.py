@@ -9,7 +9,7 @@ Values and forward mode work to any order: the tangent of a while loop is a whil
 carrying (carry, tangent of the carry) under the same condition, which reads the primal
 carry only (the trip count is piecewise constant, so it has no derivative).  Reverse mode
 would need every carry of an unknown number of steps: it asks for ``max_steps`` (which
-makes the loop a scan, see symdiff.loops.while_loop) or an implicit derivative
+makes the loop a scan, see while_loop below) or an implicit derivative
 (``sd.custom_root``).  Emission: codegen.emit_loops.
 """
 
@@ -19,10 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .array_ops import dense_sparsity
+from .array_ops import dense_sparsity, zeros
+from .arrays import where
+from .diff import forward_mode
+from .eager import eager
 from .errors import NotDifferentiableError, ShapeError, SymdiffError
-from .ir import Expr, Op, apply, as_expr, free_symbols, internal_symbol, register
-from .loops import _depth_of, _parts, _restore, _tracing, optimized
+from .evaluate import evaluate
+from .ir import Expr, Op, apply, as_expr, const, free_symbols, internal_symbol, register
+from .loops import _depth_of, _parts, _restore, _tracing, optimized, scan
+from .printer import summary
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,6 @@ def _while_shape(shapes, payload):
 
 
 def _evaluate_while(shape, payload, *args):
-    from .evaluate import evaluate
-
     body, j = payload
     c = len(body.carries)
     carry = list(args[:c])
@@ -70,9 +73,6 @@ def _evaluate_while(shape, payload, *args):
 
 
 def _while_jvp(node: Expr, tangents) -> Expr | None:
-    from .array_ops import zeros
-    from .diff import forward_mode
-
     body, j = node.value
     c = len(body.carries)
     if all(t is None for t in tangents):
@@ -101,8 +101,6 @@ def _while_vjp(i: int, node: Expr, adjoint: Expr):
 
 
 def _describe_while(node: Expr) -> str:
-    from .printer import summary
-
     body, j = node.value
     names = ", ".join(p.value for p in body.carries)
     return (f"carry {j} of while {summary(body.cond)}: ({names}) <- "
@@ -114,7 +112,7 @@ def _no_sympy(node: Expr, *operands):
                        "on the values)")
 
 
-register(Op("while", None, _evaluate_while, None, None, _no_sympy, shape_rule=_while_shape,
+register(Op("while", None, _evaluate_while, None, _no_sympy, shape_rule=_while_shape,
             vjp=_while_vjp, jvp=_while_jvp, sparsity=dense_sparsity,
             describe=_describe_while))
 
@@ -144,3 +142,73 @@ def unbounded_while(cond, body, init):
     operands = tuple(inits) + invariants
     return _restore([apply("while", *operands, payload=(loop, k)) for k in range(len(inits))],
                     kind)
+
+
+@eager
+def fori_loop(lower, upper, body, init):
+    """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
+    ``jax.lax.fori_loop``; returns the final carry.  ``i`` is a float, for arithmetic in
+    the body.
+
+    With Python-int bounds the loop is a scan over the step index: every derivative
+    works.  Bounds that are expressions (a scalar argument: one compile serves every
+    trip count) make it a while loop: values and forward mode (jvp, sd.diff) only.
+    """
+    if any(isinstance(v, bool) for v in (lower, upper)):
+        raise SymdiffError("fori_loop: lower and upper must be ints or scalar expressions")
+    if not all(isinstance(v, (int, np.integer)) for v in (lower, upper)):
+        inits, kind = _parts(init, "init")
+        final = unbounded_while(
+            lambda c: c[0] < upper,
+            lambda c: (c[0] + 1.0,) + tuple(_parts(body(c[0], _restore(list(c[1:]), kind)),
+                                                   "the carry")[0]),
+            (as_expr(lower),) + tuple(inits))
+        return _restore(list(final[1:]), kind)
+    if upper <= lower:
+        return init
+    if upper - lower > 2 ** 53:
+        raise SymdiffError(f"fori_loop: {upper - lower} steps are more than a float64 "
+                           "counter can count")
+    inits, kind = _parts(init, "init")
+
+    def step(carry, _):
+        i, parts = carry[0], list(carry[1:])
+        updated, _ = _parts(body(i, _restore(parts, kind)), "the carry")
+        return (i + 1.0,) + tuple(updated), None
+
+    # The step index is a carried counter, and the scanned array a zeros node filled at
+    # run time: no array of T indices in the generated source.
+    final, _ = scan(step, (const(float(lower)),) + tuple(inits), zeros((upper - lower,)))
+    return _restore(list(final[1:]), kind)
+
+
+@eager
+def while_loop(cond, body, init, *, max_steps: int | None = None):
+    """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``; returns
+    the final carry.
+
+    ``cond`` returns a comparison (1.0 / 0.0).  Without ``max_steps`` the loop runs until
+    ``cond`` fails (a ``while`` in the generated code): values and forward mode of any
+    order (jvp, sd.diff); reverse mode needs the bound.  With it the loop is a scan whose
+    steps keep the carry once ``cond`` fails, so values, forward and reverse derivatives
+    of every order work as for ``scan`` (the derivative does not flow through ``cond``:
+    the trip count is piecewise constant).  The loop always runs ``max_steps`` steps.
+    """
+    if max_steps is None:
+        return unbounded_while(cond, body, init)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
+            or max_steps < 1:
+        raise SymdiffError("while_loop: max_steps must be a positive int")
+    inits, kind = _parts(init, "init")
+
+    def step(carry, _):
+        parts = list(carry) if kind is not None else [carry]
+        running = cond(carry)
+        updated, _ = _parts(body(carry), "the carry")
+        if len(updated) != len(parts):
+            raise SymdiffError("while_loop: body must return a carry of init's structure")
+        kept = [where(running, new, old) for new, old in zip(updated, parts, strict=True)]
+        return _restore(kept, kind), None
+
+    final, _ = scan(step, _restore(inits, kind), zeros((max_steps,)))
+    return final

@@ -1,6 +1,5 @@
 """Shared fixtures: compiled functions are built once per session (Numba compiles cost)."""
 
-import math
 import os
 import tempfile
 
@@ -30,12 +29,3 @@ LECTURE = "((a+b)*c)**2"
 def lecture():
     """The lecture example compiled once."""
     return sd.compile(LECTURE)
-
-
-def close(x, y, rel=1e-9, abs_=1e-12):
-    """Equal within tolerance, with nan == nan and equal infinities."""
-    if math.isnan(x) or math.isnan(y):
-        return math.isnan(x) and math.isnan(y)
-    if math.isinf(x) or math.isinf(y):
-        return x == y
-    return abs(x - y) <= max(rel * max(abs(x), abs(y)), abs_)

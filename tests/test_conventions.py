@@ -6,7 +6,7 @@ import math
 import pytest
 
 import symdiff as sd
-from tests.conftest import close
+from tests.helpers import close
 
 x, y = sd.symbols("x y")
 

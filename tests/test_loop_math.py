@@ -1,5 +1,5 @@
 """The arithmetic-only exp, expm1, tanh and sigmoid used inside generated loops
-(symdiff.loop_math): ulp accuracy against NumPy over wide ranges, special values exactly,
+(codegen.numba.loop_math): ulp accuracy against NumPy over wide ranges, special values exactly,
 and the loops calling them instead of the C library."""
 
 import numpy as np

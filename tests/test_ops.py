@@ -10,8 +10,11 @@ import pytest
 import sympy
 
 import symdiff as sd
+from codegen.llvm.elements import ELEMENTS as LLVM_ELEMENTS
+from codegen.llvm.elements import FALLBACK as LLVM_FALLBACK
+from codegen.numba.elements import LOOP, SCALAR
 from symdiff.ir import OPS, apply
-from tests.conftest import close
+from tests.helpers import close
 
 X, Y, Z = sd.symbols("x y z")
 ELEMENTWISE = {name: op for name, op in OPS.items() if op.elementwise}
@@ -25,6 +28,9 @@ POINTS = {
     "neg": [(0.3,), (-2.0,)],
     "pow": [(0.5, 2.0), (2.0, -1.5), (1e-3, 3.0), (1.7, 0.5)],
     "sin": [(0.3,), (-2.0,), (10.0,)],
+    "asinh": [(0.3,), (-2.0,), (40.0,)],
+    "acosh": [(1.2,), (3.0,), (40.0,)],
+    "atanh": [(0.3,), (-0.9,), (0.99,)],
     "cos": [(0.3,), (-2.0,), (10.0,)],
     "tan": [(0.3,), (-1.5,), (1.5,)],
     "exp": [(0.3,), (-20.0,), (5.0,)],
@@ -64,8 +70,9 @@ POINTS = {
 }
 # polygamma's first operand is its integer order: a constant, derivative 0 by definition.
 ORDER_OPERAND = {"polygamma"}
-# Ops without LLVM text: functions using them keep the Python lowering (symdiff.special).
-NO_LLVM = {"digamma", "polygamma"}
+# Ops without LLVM text: functions using them keep the Python lowering (the LLVM table's
+# declared fallback).
+NO_LLVM = LLVM_FALLBACK
 # Ops whose derivative is zero by definition, which SymPy's Piecewise cannot show.
 ZERO_DERIVATIVE = {"less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
                    "stop_gradient"}
@@ -87,14 +94,6 @@ def test_every_op_has_every_piece():
     assert set(POINTS) == set(ELEMENTWISE), "each op needs a row in POINTS"
     for op in ELEMENTWISE.values():
         assert callable(op.evaluate) and callable(op.derivative) and callable(op.to_sympy)
-        assert all(f"{{{i}}}" in op.emit for i in range(op.arity)), op.name
-        assert (op.llvm is None) == (op.name in NO_LLVM), op.name
-        assert op.name in NO_LLVM or all(f"{{{i}}}" in op.llvm for i in range(op.arity)), op.name
-        if op.llvm and op.llvm.startswith("call "):  # declared or defined beside it
-            callee = op.llvm.split("@")[1].split("(")[0]
-            assert op.llvm_helper and f"@{callee}(" in op.llvm_helper, op.name
-        if "_sd_" in op.emit:
-            assert op.helper and op.emit.split("(")[0] in op.helper, op.name
         if op.infix is None:
             assert op.name in sd.ops.FUNCTIONS and getattr(sd, op.name) is not None
         # The derivative rule builds IR for every operand.
@@ -161,6 +160,27 @@ def test_derivatives_match_finite_differences(name, point):
             second = sd.diff(f, v, w)
             fd2 = _central(at(first), point, j, h)
             assert math.isclose(at(second)(point), fd2, rel_tol=1e-4, abs_tol=1e-5), (v, w)
+
+
+def test_the_numba_table_covers_every_elementwise_op():
+    assert set(SCALAR) == set(ELEMENTWISE), "each elementwise op needs a Numba element"
+    assert set(LOOP) <= set(SCALAR)
+    for name, (template, helper) in {**SCALAR, **{f"loop {n}": e for n, e in LOOP.items()}
+                                     }.items():
+        arity = OPS[name.removeprefix("loop ")].arity
+        assert all(f"{{{i}}}" in template for i in range(arity)), name
+        if "_sd_" in template:  # the helper it calls is defined beside it
+            assert helper and f"def {template.split('(')[0]}(" in helper, name
+
+
+def test_the_llvm_table_covers_every_elementwise_op_or_declares_a_fallback():
+    assert not set(LLVM_ELEMENTS) & LLVM_FALLBACK
+    assert set(LLVM_ELEMENTS) | LLVM_FALLBACK == set(ELEMENTWISE)
+    for name, (template, helper) in LLVM_ELEMENTS.items():
+        assert all(f"{{{i}}}" in template for i in range(OPS[name].arity)), name
+        if template.startswith("call "):  # declared or defined beside it
+            callee = template.split("@")[1].split("(")[0]
+            assert helper and f"@{callee}(" in helper, name
 
 
 @pytest.fixture(scope="module", params=["python", "llvm"])

@@ -10,7 +10,7 @@ import symdiff as sd
 from symdiff.ir import OPS
 from symdiff.passes import PIPELINE, Graph, eliminate_dead_code, fold_constants, simplify
 from symdiff.rules import RULES as ALL_RULES
-from tests.conftest import close
+from tests.helpers import close
 
 # Rules on scalar ops, whose docs are executable: "lhs -> rhs (comment)".
 RULES = [r for r in ALL_RULES if r.op in OPS and OPS[r.op].elementwise]

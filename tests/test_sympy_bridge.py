@@ -7,7 +7,7 @@ import sympy
 
 import symdiff as sd
 from symdiff.ir import OPS, apply
-from tests.conftest import close
+from tests.helpers import close
 
 x, y = sd.symbols("x y")
 X, Y = sympy.symbols("x y", real=True)

@@ -13,18 +13,17 @@ subnormal results), expm1 and sigmoid within 2 ulp, tanh within 3 ulp; inf, -inf
 +-0 and the overflow and underflow thresholds as in NumPy.  Scalar code keeps calling the
 C library; only loops over array elements use these.
 
-Each entry of ``LOOP`` gives an op record its ``loop`` template (``{0}`` is the operand)
-and ``loop_helper`` source; all of them rest on ``PRELUDE``.
+``LOOP`` holds, per op, the source of its loop helper ``_sd_loop_<op>``; the Numba
+lowering's element table uses them inside loops over arrays (codegen.numba.elements), and
+all of them rest on ``PRELUDE``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-from .ir import OPS
-
-_DECORATOR = '@numba.njit(error_model="numpy", cache=True)'
+from .helpers import DECORATOR as _DECORATOR
+from .helpers import helper
 
 # 1/k! for k = 2..13: exp(r) - 1 = r (1 + r/2! + ... + r^12/13!) is exact to below one
 # ulp for |r| <= ln(2)/2 (the first omitted term is 4e-18 relative).
@@ -84,8 +83,7 @@ def _sd_expm1_parts(x):
 
 
 def _helper(name: str, body: list[str]) -> str:
-    lines = "\n".join("    " + line for line in body)
-    return f"{_DECORATOR}\ndef {name}(x):\n{lines}\n"
+    return helper(name, "x", body)
 
 
 LOOP = {
@@ -116,11 +114,6 @@ LOOP = {
 }
 # Helpers that call another loop helper.
 NEEDS = {"sigmoid": ("exp",)}
-
-for _name, _source in LOOP.items():
-    OPS[_name] = dataclasses.replace(
-        OPS[_name], loop=f"_sd_loop_{_name}({{0}})", loop_helper=_source)
-
 
 def loop_helpers(op_names) -> list[str]:
     """The prelude and loop helper sources the ops need, dependencies first."""

@@ -1,0 +1,1 @@
+"""The LLVM lowering's own table: each elementwise op as LLVM assembly (``elements``)."""

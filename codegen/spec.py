@@ -1,0 +1,51 @@
+"""What the lowerings are given: one generated function described independently of how
+it is written (its inputs, result graph, lowering choice), and the argument checks every
+lowering's entry point starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from symdiff.ir import Expr
+
+LOWERINGS = ("auto", "python", "llvm")
+# From this many operations on, straight-line functions go through LLVM IR (emit_llvm):
+# Numba's statement-by-statement pipeline grows faster than linearly with length.
+LLVM_MIN_OPS = 100
+
+
+@dataclass(frozen=True)
+class ArrayParam:
+    """A 1-D float64 array parameter whose items stand for the given symbols."""
+
+    name: str
+    symbols: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One generated function: positional scalar inputs, optional array inputs, a result.
+
+    ``result`` is an expression (returns a float), a list (1-D array), a list of lists
+    (2-D array) or a tuple of those (returns a tuple).
+    """
+
+    name: str
+    inputs: tuple[Expr, ...]
+    result: object
+    doc: str
+    arrays: tuple[ArrayParam, ...] = field(default=())
+    batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
+    lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
+    checked: bool = True  # shapes of array arguments checked (not in loop bodies we call)
+
+
+def array_checks(spec: FunctionSpec) -> list[str]:
+    """Lines that reject an array parameter with another number of items than its symbols
+    (the body reads them by position: a short array would be read out of bounds)."""
+    lines = []
+    for array in spec.arrays:
+        n = len(array.symbols)
+        lines += [f"if {array.name}.size != {n}:",
+                  f'    raise ValueError("argument {array.name} must have {n} items")']
+    return lines
