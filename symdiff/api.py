@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import threading
 import uuid
 import weakref
 
 from numba import types
-
-from codegen.load import is_compiled
 
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
@@ -29,11 +26,12 @@ from .ir import (
     internal_symbol,
     symbol,
 )
+from .loading import compile_source, compiled_at_hand
 from .matrices import LOOPS, MatrixMethods, batch_size, guarded
 from .passes import optimize
-from .progress import reporting
 from .trace import as_outputs
 from .version import __version__
+from .vmap import VMapped
 
 # Generated functions in module order: method -> (generated name, needs scalar f?).
 FUNCTIONS = {
@@ -55,9 +53,6 @@ FUNCTIONS = {
 BATCHED = ("forward", "grad", "value_and_grad", "hessian")
 _ARRAY = types.Array(types.float64, 1, "A")
 _SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
-# Dispatchers compiled for their one signature (modules are shared by equal sources).
-_PREPARED: weakref.WeakSet = weakref.WeakSet()
-_PREPARING = threading.Lock()
 # A background first call is answered by the evaluator when it is expected to take less
 # than this share of the compile (symdiff.interpret.first_call_seconds).  The two share
 # the GIL, so interpreting delays the compiled code by about as long as it runs: at a
@@ -237,11 +232,15 @@ class CompiledFunction(MatrixMethods):
         """
         return self._load("jvp")(*x_and_tangent)
 
+    def derived(self, outputs, wrt, args) -> CompiledFunction:
+        """Another compiled function, of ``outputs``, with this one's options; its methods
+        compile on their first call, waiting for it (symdiff.chunked's parts)."""
+        return compile_expression(outputs, wrt, args=args, fast_math=self.fast_math,
+                                  lowering=self.lowering, background=False)
+
     def vmap(self, in_axes=0):
         """This function over a batch axis of its arguments (``jax.vmap``): see
         symdiff.vmap.VMapped."""
-        from .vmap import VMapped
-
         return VMapped(self, in_axes)
 
     @property
@@ -502,51 +501,6 @@ class CompiledFunction(MatrixMethods):
         return call
 
 
-def compile_source(source: str, name: str, signature: tuple, what: str, size: str):
-    """(module, dispatcher): generated ``source`` loaded and its function ``name`` compiled
-    for one ``signature`` (reported as ``what`` of ``size`` when slow), through the disk
-    cache when it can be written, else in memory.  The same source compiled twice shares
-    one module; the dispatcher then refuses other signatures (arguments are converted)."""
-    from codegen.cache import warn_once
-    from codegen.load import importable, seal
-
-    with _PREPARING:
-        module = load_module_for(source, f"symdiff_{name}")
-        dispatcher = getattr(module, name)
-        if dispatcher not in _PREPARED:
-            try:
-                with importable(module), reporting(what, size):
-                    dispatcher.compile(signature)
-            except OSError as error:  # Numba could not write the cache: go without
-                warn_once("write", f"symdiff: cannot write the compile cache ({error}); "
-                                   "compiling without it")
-                module = load_module_for(source, f"symdiff_{name}", cached=False)
-                dispatcher = getattr(module, name)
-                with importable(module):
-                    dispatcher.compile(signature)
-            dispatcher.disable_compile()
-            _PREPARED.add(dispatcher)
-            seal(module)
-    return module, dispatcher
-
-
-def load_module_for(source: str, name: str, cached: bool = True):
-    """Load generated source (see codegen.load_module)."""
-    from codegen import load_module
-
-    return load_module(source, _module_name(name), cached=cached)
-
-
-def _module_name(name: str) -> str:
-    return re.sub(r"\W", "_", name)
-
-
-def compiled_at_hand(source: str, name: str) -> bool:
-    """Whether ``compile_source`` of this ``source`` and function ``name`` would only load
-    machine code, compiled in this process or cached (codegen.load.is_compiled)."""
-    return is_compiled(source, _module_name(f"symdiff_{name}"), name)
-
-
 def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
     with _UNPICKLING:
         known = _UNPICKLED.get(token)
@@ -560,3 +514,16 @@ def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
         _UNPICKLED[token] = compiled
         return compiled
 
+
+def cache_report() -> dict:
+    """Per method, (cache hits, cache misses) of the compiled functions in this process:
+    run it in the workers (``client.run``) to see that they loaded compiled code."""
+    report: dict = {}
+    for compiled in list(_INSTANCES):
+        for (method, _), call in list(compiled._loaded.items()):
+            stats = getattr(getattr(call, "dispatcher", None), "stats", None)
+            if stats is not None:
+                hits, misses = report.get(method, (0, 0))
+                report[method] = (hits + sum(stats.cache_hits.values()),
+                                  misses + sum(stats.cache_misses.values()))
+    return report

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
-from .chunked import is_dask
-from .inputs import Contract, dimensions
+from .chunked import call as chunked_call
+from .inputs import Contract, dimensions, is_dask
 from .ir import Expr
 
 
@@ -47,8 +47,6 @@ def with_conversions(call, compiled, method: str, spec, checked: bool = False):
 
     def converted(x):
         if any(is_dask(v) for v in x):
-            from .chunked import call as chunked_call
-
             return chunked_call(compiled, method, x)
         if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
             result = compiled._load(method, batched=True)(*contract.points(x))

@@ -22,13 +22,15 @@ one object: ``CompiledFunction._token``) and load its machine code from the disk
 
 from __future__ import annotations
 
-import operator
 import threading
 
 import numpy as np
 
+from .arrays import concatenate, reshape
 from .errors import ArgumentError, ShapeError, SymdiffError
+from .inputs import is_dask
 from .ir import OPS, Expr, internal_symbol, topological_order
+from .passes import substitute
 
 # Ops whose result keeps the open dimension's rows independent (one chunk's rows of the
 # result depend on that chunk's rows of the operands only), given a result with the
@@ -37,11 +39,6 @@ _ROWWISE = {"broadcast_to", "matmul", "transpose", "sum", "amax", "index", "stop
             "concatenate", "sum_to"}
 # Ops that turn chunk-local operands into a sum over the open dimension.
 _ADDITIVE = {"sum", "matmul", "batch_size"}
-
-
-def is_dask(value) -> bool:
-    """Whether ``value`` is a Dask array (without importing Dask)."""
-    return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "chunks")
 
 
 def _open(node: Expr) -> bool:
@@ -92,10 +89,6 @@ class ChunkedLoss:
     """A compiled function split into per-chunk sums and the rest (see the module)."""
 
     def __init__(self, compiled):
-        from .api import compile_expression
-        from .arrays import concatenate, reshape
-        from .passes import substitute
-
         if not compiled.is_scalar:
             raise SymdiffError("chunked evaluation needs a scalar function (a loss)")
         if any(_open(v) for v in compiled.wrt):
@@ -112,13 +105,10 @@ class ChunkedLoss:
         free = [a for a in compiled.args if not _open(a)]
         self.free = [k for k, a in enumerate(compiled.args) if not _open(a)]
         self.chunked = [k for k, a in enumerate(compiled.args) if _open(a)]
-        options = {"fast_math": compiled.fast_math, "lowering": compiled.lowering,
-                   "background": False}
         parts = concatenate([reshape(s, (-1,)) for s in sums])
-        self.per_chunk = compile_expression(parts, list(compiled.wrt), args=list(compiled.args),
-                                            **options)
-        self.rest = compile_expression(rest, list(compiled.wrt) + self.totals,
-                                       args=free + self.totals, **options)
+        self.per_chunk = compiled.derived(parts, list(compiled.wrt), list(compiled.args))
+        self.rest = compiled.derived(rest, list(compiled.wrt) + self.totals,
+                                     free + self.totals)
 
     def evaluate(self, method: str, x):
         """``method`` (forward, grad or value_and_grad) of the loss at ``x``."""
@@ -237,85 +227,8 @@ def call(compiled, method: str, x):
     """``method`` of a compiled function whose arguments include Dask arrays."""
     if any(_open(a) and is_dask(v) for a, v in zip(compiled.args, x, strict=False)):
         return chunked_loss(compiled).evaluate(method, x)
-    if compiled._batches(method):  # a function of scalars at many points
-        return map_points(compiled.vmap(tuple(0 if np.ndim(v) else None for v in x)),
-                          method, x)
+    if compiled._batches(method):  # a function of scalars at many points: vmap's own
+        return getattr(compiled.vmap(tuple(0 if np.ndim(v) else None for v in x)), method)(*x)
     raise ArgumentError("a Dask array goes to an argument with an open dimension "
                         "(sd.matrix('X', None, n)) of a scalar function, or to a function "
                         "of scalars at many points; else use fn.vmap")
-
-
-def map_points(mapped, method: str, x):
-    """Lazy Dask results of a vmapped method over batched Dask arguments: one task per
-    block of points, the results stacked as the points are."""
-    import dask
-    import dask.array as da
-
-    from .vmap import VMapped, _compiled_for
-
-    axes = mapped.in_axes + (0,) * (len(x) - len(mapped.in_axes))
-    moved = {k: da.moveaxis(da.asarray(x[k]), a, 0) for k, a in enumerate(axes)
-             if a is not None}
-    if len({v.shape[0] for v in moved.values()}) > 1:
-        raise ArgumentError("batched arguments disagree on the batch size: "
-                            f"{sorted({v.shape[0] for v in moved.values()})}")
-    rows = next(moved[k].chunks[0] for k in moved if is_dask(x[k]))
-    blocks = {k: v.rechunk({0: rows, **{d: -1 for d in range(1, v.ndim)}}).to_delayed()
-              .reshape(-1) for k, v in moved.items()}
-    first = [np.asarray(moved[k][:1]) if k in moved else x[k] for k in range(len(x))]
-    # Workers get the compiled function itself (a ByShape holds locks and a Python function).
-    points = [first[k][0] if k in moved else first[k] for k in range(mapped.count)]
-    in_axes = tuple(0 if k in moved else None for k in range(mapped.count))
-    function = _compiled_for(mapped.function, points)
-    probe = getattr(VMapped(function, in_axes), method)(*first)
-    leaves = _leaf_paths(probe)
-    columns = []
-    for b, n in enumerate(rows):
-        args = [blocks[k][b] if k in moved else x[k] for k in range(len(x))]
-        result = dask.delayed(_block)(function, in_axes, method, *args)
-        columns.append([da.from_delayed(_get(result, path), (n,) + leaf.shape[1:], np.float64)
-                        for path, leaf in leaves])
-    stacked = [da.concatenate([c[j] for c in columns]) for j in range(len(leaves))]
-    return _rebuild(probe, iter(stacked))
-
-
-def _block(function, in_axes, method: str, *args):
-    from .vmap import VMapped
-
-    return getattr(VMapped(function, in_axes), method)(*args)
-
-
-def _get(result, path):
-    import dask
-
-    for k in path:
-        result = dask.delayed(operator.getitem)(result, k)
-    return result
-
-
-def _leaf_paths(result, at=()) -> list:
-    if isinstance(result, tuple):
-        return [leaf for k, part in enumerate(result) for leaf in _leaf_paths(part, at + (k,))]
-    return [(at, np.asarray(result))]
-
-
-def _rebuild(probe, leaves):
-    if isinstance(probe, tuple):
-        return tuple(_rebuild(part, leaves) for part in probe)
-    return next(leaves)
-
-
-def cache_report() -> dict:
-    """Per method, (cache hits, cache misses) of the compiled functions in this process:
-    run it in the workers (``client.run``) to see that they loaded compiled code."""
-    from .api import _INSTANCES
-
-    report: dict = {}
-    for compiled in list(_INSTANCES):
-        for (method, _), call in list(compiled._loaded.items()):
-            stats = getattr(getattr(call, "dispatcher", None), "stats", None)
-            if stats is not None:
-                hits, misses = report.get(method, (0, 0))
-                report[method] = (hits + sum(stats.cache_hits.values()),
-                                  misses + sum(stats.cache_misses.values()))
-    return report

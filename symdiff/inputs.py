@@ -62,6 +62,11 @@ def real_array(name: str, value) -> np.ndarray:
     return np.require(array, np.float64, ("C", "W"))
 
 
+def is_dask(value) -> bool:
+    """Whether ``value`` is a Dask array (without importing Dask)."""
+    return type(value).__module__.split(".")[0] == "dask" and hasattr(value, "chunks")
+
+
 def dimensions(value) -> tuple[int, int]:
     """(ndim, size) of an argument as NumPy sees it; (0, 1) for what NumPy cannot read
     (ragged lists: the contract rejects them with a clear message)."""

@@ -21,8 +21,13 @@ import os
 
 import numpy as np
 
+from codegen.emit_directions import DirectionLoop, Slot, run_direction_loop
+
+from .coloring import color_hessian, color_jacobian
 from .dims import has_open, resolve
 from .errors import SymdiffError
+from .interpret import interpreter
+from .sparsity import hessian_pattern, jacobian_pattern
 
 # Functions of at most this many scalar variables keep unrolled Hessians, and Jacobians
 # of at most this many entries squared; larger ones loop over directions.
@@ -109,8 +114,6 @@ class MatrixMethods:
             n * len(self.outputs) <= UNROLL_MAX_VARIABLES ** 2
 
     def _wrt_slots(self):
-        from codegen.emit_directions import Slot
-
         if self._flat_wrt:
             return (Slot("flat", ("static", (len(self.wrt),))),)
         return tuple(Slot("array", ("arg", self.args.index(v))) if v.shape else Slot("scalar")
@@ -118,8 +121,6 @@ class MatrixMethods:
 
     def _output_slot(self, direction: bool):
         """The output as a vjp direction (``direction``) or as a jvp result."""
-        from codegen.emit_directions import Slot
-
         outs = self.outputs
         if outs[0].shape and len(outs) == 1:
             shape = outs[0].shape
@@ -129,8 +130,6 @@ class MatrixMethods:
         return Slot("flat", ("static", (len(outs),)))
 
     def _direction_loop(self, method: str):
-        from codegen.emit_directions import DirectionLoop
-
         name = method.removesuffix("_data")
         compressed = method.startswith("sparse_")
         wrt, structured = self._wrt_slots(), not self.single_wrt and not self._flat_wrt
@@ -162,10 +161,6 @@ class MatrixMethods:
     def _loop_interpreter(self, loop):
         """A direction loop on the evaluator: the loop in Python over the evaluator's
         kernel (the first tier; symdiff.api chooses when it runs)."""
-        from codegen.emit_directions import run_direction_loop
-
-        from .interpret import interpreter
-
         kernel, forward = (None if s is None else interpreter(s)
                            for s in (loop.kernel, loop.forward))
         count = len(self._inputs)
@@ -196,8 +191,6 @@ class MatrixMethods:
         return batch_size(self.args, x) if x else None
 
     def _pattern(self, kind: str, batch):
-        from .sparsity import hessian_pattern, jacobian_pattern
-
         key = ("pattern", kind, batch)
         cache = self._matrix_cache()
         if key not in cache:
@@ -215,8 +208,6 @@ class MatrixMethods:
         return cache[key]
 
     def _coloring(self, kind: str, batch):
-        from .coloring import color_hessian, color_jacobian
-
         key = ("coloring", kind, batch)
         cache = self._matrix_cache()
         if key not in cache:

@@ -11,7 +11,7 @@ from numba.core.compiler_lock import global_compiler_lock
 
 from codegen import load
 
-from . import api, blas_threads, chunked, walk
+from . import api, blas_threads, chunked, loading, walk
 from .ir import Expr
 
 
@@ -19,7 +19,7 @@ def _before_fork() -> None:
     # Waits until no compile step runs; the order is the one compile threads take.
     chunked._BUILDING.acquire()
     api._UNPICKLING.acquire()
-    api._PREPARING.acquire()
+    loading.PREPARING.acquire()
     load._loading.acquire()
     global_compiler_lock.acquire()
     Expr._interning.acquire()
@@ -33,7 +33,7 @@ def _after_fork_in_parent() -> None:
     Expr._interning.release()
     global_compiler_lock.release()
     load._loading.release()
-    api._PREPARING.release()
+    loading.PREPARING.release()
     api._UNPICKLING.release()
     chunked._BUILDING.release()
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from . import diff as symbolic
 from .api import CompiledFunction, compile_expression, compile_options
-from .chunked import is_dask
 from .errors import ArgumentError, ShapeError, SymdiffError, TraceError
+from .inputs import is_dask
 from .ir import Expr, symbol
 from .trace import as_expression, call_on, function_name, is_python_function, parameters, trace
 from .vmap import VMapped

@@ -10,16 +10,16 @@ cotangents of ``hvp``/``jvp``/``vjp`` are given per point, stacked on axis 0.
 
 from __future__ import annotations
 
+import operator
 import threading
 
 import numpy as np
 from numba import types
 
-from .api import compile_source
 from .blas_threads import limited, threaded_products
-from .chunked import is_dask
 from .errors import ArgumentError, ShapeError
-from .inputs import real_array, real_number
+from .inputs import is_dask, real_array, real_number
+from .loading import compile_source
 
 METHODS = ("forward", "grad", "value_and_grad", "hessian", "jacobian", "hvp", "jvp", "vjp")
 
@@ -60,8 +60,6 @@ class VMapped:
                                 f"got {len(arguments)}")
         axes = self.in_axes + (0,) * (len(arguments) - self.count)  # directions: per point
         if any(is_dask(v) for v, a in zip(arguments, axes, strict=True) if a is not None):
-            from .chunked import map_points
-
             return map_points(self, method, arguments)
         values, sizes = [], set()
         for k, (value, axis) in enumerate(zip(arguments, axes, strict=True)):
@@ -163,3 +161,60 @@ def _compile_driver(compiled, method: str, batched: tuple, values: list):
 
     run.module = module  # keeps the module (and its machine code) alive
     return limited(run) if threaded_products(spec) else run
+
+
+# Dask arrays of points: a task per block (symdiff.chunked has the losses over chunks).
+def map_points(mapped, method: str, x):
+    """Lazy Dask results of a vmapped method over batched Dask arguments: one task per
+    block of points, the results stacked as the points are."""
+    import dask
+    import dask.array as da
+
+    axes = mapped.in_axes + (0,) * (len(x) - len(mapped.in_axes))
+    moved = {k: da.moveaxis(da.asarray(x[k]), a, 0) for k, a in enumerate(axes)
+             if a is not None}
+    if len({v.shape[0] for v in moved.values()}) > 1:
+        raise ArgumentError("batched arguments disagree on the batch size: "
+                            f"{sorted({v.shape[0] for v in moved.values()})}")
+    rows = next(moved[k].chunks[0] for k in moved if is_dask(x[k]))
+    blocks = {k: v.rechunk({0: rows, **{d: -1 for d in range(1, v.ndim)}}).to_delayed()
+              .reshape(-1) for k, v in moved.items()}
+    first = [np.asarray(moved[k][:1]) if k in moved else x[k] for k in range(len(x))]
+    # Workers get the compiled function itself (a ByShape holds locks and a Python function).
+    points = [first[k][0] if k in moved else first[k] for k in range(mapped.count)]
+    in_axes = tuple(0 if k in moved else None for k in range(mapped.count))
+    function = _compiled_for(mapped.function, points)
+    probe = getattr(VMapped(function, in_axes), method)(*first)
+    leaves = _leaf_paths(probe)
+    columns = []
+    for b, n in enumerate(rows):
+        args = [blocks[k][b] if k in moved else x[k] for k in range(len(x))]
+        result = dask.delayed(_block)(function, in_axes, method, *args)
+        columns.append([da.from_delayed(_get(result, path), (n,) + leaf.shape[1:], np.float64)
+                        for path, leaf in leaves])
+    stacked = [da.concatenate([c[j] for c in columns]) for j in range(len(leaves))]
+    return _rebuild(probe, iter(stacked))
+
+
+def _block(function, in_axes, method: str, *args):
+    return getattr(VMapped(function, in_axes), method)(*args)
+
+
+def _get(result, path):
+    import dask
+
+    for k in path:
+        result = dask.delayed(operator.getitem)(result, k)
+    return result
+
+
+def _leaf_paths(result, at=()) -> list:
+    if isinstance(result, tuple):
+        return [leaf for k, part in enumerate(result) for leaf in _leaf_paths(part, at + (k,))]
+    return [(at, np.asarray(result))]
+
+
+def _rebuild(probe, leaves):
+    if isinstance(probe, tuple):
+        return tuple(_rebuild(part, leaves) for part in probe)
+    return next(leaves)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.chunked import cache_report, split_at_sums
+from symdiff.api import cache_report
+from symdiff.chunked import split_at_sums
 
 da = pytest.importorskip("dask.array")
 
