@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff import api
+from symdiff import loading
 
 SCALAR = "((a+b)*c)**2 + sin(a*b)*exp(-c*c)"
 SCALAR_CALLS = {
@@ -93,7 +93,7 @@ def test_compile_failure_is_reported(monkeypatch):
         first_call_done.wait(10)
         raise RuntimeError("no compiler today")
 
-    monkeypatch.setattr(api, "load_module_for", broken)
+    monkeypatch.setattr(loading, "load_module_for", broken)
     tiered = sd.compile("x * y + 1", background=True)
     assert tiered.grad(2.0, 3.0)[0] == 3.0  # the first answer still comes
     first_call_done.set()

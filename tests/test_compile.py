@@ -185,7 +185,8 @@ def test_fast_math_changes_only_what_it_may():
 
 def test_save_writes_the_source(lecture, tmp_path):
     path = lecture.save(tmp_path / "m.py")
-    assert open(path, encoding="utf-8").read() == lecture.source
+    with open(path, encoding="utf-8") as saved:
+        assert saved.read() == lecture.source
 
 
 CACHE_SCRIPT = """

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff import api
+from symdiff import api, loading
 
 X = sd.vector("x", 3)
 
@@ -44,8 +44,8 @@ def test_interning_from_many_threads_keeps_identity():
 
 def test_gradients_built_and_compiled_from_many_threads(monkeypatch):
     compiles = []
-    real = api.load_module_for
-    monkeypatch.setattr(api, "load_module_for",
+    real = loading.load_module_for
+    monkeypatch.setattr(loading, "load_module_for",
                         lambda *a, **k: compiles.append(a[1]) or real(*a, **k))
     f = sd.compile("a * exp(b) - 3.5 * a ** 3", background=False)
     barrier, results = threading.Barrier(6), []
