@@ -415,37 +415,14 @@ class ArrayEmitter(FusedLoops, FullSums):
         self.nest(shape, indices, body)
 
     def call(self, node: Expr) -> None:
+        """A structural op that is no loop of its own: its entry of CALLS, or its loop op's
+        emitter (LOOP_EMITTERS)."""
         if node.op in LOOP_EMITTERS:
             if node not in self.names:  # else computed by the loop of an earlier output
                 LOOP_EMITTERS[node.op](self, node)
             return
         name = self.new_name()
-        args = [self.operand(a) for a in node.args]
-        op, shape = node.op, node.shape
-        if op == "matmul" and min(a.ndim for a in node.args) == 1:
-            self.matvec(node, name)
-            text = None
-        elif op == "matmul":
-            text = f"np.dot({args[0]}, {args[1]})"
-        elif op == "transpose":
-            text = f"{args[0]}.T"
-        elif op == "reshape":
-            if not node.args[0].shape:
-                text = f"np.full({_shape_text(shape)}, {args[0]})"
-            elif not shape:
-                text = f"np.ascontiguousarray({args[0]}).reshape(-1)[0]"
-            else:
-                text = f"np.ascontiguousarray({args[0]}).reshape({_shape_text(shape)})"
-        elif op == "solve":
-            text = f"np.linalg.solve({args[0]}, {args[1]})"
-        elif op == "concatenate":
-            text = f"np.concatenate(({', '.join(args)},), axis={node.value})"
-        elif op == "cumsum":
-            text = f"np.cumsum({args[0]})"
-        elif op == "batch_size":
-            text = f"float({args[0]}.shape[{node.value}])"
-        else:  # pragma: no cover - every structural op is handled above
-            raise NotImplementedError(op)
+        text = CALLS[node.op](self, node, [self.operand(a) for a in node.args], name)
         if text is not None:
             self.lines.append(f"{name} = {text}")
         self.names[node] = name
@@ -526,3 +503,39 @@ class ArrayEmitter(FusedLoops, FullSums):
             return False
         return sum(1 for out in self.outputs if _alias_base(out) is base) == 1
 
+
+def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str | None:
+    if min(a.ndim for a in node.args) == 1:
+        emitter.matvec(node, name)  # a loop: writes its own lines
+        return None
+    return f"np.dot({args[0]}, {args[1]})"
+
+
+def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str:
+    if not node.args[0].shape:
+        return f"np.full({_shape_text(node.shape)}, {args[0]})"
+    if not node.shape:
+        return f"np.ascontiguousarray({args[0]}).reshape(-1)[0]"
+    return f"np.ascontiguousarray({args[0]}).reshape({_shape_text(node.shape)})"
+
+
+# The Numba lowering's table for the structural ops computed by one NumPy call each
+# (the others are loops: REDUCTIONS and ELEMENT_ACCESS fused, LOOP_EMITTERS): the
+# expression assigned to the op's name, from its operands' names, or None when the entry
+# wrote its lines itself.  tests/test_array_ops.py checks that every op is lowered.
+CALLS = {
+    "matmul": _matmul,
+    "transpose": lambda emitter, node, args, name: f"{args[0]}.T",
+    "reshape": _reshape,
+    "solve": lambda emitter, node, args, name: f"np.linalg.solve({args[0]}, {args[1]})",
+    "concatenate": lambda emitter, node, args, name: (
+        f"np.concatenate(({', '.join(args)},), axis={node.value})"),
+    "cumsum": lambda emitter, node, args, name: f"np.cumsum({args[0]})",
+    "batch_size": lambda emitter, node, args, name: f"float({args[0]}.shape[{node.value}])",
+}
+
+
+def lowered_structural_ops() -> set[str]:
+    """The structural ops the array emitter lowers: fused into loops, by its CALLS, by a
+    loop emitter, or as an identity (root: its solution, once derived)."""
+    return set(REDUCTIONS) | set(ELEMENT_ACCESS) | set(CALLS) | set(LOOP_EMITTERS) | {"root"}

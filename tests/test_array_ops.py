@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
+from codegen.emit_arrays import lowered_structural_ops
 from symdiff.array_ops import STRUCTURAL, broadcast_to
 from symdiff.ir import topological_order
 
@@ -114,6 +115,11 @@ def test_every_array_op_has_every_piece():
         assert callable(op.shape_rule) and callable(op.evaluate), op.name
         assert callable(op.vjp) and callable(op.jvp), op.name
         assert callable(op.sparsity), op.name
+
+
+def test_the_array_emitter_lowers_every_structural_op():
+    structural = {name for name, op in sd.ir.OPS.items() if not op.elementwise}
+    assert structural == lowered_structural_ops()
 
 
 def test_every_array_op_is_covered(table):
