@@ -15,12 +15,13 @@ import hashlib
 from symdiff.dims import is_open
 from symdiff.index_keys import least_open_length
 from symdiff.ir import OPS, Expr, flatten, topological_order
+from symdiff.printer import to_infix
 
 from .emit_fused import FusedLoops
 from .emit_loops import LOOP_EMITTERS, loop_bodies, step_specs
 from .emit_sums import FullSums
 from .naming import BATCH, extent, literal, temporary
-from .schedule import schedule
+from .schedule import expanded_lengths, schedule
 
 # Ops that accumulate their operand's loop into a result of another shape.
 REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
@@ -28,6 +29,8 @@ REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
 ELEMENT_ACCESS = ("broadcast_to", "take", "index")
 # Arithmetic cheap enough to compute again in every loop that reads it.
 CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
+# The longest formula written as a comment beside a statement.
+COMMENT_CHARS = 60
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient", "root")
 
@@ -160,6 +163,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         self.inputs = list(inputs)
         self.outputs = flatten(result)
         self.order = schedule(self.outputs)
+        self.lengths = expanded_lengths(self.order, COMMENT_CHARS + 1)
         self.position = {node: k for k, node in enumerate(self.order)}
         self.lines: list[str] = []
         self.handed_out: set[str] = set()  # arrays already returned as they are
@@ -214,6 +218,13 @@ class ArrayEmitter(FusedLoops, FullSums):
         if len(arrays) != 1 or arrays[0] in self.inlined:  # one level, no chains
             return False
         return all(reads_in_place(u) and iteration_shape(u) == node.shape for u in users)
+
+    def comment(self, node: Expr) -> str:
+        """``  # <formula>`` naming the array a statement makes, where it is short: the
+        scalar lowering's house style (names alone do not say what _t7 holds)."""
+        if self.lengths[node] > COMMENT_CHARS:
+            return ""
+        return f"  # {to_infix(node)}"
 
     def new_name(self) -> str:
         name = temporary(self.counter)
@@ -354,7 +365,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         elif single:  # one element: no loop, no array
             self.lines += body + [f"{name} = {value}"]
         else:
-            self.lines.append(f"{name} = np.empty({_shape_text(shape)})")
+            self.lines.append(f"{name} = np.empty({_shape_text(shape)}){self.comment(root)}")
             body.append(f"{name}[{', '.join(indices)}] = {value}")
             self.nest(shape, indices, body)
         self.names[root] = name
@@ -403,9 +414,9 @@ class ArrayEmitter(FusedLoops, FullSums):
         if not scalar:
             fill = "np.full" if root.op == "amax" else "np.zeros"
             extra = ", -math.inf" if root.op == "amax" else ""
-            self.lines.append(f"{name} = {fill}({_shape_text(out)}{extra})")
+            self.lines.append(f"{name} = {fill}({_shape_text(out)}{extra}){self.comment(root)}")
         else:
-            self.lines.append(f"{name} = {start}")
+            self.lines.append(f"{name} = {start}{self.comment(root)}")
         if root.op == "amax":
             body.append(f"{slot} = _sd_maximum({slot}, {value})")
         elif root.op == "embed":
@@ -424,7 +435,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         name = self.new_name()
         text = CALLS[node.op](self, node, [self.operand(a) for a in node.args], name)
         if text is not None:
-            self.lines.append(f"{name} = {text}")
+            self.lines.append(f"{name} = {text}{self.comment(node)}")
         self.names[node] = name
 
     # Products with a vector are loops: as fast as BLAS at these sizes, and Numba compiles
@@ -448,12 +459,12 @@ class ArrayEmitter(FusedLoops, FullSums):
                 return self._matrix_element(b, k, i)
         v = self.array(vector)
         if row_major:  # each output a dot product along contiguous memory
-            self.lines.append(f"{name} = np.empty(({extent(m)},))")
+            self.lines.append(f"{name} = np.empty(({extent(m)},)){self.comment(node)}")
             self.lines.append(f"for _i0 in range({extent(m)}):")
             self.lines += ["    " + line for line in self._dot(
                 f"{name}[_i0]", lambda k: f"{element('_i0', k)} * {v}[{k}]", n)]
         else:  # a scaled column added per k, along contiguous memory
-            self.lines += [f"{name} = np.zeros(({extent(m)},))",
+            self.lines += [f"{name} = np.zeros(({extent(m)},)){self.comment(node)}",
                            f"for _k in range({extent(n)}):",
                            f"    _vk = {v}[_k]",
                            f"    for _i0 in range({extent(m)}):",
