@@ -6,13 +6,13 @@ folds and simplifies them; ``compile`` emits Numba-jitted value, gradient and He
 functions as readable Python source.
 """
 
-from codegen.cache import clear
+import importlib
+
+from codegen.cache import clear as _clear
 
 from . import numpy_methods as _numpy_methods  # installs Expr's NumPy methods
 from . import ops as _ops
-from . import processes as _processes  # registers the fork handlers
 from . import special as _special  # registers log-gamma, digamma, polygamma, log-ndtr
-from .api import CompiledFunction
 from .arrays import (
     amax,
     concatenate,
@@ -54,21 +54,32 @@ from .passes import optimize
 from .printer import to_let_form
 from .progress import show_progress
 from .sympy_bridge import from_sympy, to_latex, to_sympy
-from .transforms import (
-    ByShape,
-    compile,  # noqa: A004 - symdiff's own
-    diff,
-    grad,
-    hessian,
-    hvp,
-    jacobian,
-    jit,
-    value_and_grad,
-    vmap,
-)
 from .version import __version__ as __version__
-from .vmap import VMapped
 from .while_loops import fori_loop, while_loop
+
+# The runtime (compiled functions and the transformations that make them) loads on first
+# use: importing symdiff.ir, as codegen does, runs this package's __init__, which must not
+# then import the runtime, which imports codegen (PEP 562, as NumPy and SciPy do).
+_RUNTIME = {
+    "compile": "transforms", "ByShape": "transforms", "jit": "transforms",
+    "value_and_grad": "transforms", "vmap": "transforms", "diff": "transforms",
+    "grad": "transforms", "hessian": "transforms", "hvp": "transforms",
+    "jacobian": "transforms", "CompiledFunction": "api", "VMapped": "vmap",
+}
+
+
+def __getattr__(name: str):
+    module = _RUNTIME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'symdiff' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_RUNTIME))
+
 
 # sd.sin, sd.abs, sd.gammaln, ...: one public function per elementwise op, derived from
 # the op records, so no op can be missing here; sd.where is the array-aware one.
@@ -98,7 +109,7 @@ def symbols(names: str):
 def clear_cache() -> int:
     """Remove every entry of the on-disk compile cache (see the README's Guarantees);
     returns how many were removed.  Compiled functions already loaded keep working."""
-    return clear()
+    return _clear()
 
 
 __all__ = [
@@ -113,4 +124,4 @@ __all__ = [
     "while_loop", "custom_root", "clear_cache", *sorted(_ops.PUBLIC),
 ]
 
-del _numpy_methods, _special, _processes
+del _numpy_methods, _special

@@ -1,4 +1,5 @@
-"""``sd.compile``: derivative graphs to Numba-jitted functions, derived lazily per method."""
+"""Compiled functions: derivative graphs to Numba-jitted functions, derived lazily per
+method (``sd.compile``, in symdiff.transforms, builds them)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import uuid
 import weakref
 
 from numba import types
+
+from codegen import LOWERINGS, ArrayParam, FunctionSpec, emit_module
+from codegen.cache import umask, write_atomic
+from codegen.naming import parameter_names
 
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
@@ -29,6 +34,7 @@ from .ir import (
 from .loading import compile_source, compiled_at_hand
 from .matrices import LOOPS, MatrixMethods, batch_size, guarded
 from .passes import optimize
+from .processes import INSTANCES, UNPICKLING
 from .trace import as_outputs
 from .version import __version__
 from .vmap import VMapped
@@ -62,17 +68,13 @@ EVALUATOR_SHARE = 0.5
 # background first call on the evaluator, cache or not (the tiers before issue 21, for
 # benchmarks/first_call.py and tests).
 FIRST_CALL = "auto"
-_INSTANCES: weakref.WeakSet = weakref.WeakSet()  # reset in a forked child
 _UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by _token
-_UNPICKLING = threading.Lock()
 
 
 def compile_options(fast_math: bool = False, lowering: str = "auto",
                     background: bool | None = None) -> dict:
     """The options of ``sd.compile``, checked (so a bad one fails at ``sd.compile``, not at
     the first call) and with ``background`` resolved from SYMDIFF_BACKGROUND."""
-    from codegen import LOWERINGS
-
     if lowering not in LOWERINGS:
         raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
     if background is None:
@@ -159,7 +161,7 @@ class CompiledFunction(MatrixMethods):
         self._failed: dict[str, BaseException] = {}
         self._modules: list = []  # the generated modules this function's methods run in
         self._lock = threading.RLock()
-        _INSTANCES.add(self)
+        INSTANCES.add(self)  # a forked child restarts its compiles (symdiff.processes)
         # Copies unpickled in one process are one object (Dask sends it with every task).
         self._token = uuid.uuid4().hex
 
@@ -272,8 +274,6 @@ class CompiledFunction(MatrixMethods):
         replaced, never followed.  A function that captured large arrays (symdiff.data)
         also writes them to ``path`` with ``.npz`` for ``.py``; the module loads them
         as ``DATA``, to pass after the arguments: ``gradient(w, *DATA)``."""
-        from codegen.cache import umask, write_atomic
-
         path = os.fspath(path)
         source, mode = self.source, 0o666 & ~umask()
         if self._data_values:
@@ -295,9 +295,6 @@ class CompiledFunction(MatrixMethods):
                 and all(not o.shape for o in self.outputs))
 
     def _module_source(self, specs) -> str:
-        from codegen import emit_module
-        from codegen.naming import parameter_names
-
         names = [s.value for s in self.args]
         params = parameter_names(names)
         text = str(self.outputs[0]) if len(self.outputs) == 1 else f"{len(self.outputs)} outputs"
@@ -331,8 +328,6 @@ class CompiledFunction(MatrixMethods):
         return list(gradients) if self._flat_wrt else tuple(gradients)
 
     def _derive(self, method: str, batched: bool):
-        from codegen import ArrayParam, FunctionSpec
-
         name, needs_scalar = FUNCTIONS[method]
         if needs_scalar is not None and needs_scalar != self.is_scalar:
             kind = "a scalar" if needs_scalar else "a vector- or array-valued"
@@ -502,7 +497,7 @@ class CompiledFunction(MatrixMethods):
 
 
 def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
-    with _UNPICKLING:
+    with UNPICKLING:
         known = _UNPICKLED.get(token)
         if known is not None:
             return known
@@ -519,7 +514,7 @@ def cache_report() -> dict:
     """Per method, (cache hits, cache misses) of the compiled functions in this process:
     run it in the workers (``client.run``) to see that they loaded compiled code."""
     report: dict = {}
-    for compiled in list(_INSTANCES):
+    for compiled in list(INSTANCES):
         for (method, _), call in list(compiled._loaded.items()):
             stats = getattr(getattr(call, "dispatcher", None), "stats", None)
             if stats is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
+from codegen.naming import parameter_names
+
 from .chunked import call as chunked_call
 from .inputs import Contract, dimensions, is_dask
 from .ir import Expr
@@ -33,8 +35,6 @@ def with_conversions(call, compiled, method: str, spec, checked: bool = False):
     For a function of scalars, array arguments select the parallel batched version;
     captured data (symdiff.data) goes in after the caller's arguments; Dask arrays go to
     symdiff.chunked."""
-    from codegen.naming import parameter_names
-
     contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
     batchable = compiled._batches(method)
     dispatcher = call

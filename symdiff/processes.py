@@ -6,19 +6,27 @@ in the child, compiled functions restart the background compiles that did not co
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 
 from numba.core.compiler_lock import global_compiler_lock
 
 from codegen import load
 
-from . import api, blas_threads, chunked, loading, walk
+from . import blas_threads, chunked, loading, walk
 from .ir import Expr
+
+# Compiled functions of this process, whose background compiles a forked child restarts
+# (symdiff.api adds each one).
+INSTANCES: weakref.WeakSet = weakref.WeakSet()
+# Unpickling a compiled function in this process (one object per token: symdiff.api).
+UNPICKLING = threading.Lock()
 
 
 def _before_fork() -> None:
     # Waits until no compile step runs; the order is the one compile threads take.
     chunked._BUILDING.acquire()
-    api._UNPICKLING.acquire()
+    UNPICKLING.acquire()
     loading.PREPARING.acquire()
     load._loading.acquire()
     global_compiler_lock.acquire()
@@ -34,13 +42,13 @@ def _after_fork_in_parent() -> None:
     global_compiler_lock.release()
     load._loading.release()
     loading.PREPARING.release()
-    api._UNPICKLING.release()
+    UNPICKLING.release()
     chunked._BUILDING.release()
 
 
 def _after_fork_in_child() -> None:
     _after_fork_in_parent()
-    for compiled in list(api._INSTANCES):
+    for compiled in list(INSTANCES):
         compiled._after_fork()
 
 

@@ -16,6 +16,9 @@ import threading
 import numpy as np
 from numba import types
 
+from codegen.emit_vmap import emit_vmap, result_layout
+from codegen.naming import parameter_names
+
 from .blas_threads import limited, threaded_products
 from .errors import ArgumentError, ShapeError
 from .inputs import is_dask, real_array, real_number
@@ -140,9 +143,6 @@ def _empty(probe):
 
 
 def _compile_driver(compiled, method: str, batched: tuple, values: list):
-    from codegen.emit_vmap import emit_vmap, result_layout
-    from codegen.naming import parameter_names
-
     spec = compiled._spec(method)
     params = parameter_names([s.value for s in spec.inputs])
     params += [a.name for a in spec.arrays] + list(getattr(spec, "extra_arguments", ()))
