@@ -71,7 +71,7 @@ def _peak_mb() -> float:
 def measure_symdiff(ops: int) -> dict:
     import symdiff as sd
     from codegen import emit_module
-    from symdiff.diff import reverse_mode
+    from symdiff.autodiff import reverse_mode
     from symdiff.ops import ONE
 
     out = {}

@@ -64,7 +64,7 @@ _RUNTIME = {
     "compile": "transforms", "ByShape": "transforms", "jit": "transforms",
     "value_and_grad": "transforms", "vmap": "transforms", "diff": "transforms",
     "grad": "transforms", "hessian": "transforms", "hvp": "transforms",
-    "jacobian": "transforms", "CompiledFunction": "api", "VMapped": "vmap",
+    "jacobian": "transforms", "CompiledFunction": "api", "VMapped": "batching",
 }
 
 

@@ -15,10 +15,11 @@ from codegen import LOWERINGS, ArrayParam, FunctionSpec, emit_module
 from codegen.cache import umask, write_atomic
 from codegen.naming import parameter_names
 
+from .autodiff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
+from .batching import VMapped
 from .blas_threads import limited, threaded_products
 from .calls import numba_type, with_conversions
 from .data import data_values, lift_data, npz_bytes, saved_data_loader
-from .diff import as_variables, forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from .errors import NotDifferentiableError, SymdiffError
 from .interpret import first_call_seconds, interpreter
 from .ir import (
@@ -37,7 +38,6 @@ from .passes import optimize
 from .processes import INSTANCES, UNPICKLING
 from .trace import as_outputs
 from .version import __version__
-from .vmap import VMapped
 
 # Generated functions in module order: method -> (generated name, needs scalar f?).
 FUNCTIONS = {
@@ -82,9 +82,9 @@ def compile_options(fast_math: bool = False, lowering: str = "auto",
     return {"fast_math": bool(fast_math), "lowering": lowering, "background": bool(background)}
 
 
-def compile_expression(f, wrt=None, *, args=None, params=None, fast_math: bool = False,
-                       lowering: str = "auto", background: bool | None = None
-                       ) -> CompiledFunction:
+def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | None = None,
+                       fast_math: bool = False, lowering: str = "auto",
+                       background: bool | None = None) -> CompiledFunction:
     """``f`` (an expression, scalar or array, a list of scalar expressions, a string or a
     SymPy expression) compiled; ``sd.compile`` of a Python function traces it first and
     passes the symbols it was called on as ``params``.
@@ -93,14 +93,15 @@ def compile_expression(f, wrt=None, *, args=None, params=None, fast_math: bool =
     arguments of every compiled function: by default ``params``, else ``wrt`` followed
     by the other free symbols, else all free symbols in natural order (x2 before x10).
     ``wrt`` are the variables of the derivatives (default: all arguments); one symbol
-    instead of a list gives its gradient alone rather than a tuple."""
+    instead of a list gives its gradient alone rather than a tuple (``single`` says so for
+    a list)."""
     options = compile_options(fast_math, lowering, background)
     if isinstance(args, dict):  # names and shapes, in order
         args = [symbol(name, shape) for name, shape in args.items()]
     outputs, scalar = as_outputs(f)
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
         raise SymdiffError("a list of array outputs is not supported: concatenate them")
-    single = isinstance(wrt, (str, Expr))
+    single = isinstance(wrt, (str, Expr)) if single is None else single
     variables = as_variables(wrt, outputs + (params or [])) if wrt is not None else None
     if args is not None:
         arguments = as_variables(args, outputs)
@@ -242,7 +243,7 @@ class CompiledFunction(MatrixMethods):
 
     def vmap(self, in_axes=0):
         """This function over a batch axis of its arguments (``jax.vmap``): see
-        symdiff.vmap.VMapped."""
+        symdiff.batching.VMapped."""
         return VMapped(self, in_axes)
 
     @property
@@ -431,7 +432,7 @@ class CompiledFunction(MatrixMethods):
                 directions = self._direction_count(x) if hasattr(spec, "kernel") else 0
                 evaluating, compiling = first_call_seconds(
                     spec, source, batch_size(self.args, x), directions)
-            except (TypeError, ValueError):  # arguments the evaluator's checks refuse
+            except (TypeError, ValueError, IndexError):  # arguments the checks refuse
                 evaluating, compiling = 0.0, 1.0
             if not evaluating < EVALUATOR_SHARE * compiling:
                 self._tiers[method] = "compiled"

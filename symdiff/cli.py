@@ -10,7 +10,7 @@ import sys
 from codegen.cache import clear, configured_directory
 
 from .api import compile_expression
-from .diff import as_variables, diff
+from .autodiff import as_variables, diff
 from .errors import SymdiffError
 from .evaluate import evaluate
 from .graph_picture import render, to_dot

@@ -16,7 +16,7 @@ from .errors import SymdiffError
 from .evaluate import evaluate
 from .ir import OPS, Expr, topological_order
 from .printer import format_number
-from .trace import as_expression
+from .trace import read_expression
 
 
 def _label(node: Expr) -> str:
@@ -55,7 +55,7 @@ def _adjoints(order: list[Expr], values: dict[Expr, float], output: Expr) -> dic
 def to_dot(f, at: dict | None = None, **values) -> str:
     """The DOT text of the graph of ``f`` (an expression or a list), optionally with the
     values (and, for a scalar function of scalars, the adjoints) at a point."""
-    roots = [as_expression(x) for x in (f if isinstance(f, (list, tuple)) else [f])]
+    roots = [read_expression(x) for x in (f if isinstance(f, (list, tuple)) else [f])]
     point = {**(at or {}), **values}
     order = topological_order(roots)
     number = {node: k for k, node in enumerate(order)}

@@ -27,7 +27,7 @@ import numpy as np
 
 from .array_ops import broadcast_to, dense_sparsity
 from .arrays import transpose
-from .diff import forward_mode, reverse_mode
+from .autodiff import forward_mode, reverse_mode
 from .dims import has_open
 from .eager import eager
 from .errors import ShapeError, SymdiffError

@@ -343,6 +343,8 @@ def const(value) -> Expr:
 
 def array_constant(values) -> Expr:
     """A constant array node (float64); a 0-d array gives a scalar constant."""
+    if np.iscomplexobj(values):  # NumPy would drop the imaginary parts with a warning
+        raise SymdiffError("complex constants are not supported: symdiff computes in float64")
     data = ArrayData(np.asarray(values, dtype=np.float64))
     if data.array.ndim == 0:
         return Expr._make("const", (), float(data.array))

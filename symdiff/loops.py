@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .array_ops import broadcast_to, dense_sparsity, zeros
+from .autodiff import forward_mode, reverse_mode
 from .data import lift_data
-from .diff import forward_mode, reverse_mode
 from .eager import eager
 from .errors import ShapeError, SymdiffError
 from .evaluate import evaluate

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .diff import grad
+from .autodiff import grad
 from .dims import has_open, resolve_shape
 from .errors import SymdiffError
 from .ir import OPS, Expr, topological_order

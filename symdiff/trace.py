@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 
-from . import diff
+from . import autodiff
 from .errors import SymdiffError, TraceError
 from .ir import Expr, flatten, symbol
 from .parser import parse
@@ -22,14 +22,14 @@ def is_python_function(f) -> bool:
     return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
 
 
-def as_expression(value) -> Expr:
+def read_expression(value) -> Expr:
     """An expression from what users write: an expression, a number, a string (parsed)
     or a SymPy expression."""
     if isinstance(value, str):
         return parse(value)
     if _is_sympy(value):
         return from_sympy(value)
-    return diff.as_expression(value)
+    return autodiff.as_expression(value)
 
 
 def as_outputs(f) -> tuple[list[Expr], bool]:
@@ -41,11 +41,11 @@ def as_outputs(f) -> tuple[list[Expr], bool]:
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
     if isinstance(f, (list, tuple)):
-        flat = flatten(f, as_expression)
+        flat = flatten(f, read_expression)
         if not flat:
             raise SymdiffError("a vector-valued function needs at least one output")
         return flat, False
-    return [as_expression(f)], True
+    return [read_expression(f)], True
 
 
 def function_name(fn) -> str:

@@ -17,13 +17,13 @@ import threading
 
 import numpy as np
 
-from . import diff as symbolic
+from . import autodiff as symbolic
 from .api import CompiledFunction, compile_expression, compile_options
+from .batching import VMapped
 from .errors import ArgumentError, ShapeError, SymdiffError, TraceError
 from .inputs import is_dask
 from .ir import Expr, symbol
-from .trace import as_expression, call_on, function_name, is_python_function, parameters, trace
-from .vmap import VMapped
+from .trace import call_on, function_name, is_python_function, parameters, read_expression, trace
 
 # The methods of a compiled function that take the function's arguments, in the order of
 # the class; those in DIRECTED take a direction (or cotangent) after them.
@@ -87,13 +87,22 @@ def _method(name: str):
     directed = name in DIRECTED
 
     def call(self, *arguments, **keywords):
-        count = len(self.names)
+        count, compiled = len(self.names), None
         if not keywords and (len(arguments) == count or directed and len(arguments) > count):
+            # The required parameters, by position: no binding.
             compiled = self._by_position.get(_fast_key(arguments[:count]))
-            if compiled is not None:  # the required parameters, by position: no binding
-                return getattr(compiled, name)(*arguments)
-        compiled, values, extras = self._bound(name, arguments, keywords)
-        return getattr(compiled, name)(*values, *extras)
+        if compiled is None:
+            compiled, values, extras = self._bound(name, arguments, keywords)
+            arguments = (*values, *extras)
+        try:
+            return getattr(compiled, name)(*arguments)
+        except ArgumentError as error:
+            defaults = [p.name for p in self._params if p.default is not p.empty]
+            if not directed or not defaults:
+                raise
+            raise ArgumentError(f"{error} (the direction follows the arguments of "
+                                f"{self.name}{self.shown}; pass {', '.join(defaults)} by "
+                                "keyword)") from None
 
     call.__name__ = name
     call.__doc__ = (f"``{name}`` of the function compiled for these arguments' shapes (see "
@@ -122,6 +131,7 @@ class ByShape:
         self.names = [p.name for p in self._params if p.default is p.empty
                       and p.kind != p.KEYWORD_ONLY]
         self._check_wrt(wrt)
+        self.shown = _shown(self._params)  # the signature for messages: (w, data, scale=...)
         self._compiled: dict[tuple, CompiledFunction] = {}
         self._by_position: dict[tuple, CompiledFunction] = {}  # see _fast_key
         self._lock = threading.Lock()
@@ -151,9 +161,7 @@ class ByShape:
         try:
             bound = _signature(self._params).bind(*arguments, **keywords)
         except TypeError as error:
-            names = ", ".join(self.names)
-            raise ArgumentError(f"{self.name} takes {len(self.names)} argument"
-                                f"{'s' * (len(self.names) != 1)} ({names}): {error}") from None
+            raise ArgumentError(f"{self.name}{self.shown}: {error}") from None
         values = bound.arguments  # in the order of the parameters
         # A Dask array's first axis is open: one compile serves every chunk (symdiff.chunked).
         key = tuple((name, (None,) + np.shape(v)[1:] if is_dask(v) and np.ndim(v)
@@ -176,8 +184,8 @@ class ByShape:
         if not isinstance(shapes, dict):
             shapes = list(shapes)
             if len(shapes) != len(self.names):
-                raise ArgumentError(f"{self.name} takes {len(self.names)} arguments "
-                                    f"({', '.join(self.names)}), {len(shapes)} shapes given")
+                raise ArgumentError(f"{self.name}{self.shown} takes a shape for each required "
+                                    f"argument, {len(shapes)} given")
             shapes = dict(zip(self.names, shapes, strict=True))
         order = [p.name for p in self._params]
         unknown = [n for n in shapes if n not in order]
@@ -199,10 +207,10 @@ class ByShape:
     def _compile(self, key: tuple) -> CompiledFunction:
         symbols = {name: symbol(name, shape) for name, shape in key}
         try:
-            wrt = self._variables(symbols)
+            wrt, single = self._variables(symbols)
             result = call_on(self.fn, symbols)
             return compile_expression(result, wrt, params=list(symbols.values()),
-                                      **self.options)
+                                      single=single, **self.options)
         except (ShapeError, TraceError) as error:
             shown = ", ".join(f"{n}: {s}" for n, s in key)
             raise type(error)(f"{error} (tracing {self.name} on arguments of shapes "
@@ -210,10 +218,18 @@ class ByShape:
                               "if the shapes depend on more than the arguments)") from None
 
     def _variables(self, symbols: dict):
-        """``wrt`` with parameter positions and names replaced by this call's symbols."""
+        """(wrt, single): ``wrt`` with parameter positions and names replaced by this
+        call's symbols.  By default the required parameters: one passed for a parameter
+        with a default is an argument, not a variable (as jax.grad's argnums)."""
         wrt = self.wrt
-        if wrt is None or isinstance(wrt, bool):
-            return wrt
+        if wrt is None:
+            required = [symbols[n] for n in self.names if n in symbols]
+            if len(required) in (0, len(symbols)):
+                return None, None
+            # The gradient's structure as when the defaults are left out.
+            return required, len(required) == 1 and bool(required[0].shape)
+        if isinstance(wrt, bool):
+            return wrt, None
         names = [p.name for p in self._params]
 
         def one(item):
@@ -226,12 +242,12 @@ class ByShape:
                                     "passed: pass it to differentiate with respect to it")
             return symbols[name] if isinstance(name, str) else name
 
-        return one(wrt) if isinstance(wrt, (int, str, Expr)) else [one(w) for w in wrt]
+        return (one(wrt) if isinstance(wrt, (int, str, Expr)) else [one(w) for w in wrt]), None
 
     @property
     def signatures(self) -> list[dict]:
         """The shape signatures compiled so far: parameter names to shapes."""
-        return [dict(key) for key in self._compiled]
+        return [dict(key) for key in list(self._compiled)]
 
     def _only(self, what: str) -> CompiledFunction:
         if len(self._compiled) == 1:
@@ -285,6 +301,17 @@ def _restore(fn, wrt, options, compiled):
     return restored
 
 
+def _shown(params) -> str:
+    """A signature for messages, defaults elided: (w, data, *, scale=...)."""
+    parts, starred = [], False
+    for p in params:
+        if p.kind == p.KEYWORD_ONLY and not starred:
+            parts.append("*")
+            starred = True
+        parts.append(p.name + ("=..." if p.default is not p.empty else ""))
+    return f"({', '.join(parts)})"
+
+
 def _signature(params) -> inspect.Signature:
     return inspect.Signature(params)
 
@@ -336,13 +363,13 @@ def value_and_grad(fn, argnums=None, **options):
 
 
 def _expressions(f):
-    return [as_expression(x) for x in f] if isinstance(f, (list, tuple)) else as_expression(f)
+    return [read_expression(x) for x in f] if isinstance(f, (list, tuple)) else read_expression(f)
 
 
 def diff(f, *wrt, simplify: bool = True):
     """The successive partial derivative d^k f / d wrt[0] ... d wrt[k-1] of an expression,
-    a string or a SymPy expression (symdiff.diff.diff)."""
-    return symbolic.diff(as_expression(f), *wrt, simplify=simplify)
+    a string or a SymPy expression (symdiff.autodiff.diff)."""
+    return symbolic.diff(read_expression(f), *wrt, simplify=simplify)
 
 
 def grad(f, wrt=None, simplify: bool = True, *, argnums=None):
@@ -351,11 +378,11 @@ def grad(f, wrt=None, simplify: bool = True, *, argnums=None):
     ``argnums``: argument positions, default all)."""
     if is_python_function(f):
         return _transform("grad", f, wrt if argnums is None else argnums, {})
-    return symbolic.grad(as_expression(f), wrt, simplify)
+    return symbolic.grad(read_expression(f), wrt, simplify)
 
 
 def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
-    """Jacobian of expressions (symdiff.diff.jacobian), or, given a Python function, its
+    """Jacobian of expressions (symdiff.autodiff.jacobian), or, given a Python function, its
     compiled Jacobian function (``jax.jacobian``)."""
     if is_python_function(fs):
         return _transform("jacobian", fs, wrt if argnums is None else argnums, {})
@@ -363,14 +390,14 @@ def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
 
 
 def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
-    """Hessian of a scalar expression (symdiff.diff.hessian), or, given a Python function,
+    """Hessian of a scalar expression (symdiff.autodiff.hessian), or, given a Python function,
     its compiled Hessian function (``jax.hessian``)."""
     if is_python_function(f):
         return _transform("hessian", f, wrt if argnums is None else argnums, {})
-    return symbolic.hessian(as_expression(f), wrt, simplify)
+    return symbolic.hessian(read_expression(f), wrt, simplify)
 
 
 def hvp(f, wrt, v, simplify: bool = True):
     """Hessian-vector product of a scalar expression without forming H
-    (symdiff.diff.hvp)."""
-    return symbolic.hvp(as_expression(f), wrt, v, simplify)
+    (symdiff.autodiff.hvp)."""
+    return symbolic.hvp(read_expression(f), wrt, v, simplify)

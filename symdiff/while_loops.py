@@ -21,7 +21,7 @@ import numpy as np
 
 from .array_ops import dense_sparsity, zeros
 from .arrays import where
-from .diff import forward_mode
+from .autodiff import forward_mode
 from .eager import eager
 from .errors import NotDifferentiableError, ShapeError, SymdiffError
 from .evaluate import evaluate

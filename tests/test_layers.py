@@ -25,7 +25,7 @@ LAYERS = [
     ("ops", ["symdiff.ops", "symdiff.array_ops", "symdiff.special", "symdiff.linalg",
              "symdiff.arrays"]),
     ("passes", ["symdiff.rules", "symdiff.passes", "symdiff.data"]),
-    ("autodiff", ["symdiff.diff", "symdiff.sparsity", "symdiff.coloring"]),
+    ("autodiff", ["symdiff.autodiff", "symdiff.sparsity", "symdiff.coloring"]),
     ("control", ["symdiff.loops", "symdiff.while_loops", "symdiff.implicit"]),
     ("frontend", ["symdiff.numpy_extras", "symdiff.updates", "symdiff.numpy_methods",
                   "symdiff.parser", "symdiff.long_parser", "symdiff.trace",
@@ -33,7 +33,7 @@ LAYERS = [
     ("codegen", ["codegen", "codegen."]),
     ("runtime", ["symdiff.inputs", "symdiff.progress", "symdiff.blas_threads", "symdiff.loading",
                  "symdiff.interpret", "symdiff.calls", "symdiff.chunked", "symdiff.matrices",
-                 "symdiff.api", "symdiff.vmap", "symdiff.transforms", "symdiff.processes"]),
+                 "symdiff.api", "symdiff.batching", "symdiff.transforms", "symdiff.processes"]),
     ("public", ["symdiff.cli", "symdiff.__main__", "symdiff"]),
 ]
 
@@ -149,7 +149,7 @@ def test_modules_import_first():
     # codegen while it loads (it loads the runtime on first use).  Each module of codegen,
     # and the entry points of symdiff, as the first import of a fresh interpreter.
     names = [n for n in modules() if n.split(".")[0] == "codegen"] + [
-        "symdiff", "symdiff.ir", "symdiff.api", "symdiff.transforms", "symdiff.vmap"]
+        "symdiff", "symdiff.ir", "symdiff.api", "symdiff.transforms", "symdiff.batching"]
 
     def first_import(name: str) -> str:
         done = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT,

@@ -75,10 +75,16 @@ def test_several_array_arguments_and_a_mix_with_scalars():
         lambda d: loss(w, d.reshape(4, 3)), data.ravel()), rtol=1e-6, atol=1e-9)
     by_w = sd.compile(loss, wrt=0, background=False)
     np.testing.assert_allclose(by_w.grad(w, data), gw, rtol=1e-14)
-    # A scalar passed for the parameter with a default: an argument, differentiated too.
-    value, (g_w, g_data, g_scale) = fn.value_and_grad(w, data, 2.0)
+    # A parameter with a default, passed: an argument, not a variable (jax.grad's argnums),
+    # unless wrt names it.
+    value, (g_w, g_data) = fn.value_and_grad(w, data, 2.0)
     assert value == pytest.approx(loss(w, data, 2.0), rel=1e-13)
-    assert g_scale == pytest.approx(loss(w, data), rel=1e-13)
+    np.testing.assert_allclose(g_w, 2.0 * gw, rtol=1e-13)
+    assert sd.compile(loss, wrt="scale", background=False).grad(w, data, 2.0) == (
+        pytest.approx(loss(w, data), rel=1e-13))
+    one = sd.grad(lambda x, p=2.0: p * np.sum(x ** 2))
+    np.testing.assert_allclose(one(X), 4 * X)  # an array, with the default or passed
+    np.testing.assert_allclose(one(X, 3.0), 6 * X)
 
 
 def test_keyword_arguments_bind_as_in_python():
@@ -101,8 +107,10 @@ def test_keyword_arguments_bind_as_in_python():
         fn.grad(w, w=w)
     with pytest.raises(sd.ArgumentError, match="unexpected keyword argument 'v'"):
         fn.grad(w, data, v=w)
-    with pytest.raises(sd.ArgumentError, match=r"loss takes 2 arguments \(w, data\)"):
+    with pytest.raises(sd.ArgumentError, match=r"loss\(w, data, scale=\.\.\.\): missing"):
         fn.grad(w)
+    with pytest.raises(sd.ArgumentError, match="pass scale by keyword"):
+        fn.hvp(w, data, 2.0, direction)  # a default given by position to a direction method
 
 
 def test_partials_and_callable_objects_compile():

@@ -184,7 +184,7 @@ def forward_mode(outputs: Sequence[Expr], tangents: dict[Expr, Expr],
 
 def as_expression(f) -> Expr:
     """An expression from an expression or a number (text and SymPy are read by the
-    frontend: symdiff.trace.as_expression)."""
+    frontend: symdiff.trace.read_expression)."""
     try:
         return as_expr(f)
     except TypeError:
