@@ -222,8 +222,8 @@ class ArrayEmitter(FusedLoops, FullSums):
     def comment(self, node: Expr) -> str:
         """``  # <formula>`` naming the array a statement makes, where it is short: the
         scalar lowering's house style (names alone do not say what _t7 holds)."""
-        if self.lengths[node] > COMMENT_CHARS:  # surely too long: not even printed
-            return ""
+        if self.lengths[node] > COMMENT_CHARS or node.op == "broadcast_to":
+            return ""  # surely too long (not even printed), or the fill loop says it
         text = to_infix(node)
         # A loop's placeholders ($scan0_c0) are not the names the code uses.
         return f"  # {text}" if len(text) <= COMMENT_CHARS and "$" not in text else ""
