@@ -184,6 +184,11 @@ class ArrayEmitter(FusedLoops, FullSums):
         # arithmetic on their operand, not arrays (however many loops read them).
         self.views = {n for n in self.order if n not in out and _is_view(n) and all(
             map(reads_in_place, consumers.get(n, [])))}
+        # Constant vectors that loops scan only to count their steps (fori_loop's zeros):
+        # no array; each step gets the constant (codegen.emit_loops).
+        self.filled = {n for n in self.order if n.op == "broadcast_to" and n.ndim == 1
+                       and n.args[0].op == "const" and n not in out and consumers.get(n)
+                       and all(_scanned_only(n, u) for u in consumers[n])}
         # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
         # local float: no allocation.
         self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
@@ -276,7 +281,8 @@ class ArrayEmitter(FusedLoops, FullSums):
     def emit(self) -> list[str]:
         """All statements of the function body, before the return."""
         self.check_arguments()
-        order = [n for n in self.order if n not in self.inlined and n not in self.views]
+        order = [n for n in self.order
+                 if n not in self.inlined and n not in self.views and n not in self.filled]
         k = 0
         while k < len(order):
             node = order[k]
@@ -515,6 +521,15 @@ class ArrayEmitter(FusedLoops, FullSums):
         if base is node or not base.args or base in self.outputs or base.op in ALIASING:
             return False
         return sum(1 for out in self.outputs if _alias_base(out) is base) == 1
+
+
+def _scanned_only(node: Expr, user: Expr) -> bool:
+    """Whether ``user`` is a scan reading ``node`` as scanned arrays only."""
+    if user.op != "scan":
+        return False
+    body = user.value[0]
+    c, x = len(body.carries), len(body.xs)
+    return all(c <= k < c + x for k, a in enumerate(user.args) if a is node)
 
 
 def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str | None:

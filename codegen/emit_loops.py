@@ -9,9 +9,11 @@ function uses come from the same loop.
 
 from __future__ import annotations
 
+import math
+
 from symdiff.ir import Expr, flatten, topological_order
 
-from .naming import extent
+from .naming import extent, literal
 from .spec import FunctionSpec
 
 
@@ -155,7 +157,15 @@ def _sources(node: Expr, chosen) -> list[tuple]:
 
 
 def _segment_length(policy, steps: str, carry) -> str:
-    """The generated expression of the checkpoint interval for a loop of ``steps``."""
+    """The checkpoint interval for a loop of ``steps``: a number when the trip count and
+    the carry's shapes are static (resolved here), else the generated expression."""
+    if steps.isdigit() and all(isinstance(d, int) for p in carry for d in p.shape):
+        n = int(steps)
+        root = max(1, math.ceil(math.sqrt(n)))
+        if isinstance(policy, int):
+            return str(max(1, min(policy, n)))
+        stored = n * sum(8 * math.prod(p.shape) for p in carry)
+        return str(root if policy == "sqrt" or stored > AUTO_STORE_BYTES else 1)
     if isinstance(policy, int):
         return f"max(1, min({policy}, {steps}))"
     root = f"max(1, int(math.ceil(math.sqrt({steps}))))"
@@ -188,7 +198,11 @@ class _Step:
         # Scanned operands may be recomputed into segment buffers: ``slots`` gives those,
         # as element expressions of the step index ``{i}``.
         self.slots = slots or {}
-        self.operands = [None if k in self.slots else emitter.operand(a)
+        # A constant array scanned only to count the steps (fori_loop's) is no array:
+        # each step gets the constant (ArrayEmitter.filled).
+        self.fills = {k: literal(a.args[0].value) for k, a in enumerate(args)
+                      if a in emitter.filled}
+        self.operands = [None if k in self.slots or k in self.fills else emitter.operand(a)
                          for k, a in enumerate(args)]
         self.carry = [emitter.new_name() for _ in body.carries]
         self.stacked: dict[Expr, str] = {}
@@ -198,6 +212,7 @@ class _Step:
         c, x = _parts_of(self.body)
         result = self.emitter.new_name()
         scanned = [self.slots[c + k].format(i=index) if c + k in self.slots
+                   else self.fills[c + k] if c + k in self.fills
                    else f"{self.operands[c + k]}[{index}]" for k in range(x)]
         arguments = self.carry + scanned + self.operands[c + x:]
         body = self.body
@@ -235,6 +250,8 @@ def emit_scan(emitter, node: Expr) -> None:
     step = _Step(emitter, body, node.args, slots)
     if sources:
         steps, k, count = (plan[sources[0]][name] for name in ("steps", "k", "count"))
+    elif c in step.fills:  # the trip count is the filled array's static length
+        steps = extent(node.args[c].shape[0])
     else:
         steps = emitter.new_name()
         lines.append(f"{steps} = {step.operands[c]}.shape[0]")
@@ -343,13 +360,16 @@ def _carry_views(emitter, step, group: list, both: dict, steps: str):
 
 def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
     """Allocate a loop's checkpoints and record them in ``plan`` for its sweeps."""
-    k, count = emitter.new_name(), emitter.new_name()
+    length = _segment_length(body.checkpoint, steps, body.carries)
+    if length.isdigit():  # static: numbers in the code, not variables
+        k, count, lines = length, str((int(steps) + int(length) - 1) // int(length)), []
+    else:
+        k, count = emitter.new_name(), emitter.new_name()
+        lines = [f"{k} = {length}", f"{count} = ({steps} + {k} - 1) // {k}"]
     names = [emitter.new_name() for _ in body.carries]
     plan[key] = {"steps": steps, "k": k, "count": count, "checkpoints": names,
                  "shapes": [p.shape for p in body.carries], "args": key[1], "body": body,
                  "final": None}
-    lines = [f"{k} = {_segment_length(body.checkpoint, steps, body.carries)}",
-             f"{count} = ({steps} + {k} - 1) // {k}"]
     lines += [f"{n} = np.empty(({', '.join([count] + [extent(d) for d in p.shape])},))"
               for n, p in zip(names, body.carries, strict=True)]
     return lines
