@@ -118,8 +118,9 @@ class ByShape:
     ``jvp``, ``vjp``, ``hvp`` and the sparse methods of a compiled function are there too,
     each taking the function's arguments (positional or by keyword, as Python binds
     them; then any direction) like the compiled one.  A parameter with a default is an
-    argument when it is passed and keeps its default (a constant) when it is not; to the
-    methods taking a direction, pass it by keyword.  ``save``, ``source``, ``wait`` and
+    argument when it is passed (a variable of the derivatives only if ``wrt`` names it)
+    and keeps its default (a constant) when it is not; to the methods taking a direction,
+    pass it by keyword.  ``save``, ``source``, ``wait`` and
     ``vmap`` work as on a compiled function; it pickles if its Python function does.
     """
 
@@ -131,6 +132,7 @@ class ByShape:
         self.names = [p.name for p in self._params if p.default is p.empty
                       and p.kind != p.KEYWORD_ONLY]
         self._check_wrt(wrt)
+        self._signature = inspect.Signature(self._params)  # what calls are bound against
         self.shown = _shown(self._params)  # the signature for messages: (w, data, scale=...)
         self._compiled: dict[tuple, CompiledFunction] = {}
         self._by_position: dict[tuple, CompiledFunction] = {}  # see _fast_key
@@ -159,7 +161,7 @@ class ByShape:
         else:
             extras = ()
         try:
-            bound = _signature(self._params).bind(*arguments, **keywords)
+            bound = self._signature.bind(*arguments, **keywords)
         except TypeError as error:
             raise ArgumentError(f"{self.name}{self.shown}: {error}") from None
         values = bound.arguments  # in the order of the parameters
@@ -310,10 +312,6 @@ def _shown(params) -> str:
             starred = True
         parts.append(p.name + ("=..." if p.default is not p.empty else ""))
     return f"({', '.join(parts)})"
-
-
-def _signature(params) -> inspect.Signature:
-    return inspect.Signature(params)
 
 
 def _shape(shape) -> tuple:
