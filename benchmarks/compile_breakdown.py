@@ -47,9 +47,9 @@ def symdiff_row(key: str) -> dict:
     traced = time.perf_counter()
     fn = sd.compile(expr, wrt=[symbols[i] for i in problem.wrt], args=symbols,
                     background=False)
-    spec = fn._spec("value_and_grad")
+    fn.derivation.spec("value_and_grad")
     derived = time.perf_counter()
-    fn._module_source([spec])  # emitted once more by the compile below: subtracted
+    fn.loader.source("value_and_grad")  # emitted once more by the compile below: subtracted
     emitted = time.perf_counter()
     with event.install_timer("numba:llvm_lock", timer("llvm")):
         fn.value_and_grad(*args)

@@ -48,7 +48,7 @@ def measure(mix: str, ops: int) -> dict:
     loops, _ = timer.autorange()
     per_call = statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
     try:
-        grad_ops = sd.count_ops(fn._spec("grad").result)
+        grad_ops = sd.count_ops(fn.lower("grad").spec.result)
     except AttributeError:
         grad_ops = None
     return {"symdiff": os.path.dirname(sd.__file__), "ops": sd.count_ops(f),

@@ -65,7 +65,7 @@ def measure(name: str, n: int) -> dict:
     fn, method, args = _case(name, n)
     result = getattr(fn, method)(*args)
     seconds = time.perf_counter() - start
-    lines = len(fn._module_source([fn._spec(method)]).splitlines())
+    lines = len(fn.lower(method).source.splitlines())
     return {"seconds": seconds, "lines": lines, "shape": list(np.shape(result))}
 
 

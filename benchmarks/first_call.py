@@ -9,7 +9,7 @@ method has answered once) and then 100 more times (the total).  Modes:
 - default: as symdiff runs (code in the cache is loaded; otherwise the evaluator answers
   a first call where it is expected to take under half the compile, symdiff.api);
 - background: every first call on the evaluator while Numba compiles in a thread, cache
-  or not (the tiers before issue 21, through the private switch ``api.FIRST_CALL``);
+  or not (the tiers before issue 21, through the private switch ``loading.FIRST_CALL``);
 - wait: ``SYMDIFF_BACKGROUND=0``, the first call compiles (or loads), then runs.
 
 Each measurement runs in a fresh process, libraries imported before the clock starts:
@@ -141,10 +141,10 @@ def worker(name: str, mode: str) -> dict:
     """One measurement in this process (the environment holds the cache and the mode)."""
     import numba  # noqa: F401  (imported before the clock, as symdiff)
 
-    from symdiff import api
+    from symdiff import loading
 
     if mode == "background":
-        api.FIRST_CALL = "evaluator"
+        loading.FIRST_CALL = "evaluator"
     start = time.perf_counter()
     fn, calls = _script(name)
     for method, x in calls:

@@ -24,7 +24,7 @@ from . import cache
 
 # Background compiles (symdiff.api) load modules from other threads: one load at a time,
 # so no thread sees a module that another is still executing.
-_loading = threading.Lock()
+LOADING = threading.Lock()
 # Loaded modules by name, shared while some compiled function holds one.  They are in
 # sys.modules only while Numba compiles or loads them (see importable): kept there, every
 # module and its machine code would stay for good.
@@ -43,7 +43,7 @@ def load_module(source: str, name: str, *, cached: bool = True) -> types.ModuleT
     ``cached=False`` (or no usable cache) executes it from memory, Numba caching off.
     The caller keeps the module: it is freed, machine code included, with the last
     reference."""
-    with _loading:
+    with LOADING:
         module_name = module_name_for(source, name)
         module = _modules.get(module_name)
         if module is not None and (module.__symdiff_cache__ or not cached):

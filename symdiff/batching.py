@@ -91,7 +91,8 @@ class VMapped:
         if sizes == {0}:  # no point to learn the shapes from: the first point's, unstacked
             probe = getattr(compiled, method)(*[p if np.ndim(p) else float(p) for p in points])
             return _empty(probe)
-        data = list(compiled._data_values)  # captured arrays: hidden arguments (symdiff.data)
+        # Captured arrays: hidden arguments (symdiff.data).
+        data = list(compiled.derivation.data_values)
         values[self.count:self.count] = data
         batched[self.count:self.count] = [False] * len(data)
         driver = self._driver(compiled, method, tuple(batched), values)
@@ -143,13 +144,14 @@ def _empty(probe):
 
 
 def _compile_driver(compiled, method: str, batched: tuple, values: list):
-    spec = compiled._spec(method)
+    lowered = compiled.lower(method)
+    spec = lowered.spec
     params = parameter_names([s.value for s in spec.inputs])
     params += [a.name for a in spec.arrays] + list(getattr(spec, "extra_arguments", ()))
     if len(params) != len(values):
         raise ArgumentError(f"{method} takes {len(params)} arguments here, got {len(values)}")
     name = f"vmap_{spec.name}"
-    source = compiled._module_source([spec]) + "\n\n" + emit_vmap(
+    source = lowered.source + "\n\n" + emit_vmap(
         name, spec.name, params, list(batched), result_layout(spec))
     signature = tuple(types.Array(types.float64, v.ndim, "C") if v.ndim else types.float64
                       for v in (np.asarray(v) for v in values))

@@ -24,7 +24,7 @@ from .ir import flatten, topological_order
 # (GEMM_MULTITHREAD_THRESHOLD 4 x 65536): nothing to limit, no cost to pay.
 THREADED_FROM = 4 * 65536
 
-_lock = threading.Lock()
+LOCK = threading.Lock()
 _depth = 0
 _saved: list[int] = []
 _libraries: list | None = None
@@ -61,7 +61,7 @@ def limited(call):
 
     def run(*args):
         global _depth, _saved
-        with _lock:
+        with LOCK:
             if _depth == 0:
                 _saved = [lib.get_num_threads() for lib in _libraries]
                 for lib in _libraries:
@@ -70,7 +70,7 @@ def limited(call):
         try:
             return call(*args)
         finally:
-            with _lock:
+            with LOCK:
                 _depth -= 1
                 if _depth == 0:
                     for lib, saved in zip(_libraries, _saved, strict=True):

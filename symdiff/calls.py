@@ -4,13 +4,11 @@ when it refuses the arguments, batches of points, captured data and Dask arrays.
 from __future__ import annotations
 
 import numpy as np
-from numba import types
 
 from codegen.naming import parameter_names
 
 from .chunked import call as chunked_call
 from .inputs import Contract, dimensions, is_dask
-from .ir import Expr
 
 
 def shaped(result, shape: tuple):
@@ -21,13 +19,6 @@ def shaped(result, shape: tuple):
     return result.reshape(shape + result.shape[1:])
 
 
-def numba_type(sym: Expr, batched: bool):
-    """The Numba type of an input in a compiled signature (1-D points when batched)."""
-    if batched:
-        return types.Array(types.float64, 1, "C")
-    return types.Array(types.float64, len(sym.shape), "C") if sym.shape else types.float64
-
-
 def with_conversions(call, compiled, method: str, spec, checked: bool = False):
     """``call`` (a Numba dispatcher, or the interpreter with ``checked``) behind the input
     contract of symdiff.inputs: the dispatcher runs first and the arguments are checked
@@ -36,10 +27,11 @@ def with_conversions(call, compiled, method: str, spec, checked: bool = False):
     captured data (symdiff.data) goes in after the caller's arguments; Dask arrays go to
     symdiff.chunked."""
     contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
-    batchable = compiled._batches(method)
+    derivation = compiled.derivation
+    batchable = derivation.batches(method)
     dispatcher = call
-    if compiled._data_values:  # the caller's arguments, then the captured data, then the rest
-        count, data, inner = len(compiled.args), compiled._data_values, call
+    if derivation.data_values:  # the caller's arguments, then the captured data, then the rest
+        count, data, inner = len(compiled.args), derivation.data_values, call
         del contract.slots[count:count + len(data)]
 
         def call(*x):
@@ -49,7 +41,7 @@ def with_conversions(call, compiled, method: str, spec, checked: bool = False):
         if any(is_dask(v) for v in x):
             return chunked_call(compiled, method, x)
         if batchable and len(x) == len(compiled.args) and any(dimensions(v)[0] for v in x):
-            result = compiled._load(method, batched=True)(*contract.points(x))
+            result = compiled.loader.compiled(method, batched=True)(*contract.points(x))
             shape = np.broadcast_shapes(*(np.shape(v) for v in x))
             return result if len(shape) == 1 else shaped(result, shape)
         return call(*contract.convert(x))

@@ -16,13 +16,14 @@ Two cases, chosen by where the Dask arrays go:
   is one task; the results are lazy Dask arrays, blocks as the points'.
 
 Workers rebuild a compiled function from its pickled graph once per process (copies are
-one object: ``CompiledFunction._token``) and load its machine code from the disk cache
+one object: ``CompiledFunction.token``) and load its machine code from the disk cache
 (``SYMDIFF_CACHE_DIR``, shared by processes of one machine) instead of compiling again.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -96,8 +97,8 @@ class ChunkedLoss:
             raise SymdiffError(f"chunked evaluation: the derivatives are with respect to {names}"
                                ", which has the open dimension (per row, not a sum); give "
                                "the others as wrt (sd.compile(loss, wrt=0), argnums=0)")
-        self.compiled = compiled
-        outputs = list(compiled._given_outputs)
+        self.derivation = compiled.derivation  # not the function: _LOSSES holds it weakly
+        outputs = list(compiled.derivation.given_outputs)
         sums = split_at_sums(outputs)
         self.totals = [internal_symbol(f"total{k}", s.shape) for k, s in enumerate(sums)]
         self.sizes = [int(np.prod(s.shape)) for s in sums]
@@ -121,7 +122,7 @@ class ChunkedLoss:
         # Compiled here first, so the workers of this machine load it from the disk cache
         # instead of each compiling it at once.
         for needed in ("forward", "jacobian") if want_jacobian else ("forward",):
-            self.per_chunk._load(needed)
+            self.per_chunk.loader.compiled(needed)
         tasks = [dask.delayed(_chunk_sums)(self.per_chunk, want_jacobian, *chunk)
                  for chunk in self._chunks(x)]
         (total, jacobian), = dask.compute(_tree_sum(tasks))
@@ -133,7 +134,7 @@ class ChunkedLoss:
         parts = self.rest.grad(*free, *totals)
         flat = np.concatenate([np.ravel(p) for p in parts]) if isinstance(
             parts, tuple) else np.ravel(parts)
-        direct = sum(int(np.prod(v.shape)) for v in self.compiled.wrt)
+        direct = sum(int(np.prod(v.shape)) for v in self.derivation.wrt)
         gradient = self._shaped(flat[:direct] + flat[direct:] @ jacobian)
         return gradient if method == "grad" else (value, gradient)
 
@@ -147,20 +148,20 @@ class ChunkedLoss:
 
     def _shaped(self, flat: np.ndarray):
         """The gradient laid out as the compiled function's ``grad`` gives it."""
-        compiled = self.compiled
-        if compiled._flat_wrt:  # scalars: one 1-D array, as the compiled grad
+        derivation = self.derivation
+        if derivation.flat_wrt:  # scalars: one 1-D array, as the compiled grad
             return flat
-        ends = np.cumsum([int(np.prod(v.shape)) for v in compiled.wrt])[:-1]
-        parts = [p.reshape(v.shape) for p, v in zip(np.split(flat, ends), compiled.wrt,
+        ends = np.cumsum([int(np.prod(v.shape)) for v in derivation.wrt])[:-1]
+        parts = [p.reshape(v.shape) for p, v in zip(np.split(flat, ends), derivation.wrt,
                                                     strict=True)]
-        return compiled._gradient_structure(parts)
+        return derivation.gradient_structure(parts)
 
     def _chunks(self, x) -> list[list]:
         """Per chunk, the arguments: chunked ones cut along their open axis (aligned to
         the first Dask array's chunks), the others whole."""
         import dask.array as da
 
-        args = self.compiled.args
+        args = self.derivation.args
         if len(x) != len(args):
             raise ArgumentError(f"expected the {len(args)} arguments of the function, got "
                                 f"{len(x)}")
@@ -210,16 +211,17 @@ def _tree_sum(tasks: list):
     return tasks[0]
 
 
-_BUILDING = threading.Lock()
+BUILDING = threading.Lock()
+# Per compiled function, its ChunkedLoss, for as long as the function lives.
+_LOSSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def chunked_loss(compiled) -> ChunkedLoss:
-    """The ChunkedLoss of a compiled function (built once, whichever thread asks; kept on
-    the function, so it goes with it)."""
-    with _BUILDING:
-        loss = compiled.__dict__.get("_chunked")
+    """The ChunkedLoss of a compiled function (built once, whichever thread asks)."""
+    with BUILDING:
+        loss = _LOSSES.get(compiled)
         if loss is None:
-            loss = compiled.__dict__["_chunked"] = ChunkedLoss(compiled)
+            loss = _LOSSES[compiled] = ChunkedLoss(compiled)
         return loss
 
 
@@ -227,7 +229,7 @@ def call(compiled, method: str, x):
     """``method`` of a compiled function whose arguments include Dask arrays."""
     if any(_open(a) and is_dask(v) for a, v in zip(compiled.args, x, strict=False)):
         return chunked_loss(compiled).evaluate(method, x)
-    if compiled._batches(method):  # a function of scalars at many points: vmap's own
+    if compiled.derivation.batches(method):  # a function of scalars at many points: vmap's own
         return getattr(compiled.vmap(tuple(0 if np.ndim(v) else None for v in x)), method)(*x)
     raise ArgumentError("a Dask array goes to an argument with an open dimension "
                         "(sd.matrix('X', None, n)) of a scalar function, or to a function "

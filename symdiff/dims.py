@@ -9,6 +9,7 @@ knows only ``None`` keeps working for unsliced open dimensions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import ShapeError
@@ -52,6 +53,11 @@ def resolve(d, batch: int) -> int:
 def resolve_shape(shape, batch) -> tuple:
     """``shape`` with its open dimensions at the open length ``batch``."""
     return tuple(resolve(d, batch) for d in shape)
+
+
+def elements(exprs, batch: int | None) -> int:
+    """Total number of elements of ``exprs`` with the open dimension of size ``batch``."""
+    return sum(math.prod(resolve(d, batch) for d in e.shape) for e in exprs)
 
 
 def static_prod(shape) -> int:

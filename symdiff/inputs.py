@@ -25,6 +25,16 @@ from .errors import ArgumentError
 _REAL_KINDS = "fiub"
 
 
+def batch_size(args, values) -> int | None:
+    """The size of the open (None) dimension in this call, read from the arguments."""
+    for sym, value in zip(args, values, strict=False):
+        for k, d in enumerate(sym.shape):
+            if d is None:
+                shape = np.shape(value)
+                return shape[k] if k < len(shape) else None
+    return None
+
+
 def _kind_name(value) -> str:
     if isinstance(value, np.ndarray):
         return f"a {value.ndim}-D {value.dtype} array"

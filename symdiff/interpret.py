@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from codegen.emit_directions import run_direction_loop
+
 from .dims import resolve
 from .evaluate import evaluate
 from .ir import OPS, Expr, flatten, topological_order
@@ -62,6 +64,17 @@ def interpreter(spec):
         with np.errstate(all="ignore"):
             computed = evaluate(leaves, values)
         return _structured(spec.result, iter(computed))
+
+    return call
+
+
+def loop_interpreter(loop, count: int):
+    """A DirectionLoop on the evaluator: the loop in Python over the evaluator's kernel
+    (the first tier); ``count`` arguments come before the directions' seeds."""
+    kernel, forward = (None if s is None else interpreter(s) for s in (loop.kernel, loop.forward))
+
+    def call(*x):
+        return run_direction_loop(loop, kernel, forward, x[:count], x[count:])
 
     return call
 

@@ -136,6 +136,11 @@ def ufunc_op(ufunc_name: str) -> str | None:
     return _UFUNC_TO_OP.get(ufunc_name)
 
 
+# Lookup and insertion are one step for every thread: two threads building the same node
+# must get the same object, or identity would stop meaning equality.
+INTERNING = threading.Lock()
+
+
 class Expr:
     """An immutable, interned expression node.
 
@@ -148,9 +153,6 @@ class Expr:
     __slots__ = ("op", "args", "value", "shape", "__weakref__")
 
     _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-    # Lookup and insertion are one step for every thread: two threads building the same
-    # node must get the same object, or identity would stop meaning equality.
-    _interning = threading.Lock()
 
     op: str
     args: tuple[Expr, ...]
@@ -162,7 +164,7 @@ class Expr:
         # float.hex keeps -0.0 apart from 0.0 and gives every nan one key.  An op's
         # shape follows from its operands; a leaf's is part of its identity.
         key = (op, args, value.hex() if op == "const" else value, () if args else shape)
-        with cls._interning:
+        with INTERNING:
             node = cls._table.get(key)
             if node is None:
                 node = object.__new__(cls)
@@ -405,6 +407,12 @@ def as_expr(value) -> Expr:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"cannot use {type(value).__name__} {value!r} in an expression")
     return const(float(value))
+
+
+def with_operands(node: Expr, operands: tuple) -> Expr:
+    """``node`` with other operands of the same shapes (op, payload and shape kept, no
+    rule run again): for passes that rewrite a graph below its nodes."""
+    return Expr._make(node.op, operands, node.value, node.shape)
 
 
 def apply(op_name: str, *operands, payload=None) -> Expr:

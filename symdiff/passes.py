@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import OPS, Expr, apply, const, flatten, restructure, topological_order
+from .ir import OPS, Expr, apply, const, flatten, restructure, topological_order, with_operands
 from .rules import RULES
 
 MAX_REWRITES_PER_NODE = 32
@@ -141,5 +141,5 @@ def substitute(exprs, mapping: dict) -> list[Expr]:
         else:
             args = tuple(new[a] for a in node.args)
             same = all(a is b for a, b in zip(args, node.args, strict=True))
-            new[node] = node if same else Expr._make(node.op, args, node.value, node.shape)
+            new[node] = node if same else with_operands(node, args)
     return [new[e] for e in exprs]

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 # checks, schedules, constants), 30 ms each at 26,000 nodes.  Graphs are immutable, so an
 # order stays valid; only a few are kept, as they keep their graphs alive.
 _RECENT_ORDERS: dict[tuple, list] = {}
-_RECENT_LOCK = threading.Lock()
+RECENT_LOCK = threading.Lock()
 RECENT_ORDERS, RECENT_MIN_NODES = 4, 5000
 
 
@@ -27,14 +27,14 @@ def topological_order(roots: Iterable, seen: set | None = None) -> list:
     if seen is not None:
         return _walk(roots, seen)
     key = tuple(roots)
-    with _RECENT_LOCK:
+    with RECENT_LOCK:
         order = _RECENT_ORDERS.pop(key, None)
         if order is not None:
             _RECENT_ORDERS[key] = order  # most recent last
             return list(order)
     order = _walk(key, set())
     if len(order) >= RECENT_MIN_NODES:
-        with _RECENT_LOCK:
+        with RECENT_LOCK:
             _RECENT_ORDERS[key] = order
             while len(_RECENT_ORDERS) > RECENT_ORDERS:
                 del _RECENT_ORDERS[next(iter(_RECENT_ORDERS))]

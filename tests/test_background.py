@@ -43,7 +43,7 @@ def test_first_answers_match_the_compiled_code(lecture, method):
     compiled = sd.compile(SCALAR, background=False)
     args = SCALAR_CALLS[method]
     first = getattr(tiered, method)(*args)
-    interpreted = tiered._evaluator(method)(*args)
+    interpreted = tiered.loader.evaluator(method)(*args)
     want = getattr(compiled, method)(*args)
     _assert_same(first, want)
     _assert_same(interpreted, want)
@@ -60,7 +60,7 @@ def test_array_function_first_answers_and_argument_checks():
     rng = np.random.default_rng(0)
     w, x = rng.normal(size=(3, 4)), rng.normal(size=(5, 4))
     tiered.value_and_grad(w, x)
-    interpreted = tiered._evaluator("value_and_grad")
+    interpreted = tiered.loader.evaluator("value_and_grad")
     _assert_same(interpreted(w, x), compiled.value_and_grad(w, x))
     _assert_same(interpreted(w, np.asfortranarray(x[:2])), compiled.value_and_grad(w, x[:2]))
     with pytest.raises(ValueError, match="argument W must have shape") as interp_error:
@@ -119,5 +119,5 @@ def test_vector_valued_function_first_answers():
              "jvp": (0.5, 1.5, -0.3, np.array([0.2, 0.1, -1.0]))}
     for method, args in calls.items():
         getattr(tiered, method)(*args)
-        _assert_same(tiered._evaluator(method)(*args), getattr(compiled, method)(*args))
+        _assert_same(tiered.loader.evaluator(method)(*args), getattr(compiled, method)(*args))
     tiered.wait()

@@ -24,7 +24,7 @@ def test_products_run_limited_and_the_setting_comes_back(monkeypatch):
     before = _threads()
     value, grads = fn.value_and_grad(x, w)
     assert _threads() == before and before
-    assert blas_threads.threaded_products(fn._spec("value_and_grad"))
+    assert blas_threads.threaded_products(fn.lower("value_and_grad").spec)
     np.testing.assert_allclose(value, np.sum(np.tanh(x @ w)), rtol=1e-12)
     np.testing.assert_allclose(grads[1], x.T @ (1 - np.tanh(x @ w) ** 2), rtol=1e-10)
     monkeypatch.setenv("SYMDIFF_BLAS_THREADS", "0")  # left alone: the same numbers
@@ -35,5 +35,5 @@ def test_products_run_limited_and_the_setting_comes_back(monkeypatch):
 def test_small_products_are_not_wrapped():
     A, B = sd.matrix("A", 3, 3), sd.matrix("B", 3, 3)
     fn = sd.compile(sd.sum(A @ B), args=[A, B], background=False)
-    assert not blas_threads.threaded_products(fn._spec("forward"))
+    assert not blas_threads.threaded_products(fn.lower("forward").spec)
     assert blas_threads.threads() == 1

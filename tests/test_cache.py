@@ -164,7 +164,7 @@ def test_an_unusable_directory_falls_back_to_a_private_temporary_one(tmp_path, w
               "    warnings.simplefilter('always')\n"
               "    f = sd.compile('a*b', background=False)\n"
               "    print(f.grad(2.0, 3.0)[0])\n"
-              "print(f._loaded['grad', False].dispatcher.py_func.__code__.co_filename)\n"
+              "print(f.loader.loaded['grad', False].dispatcher.py_func.__code__.co_filename)\n"
               "print(any('temporary directory' in str(w.message) for w in seen))\n")
     env = dict(os.environ, SYMDIFF_CACHE_DIR=str(configured), SYMDIFF_BACKGROUND="0")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,

@@ -25,7 +25,7 @@ def f(p):
 fn = sd.compile(f, args=[sd.vector("p", 3)], background=True)
 point = np.array([1.5, 0.1, 0.3])
 print(repr(fn(point)), repr(list(fn.grad(point))))
-print(sorted(fn._tiers.items()), sorted(fn._interpreted))
+print(sorted(fn.loader.tiers.items()), sorted(fn.loader.interpreted))
 fn.wait()  # the compiles finish (into the cache) before the process ends
 """
 
@@ -48,7 +48,7 @@ def test_a_small_function_is_still_answered_by_the_evaluator(tmp_path, monkeypat
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
     fn = sd.compile(f"sin(a * b) + {os.getpid()}.25 * b", background=True)
     assert list(fn.grad(1.0, 2.0)) == [2 * math.cos(2.0), math.cos(2.0) + os.getpid() + 0.25]
-    assert fn._tiers == {"grad": "evaluator"}
+    assert fn.loader.tiers == {"grad": "evaluator"}
     fn.wait()
 
 
@@ -57,12 +57,12 @@ def test_a_loop_of_ten_million_steps_goes_to_the_compiled_code(tmp_path, monkeyp
     fn = sd.compile(lambda x: sd.fori_loop(0, 10 ** 7, lambda i, c: c * 0.5 + x, x),
                     args=["x"], background=True)
     assert fn(1.0) == pytest.approx(2.0)
-    assert fn._tiers == {"forward": "compiled"} and fn._interpreted == {}
+    assert fn.loader.tiers == {"forward": "compiled"} and fn.loader.interpreted == {}
 
 
 def _spec_and_source(fn, method):
-    spec = fn._spec(method)
-    return spec, fn._module_source([spec])
+    lowered = fn.lower(method)
+    return lowered.spec, lowered.source
 
 
 def test_the_estimate_counts_trip_counts_nesting_and_sizes():
@@ -110,7 +110,7 @@ def test_the_cache_check_reads_only(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
     fn = sd.compile(f"a * b - {os.getpid()}.5", background=False)
     fn.grad(1.0, 2.0)
-    module = fn._modules[0].__name__
+    module = fn.loader.modules[0].__name__
     assert cache.is_compiled(str(tmp_path), module)
     files = cache.numba_files(str(tmp_path), module)
     with open(tmp_path / files[-1], "ab") as damaged:

@@ -27,7 +27,7 @@ def _chain():
 def test_a_chain_of_arrays_is_one_loop_and_keeps_its_values():
     x, f = _chain()
     fn = sd.compile(f, args=[x], background=False)
-    source = fn._module_source([fn._spec("forward")])
+    source = fn.lower("forward").source
     forward = source[source.index("def forward"):]
     # a, b and c in one loop, the reversed and the shuffled arrays in loops of their own.
     assert forward.count(f"for _i0 in range({N}):") == 3
@@ -48,7 +48,7 @@ def test_opaque_math_keeps_its_own_loop():
     c = b * a
     f = sd.sum(c) + sd.sum(b * x)
     fn = sd.compile(f, args=[x], background=False)
-    source = fn._module_source([fn._spec("forward")])
+    source = fn.lower("forward").source
     forward = source[source.index("def forward"):]
     assert forward.count(f"for _i0 in range({N}):") == 2  # sin's loop, then b and c
     v = np.linspace(-2.0, 2.0, N)

@@ -114,7 +114,7 @@ def tiers():
                     background=True)
     fn.grad(np.zeros(3), 1.0)
     fn.wait()
-    return fn._evaluator("grad"), fn._loaded["grad", False]
+    return fn.loader.evaluator("grad"), fn.loader.loaded["grad", False]
 
 
 values = st.one_of(

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff import api, loading
+from symdiff import loading
 
 X = sd.vector("x", 3)
 
@@ -143,7 +143,7 @@ def _outcome(call, *args):
 
 
 def _both_tiers(make, method, *args):
-    interpreted = _outcome(make(background=True)._evaluator(method), *args)
+    interpreted = _outcome(make(background=True).loader.evaluator(method), *args)
     return interpreted, _outcome(getattr(make(background=False), method), *args)
 
 
@@ -233,7 +233,7 @@ def test_background_compiles_do_not_hold_up_exit(tmp_path):
               "x = sd.vector('x', 30)\n"
               "f = sd.compile(lambda x: (sd.tanh(x) * sd.exp(-x) * x[::-1]).sum(), args=[x])\n"
               "print(f.grad(np.linspace(0, 1, 30))[3])\n"
-              "print(all(t.daemon for t in f._compiling.values()))\n")
+              "print(all(t.daemon for t in f.loader.threads.values()))\n")
     env = dict(os.environ, SYMDIFF_CACHE_DIR=str(tmp_path), SYMDIFF_BACKGROUND="1")
     runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                            text=True, timeout=120) for _ in range(2)]
@@ -242,10 +242,10 @@ def test_background_compiles_do_not_hold_up_exit(tmp_path):
 
 
 def test_large_first_calls_wait_for_the_compiled_code(monkeypatch):
-    monkeypatch.setattr(api, "EVALUATOR_SHARE", 0.0)
+    monkeypatch.setattr(loading, "EVALUATOR_SHARE", 0.0)
     f = _array_function(background=True)
     f.grad(np.ones(3), 1.0)
-    assert ("grad", False) in f._loaded  # answered by the compiled code
+    assert ("grad", False) in f.loader.loaded  # answered by the compiled code
 
 
 def test_malformed_long_text_is_rejected_before_anything_is_built(monkeypatch):

@@ -8,7 +8,7 @@ from scipy.optimize import least_squares, minimize
 from test_sparsity import OP_CASES, X, Y, _rosenbrock, _stencil
 
 import symdiff as sd
-from symdiff import matrices
+from symdiff import derivation, matrices
 
 
 def _central(fn, x, h=1e-6):
@@ -101,7 +101,7 @@ def test_every_op_dense_vs_sparse_vs_finite_differences(op_table):
 
 
 def _lines(fn, method):
-    return len(fn._module_source([fn._spec(method)]).splitlines())
+    return len(fn.lower(method).source.splitlines())
 
 
 def test_generated_code_has_the_same_size_for_every_array_size():
@@ -123,11 +123,11 @@ def test_a_dense_result_that_cannot_fit_raises_before_allocating(rosen, monkeypa
 
 
 def test_many_scalar_variables_take_the_loop_and_agree_with_the_unrolled_hessian():
-    n = matrices.UNROLL_MAX_VARIABLES + 6
+    n = derivation.UNROLL_MAX_VARIABLES + 6
     xs = sd.symbols(" ".join(f"x{i:02d}" for i in range(n)))
     f = sum(xs[i] * xs[i + 1] ** 2 + sd.sin(xs[i]) for i in range(n - 1))
     fn = sd.compile(f)
-    assert "_e0[_j] = 1.0" in fn._module_source([fn._spec("hessian")])
+    assert "_e0[_j] = 1.0" in fn.lower("hessian").source
     point = np.random.default_rng(4).normal(size=n)
     exact = np.array(sd.evaluate(sd.hessian(f, xs), dict(zip((f"x{i:02d}" for i in range(n)),
                                                              point, strict=True))))
@@ -138,7 +138,7 @@ def test_many_scalar_variables_take_the_loop_and_agree_with_the_unrolled_hessian
 
 
 def test_many_scalar_outputs_take_the_loop_for_dense_and_sparse_jacobians():
-    n = matrices.UNROLL_MAX_VARIABLES + 6
+    n = derivation.UNROLL_MAX_VARIABLES + 6
     xs = sd.symbols(" ".join(f"s{i:02d}" for i in range(n)))
     outputs = [xs[i] * sd.sin(xs[(i + 1) % n]) for i in range(n)]
     fn = sd.compile(outputs)
@@ -167,14 +167,14 @@ def test_jacobian_with_an_open_dimension():
 def test_first_interpreted_call_of_a_direction_loop_matches_the_compiled_code(monkeypatch):
     f, x = _rosenbrock(6)
     point = np.linspace(-1.0, 1.0, 6)
-    monkeypatch.setattr("symdiff.api.FIRST_CALL", "evaluator")  # even if cached
+    monkeypatch.setattr("symdiff.loading.FIRST_CALL", "evaluator")  # even if cached
     tiered = sd.compile(f, background=True)
     first = tiered.hessian(point)  # the loop in Python over the evaluator's hvp
-    assert tiered._tiers["hessian"] == "evaluator"
+    assert tiered.loader.tiers["hessian"] == "evaluator"
     np.testing.assert_array_equal(first, sd.compile(f).hessian(point))
     np.testing.assert_array_equal(tiered.wait().hessian(point), first)
-    monkeypatch.setattr("symdiff.api.FIRST_CALL", "auto")
-    monkeypatch.setattr("symdiff.api.EVALUATOR_SHARE", 0.0)
+    monkeypatch.setattr("symdiff.loading.FIRST_CALL", "auto")
+    monkeypatch.setattr("symdiff.loading.EVALUATOR_SHARE", 0.0)
     waiting = sd.compile(f, background=True)  # the evaluator never faster: waits for Numba
     np.testing.assert_array_equal(waiting.sparse_hessian(point).toarray(), first)
 
