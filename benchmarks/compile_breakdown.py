@@ -31,7 +31,7 @@ def symdiff_row(key: str) -> dict:
     from numba.core import event
 
     import symdiff as sd
-    import symdiff.transforms  # the runtime loads on first use: here, before the clock
+    import symdiff.runtime.transforms  # the runtime loads on first use: here, before the clock
 
     from .problems import PROBLEMS
 

@@ -7,7 +7,7 @@ A workload is a function and the methods a script calls.  The script builds the 
 method has answered once) and then 100 more times (the total).  Modes:
 
 - default: as symdiff runs (code in the cache is loaded; otherwise the evaluator answers
-  a first call where it is expected to take under half the compile, symdiff.api);
+  a first call where it is expected to take under half the compile, symdiff.runtime.compiled);
 - background: every first call on the evaluator while Numba compiles in a thread, cache
   or not (the tiers before issue 21, through the private switch ``loading.FIRST_CALL``);
 - wait: ``SYMDIFF_BACKGROUND=0``, the first call compiles (or loads), then runs.
@@ -141,7 +141,7 @@ def worker(name: str, mode: str) -> dict:
     """One measurement in this process (the environment holds the cache and the mode)."""
     import numba  # noqa: F401  (imported before the clock, as symdiff)
 
-    from symdiff import loading
+    from symdiff.runtime import loading
 
     if mode == "background":
         loading.FIRST_CALL = "evaluator"

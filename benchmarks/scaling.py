@@ -71,8 +71,8 @@ def _peak_mb() -> float:
 def measure_symdiff(ops: int) -> dict:
     import symdiff as sd
     from codegen import emit_module
-    from symdiff.autodiff import reverse_mode
-    from symdiff.ops import ONE
+    from symdiff.autodiff.modes import reverse_mode
+    from symdiff.ops.elementwise import ONE
 
     out = {}
     t = time.perf_counter()

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import symdiff as sd
-import symdiff.transforms  # the runtime loads on first use: here, before any clock
+import symdiff.runtime.transforms  # the runtime loads on first use: here, before any clock
 
 from . import handwritten
 from .problems import flat_size, flatten_args

@@ -6,7 +6,7 @@ For each problem, the compiled value-and-gradient is timed (median of timed loop
 nothing else running, then while this script keeps one and then two
 ``while True: pass`` processes busy, started and stopped by it.  symdiff runs twice: as
 it runs by default (BLAS on one thread during compiled matrix products:
-symdiff.blas_threads) and with ``SYMDIFF_BLAS_THREADS=0`` (BLAS left with one thread per
+symdiff.runtime.blas_threads) and with ``SYMDIFF_BLAS_THREADS=0`` (BLAS left with one thread per
 core); JAX (jit of value_and_grad, vmap for P5) as it comes.  Each row runs in its own
 process.  Ratios are to the idle time of the same row.
 """

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 
-from symdiff.dims import is_open
-from symdiff.index_keys import least_open_length
-from symdiff.ir import OPS, Expr, flatten, topological_order
-from symdiff.printer import to_infix
+from symdiff.ir.dims import is_open
+from symdiff.ir.index_keys import least_open_length
+from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
+from symdiff.ir.printer import to_infix
 
 from .emit_fused import FusedLoops
 from .emit_loops import LOOP_EMITTERS, loop_bodies, step_specs

@@ -14,7 +14,7 @@ arithmetic fused beside it more than the saved pass over memory gains.
 
 from __future__ import annotations
 
-from symdiff.ir import OPS, Expr
+from symdiff.ir.nodes import OPS, Expr
 
 from .numba.elements import SCALAR, element
 

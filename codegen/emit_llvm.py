@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from symdiff.ir import Expr, flatten
+from symdiff.ir.nodes import Expr, flatten
 
 from .llvm.elements import ELEMENTS
 from .naming import parameter_names, unrolled_power

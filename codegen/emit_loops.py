@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from symdiff.ir import Expr, flatten, topological_order
+from symdiff.ir.nodes import Expr, flatten, topological_order
 
 from .naming import extent, literal
 from .spec import FunctionSpec

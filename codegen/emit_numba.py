@@ -6,8 +6,8 @@ import hashlib
 import weakref
 from dataclasses import replace
 
-from symdiff.ir import Expr, flatten, topological_order
-from symdiff.printer import to_infix
+from symdiff.ir.nodes import Expr, flatten, topological_order
+from symdiff.ir.printer import to_infix
 
 from . import emit_llvm as llvm
 from .emit_arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source

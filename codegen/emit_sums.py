@@ -5,7 +5,7 @@ Mixin of codegen.emit_arrays.ArrayEmitter (its ``loop`` sends a full 1-D sum her
 
 from __future__ import annotations
 
-from symdiff.ir import OPS, Expr
+from symdiff.ir.nodes import OPS, Expr
 
 from .numba.elements import LOOP
 

@@ -10,7 +10,7 @@ and every point shape of the same rank.
 
 from __future__ import annotations
 
-from symdiff.ir import Expr
+from symdiff.ir.nodes import Expr
 
 from .numba.helpers import PARALLEL_DECORATOR
 

@@ -22,8 +22,8 @@ import weakref
 
 from . import cache
 
-# Background compiles (symdiff.api) load modules from other threads: one load at a time,
-# so no thread sees a module that another is still executing.
+# Background compiles (symdiff.runtime.loading) load modules from other threads: one load
+# at a time, so no thread sees a module that another is still executing.
 LOADING = threading.Lock()
 # Loaded modules by name, shared while some compiled function holds one.  They are in
 # sys.modules only while Numba compiles or loads them (see importable): kept there, every

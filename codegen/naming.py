@@ -15,7 +15,7 @@ import builtins
 import keyword
 import math
 
-from symdiff.dims import dim_text
+from symdiff.ir.dims import dim_text
 
 # Names the generated module defines or uses at module level.
 MODULE_NAMES = frozenset({"math", "np", "numba", "forward", "gradient", "value_and_grad",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from symdiff.ir import Expr, topological_order
+from symdiff.ir.nodes import Expr, topological_order
 
 
 def schedule(outputs: list[Expr]) -> list[Expr]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from symdiff.ir import Expr
+from symdiff.ir.nodes import Expr
 
 LOWERINGS = ("auto", "python", "llvm")
 # From this many operations on, straight-line functions go through LLVM IR (emit_llvm):

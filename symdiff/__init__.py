@@ -9,11 +9,28 @@ functions as readable Python source.
 import importlib
 
 from codegen.cache import clear as _clear
-
-from . import numpy_methods as _numpy_methods  # installs Expr's NumPy methods
-from . import ops as _ops
-from . import special as _special  # registers log-gamma, digamma, polygamma, log-ndtr
-from .arrays import (
+from symdiff.control.implicit import custom_root
+from symdiff.control.scan import scan
+from symdiff.control.while_loops import fori_loop, while_loop
+from symdiff.errors import (
+    ArgumentError,
+    NotDifferentiableError,
+    ParseError,
+    ShapeError,
+    SymdiffError,
+    TraceError,
+)
+from symdiff.frontend import numpy_methods as _numpy_methods  # installs Expr's NumPy methods
+from symdiff.frontend.graph_picture import to_dot
+from symdiff.frontend.numpy_extras import cumprod, cumsum, einsum, tril, triu
+from symdiff.frontend.parser import parse
+from symdiff.frontend.sympy_bridge import from_sympy, to_latex, to_sympy
+from symdiff.ir.evaluate import evaluate
+from symdiff.ir.nodes import Expr, const, count_ops, free_symbols, symbol
+from symdiff.ir.printer import to_let_form
+from symdiff.ops import elementwise as _ops
+from symdiff.ops import special as _special  # registers log-gamma, digamma, polygamma, log-ndtr
+from symdiff.ops.arrays import (
     amax,
     concatenate,
     dot,
@@ -33,29 +50,11 @@ from .arrays import (
     vector,
     zeros,
 )
-from .arrays import where as _where
-from .errors import (
-    ArgumentError,
-    NotDifferentiableError,
-    ParseError,
-    ShapeError,
-    SymdiffError,
-    TraceError,
-)
-from .evaluate import evaluate
-from .graph_picture import to_dot
-from .implicit import custom_root
-from .ir import Expr, const, count_ops, free_symbols, symbol
-from .linalg import solve
-from .loops import scan
-from .numpy_extras import cumprod, cumsum, einsum, tril, triu
-from .parser import parse
-from .passes import optimize
-from .printer import to_let_form
-from .progress import show_progress
-from .sympy_bridge import from_sympy, to_latex, to_sympy
-from .version import __version__ as __version__
-from .while_loops import fori_loop, while_loop
+from symdiff.ops.arrays import where as _where
+from symdiff.ops.linalg import solve
+from symdiff.passes.pipeline import optimize
+from symdiff.runtime.progress import show_progress
+from symdiff.version import __version__ as __version__
 
 # The runtime (compiled functions and the transformations that make them) loads on first
 # use: importing symdiff.ir, as codegen does, runs this package's __init__, which must not
@@ -64,7 +63,8 @@ _RUNTIME = {
     "compile": "transforms", "ByShape": "transforms", "jit": "transforms",
     "value_and_grad": "transforms", "vmap": "transforms", "diff": "transforms",
     "grad": "transforms", "hessian": "transforms", "hvp": "transforms",
-    "jacobian": "transforms", "CompiledFunction": "api", "VMapped": "batching",
+    "jacobian": "transforms", "CompiledFunction": "compiled", "VMapped": "batching",
+    "Lowered": "lowering",
 }
 
 
@@ -72,7 +72,7 @@ def __getattr__(name: str):
     module = _RUNTIME.get(name)
     if module is None:
         raise AttributeError(f"module 'symdiff' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(f"{__name__}.runtime.{module}"), name)
     globals()[name] = value
     return value
 
@@ -117,7 +117,7 @@ __all__ = [
     "NotDifferentiableError", "symbols", "symbol", "const", "parse", "evaluate", "optimize",
     "count_ops", "free_symbols", "to_let_form", "to_dot", "show_progress",
     "diff", "grad", "hessian", "jacobian", "hvp", "compile", "CompiledFunction", "ByShape",
-    "jit", "value_and_grad", "vmap", "VMapped", "from_sympy", "to_sympy", "to_latex",
+    "jit", "value_and_grad", "vmap", "VMapped", "Lowered", "from_sympy", "to_sympy", "to_latex",
     "vector", "matrix", "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp",
     "matmul", "mean", "outer", "reshape", "softmax", "stack", "sum", "take", "transpose",
     "zeros", "cumsum", "cumprod", "einsum", "tril", "triu", "solve", "scan", "fori_loop",

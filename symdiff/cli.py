@@ -8,14 +8,13 @@ import os
 import sys
 
 from codegen.cache import clear, configured_directory
-
-from .api import compile_expression
-from .autodiff import as_variables, diff
-from .errors import SymdiffError
-from .evaluate import evaluate
-from .graph_picture import render, to_dot
-from .ir import free_symbols
-from .parser import parse
+from symdiff.autodiff.modes import as_variables, diff
+from symdiff.errors import SymdiffError
+from symdiff.frontend.graph_picture import render, to_dot
+from symdiff.frontend.parser import parse
+from symdiff.ir.evaluate import evaluate
+from symdiff.ir.nodes import free_symbols
+from symdiff.runtime.compiled import compile_expression
 
 EXAMPLE = "((a+b)*c)**2"
 

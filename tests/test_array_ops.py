@@ -10,8 +10,8 @@ import pytest
 
 import symdiff as sd
 from codegen.emit_arrays import lowered_structural_ops
-from symdiff.array_ops import STRUCTURAL, broadcast_to
-from symdiff.ir import topological_order
+from symdiff.ir.nodes import topological_order
+from symdiff.ops.structural import STRUCTURAL, broadcast_to
 
 # name -> (input shapes, builder taking the input symbols)
 CASES = {

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff import loading
+from symdiff.runtime import loading
 
 SCALAR = "((a+b)*c)**2 + sin(a*b)*exp(-c*c)"
 SCALAR_CALLS = {

@@ -1,4 +1,4 @@
-"""BLAS on one thread while compiled matrix products run (symdiff.blas_threads): the
+"""BLAS on one thread while compiled matrix products run (symdiff.runtime.blas_threads): the
 same numbers, the caller's thread setting back afterwards, no wrapper where OpenBLAS
 would not thread anyway."""
 
@@ -6,7 +6,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 import symdiff as sd
-from symdiff import blas_threads
+from symdiff.runtime import blas_threads
 
 
 def _threads():

@@ -1,11 +1,11 @@
-"""Dask arrays as inputs (symdiff.chunked): chunked losses and points, against NumPy."""
+"""Dask arrays as inputs (symdiff.runtime.chunked): chunked losses and points, against NumPy."""
 
 import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.api import cache_report
-from symdiff.chunked import split_at_sums
+from symdiff.runtime.chunked import split_at_sums
+from symdiff.runtime.compiled import cache_report
 
 da = pytest.importorskip("dask.array")
 

@@ -11,7 +11,7 @@ import pytest
 
 import symdiff as sd
 from codegen import cache
-from symdiff.interpret import first_call_seconds
+from symdiff.runtime.interpret import first_call_seconds
 
 WARM_SCRIPT = """
 import numpy as np, symdiff as sd

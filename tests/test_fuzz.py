@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import symdiff as sd
-from symdiff.long_parser import parse_long
-from symdiff.parser import parse
+from symdiff.frontend.long_parser import parse_long
+from symdiff.frontend.parser import parse
 
 NAMES = ["a", "b", "x1", "inf", "nan", "sin", "_y"]
 FUNCTIONS = ["sin", "exp", "tanh", "log", "sqrt", "atan2", "maximum", "sigmoid", "abs"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff import loading
+from symdiff.runtime import loading
 
 X = sd.vector("x", 3)
 
@@ -249,7 +249,7 @@ def test_large_first_calls_wait_for_the_compiled_code(monkeypatch):
 
 
 def test_malformed_long_text_is_rejected_before_anything_is_built(monkeypatch):
-    from symdiff import long_parser
+    from symdiff.frontend import long_parser
 
     built = []
     monkeypatch.setattr(long_parser, "apply", lambda *a: built.append(a))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.autodiff import forward_mode
+from symdiff.autodiff.modes import forward_mode
 
 W = sd.matrix("W", 3, 3)
 H0 = sd.vector("h0", 3)

@@ -8,7 +8,7 @@ from scipy.optimize import least_squares, minimize
 from test_sparsity import OP_CASES, X, Y, _rosenbrock, _stencil
 
 import symdiff as sd
-from symdiff import derivation, matrices
+from symdiff.runtime import derivation, matrices
 
 
 def _central(fn, x, h=1e-6):
@@ -167,14 +167,14 @@ def test_jacobian_with_an_open_dimension():
 def test_first_interpreted_call_of_a_direction_loop_matches_the_compiled_code(monkeypatch):
     f, x = _rosenbrock(6)
     point = np.linspace(-1.0, 1.0, 6)
-    monkeypatch.setattr("symdiff.loading.FIRST_CALL", "evaluator")  # even if cached
+    monkeypatch.setattr("symdiff.runtime.loading.FIRST_CALL", "evaluator")  # even if cached
     tiered = sd.compile(f, background=True)
     first = tiered.hessian(point)  # the loop in Python over the evaluator's hvp
     assert tiered.loader.tiers["hessian"] == "evaluator"
     np.testing.assert_array_equal(first, sd.compile(f).hessian(point))
     np.testing.assert_array_equal(tiered.wait().hessian(point), first)
-    monkeypatch.setattr("symdiff.loading.FIRST_CALL", "auto")
-    monkeypatch.setattr("symdiff.loading.EVALUATOR_SHARE", 0.0)
+    monkeypatch.setattr("symdiff.runtime.loading.FIRST_CALL", "auto")
+    monkeypatch.setattr("symdiff.runtime.loading.EVALUATOR_SHARE", 0.0)
     waiting = sd.compile(f, background=True)  # the evaluator never faster: waits for Numba
     np.testing.assert_array_equal(waiting.sparse_hessian(point).toarray(), first)
 

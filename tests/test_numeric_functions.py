@@ -1,4 +1,4 @@
-"""sd.* functions on plain numbers and arrays compute numbers, as jnp.* does (symdiff.eager):
+"""sd.* functions on plain numbers and arrays compute numbers, as jnp.* does (symdiff.ir.eager):
 every public math function against NumPy/SciPy, scalars and arrays; expressions stay
 symbolic; and a loss written with sd.* functions, evaluated on arrays, against the compiled
 gradient by central finite differences."""
@@ -10,7 +10,7 @@ import pytest
 import scipy.special as sp
 
 import symdiff as sd
-from symdiff.ir import OPS
+from symdiff.ir.nodes import OPS
 from tests.test_ops import POINTS
 
 V = np.array([-1.3, -0.2, 0.0, 0.4, 2.1])

@@ -13,7 +13,7 @@ import symdiff as sd
 from codegen.llvm.elements import ELEMENTS as LLVM_ELEMENTS
 from codegen.llvm.elements import FALLBACK as LLVM_FALLBACK
 from codegen.numba.elements import LOOP, SCALAR
-from symdiff.ir import OPS, apply
+from symdiff.ir.nodes import OPS, apply
 from tests.helpers import close
 
 X, Y, Z = sd.symbols("x y z")

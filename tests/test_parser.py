@@ -3,7 +3,7 @@
 import pytest
 
 import symdiff as sd
-from symdiff.printer import to_infix
+from symdiff.ir.printer import to_infix
 
 ROUND_TRIP = [
     "((a+b)*c)**2", "-2", "a*-2", "-a**2", "(-a)**2", "a-(b-c)", "(a-b)-c", "a/(b*c)",

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from symdiff.ir import OPS
-from symdiff.passes import PIPELINE, Graph, eliminate_dead_code, fold_constants, simplify
-from symdiff.rules import RULES as ALL_RULES
+from symdiff.ir.nodes import OPS
+from symdiff.passes.pipeline import PIPELINE, Graph, eliminate_dead_code, fold_constants, simplify
+from symdiff.passes.rules import RULES as ALL_RULES
 from tests.helpers import close
 
 # Rules on scalar ops, whose docs are executable: "lhs -> rhs (comment)".

@@ -13,9 +13,9 @@ import scipy.sparse as sp
 from test_array_random import LEAVES, _random_expression
 
 import symdiff as sd
-from symdiff.arrays import array_constant, broadcast_to, sum_to
-from symdiff.coloring import color_hessian, color_jacobian
-from symdiff.sparsity import hessian_pattern, jacobian_pattern
+from symdiff.autodiff.coloring import color_hessian, color_jacobian
+from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
+from symdiff.ops.arrays import array_constant, broadcast_to, sum_to
 
 
 def _point(symbols, rng):
@@ -138,7 +138,7 @@ def test_open_dimensions_take_their_size_from_the_call():
 
 
 def test_a_dense_pattern_too_large_to_hold_raises(monkeypatch):
-    from symdiff import sparsity
+    from symdiff.autodiff import sparsity
 
     monkeypatch.setattr(sparsity, "MAX_PATTERN_ENTRIES", 1000)
     v = sd.vector("v", 100)

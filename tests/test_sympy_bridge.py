@@ -6,7 +6,7 @@ import pytest
 import sympy
 
 import symdiff as sd
-from symdiff.ir import OPS, apply
+from symdiff.ir.nodes import OPS, apply
 from tests.helpers import close
 
 x, y = sd.symbols("x y")

@@ -1,4 +1,4 @@
-"""Shapes from the first call and JAX-style transformations (symdiff.transforms)."""
+"""Shapes from the first call and JAX-style transformations (symdiff.runtime.transforms)."""
 
 import numpy as np
 import pytest
@@ -77,7 +77,7 @@ def test_errors_say_how_to_declare_shapes():
 def test_slow_compiles_report_progress(monkeypatch, caplog):
     import logging
 
-    from symdiff import progress
+    from symdiff.runtime import progress
 
     monkeypatch.setattr(progress, "SLOW_S", 0.0)  # every compile counts as slow here
     with caplog.at_level(logging.INFO, logger="symdiff"):

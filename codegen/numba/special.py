@@ -1,4 +1,4 @@
-"""Numba helpers of the special functions of symdiff.special: digamma by the recurrence
+"""Numba helpers of the special functions of symdiff.ops.special: digamma by the recurrence
 psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series with Bernoulli numbers
 (reflection for x < 0); polygamma(n, x) the same way; log_ndtr by erfc in the middle and
 its asymptotic series in the far left tail.  Within a few ulps of SciPy over the tested

@@ -1,0 +1,201 @@
+"""NumPy functions that are compositions of symdiff ops, for traced NumPy code.
+
+Each is built from existing ops, so its derivatives of every order come from theirs.
+``UFUNCS`` maps a ufunc's name (``np.square``, ``np.log10``, ...) to its composition;
+``FUNCTIONS`` maps NumPy functions called on expressions (``np.min``,
+``np.linalg.norm``) to theirs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from symdiff.control.scan import scan
+from symdiff.errors import ShapeError
+from symdiff.ir.dims import has_open
+from symdiff.ir.eager import eager
+from symdiff.ir.nodes import apply, array_constant, as_expr
+from symdiff.ops.arrays import amax, reshape, transpose
+from symdiff.ops.arrays import sum as total
+from symdiff.ops.structural import broadcast_to
+
+
+def _cbrt(x):
+    # Real cube root of either sign (x ** (1/3) is nan below 0, as in NumPy's power).
+    root = apply("pow", apply("abs", x), 1.0 / 3.0)
+    return apply("where", apply("less", x, 0.0), apply("neg", root), root)
+
+
+UFUNCS = {
+    "square": lambda x: apply("mul", x, x),
+    "reciprocal": lambda x: apply("div", 1.0, x),
+    "log10": lambda x: apply("div", apply("log", x), math.log(10.0)),
+    "log2": lambda x: apply("div", apply("log", x), math.log(2.0)),
+    "exp2": lambda x: apply("exp", apply("mul", x, math.log(2.0))),
+    "cbrt": _cbrt,
+    # sqrt(x^2 + y^2): overflows where x^2 does (NumPy's hypot rescales).
+    "hypot": lambda x, y: apply("sqrt", apply("add", apply("mul", x, x), apply("mul", y, y))),
+    # scipy.special ufuncs of losses and likelihoods.
+    "ndtr": lambda x: apply("mul", 0.5, apply("erfc", apply("mul", x, -math.sqrt(0.5)))),
+    "expit": lambda x: apply("sigmoid", x),
+    "log_expit": lambda x: apply("neg", apply("softplus", apply("neg", x))),
+    "logit": lambda x: apply("log", apply("div", x, apply("sub", 1.0, x))),
+    # x log y, 0 where x == 0 (also for y == 0), as scipy.special.xlogy.
+    "xlogy": lambda x, y: apply("where", apply("equal", x, 0.0), 0.0,
+                                apply("mul", x, apply("log", y))),
+}
+
+
+def ufunc(name: str, inputs):
+    """The composition for ufunc ``name``, or None."""
+    build = UFUNCS.get(name)
+    if build is None:
+        return None
+    return build(*(as_expr(x) for x in inputs))
+
+
+def amin(x, axis=None, keepdims=False):
+    """Minimum over ``axis``: -max(-x) (ties split evenly in the derivative, as amax)."""
+    return apply("neg", amax(apply("neg", as_expr(x)), axis, keepdims))
+
+
+def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - NumPy's name
+    """The 2-norm (vectors; Frobenius for matrices) as sqrt(sum(x * x))."""
+    if ord not in (None, 2, "fro"):
+        raise ShapeError(f"np.linalg.norm on an expression supports ord=None, 2 or 'fro', "
+                         f"not {ord!r}")
+    x = as_expr(x)
+    if ord == 2 and x.ndim == 2 and axis is None:
+        raise ShapeError("np.linalg.norm(ord=2) of a matrix (its largest singular value) "
+                         "is not supported; ord=None or 'fro' gives the Frobenius norm")
+    return apply("sqrt", total(apply("mul", x, x), axis, keepdims))
+
+
+def _flat(x):
+    return apply("reshape", x, payload=(-1,) if has_open(x.shape) else (x.size,))
+
+
+def _running(x, axis, name: str, combine, identity: float):
+    """A cumulative ``combine`` along ``axis`` as a scan over that axis: its derivatives
+    are loops too, and the code does not grow with the length."""
+    x = as_expr(x)
+    if axis is None:
+        x, axis = (_flat(x) if x.ndim != 1 else x), 0
+    if not x.shape or x.ndim > 2 or not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"np.{name} on an expression supports vectors and matrices (any "
+                         f"axis, or None), not axis={axis} of shape {x.shape}")
+    moved = transpose(x) if axis % x.ndim == 1 else x
+
+    def step(carry, row):
+        new = combine(carry, row)
+        return new, new
+
+    _, running = scan(step, broadcast_to(as_expr(identity), moved.shape[1:]), moved)
+    return transpose(running) if axis % x.ndim == 1 else running
+
+
+@eager
+def cumsum(x, axis=None):
+    """Running sums (``axis=None`` flattens first, as NumPy does): the cumsum op for
+    vectors, a scan along the axis of a matrix."""
+    x = as_expr(x)
+    if axis is None or (x.ndim == 1 and axis in (0, -1)):
+        return apply("cumsum", _flat(x) if x.ndim != 1 else x)
+    return _running(x, axis, "cumsum", lambda c, r: apply("add", c, r), 0.0)
+
+
+@eager
+def cumprod(x, axis=None):
+    """Running products, as a scan (exact derivatives where elements are zero, unlike
+    exp(cumsum(log x)))."""
+    return _running(x, axis, "cumprod", lambda c, r: apply("mul", c, r), 1.0)
+
+
+def differences(x, n=1, axis=-1):
+    """``np.diff``: differences of neighbours along ``axis``, ``n`` times, as slices (so
+    along an open dimension too: N values give N - 1 differences)."""
+    x = as_expr(x)
+    if not isinstance(n, int) or n < 0:
+        raise ShapeError(f"np.diff: n must be a non-negative int, got {n!r}")
+    if not x.ndim or not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"np.diff: axis {axis} is out of range for shape {x.shape}")
+    for _ in range(n):
+        later, earlier = [slice(None)] * x.ndim, [slice(None)] * x.ndim
+        later[axis], earlier[axis] = slice(1, None), slice(None, -1)
+        x = apply("sub", x[tuple(later)], x[tuple(earlier)])
+    return x
+
+
+@eager
+def tril(m, k=0):
+    """The lower triangle of a matrix (``np.tril``): a product with a constant mask."""
+    return _triangle(m, k, np.tril, "tril")
+
+
+@eager
+def triu(m, k=0):
+    """The upper triangle of a matrix (``np.triu``)."""
+    return _triangle(m, k, np.triu, "triu")
+
+
+def _triangle(m, k, mask, name):
+    m = as_expr(m)
+    if m.ndim != 2 or has_open(m.shape):
+        raise ShapeError(f"np.{name} on an expression needs a matrix of static shape, got "
+                         f"{m.shape}")
+    return apply("mul", m, array_constant(mask(np.ones(m.shape), k)))
+
+
+@eager
+def einsum(subscripts: str, *operands):
+    """``np.einsum`` for explicit or implicit subscripts without repeated letters in one
+    operand: operands broadcast against each other over all letters, multiplied, summed
+    over the letters missing from the output, and put in the output's order.  The
+    emitter fuses such products into their sums (no large intermediate when possible)."""
+    if not isinstance(subscripts, str) or "." in subscripts:
+        raise ShapeError("np.einsum on expressions takes explicit subscripts, without '...'")
+    inputs, _, output = subscripts.replace(" ", "").partition("->")
+    terms = inputs.split(",")
+    operands = [as_expr(x) for x in operands]
+    if len(terms) != len(operands):
+        raise ShapeError(f"np.einsum: {len(terms)} subscripts for {len(operands)} operands")
+    if "->" not in subscripts:  # implicit: the letters seen once, in alphabetical order
+        output = "".join(sorted(c for c in set(inputs) - {","} if inputs.count(c) == 1))
+    letters = list(dict.fromkeys(c for term in terms for c in term))
+    sizes: dict[str, object] = {}
+    for term, x in zip(terms, operands, strict=True):
+        if len(term) != x.ndim or len(set(term)) != len(term):
+            raise ShapeError(f"np.einsum: subscripts {term!r} do not fit an operand of shape "
+                             f"{x.shape} (one distinct letter per axis)")
+        for c, d in zip(term, x.shape, strict=True):
+            if sizes.setdefault(c, d) != d:
+                raise ShapeError(f"np.einsum: letter {c!r} has sizes {sizes[c]} and {d}")
+    if set(output) - set(letters) or len(set(output)) != len(output):
+        raise ShapeError(f"np.einsum: output subscripts {output!r} must be distinct input letters")
+    product = None
+    for term, x in zip(terms, operands, strict=True):
+        order = sorted(range(len(term)), key=lambda k: letters.index(term[k]))
+        aligned = _permuted(x, order)
+        placed = [sizes[c] if c in term else 1 for c in letters]
+        aligned = reshape(aligned, placed) if aligned.shape != tuple(placed) else aligned
+        product = aligned if product is None else apply("mul", product, aligned)
+    summed = [k for k, c in enumerate(letters) if c not in output]
+    kept = [c for c in letters if c in output]
+    result = total(product, tuple(summed)) if summed else product
+    return _permuted(result, [kept.index(c) for c in output]) if result.shape else result
+
+
+def _permuted(x, order):
+
+    if list(order) == sorted(order):
+        return x
+    if len(order) == 2:
+        return transpose(x)
+    raise ShapeError("np.einsum on expressions reorders at most two axes of an operand")
+
+
+FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum,
+             np.cumprod: cumprod, np.tril: tril, np.triu: triu, np.einsum: einsum,
+             np.diff: differences}

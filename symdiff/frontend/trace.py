@@ -1,0 +1,104 @@
+"""Turn what a user hands to ``compile`` into output expressions and input symbols."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from symdiff.autodiff.modes import as_expression
+from symdiff.errors import SymdiffError, TraceError
+from symdiff.frontend.parser import parse
+from symdiff.frontend.sympy_bridge import from_sympy
+from symdiff.ir.nodes import Expr, flatten, symbol
+
+
+def _is_sympy(value) -> bool:
+    module = type(value).__module__ or ""
+    return module.startswith("sympy")
+
+
+def is_python_function(f) -> bool:
+    """A Python callable to trace (not an expression, a SymPy object or text)."""
+    return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
+
+
+def read_expression(value) -> Expr:
+    """An expression from what users write: an expression, a number, a string (parsed)
+    or a SymPy expression."""
+    if isinstance(value, str):
+        return parse(value)
+    if _is_sympy(value):
+        return from_sympy(value)
+    return as_expression(value)
+
+
+def as_outputs(f) -> tuple[list[Expr], bool]:
+    """Output expressions of a function result, and whether it is a single scalar.
+
+    Accepts an expression, a number, a string, a SymPy expression, or a list/tuple/array
+    (also a SymPy matrix) of those (vector-valued).
+    """
+    if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
+        f = f.tolist()
+    if isinstance(f, (list, tuple)):
+        flat = flatten(f, read_expression)
+        if not flat:
+            raise SymdiffError("a vector-valued function needs at least one output")
+        return flat, False
+    return [read_expression(f)], True
+
+
+def function_name(fn) -> str:
+    """A Python callable's name for messages: a function's own, a ``functools.partial``'s
+    wrapped function's, else its class's."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def parameters(fn) -> list[inspect.Parameter]:
+    """The parameters of a Python function to trace: each becomes a symbol when it is
+    passed (those with defaults keep them otherwise).  TraceError for ``*args``,
+    ``**kwargs`` and keyword-only parameters without defaults, which have no position."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise TraceError(f"cannot read the parameters of {fn!r}; pass an expression") from None
+    found = []
+    for p in signature.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (
+                p.kind == p.KEYWORD_ONLY and p.default is p.empty):
+            raise TraceError(f"cannot trace parameter {p.name!r} of {function_name(fn)}: only "
+                             "named parameters become symbols")
+        found.append(p)
+    return found
+
+
+def call_on(fn, symbols: dict[str, Expr]):
+    """``fn`` called with ``symbols`` by parameter name (positional-only ones by position,
+    which is possible because Python's binding made them a leading run)."""
+    positional, keywords = [], {}
+    for p in parameters(fn):
+        if p.name not in symbols:
+            continue
+        if p.kind == p.POSITIONAL_ONLY:
+            positional.append(symbols[p.name])
+        else:
+            keywords[p.name] = symbols[p.name]
+    return fn(*positional, **keywords)
+
+
+def trace(fn, args) -> tuple[object, list[Expr]]:
+    """Call a Python function on the symbols ``args`` (names stand for scalar symbols),
+    in order of its parameters; those with defaults and not in ``args`` keep their
+    default (a constant).  Returns the function's result and the symbols passed."""
+    params = [p for p in parameters(fn) if p.kind != p.KEYWORD_ONLY]
+    required = sum(p.default is p.empty for p in params)
+    given = [a if isinstance(a, Expr) else symbol(a) for a in (
+        [args] if isinstance(args, (str, Expr)) else args)]
+    if not required <= len(given) <= len(params):
+        takes = (f"{len(params)} parameters" if required == len(params) else
+                 f"{required} to {len(params)} parameters ({len(params) - required} "
+                 "with defaults)")
+        raise TraceError(f"{function_name(fn)} takes {takes} but args lists {len(given)}")
+    return fn(*given), given

@@ -1,0 +1,86 @@
+"""Index keys: the normalized, hashable payload of ``index`` and ``embed`` nodes.
+
+A key has one entry per leading axis: ``("i", k)`` picks position k (the axis goes away;
+on an open dimension k may be negative, counted from its run-time end), ``("s", start,
+stop, step)`` keeps a slice of a static axis as range() bounds, and ``("o", start, stop,
+step)`` a slice of an open axis as written (step 1 or -1), whose length is N + k
+(``symdiff/dims.py``).
+"""
+
+from __future__ import annotations
+
+from symdiff.errors import ShapeError
+from symdiff.ir.dims import has_open, is_open, open_position, open_slice, slice_text
+
+
+def _slice(start, stop, step) -> slice:
+    # Keys hold range() bounds: a negative step running past 0 stops at -1, which a slice
+    # would read as "one before the end".
+    return slice(start, None if stop is not None and stop < 0 else stop, step)
+
+
+def key_to_python(key) -> tuple:
+    """An index key as Python index objects (ints and slices).  Entries on an open
+    dimension (``("o", ...)`` slices, negative ints) hold the bounds as written, which
+    NumPy resolves against the length it is given."""
+    return tuple(k[1] if k[0] == "i" else slice(*k[1:]) if k[0] == "o" else _slice(*k[1:])
+                 for k in key)
+
+
+def index_shape(shapes, key):
+    (shape,) = shapes
+    if len(key) > len(shape):
+        raise ShapeError(f"index key {key} has more entries than shape {shape} has axes")
+    out = []
+    for k, dim in enumerate(shape):
+        entry = key[k] if k < len(key) else ("s", None, None, None)
+        if entry[0] == "o":
+            out.append(open_slice(dim, *entry[1:])[0])
+        elif entry[0] == "s":
+            out.append(dim if entry[1:] == (None, None, None) else len(range(*entry[1:])))
+    return tuple(out)
+
+
+def least_open_length(node) -> int:
+    """The least open length N at which an index (or embed) node reads (writes) its
+    positions as NumPy would: slices and integers of an open dimension need it at least
+    this long."""
+    key, shape = (node.value, node.args[0].shape) if node.op == "index" else node.value
+    least = 0
+    for entry, dim in zip(key, shape, strict=False):
+        if is_open(dim):
+            least = max(least, open_slice(dim, *entry[1:])[1] if entry[0] == "o" else
+                        open_position(dim, entry[1]) if entry[0] == "i" else 0)
+    return least
+
+
+def part_key(node, i):
+    """The key of part i in the joined result: static positions before an open part,
+    positions from the end after it."""
+    axis = node.value
+    lengths = [a.shape[axis] for a in node.args]
+    full = ("s", None, None, None)
+    if not has_open(lengths[:i + 1]):
+        start = sum(lengths[:i])
+        entry = ("s", start, start + lengths[i], 1)
+        if is_open(node.shape[axis]):
+            entry = ("o", *entry[1:])
+    else:
+        after = sum(lengths[i + 1:])  # all static
+        before = None if is_open(lengths[i]) else -(after + lengths[i])
+        entry = ("o", sum(lengths[:i]) if is_open(lengths[i]) else before,
+                 -after if after else None, 1)
+        entry = full if entry == ("o", 0, None, 1) else entry
+    return (full,) * axis + (entry,)
+
+
+def key_text(key) -> str:
+    """NumPy's notation of an index key: ``0``, ``1:``, ``::-1``, ``:, 0``."""
+    parts = []
+    for kind, *bounds in key:
+        if kind == "i":
+            parts.append(str(bounds[0]))
+        else:  # "o" as written; "s" as the slice its range() bounds stand for
+            python = slice(*bounds) if kind == "o" else _slice(*bounds)
+            parts.append(slice_text(python.start, python.stop, python.step))
+    return ", ".join(parts)

@@ -1,0 +1,127 @@
+"""Derivative matrices of compiled functions: the memory guard of dense ones, and the
+sparse ones (``fn.sparse_hessian`` / ``fn.sparse_jacobian``).
+
+Dense Hessians and Jacobians of arrays are loops over directions (symdiff.runtime.derivation); a
+dense result that would not fit in the memory available raises before anything is
+allocated.  Sparse ones read the structural pattern from the graph (symdiff.autodiff.sparsity),
+color it (symdiff.autodiff.coloring: star coloring for Hessians, column coloring for Jacobians)
+and evaluate one HVP/JVP per color in a compiled loop that also gathers the nonzeros;
+they return ``scipy.sparse.csr_array``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+from symdiff.autodiff.coloring import color_hessian, color_jacobian
+from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
+from symdiff.errors import SymdiffError
+from symdiff.ir.dims import elements
+from symdiff.runtime.inputs import batch_size
+
+
+def available_memory() -> float:
+    """Bytes of memory available to this process now (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_dense_fits(what: str, rows: int, cols: int) -> None:
+    """Raise before allocating a dense (rows x cols) float64 result that cannot fit."""
+    needed = 8.0 * rows * cols
+    free = available_memory()
+    if needed > free:
+        sparse = "sparse_hessian" if what == "Hessian" else "sparse_jacobian"
+        free_text = f"{free / 1e9:.1f} GB"
+        products = "fn.hvp" if what == "Hessian" else "fn.jvp / fn.vjp"
+        raise SymdiffError(
+            f"the dense {what} would be {rows:,} x {cols:,} float64 ({needed / 1e9:,.1f} GB), "
+            f"more than the {free_text} of memory available: use fn.{sparse} (sparse, by "
+            f"coloring), {products} (matrix-free) or fn.{what.lower()}_sparsity()")
+
+
+def guarded(call, derivation, method: str):
+    """``call``, raising before a dense Hessian / Jacobian that cannot fit in memory is
+    allocated (only loops over directions can be large)."""
+    if method not in ("hessian", "jacobian") or derivation.unrolled(method):
+        return call
+
+    def checked(*x):
+        batch = batch_size(derivation.args, x)
+        n = elements(derivation.wrt, batch)
+        m = n if method == "hessian" else elements(derivation.outputs, batch)
+        check_dense_fits(method.capitalize(), m, n)
+        return call(*x)
+
+    checked.__doc__, checked.dispatcher = call.__doc__, call.dispatcher
+    return checked
+
+
+class SparseMatrices:
+    """Sparsity patterns, colorings and sparse derivative matrices of one compiled
+    function (cached per open length), evaluated by its ``load``-ed compressed kernels."""
+
+    def __init__(self, derivation, load):
+        self.derivation = derivation
+        self._load = load  # method name -> callable (the compiled function's tiers)
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+
+    def batch(self, x) -> int | None:
+        """The open length of the arguments ``x`` (none given: no open length)."""
+        args = self.derivation.args
+        if x and len(x) != len(args):
+            raise SymdiffError(f"expected the {len(args)} arguments of the function "
+                               f"(or none), got {len(x)}")
+        return batch_size(args, x) if x else None
+
+    def pattern(self, kind: str, batch):
+        """The structural pattern of the Hessian or Jacobian (``kind``)."""
+        key = ("pattern", kind, batch)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache.setdefault(key, self._find_pattern(kind, batch))
+        return found
+
+    def _find_pattern(self, kind: str, batch):
+        d = self.derivation
+        if kind == "hessian":
+            if not d.is_scalar:
+                raise SymdiffError("Hessians (hessian_sparsity, sparse_hessian) need a "
+                                   "scalar function; use the Jacobian methods")
+            return hessian_pattern(d.outputs[0], d.wrt, batch)
+        if d.is_scalar:
+            raise SymdiffError("Jacobians (jacobian_sparsity, sparse_jacobian) need a "
+                               "vector- or array-valued function; use the Hessian methods")
+        return jacobian_pattern(list(d.outputs), d.wrt, batch)
+
+    def coloring(self, kind: str, batch):
+        """The coloring of the pattern the sparse evaluation uses."""
+        key = ("coloring", kind, batch)
+        found = self._cache.get(key)
+        if found is None:
+            colored = (color_hessian if kind == "hessian" else color_jacobian)(
+                self.pattern(kind, batch))
+            found = self._cache.setdefault(key, colored)
+        return found
+
+    def sparse(self, kind: str, x):
+        """The Hessian or Jacobian at ``x`` as a csr_array, one product per color."""
+        import scipy.sparse  # on first use: it takes a quarter second to import
+
+        coloring = self.coloring(kind, self.batch(x))
+        data = self._load(f"sparse_{kind}_data")(*x, coloring.seeds, coloring.gather)
+        pattern = coloring.pattern
+        return scipy.sparse.csr_array((data, pattern.indices.copy(), pattern.indptr.copy()),
+                                      shape=pattern.shape)

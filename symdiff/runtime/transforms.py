@@ -1,0 +1,409 @@
+"""``sd.compile`` and the function transformations in JAX's style.
+
+The rule: a Python function without ``args`` is a function of whatever it is called with.
+``sd.compile(f)`` returns a ``ByShape``: each call traces ``f`` on symbols shaped like its
+arguments and compiles once per shape signature (as ``jax.jit`` does), so ``np.sum(x)``
+of an array argument is a sum, never a function of one scalar evaluated per element.
+Evaluation at many points is what expressions and strings of scalars, functions whose
+``args`` declare scalars, and ``fn.vmap`` ask for explicitly.  ``sd.jit``, ``sd.grad``,
+``sd.value_and_grad``, ``sd.hessian`` and ``sd.jacobian`` given a Python function return
+such calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numpy as np
+
+from symdiff.autodiff import modes as symbolic
+from symdiff.errors import ArgumentError, ShapeError, SymdiffError, TraceError
+from symdiff.frontend.trace import (
+    call_on,
+    function_name,
+    is_python_function,
+    parameters,
+    read_expression,
+    trace,
+)
+from symdiff.ir.nodes import Expr, symbol
+from symdiff.runtime.batching import VMapped
+from symdiff.runtime.compiled import CompiledFunction, compile_expression, compile_options
+from symdiff.runtime.inputs import is_dask
+
+# The methods of a compiled function that take the function's arguments, in the order of
+# the class; those in DIRECTED take a direction (or cotangent) after them.
+METHODS = ("forward", "grad", "value_and_grad", "hessian", "hvp", "jacobian", "vjp", "jvp",
+           "sparse_hessian", "sparse_jacobian", "hessian_sparsity", "jacobian_sparsity",
+           "hessian_coloring", "jacobian_coloring")
+DIRECTED = frozenset({"hvp", "jvp", "vjp"})
+
+
+def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
+            lowering: str = "auto", background: bool | None = None):
+    """Compile ``f`` to Numba-jitted value and derivative functions.
+
+    ``f`` is an expression (scalar or array), a list of scalar expressions
+    (vector-valued), a string, a SymPy expression, or a Python function (any callable,
+    ``functools.partial`` included).  A Python function without ``args`` gives a
+    ``ByShape``: a function of the arguments it is called with, compiled once per shape
+    signature (``jax.jit``'s rule).  ``args`` (symbols or names, or a dict of names to
+    shapes such as ``{"x": (None,), "w": 3}``) declare the positional arguments instead:
+    the function is traced once, on them; names stand for scalars, so a function of
+    declared scalars also takes arrays of points.
+    ``wrt`` are the variables of the derivatives (names, symbols or argument positions;
+    default: all arguments); give one symbol instead of a list to get its gradient alone
+    rather than a tuple (as for a function of one array argument, like JAX's ``grad``).
+    ``lowering`` picks how straight-line scalar code reaches machine code: "python"
+    (readable statements compiled by Numba), "llvm" (IR built directly, fast to compile
+    at any size) or "auto" (Python below 100 operations, LLVM from there).
+    ``background`` (default: on, unless the environment sets SYMDIFF_BACKGROUND=0): a
+    method's first call whose machine code is not cached starts Numba compiling in a
+    background thread and, when interpreting is expected to be faster than waiting,
+    returns at once, computed by the reference evaluator; later calls run the compiled
+    code (as does ``fn.wait()``).  Off: the first call compiles, then runs.
+    """
+    options = compile_options(fast_math, lowering, background)
+    if not is_python_function(f):
+        return compile_expression(f, wrt, args=args, **options)
+    if args is None:
+        return ByShape(f, wrt, **options)
+    if isinstance(args, dict):  # names and shapes, in order
+        args = [symbol(name, shape) for name, shape in args.items()]
+    result, params = trace(f, args)
+    return compile_expression(result, by_position(wrt, params), params=params, **options)
+
+
+def _fast_key(arguments) -> tuple | None:
+    """The shapes of positional arguments that are all floats, ints or plain arrays (the
+    common call, looked up without binding), else None."""
+    key = []
+    for v in arguments:
+        kind = type(v)
+        if kind is float or kind is int:
+            key.append(())
+        elif kind is np.ndarray:
+            key.append(v.shape)
+        else:
+            return None
+    return tuple(key)
+
+
+def _method(name: str):
+    directed = name in DIRECTED
+
+    def call(self, *arguments, **keywords):
+        count, compiled = len(self.names), None
+        if not keywords and (len(arguments) == count or directed and len(arguments) > count):
+            # The required parameters, by position: no binding.
+            compiled = self._by_position.get(_fast_key(arguments[:count]))
+        if compiled is None:
+            compiled, values, extras = self._bound(name, arguments, keywords)
+            arguments = (*values, *extras)
+        try:
+            return getattr(compiled, name)(*arguments)
+        except ArgumentError as error:
+            defaults = [p.name for p in self._params if p.default is not p.empty]
+            if not directed or not defaults:
+                raise
+            raise ArgumentError(f"{error} (the direction follows the arguments of "
+                                f"{self.name}{self.shown}; pass {', '.join(defaults)} by "
+                                "keyword)") from None
+
+    call.__name__ = name
+    call.__doc__ = (f"``{name}`` of the function compiled for these arguments' shapes (see "
+                    f"CompiledFunction.{name}); keyword arguments bind as in Python"
+                    + ("; the direction follows the arguments" if name in DIRECTED else ""))
+    return call
+
+
+class ByShape:
+    """A Python function compiled once per shape signature of its arguments.
+
+    Calling it gives the value; ``grad``, ``value_and_grad``, ``hessian``, ``jacobian``,
+    ``jvp``, ``vjp``, ``hvp`` and the sparse methods of a compiled function are there too,
+    each taking the function's arguments (positional or by keyword, as Python binds
+    them; then any direction) like the compiled one.  A parameter with a default is an
+    argument when it is passed (a variable of the derivatives only if ``wrt`` names it)
+    and keeps its default (a constant) when it is not; to the methods taking a direction,
+    pass it by keyword.  ``save``, ``source``, ``wait`` and
+    ``vmap`` work as on a compiled function; it pickles if its Python function does.
+    """
+
+    def __init__(self, fn, wrt=None, **options):
+        self.fn, self.wrt = fn, wrt
+        self.options = compile_options(**options)
+        self.name = function_name(fn)
+        self._params = parameters(fn)  # TraceError here, at sd.compile, for *args & co.
+        self.names = [p.name for p in self._params if p.default is p.empty
+                      and p.kind != p.KEYWORD_ONLY]
+        self._check_wrt(wrt)
+        self._signature = inspect.Signature(self._params)  # what calls are bound against
+        self.shown = _shown(self._params)  # the signature for messages: (w, data, scale=...)
+        self._compiled: dict[tuple, CompiledFunction] = {}
+        self._by_position: dict[tuple, CompiledFunction] = {}  # see _fast_key
+        self._lock = threading.Lock()
+
+    def _check_wrt(self, wrt) -> None:
+        if wrt is None or isinstance(wrt, (Expr, bool)):
+            return
+        items = [wrt] if isinstance(wrt, (int, str)) else list(wrt)
+        names = [p.name for p in self._params]
+        for item in items:
+            if isinstance(item, int) and not -len(names) <= item < len(names):
+                raise SymdiffError(f"wrt position {item} is out of range: {self.name} has "
+                                   f"{len(names)} parameters ({', '.join(names)})")
+            if isinstance(item, str) and item not in names:
+                raise SymdiffError(f"wrt names {item!r}, which is not a parameter of "
+                                   f"{self.name} ({', '.join(names)})")
+
+    def _bound(self, method: str, arguments: tuple, keywords: dict):
+        """(compiled function, argument values in its order, extra arguments): the call
+        bound to the parameters as Python binds it; for the methods taking a direction,
+        the positional arguments after the required parameters not given by keyword."""
+        if method in DIRECTED:
+            count = len([n for n in self.names if n not in keywords])
+            arguments, extras = arguments[:count], arguments[count:]
+        else:
+            extras = ()
+        try:
+            bound = self._signature.bind(*arguments, **keywords)
+        except TypeError as error:
+            raise ArgumentError(f"{self.name}{self.shown}: {error}") from None
+        values = bound.arguments  # in the order of the parameters
+        # A Dask array's first axis is open: one compile serves every chunk
+        # (symdiff.runtime.chunked).
+        key = tuple((name, (None,) + np.shape(v)[1:] if is_dask(v) and np.ndim(v)
+                     else np.shape(v)) for name, v in values.items())
+        compiled = self._for_key(key)
+        if not keywords and list(values) == self.names:
+            fast = _fast_key(arguments)
+            if fast is not None:
+                self._by_position[fast] = compiled
+        return compiled, list(values.values()), extras
+
+    def compiled_for(self, *arguments, **keywords) -> CompiledFunction:
+        """The compiled function for arguments of these shapes (compiling it once)."""
+        return self._bound("forward", arguments, keywords)[0]
+
+    def for_shapes(self, shapes) -> CompiledFunction:
+        """The compiled function for arguments of ``shapes``: one shape per required
+        parameter in order (``()`` for a scalar, ``None`` for an open dimension), or a
+        dict of parameter names to shapes."""
+        if not isinstance(shapes, dict):
+            shapes = list(shapes)
+            if len(shapes) != len(self.names):
+                raise ArgumentError(f"{self.name}{self.shown} takes a shape for each required "
+                                    f"argument, {len(shapes)} given")
+            shapes = dict(zip(self.names, shapes, strict=True))
+        order = [p.name for p in self._params]
+        unknown = [n for n in shapes if n not in order]
+        missing = [n for n in self.names if n not in shapes]
+        if unknown or missing:
+            raise ArgumentError(f"shapes for {self.name} must name its parameters "
+                                f"({', '.join(order)}): " + "; ".join(
+                                    f"{what} {', '.join(names)}" for what, names in
+                                    (("unknown", unknown), ("missing", missing)) if names))
+        key = tuple((n, _shape(shapes[n])) for n in order if n in shapes)
+        return self._for_key(key)
+
+    def _for_key(self, key: tuple) -> CompiledFunction:
+        with self._lock:
+            if key not in self._compiled:
+                self._compiled[key] = self._compile(key)
+            return self._compiled[key]
+
+    def _compile(self, key: tuple) -> CompiledFunction:
+        symbols = {name: symbol(name, shape) for name, shape in key}
+        try:
+            wrt, single = self._variables(symbols)
+            result = call_on(self.fn, symbols)
+            return compile_expression(result, wrt, params=list(symbols.values()),
+                                      single=single, **self.options)
+        except (ShapeError, TraceError) as error:
+            shown = ", ".join(f"{n}: {s}" for n, s in key)
+            raise type(error)(f"{error} (tracing {self.name} on arguments of shapes "
+                              f"{shown}; declare them with args=[sd.vector('x', n), ...] "
+                              "if the shapes depend on more than the arguments)") from None
+
+    def _variables(self, symbols: dict):
+        """(wrt, single): ``wrt`` with parameter positions and names replaced by this
+        call's symbols.  By default the required parameters: one passed for a parameter
+        with a default is an argument, not a variable (as jax.grad's argnums)."""
+        wrt = self.wrt
+        if wrt is None:
+            required = [symbols[n] for n in self.names if n in symbols]
+            if len(required) in (0, len(symbols)):
+                return None, None
+            # The gradient's structure as when the defaults are left out.
+            return required, len(required) == 1 and bool(required[0].shape)
+        if isinstance(wrt, bool):
+            return wrt, None
+        names = [p.name for p in self._params]
+
+        def one(item):
+            # A position, a name, or a symbol named after a parameter (its shape is this
+            # call's, whatever shape the symbol was made with).
+            name = (names[item] if isinstance(item, int) else item.value if isinstance(
+                item, Expr) and item.op == "symbol" and item.value in names else item)
+            if isinstance(name, str) and name not in symbols:
+                raise ArgumentError(f"wrt names {name!r}, which has a default and was not "
+                                    "passed: pass it to differentiate with respect to it")
+            return symbols[name] if isinstance(name, str) else name
+
+        return (one(wrt) if isinstance(wrt, (int, str, Expr)) else [one(w) for w in wrt]), None
+
+    @property
+    def signatures(self) -> list[dict]:
+        """The shape signatures compiled so far: parameter names to shapes."""
+        return [dict(key) for key in list(self._compiled)]
+
+    def _only(self, what: str) -> CompiledFunction:
+        if len(self._compiled) == 1:
+            return next(iter(self._compiled.values()))
+        known = "; ".join(str(s) for s in self.signatures) or "none yet"
+        raise SymdiffError(f"{what} of {self.name} needs one shape signature (compiled so far: "
+                           f"{known}): call it first, or use fn.for_shapes(...).{what}")
+
+    @property
+    def source(self) -> str:
+        """The generated module of the one shape signature compiled so far."""
+        return self._only("source").source
+
+    def save(self, path, shapes=None) -> str:
+        """Write the generated module of ``shapes`` (see ``for_shapes``; default: the one
+        shape signature compiled so far) to ``path`` (see CompiledFunction.save)."""
+        compiled = self._only("save") if shapes is None else self.for_shapes(shapes)
+        return compiled.save(path)
+
+    def wait(self, timeout: float | None = None) -> ByShape:
+        """Block until the background compiles of every shape signature have finished
+        (see CompiledFunction.wait).  Returns ``self``."""
+        for compiled in list(self._compiled.values()):
+            compiled.wait(timeout)
+        return self
+
+    def __call__(self, *arguments, **keywords):
+        """The value: ``forward``."""
+        return self.forward(*arguments, **keywords)
+
+    def vmap(self, in_axes=0):
+        """This function over a batch axis of its arguments (``jax.vmap``)."""
+        return VMapped(self, in_axes)
+
+    def __reduce__(self):
+        # The Python function goes by pickle's own rules (cloudpickle, as Dask uses, takes
+        # lambdas); the compiled signatures go as their graphs.
+        return (_restore, (self.fn, self.wrt, self.options, dict(self._compiled)))
+
+    def __repr__(self):
+        return f"<symdiff.ByShape of {self.name}: {len(self._compiled)} shape signature(s)>"
+
+
+for _name in METHODS:
+    setattr(ByShape, _name, _method(_name))
+
+
+def _restore(fn, wrt, options, compiled):
+    restored = ByShape(fn, wrt, **options)
+    restored._compiled.update(compiled)
+    return restored
+
+
+def _shown(params) -> str:
+    """A signature for messages, defaults elided: (w, data, *, scale=...)."""
+    parts, starred = [], False
+    for p in params:
+        if p.kind == p.KEYWORD_ONLY and not starred:
+            parts.append("*")
+            starred = True
+        parts.append(p.name + ("=..." if p.default is not p.empty else ""))
+    return f"({', '.join(parts)})"
+
+
+def _shape(shape) -> tuple:
+    if shape is None or isinstance(shape, int):
+        return (shape,)
+    return tuple(shape)
+
+
+def by_position(wrt, params: list):
+    """``wrt`` with argument positions (an int, or a list of ints: JAX's argnums)
+    replaced by the parameters at those positions."""
+    if isinstance(wrt, bool):
+        return wrt
+    if isinstance(wrt, int):
+        return params[wrt]
+    if isinstance(wrt, (list, tuple)) and wrt and all(isinstance(w, int) for w in wrt):
+        return [params[w] for w in wrt]
+    return wrt
+
+
+def vmap(function, in_axes=0, **options) -> VMapped:
+    """``function`` over a batch axis of its arguments (``jax.vmap``): a compiled function,
+    a ``ByShape``, or a Python function (then compiled per point shape with ``options``)."""
+    if not isinstance(function, (CompiledFunction, ByShape)):
+        if not callable(function):
+            raise SymdiffError(f"sd.vmap needs a function, got {function!r}")
+        function = ByShape(function, options.pop("wrt", None), **options)
+    elif options:
+        raise SymdiffError("options are for a Python function; this one is compiled already")
+    return VMapped(function, in_axes)
+
+
+def jit(fn, **options) -> ByShape:
+    """``fn`` compiled once per shape signature of its arguments (``jax.jit``)."""
+    return ByShape(fn, **options)
+
+
+def _transform(method: str, fn, argnums, options):
+    if not callable(fn):
+        raise SymdiffError(f"sd.{method} of a function needs a callable, got {fn!r}")
+    return getattr(ByShape(fn, argnums, **options), method)
+
+
+def value_and_grad(fn, argnums=None, **options):
+    """A function returning (value, gradient) of ``fn`` (``jax.value_and_grad``)."""
+    return _transform("value_and_grad", fn, argnums, options)
+
+
+def _expressions(f):
+    return [read_expression(x) for x in f] if isinstance(f, (list, tuple)) else read_expression(f)
+
+
+def diff(f, *wrt, simplify: bool = True):
+    """The successive partial derivative d^k f / d wrt[0] ... d wrt[k-1] of an expression,
+    a string or a SymPy expression (symdiff.autodiff.modes.diff)."""
+    return symbolic.diff(read_expression(f), *wrt, simplify=simplify)
+
+
+def grad(f, wrt=None, simplify: bool = True, *, argnums=None):
+    """Gradient of a scalar expression (a list of expressions, one per variable), or,
+    given a Python function, its compiled gradient function as ``jax.grad`` (``wrt`` or
+    ``argnums``: argument positions, default all)."""
+    if is_python_function(f):
+        return _transform("grad", f, wrt if argnums is None else argnums, {})
+    return symbolic.grad(read_expression(f), wrt, simplify)
+
+
+def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
+    """Jacobian of expressions (symdiff.autodiff.modes.jacobian), or, given a Python function, its
+    compiled Jacobian function (``jax.jacobian``)."""
+    if is_python_function(fs):
+        return _transform("jacobian", fs, wrt if argnums is None else argnums, {})
+    return symbolic.jacobian(_expressions(fs), wrt, simplify)
+
+
+def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
+    """Hessian of a scalar expression (symdiff.autodiff.modes.hessian), or, given a Python function,
+    its compiled Hessian function (``jax.hessian``)."""
+    if is_python_function(f):
+        return _transform("hessian", f, wrt if argnums is None else argnums, {})
+    return symbolic.hessian(read_expression(f), wrt, simplify)
+
+
+def hvp(f, wrt, v, simplify: bool = True):
+    """Hessian-vector product of a scalar expression without forming H
+    (symdiff.autodiff.modes.hvp)."""
+    return symbolic.hvp(read_expression(f), wrt, v, simplify)
