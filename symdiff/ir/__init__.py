@@ -34,11 +34,12 @@ from symdiff.ir.nodes import (
     symbol,
     topological_order,
     ufunc_op,
+    unpickle_expression,
     with_operands,
 )
-from symdiff.ir.nodes import (
-    _unpickle as _unpickle,  # pickles of expressions name symdiff.ir._unpickle
-)
+
+# Expressions pickled when the IR was one module name this function so.
+_unpickle = unpickle_expression
 
 __all__ = [
     "RESERVED_NAMES", "Op", "OPS", "ArrayData", "Rows", "register", "ufunc_op",
@@ -46,4 +47,5 @@ __all__ = [
     "install_methods", "check_shape", "symbol", "internal_symbol", "as_expr",
     "with_operands", "apply", "broadcast_shapes", "fold", "natural_key", "free_symbols",
     "count_ops", "flatten", "restructure", "is_number", "topological_order",
+    "unpickle_expression",
 ]

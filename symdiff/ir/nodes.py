@@ -182,7 +182,7 @@ class Expr:
         # By structure, not printed text: shapes survive, and flat rows pickle at any
         # depth and width.
         rows, _ = graph_rows([self])
-        return (_unpickle, (rows,))
+        return (unpickle_expression, (rows,))
 
     # Python operators build nodes; NotImplemented lets Python raise its usual TypeError.
     def __add__(self, other):
@@ -319,7 +319,8 @@ def from_rows(rows) -> list[Expr]:
     return nodes
 
 
-def _unpickle(rows):
+def unpickle_expression(rows):
+    """The expression pickled as ``rows`` (graph_rows), interned again."""
     return from_rows(rows)[-1]
 
 
