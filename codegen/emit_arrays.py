@@ -72,7 +72,7 @@ def _from_end(position: int, dim) -> str:
 
 def constant_name(node: Expr) -> str:
     """Module-level name of an array constant (by content, so identical ones are shared)."""
-    return "_k" + hashlib.sha256(repr(node.value._key).encode()).hexdigest()[:12]
+    return "_k" + hashlib.sha256(repr(node.value.key).encode()).hexdigest()[:12]
 
 
 def constant_source(node: Expr) -> str:
@@ -88,7 +88,7 @@ def rows_of(node: Expr):
 
 def rows_name(node: Expr) -> str:
     """Module-level name of the row positions of a take/scatter_add node."""
-    return "_r" + rows_of(node)._key[1][:12]
+    return "_r" + rows_of(node).key[1][:12]
 
 
 def rows_source(node: Expr) -> str:

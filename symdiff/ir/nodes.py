@@ -79,21 +79,22 @@ OPS: dict[str, Op] = {}
 
 
 class ArrayData:
-    """A constant array as a hashable payload (compared by content and type)."""
+    """A constant array as a hashable payload (compared by content and type); ``key`` is
+    its shape and the SHA-256 of its bytes (names in generated code derive from it)."""
 
-    __slots__ = ("array", "_key")
+    __slots__ = ("array", "key")
     dtype = np.float64
 
     def __init__(self, array: np.ndarray):
         self.array = np.array(array, dtype=self.dtype)
         self.array.setflags(write=False)
-        self._key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
+        self.key = (self.array.shape, hashlib.sha256(self.array.tobytes()).hexdigest())
 
     def __eq__(self, other):
-        return type(other) is type(self) and self._key == other._key
+        return type(other) is type(self) and self.key == other.key
 
     def __hash__(self):
-        return hash(self._key)
+        return hash(self.key)
 
     def __repr__(self):
         return f"array(shape={self.array.shape})"
