@@ -16,7 +16,7 @@ import threading
 import numpy as np
 from numba import types
 
-from codegen.emit_vmap import emit_vmap, result_layout
+from codegen import emit_vmap, result_layout
 from codegen.naming import parameter_names
 
 from .blas_threads import limited, threaded_products

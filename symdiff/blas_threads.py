@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from codegen.emit_numba import body_specs
+from codegen import body_specs
 
 from .dims import has_open
 from .ir import flatten, topological_order

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from codegen.emit_directions import DirectionLoop, Slot, run_direction_loop
+from codegen import DirectionLoop, Slot, run_direction_loop
 
 from .coloring import color_hessian, color_jacobian
 from .dims import has_open, resolve

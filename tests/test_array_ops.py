@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen.emit_arrays import lowered_structural_ops
+from codegen.numba.arrays import lowered_structural_ops
 from symdiff.array_ops import STRUCTURAL, broadcast_to
 from symdiff.ir import topological_order
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from symdiff.ir import OPS, Expr
 
-from .numba.elements import SCALAR, element
+from .elements import SCALAR, element
 
 # Math functions that are LLVM intrinsics LLVM vectorizes (the rest are opaque calls).
 VECTORIZED_MATH = ("math.fabs(", "math.sqrt(", "math.copysign(", "math.inf", "math.nan")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .naming import parameter_names
-from .numba.helpers import DECORATOR
-from .spec import FunctionSpec
+from ..naming import parameter_names
+from ..spec import FunctionSpec
+from .helpers import DECORATOR
 
 
 @dataclass(frozen=True)

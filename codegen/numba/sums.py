@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from symdiff.ir import OPS, Expr
 
-from .numba.elements import LOOP
+from .elements import LOOP
 
 LANES = 4  # partial sums of a full reduction (FullSums.lanes_sum)
 BLOCK = 256  # elements of a transcendental map computed before they are summed

@@ -13,8 +13,8 @@ import math
 
 from symdiff.ir import Expr, flatten, topological_order
 
-from .naming import extent, literal
-from .spec import FunctionSpec
+from ..naming import extent, literal
+from ..spec import FunctionSpec
 
 
 def _body_spec(body, name: str) -> FunctionSpec:

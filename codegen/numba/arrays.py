@@ -17,11 +17,11 @@ from symdiff.index_keys import least_open_length
 from symdiff.ir import OPS, Expr, flatten, topological_order
 from symdiff.printer import to_infix
 
-from .emit_fused import FusedLoops
-from .emit_loops import LOOP_EMITTERS, loop_bodies, step_specs
-from .emit_sums import FullSums
-from .naming import BATCH, extent, literal, temporary
-from .schedule import expanded_lengths, schedule
+from ..naming import BATCH, extent, literal, temporary
+from ..schedule import expanded_lengths, schedule
+from .fused import FusedLoops
+from .loops import LOOP_EMITTERS, loop_bodies, step_specs
+from .sums import FullSums
 
 # Ops that accumulate their operand's loop into a result of another shape.
 REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")

@@ -21,10 +21,10 @@ import struct
 
 from symdiff.ir import Expr, flatten
 
-from .llvm.elements import ELEMENTS
-from .naming import parameter_names, unrolled_power
-from .schedule import schedule
-from .spec import array_checks
+from ..naming import parameter_names, unrolled_power
+from ..schedule import schedule
+from ..spec import array_checks
+from .elements import ELEMENTS
 
 PRELUDE = '''import llvmlite.binding as _llvm
 from numba import types

@@ -9,17 +9,17 @@ from dataclasses import replace
 from symdiff.ir import Expr, flatten, topological_order
 from symdiff.printer import to_infix
 
-from . import emit_llvm as llvm
-from .emit_arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source
-from .emit_directions import DirectionLoop, emit_direction_loop
-from .emit_llvm import emit_llvm_function
-from .emit_loops import body_prefix, has_loops, loop_bodies, step_specs
-from .llvm.elements import ELEMENTS as LLVM_ELEMENTS
-from .naming import literal, parameter_names, temporary, unrolled_power
-from .numba.elements import LOOP, SCALAR, element, helpers
-from .numba.helpers import DECORATOR, PARALLEL_DECORATOR
-from .schedule import expanded_lengths, schedule
-from .spec import LLVM_MIN_OPS, LOWERINGS, FunctionSpec, array_checks
+from ..llvm import emit as llvm
+from ..llvm.elements import ELEMENTS as LLVM_ELEMENTS
+from ..llvm.emit import emit_llvm_function
+from ..naming import literal, parameter_names, temporary, unrolled_power
+from ..schedule import expanded_lengths, schedule
+from ..spec import LLVM_MIN_OPS, LOWERINGS, FunctionSpec, array_checks
+from .arrays import ArrayEmitter, constant_name, constant_source, rows_name, rows_source
+from .directions import DirectionLoop, emit_direction_loop
+from .elements import LOOP, SCALAR, element, helpers
+from .helpers import DECORATOR, PARALLEL_DECORATOR
+from .loops import body_prefix, has_loops, loop_bodies, step_specs
 
 COMMENT_CHARS = 60
 

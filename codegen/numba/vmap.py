@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from symdiff.ir import Expr
 
-from .numba.helpers import PARALLEL_DECORATOR
+from .helpers import PARALLEL_DECORATOR
 
 SCALAR = 0  # a result leaf that is a float; a leaf with n >= 1 dimensions is n
 
