@@ -78,6 +78,9 @@ def unrolled_power(exponent) -> int | None:
 # The open batch dimension's length in generated code, read from the arguments.
 BATCH = "_nb"
 
+# The name of a batched function with loops starts its one-point function's name.
+POINT = "_sd_point_"
+
 
 def extent(d) -> str:
     """A dimension as generated code writes it: the number, or the open length N + k."""

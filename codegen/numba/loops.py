@@ -1,68 +1,20 @@
-"""Emission of structured loops (``sd.scan``): the first op whose emission lives with the
-backend, not in its ``ir.Op`` record.
+"""The Numba lowering of loops (``sd.scan``, ``sd.while_loop``): the array emitter's
+entries for the loop ops (``LOOP_EMITTERS``).
 
 A scan is one ``for`` loop in the generated code around a call of its body, and the body
-one more njit function of the module (emitted once, whatever the trip count).  All
-outputs of one loop (final carries, stacked per-step outputs, stacked carries) that a
-function uses come from the same loop.
+one more njit function of the module (emitted once, whatever the trip count: the
+functions a body becomes are codegen.bodies').  All outputs of one loop (final carries,
+stacked per-step outputs, stacked carries) that a function uses come from the same loop;
+a reverse sweep over checkpointed carries runs segment by segment.
 """
 
 from __future__ import annotations
 
 import math
 
-from symdiff.ir import Expr, flatten, topological_order
+from symdiff.ir import Expr
 
 from ..naming import extent, literal
-from ..spec import FunctionSpec
-
-
-def _body_spec(body, name: str) -> FunctionSpec:
-    inputs = body.carries + body.xs + body.invariants
-    return FunctionSpec(name, tuple(inputs), tuple(body.new_carries) + tuple(body.ys),
-                        "one step of a scan: (next carry..., y...)", lowering="python",
-                        checked=False)
-
-
-def _while_specs(body, name: str) -> list[FunctionSpec]:
-    inputs = tuple(body.carries + body.invariants)
-    return [FunctionSpec(name, inputs, tuple(body.new_carries),
-                         "one step of a while loop: (next carry...)", lowering="python",
-                         checked=False),
-            FunctionSpec(name.replace("_sd_while_", "_sd_cond_"), inputs, body.cond,
-                         "whether a while loop goes on (nonzero)", lowering="python",
-                         checked=False)]
-
-
-def step_specs(body, name: str) -> list[FunctionSpec]:
-    """The functions a loop body becomes, its step named ``name`` (a while loop's
-    condition: the same name with _sd_cond_)."""
-    return _while_specs(body, name) if hasattr(body, "cond") else [_body_spec(body, name)]
-
-
-def body_prefix(body) -> str:
-    """The start of the generated name of a loop body's step function."""
-    return "_sd_while_" if hasattr(body, "cond") else "_sd_scan_"
-
-
-def loop_bodies(roots) -> list:
-    """The loop bodies the graph under ``roots`` runs, nested ones included, in the order
-    they are first met (a walk of the graph, then of each body's graph)."""
-    found: dict[int, object] = {}
-    pending = [list(roots)]
-    while pending:
-        for node in topological_order(pending.pop()):
-            if node.op in LOOP_EMITTERS and id(node.value[0]) not in found:
-                body = node.value[0]
-                found[id(body)] = body
-                pending.append(flatten([spec.result for spec in step_specs(body, "_")]))
-    return list(found.values())
-
-
-def has_loops(result) -> bool:
-    """Whether a graph contains a loop op or a root (it then needs the array emitter)."""
-    return any(n.op in LOOP_EMITTERS or n.op == "root"
-               for n in topological_order(flatten(result)))
 
 
 def emit_while(emitter, node: Expr) -> None:
@@ -237,7 +189,7 @@ class _Step:
 
 def emit_scan(emitter, node: Expr) -> None:
     """Lines of the loop computing ``node`` and every other output of the same loop that
-    the function uses (``emitter`` is a codegen.emit_arrays.ArrayEmitter).  A reverse
+    the function uses (``emitter`` is a codegen.numba.arrays.ArrayEmitter).  A reverse
     sweep over checkpointed carries runs segment by segment, recomputing each segment's
     carries from its checkpoint first."""
     plan = _plan(emitter)

@@ -1,12 +1,13 @@
 """Full sums over one axis: partial sums in several lanes, and blocked sums of maps.
 
-Mixin of codegen.emit_arrays.ArrayEmitter (its ``loop`` sends a full 1-D sum here).
+Mixin of codegen.numba.arrays.ArrayEmitter (its ``loop`` sends a full 1-D sum here).
 """
 
 from __future__ import annotations
 
 from symdiff.ir import OPS, Expr
 
+from ..naming import extent
 from .elements import LOOP
 
 LANES = 4  # partial sums of a full reduction (FullSums.lanes_sum)
@@ -29,7 +30,7 @@ class FullSums:
         fused map computed per lane: the adds no longer wait on one another (sum(x * x)
         of 10^5 elements: 59 us with one accumulator, 21 with four).  Transcendental maps
         go to blocked_sum."""
-        n = self.dim(shape[0])
+        n = extent(shape[0])
         if any(m.op in LOOP for m in members):
             self.blocked_sum(root, name, n, members)
             return
