@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from symdiff.ir import flatten, topological_order
 
+from .naming import role_names
 from .spec import FunctionSpec
 
 # The loop ops: each runs a body, a generated function of its own.
@@ -14,19 +15,22 @@ LOOP_OPS = ("scan", "while")
 
 def _body_spec(body, name: str) -> FunctionSpec:
     inputs = body.carries + body.xs + body.invariants
+    params = role_names([("carry", body.carries), ("step", body.xs),
+                         ("inv", body.invariants)])
     return FunctionSpec(name, tuple(inputs), tuple(body.new_carries) + tuple(body.ys),
                         "one step of a scan: (next carry..., y...)", lowering="python",
-                        checked=False)
+                        checked=False, params=tuple(params))
 
 
 def _while_specs(body, name: str) -> list[FunctionSpec]:
     inputs = tuple(body.carries + body.invariants)
+    params = tuple(role_names([("carry", body.carries), ("inv", body.invariants)]))
     return [FunctionSpec(name, inputs, tuple(body.new_carries),
                          "one step of a while loop: (next carry...)", lowering="python",
-                         checked=False),
+                         checked=False, params=params),
             FunctionSpec(name.replace("_sd_while_", "_sd_cond_"), inputs, body.cond,
                          "whether a while loop goes on (nonzero)", lowering="python",
-                         checked=False)]
+                         checked=False, params=params)]
 
 
 def step_specs(body, name: str) -> list[FunctionSpec]:

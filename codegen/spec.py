@@ -38,6 +38,7 @@ class FunctionSpec:
     batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
     lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
     checked: bool = True  # shapes of array arguments checked (not in loop bodies we call)
+    params: tuple[str, ...] = ()  # inputs' parameter names, if not from their symbols
 
 
 def array_checks(spec: FunctionSpec) -> list[str]:

@@ -270,7 +270,7 @@ def test_checkpointing_schedules_give_identical_results(reverse, schedules):
     for schedule in schedules:
         f = _checkpointed(schedule, reverse)
         assert ("for _g in range(" in f.source) == (schedule != "all")  # segments
-        assert "_scan100_n2" in f.source  # the sweep reads the next carry for tanh'
+        assert "step_n2" in f.source  # the sweep reads the next carry for tanh'
         for rows in (0, 1, 7):
             point = _point(rows, seed=6)
             args = (point["W"], point["h0"], point["s"], point["xs"])

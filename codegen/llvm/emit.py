@@ -21,7 +21,7 @@ import struct
 
 from symdiff.ir import Expr, flatten
 
-from ..naming import parameter_names
+from ..naming import input_names
 from ..schedule import schedule
 from ..spec import array_checks
 from ..walker import Walk
@@ -311,7 +311,7 @@ def _module_text(spec, stored, returned) -> tuple[str, str]:
 
 def emit_llvm_function(spec, decorator: str) -> str:
     """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
-    params = parameter_names([s.value for s in spec.inputs])
+    params = input_names(spec)
     arrays = [a.name for a in spec.arrays]
     scalars, outs = _outputs(spec.result)
     # The first scalar result is the returned value; others go through arrays.

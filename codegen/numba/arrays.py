@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from symdiff.index_keys import least_open_length
 from symdiff.ir import OPS, Expr, flatten, topological_order
-from symdiff.printer import to_infix
 
 from ..bodies import loop_bodies, step_specs
 from ..naming import BATCH, extent, literal, temporary
@@ -29,7 +28,7 @@ from .indexing import (
 )
 from .loops import LOOP_EMITTERS
 from .products import Products
-from .scalar import statement
+from .scalar import formula, placeholders, statement
 from .sums import FullSums
 
 # Ops that accumulate their operand's loop into a result of another shape.
@@ -84,6 +83,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         self.params = params
         self.names: dict[Expr, str] = dict(names)  # inputs (and array items) named already
         self.inputs = list(inputs)
+        self.shown = placeholders(inputs, params)
         self.outputs = flatten(result)
         self.order = schedule(self.outputs)
         self.lengths = expanded_lengths(self.order, COMMENT_CHARS + 1)
@@ -152,8 +152,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         scalar lowering's house style (names alone do not say what _t7 holds)."""
         if self.lengths[node] > COMMENT_CHARS or node.op == "broadcast_to":
             return ""  # surely too long (not even printed), or the fill loop says it
-        text = to_infix(node)
-        # A loop's placeholders ($scan0_c0) are not the names the code uses.
+        text = formula(node, self.shown)  # placeholders as the code names them
         return f"  # {text}" if len(text) <= COMMENT_CHARS and "$" not in text else ""
 
     def new_name(self) -> str:

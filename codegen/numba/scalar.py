@@ -5,11 +5,13 @@ scalar body once per point in a ``prange``."""
 
 from __future__ import annotations
 
+import re
+
 from symdiff.ir import Expr, flatten
 from symdiff.printer import to_infix
 
 from ..bodies import has_loops
-from ..naming import POINT, literal, parameter_names, temporary, unrolled_power
+from ..naming import POINT, input_names, literal, temporary, unrolled_power
 from ..schedule import expanded_lengths, schedule
 from ..spec import FunctionSpec
 from ..walker import Walk
@@ -22,11 +24,30 @@ class Names:
     """The names of a function's inputs: scalar parameters, and array parameters' items."""
 
     def __init__(self, spec: FunctionSpec):
-        self.params = parameter_names([s.value for s in spec.inputs])
+        self.params = input_names(spec)
         self.of: dict[Expr, str] = dict(zip(spec.inputs, self.params, strict=True))
         for array in spec.arrays:
             for i, sym in enumerate(array.symbols):
                 self.of[sym] = f"{array.name}[{i}]"
+
+
+def placeholders(inputs, params) -> dict[str, str]:
+    """The parameter names of the inputs that are symdiff's own symbols (``$scan0_c0``),
+    by symbol name: what formula comments show in their places."""
+    return {sym.value: p for sym, p in zip(inputs, params, strict=True)
+            if sym.value.startswith("$")}
+
+
+def formula(node: Expr, shown: dict[str, str]) -> str:
+    """The infix text of ``node`` with the placeholders in ``shown`` as the code names
+    them (``carry_c0``, not ``$scan0_c0``)."""
+    text = to_infix(node)
+    if shown and "$" in text:
+        text = _SYMBOL.sub(lambda m: shown.get(m.group(0), m.group(0)), text)
+    return text
+
+
+_SYMBOL = re.compile(r"\$\w+")
 
 
 def product(base: str, n: int) -> str:
@@ -50,9 +71,10 @@ class Statements:
     per operation, with its formula as a comment where the statement alone does not show
     it and the formula is short."""
 
-    def __init__(self, order: list[Expr]):
+    def __init__(self, order: list[Expr], shown: dict[str, str]):
         self.lines: list[str] = []
         self.lengths = expanded_lengths(order, COMMENT_CHARS + 1)
+        self.shown = shown
 
     temporary = staticmethod(temporary)
     constant = staticmethod(literal)
@@ -70,16 +92,19 @@ class Statements:
     def assign(self, name: str, text: str, node: Expr) -> str:
         line = f"{name} = {text}"
         if self.lengths[node] <= COMMENT_CHARS and any(a.args for a in node.args):
-            line += f"  # {to_infix(node)}"
+            line += f"  # {formula(node, self.shown)}"
         self.lines.append(line)
         return name
 
 
 def scalar_body(spec: FunctionSpec, names: dict) -> tuple[list[str], Walk]:
     """The statements of a scalar function's body, and the walk that made them (its
-    ``operand`` names the results); ``names``: the inputs' names."""
+    ``operand`` names the results); ``names``: the inputs' names.  Comments show
+    placeholders by their parameter names in loop bodies (``spec.params``) only: other
+    functions' source is the saved-module format."""
     order = schedule(flatten(spec.result))
-    statements = Statements(order)
+    shown = placeholders(spec.inputs, spec.params) if spec.params else {}
+    statements = Statements(order, shown)
     walk = Walk(order, statements, names)
     walk.run()
     return statements.lines, walk
