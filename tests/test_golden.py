@@ -70,3 +70,23 @@ def test_loop_bodies_name_their_parameters_by_role():
         assert bodies and all("(carry_c" in text for text in bodies)
         for name, text in functions.items():
             assert not re.search(r"_(scan|while)\d+_|\$", text), name
+
+
+def _array_functions():
+    yield _array_gradient().source
+    M, w = sd.matrix("M", 4, 3), sd.vector("w", 3)
+    yield sd.compile(sd.sum((M @ w) ** 2) + sd.sum(M.T @ M), args=[M, w]).source
+    yield from _loop_functions()
+
+
+def test_generated_code_has_no_dead_statements():
+    # Every value the array and loop code computes is read: no `_t0 = X.T` that only a
+    # product reading X in place uses, no `_nb = ...` for a loop that counts xs.shape[0].
+    for source in _array_functions():
+        for name, text in _function_sources(source).items():
+            tree = ast.parse(text)
+            stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                      and isinstance(n.ctx, ast.Store) and re.fullmatch(r"_t\d+|_nb", n.id)}
+            loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                      and isinstance(n.ctx, ast.Load)}
+            assert stored <= loaded, f"{name}: {sorted(stored - loaded)} never read"

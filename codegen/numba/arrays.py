@@ -27,7 +27,7 @@ from .indexing import (
     unit_reshape_index,
 )
 from .loops import LOOP_EMITTERS
-from .products import Products
+from .products import Products, is_matvec
 from .scalar import formula, placeholders, statement
 from .sums import FullSums
 
@@ -92,6 +92,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         self.handed_out: set[str] = set()  # arrays already returned as they are
         self.renamed: dict[Expr, str] = {}  # arrays read through other names for a while
         self.counter = 0
+        self.has_batch = False  # whether the open length _nb is read (check_arguments)
         consumers: dict[Expr, list[Expr]] = {}
         self.consumers = consumers
         for node in self.order:
@@ -112,6 +113,11 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         self.filled = {n for n in self.order if n.op == "broadcast_to" and n.ndim == 1
                        and n.args[0].op == "const" and n not in out and consumers.get(n)
                        and all(_scanned_only(n, u) for u in consumers[n])}
+        # Transposes that only products with a vector read: those read the transpose's
+        # operand in place (codegen.numba.products), so the transpose has no statement.
+        self.transposed = {n for n in self.order if n.op == "transpose" and n.ndim == 2
+                           and n not in out and consumers.get(n)
+                           and all(map(is_matvec, consumers[n]))}
         # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
         # local float: no allocation.
         self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
@@ -154,6 +160,12 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
             return ""  # surely too long (not even printed), or the fill loop says it
         text = formula(node, self.shown)  # placeholders as the code names them
         return f"  # {text}" if len(text) <= COMMENT_CHARS and "$" not in text else ""
+
+    def length(self, node: Expr) -> str | None:
+        """The length of ``node``'s first axis as code (a number, or from _nb), if it
+        needs no statement."""
+        d = node.shape[0]
+        return extent(d) if isinstance(d, int) or self.has_batch else None
 
     def new_name(self) -> str:
         name = temporary(self.counter)
@@ -203,8 +215,8 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
     def emit(self) -> list[str]:
         """All statements of the function body, before the return."""
         self.check_arguments()
-        order = [n for n in self.order
-                 if n not in self.inlined and n not in self.views and n not in self.filled]
+        skipped = self.inlined | self.views | self.filled | self.transposed
+        order = [n for n in self.order if n not in skipped]
         k = 0
         while k < len(order):
             node = order[k]
@@ -250,6 +262,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
                 if d is None and batch_from is None:
                     batch_from, batch_arg = f"{name}.shape[{k}]", name
                     self.lines.append(f"{BATCH} = {batch_from}")
+                    self.has_batch = True
             if not self.checked:
                 continue
             # The dimension the open length was read from is that length: no check.
@@ -363,7 +376,8 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
                 LOOP_EMITTERS[node.op](self, node)
             return
         name = self.new_name()
-        text = CALLS[node.op](self, node, [self.operand(a) for a in node.args], name)
+        args = [None if a in self.transposed else self.operand(a) for a in node.args]
+        text = CALLS[node.op](self, node, args, name)
         if text is not None:
             self.lines.append(f"{name} = {text}{self.comment(node)}")
         self.names[node] = name
@@ -402,7 +416,7 @@ def _scanned_only(node: Expr, user: Expr) -> bool:
 
 
 def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str | None:
-    if min(a.ndim for a in node.args) == 1:
+    if is_matvec(node):
         emitter.matvec(node, name)  # a loop: writes its own lines
         return None
     return f"np.dot({args[0]}, {args[1]})"

@@ -202,8 +202,8 @@ def emit_scan(emitter, node: Expr) -> None:
     step = _Step(emitter, body, node.args, slots)
     if sources:
         steps, k, count = (plan[sources[0]][name] for name in ("steps", "k", "count"))
-    elif c in step.fills:  # the trip count is the filled array's static length
-        steps = extent(node.args[c].shape[0])
+    elif emitter.length(node.args[c]) is not None:  # a number, or from _nb
+        steps = emitter.length(node.args[c])
     else:
         steps = emitter.new_name()
         lines.append(f"{steps} = {step.operands[c]}.shape[0]")

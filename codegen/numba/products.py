@@ -10,6 +10,12 @@ from symdiff.ir import Expr
 from ..naming import extent
 
 
+def is_matvec(node: Expr) -> bool:
+    """Whether ``node`` is a product with a vector (a loop here: a transposed matrix
+    operand is read in place, never by its own name)."""
+    return node.op == "matmul" and min(a.ndim for a in node.args) == 1
+
+
 class Products:
     """Mixin: matrix-vector and vector-vector products."""
 
