@@ -90,3 +90,18 @@ def test_generated_code_has_no_dead_statements():
             loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
                       and isinstance(n.ctx, ast.Load)}
             assert stored <= loaded, f"{name}: {sorted(stored - loaded)} never read"
+
+
+def test_no_loops_that_run_once():
+    # Axes of static length 1 (keepdims buffers, a (1, 4) matrix) are indexed 0, not
+    # looped over; sums and products of a few static elements have no loop that runs once
+    # (one step of four partial sums) or never.
+    X, R, v = sd.matrix("X", 3, 4), sd.matrix("R", 1, 4), sd.vector("v", 4)
+    centered = X - np.mean(X, axis=1, keepdims=True)
+    e = np.exp(X - np.max(X, axis=1, keepdims=True))
+    functions = [sd.compile(sd.sum(centered ** 2) + sd.sum(e / np.sum(e, axis=1, keepdims=True))),
+                 sd.compile(sd.sum(np.tanh(R @ v)) + sd.sum(R * R) + sd.sum(np.exp(v)),
+                            args=[R, v])]
+    for fn in functions:
+        for name, text in _function_sources(fn.source).items():
+            assert not re.search(r"range\(1\)|range\(0, [04], 4\)", text), name

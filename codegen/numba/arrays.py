@@ -21,6 +21,7 @@ from .indexing import (
     broadcast_index,
     constant_name,
     key_index,
+    loop_indices,
     rows_name,
     shape_text,
     unit_reshape,
@@ -292,7 +293,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         shape = iteration_shape(root)
         name = self.new_name()
         single = root in self.unit and root.op not in REDUCTIONS
-        indices = ["0" if single else f"_i{k}" for k in range(len(shape))]
+        indices = ["0"] * len(shape) if single else loop_indices(shape)
         body: list[str] = []
         local: dict[Expr, str] = {}
         members = self.members_of(root)  # the inlined producers of this loop, in order
@@ -333,9 +334,11 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         return var
 
     def nest(self, shape, indices, body) -> None:
-        for depth, (d, i) in enumerate(zip(shape, indices, strict=True)):
+        """``body`` in loops over the axes of ``shape`` (none over an axis indexed 0)."""
+        loops = [(d, i) for d, i in zip(shape, indices, strict=True) if i != "0"]
+        for depth, (d, i) in enumerate(loops):
             self.lines.append("    " * depth + f"for {i} in range({extent(d)}):")
-        pad = "    " * len(shape)
+        pad = "    " * len(loops)
         self.lines.extend(pad + line for line in body)
 
     def reduction(self, root, name, shape, indices, value, body) -> None:

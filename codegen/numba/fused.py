@@ -17,7 +17,7 @@ from __future__ import annotations
 from symdiff.ir import OPS, Expr
 
 from .elements import SCALAR, element
-from .indexing import shape_text
+from .indexing import loop_indices, shape_text
 
 # Math functions that are LLVM intrinsics LLVM vectorizes (the rest are opaque calls).
 VECTORIZED_MATH = ("math.fabs(", "math.sqrt(", "math.copysign(", "math.inf", "math.nan")
@@ -78,7 +78,7 @@ class FusedLoops:
     def fused_loop(self, group: list[Expr]) -> None:
         """One loop computing every root of ``group``, storing the ones read elsewhere."""
         shape = group[0].shape
-        indices = [f"_i{k}" for k in range(len(shape))]
+        indices = loop_indices(shape)
         body: list[str] = []
         local: dict[Expr, str] = {}
         inside = set(group).union(*map(self.members_of, group))

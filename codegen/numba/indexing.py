@@ -26,7 +26,7 @@ def key_index(key, shape: tuple, indices: list[str]) -> list[str]:
         if entry[0] == "i":
             out.append(_from_end(entry[1], dim))
             continue
-        i = next(free)
+        i = next(free)  # "0": the loop has no axis there (a static length of 1)
         if entry[0] == "o":
             step = entry[3]
             start = ("0" if step > 0 else _from_end(-1, dim)) if entry[1] is None else \
@@ -34,11 +34,21 @@ def key_index(key, shape: tuple, indices: list[str]) -> list[str]:
         else:
             start, step = str(entry[1] or 0), entry[3] or 1
         term = i if abs(step) == 1 else f"{abs(step)} * {i}"
-        if start == "0":
+        if i == "0":
+            out.append(start)
+        elif start.isdigit() and i.isdigit():  # a static position
+            out.append(str(int(start) + (1 if step > 0 else -1) * abs(step) * int(i)))
+        elif start == "0":
             out.append(term if step > 0 else f"-{term}")
         else:
             out.append(f"{start} {'+' if step > 0 else '-'} {term}")
     return out
+
+
+def loop_indices(shape) -> list[str]:
+    """The index of each axis of a loop over ``shape``: ``_i<k>``, or ``0`` for an axis of
+    static length 1 (no loop over it)."""
+    return ["0" if d == 1 else f"_i{k}" for k, d in enumerate(shape)]
 
 
 def _from_end(position: int, dim) -> str:

@@ -160,13 +160,14 @@ def _store(target: str, index: str, value: str, shape: tuple,
     (about 2 s of string formatting code per process)."""
     if not shape:
         return [f"{target}[{index}] = {value}" + (f"[{row}]" if row else "")]
-    axes = [f"_q{d}" for d in range(len(shape))]
+    axes = ["0" if d == 1 else f"_q{k}" for k, d in enumerate(shape)]  # no loop of 1
     bounds = [str(d) if isinstance(d, int) else f"{target}.shape[{k + 1}]"
-              for k, d in enumerate(shape)]
+              for k, d in enumerate(shape) if d != 1]
+    loops = [q for q in axes if q != "0"]
     lines = ["    " * k + f"for {q} in range({bound}):"
-             for k, (q, bound) in enumerate(zip(axes, bounds, strict=True))]
+             for k, (q, bound) in enumerate(zip(loops, bounds, strict=True))]
     source = ", ".join(([row] if row else []) + axes)
-    lines.append("    " * len(shape) + f"{target}[{index}, {', '.join(axes)}] = {value}[{source}]")
+    lines.append("    " * len(loops) + f"{target}[{index}, {', '.join(axes)}] = {value}[{source}]")
     return lines
 
 

@@ -16,6 +16,14 @@ def is_matvec(node: Expr) -> bool:
     return node.op == "matmul" and min(a.ndim for a in node.args) == 1
 
 
+def _for(index: str, count, body) -> list[str]:
+    """``body(index)`` (lines) in a loop over ``range(count)``; no loop for a static count
+    of 1: ``body("0")``."""
+    if count == 1:
+        return body("0")
+    return [f"for {index} in range({extent(count)}):"] + ["    " + line for line in body(index)]
+
+
 class Products:
     """Mixin: matrix-vector and vector-vector products."""
 
@@ -39,15 +47,12 @@ class Products:
         v = self.array(vector)
         if row_major:  # each output a dot product along contiguous memory
             self.lines.append(f"{name} = np.empty(({extent(m)},)){self.comment(node)}")
-            self.lines.append(f"for _i0 in range({extent(m)}):")
-            self.lines += ["    " + line for line in self._dot(
-                f"{name}[_i0]", lambda k: f"{element('_i0', k)} * {v}[{k}]", n)]
+            self.lines += _for("_i0", m, lambda i: self._dot(
+                f"{name}[{i}]", lambda k: f"{element(i, k)} * {v}[{k}]", n))
         else:  # a scaled column added per k, along contiguous memory
-            self.lines += [f"{name} = np.zeros(({extent(m)},)){self.comment(node)}",
-                           f"for _k in range({extent(n)}):",
-                           f"    _vk = {v}[_k]",
-                           f"    for _i0 in range({extent(m)}):",
-                           f"        {name}[_i0] += _vk * {element('_i0', '_k')}"]
+            self.lines.append(f"{name} = np.zeros(({extent(m)},)){self.comment(node)}")
+            self.lines += _for("_k", n, lambda k: [f"_vk = {v}[{k}]"] + _for(
+                "_i0", m, lambda i: [f"{name}[{i}] += _vk * {element(i, k)}"]))
 
     def _matrix_element(self, matrix: Expr, row: str, column: str) -> str:
         if matrix.op == "transpose":  # read the original in place
@@ -60,12 +65,18 @@ class Products:
         chains the CPU overlaps, where one running sum waits on every addition (and LLVM
         may not reassociate it without fast-math)."""
         if not is_open(n) and n < 4:  # too short for four sums: one
-            return ["_s0 = 0.0", f"for _k in range({n}):", f"    _s0 += {term('_k')}",
-                    f"{target} = _s0"]
+            return ["_s0 = 0.0"] + _for("_k", n, lambda k: [f"_s0 += {term(k)}"]) + [
+                f"{target} = _s0"]
         main = f"{extent(n)} - {extent(n)} % 4" if is_open(n) else str(n - n % 4)
-        rest = [] if not is_open(n) and n % 4 == 0 else [
-            f"for _k in range({main}, {extent(n)}):", f"    _s0 += {term('_k')}"]
-        return (["_s0 = 0.0", "_s1 = 0.0", "_s2 = 0.0", "_s3 = 0.0",
-                 f"for _k in range(0, {main}, 4):"]
-                + [f"    _s{j} += {term('_k' if j == 0 else f'_k + {j}')}" for j in range(4)]
-                + rest + [f"{target} = (_s0 + _s1) + (_s2 + _s3)"])
+        short = not is_open(n) and n < 8  # loops that would run once: resolved
+        if is_open(n) or n % 4 > 1 or n % 4 == 1 and not short:
+            rest = [f"for _k in range({main}, {extent(n)}):", f"    _s0 += {term('_k')}"]
+        else:  # none left (as before), or one: no loop
+            rest = [f"_s0 += {term(main)}"] if n % 4 else []
+        if short:  # one step of four: no loop
+            four = [f"_s{j} += {term(str(j))}" for j in range(4)]
+        else:
+            four = [f"for _k in range(0, {main}, 4):"] + [
+                f"    _s{j} += {term('_k' if j == 0 else f'_k + {j}')}" for j in range(4)]
+        return (["_s0 = 0.0", "_s1 = 0.0", "_s2 = 0.0", "_s3 = 0.0"] + four + rest
+                + [f"{target} = (_s0 + _s1) + (_s2 + _s3)"])
