@@ -1,12 +1,24 @@
 """Code generation: schedule IR into statements and emit Numba-jitted Python source.
 
 ``emit_module`` returns a string (testable, diffable, saveable); ``load_module`` is the
-separate step that executes our own generated source into a module object.
+separate step that executes our own generated source into a module object.  This
+namespace is codegen's public surface for the runtime (with the modules ``codegen.cache``,
+``codegen.load`` and ``codegen.naming``).
+
+Backend-neutral, here: what a function is (``spec``), loops as functions (``bodies``),
+direction loops (``directions``), names (``naming``), order (``schedule``), the walk of
+the scalar lowerings (``walker``), the choice of a lowering (``lower``), module assembly
+(``module``), loading (``load``, ``cache``).  One folder per backend: ``numba/`` (Python
+source for Numba) and ``llvm/`` (LLVM text in an njit intrinsic).
 """
 
-from .emit_numba import emit_function, emit_module
+from .directions import DirectionLoop, Slot, run_direction_loop
 from .load import load_module
-from .spec import LOWERINGS, ArrayParam, FunctionSpec
+from .lower import emit_function
+from .module import body_specs, emit_module
+from .numba.vmap import emit_vmap
+from .spec import LOWERINGS, ArrayParam, FunctionSpec, result_layout
 
-__all__ = ["ArrayParam", "FunctionSpec", "LOWERINGS", "emit_function", "emit_module",
-           "load_module"]
+__all__ = ["LOWERINGS", "ArrayParam", "DirectionLoop", "FunctionSpec", "Slot", "body_specs",
+           "emit_function", "emit_module", "emit_vmap", "load_module", "result_layout",
+           "run_direction_loop"]

@@ -1,6 +1,6 @@
 """What the lowerings are given: one generated function described independently of how
-it is written (its inputs, result graph, lowering choice), and the argument checks every
-lowering's entry point starts with."""
+it is written (its inputs, result graph, lowering choice), how it returns its result
+(``result_layout``), and the argument checks every lowering's entry point starts with."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from symdiff.ir.nodes import Expr
 
 LOWERINGS = ("auto", "python", "llvm")
-# From this many operations on, straight-line functions go through LLVM IR (emit_llvm):
+# From this many operations on, straight-line functions go through LLVM IR (codegen.llvm.emit):
 # Numba's statement-by-statement pipeline grows faster than linearly with length.
 LLVM_MIN_OPS = 100
 
@@ -38,6 +38,7 @@ class FunctionSpec:
     batched: bool = False  # scalar inputs become 1-D arrays of points, run in parallel
     lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
     checked: bool = True  # shapes of array arguments checked (not in loop bodies we call)
+    params: tuple[str, ...] = ()  # inputs' parameter names, if not from their symbols
 
 
 def array_checks(spec: FunctionSpec) -> list[str]:
@@ -49,3 +50,25 @@ def array_checks(spec: FunctionSpec) -> list[str]:
         lines += [f"if {array.name}.size != {n}:",
                   f'    raise ValueError("argument {array.name} must have {n} items")']
     return lines
+
+
+# In a result layout: a result leaf that is a float (a leaf with n >= 1 dimensions is n).
+SCALAR_RESULT = 0
+
+
+def result_layout(spec):
+    """How a generated function returns its result: SCALAR_RESULT or a rank for one
+    result, a tuple of layouts for a tuple (see FunctionSpec.result; direction loops give
+    a matrix)."""
+    if not hasattr(spec, "result"):
+        return 2
+    return _layout(spec.result)
+
+
+def _layout(result):
+    if isinstance(result, tuple):
+        return tuple(_layout(part) for part in result)
+    if isinstance(result, Expr):
+        return len(result.shape) if result.shape else SCALAR_RESULT
+    rows = list(result)
+    return 2 if rows and isinstance(rows[0], list) else 1

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen.emit_arrays import lowered_structural_ops
+from codegen.bodies import LOOP_OPS
+from codegen.numba.arrays import lowered_structural_ops
+from codegen.numba.loops import LOOP_EMITTERS
 from symdiff.ir.nodes import topological_order
 from symdiff.ops.structural import STRUCTURAL, broadcast_to
 
@@ -120,6 +122,7 @@ def test_every_array_op_has_every_piece():
 def test_the_array_emitter_lowers_every_structural_op():
     structural = {name for name, op in sd.ir.OPS.items() if not op.elementwise}
     assert structural == lowered_structural_ops()
+    assert set(LOOP_EMITTERS) == set(LOOP_OPS)  # each loop op's body is a function
 
 
 def test_every_array_op_is_covered(table):

@@ -236,7 +236,7 @@ def test_llvm_lowering_matches_python_lowering_in_every_method():
 def test_llvm_bodies_split_into_pieces_give_the_same_results(monkeypatch):
     # Long bodies become pieces (values crossing them in a scratch array): forced here
     # on a short function, every method against the unsplit lowering, bit for bit.
-    import codegen.emit_llvm
+    import codegen.llvm.emit
 
     f = ("sigmoid(a*b) + softplus(a - c)**3 + maximum(a, c)*atan2(b, c) + relu(b)/c"
          " + where(a < b, a**-2, c) + stop_gradient(b)*b")
@@ -246,7 +246,7 @@ def test_llvm_bodies_split_into_pieces_give_the_same_results(monkeypatch):
     whole = sd.compile(f, lowering="llvm", background=False)
     want = [getattr(whole, method)(*x, *extra) for method, extra in calls]
     assert "@piece" not in whole.source
-    monkeypatch.setattr(codegen.emit_llvm, "PIECE_OPS", 5)
+    monkeypatch.setattr(codegen.llvm.emit, "PIECE_OPS", 5)
     split = sd.compile(f, lowering="llvm", background=False)
     assert "@piece2(" in split.source
     for (method, extra), w in zip(calls, want, strict=True):

@@ -1,4 +1,4 @@
-"""Elementwise arrays of one shape computed in one loop (codegen.emit_fused)."""
+"""Elementwise arrays of one shape computed in one loop (codegen.numba.fused)."""
 
 import numpy as np
 

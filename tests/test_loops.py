@@ -260,6 +260,29 @@ def _checkpointed(checkpoint, reverse):
     return sd.compile(loss, args=[W, H0, S, xs], background=False)
 
 
+def test_static_loops_resolve_their_checkpoints_when_generating():
+    # 20 steps checkpointed every step, or in one segment of 20 (an interval of 100):
+    # degenerate, so every carry is stored as with "all" (no `if _s % 1 == 0:`, no loop
+    # over one segment); every 4 steps: 5 segments, each recomputed.  Same numbers.
+    x = sd.vector("x", 3)
+
+    def gradient(checkpoint):
+        c, _ = sd.scan(lambda c, _: (c + 0.1 * sd.sin(c), None), x, np.zeros(20),
+                       checkpoint=checkpoint)
+        fn = sd.compile(sd.sum(c * c), args=[x], background=False)
+        source = fn._module_source([fn._spec("grad")])
+        return fn, source[source.index("def gradient("):]
+
+    compiled = {k: gradient(k) for k in ("all", 1, 100, 4)}
+    assert compiled[1][1] == compiled[100][1] == compiled["all"][1]
+    assert "for _g in range(" not in compiled[1][1] and "% 1" not in compiled[1][1]
+    assert "for _g in range(4, -1, -1):" in compiled[4][1] and "_s % 4 == 0" in compiled[4][1]
+    point = np.array([0.3, -1.2, 2.0])
+    want = compiled["all"][0].grad(point)
+    for fn, _ in compiled.values():
+        np.testing.assert_array_equal(fn.grad(point), want)
+
+
 @pytest.mark.parametrize("reverse, schedules", [(False, ["all", 3, "sqrt", 50]),
                                                 (True, ["all", 2])])
 def test_checkpointing_schedules_give_identical_results(reverse, schedules):
@@ -270,7 +293,7 @@ def test_checkpointing_schedules_give_identical_results(reverse, schedules):
     for schedule in schedules:
         f = _checkpointed(schedule, reverse)
         assert ("for _g in range(" in f.source) == (schedule != "all")  # segments
-        assert "_scan100_n2" in f.source  # the sweep reads the next carry for tanh'
+        assert "step_n2" in f.source  # the sweep reads the next carry for tanh'
         for rows in (0, 1, 7):
             point = _point(rows, seed=6)
             args = (point["W"], point["h0"], point["s"], point["xs"])

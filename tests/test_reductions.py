@@ -1,4 +1,4 @@
-"""Full sums in partial sums and blocks (codegen.emit_sums lanes_sum / blocked_sum):
+"""Full sums in partial sums and blocks (codegen.numba.sums lanes_sum / blocked_sum):
 the same values as NumPy at every length around the lane and block sizes, reversed and
 strided reads included."""
 

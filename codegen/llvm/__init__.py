@@ -1,1 +1,2 @@
-"""The LLVM lowering's own table: each elementwise op as LLVM assembly (``elements``)."""
+"""The LLVM lowering: large straight-line scalar functions as LLVM assembly that an njit
+intrinsic links in (``emit``), from its own table of each elementwise op (``elements``)."""

@@ -1,4 +1,4 @@
-"""How the LLVM lowering writes one element of each elementwise op (codegen.emit_llvm).
+"""How the LLVM lowering writes one element of each elementwise op (codegen.llvm.emit).
 
 ``ELEMENTS[op]`` is the right-hand side of one LLVM instruction (``{0}``, ``{1}``: the
 operands) and the declarations or always-inlined function definitions it calls.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from symdiff.autodiff.modes import forward_mode, reverse_mode
-from symdiff.control.scan import ScanBody, _node, _tracing
+from symdiff.control.scan import TRACING, ScanBody, scan_node
 from symdiff.errors import ShapeError, SymdiffError
 from symdiff.ir.dims import has_open
 from symdiff.ir.eager import eager
@@ -73,11 +73,11 @@ def _jacobian(node: Expr) -> Expr:
     invariants = tuple(s for s in free_symbols([column]) if s is not direction)
     loop = ScanBody((), (direction,), invariants, (), (column,))
     operands = (as_expr(np.eye(n)),) + tuple(_at_root(node, invariants))
-    return transpose(_node(loop, ("ys", 0), operands))
+    return transpose(scan_node(loop, ("ys", 0), operands))
 
 
 def _level() -> int:
-    return getattr(_tracing, "depth", 0) + 200
+    return getattr(TRACING, "depth", 0) + 200
 
 
 def _root_jvp(node: Expr, tangents) -> Expr | None:

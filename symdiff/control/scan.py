@@ -17,7 +17,7 @@ Derivatives of loops are loops, so code size does not grow with the trip count:
   carry and the accumulated cotangents of the invariants, reading the stored carries; its
   body is the body's VJP.  Higher orders come by composition.
 
-Emission lives in codegen.emit_loops.  State (issue #10, in progress): scan in the
+Emission lives in codegen.numba.loops.  State (issue #10, in progress): scan in the
 evaluator and in compiled array code; ``fori_loop``, ``while_loop``, checkpointing and
 implicit differentiation come next (see docs/loops.md).
 """
@@ -49,7 +49,7 @@ from symdiff.ops.structural import broadcast_to, dense_sparsity, zeros
 from symdiff.passes.data import lift_data
 from symdiff.passes.pipeline import optimize, substitute
 
-_tracing = threading.local()  # nesting depth of bodies being traced: placeholder names
+TRACING = threading.local()  # nesting depth of bodies being traced: placeholder names
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,11 @@ class ScanBody:
                 + ")")
 
 
-# How the carries a reverse sweep reads are kept (codegen.emit_loops applies it):
+# How the carries a reverse sweep reads are kept (codegen.numba.loops applies it):
 # "all" stores every step's carry; an int k stores every k-th and recomputes the steps
 # between from it, one segment at a time; "sqrt" takes k = ceil(sqrt(T)) (memory
 # O(sqrt(T)) carries for one more forward pass); "auto" stores all while they take at
-# most codegen.emit_loops.AUTO_STORE_BYTES (16 MB), else "sqrt".
+# most codegen.numba.loops.AUTO_STORE_BYTES (16 MB), else "sqrt".
 CHECKPOINTS = ("auto", "all", "sqrt")
 
 
@@ -149,7 +149,7 @@ def _scan_jvp(node: Expr, tangents) -> Expr | None:
     body, (kind, j) = node.value
     c, x = len(body.carries), len(body.xs)
     args = node.args
-    depth = _depth_of(body)
+    depth = depth_of(body)
     zero = [t is None for t in tangents]
     if all(zero):
         return None
@@ -169,7 +169,7 @@ def _scan_jvp(node: Expr, tangents) -> Expr | None:
     operands = (args[:c] + tuple(filled[:c]) + args[c:c + x] + tuple(filled[c:c + x])
                 + args[c + x:] + tuple(filled[c + x:]))
     offset = {"carry": c, "ys": len(body.ys), "carries": c, "nexts": c}[kind]
-    return _node(new_body, (kind, offset + j), operands)
+    return scan_node(new_body, (kind, offset + j), operands)
 
 
 def _scan_vjp(i: int, node: Expr, adjoint: Expr) -> Expr | None:
@@ -184,7 +184,7 @@ def _scan_joint_vjp(node: Expr, adjoints: dict, needed=None) -> list[Expr | None
     body = node.value[0]
     c, x = len(body.carries), len(body.xs)
     args = node.args
-    depth = _depth_of(body)
+    depth = depth_of(body)
     shapes = [p.shape for p in body.carries]
     ct_carries = tuple(internal_symbol(f"scan{depth}_ct{k}", s) for k, s in enumerate(shapes))
     needed = [True] * len(args) if needed is None else list(needed)
@@ -217,8 +217,8 @@ def _scan_joint_vjp(node: Expr, adjoints: dict, needed=None) -> list[Expr | None
             reused[new] = internal_symbol(f"scan{depth}_n{k}", new.shape)
     if reused:
         grads = substitute(grads, reused)
-    nexts = tuple(_node(body, ("nexts", body.new_carries.index(new)), args) for new in reused)
-    stored = tuple(_node(body, ("carries", k), args) for k in range(c))
+    nexts = tuple(scan_node(body, ("nexts", body.new_carries.index(new)), args) for new in reused)
+    stored = tuple(scan_node(body, ("carries", k), args) for k in range(c))
     back = ScanBody(
         carries=ct_carries + ct_inv,
         xs=body.carries + body.xs + tuple(reused.values()) + tuple(slices),
@@ -229,16 +229,17 @@ def _scan_joint_vjp(node: Expr, adjoints: dict, needed=None) -> list[Expr | None
         reverse=not body.reverse,
         checkpoint=body.checkpoint)
     operands = tuple(init) + stored + args[c:c + x] + nexts + tuple(scanned) + args[c + x:]
-    out: list[Expr | None] = [_node(back, ("carry", i), operands) for i in range(c)]
+    out: list[Expr | None] = [scan_node(back, ("carry", i), operands) for i in range(c)]
     out += [None] * (len(args) - c)
     for n, k in enumerate(want_xs):
-        out[c + k] = _node(back, ("ys", n), operands)
+        out[c + k] = scan_node(back, ("ys", n), operands)
     for n, m in enumerate(want_inv):
-        out[c + x + m] = _node(back, ("carry", c + n), operands)
+        out[c + x + m] = scan_node(back, ("carry", c + n), operands)
     return out
 
 
-def _depth_of(body: ScanBody) -> int:
+def depth_of(body: ScanBody) -> int:
+    """The nesting level of the placeholders derived from ``body``."""
     # Placeholders of derived bodies nest one level below the deepest of the body's own.
     levels = [int(m.group(1)) for p in body.carries + body.xs + body.invariants
               if p.op == "symbol" and (m := _PLACEHOLDER.match(p.value))]
@@ -263,11 +264,14 @@ register(Op("scan", None, _evaluate_scan, None, None, shape_rule=_scan_shape,
             joint_vjp=_scan_joint_vjp, describe=_describe_scan))
 
 
-def _node(body: ScanBody, output: tuple, operands) -> Expr:
+def scan_node(body: ScanBody, output: tuple, operands) -> Expr:
+    """The node of output ``output`` of a scan of ``body`` over ``operands``."""
     return apply("scan", *operands, payload=(body, output))
 
 
-def _parts(tree, what: str) -> tuple[list[Expr], object]:
+def tree_parts(tree, what: str) -> tuple[list[Expr], object]:
+    """A carry or output (an expression, a tuple or list of them, or None) as a list of
+    expressions and the kind to rebuild it with (restore_tree)."""
     if isinstance(tree, (tuple, list)):
         return [as_expr(t) for t in tree], type(tree)
     if tree is None:
@@ -278,7 +282,8 @@ def _parts(tree, what: str) -> tuple[list[Expr], object]:
         raise SymdiffError(f"scan: {what} must be expressions or tuples of them") from None
 
 
-def _restore(parts, kind):
+def restore_tree(parts, kind):
+    """The inverse of tree_parts."""
     return parts[0] if kind is None and len(parts) == 1 else (
         None if kind is None and not parts else kind(parts))
 
@@ -301,27 +306,27 @@ def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
     same numbers (docs/loops.md).
     """
     checkpoint = _checked_checkpoint(checkpoint)
-    inits, carry_kind = _parts(init, "init")
-    arrays, xs_kind = _parts(xs, "xs")
+    inits, carry_kind = tree_parts(init, "init")
+    arrays, xs_kind = tree_parts(xs, "xs")
     if not arrays:
         raise SymdiffError("scan needs at least one scanned array (xs)")
     lengths = {a.shape[0] if a.shape else "scalar" for a in arrays}
     if "scalar" in lengths or len(lengths) != 1:
         raise ShapeError(f"scan: every xs needs the same leading length, got "
                          f"{[a.shape for a in arrays]}")
-    depth = getattr(_tracing, "depth", 0)
+    depth = getattr(TRACING, "depth", 0)
     carries = tuple(internal_symbol(f"scan{depth}_c{k}", a.shape) for k, a in enumerate(inits))
     slices = tuple(internal_symbol(f"scan{depth}_x{k}", a.shape[1:])
                    for k, a in enumerate(arrays))
-    _tracing.depth = depth + 1
+    TRACING.depth = depth + 1
     try:
-        result = step(_restore(list(carries), carry_kind), _restore(list(slices), xs_kind))
+        result = step(restore_tree(list(carries), carry_kind), restore_tree(list(slices), xs_kind))
     finally:
-        _tracing.depth = depth
+        TRACING.depth = depth
     if not isinstance(result, tuple) or len(result) != 2:
         raise SymdiffError("scan: step must return (carry, y)")
-    new_carries, _ = _parts(result[0], "the carry")
-    ys, ys_kind = _parts(result[1], "y")
+    new_carries, _ = tree_parts(result[0], "the carry")
+    ys, ys_kind = tree_parts(result[1], "y")
     if [n.shape for n in new_carries] != [c.shape for c in carries]:
         raise ShapeError(f"scan: step changed the carry's shapes from "
                          f"{[c.shape for c in carries]} to {[n.shape for n in new_carries]}")
@@ -334,6 +339,6 @@ def scan(step, init, xs, reverse: bool = False, checkpoint="auto"):
                     checkpoint)
     outer = dict(zip(holders, constants, strict=True))
     operands = tuple(inits) + tuple(arrays) + tuple(outer.get(s, s) for s in invariants)
-    final = [_node(body, ("carry", k), operands) for k in range(len(carries))]
-    stacked = [_node(body, ("ys", k), operands) for k in range(len(ys))]
-    return _restore(final, carry_kind), _restore(stacked, ys_kind)
+    final = [scan_node(body, ("carry", k), operands) for k in range(len(carries))]
+    stacked = [scan_node(body, ("ys", k), operands) for k in range(len(ys))]
+    return restore_tree(final, carry_kind), restore_tree(stacked, ys_kind)

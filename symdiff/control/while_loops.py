@@ -10,7 +10,7 @@ carrying (carry, tangent of the carry) under the same condition, which reads the
 carry only (the trip count is piecewise constant, so it has no derivative).  Reverse mode
 would need every carry of an unknown number of steps: it asks for ``max_steps`` (which
 makes the loop a scan, see while_loop below) or an implicit derivative
-(``sd.custom_root``).  Emission: codegen.emit_loops.
+(``sd.custom_root``).  Emission: codegen.numba.loops.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from symdiff.autodiff.modes import forward_mode
-from symdiff.control.scan import _depth_of, _parts, _restore, _tracing, optimized, scan
+from symdiff.control.scan import TRACING, depth_of, optimized, restore_tree, scan, tree_parts
 from symdiff.errors import NotDifferentiableError, ShapeError, SymdiffError
 from symdiff.ir.eager import eager
 from symdiff.ir.evaluate import evaluate
@@ -86,7 +86,7 @@ def _while_jvp(node: Expr, tangents) -> Expr | None:
     c = len(body.carries)
     if all(t is None for t in tangents):
         return None
-    depth = _depth_of(body)
+    depth = depth_of(body)
     d_carries = tuple(internal_symbol(f"while{depth}_dc{k}", p.shape)
                       for k, p in enumerate(body.carries))
     d_inv = tuple(internal_symbol(f"while{depth}_di{k}", p.shape)
@@ -129,17 +129,17 @@ register(Op("while", None, _evaluate_while, None, _no_sympy, shape_rule=_while_s
 def unbounded_while(cond, body, init):
     """``while cond(carry): carry = body(carry)`` as while nodes; returns the final
     carry in init's structure."""
-    inits, kind = _parts(init, "init")
-    depth = getattr(_tracing, "depth", 0)
+    inits, kind = tree_parts(init, "init")
+    depth = getattr(TRACING, "depth", 0)
     carries = tuple(internal_symbol(f"while{depth}_c{k}", a.shape)
                     for k, a in enumerate(inits))
-    _tracing.depth = depth + 1
+    TRACING.depth = depth + 1
     try:
-        placeholder = _restore(list(carries), kind)
+        placeholder = restore_tree(list(carries), kind)
         test = as_expr(cond(placeholder))
-        new_carries, _ = _parts(body(placeholder), "the carry")
+        new_carries, _ = tree_parts(body(placeholder), "the carry")
     finally:
-        _tracing.depth = depth
+        TRACING.depth = depth
     if test.shape:
         raise ShapeError(f"while_loop: cond must return a scalar, got shape {test.shape}")
     if [n.shape for n in new_carries] != [c.shape for c in carries]:
@@ -149,7 +149,7 @@ def unbounded_while(cond, body, init):
     invariants = tuple(s for s in free_symbols([test] + new_carries) if s not in placeholders)
     loop = WhileBody(carries, invariants, test, tuple(new_carries))
     operands = tuple(inits) + invariants
-    return _restore([apply("while", *operands, payload=(loop, k)) for k in range(len(inits))],
+    return restore_tree([apply("while", *operands, payload=(loop, k)) for k in range(len(inits))],
                     kind)
 
 
@@ -166,29 +166,29 @@ def fori_loop(lower, upper, body, init):
     if any(isinstance(v, bool) for v in (lower, upper)):
         raise SymdiffError("fori_loop: lower and upper must be ints or scalar expressions")
     if not all(isinstance(v, (int, np.integer)) for v in (lower, upper)):
-        inits, kind = _parts(init, "init")
+        inits, kind = tree_parts(init, "init")
         final = unbounded_while(
             lambda c: c[0] < upper,
-            lambda c: (c[0] + 1.0,) + tuple(_parts(body(c[0], _restore(list(c[1:]), kind)),
+            lambda c: (c[0] + 1.0,) + tuple(tree_parts(body(c[0], restore_tree(list(c[1:]), kind)),
                                                    "the carry")[0]),
             (as_expr(lower),) + tuple(inits))
-        return _restore(list(final[1:]), kind)
+        return restore_tree(list(final[1:]), kind)
     if upper <= lower:
         return init
     if upper - lower > 2 ** 53:
         raise SymdiffError(f"fori_loop: {upper - lower} steps are more than a float64 "
                            "counter can count")
-    inits, kind = _parts(init, "init")
+    inits, kind = tree_parts(init, "init")
 
     def step(carry, _):
         i, parts = carry[0], list(carry[1:])
-        updated, _ = _parts(body(i, _restore(parts, kind)), "the carry")
+        updated, _ = tree_parts(body(i, restore_tree(parts, kind)), "the carry")
         return (i + 1.0,) + tuple(updated), None
 
     # The step index is a carried counter, and the scanned array a zeros node filled at
     # run time: no array of T indices in the generated source.
     final, _ = scan(step, (const(float(lower)),) + tuple(inits), zeros((upper - lower,)))
-    return _restore(list(final[1:]), kind)
+    return restore_tree(list(final[1:]), kind)
 
 
 @eager
@@ -208,16 +208,16 @@ def while_loop(cond, body, init, *, max_steps: int | None = None):
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
             or max_steps < 1:
         raise SymdiffError("while_loop: max_steps must be a positive int")
-    inits, kind = _parts(init, "init")
+    inits, kind = tree_parts(init, "init")
 
     def step(carry, _):
         parts = list(carry) if kind is not None else [carry]
         running = cond(carry)
-        updated, _ = _parts(body(carry), "the carry")
+        updated, _ = tree_parts(body(carry), "the carry")
         if len(updated) != len(parts):
             raise SymdiffError("while_loop: body must return a carry of init's structure")
         kept = [where(running, new, old) for new, old in zip(updated, parts, strict=True)]
-        return _restore(kept, kind), None
+        return restore_tree(kept, kind), None
 
-    final, _ = scan(step, _restore(inits, kind), zeros((max_steps,)))
+    final, _ = scan(step, restore_tree(inits, kind), zeros((max_steps,)))
     return final

@@ -16,7 +16,7 @@ from symdiff.errors import ShapeError
 from symdiff.ir.dims import has_open, is_open, offset, open_slice, static_prod
 from symdiff.ir.eager import eager
 from symdiff.ir.nodes import Expr, apply, array_constant, as_expr, symbol, topological_order
-from symdiff.ops.structural import Rows, _outer, broadcast_to, reduced_shape, sum_to, zeros
+from symdiff.ops.structural import Rows, broadcast_to, outer_product, reduced_shape, sum_to, zeros
 
 
 def vector(name: str, n) -> Expr:
@@ -303,7 +303,7 @@ def softmax(x, axis=-1) -> Expr:
 @eager
 def outer(u, v) -> Expr:
     """Outer product of two vectors."""
-    return _outer(as_expr(u), as_expr(v))
+    return outer_product(as_expr(u), as_expr(v))
 
 
 # np.<name>(...) on expressions, through __array_function__.

@@ -72,7 +72,9 @@ def _minimum(x, y):
 
 
 # Derivative rules.  Each returns the IR of d out / d args[i].
-def _rule(*partials):
+def rule(*partials):
+    """A derivative rule from one local partial per operand: ``partials[i](*args, out)``
+    builds d out / d args[i]."""
     return lambda i, args, out: partials[i](*args, out)
 
 
@@ -111,69 +113,69 @@ def _fn(name, arity, evaluate, rule, to_sympy, ufuncs=()):
 
 
 # Arithmetic.  Precedences follow Python: + - (10) < * / (20) < unary - (30) < ** (40).
-register(Op("add", 2, lambda x, y: x + y, _rule(lambda x, y, o: ONE, lambda x, y, o: ONE),
+register(Op("add", 2, lambda x, y: x + y, rule(lambda x, y, o: ONE, lambda x, y, o: ONE),
             lambda x, y: x + y, "+", 10, ("add",)))
-register(Op("sub", 2, lambda x, y: x - y, _rule(lambda x, y, o: ONE, lambda x, y, o: const(-1)),
+register(Op("sub", 2, lambda x, y: x - y, rule(lambda x, y, o: ONE, lambda x, y, o: const(-1)),
             lambda x, y: x - y, "-", 10, ("subtract",)))
-register(Op("mul", 2, lambda x, y: x * y, _rule(lambda x, y, o: y, lambda x, y, o: x),
+register(Op("mul", 2, lambda x, y: x * y, rule(lambda x, y, o: y, lambda x, y, o: x),
             lambda x, y: x * y, "*", 20, ("multiply",)))
 register(Op("div", 2, _numpy_fallback(lambda x, y: x / y, np.divide),
-            _rule(lambda x, y, o: apply("div", 1.0, y),
+            rule(lambda x, y, o: apply("div", 1.0, y),
                   lambda x, y, o: apply("neg", apply("div", o, y))),
             lambda x, y: x / y, "/", 20, ("divide", "true_divide")))
-register(Op("neg", 1, lambda x: -x, _rule(lambda x, o: const(-1)),
+register(Op("neg", 1, lambda x: -x, rule(lambda x, o: const(-1)),
             lambda x: -x, "-", 30, ("negative",)))
 register(Op("pow", 2, _numpy_fallback(math.pow, np.power),
-            _rule(_pow_base, lambda x, y, o: apply("mul", o, apply("log", x))),
+            rule(_pow_base, lambda x, y, o: apply("mul", o, apply("log", x))),
             lambda x, y: x**y, "**", 40, ("power", "float_power")))
 
 # Elementary functions.
-_fn("sin", 1, _numpy_fallback(math.sin, np.sin), _rule(lambda x, o: apply("cos", x)),
+_fn("sin", 1, _numpy_fallback(math.sin, np.sin), rule(lambda x, o: apply("cos", x)),
     sympy.sin, ("sin",))
 _fn("cos", 1, _numpy_fallback(math.cos, np.cos),
-    _rule(lambda x, o: apply("neg", apply("sin", x))), sympy.cos, ("cos",))
+    rule(lambda x, o: apply("neg", apply("sin", x))), sympy.cos, ("cos",))
 _fn("tan", 1, _numpy_fallback(math.tan, np.tan),
-    _rule(lambda x, o: apply("add", 1.0, apply("mul", o, o))), sympy.tan,
+    rule(lambda x, o: apply("add", 1.0, apply("mul", o, o))), sympy.tan,
     ("tan",))
-_fn("exp", 1, _numpy_fallback(math.exp, np.exp), _rule(lambda x, o: o),
+_fn("exp", 1, _numpy_fallback(math.exp, np.exp), rule(lambda x, o: o),
     sympy.exp, ("exp",))
-_fn("log", 1, _numpy_fallback(math.log, np.log), _rule(lambda x, o: apply("div", 1.0, x)),
+_fn("log", 1, _numpy_fallback(math.log, np.log), rule(lambda x, o: apply("div", 1.0, x)),
     sympy.log, ("log",))
-_fn("sqrt", 1, _numpy_fallback(math.sqrt, np.sqrt), _rule(lambda x, o: apply("div", 0.5, o)),
+_fn("sqrt", 1, _numpy_fallback(math.sqrt, np.sqrt), rule(lambda x, o: apply("div", 0.5, o)),
     sympy.sqrt, ("sqrt",))
 _fn("tanh", 1, _numpy_fallback(math.tanh, np.tanh),
-    _rule(lambda x, o: apply("sub", 1.0, apply("mul", o, o))), sympy.tanh,
+    rule(lambda x, o: apply("sub", 1.0, apply("mul", o, o))), sympy.tanh,
     ("tanh",))
-_fn("sinh", 1, _numpy_fallback(math.sinh, np.sinh), _rule(lambda x, o: apply("cosh", x)),
+_fn("sinh", 1, _numpy_fallback(math.sinh, np.sinh), rule(lambda x, o: apply("cosh", x)),
     sympy.sinh, ("sinh",))
-_fn("cosh", 1, _numpy_fallback(math.cosh, np.cosh), _rule(lambda x, o: apply("sinh", x)),
+_fn("cosh", 1, _numpy_fallback(math.cosh, np.cosh), rule(lambda x, o: apply("sinh", x)),
     sympy.cosh, ("cosh",))
 _fn("asin", 1, _numpy_fallback(math.asin, np.arcsin),
-    _rule(lambda x, o: _one_over_sqrt_one_minus_square(x)), sympy.asin,
+    rule(lambda x, o: _one_over_sqrt_one_minus_square(x)), sympy.asin,
     ("arcsin",))
 _fn("acos", 1, _numpy_fallback(math.acos, np.arccos),
-    _rule(lambda x, o: apply("neg", _one_over_sqrt_one_minus_square(x))), sympy.acos,
+    rule(lambda x, o: apply("neg", _one_over_sqrt_one_minus_square(x))), sympy.acos,
     ("arccos",))
 _fn("atan", 1, _numpy_fallback(math.atan, np.arctan),
-    _rule(lambda x, o: apply("div", 1.0, apply("add", 1.0, apply("mul", x, x)))),
+    rule(lambda x, o: apply("div", 1.0, apply("add", 1.0, apply("mul", x, x)))),
     sympy.atan, ("arctan",))
 _fn("atan2", 2, _numpy_fallback(math.atan2, np.arctan2),
-    _rule(lambda y, x, o: apply("div", x, _atan2_denominator(y, x)),
+    rule(lambda y, x, o: apply("div", x, _atan2_denominator(y, x)),
           lambda y, x, o: apply("neg", apply("div", y, _atan2_denominator(y, x)))),
     sympy.atan2, ("arctan2",))
 _fn("log1p", 1, _numpy_fallback(math.log1p, np.log1p),
-    _rule(lambda x, o: apply("div", 1.0, apply("add", 1.0, x))), sympy_log1p, ("log1p",))
-_fn("expm1", 1, _numpy_fallback(math.expm1, np.expm1), _rule(lambda x, o: apply("add", o, 1.0)),
+    rule(lambda x, o: apply("div", 1.0, apply("add", 1.0, x))), sympy_log1p, ("log1p",))
+_fn("expm1", 1, _numpy_fallback(math.expm1, np.expm1), rule(lambda x, o: apply("add", o, 1.0)),
     sympy_expm1, ("expm1",))
 
 _fn("asinh", 1, _numpy_fallback(math.asinh, np.arcsinh),
-    _rule(lambda x, o: apply("div", 1.0, apply("sqrt", apply("add", apply("mul", x, x), 1.0)))),
+    rule(lambda x, o: apply("div", 1.0, apply("sqrt", apply("add", apply("mul", x, x), 1.0)))),
     sympy.asinh, ("arcsinh",))
 _fn("acosh", 1, _numpy_fallback(math.acosh, np.arccosh),
-    _rule(lambda x, o: apply("div", 1.0, apply("sqrt", apply("sub", apply("mul", x, x), 1.0)))),
+    rule(lambda x, o: apply("div", 1.0, apply("sqrt", apply("sub", apply("mul", x, x), 1.0)))),
     sympy.acosh, ("arccosh",))
 _fn("atanh", 1, _numpy_fallback(math.atanh, np.arctanh),
-    _rule(lambda x, o: apply("div", 1.0, apply("sub", 1.0, apply("mul", x, x)))), sympy.atanh,
+    rule(lambda x, o: apply("div", 1.0, apply("sub", 1.0, apply("mul", x, x)))), sympy.atanh,
     ("arctanh",))
 
 def _gaussian(x, scale):
@@ -183,20 +185,20 @@ def _gaussian(x, scale):
 
 # Error functions (losses and likelihoods; scipy.special.erf/erfc are ufuncs of these names).
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-_fn("erf", 1, math.erf, _rule(lambda x, o: _gaussian(x, _TWO_OVER_SQRT_PI)),
+_fn("erf", 1, math.erf, rule(lambda x, o: _gaussian(x, _TWO_OVER_SQRT_PI)),
     sympy.erf, ("erf",))
-_fn("erfc", 1, math.erfc, _rule(lambda x, o: _gaussian(x, -_TWO_OVER_SQRT_PI)),
+_fn("erfc", 1, math.erfc, rule(lambda x, o: _gaussian(x, -_TWO_OVER_SQRT_PI)),
     sympy.erfc, ("erfc",))
 
 # Piecewise functions, with the conventions of the module docstring.
-_fn("abs", 1, abs, _rule(lambda x, o: apply("sign", x)), sympy.Abs,
+_fn("abs", 1, abs, rule(lambda x, o: apply("sign", x)), sympy.Abs,
     ("absolute", "fabs"))
-_fn("sign", 1, _sign, _rule(lambda x, o: ZERO), sympy.sign, ("sign",))
-_fn("step", 1, _step, _rule(lambda x, o: ZERO), lambda x: sympy.Heaviside(x, 0), ())
-_fn("sigmoid", 1, _sigmoid, _rule(lambda x, o: apply("mul", o, apply("sub", 1.0, o))),
+_fn("sign", 1, _sign, rule(lambda x, o: ZERO), sympy.sign, ("sign",))
+_fn("step", 1, _step, rule(lambda x, o: ZERO), lambda x: sympy.Heaviside(x, 0), ())
+_fn("sigmoid", 1, _sigmoid, rule(lambda x, o: apply("mul", o, apply("sub", 1.0, o))),
     lambda x: 1 / (1 + sympy.exp(-x)), ())
-_fn("relu", 1, _relu, _rule(lambda x, o: apply("step", x)), lambda x: sympy.Max(x, 0), ())
-_fn("softplus", 1, _softplus, _rule(lambda x, o: apply("sigmoid", x)),
+_fn("relu", 1, _relu, rule(lambda x, o: apply("step", x)), lambda x: sympy.Max(x, 0), ())
+_fn("softplus", 1, _softplus, rule(lambda x, o: apply("sigmoid", x)),
     lambda x: sympy.log(1 + sympy.exp(x)), ())
 _fn("maximum", 2, _maximum, _tie_split(True), sympy.Max, ("maximum",))
 _fn("minimum", 2, _minimum, _tie_split(False), sympy.Min, ("minimum",))
@@ -205,7 +207,7 @@ _fn("minimum", 2, _minimum, _tie_split(False), sympy.Min, ("minimum",))
 # Comparisons give 1.0 or 0.0 (nan compares false, as in NumPy); they and stop_gradient
 # have derivative 0.  where(c, x, y) picks x where c is nonzero.
 def _compare(name, test, relation):
-    _fn(name, 2, lambda x, y: 1.0 if test(x, y) else 0.0, _rule(lambda x, y, o: ZERO,
+    _fn(name, 2, lambda x, y: 1.0 if test(x, y) else 0.0, rule(lambda x, y, o: ZERO,
                                                               lambda x, y, o: ZERO),
         lambda x, y: sympy.Piecewise((1, relation(x, y)), (0, True)), (name,))
 
@@ -217,14 +219,15 @@ _compare("greater_equal", lambda x, y: x >= y, sympy.Ge)
 _compare("equal", lambda x, y: x == y, sympy.Eq)
 _compare("not_equal", lambda x, y: x != y, sympy.Ne)
 _fn("where", 3, lambda c, x, y: x if c != 0.0 else y,
-    _rule(lambda c, x, y, o: ZERO, lambda c, x, y, o: apply("not_equal", c, 0.0),
+    rule(lambda c, x, y, o: ZERO, lambda c, x, y, o: apply("not_equal", c, 0.0),
           lambda c, x, y, o: apply("equal", c, 0.0)),
     lambda c, x, y: sympy.Piecewise((x, sympy.Ne(c, 0)), (y, True)))
-_fn("stop_gradient", 1, lambda x: x, _rule(lambda x, o: ZERO), lambda x: x)
+_fn("stop_gradient", 1, lambda x: x, rule(lambda x, o: ZERO), lambda x: x)
 
 
 
-def _public(name):
+def public_function(name):
+    """The ``sd.<name>`` function of an elementwise op (numbers become constants)."""
     def function(*args):
         return apply(name, *args)
 
@@ -239,4 +242,4 @@ def _public(name):
 # Ops callable by name, in parsed text and as sd.<name>: every elementwise op that prints as
 # a function call.  Both tables derive from the records, so a new op needs neither listed.
 FUNCTIONS = {name: op for name, op in OPS.items() if op.infix is None and op.elementwise}
-PUBLIC = {name: _public(name) for name in FUNCTIONS}
+PUBLIC = {name: public_function(name) for name in FUNCTIONS}

@@ -12,7 +12,7 @@ import numpy as np
 from symdiff.errors import ShapeError
 from symdiff.ir.eager import eager
 from symdiff.ir.nodes import Expr, Op, apply, as_expr, register
-from symdiff.ops.structural import _outer, broadcast_to, dense_sparsity
+from symdiff.ops.structural import broadcast_to, dense_sparsity, outer_product
 
 
 def _solve_shape(shapes, payload):
@@ -40,7 +40,7 @@ def _solve_jvp(node: Expr, t) -> Expr:
 def _solve_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
     a = node.args[0]
     back = apply("solve", apply("transpose", a), broadcast_to(adjoint, node.shape))
-    return back if i == 1 else apply("neg", _outer(back, node))
+    return back if i == 1 else apply("neg", outer_product(back, node))
 
 
 register(Op("solve", 2, _solve_evaluate, None, None, shape_rule=_solve_shape,

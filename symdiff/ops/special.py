@@ -19,7 +19,7 @@ import sympy
 
 from symdiff.ir.eager import eager
 from symdiff.ir.nodes import OPS, Op, apply, register
-from symdiff.ops.elementwise import FUNCTIONS, PUBLIC, ZERO, _public, _rule
+from symdiff.ops.elementwise import FUNCTIONS, PUBLIC, ZERO, public_function, rule
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -51,18 +51,18 @@ def _op(name, arity, evaluate, rule, to_sympy, ufuncs):
     register(Op(name, arity, evaluate, rule, to_sympy, numpy_ufuncs=ufuncs))
 
 
-_op("gammaln", 1, _scipy(scipy.special.gammaln), _rule(lambda x, o: apply("digamma", x)),
+_op("gammaln", 1, _scipy(scipy.special.gammaln), rule(lambda x, o: apply("digamma", x)),
     sympy.loggamma, ("gammaln",))
 _op("digamma", 1, _scipy(scipy.special.psi),
-    _rule(lambda x, o: apply("polygamma", 1.0, x)), sympy.digamma, ("psi",))
+    rule(lambda x, o: apply("polygamma", 1.0, x)), sympy.digamma, ("psi",))
 _op("polygamma", 2, lambda n, x: float(scipy.special.polygamma(int(n), x)),
-    _rule(lambda n, x, o: ZERO, lambda n, x, o: apply("polygamma", apply("add", n, 1.0), x)),
+    rule(lambda n, x, o: ZERO, lambda n, x, o: apply("polygamma", apply("add", n, 1.0), x)),
     _sympy_polygamma, ())
-_op("log_ndtr", 1, _scipy(scipy.special.log_ndtr), _rule(_log_ndtr_derivative),
+_op("log_ndtr", 1, _scipy(scipy.special.log_ndtr), rule(_log_ndtr_derivative),
     _sympy_log_ndtr, ("log_ndtr",))
 
 FUNCTIONS.update((name, OPS[name]) for name in ("gammaln", "digamma", "polygamma", "log_ndtr"))
-PUBLIC.update((name, _public(name)) for name in ("gammaln", "digamma", "log_ndtr"))
+PUBLIC.update((name, public_function(name)) for name in ("gammaln", "digamma", "log_ndtr"))
 
 
 @eager

@@ -217,7 +217,8 @@ def _matmul_shape(shapes, payload):
     return a[:-1] + (b[-1:] if len(b) == 2 else ())
 
 
-def _outer(u, v):
+def outer_product(u, v):
+    """The outer product of two vectors, as a broadcasting product."""
     # A broadcasting product, not a matmul with an inner size of 1: it fuses into the
     # loop that reads it (an accumulation, in reverse sweeps) instead of a BLAS call
     # writing a matrix.
@@ -229,10 +230,12 @@ def _matmul_vjp(i, node, adj):
     a, b = node.args
     if i == 0:
         if a.ndim == 2:
-            return apply("matmul", adj, apply("transpose", b)) if b.ndim == 2 else _outer(adj, b)
+            if b.ndim == 2:
+                return apply("matmul", adj, apply("transpose", b))
+            return outer_product(adj, b)
         return apply("matmul", b, adj) if b.ndim == 2 else apply("mul", adj, b)
     if b.ndim == 2:
-        return apply("matmul", apply("transpose", a), adj) if a.ndim == 2 else _outer(a, adj)
+        return apply("matmul", apply("transpose", a), adj) if a.ndim == 2 else outer_product(a, adj)
     return apply("matmul", apply("transpose", a), adj) if a.ndim == 2 else apply("mul", adj, a)
 
 

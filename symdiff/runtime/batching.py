@@ -4,7 +4,7 @@ As ``jax.vmap``: ``in_axes`` is an int (every argument batched on that axis) or 
 per argument, an int or None (the same value at every point).  Each method (the value,
 ``grad``, ``value_and_grad``, ``hessian``, ``jacobian``, ``hvp``, ``jvp``, ``vjp``) runs
 as one generated function: a ``prange`` over the points calling the method's one-point
-code (codegen.emit_vmap), its results stacked on a new leading axis.  Directions and
+code (codegen.numba.vmap), its results stacked on a new leading axis.  Directions and
 cotangents of ``hvp``/``jvp``/``vjp`` are given per point, stacked on axis 0.
 """
 
@@ -16,7 +16,7 @@ import threading
 import numpy as np
 from numba import types
 
-from codegen.emit_vmap import emit_vmap, result_layout
+from codegen import emit_vmap, result_layout
 from codegen.naming import parameter_names
 from symdiff.errors import ArgumentError, ShapeError
 from symdiff.runtime.blas_threads import limited, threaded_products

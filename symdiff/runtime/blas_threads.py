@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from codegen.emit_numba import body_specs
+from codegen import body_specs
 from symdiff.ir.dims import has_open
 from symdiff.ir.nodes import flatten, topological_order
 

@@ -12,8 +12,7 @@ entry-by-entry code, which is faster per call.
 
 from __future__ import annotations
 
-from codegen import ArrayParam, FunctionSpec
-from codegen.emit_directions import DirectionLoop, Slot
+from codegen import ArrayParam, DirectionLoop, FunctionSpec, Slot
 from symdiff.autodiff.modes import forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from symdiff.errors import SymdiffError
 from symdiff.ir.dims import elements, has_open

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from codegen.emit_directions import run_direction_loop
+from codegen import run_direction_loop
 from symdiff.ir.dims import resolve
 from symdiff.ir.evaluate import evaluate
 from symdiff.ir.nodes import OPS, Expr, flatten, topological_order

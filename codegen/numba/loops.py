@@ -1,68 +1,20 @@
-"""Emission of structured loops (``sd.scan``): the first op whose emission lives with the
-backend, not in its ``ir.Op`` record.
+"""The Numba lowering of loops (``sd.scan``, ``sd.while_loop``): the array emitter's
+entries for the loop ops (``LOOP_EMITTERS``).
 
 A scan is one ``for`` loop in the generated code around a call of its body, and the body
-one more njit function of the module (emitted once, whatever the trip count).  All
-outputs of one loop (final carries, stacked per-step outputs, stacked carries) that a
-function uses come from the same loop.
+one more njit function of the module (emitted once, whatever the trip count: the
+functions a body becomes are codegen.bodies').  All outputs of one loop (final carries,
+stacked per-step outputs, stacked carries) that a function uses come from the same loop;
+a reverse sweep over checkpointed carries runs segment by segment.
 """
 
 from __future__ import annotations
 
 import math
 
-from symdiff.ir.nodes import Expr, flatten, topological_order
+from symdiff.ir.nodes import Expr
 
-from .naming import extent, literal
-from .spec import FunctionSpec
-
-
-def _body_spec(body, name: str) -> FunctionSpec:
-    inputs = body.carries + body.xs + body.invariants
-    return FunctionSpec(name, tuple(inputs), tuple(body.new_carries) + tuple(body.ys),
-                        "one step of a scan: (next carry..., y...)", lowering="python",
-                        checked=False)
-
-
-def _while_specs(body, name: str) -> list[FunctionSpec]:
-    inputs = tuple(body.carries + body.invariants)
-    return [FunctionSpec(name, inputs, tuple(body.new_carries),
-                         "one step of a while loop: (next carry...)", lowering="python",
-                         checked=False),
-            FunctionSpec(name.replace("_sd_while_", "_sd_cond_"), inputs, body.cond,
-                         "whether a while loop goes on (nonzero)", lowering="python",
-                         checked=False)]
-
-
-def step_specs(body, name: str) -> list[FunctionSpec]:
-    """The functions a loop body becomes, its step named ``name`` (a while loop's
-    condition: the same name with _sd_cond_)."""
-    return _while_specs(body, name) if hasattr(body, "cond") else [_body_spec(body, name)]
-
-
-def body_prefix(body) -> str:
-    """The start of the generated name of a loop body's step function."""
-    return "_sd_while_" if hasattr(body, "cond") else "_sd_scan_"
-
-
-def loop_bodies(roots) -> list:
-    """The loop bodies the graph under ``roots`` runs, nested ones included, in the order
-    they are first met (a walk of the graph, then of each body's graph)."""
-    found: dict[int, object] = {}
-    pending = [list(roots)]
-    while pending:
-        for node in topological_order(pending.pop()):
-            if node.op in LOOP_EMITTERS and id(node.value[0]) not in found:
-                body = node.value[0]
-                found[id(body)] = body
-                pending.append(flatten([spec.result for spec in step_specs(body, "_")]))
-    return list(found.values())
-
-
-def has_loops(result) -> bool:
-    """Whether a graph contains a loop op or a root (it then needs the array emitter)."""
-    return any(n.op in LOOP_EMITTERS or n.op == "root"
-               for n in topological_order(flatten(result)))
+from ..naming import extent, literal
 
 
 def emit_while(emitter, node: Expr) -> None:
@@ -130,7 +82,8 @@ def _plan(emitter) -> dict:
     for n in emitter.order:
         if n.op == "scan" and n.value[1][0] in STACKED_CARRIES:
             stacked.setdefault(_key(n), []).append(n)
-    chosen = {key for key, nodes in stacked.items() if all(map(recomputable, nodes))}
+    chosen = {key for key, nodes in stacked.items()
+              if all(map(recomputable, nodes)) and not _degenerate(nodes[0])}
     # A sweep's segments are those of every loop it recomputes: one policy among them.
     changed = True
     while changed:
@@ -146,6 +99,19 @@ def _plan(emitter) -> dict:
     # another order in every process.
     emitter.loop_plan = {key: None for key in stacked if key in chosen}
     return emitter.loop_plan
+
+
+def _degenerate(node: Expr) -> bool:
+    """Whether the checkpoints of a static loop would be degenerate: an interval of one
+    step (every carry a checkpoint) or one segment (the sweep recomputes every carry
+    before its first step).  Storing every carry then takes no more memory, and the
+    sweep reads them without segments."""
+    body = node.value[0]
+    steps = node.args[len(body.carries)].shape[0]
+    if not isinstance(steps, int):
+        return False
+    length = _segment_length(body.checkpoint, str(steps), body.carries)
+    return length.isdigit() and (int(length) == 1 or int(length) >= steps)
 
 
 def _sources(node: Expr, chosen) -> list[tuple]:
@@ -175,17 +141,33 @@ def _segment_length(policy, steps: str, carry) -> str:
     return f"1 if {steps} * ({size}) <= {AUTO_STORE_BYTES} else {root}"
 
 
-def _store(target: str, index: str, value: str, ndim: int, row: str | None = None) -> list[str]:
-    """``target[index] = value`` (``value[row]`` if given) for a part of ``ndim`` axes, as
+def _plus(count: str, n: int) -> str:
+    """``count + n`` as code: a number when ``count`` is one."""
+    if count.isdigit():
+        return str(int(count) + n)
+    return f"{count} + {n}" if n >= 0 else f"{count} - {-n}"
+
+
+def _shape(dims: list[str]) -> str:
+    """A shape tuple as code."""
+    return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+
+def _store(target: str, index: str, value: str, shape: tuple,
+           row: str | None = None) -> list[str]:
+    """``target[index] = value`` (``value[row]`` if given) for a part of ``shape``, as
     element loops: an array assignment makes Numba compile its shape-mismatch message
     (about 2 s of string formatting code per process)."""
-    if not ndim:
+    if not shape:
         return [f"{target}[{index}] = {value}" + (f"[{row}]" if row else "")]
-    axes = [f"_q{d}" for d in range(ndim)]
-    lines = ["    " * d + f"for {q} in range({target}.shape[{d + 1}]):"
-             for d, q in enumerate(axes)]
+    axes = ["0" if d == 1 else f"_q{k}" for k, d in enumerate(shape)]  # no loop of 1
+    bounds = [str(d) if isinstance(d, int) else f"{target}.shape[{k + 1}]"
+              for k, d in enumerate(shape) if d != 1]
+    loops = [q for q in axes if q != "0"]
+    lines = ["    " * k + f"for {q} in range({bound}):"
+             for k, (q, bound) in enumerate(zip(loops, bounds, strict=True))]
     source = ", ".join(([row] if row else []) + axes)
-    lines.append("    " * ndim + f"{target}[{index}, {', '.join(axes)}] = {value}[{source}]")
+    lines.append("    " * len(loops) + f"{target}[{index}, {', '.join(axes)}] = {value}[{source}]")
     return lines
 
 
@@ -222,10 +204,10 @@ class _Step:
             for n, name in self.stacked.items():
                 j = n.value[1][1]
                 if n.value[1][0] == kind == "ys":
-                    out += _store(name, index, f"{result}[{c + j}]", body.ys[j].ndim)
+                    out += _store(name, index, f"{result}[{c + j}]", body.ys[j].shape)
                 elif n.value[1][0] == kind:
                     out += _store(name, index + self.shift.get(n, ""), self.carry[j],
-                                  body.carries[j].ndim)
+                                  body.carries[j].shape)
             return out
 
         lines = stores("carries")
@@ -237,7 +219,7 @@ class _Step:
 
 def emit_scan(emitter, node: Expr) -> None:
     """Lines of the loop computing ``node`` and every other output of the same loop that
-    the function uses (``emitter`` is a codegen.emit_arrays.ArrayEmitter).  A reverse
+    the function uses (``emitter`` is a codegen.numba.arrays.ArrayEmitter).  A reverse
     sweep over checkpointed carries runs segment by segment, recomputing each segment's
     carries from its checkpoint first."""
     plan = _plan(emitter)
@@ -250,8 +232,8 @@ def emit_scan(emitter, node: Expr) -> None:
     step = _Step(emitter, body, node.args, slots)
     if sources:
         steps, k, count = (plan[sources[0]][name] for name in ("steps", "k", "count"))
-    elif c in step.fills:  # the trip count is the filled array's static length
-        steps = extent(node.args[c].shape[0])
+    elif emitter.length(node.args[c]) is not None:  # a number, or from _nb
+        steps = emitter.length(node.args[c])
     else:
         steps = emitter.new_name()
         lines.append(f"{steps} = {step.operands[c]}.shape[0]")
@@ -268,7 +250,7 @@ def emit_scan(emitter, node: Expr) -> None:
     if sources:
         lines += _segmented_loop(step, plan.get(key), steps, k, count, buffers)
     else:
-        order = f"range({steps} - 1, -1, -1)" if body.reverse else f"range({steps})"
+        order = f"range({_plus(steps, -1)}, -1, -1)" if body.reverse else f"range({steps})"
         lines.append(f"for _s in {order}:")
         lines += ["    " + line for line in _keep_checkpoint(plan.get(key), body, step, "_s")]
         lines += ["    " + line for line in step.call("_s")]
@@ -303,8 +285,8 @@ def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
         nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
         names = [emitter.new_name() for _ in record["shapes"]]
         buffers.append((record, names, nexts))
-        size = f"{k} + 1" if nexts else k
-        lines += [f"{b} = np.empty(({', '.join([size] + [extent(d) for d in shape])},))"
+        size = _plus(k, 1) if nexts else k
+        lines += [f"{b} = np.empty({_shape([size] + [extent(d) for d in shape])})"
                   for b, shape in zip(names, record["shapes"], strict=True)]
     for pos, a in enumerate(node.args[c:c + x], start=c):
         if a.op == "scan" and _key(a) in sources:
@@ -313,7 +295,7 @@ def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
             # step; a forward loop's ends with it.
             after = a.value[1][0] == "nexts"
             shift = 0 if not nexts else int(after != record["body"].reverse)
-            slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo + {shift}]"
+            slots[pos] = f"{names[a.value[1][1]]}[{{i}} - _lo{' + 1' * shift}]"
     return lines, slots, buffers
 
 
@@ -334,9 +316,9 @@ def _stacked_outputs(emitter, step, group: list, steps: str, checkpointed: bool)
             continue
         part = body.ys[j] if kind == "ys" else body.carries[j]
         step.stacked[n] = emitter.new_name()
-        length = f"{steps} + 1" if kind == "carries" and j in both else steps
-        shape = ", ".join([length] + [extent(d) for d in part.shape])
-        lines.append(f"{step.stacked[n]} = np.empty(({shape},))")
+        length = _plus(steps, 1) if kind == "carries" and j in both else steps
+        shape = _shape([length] + [extent(d) for d in part.shape])
+        lines.append(f"{step.stacked[n]} = np.empty({shape})")
         if kind == "carries" and j in both and body.reverse:
             step.shift[n] = " + 1"  # a reverse loop's carry after step t: entry t
     return both, lines
@@ -350,7 +332,7 @@ def _carry_views(emitter, step, group: list, both: dict, steps: str):
     views, lines = {}, []
     for j, n in both.items():
         whole, end = step.stacked[n], "0" if body.reverse else steps
-        lines += _store(whole, end, step.carry[j], body.carries[j].ndim)
+        lines += _store(whole, end, step.carry[j], body.carries[j].shape)
         views[n], views[nexts[j]] = emitter.new_name(), emitter.new_name()
         early, late = f"{whole}[:{steps}]", f"{whole}[1:]"
         before, after = (late, early) if body.reverse else (early, late)
@@ -370,7 +352,7 @@ def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
     plan[key] = {"steps": steps, "k": k, "count": count, "checkpoints": names,
                  "shapes": [p.shape for p in body.carries], "args": key[1], "body": body,
                  "final": None}
-    lines += [f"{n} = np.empty(({', '.join([count] + [extent(d) for d in p.shape])},))"
+    lines += [f"{n} = np.empty({_shape([count] + [extent(d) for d in p.shape])})"
               for n, p in zip(names, body.carries, strict=True)]
     return lines
 
@@ -382,10 +364,10 @@ def _keep_checkpoint(record, body, step, index: str) -> list[str]:
         return []
     k, steps = record["k"], record["steps"]
     entering = (f"{index} % {k} == 0" if not body.reverse
-                else f"({index} + 1) % {k} == 0 or {index} == {steps} - 1")
+                else f"({index} + 1) % {k} == 0 or {index} == {_plus(steps, -1)}")
     lines = [f"if {entering}:"]
     for ck, carry, part in zip(record["checkpoints"], step.carry, body.carries, strict=True):
-        lines += ["    " + line for line in _store(ck, f"{index} // {k}", carry, part.ndim)]
+        lines += ["    " + line for line in _store(ck, f"{index} // {k}", carry, part.shape)]
     return lines
 
 
@@ -394,7 +376,7 @@ def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
     loop are recomputed into buffers from the segment's checkpoint, then its steps run
     (``record``: the sweep's own checkpoints, if a later sweep recomputes it in turn)."""
     body = step.body
-    segments = f"range({count} - 1, -1, -1)" if body.reverse else f"range({count})"
+    segments = f"range({_plus(count, -1)}, -1, -1)" if body.reverse else f"range({count})"
     lines = [f"for _g in {segments}:", f"    _lo = _g * {k}", f"    _hi = min(_lo + {k}, {steps})"]
     for source_record, buffer, nexts in buffers:
         forward = source_record["body"]
@@ -405,21 +387,21 @@ def _segmented_loop(step, record, steps, k, count, buffers) -> list[str]:
         order, last = (("range(_hi - 1, _lo - 1, -1)", "_lo") if forward.reverse
                        else ("range(_lo, _hi)", "_hi - 1"))
         at = "_r - _lo + 1" if nexts and forward.reverse else "_r - _lo"
-        ndims = [len(shape) for shape in source_record["shapes"]]
+        shapes = source_record["shapes"]
         lines.append(f"    for _r in {order}:")
-        for b, carry, ndim in zip(buffer, source.carry, ndims, strict=True):
-            lines += ["        " + line for line in _store(b, at, carry, ndim)]
+        for b, carry, shape in zip(buffer, source.carry, shapes, strict=True):
+            lines += ["        " + line for line in _store(b, at, carry, shape)]
         lines.append(f"        if _r != {last}:")
         lines += ["            " + line for line in source.call("_r")]
         if nexts:  # the carry after the segment: the next segment's checkpoint, or the end
             end, following, exists = (("0", "_g - 1", "_g > 0") if forward.reverse else
                                       ("_hi - _lo", "_g + 1", f"_g + 1 < {count}"))
             lines.append(f"    if {exists}:")
-            for b, ck, ndim in zip(buffer, checkpoints, ndims, strict=True):
-                lines += ["        " + line for line in _store(b, end, ck, ndim, following)]
+            for b, ck, shape in zip(buffer, checkpoints, shapes, strict=True):
+                lines += ["        " + line for line in _store(b, end, ck, shape, following)]
             lines.append("    else:")
-            for b, final, ndim in zip(buffer, source_record["final"], ndims, strict=True):
-                lines += ["        " + line for line in _store(b, end, final, ndim)]
+            for b, final, shape in zip(buffer, source_record["final"], shapes, strict=True):
+                lines += ["        " + line for line in _store(b, end, final, shape)]
     order = ("range(_hi - 1, _lo - 1, -1)" if body.reverse else "range(_lo, _hi)")
     lines.append(f"    for _s in {order}:")
     lines += ["        " + line for line in _keep_checkpoint(record, body, step, "_s")]

@@ -10,29 +10,8 @@ and every point shape of the same rank.
 
 from __future__ import annotations
 
-from symdiff.ir.nodes import Expr
-
-from .numba.helpers import PARALLEL_DECORATOR
-
-SCALAR = 0  # a result leaf that is a float; a leaf with n >= 1 dimensions is n
-
-
-def result_layout(spec):
-    """How a generated function returns its result: SCALAR or a rank for one result, a
-    tuple of layouts for a tuple (see FunctionSpec.result; direction loops give a
-    matrix)."""
-    if not hasattr(spec, "result"):
-        return 2
-    return _layout(spec.result)
-
-
-def _layout(result):
-    if isinstance(result, tuple):
-        return tuple(_layout(part) for part in result)
-    if isinstance(result, Expr):
-        return len(result.shape) if result.shape else SCALAR
-    rows = list(result)
-    return 2 if rows and isinstance(rows[0], list) else 1
+from ..spec import SCALAR_RESULT
+from .helpers import PARALLEL_DECORATOR
 
 
 def _leaves(layout, at: str) -> list[tuple[str, int]]:
@@ -65,7 +44,7 @@ def emit_vmap(name: str, point: str, params: list[str], batched: list[bool], lay
     lines = [f"_n = {first}.shape[0]", f"_r = {point}({arguments('0')})"]
     stores = []
     for k, (at, rank) in enumerate(leaves):
-        if rank == SCALAR:
+        if rank == SCALAR_RESULT:
             lines.append(f"_o{k} = np.empty(_n)")
             stores.append(f"_o{k}[_p] = {at}")
         else:

@@ -1,13 +1,17 @@
 """Full sums over one axis: partial sums in several lanes, and blocked sums of maps.
 
-Mixin of codegen.emit_arrays.ArrayEmitter (its ``loop`` sends a full 1-D sum here).
+Mixin of codegen.numba.arrays.ArrayEmitter (its ``loop`` sends a full 1-D sum here).
+A static length shorter than two steps of the lanes resolves when generating: no loop
+that runs once or never.  Longer ones have the same loops whatever their length, so the
+code's size does not depend on array sizes.
 """
 
 from __future__ import annotations
 
 from symdiff.ir.nodes import OPS, Expr
 
-from .numba.elements import LOOP
+from ..naming import extent
+from .elements import LOOP
 
 LANES = 4  # partial sums of a full reduction (FullSums.lanes_sum)
 BLOCK = 256  # elements of a transcendental map computed before they are summed
@@ -21,6 +25,43 @@ def _lanes_total() -> str:
     return terms[0][1:-1]
 
 
+def lanes(count, n: str, main: str, total: str, term, wrap: bool) -> list[str]:
+    """Lines adding ``term`` at every index of ``range(n)`` to ``total`` (which starts at
+    0.0 before them): the first ``main`` (``n - n % LANES``) in LANES partial sums, the
+    rest one by one, then the partial sums.  ``count``: n when static and short (under
+    two steps of the lanes: loops that would run once or never are resolved), else None.
+    ``term(index, target, lines)`` appends the lines adding one element to ``target``;
+    ``wrap``: lane indices in parentheses (for index arithmetic)."""
+    static = count is not None
+    lines: list[str] = []
+    partial = not static or count >= LANES
+    body: list[str] = []
+    unrolled = static and main == str(LANES)  # one step of the lanes: no loop
+    if partial:
+        lines += [f"_u{lane} = 0.0" for lane in range(LANES)]
+        for lane in range(LANES):
+            index = (str(lane) if unrolled else "_i0" if not lane
+                     else f"(_i0 + {lane})" if wrap else f"_i0 + {lane}")
+            term(index, f"_u{lane}", body)
+        if not unrolled:
+            lines.append(f"for _i0 in range(0, {main}, {LANES}):")
+        lines += [("" if unrolled else "    ") + line for line in body]
+    if static and count % LANES == 1:  # one element left: no loop
+        rest = body if unrolled else []  # straight-line code: one numbering
+        size = len(rest)
+        term(main, total, rest)
+        lines += rest[size:]
+    elif not static or count % LANES:
+        rest = []
+        term("_i0", total, rest)
+        lines.append(f"for _i0 in range({main}, {n}):" if main != "0" else
+                     f"for _i0 in range({n}):")
+        lines += ["    " + line for line in rest]
+    if partial:
+        lines.append(f"{total} += {_lanes_total()}")
+    return lines
+
+
 class FullSums:
     """Mixin: the loops of a full sum."""
 
@@ -29,30 +70,24 @@ class FullSums:
         fused map computed per lane: the adds no longer wait on one another (sum(x * x)
         of 10^5 elements: 59 us with one accumulator, 21 with four).  Transcendental maps
         go to blocked_sum."""
-        n = self.dim(shape[0])
+        n = extent(shape[0])
         if any(m.op in LOOP for m in members):
             self.blocked_sum(root, name, n, members)
             return
-        body: list[str] = []
-        for lane in range(LANES):
+        static = isinstance(shape[0], int)
+        count = shape[0] if static and shape[0] < 2 * LANES else None
+
+        def term(index: str, total: str, lines: list[str]) -> None:
             local: dict[Expr, str] = {}
-            index = [f"(_i0 + {lane})" if lane else "_i0"]  # () for index arithmetic
             for node in members:
-                local[node] = self.loop_value(node, shape, index, local, body)
-            body.append(f"_u{lane} += {self.loop_value(root, shape, index, local, body, True)}")
-        rest: list[str] = []
-        local = {}
-        for node in members:
-            local[node] = self.loop_value(node, shape, ["_i0"], local, rest)
-        rest.append(f"{name} += {self.loop_value(root, shape, ['_i0'], local, rest, True)}")
-        main = self.new_name()
-        self.lines += [f"{main} = {n} - {n} % {LANES}", f"{name} = 0.0"]
-        self.lines += [f"_u{lane} = 0.0" for lane in range(LANES)]
-        self.lines.append(f"for _i0 in range(0, {main}, {LANES}):")
-        self.lines += ["    " + line for line in body]
-        self.lines.append(f"for _i0 in range({main}, {n}):")
-        self.lines += ["    " + line for line in rest]
-        self.lines.append(f"{name} += {_lanes_total()}")
+                local[node] = self.loop_value(node, shape, [index], local, lines)
+            value = self.loop_value(root, shape, [index], local, lines, True)
+            lines.append(f"{total} += {value}")
+
+        main = str(shape[0] - shape[0] % LANES) if static else self.new_name()
+        self.lines += [] if static else [f"{main} = {n} - {n} % {LANES}"]
+        self.lines.append(f"{name} = 0.0")
+        self.lines += lanes(count, n, main, name, term, wrap=True)
         self.names[root] = name
 
     def blocked_sum(self, root: Expr, name: str, n: str, members: list) -> None:
@@ -81,17 +116,16 @@ class FullSums:
             local[node] = self.loop_value(node, (n,), index, local, body)
         body.append(f"{buffer}[_i0] = {self.loop_value(root, (n,), index, local, body, True)}")
         self.renamed = {}
+
+        def term(index: str, total: str, lines: list[str]) -> None:
+            lines.append(f"{total} += {buffer}[{index}]")
+
         self.lines += [f"{buffer} = np.empty({BLOCK})", f"{name} = 0.0",
                        f"for _b in range(0, {n}, {BLOCK}):",
                        f"    _m = min({BLOCK}, {n} - _b)"]
         self.lines += [f"    {view} = {self.array(a)}[_b:_b + _m]" for a, view in slices.items()]
         self.lines.append("    for _i0 in range(_m):")
         self.lines += ["        " + line for line in body]
-        self.lines += [f"    {main} = _m - _m % {LANES}"]
-        self.lines += [f"    _u{lane} = 0.0" for lane in range(LANES)]
-        self.lines.append(f"    for _i0 in range(0, {main}, {LANES}):")
-        self.lines += [f"        _u{lane} += {buffer}[_i0 + {lane}]" if lane else
-                       f"        _u0 += {buffer}[_i0]" for lane in range(LANES)]
-        self.lines += [f"    for _i0 in range({main}, _m):", f"        {name} += {buffer}[_i0]",
-                       f"    {name} += {_lanes_total()}"]
+        self.lines.append(f"    {main} = _m - _m % {LANES}")
+        self.lines += ["    " + line for line in lanes(None, "_m", main, name, term, False)]
         self.names[root] = name

@@ -21,10 +21,11 @@ import struct
 
 from symdiff.ir.nodes import Expr, flatten
 
-from .llvm.elements import ELEMENTS
-from .naming import parameter_names, unrolled_power
-from .schedule import schedule
-from .spec import array_checks
+from ..naming import input_names
+from ..schedule import schedule
+from ..spec import array_checks
+from ..walker import Walk
+from .elements import ELEMENTS
 
 PRELUDE = '''import llvmlite.binding as _llvm
 from numba import types
@@ -72,12 +73,13 @@ def _constant(value: float) -> str:
 
 
 class _Function:
-    """The instructions of one LLVM function under construction."""
+    """The instructions of one LLVM function under construction, and the rendering of the
+    shared scalar walk into it (codegen.walker.Renderer): an instruction per operation."""
 
-    def __init__(self):
+    def __init__(self, load=None):
         self.lines: list[str] = []
-        self.names: dict[Expr, str] = {}
         self.count = 0
+        self.load = load  # a leaf's first read in this function: an array element, a slot
 
     def fresh(self) -> str:
         self.count += 1
@@ -102,25 +104,34 @@ class _Function:
         kind = "store atomic double" if atomic else "store double"
         self.lines.append(f"{kind} {value}, ptr {address}{' monotonic' * atomic}, align 8")
 
-    def compute(self, node: Expr, name: str, operand):
-        """The instructions of ``node``, its value named ``name``."""
-        operands = [operand(a) for a in node.args]
+    # The rendering of the walk.
+    @staticmethod
+    def temporary(index: int) -> str:
+        return f"%t{index}"
+
+    constant = staticmethod(_constant)
+
+    def leaf(self, node: Expr) -> str:
+        return self.load(self, node)
+
+    def power(self, name: str, base: str, n: int, node: Expr) -> str:
+        """x ** n as products (a division for n < 0)."""
+        product = base
+        for j in range(abs(n) - 1):
+            last = j == abs(n) - 2 and n > 0
+            step = name if last else f"{name}.{j}"
+            self.lines.append(f"{step} = fmul double {product}, {base}")
+            product = step
+        if n < 0:
+            self.lines.append(f"{name} = fdiv double {_constant(1.0)}, {product}")
+        return name
+
+    def operation(self, name: str, operands: list[str], node: Expr) -> str:
         template = ELEMENTS[node.op][0]
-        n = unrolled_power(node.args[1]) if node.op == "pow" else None
-        if n is not None:  # x ** n as products (a division for n < 0)
-            product = operands[0]
-            for j in range(abs(n) - 1):
-                last = j == abs(n) - 2 and n > 0
-                step = name if last else f"{name}.{j}"
-                self.lines.append(f"{step} = fmul double {product}, {operands[0]}")
-                product = step
-            if n < 0:
-                self.lines.append(f"{name} = fdiv double {_constant(1.0)}, {product}")
-        elif template == "{0}":  # the identity (stop_gradient): no instruction
-            name = operands[0]
-        else:
-            self.lines.append(f"{name} = {template.format(*operands)}")
-        self.names[node] = name
+        if template == "{0}":  # the identity (stop_gradient): no instruction
+            return operands[0]
+        self.lines.append(f"{name} = {template.format(*operands)}")
+        return name
 
 
 def _outputs(result, label="_out"):
@@ -169,20 +180,16 @@ class _Body:
         self.pointers = [f"%in{k}" for k in range(len(spec.arrays))] + [
             f"%d{k}" for k in range(len(stored))]
 
-    def operand_of(self, function: _Function, load_slot=None):
-        """An operand function: constants inline, values defined in ``function`` by name,
-        array elements loaded (and values of other pieces from their slots) at first use."""
-        def operand(node: Expr) -> str:
-            if node.op == "const":
-                return _constant(node.value)
-            if node not in function.names:
-                if node in self.elements:
-                    k, i = self.elements[node]
-                    function.names[node] = function.element(f"%a{k}_{i}", f"%in{k}", i)
-                else:
-                    function.names[node] = load_slot(node)
-            return function.names[node]
-        return operand
+    def walk(self, function: _Function, load_slot=None) -> Walk:
+        """The walk of the body into ``function``: array elements loaded (and values of
+        other pieces from their slots) at first use."""
+        def load(function: _Function, node: Expr) -> str:
+            if node in self.elements:
+                k, i = self.elements[node]
+                return function.element(f"%a{k}_{i}", f"%in{k}", i)
+            return load_slot(node)
+        function.load = load
+        return Walk(self.order, function)
 
     def store_results(self, function: _Function, operand):
         for k, (_, _, nodes) in enumerate(self.stored):  # C order: 2-D results by index
@@ -192,12 +199,11 @@ class _Body:
     def single(self) -> tuple[list[str], list[str]]:
         """(entry instructions, other definitions) with the body in the entry."""
         entry = _Function()
-        entry.names.update({sym: f"%p{j}" for j, sym in enumerate(self.params)})
-        operand = self.operand_of(entry)
-        for index, node in enumerate(self.order):
-            entry.compute(node, f"%t{index}", operand)
-        self.store_results(entry, operand)
-        value = operand(self.returned) if self.returned is not None else _constant(0.0)
+        walk = self.walk(entry)
+        walk.names.update({sym: f"%p{j}" for j, sym in enumerate(self.params)})
+        walk.run()
+        self.store_results(entry, walk.operand)
+        value = walk.operand(self.returned) if self.returned is not None else _constant(0.0)
         return entry.lines + [f"ret double {value}"], []
 
     def _slots(self, piece_of: dict[Expr, int], last: int) -> dict[Expr, int]:
@@ -260,17 +266,17 @@ class _Body:
             def load_slot(node, function=function):
                 return function.element(f"%v{slot[node]}", "%s", slot[node], atomic=True)
 
-            operand = self.operand_of(function, load_slot)
+            walk = self.walk(function, load_slot)
             for index in range(piece * PIECE_OPS, min((piece + 1) * PIECE_OPS,
                                                       len(self.order))):
-                node = self.order[index]
-                function.compute(node, f"%t{index}", operand)
-                if node in slot:
-                    function.store(function.names[node], "%s", slot[node], atomic=True)
+                value = walk.step(index)
+                if self.order[index] in slot:
+                    function.store(value, "%s", slot[self.order[index]], atomic=True)
             if piece == last:
-                self.store_results(function, operand)
+                self.store_results(function, walk.operand)
                 if self.returned is not None:
-                    function.store(operand(self.returned), "%s", returned_slot, atomic=True)
+                    function.store(walk.operand(self.returned), "%s", returned_slot,
+                                   atomic=True)
             definitions.append(f"define internal void @piece{piece}({pointers}) #0 {{\n"
                                + "".join(f"  {line}\n" for line in function.lines)
                                + "  ret void\n}")
@@ -305,7 +311,7 @@ def _module_text(spec, stored, returned) -> tuple[str, str]:
 
 def emit_llvm_function(spec, decorator: str) -> str:
     """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
-    params = parameter_names([s.value for s in spec.inputs])
+    params = input_names(spec)
     arrays = [a.name for a in spec.arrays]
     scalars, outs = _outputs(spec.result)
     # The first scalar result is the returned value; others go through arrays.

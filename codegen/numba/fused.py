@@ -1,6 +1,6 @@
 """Several materialized elementwise arrays of one shape computed in one loop.
 
-The array emitter gives each materialized node its loop (codegen.emit_arrays).  A chain
+The array emitter gives each materialized node its loop (codegen.numba.arrays).  A chain
 such as the stages of an RK4 step, each used twice, then became one pass over memory
 per stage, and its reverse sweep 17 passes: 4.1x the forward pass on 10^5 states.  Here
 consecutive roots of the schedule that iterate over the same shape share one loop;
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from symdiff.ir.nodes import OPS, Expr
 
-from .numba.elements import SCALAR, element
+from .elements import SCALAR, element
+from .indexing import loop_indices, shape_text
 
 # Math functions that are LLVM intrinsics LLVM vectorizes (the rest are opaque calls).
 VECTORIZED_MATH = ("math.fabs(", "math.sqrt(", "math.copysign(", "math.inf", "math.nan")
@@ -38,7 +39,7 @@ def _integer_power(node: Expr) -> bool:
 
 
 class FusedLoops:
-    """Mixin of codegen.emit_arrays.ArrayEmitter: groups roots and emits a group's loop."""
+    """Mixin of codegen.numba.arrays.ArrayEmitter: groups roots and emits a group's loop."""
 
     def groupable(self, node: Expr) -> bool:
         """An elementwise root with a loop of its own shape and no opaque element."""
@@ -77,7 +78,7 @@ class FusedLoops:
     def fused_loop(self, group: list[Expr]) -> None:
         """One loop computing every root of ``group``, storing the ones read elsewhere."""
         shape = group[0].shape
-        indices = [f"_i{k}" for k in range(len(shape))]
+        indices = loop_indices(shape)
         body: list[str] = []
         local: dict[Expr, str] = {}
         inside = set(group).union(*map(self.members_of, group))
@@ -90,7 +91,7 @@ class FusedLoops:
             users = self.consumers.get(root, [])
             if root in outputs or any(u not in inside for u in users):
                 name = self.new_name()
-                self.lines.append(f"{name} = np.empty({self.shape_text(shape)})")
+                self.lines.append(f"{name} = np.empty({shape_text(shape)})")
                 body.append(f"{name}[{', '.join(indices)}] = {local[root]}")
                 self.names[root] = name
         self.nest(shape, indices, body)

@@ -10,18 +10,27 @@ from the arguments, so code size does not depend on array sizes.
 
 from __future__ import annotations
 
-import hashlib
-
-from symdiff.ir.dims import is_open
 from symdiff.ir.index_keys import least_open_length
 from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
-from symdiff.ir.printer import to_infix
 
-from .emit_fused import FusedLoops
-from .emit_loops import LOOP_EMITTERS, loop_bodies, step_specs
-from .emit_sums import FullSums
-from .naming import BATCH, extent, literal, temporary
-from .schedule import expanded_lengths, schedule
+from ..bodies import loop_bodies, step_specs
+from ..naming import BATCH, extent, literal, temporary
+from ..schedule import expanded_lengths, schedule
+from .fused import FusedLoops
+from .indexing import (
+    broadcast_index,
+    constant_name,
+    key_index,
+    loop_indices,
+    rows_name,
+    shape_text,
+    unit_reshape,
+    unit_reshape_index,
+)
+from .loops import LOOP_EMITTERS
+from .products import Products, is_matvec
+from .scalar import formula, placeholders, statement
+from .sums import FullSums
 
 # Ops that accumulate their operand's loop into a result of another shape.
 REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
@@ -33,88 +42,6 @@ CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
 COMMENT_CHARS = 60
 # Ops whose emitted result may share memory with an operand (views, identities).
 ALIASING = ("transpose", "reshape", "stop_gradient", "root")
-
-
-def _shape_text(shape) -> str:
-    dims = ", ".join(extent(d) for d in shape)
-    return f"({dims},)" if len(shape) == 1 else f"({dims})"
-
-
-def _key_index(key, shape: tuple, indices: list[str]) -> list[str]:
-    """Index into an array of ``shape``, seen through an index key, from the loop
-    ``indices`` over the indexed result (an int entry fixes its axis; a slice maps).
-    Entries on an open dimension count negative bounds from its run-time length."""
-    out, free = [], iter(indices)
-    for k, dim in enumerate(shape):
-        entry = key[k] if k < len(key) else ("s", None, None, None)
-        if entry[0] == "i":
-            out.append(_from_end(entry[1], dim))
-            continue
-        i = next(free)
-        if entry[0] == "o":
-            step = entry[3]
-            start = ("0" if step > 0 else _from_end(-1, dim)) if entry[1] is None else \
-                _from_end(entry[1], dim)
-        else:
-            start, step = str(entry[1] or 0), entry[3] or 1
-        term = i if abs(step) == 1 else f"{abs(step)} * {i}"
-        if start == "0":
-            out.append(term if step > 0 else f"-{term}")
-        else:
-            out.append(f"{start} {'+' if step > 0 else '-'} {term}")
-    return out
-
-
-def _from_end(position: int, dim) -> str:
-    """A position on an axis of length ``dim``; a negative one counts from the end."""
-    return str(position) if position >= 0 else f"{extent(dim)} - {-position}"
-
-
-def constant_name(node: Expr) -> str:
-    """Module-level name of an array constant (by content, so identical ones are shared)."""
-    return "_k" + hashlib.sha256(repr(node.value.key).encode()).hexdigest()[:12]
-
-
-def constant_source(node: Expr) -> str:
-    """Module-level definition of an array constant."""
-    values = ", ".join(repr(float(v)) for v in node.value.array.ravel())
-    return f"{constant_name(node)} = np.array([{values}]).reshape({node.shape})"
-
-
-def rows_of(node: Expr):
-    """The constant row positions of a take or scatter_add node."""
-    return node.value if node.op == "take" else node.value[0]
-
-
-def rows_name(node: Expr) -> str:
-    """Module-level name of the row positions of a take/scatter_add node."""
-    return "_r" + rows_of(node).key[1][:12]
-
-
-def rows_source(node: Expr) -> str:
-    """Module-level definition of the row positions of a take/scatter_add node."""
-    values = ", ".join(map(str, rows_of(node).array))
-    return f"{rows_name(node)} = np.array([{values}], dtype=np.int64)"
-
-
-def _broadcast_index(shape: tuple, loop_shape: tuple, indices: list[str]) -> list[str]:
-    """Index of an array of ``shape`` inside a loop over ``loop_shape`` (NumPy broadcasting:
-    shapes align on the right and a size-1 dimension stays at 0)."""
-    offset = len(loop_shape) - len(shape)
-    return ["0" if d == 1 and loop_shape[offset + k] != 1 else indices[offset + k]
-            for k, d in enumerate(shape)]
-
-
-def unit_reshape(node: Expr) -> bool:
-    """Whether ``node`` is a reshape that only inserts or removes size-1 axes."""
-    return node.op == "reshape" and bool(node.shape) and bool(node.args[0].shape) and \
-        [d for d in node.shape if d != 1] == [d for d in node.args[0].shape if d != 1]
-
-
-def _unit_reshape_index(shape: tuple, source: tuple, indices: list[str]) -> list[str]:
-    """Index into a reshape's operand (of shape ``source``) from indices over ``shape``."""
-    kept = iter(i for d, i in zip(shape, indices, strict=True) if d != 1)
-    return ["0" if d == 1 else next(kept) for d in source]
 
 
 def _is_view(node: Expr) -> bool:
@@ -148,19 +75,16 @@ def iteration_shape(node: Expr) -> tuple:
     return node.args[0].shape if node.op in REDUCTIONS else node.shape
 
 
-class ArrayEmitter(FusedLoops, FullSums):
+class ArrayEmitter(FusedLoops, FullSums, Products):
     """Builds the body of one function whose graph has array nodes."""
 
-    shape_text = staticmethod(_shape_text)
-    dim = staticmethod(extent)
-
-    def __init__(self, inputs, params, names, result, statement, body_name, checked=True):
-        self.statement = statement  # scalar statement from operand names (emit_numba)
-        self.body_name = body_name  # the name of a loop body's step function (emit_numba)
+    def __init__(self, inputs, params, names, result, body_name, checked=True):
+        self.body_name = body_name  # the name of a loop body's step function (codegen.lower)
         self.checked = checked
         self.params = params
         self.names: dict[Expr, str] = dict(names)  # inputs (and array items) named already
         self.inputs = list(inputs)
+        self.shown = placeholders(inputs, params)
         self.outputs = flatten(result)
         self.order = schedule(self.outputs)
         self.lengths = expanded_lengths(self.order, COMMENT_CHARS + 1)
@@ -169,6 +93,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         self.handed_out: set[str] = set()  # arrays already returned as they are
         self.renamed: dict[Expr, str] = {}  # arrays read through other names for a while
         self.counter = 0
+        self.has_batch = False  # whether the open length _nb is read (check_arguments)
         consumers: dict[Expr, list[Expr]] = {}
         self.consumers = consumers
         for node in self.order:
@@ -185,10 +110,15 @@ class ArrayEmitter(FusedLoops, FullSums):
         self.views = {n for n in self.order if n not in out and _is_view(n) and all(
             map(reads_in_place, consumers.get(n, [])))}
         # Constant vectors that loops scan only to count their steps (fori_loop's zeros):
-        # no array; each step gets the constant (codegen.emit_loops).
+        # no array; each step gets the constant (codegen.numba.loops).
         self.filled = {n for n in self.order if n.op == "broadcast_to" and n.ndim == 1
                        and n.args[0].op == "const" and n not in out and consumers.get(n)
                        and all(_scanned_only(n, u) for u in consumers[n])}
+        # Transposes that only products with a vector read: those read the transpose's
+        # operand in place (codegen.numba.products), so the transpose has no statement.
+        self.transposed = {n for n in self.order if n.op == "transpose" and n.ndim == 2
+                           and n not in out and consumers.get(n)
+                           and all(map(is_matvec, consumers[n]))}
         # One-element arrays (a max or sum kept as shape (1,)) read by loops only live in a
         # local float: no allocation.
         self.unit = {n for n in self.order if n.shape and all(d == 1 for d in n.shape)
@@ -229,9 +159,14 @@ class ArrayEmitter(FusedLoops, FullSums):
         scalar lowering's house style (names alone do not say what _t7 holds)."""
         if self.lengths[node] > COMMENT_CHARS or node.op == "broadcast_to":
             return ""  # surely too long (not even printed), or the fill loop says it
-        text = to_infix(node)
-        # A loop's placeholders ($scan0_c0) are not the names the code uses.
+        text = formula(node, self.shown)  # placeholders as the code names them
         return f"  # {text}" if len(text) <= COMMENT_CHARS and "$" not in text else ""
+
+    def length(self, node: Expr) -> str | None:
+        """The length of ``node``'s first axis as code (a number, or from _nb), if it
+        needs no statement."""
+        d = node.shape[0]
+        return extent(d) if isinstance(d, int) or self.has_batch else None
 
     def new_name(self) -> str:
         name = temporary(self.counter)
@@ -259,15 +194,15 @@ class ArrayEmitter(FusedLoops, FullSums):
             return local[node]
         if not node.shape:
             return self.scalar(node)
-        index = _broadcast_index(node.shape, loop_shape, indices)
+        index = broadcast_index(node.shape, loop_shape, indices)
         while node in self.views:
             source = node.args[0]
             if node.op == "index":
-                index = _key_index(node.value, source.shape, index)
+                index = key_index(node.value, source.shape, index)
             elif node.op == "broadcast_to":
-                index = _broadcast_index(source.shape, node.shape, index)
+                index = broadcast_index(source.shape, node.shape, index)
             else:
-                index = _unit_reshape_index(node.shape, source.shape, index)
+                index = unit_reshape_index(node.shape, source.shape, index)
             node = source
         if node in local:
             return local[node]
@@ -281,8 +216,8 @@ class ArrayEmitter(FusedLoops, FullSums):
     def emit(self) -> list[str]:
         """All statements of the function body, before the return."""
         self.check_arguments()
-        order = [n for n in self.order
-                 if n not in self.inlined and n not in self.views and n not in self.filled]
+        skipped = self.inlined | self.views | self.filled | self.transposed
+        order = [n for n in self.order if n not in skipped]
         k = 0
         while k < len(order):
             node = order[k]
@@ -307,11 +242,11 @@ class ArrayEmitter(FusedLoops, FullSums):
         elif not node.shape and OPS[node.op].elementwise and not any(a.shape for a in
                                                                      node.args):
             name = self.new_name()
-            self.lines.append(f"{name} = {self.statement(node, self.scalar)}")
+            self.lines.append(f"{name} = {statement(node, self.scalar)}")
             self.names[node] = name
         elif node.op == "index" and not node.shape:  # one element
             name = self.new_name()
-            where = _key_index(node.value, node.args[0].shape, [])
+            where = key_index(node.value, node.args[0].shape, [])
             self.lines.append(f"{name} = {self.array(node.args[0])}[{', '.join(where)}]")
             self.names[node] = name
         elif OPS[node.op].elementwise or node.op in REDUCTIONS + ELEMENT_ACCESS:
@@ -328,6 +263,7 @@ class ArrayEmitter(FusedLoops, FullSums):
                 if d is None and batch_from is None:
                     batch_from, batch_arg = f"{name}.shape[{k}]", name
                     self.lines.append(f"{BATCH} = {batch_from}")
+                    self.has_batch = True
             if not self.checked:
                 continue
             # The dimension the open length was read from is that length: no check.
@@ -357,7 +293,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         shape = iteration_shape(root)
         name = self.new_name()
         single = root in self.unit and root.op not in REDUCTIONS
-        indices = ["0" if single else f"_i{k}" for k in range(len(shape))]
+        indices = ["0"] * len(shape) if single else loop_indices(shape)
         body: list[str] = []
         local: dict[Expr, str] = {}
         members = self.members_of(root)  # the inlined producers of this loop, in order
@@ -373,7 +309,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         elif single:  # one element: no loop, no array
             self.lines += body + [f"{name} = {value}"]
         else:
-            self.lines.append(f"{name} = np.empty({_shape_text(shape)}){self.comment(root)}")
+            self.lines.append(f"{name} = np.empty({shape_text(shape)}){self.comment(root)}")
             body.append(f"{name}[{', '.join(indices)}] = {value}")
             self.nest(shape, indices, body)
         self.names[root] = name
@@ -386,11 +322,11 @@ class ArrayEmitter(FusedLoops, FullSums):
             source = node.args[0]
             if not source.shape:
                 return self.scalar(source)
-            where = _key_index(node.value, source.shape, indices)
+            where = key_index(node.value, source.shape, indices)
             return f"{self.array(source)}[{', '.join(where)}]"
         if node.op in REDUCTIONS or node.op == "broadcast_to":  # the operand's element
             return self.element(node.args[0], shape, indices, local)
-        text = self.statement(node, lambda a: self.element(a, shape, indices, local), loop=True)
+        text = statement(node, lambda a: self.element(a, shape, indices, local), loop=True)
         if final:
             return text
         var = f"_v{len(body)}"
@@ -398,19 +334,21 @@ class ArrayEmitter(FusedLoops, FullSums):
         return var
 
     def nest(self, shape, indices, body) -> None:
-        for depth, (d, i) in enumerate(zip(shape, indices, strict=True)):
+        """``body`` in loops over the axes of ``shape`` (none over an axis indexed 0)."""
+        loops = [(d, i) for d, i in zip(shape, indices, strict=True) if i != "0"]
+        for depth, (d, i) in enumerate(loops):
             self.lines.append("    " * depth + f"for {i} in range({extent(d)}):")
-        pad = "    " * len(shape)
+        pad = "    " * len(loops)
         self.lines.extend(pad + line for line in body)
 
     def reduction(self, root, name, shape, indices, value, body) -> None:
         out = root.shape
         if root.op == "sum_to":
-            target = _broadcast_index(out, shape, indices)
+            target = broadcast_index(out, shape, indices)
         elif root.op == "scatter_add":
             target = [f"{rows_name(root)}[{indices[0]}]"] + indices[1:]
         elif root.op == "embed":  # each operand element to its one place, the rest zeros
-            target = _key_index(root.value[0], out, indices)
+            target = key_index(root.value[0], out, indices)
         else:
             axes, keepdims = root.value
             axes = range(len(shape)) if axes is None else axes
@@ -422,7 +360,7 @@ class ArrayEmitter(FusedLoops, FullSums):
         if not scalar:
             fill = "np.full" if root.op == "amax" else "np.zeros"
             extra = ", -math.inf" if root.op == "amax" else ""
-            self.lines.append(f"{name} = {fill}({_shape_text(out)}{extra}){self.comment(root)}")
+            self.lines.append(f"{name} = {fill}({shape_text(out)}{extra}){self.comment(root)}")
         else:
             self.lines.append(f"{name} = {start}{self.comment(root)}")
         if root.op == "amax":
@@ -441,63 +379,11 @@ class ArrayEmitter(FusedLoops, FullSums):
                 LOOP_EMITTERS[node.op](self, node)
             return
         name = self.new_name()
-        text = CALLS[node.op](self, node, [self.operand(a) for a in node.args], name)
+        args = [None if a in self.transposed else self.operand(a) for a in node.args]
+        text = CALLS[node.op](self, node, args, name)
         if text is not None:
             self.lines.append(f"{name} = {text}{self.comment(node)}")
         self.names[node] = name
-
-    # Products with a vector are loops: as fast as BLAS at these sizes, and Numba compiles
-    # a loop in milliseconds where its np.dot costs 0.5-1 s per function.
-    def matvec(self, node: Expr, name: str) -> None:
-        """``name = node`` for a matmul with a 1-D operand."""
-        a, b = node.args
-        if a.ndim == 1 and b.ndim == 1:
-            u, v = self.array(a), self.array(b)
-            self.lines += self._dot(name, lambda k: f"{u}[{k}] * {v}[{k}]", a.shape[0])
-            return
-        if a.ndim == 2:  # out[i] = sum_k a[i, k] v[k]
-            (m, n), vector, row_major = a.shape, b, a.op != "transpose"
-
-            def element(i, k):
-                return self._matrix_element(a, i, k)
-        else:  # out[i] = sum_k v[k] b[k, i]
-            (n, m), vector, row_major = b.shape, a, b.op == "transpose"
-
-            def element(i, k):
-                return self._matrix_element(b, k, i)
-        v = self.array(vector)
-        if row_major:  # each output a dot product along contiguous memory
-            self.lines.append(f"{name} = np.empty(({extent(m)},)){self.comment(node)}")
-            self.lines.append(f"for _i0 in range({extent(m)}):")
-            self.lines += ["    " + line for line in self._dot(
-                f"{name}[_i0]", lambda k: f"{element('_i0', k)} * {v}[{k}]", n)]
-        else:  # a scaled column added per k, along contiguous memory
-            self.lines += [f"{name} = np.zeros(({extent(m)},)){self.comment(node)}",
-                           f"for _k in range({extent(n)}):",
-                           f"    _vk = {v}[_k]",
-                           f"    for _i0 in range({extent(m)}):",
-                           f"        {name}[_i0] += _vk * {element('_i0', '_k')}"]
-
-    def _matrix_element(self, matrix: Expr, row: str, column: str) -> str:
-        if matrix.op == "transpose":  # read the original in place
-            return f"{self.array(matrix.args[0])}[{column}, {row}]"
-        return f"{self.array(matrix)}[{row}, {column}]"
-
-    @staticmethod
-    def _dot(target: str, term, n) -> list[str]:
-        """Lines computing ``target = sum_k term(k)`` with four partial sums: independent
-        chains the CPU overlaps, where one running sum waits on every addition (and LLVM
-        may not reassociate it without fast-math)."""
-        if not is_open(n) and n < 4:  # too short for four sums: one
-            return ["_s0 = 0.0", f"for _k in range({n}):", f"    _s0 += {term('_k')}",
-                    f"{target} = _s0"]
-        main = f"{extent(n)} - {extent(n)} % 4" if is_open(n) else str(n - n % 4)
-        rest = [] if not is_open(n) and n % 4 == 0 else [
-            f"for _k in range({main}, {extent(n)}):", f"    _s0 += {term('_k')}"]
-        return (["_s0 = 0.0", "_s1 = 0.0", "_s2 = 0.0", "_s3 = 0.0",
-                 f"for _k in range(0, {main}, 4):"]
-                + [f"    _s{j} += {term('_k' if j == 0 else f'_k + {j}')}" for j in range(4)]
-                + rest + [f"{target} = (_s0 + _s1) + (_s2 + _s3)"])
 
     def returned(self, node: Expr) -> str:
         """The expression that returns ``node`` (a fresh array, never a view of an input)."""
@@ -533,7 +419,7 @@ def _scanned_only(node: Expr, user: Expr) -> bool:
 
 
 def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str | None:
-    if min(a.ndim for a in node.args) == 1:
+    if is_matvec(node):
         emitter.matvec(node, name)  # a loop: writes its own lines
         return None
     return f"np.dot({args[0]}, {args[1]})"
@@ -541,10 +427,10 @@ def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> st
 
 def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str:
     if not node.args[0].shape:
-        return f"np.full({_shape_text(node.shape)}, {args[0]})"
+        return f"np.full({shape_text(node.shape)}, {args[0]})"
     if not node.shape:
         return f"np.ascontiguousarray({args[0]}).reshape(-1)[0]"
-    return f"np.ascontiguousarray({args[0]}).reshape({_shape_text(node.shape)})"
+    return f"np.ascontiguousarray({args[0]}).reshape({shape_text(node.shape)})"
 
 
 # The Numba lowering's table for the structural ops computed by one NumPy call each
