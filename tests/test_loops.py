@@ -270,7 +270,7 @@ def test_static_loops_resolve_their_checkpoints_when_generating():
         c, _ = sd.scan(lambda c, _: (c + 0.1 * sd.sin(c), None), x, np.zeros(20),
                        checkpoint=checkpoint)
         fn = sd.compile(sd.sum(c * c), args=[x], background=False)
-        source = fn._module_source([fn._spec("grad")])
+        source = fn.lower("grad").source
         return fn, source[source.index("def gradient("):]
 
     compiled = {k: gradient(k) for k in ("all", 1, 100, 4)}
