@@ -9,16 +9,20 @@ Backend-neutral, here: what a function is (``spec``), loops as functions (``bodi
 direction loops (``directions``), names (``naming``), order (``schedule``), the walk of
 the scalar lowerings (``walker``), the choice of a lowering (``lower``), module assembly
 (``module``), loading (``load``, ``cache``).  One folder per backend: ``numba/`` (Python
-source for Numba) and ``llvm/`` (LLVM text in an njit intrinsic).
+source for Numba), ``llvm/`` (LLVM text in an njit intrinsic) and ``native/`` (that text
+behind a CPython entry point, compiled without Numba).
 """
 
 from .directions import DirectionLoop, Slot, run_direction_loop
 from .load import load_module
-from .lower import emit_function
+from .lower import emit_function, llvm_lowerable
 from .module import body_specs, emit_module
+from .native.entry import SYMBOLS as NATIVE_SYMBOLS
+from .native.entry import Layout, NativeFunction, native_function
 from .numba.vmap import emit_vmap
 from .spec import LOWERINGS, ArrayParam, FunctionSpec, result_layout
 
-__all__ = ["LOWERINGS", "ArrayParam", "DirectionLoop", "FunctionSpec", "Slot", "body_specs",
-           "emit_function", "emit_module", "emit_vmap", "load_module", "result_layout",
+__all__ = ["LOWERINGS", "NATIVE_SYMBOLS", "ArrayParam", "DirectionLoop", "FunctionSpec",
+           "Layout", "NativeFunction", "Slot", "body_specs", "emit_function", "emit_module",
+           "emit_vmap", "llvm_lowerable", "load_module", "native_function", "result_layout",
            "run_direction_loop"]

@@ -26,12 +26,18 @@ def uses_llvm(spec: FunctionSpec) -> bool:
     """
     if spec.lowering not in LOWERINGS:
         raise ValueError(f"lowering must be one of {LOWERINGS}, not {spec.lowering!r}")
-    if spec.batched or has_arrays(spec) or spec.lowering == "python":
+    if spec.lowering == "python" or not llvm_lowerable(spec):
+        return False
+    return spec.lowering == "llvm" or len(schedule(flatten(spec.result))) >= LLVM_MIN_OPS
+
+
+def llvm_lowerable(spec: FunctionSpec) -> bool:
+    """Whether the LLVM text can express a function: straight-line scalar code (no
+    loops, arrays or batches) whose every op has an entry in its table (not digamma)."""
+    if spec.batched or has_arrays(spec):
         return False
     order = schedule(flatten(spec.result))
-    if any(n.op not in LLVM_ELEMENTS for n in order if n.args):
-        return False  # an op the LLVM table falls back on (digamma): the Python lowering
-    return spec.lowering == "llvm" or len(order) >= LLVM_MIN_OPS
+    return all(n.op in LLVM_ELEMENTS for n in order if n.args)
 
 
 def emit_function(spec: FunctionSpec) -> str:

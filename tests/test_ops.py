@@ -183,12 +183,13 @@ def test_the_llvm_table_covers_every_elementwise_op_or_declares_a_fallback():
             assert helper and f"@{callee}(" in helper, name
 
 
-@pytest.fixture(scope="module", params=["python", "llvm"])
+@pytest.fixture(scope="module", params=["python", "llvm", "native"])
 def compiled_table(request):
-    """All ops with their first and second derivatives, compiled as one vector function."""
+    """All ops with their first and second derivatives, compiled as one vector function
+    (by Numba with each lowering, or by the native backend)."""
     outputs, rows = [], []
     for name in sorted(ELEMENTWISE):
-        if request.param == "llvm" and name in NO_LLVM:
+        if request.param != "python" and name in NO_LLVM:
             continue  # it would keep the whole table on the Python lowering
         variables = _variables(name)
         f = apply(name, *variables)
@@ -196,6 +197,8 @@ def compiled_table(request):
         exprs += [sd.diff(f, v, w) for v in variables for w in variables]
         rows.append((name, len(outputs), exprs))
         outputs += exprs
+    if request.param == "native":
+        return sd.compile(outputs, [X, Y, Z], backend="native"), rows
     return sd.compile(outputs, [X, Y, Z], lowering=request.param), rows
 
 
@@ -203,6 +206,13 @@ def compiled_table(request):
 def test_compiled_code_matches_evaluator(compiled_table, name, point):
     fn, rows = compiled_table
     x, y, z = (point + (0.7, -0.2))[:3]
+    if name in NO_LLVM and fn.backend == "native":  # no LLVM text: Numba compiles it
+        variables = _variables(name)
+        f = apply(name, *variables)
+        fn = sd.compile([f] + [sd.diff(f, v) for v in variables], [X, Y, Z], backend="native")
+        rows = [(name, 0, [f] + [sd.diff(f, v) for v in variables])]
+        fn(x, y, z)
+        assert "native" not in fn.loader.tiers.values()
     if name in NO_LLVM and fn.lowering == "llvm":  # asked for LLVM, it falls back to Python
         variables = _variables(name)
         f = apply(name, *variables)

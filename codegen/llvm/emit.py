@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from dataclasses import dataclass
 
 from symdiff.ir.nodes import Expr, flatten
 
@@ -309,15 +310,37 @@ def _module_text(spec, stored, returned) -> tuple[str, str]:
     return text.replace("@ENTRY(", f"@{entry}(", 1), entry
 
 
-def emit_llvm_function(spec, decorator: str) -> str:
-    """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
-    params = input_names(spec)
-    arrays = [a.name for a in spec.arrays]
+@dataclass(frozen=True)
+class LLVMBody:
+    """The LLVM text of a function's body and its calling convention: ``entry`` takes the
+    scalar inputs (doubles), a pointer per flat array parameter, then a pointer per
+    ``stored`` result (name, shape, nodes; C order), and returns the first scalar result
+    (``returned``; 0.0 if none).  ``result_text`` is the Python expression that rebuilds
+    the function's result from ``_value`` and the stored arrays."""
+
+    text: str
+    entry: str
+    stored: list
+    returned: Expr | None
+    result_text: str
+
+
+def llvm_body(spec) -> LLVMBody:
+    """The LLVM text of a straight-line scalar function's body (see LLVMBody)."""
     scalars, outs = _outputs(spec.result)
     # The first scalar result is the returned value; others go through arrays.
     stored = [(name, (1,), [node]) for name, node in scalars[1:]] + outs
     returned = scalars[0][1] if scalars else None
     text, entry = _module_text(spec, stored, returned)
+    return LLVMBody(text, entry, stored, returned, _returned(spec.result, scalars))
+
+
+def emit_llvm_function(spec, decorator: str) -> str:
+    """The LLVM text of the body, the intrinsic calling it and the njit wrapper."""
+    params = input_names(spec)
+    arrays = [a.name for a in spec.arrays]
+    body = llvm_body(spec)
+    text, entry, stored, returned = body.text, body.entry, body.stored, body.returned
     body_name = f"_{spec.name}_ir"
     ir_args = params + [f"{a}_c" for a in arrays] + [name for name, _, _ in stored]
     lines = [f"{', '.join(ir_args)}, = args"] if ir_args else []
@@ -340,7 +363,7 @@ def emit_llvm_function(spec, decorator: str) -> str:
     wrapper += [f"{name} = np.empty({shape})" for name, shape, _ in stored]
     call = f"{body_name}({', '.join(ir_args)})"
     wrapper.append(f"_value = {call}" if returned is not None else call)
-    wrapper.append(f"return {_returned(spec.result, scalars)}")
+    wrapper.append(f"return {body.result_text}")
     doc = f'    """{spec.doc}"""\n' if spec.doc else ""
     return (intrinsic_source + "\n\n" + f"{decorator}\ndef {spec.name}("
             f"{', '.join(params + arrays)}):\n{doc}"

@@ -18,7 +18,7 @@ from symdiff.passes.pipeline import optimize
 from symdiff.runtime.batching import VMapped
 from symdiff.runtime.calls import with_conversions
 from symdiff.runtime.derivation import BATCHED, FUNCTIONS, Derivation
-from symdiff.runtime.loading import LOADERS, Loader
+from symdiff.runtime.loading import BACKENDS, LOADERS, Loader
 from symdiff.runtime.lowering import Lowered, module_source
 from symdiff.runtime.matrices import SparseMatrices, guarded
 from symdiff.runtime.processes import UNPICKLING
@@ -27,19 +27,23 @@ _UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by to
 
 
 def compile_options(fast_math: bool = False, lowering: str = "auto",
-                    background: bool | None = None) -> dict:
+                    background: bool | None = None, backend: str = "numba") -> dict:
     """The options of ``sd.compile``, checked (so a bad one fails at ``sd.compile``, not at
     the first call) and with ``background`` resolved from SYMDIFF_BACKGROUND."""
     if lowering not in LOWERINGS:
         raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
+    if backend not in BACKENDS:
+        raise SymdiffError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if background is None:
         background = os.environ.get("SYMDIFF_BACKGROUND", "1") != "0"
-    return {"fast_math": bool(fast_math), "lowering": lowering, "background": bool(background)}
+    return {"fast_math": bool(fast_math), "lowering": lowering, "background": bool(background),
+            "backend": backend}
 
 
 def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | None = None,
                        fast_math: bool = False, lowering: str = "auto",
-                       background: bool | None = None) -> CompiledFunction:
+                       background: bool | None = None,
+                       backend: str = "numba") -> CompiledFunction:
     """``f`` (an expression, scalar or array, a list of scalar expressions, a string or a
     SymPy expression) compiled; ``sd.compile`` of a Python function traces it first and
     passes the symbols it was called on as ``params``.
@@ -50,7 +54,7 @@ def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | No
     ``wrt`` are the variables of the derivatives (default: all arguments); one symbol
     instead of a list gives its gradient alone rather than a tuple (``single`` says so for
     a list)."""
-    options = compile_options(fast_math, lowering, background)
+    options = compile_options(fast_math, lowering, background, backend)
     if isinstance(args, dict):  # names and shapes, in order
         args = [symbol(name, shape) for name, shape in args.items()]
     outputs, scalar = as_outputs(f)
@@ -98,13 +102,14 @@ class CompiledFunction:
     """
 
     def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool,
-                 lowering: str = "auto", background: bool = False):
+                 lowering: str = "auto", background: bool = False, backend: str = "numba"):
         self.derivation = Derivation(outputs, args, wrt, scalar, single_wrt, fast_math,
                                      lowering)
         self.outputs, self.args, self.wrt = self.derivation.outputs, args, wrt
         self.is_scalar, self.single_wrt = scalar, single_wrt
         self.fast_math, self.lowering, self.background = fast_math, lowering, background
-        self.loader = Loader(self.derivation, background, self._wrap, self._bind)
+        self.backend = backend
+        self.loader = Loader(self.derivation, background, self._wrap, self._bind, backend)
         self.matrices = SparseMatrices(self.derivation, self.loader.load)
         # Copies unpickled in one process are one object (Dask sends it with every task).
         self.token = uuid.uuid4().hex
@@ -125,7 +130,7 @@ class CompiledFunction:
         rows, roots = graph_rows(list(given) + list(self.args) + list(self.wrt))
         return (_unpickle_compiled, (self.token, rows, roots, len(given), len(self.args),
                                      self.is_scalar, self.single_wrt, self.fast_math,
-                                     self.lowering, self.background))
+                                     self.lowering, self.background, self.backend))
 
     def __repr__(self):
         args = ", ".join(s.value for s in self.args)
@@ -212,7 +217,8 @@ class CompiledFunction:
         """Another compiled function, of ``outputs``, with this one's options; its methods
         compile on their first call, waiting for it (symdiff.runtime.chunked's parts)."""
         return compile_expression(outputs, wrt, args=args, fast_math=self.fast_math,
-                                  lowering=self.lowering, background=False)
+                                  lowering=self.lowering, background=False,
+                                  backend=self.backend)
 
     def vmap(self, in_axes=0):
         """This function over a batch axis of its arguments (``jax.vmap``): see

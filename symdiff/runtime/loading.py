@@ -17,6 +17,7 @@ from codegen.cache import warn_once
 from codegen.load import importable, is_compiled, seal
 from symdiff.errors import SymdiffError
 from symdiff.ir.nodes import count_ops, flatten
+from symdiff.runtime import native
 from symdiff.runtime.blas_threads import limited, threaded_products
 from symdiff.runtime.inputs import batch_size
 from symdiff.runtime.interpret import first_call_seconds, interpreter, loop_interpreter
@@ -37,6 +38,9 @@ EVALUATOR_SHARE = 0.5
 # background first call on the evaluator, cache or not (the tiers before issue 21, for
 # benchmarks/first_call.py and tests).
 FIRST_CALL = "auto"
+# Where compiled code comes from: Numba (the generated module), or symdiff's LLVM text
+# through llvmlite directly (symdiff.runtime.native), Numba for what it cannot lower.
+BACKENDS = ("numba", "native")
 
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
 _PREPARED: weakref.WeakSet = weakref.WeakSet()
@@ -101,8 +105,8 @@ class Loader:
     compiled method (the compiled function binds it, so later calls skip the loader).
     """
 
-    def __init__(self, derivation, background: bool, wrap, publish):
-        self.derivation, self.background = derivation, background
+    def __init__(self, derivation, background: bool, wrap, publish, backend: str = "numba"):
+        self.derivation, self.background, self.backend = derivation, background, backend
         self._wrap, self._publish = wrap, publish
         self.loaded: dict[tuple, object] = {}  # (method, batched) -> compiled callable
         self.threads: dict[str, threading.Thread] = {}  # background compiles started
@@ -126,6 +130,9 @@ class Loader:
             loaded = self.loaded.get((method, batched))
             if loaded is not None:
                 return loaded
+            if not batched and self._native(method):
+                self.tiers[method] = "native"  # milliseconds: no other tier needed
+                return self._compile_native(method)
             if batched or not self.background:
                 return self._compile(method, batched, self.source(method, batched))
             first = method not in self.threads
@@ -150,6 +157,8 @@ class Loader:
             return loaded
         with self._lock:
             loaded = self.loaded.get((method, batched))
+            if loaded is None and not batched and self._native(method):
+                return self._compile_native(method)
             if loaded is None and (batched or method not in self.threads):
                 return self._compile(method, batched, self.source(method, batched))
         return loaded if loaded is not None else self._finished(method)
@@ -221,6 +230,16 @@ class Loader:
         if method in self.failed:
             self.wait()
         return self.loaded[method, False]
+
+    def _native(self, method: str) -> bool:
+        return self.backend == "native" and native.lowerable(self.derivation.spec(method))
+
+    def _compile_native(self, method: str):
+        spec = self.derivation.spec(method)
+        call = self._wrap(native.compile_native(spec), method, spec, False)
+        self.loaded[method, False] = call
+        self._publish(method, call)
+        return call
 
     def _compile(self, method: str, batched: bool, source: str):
         spec = self.derivation.spec(method, batched)

@@ -14,14 +14,14 @@ from numba.core.compiler_lock import global_compiler_lock
 from codegen import load
 from symdiff.ir import walk
 from symdiff.ir.nodes import INTERNING
-from symdiff.runtime import blas_threads, chunked, loading
+from symdiff.runtime import blas_threads, chunked, loading, native
 
 # Unpickling a compiled function in this process (one object per token: symdiff.runtime.compiled).
 UNPICKLING = threading.Lock()
 
 # In the order compile threads take them.
-_LOCKS = (chunked.BUILDING, UNPICKLING, loading.PREPARING, load.LOADING, global_compiler_lock,
-          INTERNING, walk.RECENT_LOCK, blas_threads.LOCK)
+_LOCKS = (chunked.BUILDING, UNPICKLING, loading.PREPARING, native.LOCK, load.LOADING,
+          global_compiler_lock, INTERNING, walk.RECENT_LOCK, blas_threads.LOCK)
 
 
 def _before_fork() -> None:

@@ -1,0 +1,114 @@
+"""The LLVM text of a native function: the body of codegen.llvm and an entry point that
+CPython calls directly, as a builtin function with ``METH_FASTCALL``.
+
+The entry takes the Python arguments as an array of object pointers: each scalar input
+must be an exact ``float`` (its double read in place) and each output buffer an array
+the caller made (its data pointer read in place); anything else, or another argument
+count, raises TypeError, and the caller converts the arguments and calls again (the input
+contract, symdiff.runtime.inputs).  It returns the body's value as a new float.  The
+object layout (where an object's type, a float's value and an array's data pointer lie)
+is the running interpreter's, measured by the loader and passed in as ``Layout``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..llvm.emit import LLVMBody, llvm_body
+from ..naming import input_names
+
+# The CPython symbols the entry uses; the loader gives their addresses to the JIT.
+SYMBOLS = ("PyFloat_Type", "PyFloat_FromDouble", "PyErr_SetString", "PyExc_TypeError")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Byte offsets in the running interpreter's objects."""
+
+    type: int  # of an object's type pointer
+    float_value: int  # of a float's double
+    array_data: int  # of a NumPy array's data pointer
+
+
+@dataclass(frozen=True)
+class NativeFunction:
+    """A native function: its LLVM ``text``, the ``entry`` CPython calls, and the Python
+    ``wrapper`` source (def ``name``) that allocates the output buffers, calls
+    ``_entry`` and builds the result."""
+
+    name: str
+    text: str
+    entry: str
+    wrapper: str
+
+
+def _message(text: str) -> tuple[str, int]:
+    data = text.encode("ascii") + b"\0"
+    return "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}"
+                   for b in data), len(data)
+
+
+def _entry_text(body: LLVMBody, scalars: int, layout: Layout) -> list[str]:
+    """The entry function's instructions (args: scalars, then output buffers)."""
+    buffers = len(body.stored)
+    lines = [f"  %count = icmp eq i64 %nargs, {scalars + buffers}",
+             "  br i1 %count, label %arg0, label %refuse"]
+    for k in range(scalars):
+        following = f"arg{k + 1}" if k + 1 < scalars else "call"
+        lines += [f"arg{k}:",
+                  f"  %o{k}.at = getelementptr ptr, ptr %args, i64 {k}",
+                  f"  %o{k} = load ptr, ptr %o{k}.at",
+                  f"  %o{k}.type.at = getelementptr i8, ptr %o{k}, i64 {layout.type}",
+                  f"  %o{k}.type = load ptr, ptr %o{k}.type.at",
+                  f"  %o{k}.float = icmp eq ptr %o{k}.type, @PyFloat_Type",
+                  f"  br i1 %o{k}.float, label %{following}, label %refuse"]
+    if not scalars:
+        lines[1] = "  br i1 %count, label %call, label %refuse"
+    lines.append("call:")
+    values = []
+    for k in range(scalars):
+        lines += [f"  %v{k}.at = getelementptr i8, ptr %o{k}, i64 {layout.float_value}",
+                  f"  %v{k} = load double, ptr %v{k}.at"]
+        values.append(f"double %v{k}")
+    for j in range(buffers):
+        k = scalars + j
+        lines += [f"  %b{j}.at = getelementptr ptr, ptr %args, i64 {k}",
+                  f"  %b{j} = load ptr, ptr %b{j}.at",
+                  f"  %d{j}.at = getelementptr i8, ptr %b{j}, i64 {layout.array_data}",
+                  f"  %d{j} = load ptr, ptr %d{j}.at"]
+        values.append(f"ptr %d{j}")
+    lines += [f"  %value = call double @{body.entry}({', '.join(values)})",
+              "  %result = call ptr @PyFloat_FromDouble(double %value)",
+              "  ret ptr %result",
+              "refuse:",
+              "  %error = load ptr, ptr @PyExc_TypeError",
+              "  call void @PyErr_SetString(ptr %error, ptr @message)",
+              "  ret ptr null"]
+    return lines
+
+
+def native_function(spec, layout: Layout) -> NativeFunction:
+    """The native function of a straight-line FunctionSpec of scalar inputs with no array
+    parameters (codegen.lower.llvm_lowerable, and ``spec.arrays`` empty)."""
+    body = llvm_body(spec)
+    params = input_names(spec)
+    message, size = _message(f"{spec.name} takes {len(params)} floats")
+    entry = f"{body.entry}_py"
+    text = "\n".join([
+        body.text,
+        "@PyFloat_Type = external global i8",
+        "@PyExc_TypeError = external global ptr",
+        "declare ptr @PyFloat_FromDouble(double)",
+        "declare void @PyErr_SetString(ptr, ptr)",
+        f'@message = private unnamed_addr constant [{size} x i8] c"{message}"',
+        f"define ptr @{entry}(ptr %self, ptr %args, i64 %nargs) {{",
+        *_entry_text(body, len(params), layout),
+        "}", ""])
+    buffers = [name for name, _, _ in body.stored]
+    lines = [f"{name} = np.empty({shape})" for name, shape, _ in body.stored]
+    lines.append(f"_value = _entry({', '.join(params + buffers)})")
+    lines.append(f"return {body.result_text}")
+    doc = f'    """{spec.doc}"""\n' if spec.doc else ""
+    wrapper = (f"def {spec.name}({', '.join(params)}):\n{doc}"
+               + "".join(f"    {line}\n" for line in lines))
+    return NativeFunction(spec.name, text, entry, wrapper)

@@ -1,0 +1,85 @@
+"""The native backend (symdiff.runtime.native): symdiff's LLVM text compiled in process by
+llvmlite, entry points called by CPython directly; Numba for what it cannot lower."""
+
+import fractions
+import pickle
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from symdiff.errors import ArgumentError, SymdiffError
+from symdiff.runtime import native
+
+TEXT = "tanh(x)*erf(y) + softplus(x + 3) + sigmoid(x*y) + log_ndtr(x) + atan2(x, y)**3/y"
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The same function by the native backend and by Numba's LLVM lowering (same text)."""
+    return (sd.compile(TEXT, backend="native", background=False),
+            sd.compile(TEXT, lowering="llvm", background=False))
+
+
+def test_this_interpreter_has_a_known_layout():
+    assert native.layout() is not None
+
+
+@pytest.mark.parametrize("method", ["forward", "grad", "value_and_grad", "hessian"])
+def test_same_bits_as_the_llvm_lowering_under_numba(pair, method):
+    fast, numba = pair
+    for point in [(0.3, 0.7), (-1.5, 2.5), (4.0, -0.25)]:
+        got, want = getattr(fast, method)(*point), getattr(numba, method)(*point)
+        if method == "value_and_grad":
+            assert got[0] == want[0]
+            np.testing.assert_array_equal(got[1], want[1])
+        else:
+            np.testing.assert_array_equal(got, want)
+            assert type(got) is type(want)
+    assert fast.loader.tiers.get(method) == "native" and not fast.loader.threads
+
+
+def test_the_input_contract_is_the_same(pair):
+    fast, numba = pair
+    for args in [(1, 2), (np.float32(0.5), True), (fractions.Fraction(1, 3), np.int64(2)),
+                 (np.array(0.25), 2.0)]:
+        assert fast(*args) == numba(*args)
+    for bad in [("x", 1.0), (1.0,), (1.0, 2.0, 3.0), (1 + 2j, 1.0), (None, 1.0)]:
+        with pytest.raises(ArgumentError):
+            fast(*bad)
+    points = np.linspace(0.1, 0.9, 5)  # arrays of points: the batched (Numba) version
+    np.testing.assert_array_equal(fast.grad(points, 2.0), numba.grad(points, 2.0))
+
+
+def test_what_it_cannot_lower_goes_to_numba():
+    fn = sd.compile("digamma(x) * y", backend="native", background=False)
+    assert fn(2.0, 3.0) == pytest.approx(3 * 0.42278433509846713)
+    assert "native" not in fn.loader.tiers.values()
+    w = sd.vector("w", 3)
+    arrays = sd.compile(sd.sum(sd.tanh(w) ** 2), backend="native", background=False)
+    np.testing.assert_allclose(arrays.grad(np.ones(3)),
+                               2 * np.tanh(1) * (1 - np.tanh(1) ** 2) * np.ones(3))
+    assert "native" not in arrays.loader.tiers.values()
+    scalars = sd.compile("x*y**2", backend="native", background=False)  # hvp: array input
+    np.testing.assert_array_equal(scalars.hvp(1.0, 2.0, np.array([1.0, 0.0])), [0.0, 4.0])
+    assert scalars.loader.tiers == {}
+
+
+def test_options_travel_with_the_function():
+    fn = sd.compile("x*y + sin(x)", backend="native")
+    copy = pickle.loads(pickle.dumps(fn))
+    assert copy.backend == "native" and copy.grad(1.0, 2.0)[1] == 1.0
+    by_shape = sd.compile(lambda x, y: x * y + np.sin(x), backend="native")
+    assert by_shape.grad(1.0, 2.0)[1] == 1.0
+    assert by_shape.compiled_for(1.0, 2.0).loader.tiers["grad"] == "native"
+    with pytest.raises(SymdiffError, match="backend"):
+        sd.compile("x", backend="jax")
+
+
+def test_large_functions_compile_in_pieces():
+    # 3,000 operations: the body is split into never-inlined pieces (codegen.llvm).
+    text = " + ".join(f"sin(x{i} * x{(i + 1) % 300})" for i in range(300))
+    fast = sd.compile(text, backend="native", background=False)
+    numba = sd.compile(text, lowering="llvm", background=False)
+    point = np.linspace(-1, 1, 300)
+    np.testing.assert_array_equal(fast.grad(*point), numba.grad(*point))
