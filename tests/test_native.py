@@ -83,3 +83,15 @@ def test_large_functions_compile_in_pieces():
     numba = sd.compile(text, lowering="llvm", background=False)
     point = np.linspace(-1, 1, 300)
     np.testing.assert_array_equal(fast.grad(*point), numba.grad(*point))
+
+
+def test_the_entry_refuses_what_the_wrapper_would_not_pass():
+    fn = sd.compile("x*y", backend="native", background=False)
+    fn.grad(1.0, 1.0)  # compiled: fn.grad is now the wrapper of the native code
+    entry = fn.grad.dispatcher.__globals__["_entry"]  # the builtin behind the wrapper
+    out = np.empty(2)
+    entry(3.0, 2.0, out)  # the gradient goes into out (the value returned is 0.0)
+    assert list(out) == [2.0, 3.0]
+    for bad in [(3.0, 2.0, "not an array"), (3, 2.0, out), (3.0, 2.0), (3.0, 2.0, out, out)]:
+        with pytest.raises(TypeError):
+            entry(*bad)

@@ -2,8 +2,8 @@
 CPython calls directly, as a builtin function with ``METH_FASTCALL``.
 
 The entry takes the Python arguments as an array of object pointers: each scalar input
-must be an exact ``float`` (its double read in place) and each output buffer an array
-the caller made (its data pointer read in place); anything else, or another argument
+must be an exact ``float`` (its double read in place) and each output buffer a NumPy
+array the caller made (its data pointer read in place); anything else, or another argument
 count, raises TypeError, and the caller converts the arguments and calls again (the input
 contract, symdiff.runtime.inputs).  It returns the body's value as a new float.  The
 object layout (where an object's type, a float's value and an array's data pointer lie)
@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from ..llvm.emit import LLVMBody, llvm_body
 from ..naming import input_names
 
-# The CPython symbols the entry uses; the loader gives their addresses to the JIT.
-SYMBOLS = ("PyFloat_Type", "PyFloat_FromDouble", "PyErr_SetString", "PyExc_TypeError")
+# The symbols the entry uses (CPython's, and NumPy's array type as _sd_ndarray_type); the
+# loader gives their addresses to the JIT.
+SYMBOLS = ("PyFloat_Type", "_sd_ndarray_type", "PyFloat_FromDouble", "PyErr_SetString",
+           "PyExc_TypeError")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,9 @@ def _entry_text(body: LLVMBody, scalars: int, layout: Layout) -> list[str]:
     buffers = len(body.stored)
     lines = [f"  %count = icmp eq i64 %nargs, {scalars + buffers}",
              "  br i1 %count, label %arg0, label %refuse"]
+    after_scalars = "buffer0" if buffers else "call"
     for k in range(scalars):
-        following = f"arg{k + 1}" if k + 1 < scalars else "call"
+        following = f"arg{k + 1}" if k + 1 < scalars else after_scalars
         lines += [f"arg{k}:",
                   f"  %o{k}.at = getelementptr ptr, ptr %args, i64 {k}",
                   f"  %o{k} = load ptr, ptr %o{k}.at",
@@ -63,7 +66,16 @@ def _entry_text(body: LLVMBody, scalars: int, layout: Layout) -> list[str]:
                   f"  %o{k}.float = icmp eq ptr %o{k}.type, @PyFloat_Type",
                   f"  br i1 %o{k}.float, label %{following}, label %refuse"]
     if not scalars:
-        lines[1] = "  br i1 %count, label %call, label %refuse"
+        lines[1] = f"  br i1 %count, label %{after_scalars}, label %refuse"
+    for j in range(buffers):  # arrays, or the data pointer read would be garbage
+        k, following = scalars + j, f"buffer{j + 1}" if j + 1 < buffers else "call"
+        lines += [f"buffer{j}:",
+                  f"  %b{j}.at = getelementptr ptr, ptr %args, i64 {k}",
+                  f"  %b{j} = load ptr, ptr %b{j}.at",
+                  f"  %b{j}.type.at = getelementptr i8, ptr %b{j}, i64 {layout.type}",
+                  f"  %b{j}.type = load ptr, ptr %b{j}.type.at",
+                  f"  %b{j}.array = icmp eq ptr %b{j}.type, @_sd_ndarray_type",
+                  f"  br i1 %b{j}.array, label %{following}, label %refuse"]
     lines.append("call:")
     values = []
     for k in range(scalars):
@@ -71,10 +83,7 @@ def _entry_text(body: LLVMBody, scalars: int, layout: Layout) -> list[str]:
                   f"  %v{k} = load double, ptr %v{k}.at"]
         values.append(f"double %v{k}")
     for j in range(buffers):
-        k = scalars + j
-        lines += [f"  %b{j}.at = getelementptr ptr, ptr %args, i64 {k}",
-                  f"  %b{j} = load ptr, ptr %b{j}.at",
-                  f"  %d{j}.at = getelementptr i8, ptr %b{j}, i64 {layout.array_data}",
+        lines += [f"  %d{j}.at = getelementptr i8, ptr %b{j}, i64 {layout.array_data}",
                   f"  %d{j} = load ptr, ptr %d{j}.at"]
         values.append(f"ptr %d{j}")
     lines += [f"  %value = call double @{body.entry}({', '.join(values)})",
@@ -97,6 +106,7 @@ def native_function(spec, layout: Layout) -> NativeFunction:
     text = "\n".join([
         body.text,
         "@PyFloat_Type = external global i8",
+        "@_sd_ndarray_type = external global i8",
         "@PyExc_TypeError = external global ptr",
         "declare ptr @PyFloat_FromDouble(double)",
         "declare void @PyErr_SetString(ptr, ptr)",

@@ -69,6 +69,8 @@ def _engine():
         for name in NATIVE_SYMBOLS:
             if name == "PyFloat_Type":
                 address = id(float)
+            elif name == "_sd_ndarray_type":
+                address = id(np.ndarray)
             elif name.startswith("PyExc_"):
                 address = ctypes.addressof(ctypes.c_void_p.in_dll(api, name))
             else:
