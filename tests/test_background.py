@@ -19,6 +19,13 @@ SCALAR_CALLS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def numba_backend(monkeypatch):
+    """These tests are about Numba's background tier: the native backend (the default for
+    straight-line functions of scalars) compiles in milliseconds and needs none."""
+    monkeypatch.setenv("SYMDIFF_BACKEND", "numba")
+
+
 def _array_function():
     w, x = sd.matrix("W", 3, 4), sd.matrix("x", None, 4)
     return sd.sum(np.tanh(x @ w.T) ** 2), [w, x]

@@ -162,7 +162,7 @@ def test_an_unusable_directory_falls_back_to_a_private_temporary_one(tmp_path, w
     script = ("import warnings, symdiff as sd\n"
               "with warnings.catch_warnings(record=True) as seen:\n"
               "    warnings.simplefilter('always')\n"
-              "    f = sd.compile('a*b', background=False)\n"
+              "    f = sd.compile('a*b', background=False, backend='numba')\n"
               "    print(f.grad(2.0, 3.0)[0])\n"
               "print(f.loader.loaded['grad', False].dispatcher.py_func.__code__.co_filename)\n"
               "print(any('temporary directory' in str(w.message) for w in seen))\n")
@@ -188,7 +188,7 @@ def test_a_failed_numba_cache_write_compiles_without_the_cache(folder, monkeypat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(numba.core.caching.IndexDataCacheFile, "save", full_disk)
-    f = sd.compile(sd.parse("a * b - 17.25"), background=False)
+    f = sd.compile(sd.parse("a * b - 17.25"), background=False, backend="numba")
     with pytest.warns(cache.CacheWarning, match="No space left"):
         assert list(f.grad(2.0, 3.0)) == [3.0, 2.0]
 

@@ -46,7 +46,7 @@ def test_a_warm_cache_answers_the_first_calls_without_the_evaluator(tmp_path):
 
 def test_a_small_function_is_still_answered_by_the_evaluator(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
-    fn = sd.compile(f"sin(a * b) + {os.getpid()}.25 * b", background=True)
+    fn = sd.compile(f"sin(a * b) + {os.getpid()}.25 * b", background=True, backend="numba")
     assert list(fn.grad(1.0, 2.0)) == [2 * math.cos(2.0), math.cos(2.0) + os.getpid() + 0.25]
     assert fn.loader.tiers == {"grad": "evaluator"}
     fn.wait()
@@ -108,7 +108,7 @@ def test_the_compile_estimate_depends_on_the_code_not_on_trip_counts():
 
 def test_the_cache_check_reads_only(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
-    fn = sd.compile(f"a * b - {os.getpid()}.5", background=False)
+    fn = sd.compile(f"a * b - {os.getpid()}.5", background=False, backend="numba")
     fn.grad(1.0, 2.0)
     module = fn.loader.modules[0].__name__
     assert cache.is_compiled(str(tmp_path), module)

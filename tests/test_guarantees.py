@@ -47,7 +47,7 @@ def test_gradients_built_and_compiled_from_many_threads(monkeypatch):
     real = loading.load_module_for
     monkeypatch.setattr(loading, "load_module_for",
                         lambda *a, **k: compiles.append(a[1]) or real(*a, **k))
-    f = sd.compile("a * exp(b) - 3.5 * a ** 3", background=False)
+    f = sd.compile("a * exp(b) - 3.5 * a ** 3", background=False, backend="numba")
     barrier, results = threading.Barrier(6), []
 
     def work(k):

@@ -95,3 +95,15 @@ def test_the_entry_refuses_what_the_wrapper_would_not_pass():
     for bad in [(3.0, 2.0, "not an array"), (3, 2.0, out), (3.0, 2.0), (3.0, 2.0, out, out)]:
         with pytest.raises(TypeError):
             entry(*bad)
+
+
+def test_auto_is_native_where_it_applies(monkeypatch):
+    monkeypatch.delenv("SYMDIFF_BACKEND", raising=False)
+    fn = sd.compile("x*y + sin(x)", background=True)
+    assert fn.backend == "auto" and fn.grad(1.0, 2.0)[1] == 1.0
+    assert fn.loader.tiers == {"grad": "native"} and not fn.loader.threads
+    python = sd.compile("x*y + sin(x)", lowering="python", background=False)
+    python.grad(1.0, 2.0)  # a lowering of the Numba module asked for: Numba
+    assert python.loader.tiers == {} and python.loader.modules
+    monkeypatch.setenv("SYMDIFF_BACKEND", "numba")
+    assert sd.compile("x*y").backend == "numba"

@@ -27,11 +27,14 @@ _UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by to
 
 
 def compile_options(fast_math: bool = False, lowering: str = "auto",
-                    background: bool | None = None, backend: str = "numba") -> dict:
+                    background: bool | None = None, backend: str | None = None) -> dict:
     """The options of ``sd.compile``, checked (so a bad one fails at ``sd.compile``, not at
-    the first call) and with ``background`` resolved from SYMDIFF_BACKGROUND."""
+    the first call), with ``background`` resolved from SYMDIFF_BACKGROUND and ``backend``
+    from SYMDIFF_BACKEND."""
     if lowering not in LOWERINGS:
         raise SymdiffError(f"lowering must be one of {LOWERINGS}, not {lowering!r}")
+    if backend is None:
+        backend = os.environ.get("SYMDIFF_BACKEND", "auto")
     if backend not in BACKENDS:
         raise SymdiffError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if background is None:
@@ -43,7 +46,7 @@ def compile_options(fast_math: bool = False, lowering: str = "auto",
 def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | None = None,
                        fast_math: bool = False, lowering: str = "auto",
                        background: bool | None = None,
-                       backend: str = "numba") -> CompiledFunction:
+                       backend: str | None = None) -> CompiledFunction:
     """``f`` (an expression, scalar or array, a list of scalar expressions, a string or a
     SymPy expression) compiled; ``sd.compile`` of a Python function traces it first and
     passes the symbols it was called on as ``params``.
@@ -102,7 +105,7 @@ class CompiledFunction:
     """
 
     def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool,
-                 lowering: str = "auto", background: bool = False, backend: str = "numba"):
+                 lowering: str = "auto", background: bool = False, backend: str = "auto"):
         self.derivation = Derivation(outputs, args, wrt, scalar, single_wrt, fast_math,
                                      lowering)
         self.outputs, self.args, self.wrt = self.derivation.outputs, args, wrt

@@ -39,8 +39,9 @@ EVALUATOR_SHARE = 0.5
 # benchmarks/first_call.py and tests).
 FIRST_CALL = "auto"
 # Where compiled code comes from: Numba (the generated module), or symdiff's LLVM text
-# through llvmlite directly (symdiff.runtime.native), Numba for what it cannot lower.
-BACKENDS = ("numba", "native")
+# through llvmlite directly (symdiff.runtime.native), Numba for what it cannot lower;
+# "auto": native where it lowers the method and no lowering of the module was asked for.
+BACKENDS = ("auto", "numba", "native")
 
 # Dispatchers compiled for their one signature (modules are shared by equal sources).
 _PREPARED: weakref.WeakSet = weakref.WeakSet()
@@ -105,7 +106,7 @@ class Loader:
     compiled method (the compiled function binds it, so later calls skip the loader).
     """
 
-    def __init__(self, derivation, background: bool, wrap, publish, backend: str = "numba"):
+    def __init__(self, derivation, background: bool, wrap, publish, backend: str = "auto"):
         self.derivation, self.background, self.backend = derivation, background, backend
         self._wrap, self._publish = wrap, publish
         self.loaded: dict[tuple, object] = {}  # (method, batched) -> compiled callable
@@ -232,7 +233,9 @@ class Loader:
         return self.loaded[method, False]
 
     def _native(self, method: str) -> bool:
-        return self.backend == "native" and native.lowerable(self.derivation.spec(method))
+        wanted = self.backend == "native" or (
+            self.backend == "auto" and self.derivation.lowering == "auto")
+        return wanted and native.lowerable(self.derivation.spec(method))
 
     def _compile_native(self, method: str):
         spec = self.derivation.spec(method)

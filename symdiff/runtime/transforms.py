@@ -41,7 +41,7 @@ DIRECTED = frozenset({"hvp", "jvp", "vjp"})
 
 
 def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
-            lowering: str = "auto", background: bool | None = None, backend: str = "numba"):
+            lowering: str = "auto", background: bool | None = None, backend: str | None = None):
     """Compile ``f`` to Numba-jitted value and derivative functions.
 
     ``f`` is an expression (scalar or array), a list of scalar expressions
@@ -63,9 +63,11 @@ def compile(f, wrt=None, *, args=None, fast_math: bool = False,  # noqa: A001
     background thread and, when interpreting is expected to be faster than waiting,
     returns at once, computed by the reference evaluator; later calls run the compiled
     code (as does ``fn.wait()``).  Off: the first call compiles, then runs.
-    ``backend``: "numba" (the generated module, compiled by Numba) or "native" (the LLVM
+    ``backend``: "numba" (the generated module, compiled by Numba), "native" (the LLVM
     text compiled in process by llvmlite, behind CPython entry points: machine code in
-    milliseconds; straight-line functions of scalars only so far, the rest goes to Numba).
+    milliseconds; straight-line functions of scalars only so far, the rest goes to Numba)
+    or "auto" (the default, unless the environment sets SYMDIFF_BACKEND: native where it
+    applies and ``lowering`` asks for none of the Numba module's lowerings).
     """
     options = compile_options(fast_math, lowering, background, backend)
     if not is_python_function(f):
