@@ -36,7 +36,8 @@ class Layout:
 class NativeFunction:
     """A native function: its LLVM ``text``, the ``entry`` CPython calls, and the Python
     ``wrapper`` source (def ``name``) that allocates the output buffers, calls
-    ``_entry`` and builds the result."""
+    ``_entry`` and builds the result; none (``""``) where the result is the one float
+    the entry returns, and the entry is the function."""
 
     name: str
     text: str
@@ -115,6 +116,8 @@ def native_function(spec, layout: Layout) -> NativeFunction:
         *_entry_text(body, len(params), layout),
         "}", ""])
     buffers = [name for name, _, _ in body.stored]
+    if not buffers and body.result_text == "_value":
+        return NativeFunction(spec.name, text, entry, "")
     lines = [f"{name} = np.empty({shape})" for name, shape, _ in body.stored]
     lines.append(f"_value = _entry({', '.join(params + buffers)})")
     lines.append(f"return {body.result_text}")
