@@ -12,6 +12,7 @@ is the running interpreter's, measured by the loader and passed in as ``Layout``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..llvm.emit import LLVMBody, llvm_body
@@ -120,7 +121,8 @@ def native_function(spec, layout: Layout) -> NativeFunction:
         return NativeFunction(spec.name, text, entry, "")
     lines = [f"{name} = np.empty({shape})" for name, shape, _ in body.stored]
     lines.append(f"_value = _entry({', '.join(params + buffers)})")
-    lines.append(f"return {body.result_text}")
+    # A scalar result stored in a buffer is a float, as Numba returns it (not np.float64).
+    lines.append("return " + re.sub(r"\b(_out\w*)\[0\]", r"float(\1[0])", body.result_text))
     doc = f'    """{spec.doc}"""\n' if spec.doc else ""
     wrapper = (f"def {spec.name}({', '.join(params)}):\n{doc}"
                + "".join(f"    {line}\n" for line in lines))

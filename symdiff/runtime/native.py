@@ -25,7 +25,8 @@ from symdiff.errors import SymdiffError
 LOCK = threading.Lock()  # one JIT module at a time (one engine; taken around fork too)
 _STATE: dict = {}
 _ENTRIES: dict[str, int] = {}  # entry name -> address of its machine code
-_RECORDS: list = []  # the method records of the builtins made
+_BUILTINS: dict = {}  # entry name -> its builtin function
+_RECORDS: list = []  # the method records of the builtins
 
 
 class _MethodDef(ctypes.Structure):
@@ -36,7 +37,7 @@ class _MethodDef(ctypes.Structure):
 _METH_FASTCALL = 0x80
 _new_builtin = ctypes.pythonapi.PyCFunction_NewEx
 _new_builtin.restype = ctypes.py_object
-_new_builtin.argtypes = [ctypes.POINTER(_MethodDef), ctypes.py_object, ctypes.py_object]
+_new_builtin.argtypes = [ctypes.POINTER(_MethodDef), ctypes.c_void_p, ctypes.c_void_p]
 
 
 def _measured_layout() -> Layout | None:
@@ -105,11 +106,14 @@ def compile_native(spec):
             engine.add_module(module)
             engine.finalize_object()
             address = _ENTRIES[function.entry] = engine.get_function_address(function.entry)
-    if not address:
-        raise SymdiffError(f"the native code of {spec.name} has no entry point")
-    definition = _MethodDef(function.name.encode(), address, _METH_FASTCALL, None)
-    entry = _new_builtin(ctypes.byref(definition), None, None)
-    _RECORDS.append(definition)  # for the builtin's life: the process's, as its code
+        if not address:
+            raise SymdiffError(f"the native code of {spec.name} has no entry point")
+        entry = _BUILTINS.get(function.entry)
+        if entry is None:  # one builtin per machine code, kept as long as the code
+            definition = _MethodDef(function.name.encode(), address, _METH_FASTCALL, None)
+            entry = _new_builtin(ctypes.byref(definition), None, None)  # self: NULL
+            _BUILTINS[function.entry] = entry
+            _RECORDS.append(definition)  # the builtin points into it
     if not function.wrapper:
         return entry  # the result is the float it returns
     namespace = {"np": np, "_entry": entry}
