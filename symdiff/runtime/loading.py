@@ -239,10 +239,7 @@ class Loader:
 
     def _compile_native(self, method: str):
         spec = self.derivation.spec(method)
-        call = self._wrap(native.compile_native(spec), method, spec, False)
-        self.loaded[method, False] = call
-        self._publish(method, call)
-        return call
+        return self._bind(method, spec, native.compile_native(spec))
 
     def _compile(self, method: str, batched: bool, source: str):
         spec = self.derivation.spec(method, batched)
@@ -258,7 +255,11 @@ class Loader:
             return dispatcher
         if threaded_products(spec):
             dispatcher = limited(dispatcher)  # BLAS on one thread: symdiff.runtime.blas_threads
-        call = self._wrap(dispatcher, method, spec, False)
-        self.loaded[method, batched] = call
+        return self._bind(method, spec, dispatcher)
+
+    def _bind(self, method: str, spec, compiled):
+        """A method's compiled callable behind the input contract, kept and published."""
+        call = self._wrap(compiled, method, spec, False)
+        self.loaded[method, False] = call
         self._publish(method, call)
         return call

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 
 from symdiff.autodiff.coloring import color_hessian, color_jacobian
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
@@ -76,7 +75,6 @@ class SparseMatrices:
         self.derivation = derivation
         self._load = load  # method name -> callable (the compiled function's tiers)
         self._cache: dict = {}
-        self._lock = threading.Lock()
 
     def batch(self, x) -> int | None:
         """The open length of the arguments ``x`` (none given: no open length)."""

@@ -24,8 +24,7 @@ from symdiff.errors import SymdiffError
 
 LOCK = threading.Lock()  # one JIT module at a time (one engine; taken around fork too)
 _STATE: dict = {}
-_ENTRIES: dict[str, int] = {}  # entry name -> address of its machine code
-_BUILTINS: dict = {}  # entry name -> its builtin function
+_BUILTINS: dict = {}  # entry name -> the builtin calling its machine code
 _RECORDS: list = []  # the method records of the builtins
 
 
@@ -89,7 +88,7 @@ def lowerable(spec) -> bool:
     """Whether the native backend compiles ``spec``: a straight-line scalar FunctionSpec
     with scalar inputs only, on an interpreter whose layout it knows."""
     return (hasattr(spec, "result") and not spec.arrays and llvm_lowerable(spec)
-            and not any(s.shape for s in spec.inputs) and layout() is not None)
+            and layout() is not None)
 
 
 def compile_native(spec):
@@ -97,19 +96,17 @@ def compile_native(spec):
     function = native_function(spec, layout())
     with LOCK:
         # Entry names are digests of the text: the same function compiled again (in
-        # another CompiledFunction) is the machine code already in the engine.
-        address = _ENTRIES.get(function.entry)
-        if address is None:
+        # another CompiledFunction) is the machine code, and the builtin, already made.
+        entry = _BUILTINS.get(function.entry)
+        if entry is None:
             module = llvm.parse_assembly(function.text)
             module.verify()
             engine = _engine()
             engine.add_module(module)
             engine.finalize_object()
-            address = _ENTRIES[function.entry] = engine.get_function_address(function.entry)
-        if not address:
-            raise SymdiffError(f"the native code of {spec.name} has no entry point")
-        entry = _BUILTINS.get(function.entry)
-        if entry is None:  # one builtin per machine code, kept as long as the code
+            address = engine.get_function_address(function.entry)
+            if not address:
+                raise SymdiffError(f"the native code of {spec.name} has no entry point")
             definition = _MethodDef(function.name.encode(), address, _METH_FASTCALL, None)
             entry = _new_builtin(ctypes.byref(definition), None, None)  # self: NULL
             _BUILTINS[function.entry] = entry
