@@ -74,7 +74,8 @@ def test_a_saved_module_loads_its_data_beside_it(fn, tmp_path):
 CACHE_SCRIPT = """
 import numpy as np, symdiff as sd
 X = np.random.default_rng(int(__import__("sys").argv[1])).normal(size=(2000, 5))
-fn = sd.compile(lambda w: np.sum(np.tanh(X @ w)), args=[sd.vector("w", 5)], background=False)
+fn = sd.compile(lambda w: np.sum(np.tanh(X @ w)), args=[sd.vector("w", 5)], background=False,
+                backend="numba")  # Numba's disk cache
 fn.grad(np.ones(5))
 print(sum(fn.grad.dispatcher.stats.cache_hits.values()))
 """

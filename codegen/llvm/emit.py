@@ -73,7 +73,7 @@ def _constant(value: float) -> str:
     return f"0x{bits:016X}"
 
 
-class _Function:
+class Instructions:
     """The instructions of one LLVM function under construction, and the rendering of the
     shared scalar walk into it (codegen.walker.Renderer): an instruction per operation."""
 
@@ -181,10 +181,10 @@ class _Body:
         self.pointers = [f"%in{k}" for k in range(len(spec.arrays))] + [
             f"%d{k}" for k in range(len(stored))]
 
-    def walk(self, function: _Function, load_slot=None) -> Walk:
+    def walk(self, function: Instructions, load_slot=None) -> Walk:
         """The walk of the body into ``function``: array elements loaded (and values of
         other pieces from their slots) at first use."""
-        def load(function: _Function, node: Expr) -> str:
+        def load(function: Instructions, node: Expr) -> str:
             if node in self.elements:
                 k, i = self.elements[node]
                 return function.element(f"%a{k}_{i}", f"%in{k}", i)
@@ -192,14 +192,14 @@ class _Body:
         function.load = load
         return Walk(self.order, function)
 
-    def store_results(self, function: _Function, operand):
+    def store_results(self, function: Instructions, operand):
         for k, (_, _, nodes) in enumerate(self.stored):  # C order: 2-D results by index
             for i, x in enumerate(nodes):
                 function.store(operand(x), f"%d{k}", i)
 
     def single(self) -> tuple[list[str], list[str]]:
         """(entry instructions, other definitions) with the body in the entry."""
-        entry = _Function()
+        entry = Instructions()
         walk = self.walk(entry)
         walk.names.update({sym: f"%p{j}" for j, sym in enumerate(self.params)})
         walk.run()
@@ -256,13 +256,13 @@ class _Body:
         slot = self._slots(piece_of, last)
         returned_slot = max(slot.values(), default=-1) + 1
         pointers = ", ".join(f"ptr noalias {p}" for p in ["%s", *self.pointers])
-        entry = _Function()
+        entry = Instructions()
         entry.lines.append(f"%s = alloca double, i64 {returned_slot + 1}, align 8")
         for j in range(len(self.params)):
             entry.store(f"%p{j}", "%s", j, atomic=True)
         definitions = []
         for piece in range(last + 1):
-            function = _Function()
+            function = Instructions()
 
             def load_slot(node, function=function):
                 return function.element(f"%v{slot[node]}", "%s", slot[node], atomic=True)

@@ -22,6 +22,10 @@ from ..naming import input_names
 # loader gives their addresses to the JIT.
 SYMBOLS = ("PyFloat_Type", "_sd_ndarray_type", "PyFloat_FromDouble", "PyErr_SetString",
            "PyExc_TypeError")
+# What array functions use besides (codegen.native.array_entry): NumPy's float64 dtype and
+# array constructor (PyArray_New of its C API), malloc and free.
+ARRAY_SYMBOLS = ("_sd_float64_descr", "_sd_PyArray_New", "PyExc_ValueError", "PyErr_NoMemory",
+                 "Py_DecRef", "Py_BuildValue", "malloc", "free")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class Layout:
     type: int  # of an object's type pointer
     float_value: int  # of a float's double
     array_data: int  # of a NumPy array's data pointer
+    array_nd: int = 0  # its number of dimensions (an int)
+    array_dims: int = 0  # its pointer to the extents (64-bit each)
+    array_descr: int = 0  # its dtype
+    array_flags: int = 0  # its flags (an int)
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,8 @@ class NativeFunction:
     wrapper: str
 
 
-def _message(text: str) -> tuple[str, int]:
+def message_constant(text: str) -> tuple[str, int]:
+    """(``text`` NUL-terminated as an LLVM string constant's characters, its byte size)."""
     data = text.encode("ascii") + b"\0"
     return "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}"
                    for b in data), len(data)
@@ -103,7 +112,7 @@ def native_function(spec, layout: Layout) -> NativeFunction:
     parameters (codegen.lower.llvm_lowerable, and ``spec.arrays`` empty)."""
     body = llvm_body(spec)
     params = input_names(spec)
-    message, size = _message(f"{spec.name} takes {len(params)} floats")
+    message, size = message_constant(f"{spec.name} takes {len(params)} floats")
     entry = f"{body.entry}_py"
     text = "\n".join([
         body.text,

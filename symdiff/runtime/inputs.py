@@ -23,6 +23,7 @@ import numpy as np
 from symdiff.errors import ArgumentError
 
 _REAL_KINDS = "fiub"
+_FLOAT64 = np.dtype(np.float64)
 
 
 def batch_size(args, values) -> int | None:
@@ -69,7 +70,10 @@ def real_array(name: str, value) -> np.ndarray:
         kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
         raise ArgumentError(f"argument {name} must be a real array, got a {kind} array"
                             " (symdiff computes in float64)")
-    return np.require(array, np.float64, ("C", "W"))
+    array = np.require(array, np.float64, ("C", "W"))
+    # An equal but distinct float64 dtype (an unpickled array's) is NumPy's own one after
+    # a copy: the native entry points recognize that one.
+    return array if array.dtype is _FLOAT64 else array.astype(_FLOAT64)
 
 
 def is_dask(value) -> bool:

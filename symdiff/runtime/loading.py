@@ -239,7 +239,10 @@ class Loader:
 
     def _compile_native(self, method: str):
         spec = self.derivation.spec(method)
-        return self._bind(method, spec, native.compile_native(spec))
+        compiled = native.compile_native(spec)
+        if threaded_products(spec):
+            compiled = limited(compiled)  # as the Numba tier: symdiff.runtime.blas_threads
+        return self._bind(method, spec, compiled)
 
     def _compile(self, method: str, batched: bool, source: str):
         spec = self.derivation.spec(method, batched)

@@ -1,0 +1,191 @@
+"""The entry point of a native function over arrays: CPython calls it as a builtin
+(``METH_FASTCALL``); it checks its arguments in place, makes the result arrays with
+NumPy's C API, runs the body (codegen.native.arrays) and returns the result.
+
+It takes each scalar input as an exact ``float`` and each array input as a C-ordered,
+aligned float64 ``numpy.ndarray`` of the symbol's shape, one open length N for all open
+dimensions.  Anything else (another type, dtype, layout, shape or argument count) raises
+TypeError, and the caller's input contract (symdiff.runtime.inputs) converts the
+arguments, or explains what is wrong, and calls again.  An open length too short for the
+function's slices raises ValueError, as the Numba lowering does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from symdiff.ir.index_keys import least_open_length
+
+from ..naming import input_names
+from .arrays import ArrayBody, result_parts
+from .entry import Layout, NativeFunction, message_constant
+
+_C_CONTIGUOUS_ALIGNED = 0x1 | 0x100  # NumPy's NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
+_NPY_DOUBLE = 12
+
+_DECLARATIONS = """@PyFloat_Type = external global i8
+@_sd_ndarray_type = external global i8
+@_sd_float64_descr = external global i8
+@PyExc_TypeError = external global ptr
+@PyExc_ValueError = external global ptr
+declare ptr @PyFloat_FromDouble(double)
+declare void @PyErr_SetString(ptr, ptr)
+declare ptr @PyErr_NoMemory()
+declare void @Py_DecRef(ptr)
+declare ptr @Py_BuildValue(ptr, ...)
+declare ptr @_sd_PyArray_New(ptr, i32, ptr, i32, ptr, ptr, i32, i32, ptr)"""
+
+
+def _format(result) -> str:
+    """Py_BuildValue's format of the result: N per part (its reference passed on)."""
+    if isinstance(result, tuple):
+        return "(" + "".join(_format(part) for part in result) + ")"
+    return "N"
+
+
+class _Entry:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.lines: list[str] = []
+        self.slots: list[str] = []
+        self.globals: list[str] = []
+
+    def field(self, name: str, pointer: str, offset: int, kind: str) -> str:
+        self.lines += [f"{name}.at = getelementptr i8, ptr {pointer}, i64 {offset}",
+                       f"{name} = load {kind}, ptr {name}.at"]
+        return name
+
+    def check(self, condition: str, label: str, otherwise: str = "refuse") -> None:
+        """Go on at ``label`` if ``condition`` (an i1) holds, else to ``otherwise``."""
+        self.lines += [f"br i1 {condition}, label %{label}, label %{otherwise}", f"{label}:"]
+
+    def string(self, text: str) -> str:
+        characters, size = message_constant(text)
+        name = f"@text{len(self.globals)}"
+        self.globals.append(f'{name} = private unnamed_addr constant [{size} x i8] '
+                            f'c"{characters}"')
+        return name
+
+
+def array_function(spec, layout: Layout) -> NativeFunction:
+    """The native function of a FunctionSpec over arrays (codegen.native.arrays.lowerable):
+    its LLVM text and entry; the entry is the function (no Python wrapper)."""
+    body = ArrayBody(spec, "body")
+    body_text, body_name = body.text()
+    entry = _Entry(layout)
+    lines = entry.lines
+    params = input_names(spec)
+    inputs = list(spec.inputs)
+    parts = result_parts(spec.result)
+    lines += ["%nb.slot = alloca i64", "store i64 0, ptr %nb.slot"]
+    lines += [f"%out{j}.slot = alloca ptr" for j in range(len(parts))]
+    lines += [f"store ptr null, ptr %out{j}.slot" for j in range(len(parts))]
+    lines += [f"%value{j} = alloca double" for j, p in enumerate(parts) if not p.shape]
+    lines.append(f"%count = icmp eq i64 %nargs, {len(inputs)}")
+    entry.check("%count", "arg0")
+    values, open_seen = [], False
+    for k, sym in enumerate(inputs):
+        o = f"%o{k}"
+        lines += [f"{o}.at = getelementptr ptr, ptr %args, i64 {k}", f"{o} = load ptr, ptr {o}.at"]
+        kind = entry.field(f"{o}.type", o, layout.type, "ptr")
+        if not sym.shape:
+            lines.append(f"{o}.ok = icmp eq ptr {kind}, @PyFloat_Type")
+            entry.check(f"{o}.ok", f"arg{k}.value")
+            values.append(f"double {entry.field(f'{o}.value', o, layout.float_value, 'double')}")
+            continue
+        lines.append(f"{o}.ok = icmp eq ptr {kind}, @_sd_ndarray_type")
+        entry.check(f"{o}.ok", f"arg{k}.descr")
+        descr = entry.field(f"{o}.descr", o, layout.array_descr, "ptr")
+        lines.append(f"{o}.f64 = icmp eq ptr {descr}, @_sd_float64_descr")
+        entry.check(f"{o}.f64", f"arg{k}.flags")
+        flags = entry.field(f"{o}.flags", o, layout.array_flags, "i32")
+        lines += [f"{o}.c = and i32 {flags}, {_C_CONTIGUOUS_ALIGNED}",
+                  f"{o}.cok = icmp eq i32 {o}.c, {_C_CONTIGUOUS_ALIGNED}"]
+        entry.check(f"{o}.cok", f"arg{k}.nd")
+        nd = entry.field(f"{o}.nd", o, layout.array_nd, "i32")
+        lines.append(f"{o}.ndok = icmp eq i32 {nd}, {len(sym.shape)}")
+        entry.check(f"{o}.ndok", f"arg{k}.dims")
+        dims = entry.field(f"{o}.dims", o, layout.array_dims, "ptr")
+        for j, d in enumerate(sym.shape):
+            extent = f"{o}.d{j}"
+            lines += [f"{extent}.at = getelementptr i64, ptr {dims}, i64 {j}",
+                      f"{extent} = load i64, ptr {extent}.at"]
+            if d is None and not open_seen:
+                open_seen = True
+                lines.append(f"store i64 {extent}, ptr %nb.slot")
+                continue
+            wanted = "%nb.first" if d is None else str(d)
+            if d is None:
+                lines.append(f"%nb.first{k}.{j} = load i64, ptr %nb.slot")
+                wanted = f"%nb.first{k}.{j}"
+            lines.append(f"{extent}.ok = icmp eq i64 {extent}, {wanted}")
+            entry.check(f"{extent}.ok", f"arg{k}.d{j}")
+        values.append(f"ptr {entry.field(f'{o}.data', o, layout.array_data, 'ptr')}")
+    lines.append("%nb = load i64, ptr %nb.slot")
+    least = max((least_open_length(n) for n in body.order if n.op in ("index", "embed")),
+                default=0)
+    if least > 0:
+        first = next(p for p, s in zip(params, inputs, strict=True) if None in s.shape)
+        message = entry.string(f"argument {first} is too short: its open (None) dimension "
+                               f"must have length at least {least}")
+        lines += [f"%long = icmp sge i64 %nb, {least}",
+                  "br i1 %long, label %outputs, label %short", "short:",
+                  "%verror = load ptr, ptr @PyExc_ValueError",
+                  f"call void @PyErr_SetString(ptr %verror, ptr {message})", "ret ptr null",
+                  "outputs:"]
+    pointers = []
+    for j, part in enumerate(parts):
+        if not part.shape:
+            pointers.append(f"ptr %value{j}")
+            continue
+        extents = [str(d) if isinstance(d, int) else "%nb" if d is None else
+                   _open_extent(lines, j, i, d) for i, d in enumerate(part.shape)]
+        entry.slots.append(f"%shape{j} = alloca [{len(part.shape)} x i64]")
+        for i, e in enumerate(extents):
+            lines += [f"%shape{j}.{i} = getelementptr i64, ptr %shape{j}, i64 {i}",
+                      f"store i64 {e}, ptr %shape{j}.{i}"]
+        lines += [f"%out{j} = call ptr @_sd_PyArray_New(ptr @_sd_ndarray_type, "
+                  f"i32 {len(part.shape)}, ptr %shape{j}, i32 {_NPY_DOUBLE}, ptr null, "
+                  "ptr null, i32 0, i32 0, ptr null)",
+                  f"store ptr %out{j}, ptr %out{j}.slot",
+                  f"%out{j}.made = icmp ne ptr %out{j}, null"]
+        entry.check(f"%out{j}.made", f"made{j}", "fail")
+        pointers.append(f"ptr {entry.field(f'%out{j}.data', f'%out{j}', layout.array_data, 'ptr')}")
+    lines += [f"%status = call i32 @{body_name}({', '.join(values + ['i64 %nb'] + pointers)})",
+              "%ok = icmp eq i32 %status, 0",
+              "br i1 %ok, label %results, label %nomem", "results:"]
+    objects = []
+    for j, part in enumerate(parts):
+        if part.shape:
+            objects.append(f"%out{j}")
+            continue
+        lines += [f"%scalar{j} = load double, ptr %value{j}",
+                  f"%float{j} = call ptr @PyFloat_FromDouble(double %scalar{j})"]
+        objects.append(f"%float{j}")
+    if isinstance(spec.result, tuple):
+        fmt = entry.string(_format(spec.result))
+        lines += [f"%result = call ptr (ptr, ...) @Py_BuildValue(ptr {fmt}, "
+                  + ", ".join(f"ptr {o}" for o in objects) + ")", "ret ptr %result"]
+    else:
+        lines.append(f"ret ptr {objects[0]}")
+    lines += ["refuse:", "%terror = load ptr, ptr @PyExc_TypeError",
+              f"call void @PyErr_SetString(ptr %terror, ptr "
+              f"{entry.string(f'{spec.name}: arguments for the input contract')})",
+              "ret ptr null", "nomem:", "call ptr @PyErr_NoMemory()", "br label %fail",
+              "fail:"]
+    for j in range(len(parts)):
+        lines += [f"%left{j} = load ptr, ptr %out{j}.slot", f"call void @Py_DecRef(ptr %left{j})"]
+    lines.append("ret ptr null")
+    function = ("define ptr @ENTRY(ptr %self, ptr %args, i64 %nargs) {\n"
+                + "".join(f"  {line}\n" for line in entry.slots)
+                + "".join(f"{line}\n" if line.endswith(":") else f"  {line}\n"
+                          for line in lines) + "}")
+    text = "\n\n".join([body_text.rstrip(), _DECLARATIONS, *entry.globals, function]) + "\n"
+    name = f"_sd_{spec.name}_{hashlib.sha256(text.encode()).hexdigest()[:16]}_py"
+    return NativeFunction(spec.name, text.replace("@ENTRY(", f"@{name}(", 1), name, "")
+
+
+def _open_extent(lines: list[str], j: int, i: int, d) -> str:
+    name = f"%shape{j}.n{i}"
+    lines.append(f"{name} = add i64 %nb, {d.offset}")
+    return name

@@ -1,0 +1,458 @@
+"""The native lowering of a function over arrays: its body as one LLVM function that owns
+its loops (elementwise loops with their single-use producers fused in, reductions,
+products), written by symdiff, so no Numba pipeline types or lowers it.
+
+The body's signature: a double per scalar input and a data pointer per array input (C
+ordered float64, checked by the entry), ``i64 %nb`` (the open length), then a pointer per
+result part (an array's data, or the slot of a float).  It returns 0, or 1 when a
+temporary could not be allocated.  Shapes enter only as loop bounds (numbers, or N + k),
+so the text's size does not depend on array sizes.
+
+The ops it lowers are the keys of ``STRUCTURAL`` and the elementwise ops of the LLVM
+element table; ``lowerable`` says whether a function has only those (others, loops and
+direction loops stay with Numba).
+"""
+
+from __future__ import annotations
+
+from symdiff.ir.dims import is_open
+from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
+
+from ..llvm.elements import ELEMENTS
+from ..naming import unrolled_power
+from ..schedule import schedule
+from .code import Code
+from .loop_math import LOOP, loop_definitions
+from .products import Products
+from .views import View, broadcast, indexed, position, reshaped, transposed, whole
+
+# Ops computed in a loop that accumulates the operand's elements into another shape.
+REDUCTIONS = ("sum", "amax", "sum_to", "scatter_add", "embed")
+# Ops whose result is their operand's array (identities once derived).
+ALIASES = ("stop_gradient", "root")
+# The structural ops this lowering writes (elementwise ops come from the element table).
+STRUCTURAL = frozenset(REDUCTIONS + ALIASES + (
+    "index", "broadcast_to", "transpose", "reshape", "take", "matmul", "array"))
+LANES = 4  # partial sums of a full sum over one axis
+
+_NEG_INF = "0xFFF0000000000000"
+
+
+def _elementwise(node: Expr) -> bool:
+    return OPS[node.op].elementwise and node.op not in ALIASES
+
+
+def _iteration_shape(node: Expr) -> tuple:
+    return node.args[0].shape if node.op in REDUCTIONS else node.shape
+
+
+def result_parts(result) -> list[Expr] | None:
+    """The Expr leaves of a result of Exprs and tuples, in order (None: another form)."""
+    parts, stack = [], [result]
+    while stack:
+        part = stack.pop()
+        if isinstance(part, tuple):
+            stack.extend(reversed(part))
+        elif isinstance(part, Expr):
+            parts.append(part)
+        else:
+            return None
+    return parts
+
+
+def lowerable(spec) -> bool:
+    """Whether this lowering writes ``spec``: array inputs of static or open (None)
+    dimensions, a result of Exprs and tuples, and only ops it knows."""
+    if spec.batched or spec.arrays or result_parts(spec.result) is None:
+        return False
+    if any(d is not None and not isinstance(d, int) for s in spec.inputs for d in s.shape):
+        return False
+    for node in schedule(flatten(spec.result)):
+        if node.args and node.op not in STRUCTURAL and not (
+                OPS[node.op].elementwise and node.op in ELEMENTS):
+            return False
+        if node.op == "matmul" and any(a.ndim > 2 for a in node.args):
+            return False
+    return True
+
+
+class ArrayBody(Products):
+    """Builds the body function of one array function (see the module)."""
+
+    def __init__(self, spec, name: str):
+        self.name = name
+        self.parts = result_parts(spec.result)
+        self.order = schedule(flatten(spec.result))
+        self.inputs = list(spec.inputs)
+        self.code = Code()
+        self.globals: list[str] = []
+        self.views: dict[Expr, View] = {}
+        self.scalars: dict[Expr, str] = {}
+        self.fills: dict[Expr, Expr] = {}  # arrays whose every element is a scalar node
+        self.temporaries: list[str] = []  # slots of malloc'd buffers
+        self.blas = False
+        self.position = {node: k for k, node in enumerate(self.order)}
+        consumers: dict[Expr, list[Expr]] = {}
+        for node in self.order:
+            for arg in dict.fromkeys(node.args):
+                consumers.setdefault(arg, []).append(node)
+        outputs = set(self.parts)
+        self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
+        self.destinations: dict[Expr, str] = {}  # output node -> its first result pointer
+        for k, part in enumerate(self.parts):
+            if part.shape:
+                self.destinations.setdefault(part, f"%r{k}")
+
+    @staticmethod
+    def _fusible(node, users, outputs) -> bool:
+        """Computed inside its one consumer's loop: an elementwise node (or a gather) of
+        the consumer's iteration shape that is no result."""
+        if not node.shape or node in outputs or len(users) != 1:
+            return False
+        if not (_elementwise(node) or node.op == "take"):
+            return False
+        user = users[0]
+        reads = _elementwise(user) or user.op in REDUCTIONS
+        return reads and _iteration_shape(user) == node.shape
+
+    # Values.
+    def scalar(self, node: Expr) -> str:
+        if node.op == "const":
+            return self.code.constant(node.value)
+        return self.scalars[node]
+
+    def element(self, node: Expr, loop_shape, indices, local) -> str:
+        """The value ``node`` contributes at ``indices`` of a loop over ``loop_shape``."""
+        if not node.shape:
+            return self.scalar(node)
+        if node in local:
+            return local[node]
+        if node in self.fills:
+            return self.scalar(self.fills[node])
+        view = self.views[node]
+        return self.code.read(view.base, position(self.code, view, node.shape, loop_shape,
+                                                  indices))
+
+    def compute(self, node: Expr, operands: list[str]) -> str:
+        """One elementwise op on operand values (the scalar lowering's instructions)."""
+        code = self.code
+        n = unrolled_power(node.args[1]) if node.op == "pow" else None
+        if n is not None:
+            return code.power(code.fresh(), operands[0], n, node)
+        if node.shape and node.op in LOOP:  # an array's element: arithmetic only
+            name = code.fresh()
+            code.lines.append(f"{name} = {LOOP[node.op].format(*operands)}")
+            return name
+        return code.operation(code.fresh(), operands, node)
+
+    def members(self, root: Expr) -> list[Expr]:
+        """The fused producers computed in the loop of ``root``, in schedule order."""
+        found, stack = {}, [root]
+        while stack:
+            node = stack.pop()
+            found[node] = None
+            stack.extend(a for a in node.args if a in self.inlined and a not in found)
+        del found[root]
+        return sorted(found, key=self.position.__getitem__)
+
+    def loop_value(self, root: Expr, loop_shape, indices) -> str:
+        """The element of ``root`` (computed from its operands, fused producers
+        included) at ``indices`` of a loop over its iteration shape."""
+        local: dict[Expr, str] = {}
+        for node in [*self.members(root), root]:
+            if node.op in REDUCTIONS:
+                value = self.element(node.args[0], loop_shape, indices, local)
+            elif node.op == "take":
+                value = self.gathered(node, loop_shape, indices, local)
+            else:
+                value = self.compute(node, [self.element(a, loop_shape, indices, local)
+                                            for a in node.args])
+            local[node] = value
+        return local[root]
+
+    def gathered(self, node: Expr, loop_shape, indices, local) -> str:
+        """The element of a take: the operand's element at the gathered row."""
+        code, rows = self.code, self.rows(node.value)
+        address, row = code.fresh(), code.fresh()
+        code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, i64 {indices[0]}",
+                       f"{row} = load i64, ptr {address}, align 8"]
+        source = node.args[0]
+        return self.element(source, source.shape, [row, *indices[1:]], local)
+
+    def rows(self, rows) -> str:
+        """The global constant of a take's or scatter_add's row positions."""
+        name = f"@rows{len(self.globals)}"
+        values = ", ".join(f"i64 {int(v)}" for v in rows.array)
+        self.globals.append(f"{name} = private unnamed_addr constant [{len(rows.array)} x i64]"
+                            f" [{values}], align 8")
+        return name
+
+    # Storage.
+    def buffer(self, node: Expr) -> str:
+        """Where ``node``'s elements are written: its result's memory, or a temporary."""
+        if node in self.destinations:
+            return self.destinations[node]
+        code = self.code
+        size = code.integer("mul", code.size(node.shape), "8")
+        bytes_ = code.integer("add", size, "8")  # malloc(0) may return NULL
+        slot = code.slot("ptr")
+        code.slots.append(f"store ptr null, ptr {slot}")
+        pointer, failed = code.fresh(), code.fresh()
+        carry_on = code.label("allocated")
+        code.lines += [f"{pointer} = call ptr @malloc(i64 {bytes_})",
+                       f"store ptr {pointer}, ptr {slot}",
+                       f"{failed} = icmp eq ptr {pointer}, null",
+                       f"br i1 {failed}, label %nomem, label %{carry_on}"]
+        code.begin(carry_on)
+        self.temporaries.append(slot)
+        return pointer
+
+    def store_loop(self, node: Expr, value_of, pointer: str | None = None) -> None:
+        """A loop writing ``value_of(indices)`` at every element of ``node``, into
+        ``pointer`` or (by default) its buffer, which becomes its view."""
+        target = whole(self.code, pointer or self.buffer(node), node.shape)
+        with self.code.nest(node.shape) as indices:
+            at = position(self.code, target, node.shape, node.shape, indices)
+            self.code.write(value_of(indices), target.base, at)
+        if pointer is None:
+            self.views[node] = target
+
+    def copy(self, node: Expr, pointer: str | None = None) -> None:
+        """Materialize ``node`` (a view, fill or input) C-ordered: into ``pointer``, or a
+        buffer of its own that becomes its view."""
+        fill, view = self.fills.get(node), self.views.get(node)
+
+        def value_of(indices):
+            if fill is not None:
+                return self.scalar(fill)
+            return self.code.read(view.base, position(self.code, view, node.shape,
+                                                      node.shape, indices))
+        self.fills.pop(node, None)
+        self.store_loop(node, value_of, pointer)
+
+    # Nodes.
+    def emit_node(self, node: Expr) -> None:
+        code, op = self.code, node.op
+        if op in ALIASES:
+            self.alias(node, node.args[0])
+        elif not node.shape and _elementwise(node):
+            self.scalars[node] = self.compute(node, [self.scalar(a) for a in node.args])
+        elif op in ("index", "reshape", "broadcast_to", "transpose") and not node.shape:
+            source = node.args[0]  # one element
+            if not source.shape:
+                self.scalars[node] = self.scalar(source)
+            else:
+                view = self.contiguous_view(source) if op == "reshape" else self.views[source]
+                key = node.value if op == "index" else ()
+                view = indexed(code, view, key, source.shape)
+                self.scalars[node] = code.read(view.base, view.offset)
+        elif op in ("reshape", "broadcast_to") and not node.args[0].shape:
+            self.fills[node] = node.args[0]
+        elif op == "index":
+            self.views[node] = indexed(code, self.views[node.args[0]], node.value,
+                                       node.args[0].shape)
+        elif op == "broadcast_to":
+            self.views[node] = broadcast(code, self.views[node.args[0]], node.args[0].shape,
+                                         node.shape)
+        elif op == "transpose":
+            self.views[node] = transposed(self.views[node.args[0]])
+        elif op == "reshape":
+            self.views[node] = reshaped(code, self.contiguous_view(node.args[0]), node.shape)
+        elif op == "matmul":
+            self.product(node)
+        elif op in REDUCTIONS:
+            self.reduction(node)
+        else:  # an elementwise loop, or a take's gather
+            self.store_loop(node, lambda indices: self.loop_value(node, node.shape, indices))
+            return
+        if node in self.destinations and node.shape and op not in ("matmul", *REDUCTIONS):
+            self.copy(node)  # a view or fill that is a result: its own memory
+
+    def alias(self, node: Expr, source: Expr) -> None:
+        if not source.shape:
+            self.scalars[node] = self.scalar(source)
+        elif source in self.fills:
+            self.fills[node] = self.fills[source]
+        else:
+            self.views[node] = self.views[source]
+
+    def contiguous_view(self, node: Expr) -> View:
+        """``node``'s view, copied first if its elements are not contiguous."""
+        if node in self.fills or not self.views[node].contiguous:
+            self.copy(node)
+        return self.views[node]
+
+    def reduction(self, node: Expr) -> None:
+        code, shape = self.code, node.args[0].shape
+        op = node.op
+        if op == "sum" and len(shape) == 1 and all(d == 1 for d in node.shape):
+            total = self.lanes_sum(node, shape)
+            if node.shape:
+                pointer = self.buffer(node)
+                code.write(total, pointer)
+                self.views[node] = whole(code, pointer, node.shape)
+            else:
+                self.scalars[node] = total
+            return
+        start = _NEG_INF if op == "amax" else code.constant(0.0)
+        combine = ELEMENTS["maximum"][0] if op == "amax" else "fadd"
+        if not node.shape:  # into one running value
+            slot = code.accumulator(start)
+            with code.nest(shape) as indices:
+                code.add_to(slot, "0", self.loop_value(node, shape, indices), combine)
+            self.scalars[node] = code.read(slot)
+            return
+        out = whole(code, self.buffer(node), node.shape)
+        self.views[node] = out
+        with code.nest(node.shape) as indices:  # the starting values
+            code.write(start, out.base, position(code, out, node.shape, node.shape, indices))
+        with code.nest(shape) as indices:
+            value = self.loop_value(node, shape, indices)
+            if op == "sum":
+                axes, keepdims = node.value
+                axes = range(len(shape)) if axes is None else axes
+                kept = [("0" if k in axes else i) for k, i in enumerate(indices)
+                        if keepdims or k not in axes]
+                at = position(code, out, node.shape, node.shape, kept)
+            elif op == "amax":
+                axes, keepdims = node.value
+                axes = range(len(shape)) if axes is None else axes
+                kept = [("0" if k in axes else i) for k, i in enumerate(indices)
+                        if keepdims or k not in axes]
+                at = position(code, out, node.shape, node.shape, kept)
+            elif op == "sum_to":
+                at = position(code, out, node.shape, shape, indices)
+            elif op == "scatter_add":
+                rows, row = self.rows(node.value[0]), code.fresh()
+                address = code.fresh()
+                code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, "
+                               f"i64 {indices[0]}", f"{row} = load i64, ptr {address}, align 8"]
+                at = position(code, out, node.shape, node.shape, [row, *indices[1:]])
+            else:  # embed: each element to its one place
+                place = indexed(code, out, node.value[0], node.shape)
+                code.write(value, out.base, position(code, place, shape, shape, indices))
+                at = None
+            if at is not None:
+                code.add_to(out.base, at, value, combine)
+
+    def lanes_sum(self, node: Expr, shape) -> str:
+        """A full sum over one axis: LANES partial sums over the first n - n % LANES
+        elements, the rest one by one, then the partial sums pairwise (the Numba
+        lowering's order)."""
+        code = self.code
+        n = code.dim(shape[0])
+        total = code.accumulator(code.constant(0.0))
+        if not is_open(shape[0]) and shape[0] < LANES:
+            with code.loop(n) as i:
+                code.add_to(total, "0", self.loop_value(node, shape, [i]))
+            return code.read(total)
+        main = (str(shape[0] - shape[0] % LANES) if not is_open(shape[0])
+                else self._rounded_down(n))
+        lanes = [code.accumulator(code.constant(0.0)) for _ in range(LANES)]
+        with code.loop(main, step=LANES) as i:
+            for lane, slot in enumerate(lanes):
+                at = code.integer("add", i, str(lane))
+                code.add_to(slot, "0", self.loop_value(node, shape, [at]))
+        with code.loop(n, start=main) as i:
+            code.add_to(total, "0", self.loop_value(node, shape, [i]))
+        values = [code.read(slot) for slot in lanes]
+        while len(values) > 1:
+            pairs = []
+            for a, b in zip(values[::2], values[1::2], strict=True):
+                pairs.append(self.compute_add(a, b))
+            values = pairs
+        code.add_to(total, "0", values[0])
+        return code.read(total)
+
+    def compute_add(self, a: str, b: str) -> str:
+        name = self.code.fresh()
+        self.code.lines.append(f"{name} = fadd double {a}, {b}")
+        return name
+
+    def _rounded_down(self, n: str) -> str:
+        """n - n % LANES for a non-negative n."""
+        name = self.code.fresh()
+        self.code.lines.append(f"{name} = and i64 {n}, {-LANES}")
+        return name
+
+    # The function.
+    def text(self) -> tuple[str, str]:
+        """(the LLVM text of the body and what it uses, the body's function name)."""
+        code = self.code
+        nodes = topological_order(flatten(self.parts))  # leaves included
+        for node in nodes:  # every open extent, computed once at the top
+            for d in node.shape:
+                if is_open(d):
+                    code.dim(d)
+        params = self.parameters()
+        for node in nodes:
+            if node.args:
+                if node not in self.inlined:
+                    self.emit_node(node)
+                continue
+            if node.op == "array":
+                self.views[node] = whole(code, self.constant_array(node), node.shape)
+            if node in self.destinations:  # an input or constant returned: a copy
+                self.copy(node)
+        for k, part in enumerate(self.parts):
+            if not part.shape:
+                code.write(self.scalar(part), f"%r{k}")
+            elif self.destinations[part] != f"%r{k}":  # a result returned twice
+                self.copy(part, f"%r{k}")
+        self.free_temporaries("ret i32 0")
+        code.lines.append("nomem:")
+        self.free_temporaries("ret i32 1")
+        results = [f"ptr noalias %r{k}" for k in range(len(self.parts))]
+        signature = ", ".join(params + ["i64 %nb"] + results)
+        body = code.function(f"internal i32 @{self.name}({signature})", " #1")
+        declarations, definitions = self.helpers()
+        parts = [*declarations, *self.globals, *definitions, body,
+                 "attributes #1 = { nounwind }"]
+        return "\n\n".join(parts) + "\n", self.name
+
+    def parameters(self) -> list[str]:
+        """The body's input parameters, each input's view or scalar named."""
+        params = []
+        for k, sym in enumerate(self.inputs):
+            if sym.shape:
+                params.append(f"ptr noalias %p{k}")
+                self.views[sym] = whole(self.code, f"%p{k}", sym.shape)
+            else:
+                params.append(f"double %p{k}")
+                self.scalars[sym] = f"%p{k}"
+        return params
+
+    def free_temporaries(self, then: str) -> None:
+        for slot in self.temporaries:
+            pointer = self.code.fresh()
+            self.code.lines += [f"{pointer} = load ptr, ptr {slot}",
+                                f"call void @free(ptr {pointer})"]
+        self.code.lines.append(then)
+
+    def helpers(self) -> tuple[list[str], list[str]]:
+        """(declarations, helper definitions) of what the body calls, each once."""
+        in_loops = {n.op for n in self.order if n.shape and n.op in LOOP}
+        ops = {n.op for n in self.order if not (n.shape and n.op in LOOP)}
+        ops |= {"maximum"} if "amax" in ops else set()  # its running maximum
+        texts = [ELEMENTS[op][1] for op in sorted(ops) if op in ELEMENTS and ELEMENTS[op][1]]
+        texts += loop_definitions(in_loops)
+        declared = {"declare noalias ptr @malloc(i64)", "declare void @free(ptr)"}
+        declared |= set(_DGEMM) if self.blas else set()
+        declared |= {line for text in texts for line in text.splitlines()
+                     if line.startswith("declare ")}
+        definitions = ["\n".join(line for line in text.splitlines()
+                                 if not line.startswith("declare ")) for text in texts]
+        return sorted(declared), [d for d in definitions if d]
+
+    def constant_array(self, node: Expr) -> str:
+        """A global constant holding an array constant's values."""
+        values = node.value.array.ravel()
+        name = f"@array{len(self.globals)}"
+        items = ", ".join(f"double {self.code.constant(float(v))}" for v in values)
+        self.globals.append(f"{name} = private unnamed_addr constant [{len(values)} x double] "
+                            f"[{items}], align 8")
+        return name
+
+
+_DGEMM = ("declare void @_sd_dgemm(ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, "
+          "ptr, ptr)", "declare i64 @llvm.smax.i64(i64, i64)")

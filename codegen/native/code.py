@@ -1,0 +1,161 @@
+"""An LLVM function with loops under construction: the scalar lowering's instructions
+(codegen.llvm.emit.Instructions) plus blocks, counted loops, stack slots and integer index
+arithmetic, folded where the operands are numbers.
+
+Counters and accumulators live in stack slots (``alloca`` in the entry block): LLVM's
+mem2reg turns them into registers, so the text needs no phi nodes.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from symdiff.ir.dims import is_open, offset
+
+from ..llvm.emit import Instructions
+
+NB = "%nb"  # the open length of this call, an i64 parameter of every array body
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+class Code(Instructions):
+    """Instructions, stack slots and labels of one function."""
+
+    def __init__(self):
+        super().__init__()
+        self.slots: list[str] = []  # alloca instructions, placed first in the entry block
+        self.labels = 0
+        self.dims: dict[int, str] = {}  # open offset k -> the i64 value of N + k
+
+    def label(self, stem: str) -> str:
+        self.labels += 1
+        return f"{stem}{self.labels}"
+
+    def slot(self, kind: str = "double") -> str:
+        """A new stack slot of one ``kind`` value."""
+        name = self.fresh()
+        self.slots.append(f"{name} = alloca {kind}, align 8")
+        return name
+
+    def integer(self, op: str, a: str, b: str) -> str:
+        """``a op b`` on i64 operands (add, sub, mul), folded when both are numbers."""
+        x, y = _number(a), _number(b)
+        if x is not None and y is not None:
+            return str({"add": x + y, "sub": x - y, "mul": x * y}[op])
+        if op == "mul" and ("1" in (a, b)):
+            return b if a == "1" else a
+        if op == "mul" and "0" in (a, b):
+            return "0"
+        if op in ("add", "sub") and b == "0":
+            return a
+        if op == "add" and a == "0":
+            return b
+        name = self.fresh()
+        self.lines.append(f"{name} = {op} i64 {a}, {b}")
+        return name
+
+    def dim(self, d) -> str:
+        """The i64 extent of a dimension: a number, or N + k for an open one."""
+        if not is_open(d):
+            return str(d)
+        k = offset(d)
+        if k not in self.dims:
+            self.dims[k] = NB if k == 0 else self.integer("add", NB, str(k))
+        return self.dims[k]
+
+    def size(self, shape) -> str:
+        """The element count of ``shape`` (i64)."""
+        total = "1"
+        for d in shape:
+            total = self.integer("mul", total, self.dim(d))
+        return total
+
+    def at(self, pointer: str, index: str) -> str:
+        """The address of double ``index`` (i64) of ``pointer``."""
+        if index == "0":
+            return pointer
+        address = self.fresh()
+        self.lines.append(f"{address} = getelementptr inbounds double, ptr {pointer}, "
+                          f"i64 {index}")
+        return address
+
+    def read(self, pointer: str, index: str = "0") -> str:
+        value = self.fresh()
+        self.lines.append(f"{value} = load double, ptr {self.at(pointer, index)}, align 8")
+        return value
+
+    def write(self, value: str, pointer: str, index: str = "0") -> None:
+        self.lines.append(f"store double {value}, ptr {self.at(pointer, index)}, align 8")
+
+    def add_to(self, pointer: str, index: str, value: str, op: str = "fadd") -> None:
+        """``pointer[index] = pointer[index] op value`` (``op``: an instruction, or a
+        helper call template with {0} and {1})."""
+        address = self.at(pointer, index)
+        old, new = self.fresh(), self.fresh()
+        self.lines.append(f"{old} = load double, ptr {address}, align 8")
+        text = (op.format(old, value) if "{" in op else f"{op} double {old}, {value}")
+        self.lines.append(f"{new} = {text}")
+        self.lines.append(f"store double {new}, ptr {address}, align 8")
+
+    def branch(self, label: str) -> None:
+        self.lines.append(f"br label %{label}")
+
+    def begin(self, label: str) -> None:
+        self.lines.append(f"{label}:")
+
+    @contextmanager
+    def loop(self, count: str, start: str = "0", step: int = 1):
+        """A counted loop ``for i in range(start, count, step)`` (step > 0); yields i."""
+        counter = self.slot("i64")
+        head, body, done = self.label("head"), self.label("body"), self.label("done")
+        self.lines.append(f"store i64 {start}, ptr {counter}")
+        self.branch(head)
+        self.begin(head)
+        index, going = self.fresh(), self.fresh()
+        self.lines += [f"{index} = load i64, ptr {counter}",
+                       f"{going} = icmp slt i64 {index}, {count}",
+                       f"br i1 {going}, label %{body}, label %{done}"]
+        self.begin(body)
+        yield index
+        following = self.fresh()
+        self.lines += [f"{following} = add i64 {index}, {step}",
+                       f"store i64 {following}, ptr {counter}"]
+        self.branch(head)
+        self.begin(done)
+
+    @contextmanager
+    def nest(self, shape):
+        """Loops over the axes of ``shape`` (none over a static axis of length 1); yields
+        the index of each axis ("0" where no loop runs)."""
+        with _nest(self, list(shape), []) as indices:
+            yield indices
+
+    def accumulator(self, start: str) -> str:
+        """A stack slot holding ``start`` (a double), for a running value."""
+        slot = self.slot()
+        self.lines.append(f"store double {start}, ptr {slot}")
+        return slot
+
+    def function(self, signature: str, attributes: str = "") -> str:
+        """The finished function text: ``define <signature> {`` slots, lines ``}``."""
+        body = self.slots + self.lines
+        return (f"define {signature}{attributes} {{\n"
+                + "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"
+                          for line in body) + "}")
+
+
+@contextmanager
+def _nest(code: Code, shape: list, indices: list):
+    if not shape:
+        yield indices
+        return
+    d, rest = shape[0], shape[1:]
+    if d == 1:
+        with _nest(code, rest, indices + ["0"]) as inner:
+            yield inner
+        return
+    with code.loop(code.dim(d)) as i, _nest(code, rest, indices + [i]) as inner:
+        yield inner

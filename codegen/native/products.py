@@ -1,0 +1,143 @@
+"""Matrix products of the native lowering (mixin of codegen.native.arrays.ArrayBody):
+products with a vector as loops, in the Numba lowering's order of additions (so the two
+agree bit for bit), and matrix-matrix products through BLAS's dgemm (SciPy's, the one
+NumPy and Numba call), by its C entry point: no per-layout specialization to compile."""
+
+from __future__ import annotations
+
+from symdiff.ir.dims import is_open
+from symdiff.ir.nodes import Expr
+
+from .views import whole
+
+LANES = 4  # partial sums of a dot product
+
+
+class Products:
+    """Mixin: ``product(node)`` for a matmul node."""
+
+    def product(self, node: Expr) -> None:
+        a, b = node.args
+        if a.ndim == 2 and b.ndim == 2:
+            self.gemm(node)
+        else:
+            self.matvec(node)
+
+    def _at(self, node: Expr, *indices: str) -> str:
+        """The element of an operand (a matrix or vector) at ``indices``."""
+        return self.element(node, node.shape, list(indices), {})
+
+    def dot(self, term, n) -> str:
+        """The sum of ``term(k)`` over ``range(n)``: four partial sums, the rest into the
+        first, then pairwise (a single sum below four terms)."""
+        code = self.code
+        count = code.dim(n)
+        sums = [code.accumulator(code.constant(0.0))]
+        if is_open(n) or n >= LANES:
+            sums += [code.accumulator(code.constant(0.0)) for _ in range(LANES - 1)]
+            main = str(n - n % LANES) if not is_open(n) else self._rounded_down(count)
+            with code.loop(main, step=LANES) as k:
+                for lane, slot in enumerate(sums):
+                    code.add_to(slot, "0", term(code.integer("add", k, str(lane))))
+            start = main
+        else:
+            start = "0"
+        with code.loop(count, start=start) as k:
+            code.add_to(sums[0], "0", term(k))
+        values = [code.read(slot) for slot in sums]
+        while len(values) > 1:
+            values = [self.compute_add(x, y) for x, y in zip(values[::2], values[1::2],
+                                                             strict=True)]
+        return values[0]
+
+    def _product_term(self, matrix, vector, row: bool):
+        def term_at(i):
+            def term(k):
+                element = self._at(matrix, i, k) if row else self._at(matrix, k, i)
+                return self.compute_mul(element, self._at(vector, k))
+            return term
+        return term_at
+
+    def compute_mul(self, a: str, b: str) -> str:
+        name = self.code.fresh()
+        self.code.lines.append(f"{name} = fmul double {a}, {b}")
+        return name
+
+    def matvec(self, node: Expr) -> None:
+        """A product with a vector operand: dot products along contiguous rows, or
+        scaled columns added (a transposed matrix read in place)."""
+        a, b = node.args
+        code = self.code
+        if a.ndim == 1 and b.ndim == 1:
+            self.scalars[node] = self.dot(lambda k: self.compute_mul(self._at(a, k),
+                                                                     self._at(b, k)),
+                                          a.shape[0])
+            return
+        if a.ndim == 2:  # out[i] = sum_k a[i, k] v[k]
+            (m, n), matrix, vector, row = a.shape, a, b, True
+            row_major = a.op != "transpose"
+        else:  # out[i] = sum_k v[k] b[k, i]
+            (n, m), matrix, vector, row = b.shape, b, a, False
+            row_major = b.op == "transpose"
+        out = self.buffer(node)
+        self.views[node] = whole(code, out, node.shape)
+        term_at = self._product_term(matrix, vector, row)
+        if row_major:
+            with code.nest((m,)) as (i,):
+                code.write(self.dot(term_at(i), n), out, i)
+            return
+        with code.nest((m,)) as (i,):
+            code.write(code.constant(0.0), out, i)
+        with code.nest((n,)) as (k,):
+            scale = self._at(vector, k)
+            with code.nest((m,)) as (i,):
+                element = self._at(matrix, i, k) if row else self._at(matrix, k, i)
+                code.add_to(out, i, self.compute_mul(scale, element))
+
+    def _blas_operand(self, node: Expr) -> tuple[str, str, str]:
+        """(data pointer, ld, 'N' or 'T') of a matrix operand for dgemm seen from C order:
+        'N' for a C-ordered matrix (ld: its row length), 'T' for the transpose of one
+        (ld: its column count); anything else is copied C-ordered first."""
+        view = self.views.get(node)
+        if view is not None and view.contiguous:
+            return self.code.at(view.base, view.offset), view.strides[0], "N"
+        if view is not None and view.strides[0] == "1" and node.op == "transpose" and \
+                self.views[node.args[0]].contiguous:
+            return self.code.at(view.base, view.offset), view.strides[1], "T"
+        self.copy(node)
+        view = self.views[node]
+        return view.base, view.strides[0], "N"
+
+    def gemm(self, node: Expr) -> None:
+        """C = A @ B by dgemm on the transposed problem: BLAS is column-major, and a
+        C-ordered matrix is its transpose there, so C^T = B^T A^T."""
+        a, b = node.args
+        code = self.code
+        self.blas = True
+        (m, k), n = a.shape, b.shape[1]
+        a_data, a_ld, a_trans = self._blas_operand(a)
+        b_data, b_ld, b_trans = self._blas_operand(b)
+        out = self.buffer(node)
+        self.views[node] = whole(code, out, node.shape)
+        slots = []
+        for kind, value in [("i8", f"{ord(b_trans)}"), ("i8", f"{ord(a_trans)}"),
+                            ("size", code.dim(n)), ("size", code.dim(m)),
+                            ("size", code.dim(k)), ("double", code.constant(1.0)),
+                            ("ptr", b_data), ("ld", b_ld), ("ptr", a_data), ("ld", a_ld),
+                            ("double", code.constant(0.0)), ("ptr", out), ("ld", code.dim(n))]:
+            if kind == "ptr":
+                slots.append(value)
+                continue
+            if kind == "ld":  # a leading dimension is at least 1, even of an empty matrix
+                wide = code.fresh()
+                code.lines.append(f"{wide} = call i64 @llvm.smax.i64(i64 {value}, i64 1)")
+                value = wide
+            if kind in ("ld", "size"):  # BLAS's ints (LP64)
+                narrow = code.fresh()
+                code.lines.append(f"{narrow} = trunc i64 {value} to i32")
+                value, kind = narrow, "i32"
+            slot = code.slot(kind)
+            code.lines.append(f"store {kind} {value}, ptr {slot}")
+            slots.append(slot)
+        code.lines.append("call void @_sd_dgemm(" + ", ".join(f"ptr {s}" for s in slots)
+                          + ")")

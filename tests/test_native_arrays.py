@@ -1,0 +1,166 @@
+"""The native lowering of functions over arrays (codegen.native.arrays): loops, reductions
+and products in LLVM text symdiff writes, compiled by llvmlite without Numba.  Each
+function is checked against the Numba lowering, bit for bit where both add in the same
+order (everything but matrix-matrix products, which both leave to BLAS)."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+from codegen import array_function, array_lowerable
+from symdiff.errors import ArgumentError
+from symdiff.runtime import native
+
+RNG = np.random.default_rng(7)
+
+
+def _flat(result) -> np.ndarray:
+    parts, stack = [], [result]
+    while stack:
+        part = stack.pop(0)
+        if isinstance(part, tuple):
+            stack = list(part) + stack
+        else:
+            parts.append(np.ravel(np.asarray(part, dtype=float)))
+    return np.concatenate(parts)
+
+
+def _mlp(batch):
+    w1, b1 = sd.matrix("W1", 5, 4), sd.vector("b1", 5)
+    w2 = sd.matrix("W2", 3, 5)
+    x = sd.matrix("X", batch, 4) if batch != 0 else sd.vector("x", 4)
+    h = sd.tanh(x @ sd.transpose(w1) + b1)
+    z = h @ sd.transpose(w2)
+    axis = -1
+    m = sd.amax(z, axis=axis, keepdims=True)
+    lse = m + sd.log(sd.sum(sd.exp(z - m), axis=axis, keepdims=True))
+    return sd.sum(lse - z[:, :1]) if batch != 0 else sd.sum(lse) - z[0], [w1, b1, w2, x]
+
+
+def _rosenbrock():
+    x = sd.vector("x", None)
+    return sd.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2), [x]
+
+
+def _pairs():
+    x = sd.matrix("x", 6, 3)
+    rows_i, rows_j = np.triu_indices(6, 1)
+    d = x[rows_i] - x[rows_j]
+    r2 = sd.sum(d * d, axis=1)
+    return sd.sum(1.0 / r2 ** 3 - 1.0 / r2 ** 6), [x]
+
+
+def _products():
+    a, v = sd.matrix("A", 4, 3), sd.vector("v", 3)
+    u = sd.vector("u", 4)
+    return sd.sum(sd.sin(a @ v) * u) + (u @ a) @ v + v @ v + sd.sum(sd.transpose(a) @ u), \
+        [a, v, u]
+
+
+def _broadcasts():
+    m, c = sd.matrix("M", None, 3), sd.vector("c", 3)
+    s = sd.symbol("s")
+    centred = m - sd.sum(m, axis=0) / 4.0 + c * s
+    return sd.sum(sd.sigmoid(centred) * sd.amax(centred, axis=1, keepdims=True)) + s ** 2, \
+        [m, c, s]
+
+
+FUNCTIONS = {"mlp": lambda: _mlp(0), "mlp batch": lambda: _mlp(None),
+             "rosenbrock": _rosenbrock, "pairs": _pairs, "products": _products,
+             "broadcasts": _broadcasts}
+
+
+def _arguments(args, batch=6):
+    values = []
+    for sym in args:
+        shape = tuple(batch if d is None else d for d in sym.shape)
+        values.append(RNG.uniform(0.5, 1.5, shape) if shape else 0.7)
+    return values
+
+
+@pytest.fixture(scope="module", params=sorted(FUNCTIONS))
+def pair(request):
+    expression, args = FUNCTIONS[request.param]()
+    return (request.param, args,
+            sd.compile(expression, args=args, backend="native", background=False),
+            sd.compile(expression, args=args, backend="numba", background=False))
+
+
+@pytest.mark.parametrize("method", ["forward", "value_and_grad", "hvp"])
+def test_native_arrays_agree_with_numba(pair, method):
+    name, args, fast, numba = pair
+    values = _arguments(args)
+    if method == "hvp":
+        values += [np.ones(np.shape(v)) if np.shape(v) else 1.0 for v in values]
+    got, want = getattr(fast, method)(*values), getattr(numba, method)(*values)
+    assert fast.loader.tiers[method] == "native" and not fast.loader.modules
+    assert type(got) is type(want)
+    if "mlp" in name:  # matrix products by BLAS in both, not necessarily in one order
+        np.testing.assert_allclose(_flat(got), _flat(want), rtol=1e-12, atol=1e-13)
+    else:
+        np.testing.assert_array_equal(_flat(got), _flat(want))
+
+
+def test_arguments_go_through_the_input_contract():
+    expression, args = _broadcasts()
+    fast = sd.compile(expression, args=args, backend="native", background=False)
+    m, c, s = _arguments(args)
+    want = fast(m, c, s)
+    strided = np.asfortranarray(m)  # converted, not read in the wrong order
+    assert fast(strided, c, s) == want
+    assert fast(m.tolist(), list(c), np.float64(s)) == want
+    assert fast(pickle.loads(pickle.dumps(m)), c, s) == want  # an equal, distinct dtype
+    with pytest.raises(ArgumentError, match="shape"):
+        fast(m, np.ones(4), s)
+    with pytest.raises(ArgumentError, match="real"):
+        fast(m.astype(complex), c, s)
+    with pytest.raises(ArgumentError):
+        fast(m, c)
+
+
+def test_an_empty_batch_and_a_too_short_one():
+    expression, args = _mlp(None)
+    fast = sd.compile(expression, args=args, backend="native", background=False)
+    values = _arguments(args, batch=0)
+    value, grads = fast.value_and_grad(*values)
+    assert value == 0.0 and all(not np.any(g) for g in grads[:3])
+    rosen, rargs = _rosenbrock()
+    short = sd.compile(rosen, args=rargs, backend="native", background=False)
+    with pytest.raises(ValueError, match="at least 1"):
+        short(np.ones(0))
+    assert short(np.ones(1)) == 0.0
+
+
+def test_results_that_are_inputs_or_views_are_fresh_arrays():
+    a, b, x = sd.vector("a", 3), sd.vector("b", 3), sd.vector("x", 3)
+    m, n = sd.matrix("m", 2, 3), sd.matrix("n", 3, 2)
+    fn = sd.compile(sd.sum(a * x) + sd.sum(b * x) + sd.sum(sd.transpose(m) * n),
+                    args=[a, b, x, m, n], backend="native", background=False)
+    values = [np.arange(3.0), np.ones(3), np.arange(3.0) + 5, np.arange(6.0).reshape(2, 3),
+              np.arange(6.0).reshape(3, 2) - 3]
+    ga, gb, gx, gm, gn = fn.grad(*values)
+    assert fn.loader.tiers["grad"] == "native"
+    np.testing.assert_array_equal(ga, values[2])
+    np.testing.assert_array_equal(gb, values[2])  # one result twice: two arrays
+    np.testing.assert_array_equal(gx, values[0] + values[1])
+    np.testing.assert_array_equal(gm, values[4].T)
+    np.testing.assert_array_equal(gn, values[3].T)
+    results = [ga, gb, gx, gm, gn]
+    assert not any(np.shares_memory(r, v) for r in results for v in values)
+    assert not np.shares_memory(ga, gb)
+    ga[0] = 99.0
+    assert values[2][0] == 5.0 and gb[0] == 5.0
+
+
+def test_the_text_does_not_grow_with_array_sizes():
+    texts = []
+    for n in (10, 1000):
+        x = sd.vector("x", n)
+        expression = sd.sum(sd.tanh(x[1:] * x[:-1])) + sd.amax(x)
+        fn = sd.compile(expression, args=[x], backend="native")
+        spec = fn.derivation.spec("value_and_grad")
+        assert array_lowerable(spec)
+        texts.append(array_function(spec, native.layout()).text)
+    assert len(texts[0].splitlines()) == len(texts[1].splitlines())
