@@ -21,7 +21,7 @@ from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import schedule
-from .code import Code
+from .code import UNROLL_FULL, Code
 from .loop_math import LOOP, loop_definitions
 from .products import Products
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
@@ -406,8 +406,9 @@ class ArrayBody(Products):
         signature = ", ".join(params + ["i64 %nb"] + results)
         body = code.function(f"internal i32 @{self.name}({signature})", " #1")
         declarations, definitions = self.helpers()
+        metadata = [UNROLL_FULL, *code.metadata] if code.metadata else []
         parts = [*declarations, *self.globals, *definitions, body,
-                 "attributes #1 = { nounwind }"]
+                 "attributes #1 = { nounwind }", *metadata]
         return "\n\n".join(parts) + "\n", self.name
 
     def parameters(self) -> list[str]:

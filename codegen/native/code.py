@@ -15,6 +15,10 @@ from symdiff.ir.dims import is_open, offset
 from ..llvm.emit import Instructions
 
 NB = "%nb"  # the open length of this call, an i64 parameter of every array body
+# Loops of a static trip count up to this are unrolled fully (by LLVM, asked by metadata):
+# a loop over 3 coordinates is three statements, as Numba's pipeline makes it.
+UNROLLED = 8
+UNROLL_FULL = '!0 = !{!"llvm.loop.unroll.full"}'
 
 
 def _number(text: str) -> int | None:
@@ -29,6 +33,7 @@ class Code(Instructions):
         self.slots: list[str] = []  # alloca instructions, placed first in the entry block
         self.labels = 0
         self.dims: dict[int, str] = {}  # open offset k -> the i64 value of N + k
+        self.metadata: list[str] = []  # loop metadata nodes (!1, ...; !0 is UNROLL_FULL)
 
     def label(self, stem: str) -> str:
         self.labels += 1
@@ -123,8 +128,19 @@ class Code(Instructions):
         following = self.fresh()
         self.lines += [f"{following} = add i64 {index}, {step}",
                        f"store i64 {following}, ptr {counter}"]
-        self.branch(head)
+        trips = _number(count)
+        if trips is not None and _number(start) is not None and \
+                (trips - int(start)) // step <= UNROLLED:
+            self.lines.append(f"br label %{head}, !llvm.loop {self.unrolled()}")
+        else:
+            self.branch(head)
         self.begin(done)
+
+    def unrolled(self) -> str:
+        """Metadata asking LLVM to unroll a loop fully (its general unrolling is off)."""
+        name = f"!{len(self.metadata) + 1}"
+        self.metadata.append(f"{name} = distinct !{{{name}, !0}}")
+        return name
 
     @contextmanager
     def nest(self, shape):
