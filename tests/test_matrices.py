@@ -168,14 +168,14 @@ def test_first_interpreted_call_of_a_direction_loop_matches_the_compiled_code(mo
     f, x = _rosenbrock(6)
     point = np.linspace(-1.0, 1.0, 6)
     monkeypatch.setattr("symdiff.runtime.loading.FIRST_CALL", "evaluator")  # even if cached
-    tiered = sd.compile(f, background=True)
+    tiered = sd.compile(f, background=True, backend="numba")  # Numba's tiers
     first = tiered.hessian(point)  # the loop in Python over the evaluator's hvp
     assert tiered.loader.tiers["hessian"] == "evaluator"
     np.testing.assert_array_equal(first, sd.compile(f).hessian(point))
     np.testing.assert_array_equal(tiered.wait().hessian(point), first)
     monkeypatch.setattr("symdiff.runtime.loading.FIRST_CALL", "auto")
     monkeypatch.setattr("symdiff.runtime.loading.EVALUATOR_SHARE", 0.0)
-    waiting = sd.compile(f, background=True)  # the evaluator never faster: waits for Numba
+    waiting = sd.compile(f, background=True, backend="numba")  # never the evaluator: waits
     np.testing.assert_array_equal(waiting.sparse_hessian(point).toarray(), first)
 
 

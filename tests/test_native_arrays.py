@@ -112,6 +112,15 @@ def test_arguments_go_through_the_input_contract():
     assert fast(strided, c, s) == want
     assert fast(m.tolist(), list(c), np.float64(s)) == want
     assert fast(pickle.loads(pickle.dumps(m)), c, s) == want  # an equal, distinct dtype
+    entry = fast.forward.dispatcher  # the builtin itself, behind the contract
+    assert entry(pickle.loads(pickle.dumps(m)), c, s) == want  # no conversion needed
+    unaligned = np.frombuffer(bytearray(8 * c.size + 1), dtype=np.float64, offset=1,
+                              count=c.size)
+    unaligned[:] = c
+    assert not unaligned.flags.aligned
+    with pytest.raises(TypeError):
+        entry(m, unaligned, s)
+    assert fast(m, unaligned, s) == want  # converted
     with pytest.raises(ArgumentError, match="shape"):
         fast(m, np.ones(4), s)
     with pytest.raises(ArgumentError, match="real"):
@@ -164,3 +173,28 @@ def test_the_text_does_not_grow_with_array_sizes():
         assert array_lowerable(spec)
         texts.append(array_function(spec, native.layout()).text)
     assert len(texts[0].splitlines()) == len(texts[1].splitlines())
+
+
+def _matrices(name):
+    x = sd.vector("x", None)
+    w = sd.matrix("W", 2, 5)
+    v = sd.vector("v", 5)
+    s = sd.symbol("s")
+    if name == "hessian":
+        return sd.sum(sd.tanh(x[1:] * x[:-1])) + sd.sum(x ** 2) * s, [x, s]
+    if name == "jacobian (columns)":
+        return sd.sin(x) * sd.sum(x ** 2) + x[::-1], [x]
+    return sd.tanh(w @ v) * s, [w, v, s]  # 2 outputs, 16 inputs: rows by vjp
+
+
+@pytest.mark.parametrize("name", ["hessian", "jacobian (columns)", "jacobian (rows)"])
+def test_dense_matrices_are_native_direction_loops(name):
+    expression, args = _matrices(name)
+    method = "hessian" if name == "hessian" else "jacobian"
+    fast = sd.compile(expression, args=args, backend="native", background=False)
+    numba = sd.compile(expression, args=args, backend="numba", background=False)
+    values = _arguments(args, batch=7)
+    got, want = getattr(fast, method)(*values), getattr(numba, method)(*values)
+    assert fast.loader.tiers[method] == "native" and not fast.loader.modules
+    np.testing.assert_array_equal(_flat(got), _flat(want))
+    assert np.shape(got) == np.shape(want)

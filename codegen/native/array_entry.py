@@ -16,8 +16,10 @@ import hashlib
 
 from symdiff.ir.index_keys import least_open_length
 
-from ..naming import input_names
+from ..naming import input_names, parameter_names
 from .arrays import ArrayBody, result_parts
+from .code import Code
+from .driver import driver
 from .entry import Layout, NativeFunction, message_constant
 
 _C_CONTIGUOUS_ALIGNED = 0x1 | 0x100  # NumPy's NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
@@ -44,9 +46,12 @@ def _format(result) -> str:
 
 
 class _Entry:
+    """The entry function under construction (its arithmetic through a Code)."""
+
     def __init__(self, layout: Layout):
         self.layout = layout
-        self.lines: list[str] = []
+        self.code = Code()
+        self.lines = self.code.lines
         self.slots: list[str] = []
         self.globals: list[str] = []
 
@@ -66,64 +71,99 @@ class _Entry:
                             f'c"{characters}"')
         return name
 
+    def arguments(self, inputs, count: int) -> list[str]:
+        """Check the arguments in place (TypeError: refuse); their values for the body
+        (typed operands), the open length stored in %nb.slot."""
+        lines, layout = self.lines, self.layout
+        lines.append(f"%count = icmp eq i64 %nargs, {count}")
+        self.check("%count", "arg0")
+        values, open_seen = [], False
+        for k, sym in enumerate(inputs):
+            o = f"%o{k}"
+            lines += [f"{o}.at = getelementptr ptr, ptr %args, i64 {k}",
+                      f"{o} = load ptr, ptr {o}.at"]
+            kind = self.field(f"{o}.type", o, layout.type, "ptr")
+            if not sym.shape:
+                lines.append(f"{o}.ok = icmp eq ptr {kind}, @PyFloat_Type")
+                self.check(f"{o}.ok", f"arg{k}.value")
+                values.append(f"double {self.field(f'{o}.value', o, layout.float_value, 'double')}")
+                continue
+            lines.append(f"{o}.ok = icmp eq ptr {kind}, @_sd_ndarray_type")
+            self.check(f"{o}.ok", f"arg{k}.descr")
+            descr = self.field(f"{o}.descr", o, layout.array_descr, "ptr")
+            # NumPy's own float64 dtype, or an equal one (an unpickled array's).
+            lines.append(f"{o}.f64 = icmp eq ptr {descr}, @_sd_float64_descr")
+            lines.append(f"br i1 {o}.f64, label %arg{k}.flags, label %arg{k}.dtype")
+            lines.append(f"arg{k}.dtype:")
+            number = self.field(f"{o}.num", descr, layout.descr_type_num, "i32")
+            order = self.field(f"{o}.order", descr, layout.descr_byteorder, "i8")
+            lines += [f"{o}.double = icmp eq i32 {number}, {_NPY_DOUBLE}",
+                      f"{o}.native = icmp eq i8 {order}, {ord('=')}",
+                      f"{o}.little = icmp eq i8 {order}, {ord('<')}",
+                      f"{o}.ordered = or i1 {o}.native, {o}.little",
+                      f"{o}.same = and i1 {o}.double, {o}.ordered"]
+            self.check(f"{o}.same", f"arg{k}.flags")
+            flags = self.field(f"{o}.flags", o, layout.array_flags, "i32")
+            lines += [f"{o}.c = and i32 {flags}, {_C_CONTIGUOUS_ALIGNED}",
+                      f"{o}.cok = icmp eq i32 {o}.c, {_C_CONTIGUOUS_ALIGNED}"]
+            self.check(f"{o}.cok", f"arg{k}.nd")
+            nd = self.field(f"{o}.nd", o, layout.array_nd, "i32")
+            lines.append(f"{o}.ndok = icmp eq i32 {nd}, {len(sym.shape)}")
+            self.check(f"{o}.ndok", f"arg{k}.dims")
+            dims = self.field(f"{o}.dims", o, layout.array_dims, "ptr")
+            for j, d in enumerate(sym.shape):
+                extent = f"{o}.d{j}"
+                lines += [f"{extent}.at = getelementptr i64, ptr {dims}, i64 {j}",
+                          f"{extent} = load i64, ptr {extent}.at"]
+                if d is None and not open_seen:
+                    open_seen = True
+                    lines.append(f"store i64 {extent}, ptr %nb.slot")
+                    continue
+                wanted = str(d)
+                if d is None:
+                    wanted = f"%nb.first{k}.{j}"
+                    lines.append(f"{wanted} = load i64, ptr %nb.slot")
+                lines.append(f"{extent}.ok = icmp eq i64 {extent}, {wanted}")
+                self.check(f"{extent}.ok", f"arg{k}.d{j}")
+            values.append(f"ptr {self.field(f'{o}.data', o, layout.array_data, 'ptr')}")
+        lines.append("%nb = load i64, ptr %nb.slot")
+        return values
 
-def array_function(spec, layout: Layout) -> NativeFunction:
-    """The native function of a FunctionSpec over arrays (codegen.native.arrays.lowerable):
-    its LLVM text and entry; the entry is the function (no Python wrapper)."""
-    body = ArrayBody(spec, "body")
-    body_text, body_name = body.text()
+    def make_array(self, j: int, shape) -> str:
+        """A new C-ordered float64 array of ``shape`` (dims: numbers, open, or Totals);
+        its data pointer (on failure: to ``fail``)."""
+        code, lines = self.code, self.lines
+        extents = [code.dim(d) for d in shape]
+        self.slots.append(f"%shape{j} = alloca [{len(shape)} x i64]")
+        for i, e in enumerate(extents):
+            lines += [f"%shape{j}.{i} = getelementptr i64, ptr %shape{j}, i64 {i}",
+                      f"store i64 {e}, ptr %shape{j}.{i}"]
+        lines += [f"%out{j} = call ptr @_sd_PyArray_New(ptr @_sd_ndarray_type, "
+                  f"i32 {len(shape)}, ptr %shape{j}, i32 {_NPY_DOUBLE}, ptr null, "
+                  "ptr null, i32 0, i32 0, ptr null)",
+                  f"store ptr %out{j}, ptr %out{j}.slot",
+                  f"%out{j}.made = icmp ne ptr %out{j}, null"]
+        self.check(f"%out{j}.made", f"made{j}", "fail")
+        return self.field(f"%out{j}.data", f"%out{j}", self.layout.array_data, "ptr")
+
+
+def _least(order) -> int:
+    return max((least_open_length(n) for n in order if n.op in ("index", "embed")),
+               default=0)
+
+
+def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: int,
+            layout: Layout) -> NativeFunction:
+    """The native function: an entry that checks ``inputs`` (named ``params``), makes
+    result arrays of ``shapes`` (None: a float), calls the body (text, name) and returns
+    ``result`` (a part index, or a tuple of them)."""
     entry = _Entry(layout)
     lines = entry.lines
-    params = input_names(spec)
-    inputs = list(spec.inputs)
-    parts = result_parts(spec.result)
     lines += ["%nb.slot = alloca i64", "store i64 0, ptr %nb.slot"]
-    lines += [f"%out{j}.slot = alloca ptr" for j in range(len(parts))]
-    lines += [f"store ptr null, ptr %out{j}.slot" for j in range(len(parts))]
-    lines += [f"%value{j} = alloca double" for j, p in enumerate(parts) if not p.shape]
-    lines.append(f"%count = icmp eq i64 %nargs, {len(inputs)}")
-    entry.check("%count", "arg0")
-    values, open_seen = [], False
-    for k, sym in enumerate(inputs):
-        o = f"%o{k}"
-        lines += [f"{o}.at = getelementptr ptr, ptr %args, i64 {k}", f"{o} = load ptr, ptr {o}.at"]
-        kind = entry.field(f"{o}.type", o, layout.type, "ptr")
-        if not sym.shape:
-            lines.append(f"{o}.ok = icmp eq ptr {kind}, @PyFloat_Type")
-            entry.check(f"{o}.ok", f"arg{k}.value")
-            values.append(f"double {entry.field(f'{o}.value', o, layout.float_value, 'double')}")
-            continue
-        lines.append(f"{o}.ok = icmp eq ptr {kind}, @_sd_ndarray_type")
-        entry.check(f"{o}.ok", f"arg{k}.descr")
-        descr = entry.field(f"{o}.descr", o, layout.array_descr, "ptr")
-        lines.append(f"{o}.f64 = icmp eq ptr {descr}, @_sd_float64_descr")
-        entry.check(f"{o}.f64", f"arg{k}.flags")
-        flags = entry.field(f"{o}.flags", o, layout.array_flags, "i32")
-        lines += [f"{o}.c = and i32 {flags}, {_C_CONTIGUOUS_ALIGNED}",
-                  f"{o}.cok = icmp eq i32 {o}.c, {_C_CONTIGUOUS_ALIGNED}"]
-        entry.check(f"{o}.cok", f"arg{k}.nd")
-        nd = entry.field(f"{o}.nd", o, layout.array_nd, "i32")
-        lines.append(f"{o}.ndok = icmp eq i32 {nd}, {len(sym.shape)}")
-        entry.check(f"{o}.ndok", f"arg{k}.dims")
-        dims = entry.field(f"{o}.dims", o, layout.array_dims, "ptr")
-        for j, d in enumerate(sym.shape):
-            extent = f"{o}.d{j}"
-            lines += [f"{extent}.at = getelementptr i64, ptr {dims}, i64 {j}",
-                      f"{extent} = load i64, ptr {extent}.at"]
-            if d is None and not open_seen:
-                open_seen = True
-                lines.append(f"store i64 {extent}, ptr %nb.slot")
-                continue
-            wanted = "%nb.first" if d is None else str(d)
-            if d is None:
-                lines.append(f"%nb.first{k}.{j} = load i64, ptr %nb.slot")
-                wanted = f"%nb.first{k}.{j}"
-            lines.append(f"{extent}.ok = icmp eq i64 {extent}, {wanted}")
-            entry.check(f"{extent}.ok", f"arg{k}.d{j}")
-        values.append(f"ptr {entry.field(f'{o}.data', o, layout.array_data, 'ptr')}")
-    lines.append("%nb = load i64, ptr %nb.slot")
-    least = max((least_open_length(n) for n in body.order if n.op in ("index", "embed")),
-                default=0)
+    lines += [f"%out{j}.slot = alloca ptr" for j in range(len(shapes))]
+    lines += [f"store ptr null, ptr %out{j}.slot" for j in range(len(shapes))]
+    lines += [f"%value{j} = alloca double" for j, s in enumerate(shapes) if s is None]
+    values = entry.arguments(inputs, len(inputs))
     if least > 0:
         first = next(p for p, s in zip(params, inputs, strict=True) if None in s.shape)
         message = entry.string(f"argument {first} is too short: its open (None) dimension "
@@ -133,59 +173,65 @@ def array_function(spec, layout: Layout) -> NativeFunction:
                   "%verror = load ptr, ptr @PyExc_ValueError",
                   f"call void @PyErr_SetString(ptr %verror, ptr {message})", "ret ptr null",
                   "outputs:"]
-    pointers = []
-    for j, part in enumerate(parts):
-        if not part.shape:
-            pointers.append(f"ptr %value{j}")
-            continue
-        extents = [str(d) if isinstance(d, int) else "%nb" if d is None else
-                   _open_extent(lines, j, i, d) for i, d in enumerate(part.shape)]
-        entry.slots.append(f"%shape{j} = alloca [{len(part.shape)} x i64]")
-        for i, e in enumerate(extents):
-            lines += [f"%shape{j}.{i} = getelementptr i64, ptr %shape{j}, i64 {i}",
-                      f"store i64 {e}, ptr %shape{j}.{i}"]
-        lines += [f"%out{j} = call ptr @_sd_PyArray_New(ptr @_sd_ndarray_type, "
-                  f"i32 {len(part.shape)}, ptr %shape{j}, i32 {_NPY_DOUBLE}, ptr null, "
-                  "ptr null, i32 0, i32 0, ptr null)",
-                  f"store ptr %out{j}, ptr %out{j}.slot",
-                  f"%out{j}.made = icmp ne ptr %out{j}, null"]
-        entry.check(f"%out{j}.made", f"made{j}", "fail")
-        pointers.append(f"ptr {entry.field(f'%out{j}.data', f'%out{j}', layout.array_data, 'ptr')}")
-    lines += [f"%status = call i32 @{body_name}({', '.join(values + ['i64 %nb'] + pointers)})",
+    pointers = [f"ptr %value{j}" if shape is None else f"ptr {entry.make_array(j, shape)}"
+                for j, shape in enumerate(shapes)]
+    lines += [f"%status = call i32 @{body[1]}({', '.join(values + ['i64 %nb'] + pointers)})",
               "%ok = icmp eq i32 %status, 0",
               "br i1 %ok, label %results, label %nomem", "results:"]
     objects = []
-    for j, part in enumerate(parts):
-        if part.shape:
+    for j, shape in enumerate(shapes):
+        if shape is not None:
             objects.append(f"%out{j}")
             continue
         lines += [f"%scalar{j} = load double, ptr %value{j}",
                   f"%float{j} = call ptr @PyFloat_FromDouble(double %scalar{j})"]
         objects.append(f"%float{j}")
-    if isinstance(spec.result, tuple):
-        fmt = entry.string(_format(spec.result))
+    if isinstance(result, tuple):
+        fmt = entry.string(_format(result))
         lines += [f"%result = call ptr (ptr, ...) @Py_BuildValue(ptr {fmt}, "
                   + ", ".join(f"ptr {o}" for o in objects) + ")", "ret ptr %result"]
     else:
         lines.append(f"ret ptr {objects[0]}")
     lines += ["refuse:", "%terror = load ptr, ptr @PyExc_TypeError",
               f"call void @PyErr_SetString(ptr %terror, ptr "
-              f"{entry.string(f'{spec.name}: arguments for the input contract')})",
+              f"{entry.string(f'{name}: arguments for the input contract')})",
               "ret ptr null", "nomem:", "call ptr @PyErr_NoMemory()", "br label %fail",
               "fail:"]
-    for j in range(len(parts)):
+    for j in range(len(shapes)):
         lines += [f"%left{j} = load ptr, ptr %out{j}.slot", f"call void @Py_DecRef(ptr %left{j})"]
     lines.append("ret ptr null")
     function = ("define ptr @ENTRY(ptr %self, ptr %args, i64 %nargs) {\n"
-                + "".join(f"  {line}\n" for line in entry.slots)
+                + "".join(f"  {line}\n" for line in entry.slots + entry.code.slots)
                 + "".join(f"{line}\n" if line.endswith(":") else f"  {line}\n"
                           for line in lines) + "}")
-    text = "\n\n".join([body_text.rstrip(), _DECLARATIONS, *entry.globals, function]) + "\n"
-    name = f"_sd_{spec.name}_{hashlib.sha256(text.encode()).hexdigest()[:16]}_py"
-    return NativeFunction(spec.name, text.replace("@ENTRY(", f"@{name}(", 1), name, "")
+    text = "\n\n".join([body[0].rstrip(), _DECLARATIONS, *entry.globals, function]) + "\n"
+    symbol = f"_sd_{name}_{hashlib.sha256(text.encode()).hexdigest()[:16]}_py"
+    return NativeFunction(name, text.replace("@ENTRY(", f"@{symbol}(", 1), symbol, "")
 
 
-def _open_extent(lines: list[str], j: int, i: int, d) -> str:
-    name = f"%shape{j}.n{i}"
-    lines.append(f"{name} = add i64 %nb, {d.offset}")
-    return name
+def array_function(spec, layout: Layout) -> NativeFunction:
+    """The native function of a FunctionSpec over arrays (codegen.native.arrays.lowerable):
+    its LLVM text and entry; the entry is the function (no Python wrapper)."""
+    body = ArrayBody(spec, "body")
+    text = body.text()
+    parts = result_parts(spec.result)
+    shapes = [p.shape or None for p in parts]
+    numbering = iter(range(len(parts)))
+
+    def indices(result):
+        if isinstance(result, tuple):
+            return tuple(indices(part) for part in result)
+        return next(numbering)
+    return _native(spec.name, list(spec.inputs), input_names(spec), shapes,
+                   indices(spec.result), text, _least(body.order), layout)
+
+
+def direction_function(loop, layout: Layout) -> NativeFunction:
+    """The native function of a dense DirectionLoop whose kernel the array lowering
+    writes (codegen.native.driver): the matrix it returns."""
+    kernel = ArrayBody(loop.kernel, "kernel")
+    kernel_text, kernel_name = kernel.text()
+    driver_text, shape = driver(loop, kernel_name)
+    return _native(loop.name, list(loop.inputs), parameter_names(
+        [s.value for s in loop.inputs]), [shape], 0, (kernel_text + "\n" + driver_text,
+                                                        "driver"), _least(kernel.order), layout)

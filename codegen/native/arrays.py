@@ -21,7 +21,7 @@ from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import schedule
-from .code import UNROLL_FULL, Code
+from .code import Code
 from .loop_math import LOOP, loop_definitions
 from .products import Products
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
@@ -89,7 +89,6 @@ class ArrayBody(Products):
         self.views: dict[Expr, View] = {}
         self.scalars: dict[Expr, str] = {}
         self.fills: dict[Expr, Expr] = {}  # arrays whose every element is a scalar node
-        self.temporaries: list[str] = []  # slots of malloc'd buffers
         self.blas = False
         self.position = {node: k for k, node in enumerate(self.order)}
         consumers: dict[Expr, list[Expr]] = {}
@@ -192,20 +191,7 @@ class ArrayBody(Products):
         """Where ``node``'s elements are written: its result's memory, or a temporary."""
         if node in self.destinations:
             return self.destinations[node]
-        code = self.code
-        size = code.integer("mul", code.size(node.shape), "8")
-        bytes_ = code.integer("add", size, "8")  # malloc(0) may return NULL
-        slot = code.slot("ptr")
-        code.slots.append(f"store ptr null, ptr {slot}")
-        pointer, failed = code.fresh(), code.fresh()
-        carry_on = code.label("allocated")
-        code.lines += [f"{pointer} = call ptr @malloc(i64 {bytes_})",
-                       f"store ptr {pointer}, ptr {slot}",
-                       f"{failed} = icmp eq ptr {pointer}, null",
-                       f"br i1 {failed}, label %nomem, label %{carry_on}"]
-        code.begin(carry_on)
-        self.temporaries.append(slot)
-        return pointer
+        return self.code.allocate(self.code.size(node.shape))
 
     def store_loop(self, node: Expr, value_of, pointer: str | None = None) -> None:
         """A loop writing ``value_of(indices)`` at every element of ``node``, into
@@ -399,16 +385,13 @@ class ArrayBody(Products):
                 code.write(self.scalar(part), f"%r{k}")
             elif self.destinations[part] != f"%r{k}":  # a result returned twice
                 self.copy(part, f"%r{k}")
-        self.free_temporaries("ret i32 0")
-        code.lines.append("nomem:")
-        self.free_temporaries("ret i32 1")
+        code.finish()
         results = [f"ptr noalias %r{k}" for k in range(len(self.parts))]
         signature = ", ".join(params + ["i64 %nb"] + results)
         body = code.function(f"internal i32 @{self.name}({signature})", " #1")
         declarations, definitions = self.helpers()
-        metadata = [UNROLL_FULL, *code.metadata] if code.metadata else []
         parts = [*declarations, *self.globals, *definitions, body,
-                 "attributes #1 = { nounwind }", *metadata]
+                 "attributes #1 = { nounwind }"]
         return "\n\n".join(parts) + "\n", self.name
 
     def parameters(self) -> list[str]:
@@ -422,13 +405,6 @@ class ArrayBody(Products):
                 params.append(f"double %p{k}")
                 self.scalars[sym] = f"%p{k}"
         return params
-
-    def free_temporaries(self, then: str) -> None:
-        for slot in self.temporaries:
-            pointer = self.code.fresh()
-            self.code.lines += [f"{pointer} = load ptr, ptr {slot}",
-                                f"call void @free(ptr {pointer})"]
-        self.code.lines.append(then)
 
     def helpers(self) -> tuple[list[str], list[str]]:
         """(declarations, helper definitions) of what the body calls, each once."""

@@ -9,6 +9,7 @@ mem2reg turns them into registers, so the text needs no phi nodes.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from symdiff.ir.dims import is_open, offset
 
@@ -18,22 +19,31 @@ NB = "%nb"  # the open length of this call, an i64 parameter of every array body
 # Loops of a static trip count up to this are unrolled fully (by LLVM, asked by metadata):
 # a loop over 3 coordinates is three statements, as Numba's pipeline makes it.
 UNROLLED = 8
-UNROLL_FULL = '!0 = !{!"llvm.loop.unroll.full"}'
 
 
 def _number(text: str) -> int | None:
     return int(text) if text.lstrip("-").isdigit() else None
 
 
+@dataclass(frozen=True)
+class Total:
+    """A length that is the sum of the sizes of ``shapes`` (all the directions, or all
+    the results, of a direction loop)."""
+
+    shapes: tuple
+
+
 class Code(Instructions):
     """Instructions, stack slots and labels of one function."""
 
-    def __init__(self):
+    def __init__(self, metadata_base: int = 0):
         super().__init__()
+        self.metadata_base = metadata_base  # this function's metadata numbers start here
         self.slots: list[str] = []  # alloca instructions, placed first in the entry block
         self.labels = 0
         self.dims: dict[int, str] = {}  # open offset k -> the i64 value of N + k
-        self.metadata: list[str] = []  # loop metadata nodes (!1, ...; !0 is UNROLL_FULL)
+        self.metadata: list[str] = []  # loop metadata nodes, after the unroll request
+        self.temporaries: list[str] = []  # slots of malloc'd buffers, freed by finish()
 
     def label(self, stem: str) -> str:
         self.labels += 1
@@ -63,7 +73,12 @@ class Code(Instructions):
         return name
 
     def dim(self, d) -> str:
-        """The i64 extent of a dimension: a number, or N + k for an open one."""
+        """The i64 extent of a dimension: a number, N + k for an open one, or a Total."""
+        if isinstance(d, Total):
+            total = "0"
+            for shape in d.shapes:
+                total = self.integer("add", total, self.size(shape))
+            return total
         if not is_open(d):
             return str(d)
         k = offset(d)
@@ -138,8 +153,8 @@ class Code(Instructions):
 
     def unrolled(self) -> str:
         """Metadata asking LLVM to unroll a loop fully (its general unrolling is off)."""
-        name = f"!{len(self.metadata) + 1}"
-        self.metadata.append(f"{name} = distinct !{{{name}, !0}}")
+        name = f"!{self.metadata_base + len(self.metadata) + 1}"
+        self.metadata.append(f"{name} = distinct !{{{name}, !{self.metadata_base}}}")
         return name
 
     @contextmanager
@@ -149,6 +164,34 @@ class Code(Instructions):
         with _nest(self, list(shape), []) as indices:
             yield indices
 
+    def allocate(self, count: str) -> str:
+        """A temporary buffer of ``count`` doubles (malloc'd; freed by ``finish``); a
+        failed allocation goes to the label ``nomem``."""
+        size = self.integer("add", self.integer("mul", count, "8"), "8")  # malloc(0): NULL?
+        slot = self.slot("ptr")
+        self.slots.append(f"store ptr null, ptr {slot}")
+        pointer, failed = self.fresh(), self.fresh()
+        carry_on = self.label("allocated")
+        self.lines += [f"{pointer} = call ptr @malloc(i64 {size})",
+                       f"store ptr {pointer}, ptr {slot}",
+                       f"{failed} = icmp eq ptr {pointer}, null",
+                       f"br i1 {failed}, label %nomem, label %{carry_on}"]
+        self.begin(carry_on)
+        self.temporaries.append(slot)
+        return pointer
+
+    def finish(self) -> None:
+        """The function's end: free the temporaries and return 0, or (at ``nomem``, where
+        an allocation failed) free those made and return 1."""
+        for then in ("ret i32 0", "ret i32 1"):
+            if then == "ret i32 1":
+                self.lines.append("nomem:")
+            for slot in self.temporaries:
+                pointer = self.fresh()
+                self.lines += [f"{pointer} = load ptr, ptr {slot}",
+                               f"call void @free(ptr {pointer})"]
+            self.lines.append(then)
+
     def accumulator(self, start: str) -> str:
         """A stack slot holding ``start`` (a double), for a running value."""
         slot = self.slot()
@@ -156,11 +199,14 @@ class Code(Instructions):
         return slot
 
     def function(self, signature: str, attributes: str = "") -> str:
-        """The finished function text: ``define <signature> {`` slots, lines ``}``."""
+        """The finished function text: ``define <signature> {`` slots, lines ``}``, and
+        the metadata its loops refer to."""
         body = self.slots + self.lines
-        return (f"define {signature}{attributes} {{\n"
-                + "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"
-                          for line in body) + "}")
+        metadata = [f'!{self.metadata_base} = !{{!"llvm.loop.unroll.full"}}',
+                    *self.metadata] if self.metadata else []
+        return "\n".join([f"define {signature}{attributes} {{\n"
+                          + "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"
+                                    for line in body) + "}", *metadata])
 
 
 @contextmanager

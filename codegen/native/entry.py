@@ -39,6 +39,8 @@ class Layout:
     array_dims: int = 0  # its pointer to the extents (64-bit each)
     array_descr: int = 0  # its dtype
     array_flags: int = 0  # its flags (an int)
+    descr_type_num: int = 0  # of a dtype's type number (an int)
+    descr_byteorder: int = 0  # of a dtype's byte order character
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def real_array(name: str, value) -> np.ndarray:
         kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
         raise ArgumentError(f"argument {name} must be a real array, got a {kind} array"
                             " (symdiff computes in float64)")
-    array = np.require(array, np.float64, ("C", "W"))
+    array = np.require(array, np.float64, ("C", "W", "A"))  # aligned: native code reads it
     # An equal but distinct float64 dtype (an unpickled array's) is NumPy's own one after
     # a copy: the native entry points recognize that one.
     return array if array.dtype is _FLOAT64 else array.astype(_FLOAT64)

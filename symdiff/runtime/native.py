@@ -14,6 +14,7 @@ does the work.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 
 import llvmlite.binding as llvm
@@ -27,9 +28,12 @@ except ImportError:  # NumPy 1
 from codegen import (
     NATIVE_ARRAY_SYMBOLS,
     NATIVE_SYMBOLS,
+    DirectionLoop,
     Layout,
     array_function,
     array_lowerable,
+    direction_function,
+    direction_lowerable,
     llvm_lowerable,
     native_function,
 )
@@ -65,9 +69,18 @@ def _measured_layout() -> Layout | None:
             != array.ctypes.data):
         return None
     # NumPy's PyArrayObject: data, nd, dimensions, strides, base, descr, flags.
+    # ... and PyArray_Descr: typeobj, kind, type, byteorder, flags, type_num.
     full = Layout(candidate.type, candidate.float_value, candidate.array_data,
                   array_nd=3 * word, array_dims=4 * word, array_descr=7 * word,
-                  array_flags=8 * word)
+                  array_flags=8 * word, descr_type_num=3 * word + 4,
+                  descr_byteorder=3 * word + 2)
+    if sys.byteorder != "little":
+        return candidate
+    for dtype in (np.dtype(np.float64), np.dtype(">f8"), np.dtype(np.int32)):
+        if (ctypes.c_int.from_address(id(dtype) + full.descr_type_num).value != dtype.num
+                or ctypes.c_char.from_address(id(dtype) + full.descr_byteorder).value
+                != dtype.byteorder.encode()):
+            return candidate
     for probe in (np.zeros((2, 3)), np.ones((5, 1, 7))[:, :, ::2]):
         dims = ctypes.c_void_p.from_address(id(probe) + full.array_dims).value
         if (ctypes.c_int.from_address(id(probe) + full.array_nd).value != probe.ndim
@@ -138,8 +151,11 @@ def _engine():
         llvm.initialize_native_asmprinter()
         for name in NATIVE_SYMBOLS + NATIVE_ARRAY_SYMBOLS:
             llvm.add_symbol(name, _symbol_address(name))
-        # The engine owns its target machine.
-        target = llvm.Target.from_default_triple().create_target_machine(opt=2, jit=True)
+        # The engine owns its target machine: this CPU's, as Numba's (its vector width,
+        # and FMA for llvm.fmuladd: the loop helpers round as Numba's do).
+        target = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+            opt=2, jit=True)
         _STATE["target"] = target
         engine = _STATE["engine"] = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                                target)
@@ -160,10 +176,13 @@ def _optimized(module):
 
 def lowerable(spec) -> bool:
     """Whether the native backend compiles ``spec``: a straight-line scalar FunctionSpec
-    with scalar inputs only, or a function over arrays of the ops the array lowering
-    knows (codegen.native.arrays), on an interpreter whose layout it knows."""
-    if not hasattr(spec, "result") or layout() is None:
+    with scalar inputs only, a function over arrays of the ops the array lowering knows
+    (codegen.native.arrays), or a dense direction loop of such a kernel
+    (codegen.native.driver), on an interpreter whose layout it knows."""
+    if layout() is None:
         return False
+    if isinstance(spec, DirectionLoop):
+        return layout().array_nd > 0 and direction_lowerable(spec)
     if not spec.arrays and llvm_lowerable(spec):
         return True
     return layout().array_nd > 0 and array_lowerable(spec)
@@ -171,8 +190,13 @@ def lowerable(spec) -> bool:
 
 def compile_native(spec):
     """``spec`` as a Python callable running native code (see the module)."""
-    scalar = not spec.arrays and llvm_lowerable(spec)
-    function = native_function(spec, layout()) if scalar else array_function(spec, layout())
+    scalar = not isinstance(spec, DirectionLoop) and not spec.arrays and llvm_lowerable(spec)
+    if scalar:
+        function = native_function(spec, layout())
+    elif isinstance(spec, DirectionLoop):
+        function = direction_function(spec, layout())
+    else:
+        function = array_function(spec, layout())
     with LOCK:
         # Entry names are digests of the text: the same function compiled again (in
         # another CompiledFunction) is the machine code, and the builtin, already made.
@@ -181,6 +205,8 @@ def compile_native(spec):
             module = llvm.parse_assembly(function.text)
             module.verify()
             engine = _engine()
+            target = _STATE["target"]  # its layout and triple guide LLVM's cost models
+            module.triple, module.data_layout = target.triple, str(target.target_data)
             if "@_sd_dgemm(" in function.text and "dgemm" not in _STATE:
                 llvm.add_symbol("_sd_dgemm", _blas("dgemm"))
                 _STATE["dgemm"] = True
