@@ -22,6 +22,7 @@ from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import schedule
 from .code import Code
+from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
 from .products import Products
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
@@ -76,7 +77,7 @@ def lowerable(spec) -> bool:
     return True
 
 
-class ArrayBody(Products):
+class ArrayBody(FusedLoops, Products):
     """Builds the body function of one array function (see the module)."""
 
     def __init__(self, spec, name: str):
@@ -91,7 +92,8 @@ class ArrayBody(Products):
         self.fills: dict[Expr, Expr] = {}  # arrays whose every element is a scalar node
         self.blas = False
         self.position = {node: k for k, node in enumerate(self.order)}
-        consumers: dict[Expr, list[Expr]] = {}
+        self.consumers: dict[Expr, list[Expr]] = {}
+        consumers = self.consumers
         for node in self.order:
             for arg in dict.fromkeys(node.args):
                 consumers.setdefault(arg, []).append(node)
@@ -154,11 +156,14 @@ class ArrayBody(Products):
         del found[root]
         return sorted(found, key=self.position.__getitem__)
 
-    def loop_value(self, root: Expr, loop_shape, indices) -> str:
+    def loop_value(self, root: Expr, loop_shape, indices, local=None) -> str:
         """The element of ``root`` (computed from its operands, fused producers
-        included) at ``indices`` of a loop over its iteration shape."""
-        local: dict[Expr, str] = {}
+        included) at ``indices`` of a loop over its iteration shape; ``local``: values
+        computed in this loop already (by name), which it extends."""
+        local = {} if local is None else local
         for node in [*self.members(root), root]:
+            if node in local:
+                continue
             if node.op in REDUCTIONS:
                 value = self.element(node.args[0], loop_shape, indices, local)
             elif node.op == "take":
@@ -172,6 +177,7 @@ class ArrayBody(Products):
     def gathered(self, node: Expr, loop_shape, indices, local) -> str:
         """The element of a take: the operand's element at the gathered row."""
         code, rows = self.code, self.rows(node.value)
+        code.scalar_loops = True
         address, row = code.fresh(), code.fresh()
         code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, i64 {indices[0]}",
                        f"{row} = load i64, ptr {address}, align 8"]
@@ -227,6 +233,8 @@ class ArrayBody(Products):
             source = node.args[0]  # one element
             if not source.shape:
                 self.scalars[node] = self.scalar(source)
+            elif source in self.fills:
+                self.scalars[node] = self.scalar(self.fills[source])
             else:
                 view = self.contiguous_view(source) if op == "reshape" else self.views[source]
                 key = node.value if op == "index" else ()
@@ -234,6 +242,9 @@ class ArrayBody(Products):
                 self.scalars[node] = code.read(view.base, view.offset)
         elif op in ("reshape", "broadcast_to") and not node.args[0].shape:
             self.fills[node] = node.args[0]
+        elif op in ("index", "reshape", "broadcast_to", "transpose") and \
+                node.args[0] in self.fills:  # every element the same scalar still
+            self.fills[node] = self.fills[node.args[0]]
         elif op == "index":
             self.views[node] = indexed(code, self.views[node.args[0]], node.value,
                                        node.args[0].shape)
@@ -310,6 +321,7 @@ class ArrayBody(Products):
                 at = position(code, out, node.shape, shape, indices)
             elif op == "scatter_add":
                 rows, row = self.rows(node.value[0]), code.fresh()
+                code.scalar_loops = True
                 address = code.fresh()
                 code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, "
                                f"i64 {indices[0]}", f"{row} = load i64, ptr {address}, align 8"]
@@ -373,13 +385,12 @@ class ArrayBody(Products):
         params = self.parameters()
         for node in nodes:
             if node.args:
-                if node not in self.inlined:
-                    self.emit_node(node)
                 continue
             if node.op == "array":
                 self.views[node] = whole(code, self.constant_array(node), node.shape)
             if node in self.destinations:  # an input or constant returned: a copy
                 self.copy(node)
+        self.emit_all([n for n in self.order if n not in self.inlined])
         for k, part in enumerate(self.parts):
             if not part.shape:
                 code.write(self.scalar(part), f"%r{k}")

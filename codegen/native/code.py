@@ -44,6 +44,11 @@ class Code(Instructions):
         self.dims: dict[int, str] = {}  # open offset k -> the i64 value of N + k
         self.metadata: list[str] = []  # loop metadata nodes, after the unroll request
         self.temporaries: list[str] = []  # slots of malloc'd buffers, freed by finish()
+        self.depth = 0  # of loops around the current line
+        # Whether the loop nest being written reads rows through a gather: vectorized,
+        # such a loop loads with vector gathers, slower than scalar loads of a few
+        # elements on this machine (Zen 4), so it stays scalar.
+        self.scalar_loops = False
 
     def label(self, stem: str) -> str:
         self.labels += 1
@@ -139,6 +144,7 @@ class Code(Instructions):
                        f"{going} = icmp slt i64 {index}, {count}",
                        f"br i1 {going}, label %{body}, label %{done}"]
         self.begin(body)
+        self.depth += 1
         yield index
         following = self.fresh()
         self.lines += [f"{following} = add i64 {index}, {step}",
@@ -146,15 +152,21 @@ class Code(Instructions):
         trips = _number(count)
         if trips is not None and _number(start) is not None and \
                 (trips - int(start)) // step <= UNROLLED:
-            self.lines.append(f"br label %{head}, !llvm.loop {self.unrolled()}")
+            self.lines.append(f"br label %{head}, !llvm.loop {self.loop_metadata(0)}")
+        elif self.scalar_loops:
+            self.lines.append(f"br label %{head}, !llvm.loop {self.loop_metadata(1)}")
         else:
             self.branch(head)
         self.begin(done)
+        self.depth -= 1
+        if not self.depth:
+            self.scalar_loops = False
 
-    def unrolled(self) -> str:
-        """Metadata asking LLVM to unroll a loop fully (its general unrolling is off)."""
-        name = f"!{self.metadata_base + len(self.metadata) + 1}"
-        self.metadata.append(f"{name} = distinct !{{{name}, !{self.metadata_base}}}")
+    def loop_metadata(self, request: int) -> str:
+        """A loop's metadata node: 0 asks LLVM to unroll it fully (its general unrolling
+        is off), 1 not to vectorize it."""
+        name = f"!{self.metadata_base + len(self.metadata) + 2}"
+        self.metadata.append(f"{name} = distinct !{{{name}, !{self.metadata_base + request}}}")
         return name
 
     @contextmanager
@@ -202,7 +214,9 @@ class Code(Instructions):
         """The finished function text: ``define <signature> {`` slots, lines ``}``, and
         the metadata its loops refer to."""
         body = self.slots + self.lines
-        metadata = [f'!{self.metadata_base} = !{{!"llvm.loop.unroll.full"}}',
+        base = self.metadata_base
+        metadata = [f'!{base} = !{{!"llvm.loop.unroll.full"}}',
+                    f'!{base + 1} = !{{!"llvm.loop.vectorize.enable", i1 false}}',
                     *self.metadata] if self.metadata else []
         return "\n".join([f"define {signature}{attributes} {{\n"
                           + "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"

@@ -1,0 +1,97 @@
+"""Several materialized elementwise arrays of one shape computed in one native loop
+(mixin of codegen.native.arrays.ArrayBody), as the Numba lowering's fused loops
+(codegen.numba.fused): consecutive roots of the schedule that iterate over the same
+shape share a loop; within it a root is a register for the roots after it, and its
+array is written only if something outside the loop reads it.
+
+Roots whose element calls an opaque C math function (sin, log, ...) keep their own loop:
+the call stops LLVM from vectorizing the whole loop.
+"""
+
+from __future__ import annotations
+
+import re
+
+from symdiff.ir.nodes import OPS, Expr
+
+from ..llvm.elements import ELEMENTS
+from ..naming import unrolled_power
+from .loop_math import LOOP
+from .views import position, whole
+
+# LLVM intrinsics that stay vector instructions (the rest of the calls are opaque).
+VECTORIZED = ("llvm.fabs.f64", "llvm.sqrt.f64", "llvm.copysign.f64", "llvm.fmuladd.f64",
+              "llvm.maxnum.f64", "llvm.minnum.f64")
+# Ops that read their operand at another position than the loop's own.
+SHIFTED = ("index", "broadcast_to", "transpose", "reshape", "take")
+
+
+def opaque(node: Expr) -> bool:
+    """Whether the element of ``node`` in a loop calls a C math function."""
+    if node.op in LOOP or node.op not in ELEMENTS or (
+            node.op == "pow" and unrolled_power(node.args[1]) is not None):
+        return False  # arithmetic, a gather
+    template, helper = ELEMENTS[node.op]
+    called = re.findall(r"@([\w.]+)\(", template + (helper or ""))
+    return any(not name.startswith("_sd_") and name not in VECTORIZED for name in called)
+
+
+class FusedLoops:
+    """Mixin: ``groups`` of roots and the loop of a group."""
+
+    def groupable(self, node: Expr) -> bool:
+        """An elementwise array root computed by a loop of its own, with no opaque call."""
+        if not node.shape or not OPS[node.op].elementwise or node.op in ("stop_gradient",
+                                                                         "root"):
+            return False
+        return not any(opaque(m) for m in [node, *self.members(node)])
+
+    def joins(self, node: Expr, group: list[Expr], inside: set[Expr]) -> bool:
+        """Whether ``node`` can be computed in the loop of ``group`` (whose roots and fused
+        producers are ``inside``): same shape, and no member read at another position."""
+        if node.shape != group[0].shape or not self.groupable(node):
+            return False
+        for m in [node, *self.members(node)]:
+            for arg in m.args:
+                shifted = m.op in SHIFTED
+                while arg.args and arg not in inside and arg.op in SHIFTED + ("stop_gradient",
+                                                                               "root"):
+                    shifted = shifted or arg.op in SHIFTED
+                    arg = arg.args[0]
+                if shifted and arg in inside:
+                    return False
+        return True
+
+    def emit_all(self, order: list[Expr]) -> None:
+        """Emit ``order`` (the nodes to compute), consecutive groupable roots together."""
+        k = 0
+        while k < len(order):
+            node = order[k]
+            k += 1
+            if self.groupable(node):
+                group, inside = [node], {node, *self.members(node)}
+                while k < len(order) and self.joins(order[k], group, inside):
+                    group.append(order[k])
+                    inside.update([order[k], *self.members(order[k])])
+                    k += 1
+                if len(group) > 1:
+                    self.fused_loop(group, inside)
+                    continue
+            self.emit_node(node)
+
+    def fused_loop(self, group: list[Expr], inside: set[Expr]) -> None:
+        """One loop computing every root of ``group``, storing the ones read elsewhere."""
+        shape, code = group[0].shape, self.code
+        stored = {root: self.buffer(root) for root in group
+                  if root in self.destinations
+                  or any(u not in inside for u in self.consumers.get(root, []))}
+        with code.nest(shape) as indices:
+            local: dict[Expr, str] = {}
+            for root in group:
+                value = self.loop_value(root, shape, indices, local)
+                if root in stored:
+                    target = whole(code, stored[root], shape)
+                    code.write(value, target.base, position(code, target, shape, shape,
+                                                            indices))
+        for root, pointer in stored.items():
+            self.views[root] = whole(code, pointer, shape)
