@@ -47,7 +47,7 @@ WORKLOADS = ("rk4_tuple", "rk4_array", "fori_loop", "logistic", "P1", "P2", "P3"
              "P4b", "P5")
 
 
-def _pendulum(carry: str):
+def _pendulum(carry: str, backend: str | None = None):
     """(compiled function, point) of the RK4 pendulum."""
     import symdiff as sd
 
@@ -68,7 +68,8 @@ def _pendulum(carry: str):
             (th, om), _ = sd.scan(step, (theta0, omega0), sd.zeros((STEPS,)))
             return th ** 2 + om ** 2
 
-        return sd.compile(loss, args=["g", "c", "theta0", "omega0"]), (9.81, 0.1, 1.0, 0.0)
+        return (sd.compile(loss, args=["g", "c", "theta0", "omega0"], backend=backend),
+                (9.81, 0.1, 1.0, 0.0))
 
     def loss(p):
         def f(y):
@@ -84,7 +85,8 @@ def _pendulum(carry: str):
         y, _ = sd.scan(step, p[2:], sd.zeros((STEPS,)))
         return sd.sum(y ** 2)
 
-    return sd.compile(loss, args=[sd.vector("p", 4)]), (np.array([9.81, 0.1, 1.0, 0.0]),)
+    return (sd.compile(loss, args=[sd.vector("p", 4)], backend=backend),
+            (np.array([9.81, 0.1, 1.0, 0.0]),))
 
 
 def _fori():

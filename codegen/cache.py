@@ -14,6 +14,9 @@ persistent cache (a size bound, least recently used entries evicted):
   files only if they match the manifest; anything else is deleted and recompiled;
 - entries are written atomically (temporary file, then rename), so a killed process leaves
   a complete entry or none;
+- the native backend's machine code (``<key>.native``, the key a digest of its LLVM text
+  and of the CPU it was compiled for) starts with the SHA-256 of the code after it,
+  checked before the code is loaded;
 - when the cache grows past ``SYMDIFF_CACHE_SIZE`` (default 1G; "0" turns the disk cache
   off) the least recently used entries are removed.
 """
@@ -33,6 +36,7 @@ import warnings
 DEFAULT_SIZE = 1 << 30
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _NUMBA_DIR = "__pycache__"
+NATIVE = ".native"  # the native backend's machine code: its SHA-256 (hex), "\n", the code
 _fallback: tuple[int, str] | None = None  # (creating pid, private temporary directory)
 _usage: dict[str, int] = {}  # bytes in each cache folder: counted once, then added to
 _warned: set[str] = set()
@@ -254,12 +258,58 @@ def seal(folder: str, module_name: str) -> None:
         evict(folder, size_limit(), keep=module_name)
 
 
+def _native_path(folder: str, key: str) -> str:
+    return os.path.join(folder, key + NATIVE)
+
+
+def read_native(key: str) -> bytes | None:
+    """The machine code cached under ``key`` (the native backend's: an object file), if
+    its recorded SHA-256 matches; a damaged entry is removed.  None: not cached."""
+    folder = directory()
+    if folder is None:
+        return None
+    path = _native_path(folder, key)
+    data = read_private(path)
+    if data is None:
+        return None
+    digest, _, code = data.partition(b"\n")
+    if hashlib.sha256(code).hexdigest().encode("ascii") != digest:
+        warn_once("damaged", "symdiff: a damaged compile cache entry was removed and will be "
+                             f"recompiled ({key})")
+        _unlink(path)
+        return None
+    try:
+        os.utime(path)  # recently used: evicted last
+    except OSError:
+        pass
+    return code
+
+
+def write_native(key: str, code: bytes) -> None:
+    """Cache the machine code ``code`` under ``key`` (its SHA-256 first, checked on
+    reading), then keep the cache within its size bound."""
+    folder = directory()
+    if folder is None:
+        return
+    data = hashlib.sha256(code).hexdigest().encode("ascii") + b"\n" + code
+    try:
+        write_atomic(_native_path(folder, key), data)
+    except OSError as error:
+        warn_once("write", f"symdiff: cannot write the compile cache in {folder} ({error}); "
+                           "going on without it")
+        return
+    if folder in _usage:
+        _usage[folder] += len(data)
+    if _usage.get(folder, math.inf) > size_limit():
+        evict(folder, size_limit(), keep=key)
+
+
 def _entries(folder: str) -> dict[str, list[str]]:
-    """Cache entries: module name -> its files (relative paths)."""
+    """Cache entries: module name (or native key) -> its files (relative paths)."""
     entries: dict[str, list[str]] = {}
     for name in os.listdir(folder):
         stem, ext = os.path.splitext(name)
-        if ext in (".py", ".sha256"):
+        if ext in (".py", ".sha256", NATIVE):
             entries.setdefault(stem, []).append(name)
     for stem, files in entries.items():
         files += numba_files(folder, stem)

@@ -3,7 +3,10 @@ and products in LLVM text symdiff writes, compiled by llvmlite without Numba.  E
 function is checked against the Numba lowering, bit for bit where both add in the same
 order (everything but matrix-matrix products, which both leave to BLAS)."""
 
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -67,7 +70,13 @@ def _broadcasts():
         [m, c, s]
 
 
-FUNCTIONS = {"mlp": lambda: _mlp(0), "mlp batch": lambda: _mlp(None),
+def _joins():
+    x, w = sd.vector("x", None), sd.vector("w", 3)
+    joined = sd.concatenate([w * 2, x[1:] ** 2, w])
+    return sd.sum(joined ** 2) + sd.sum(sd.cumsum(sd.tanh(x)) * x) + sd.mean(x ** 2), [x, w]
+
+
+FUNCTIONS = {"mlp": lambda: _mlp(0), "joins": _joins, "mlp batch": lambda: _mlp(None),
              "rosenbrock": _rosenbrock, "pairs": _pairs, "products": _products,
              "broadcasts": _broadcasts}
 
@@ -198,3 +207,37 @@ def test_dense_matrices_are_native_direction_loops(name):
     assert fast.loader.tiers[method] == "native" and not fast.loader.modules
     np.testing.assert_array_equal(_flat(got), _flat(want))
     assert np.shape(got) == np.shape(want)
+
+
+CACHED_SCRIPT = """
+import numpy as np, symdiff as sd
+from symdiff.runtime import native
+x = sd.vector("x", None)
+fn = sd.compile(sd.sum(sd.tanh(x) * x[::-1]), args=[x], background=False)
+print(fn.value_and_grad(np.linspace(0.0, 1.0, 9))[0], native.STATS["compiled"],
+      native.STATS["cached"])
+"""
+
+
+def test_machine_code_is_cached_on_disk_and_checked(tmp_path):
+    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(tmp_path)}
+    env.pop("SYMDIFF_BACKEND", None)
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", CACHED_SCRIPT], env=env, check=True,
+                              capture_output=True, text=True)
+        value, compiled, cached = done.stdout.split()
+        return float(value), int(compiled), int(cached), done.stderr
+
+    first, second = run(), run()
+    assert first[1:3] == (1, 0) and second[1:3] == (0, 1) and first[0] == second[0]
+    (entry,) = tmp_path.glob("*.native")
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 0xFF  # one bit of machine code changed: its digest no longer matches
+    entry.write_bytes(bytes(data))
+    third = run()
+    assert third[:3] == first[:3] and "damaged" in third[3]
+    cleared = subprocess.run([sys.executable, "-c", "import symdiff; symdiff.clear_cache()"],
+                             env=env, check=True)
+    assert cleared.returncode == 0 and not list(tmp_path.glob("*.native"))
+    assert run()[1:3] == (1, 0)

@@ -31,9 +31,6 @@ from .views import View, broadcast, indexed, position, reshaped, transposed, who
 REDUCTIONS = ("sum", "amax", "sum_to", "scatter_add", "embed")
 # Ops whose result is their operand's array (identities once derived).
 ALIASES = ("stop_gradient", "root")
-# The structural ops this lowering writes (elementwise ops come from the element table).
-STRUCTURAL = frozenset(REDUCTIONS + ALIASES + (
-    "index", "broadcast_to", "transpose", "reshape", "take", "matmul", "array"))
 LANES = 4  # partial sums of a full sum over one axis
 
 _NEG_INF = "0xFFF0000000000000"
@@ -224,46 +221,75 @@ class ArrayBody(FusedLoops, Products):
 
     # Nodes.
     def emit_node(self, node: Expr) -> None:
-        code, op = self.code, node.op
+        """The code of one node (not fused into a consumer's loop), by its entry of
+        ``EMITTERS``, as a scalar, or as an elementwise loop."""
+        op = node.op
         if op in ALIASES:
             self.alias(node, node.args[0])
         elif not node.shape and _elementwise(node):
             self.scalars[node] = self.compute(node, [self.scalar(a) for a in node.args])
-        elif op in ("index", "reshape", "broadcast_to", "transpose") and not node.shape:
-            source = node.args[0]  # one element
+        elif op in EMITTERS:
+            EMITTERS[op](self, node)
+        else:  # an elementwise loop, or a take's gather
+            self.store_loop(node, lambda indices: self.loop_value(node, node.shape, indices))
+        if op in VIEWS and node in self.destinations and node.shape:
+            self.copy(node)  # a view or fill that is a result: its own memory
+
+    def view(self, node: Expr) -> None:
+        """An index, reshape, broadcast or transpose: its operand's memory seen through
+        index arithmetic (a scalar where it is one element, a fill of a fill)."""
+        code, op, source = self.code, node.op, node.args[0]
+        if not node.shape:  # one element
             if not source.shape:
                 self.scalars[node] = self.scalar(source)
             elif source in self.fills:
                 self.scalars[node] = self.scalar(self.fills[source])
             else:
                 view = self.contiguous_view(source) if op == "reshape" else self.views[source]
-                key = node.value if op == "index" else ()
-                view = indexed(code, view, key, source.shape)
+                view = indexed(code, view, node.value if op == "index" else (), source.shape)
                 self.scalars[node] = code.read(view.base, view.offset)
-        elif op in ("reshape", "broadcast_to") and not node.args[0].shape:
-            self.fills[node] = node.args[0]
-        elif op in ("index", "reshape", "broadcast_to", "transpose") and \
-                node.args[0] in self.fills:  # every element the same scalar still
-            self.fills[node] = self.fills[node.args[0]]
+        elif not source.shape:  # reshape, broadcast_to: every element the scalar
+            self.fills[node] = source
+        elif source in self.fills:  # every element the same scalar still
+            self.fills[node] = self.fills[source]
         elif op == "index":
-            self.views[node] = indexed(code, self.views[node.args[0]], node.value,
-                                       node.args[0].shape)
+            self.views[node] = indexed(code, self.views[source], node.value, source.shape)
         elif op == "broadcast_to":
-            self.views[node] = broadcast(code, self.views[node.args[0]], node.args[0].shape,
-                                         node.shape)
+            self.views[node] = broadcast(code, self.views[source], source.shape, node.shape)
         elif op == "transpose":
-            self.views[node] = transposed(self.views[node.args[0]])
-        elif op == "reshape":
-            self.views[node] = reshaped(code, self.contiguous_view(node.args[0]), node.shape)
-        elif op == "matmul":
-            self.product(node)
-        elif op in REDUCTIONS:
-            self.reduction(node)
-        else:  # an elementwise loop, or a take's gather
-            self.store_loop(node, lambda indices: self.loop_value(node, node.shape, indices))
-            return
-        if node in self.destinations and node.shape and op not in ("matmul", *REDUCTIONS):
-            self.copy(node)  # a view or fill that is a result: its own memory
+            self.views[node] = transposed(self.views[source])
+        else:
+            self.views[node] = reshaped(code, self.contiguous_view(source), node.shape)
+
+    def batch_size(self, node: Expr) -> None:
+        value = self.code.fresh()
+        extent = self.code.dim(node.args[0].shape[node.value])
+        self.code.lines.append(f"{value} = sitofp i64 {extent} to double")
+        self.scalars[node] = value
+
+    def joined(self, node: Expr) -> None:
+        """Each part copied into its place along the axis."""
+        code, axis = self.code, node.value
+        out = whole(code, self.buffer(node), node.shape)
+        self.views[node] = out
+        start = "0"
+        for part in node.args:
+            with code.nest(part.shape) as indices:
+                shifted = list(indices)
+                shifted[axis] = code.integer("add", indices[axis], start)
+                code.write(self.element(part, part.shape, list(indices), {}), out.base,
+                           position(code, out, node.shape, node.shape, shifted))
+            start = code.integer("add", start, code.dim(part.shape[axis]))
+
+    def running_sum(self, node: Expr) -> None:
+        """Partial sums of a vector, in order (as np.cumsum)."""
+        code = self.code
+        out = self.buffer(node)
+        self.views[node] = whole(code, out, node.shape)
+        total = code.accumulator(code.constant(0.0))
+        with code.nest(node.shape) as indices:
+            code.add_to(total, "0", self.element(node.args[0], node.shape, indices, {}))
+            code.write(code.read(total), out, indices[0])
 
     def alias(self, node: Expr, source: Expr) -> None:
         if not source.shape:
@@ -444,3 +470,19 @@ class ArrayBody(FusedLoops, Products):
 
 _DGEMM = ("declare void @_sd_dgemm(ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, "
           "ptr, ptr)", "declare i64 @llvm.smax.i64(i64, i64)")
+
+
+VIEWS = ("index", "reshape", "broadcast_to", "transpose")
+# The native lowering's table of structural ops (elementwise ops: loops of their own, or
+# fused into a consumer's): how each node's code is written.
+EMITTERS = {
+    **{op: ArrayBody.view for op in VIEWS},
+    **{op: ArrayBody.reduction for op in REDUCTIONS},
+    "matmul": ArrayBody.product,
+    "concatenate": ArrayBody.joined,
+    "cumsum": ArrayBody.running_sum,
+    "batch_size": ArrayBody.batch_size,
+}
+# The structural ops this lowering writes (elementwise ops come from the element table):
+# the table's, the aliases, gathers (fused into loops) and array constants.
+STRUCTURAL = frozenset(EMITTERS) | {*ALIASES, "take", "array"}

@@ -14,9 +14,11 @@ does the work.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import sys
 import threading
 
+import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
@@ -32,6 +34,7 @@ from codegen import (
     Layout,
     array_function,
     array_lowerable,
+    cache,
     direction_function,
     direction_lowerable,
     llvm_lowerable,
@@ -43,6 +46,7 @@ LOCK = threading.Lock()  # one JIT module at a time (one engine; taken around fo
 _STATE: dict = {}
 _BUILTINS: dict = {}  # entry name -> the builtin calling its machine code
 _RECORDS: list = []  # the method records of the builtins
+STATS = {"compiled": 0, "cached": 0}  # machine code made here, and loaded from the cache
 
 
 class _MethodDef(ctypes.Structure):
@@ -153,9 +157,9 @@ def _engine():
             llvm.add_symbol(name, _symbol_address(name))
         # The engine owns its target machine: this CPU's, as Numba's (its vector width,
         # and FMA for llvm.fmuladd: the loop helpers round as Numba's do).
+        _STATE["features"] = llvm.get_host_cpu_features().flatten()
         target = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            opt=2, jit=True)
+            cpu=llvm.get_host_cpu_name(), features=_STATE["features"], opt=2, jit=True)
         _STATE["target"] = target
         engine = _STATE["engine"] = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                                target)
@@ -188,6 +192,36 @@ def lowerable(spec) -> bool:
     return layout().array_nd > 0 and array_lowerable(spec)
 
 
+def _machine_code(function, optimize: bool) -> int:
+    """The address of ``function``'s entry in this process's engine: its object code from
+    the disk cache (codegen.cache: keyed by the text and this CPU, checked by its
+    SHA-256), else compiled now (and cached)."""
+    engine = _engine()
+    target = _STATE["target"]
+    if "@_sd_dgemm(" in function.text and "dgemm" not in _STATE:
+        llvm.add_symbol("_sd_dgemm", _blas("dgemm"))
+        _STATE["dgemm"] = True
+    machine = f"{target.triple} {llvm.get_host_cpu_name()} {_STATE['features']} " \
+              f"llvmlite {llvmlite.__version__}"
+    key = "native_" + hashlib.sha256(f"{machine}\0{function.text}".encode()).hexdigest()[:32]
+    code = cache.read_native(key)
+    if code is None:
+        module = llvm.parse_assembly(function.text)
+        module.verify()
+        # The target's layout and triple guide LLVM's cost models.
+        module.triple, module.data_layout = target.triple, str(target.target_data)
+        if optimize:
+            _optimized(module)
+        code = target.emit_object(module)
+        cache.write_native(key, code)
+        STATS["compiled"] += 1
+    else:
+        STATS["cached"] += 1
+    engine.add_object_file(llvm.ObjectFileRef.from_data(code))
+    engine.finalize_object()
+    return engine.get_function_address(function.entry)
+
+
 def compile_native(spec):
     """``spec`` as a Python callable running native code (see the module)."""
     scalar = not isinstance(spec, DirectionLoop) and not spec.arrays and llvm_lowerable(spec)
@@ -202,19 +236,7 @@ def compile_native(spec):
         # another CompiledFunction) is the machine code, and the builtin, already made.
         entry = _BUILTINS.get(function.entry)
         if entry is None:
-            module = llvm.parse_assembly(function.text)
-            module.verify()
-            engine = _engine()
-            target = _STATE["target"]  # its layout and triple guide LLVM's cost models
-            module.triple, module.data_layout = target.triple, str(target.target_data)
-            if "@_sd_dgemm(" in function.text and "dgemm" not in _STATE:
-                llvm.add_symbol("_sd_dgemm", _blas("dgemm"))
-                _STATE["dgemm"] = True
-            if not scalar:
-                _optimized(module)
-            engine.add_module(module)
-            engine.finalize_object()
-            address = engine.get_function_address(function.entry)
+            address = _machine_code(function, optimize=not scalar)
             if not address:
                 raise SymdiffError(f"the native code of {spec.name} has no entry point")
             definition = _MethodDef(function.name.encode(), address, _METH_FASTCALL, None)
