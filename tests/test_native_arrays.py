@@ -241,3 +241,23 @@ def test_machine_code_is_cached_on_disk_and_checked(tmp_path):
                              env=env, check=True)
     assert cleared.returncode == 0 and not list(tmp_path.glob("*.native"))
     assert run()[1:3] == (1, 0)
+
+
+@pytest.mark.parametrize("kind", ["hessian", "jacobian"])
+def test_sparse_matrices_are_native_compressed_loops(kind):
+    x = sd.vector("x", 12)
+    if kind == "hessian":
+        expression = sd.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    else:
+        expression = sd.concatenate([x[:1] * 2.0, x[1:] * sd.exp(x[:-1]) - x[:-1]])
+    method = f"sparse_{kind}"
+    fast = sd.compile(expression, args=[x], backend="native", background=False)
+    numba = sd.compile(expression, args=[x], backend="numba", background=False)
+    point = np.linspace(-0.5, 1.5, 12)
+    got, want = getattr(fast, method)(point), getattr(numba, method)(point)
+    assert fast.loader.tiers[f"{method}_data"] == "native"
+    assert (got != want).nnz == 0 and got.nnz == want.nnz > 12
+    np.testing.assert_array_equal(got.toarray(), getattr(fast, kind)(point))
+    data = fast.loader.load(f"{method}_data")
+    with pytest.raises(ValueError, match="one row per direction"):
+        data(point, np.ones((2, 5)), np.zeros(3, dtype=np.int64))

@@ -19,7 +19,7 @@ from symdiff.ir.index_keys import least_open_length
 from ..naming import input_names, parameter_names
 from .arrays import ArrayBody, result_parts
 from .code import Code
-from .driver import driver
+from .driver import SEEDS_MESSAGE, driver
 from .entry import Layout, NativeFunction, message_constant
 
 _C_CONTIGUOUS_ALIGNED = 0x1 | 0x100  # NumPy's NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
@@ -129,6 +129,36 @@ class _Entry:
         lines.append("%nb = load i64, ptr %nb.slot")
         return values
 
+    def raw_array(self, k: int, name: str, ndim: int, integer: bool) -> list[str]:
+        """Check argument ``k``, one of symdiff's own arrays (seeds: float64, gather
+        positions: int64), C-ordered of ``ndim`` axes; its data pointer and extents
+        (typed operands; the extents also as %<name>.d<j>)."""
+        lines, layout, o = self.lines, self.layout, f"%{name}"
+        lines += [f"{o}.at = getelementptr ptr, ptr %args, i64 {k}",
+                  f"{o} = load ptr, ptr {o}.at"]
+        kind = self.field(f"{o}.type", o, layout.type, "ptr")
+        lines.append(f"{o}.ok = icmp eq ptr {kind}, @_sd_ndarray_type")
+        self.check(f"{o}.ok", f"{name}.step1")
+        descr = self.field(f"{o}.descr", o, layout.array_descr, "ptr")
+        number = self.field(f"{o}.num", descr, layout.descr_type_num, "i32")
+        wanted = layout.int64_type_num if integer else _NPY_DOUBLE
+        lines.append(f"{o}.typed = icmp eq i32 {number}, {wanted}")
+        self.check(f"{o}.typed", f"{name}.step2")
+        flags = self.field(f"{o}.flags", o, layout.array_flags, "i32")
+        lines += [f"{o}.c = and i32 {flags}, {_C_CONTIGUOUS_ALIGNED}",
+                  f"{o}.cok = icmp eq i32 {o}.c, {_C_CONTIGUOUS_ALIGNED}"]
+        self.check(f"{o}.cok", f"{name}.step3")
+        nd = self.field(f"{o}.nd", o, layout.array_nd, "i32")
+        lines.append(f"{o}.ndok = icmp eq i32 {nd}, {ndim}")
+        self.check(f"{o}.ndok", f"{name}.step4")
+        dims = self.field(f"{o}.dims", o, layout.array_dims, "ptr")
+        values = [f"ptr {self.field(f'{o}.data', o, layout.array_data, 'ptr')}"]
+        for j in range(ndim):
+            lines += [f"{o}.d{j}.at = getelementptr i64, ptr {dims}, i64 {j}",
+                      f"{o}.d{j} = load i64, ptr {o}.d{j}.at"]
+            values.append(f"i64 {o}.d{j}")
+        return values
+
     def make_array(self, j: int, shape) -> str:
         """A new C-ordered float64 array of ``shape`` (dims: numbers, open, or Totals);
         its data pointer (on failure: to ``fail``)."""
@@ -153,17 +183,22 @@ def _least(order) -> int:
 
 
 def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: int,
-            layout: Layout) -> NativeFunction:
-    """The native function: an entry that checks ``inputs`` (named ``params``), makes
-    result arrays of ``shapes`` (None: a float), calls the body (text, name) and returns
-    ``result`` (a part index, or a tuple of them)."""
+            layout: Layout, seeds: bool = False, failures=()) -> NativeFunction:
+    """The native function: an entry that checks ``inputs`` (named ``params``; with
+    ``seeds``, then a compressed loop's seeds and gather positions), makes result
+    arrays of ``shapes`` (None: a float), calls the body (text, name) and returns
+    ``result`` (a part index, or a tuple of them).  ``failures``: ValueError messages
+    of the body's statuses from 2 on."""
     entry = _Entry(layout)
     lines = entry.lines
     lines += ["%nb.slot = alloca i64", "store i64 0, ptr %nb.slot"]
     lines += [f"%out{j}.slot = alloca ptr" for j in range(len(shapes))]
     lines += [f"store ptr null, ptr %out{j}.slot" for j in range(len(shapes))]
     lines += [f"%value{j} = alloca double" for j, s in enumerate(shapes) if s is None]
-    values = entry.arguments(inputs, len(inputs))
+    values = entry.arguments(inputs, len(inputs) + 2 * seeds)
+    if seeds:
+        values += entry.raw_array(len(inputs), "seeds", 2, integer=False)
+        values += entry.raw_array(len(inputs) + 1, "gather", 1, integer=True)
     if least > 0:
         first = next(p for p, s in zip(params, inputs, strict=True) if None in s.shape)
         message = entry.string(f"argument {first} is too short: its open (None) dimension "
@@ -177,7 +212,16 @@ def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: 
                 for j, shape in enumerate(shapes)]
     lines += [f"%status = call i32 @{body[1]}({', '.join(values + ['i64 %nb'] + pointers)})",
               "%ok = icmp eq i32 %status, 0",
-              "br i1 %ok, label %results, label %nomem", "results:"]
+              "br i1 %ok, label %results, label %failed", "failed:",
+              "%nomem.status = icmp eq i32 %status, 1",
+              "br i1 %nomem.status, label %nomem, label %invalid", "invalid:"]
+    for status, message in enumerate(failures, start=2):
+        lines += [f"%is{status} = icmp eq i32 %status, {status}",
+                  f"br i1 %is{status}, label %message{status}, label %other{status}",
+                  f"message{status}:", f"%verror{status} = load ptr, ptr @PyExc_ValueError",
+                  f"call void @PyErr_SetString(ptr %verror{status}, ptr "
+                  f"{entry.string(message)})", "br label %fail", f"other{status}:"]
+    lines += ["br label %nomem", "results:"]
     objects = []
     for j, shape in enumerate(shapes):
         if shape is not None:
@@ -227,11 +271,13 @@ def array_function(spec, layout: Layout) -> NativeFunction:
 
 
 def direction_function(loop, layout: Layout) -> NativeFunction:
-    """The native function of a dense DirectionLoop whose kernel the array lowering
-    writes (codegen.native.driver): the matrix it returns."""
+    """The native function of a DirectionLoop whose kernel the array lowering writes
+    (codegen.native.driver): the matrix it returns (dense), or the gathered nonzeros
+    (compressed: it takes the seeds and gather positions after the arguments)."""
     kernel = ArrayBody(loop.kernel, "kernel")
     kernel_text, kernel_name = kernel.text()
     driver_text, shape = driver(loop, kernel_name)
     return _native(loop.name, list(loop.inputs), parameter_names(
         [s.value for s in loop.inputs]), [shape], 0, (kernel_text + "\n" + driver_text,
-                                                        "driver"), _least(kernel.order), layout)
+                                                        "driver"), _least(kernel.order), layout,
+        seeds=loop.compressed, failures=[SEEDS_MESSAGE] if loop.compressed else [])

@@ -78,7 +78,10 @@ class Code(Instructions):
         return name
 
     def dim(self, d) -> str:
-        """The i64 extent of a dimension: a number, N + k for an open one, or a Total."""
+        """The i64 extent of a dimension: a number, N + k for an open one, a Total, or
+        (a str) an i64 value read at run time."""
+        if isinstance(d, str):
+            return d
         if isinstance(d, Total):
             total = "0"
             for shape in d.shapes:

@@ -41,6 +41,7 @@ class Layout:
     array_flags: int = 0  # its flags (an int)
     descr_type_num: int = 0  # of a dtype's type number (an int)
     descr_byteorder: int = 0  # of a dtype's byte order character
+    int64_type_num: int = 7  # NumPy's type number of int64 here (NPY_LONG on LP64)
 
 
 @dataclass(frozen=True)

@@ -303,6 +303,9 @@ def cache_report() -> dict:
     run it in the workers (``client.run``) to see that they loaded compiled code."""
     report: dict = {}
     for loader in list(LOADERS):
+        for method, cached in list(loader.native_cached.items()):  # native machine code
+            hits, misses = report.get(method, (0, 0))
+            report[method] = (hits + cached, misses + (not cached))
         for (method, _), call in list(loader.loaded.items()):
             stats = getattr(getattr(call, "dispatcher", None), "stats", None)
             if stats is not None:

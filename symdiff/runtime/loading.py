@@ -115,6 +115,7 @@ class Loader:
         self.tiers: dict[str, str] = {}  # what answered each background first call
         self.failed: dict[str, BaseException] = {}
         self.modules: list = []  # the generated modules the methods run in
+        self.native_cached: dict[str, bool] = {}  # native methods: loaded from the cache?
         self._lock = threading.RLock()
         LOADERS.add(self)  # a forked child restarts its compiles (symdiff.runtime.processes)
 
@@ -239,7 +240,7 @@ class Loader:
 
     def _compile_native(self, method: str):
         spec = self.derivation.spec(method)
-        compiled = native.compile_native(spec)
+        compiled, self.native_cached[method] = native.compile_native(spec)
         if threaded_products(spec):
             compiled = limited(compiled)  # as the Numba tier: symdiff.runtime.blas_threads
         return self._bind(method, spec, compiled)

@@ -77,7 +77,7 @@ def _measured_layout() -> Layout | None:
     full = Layout(candidate.type, candidate.float_value, candidate.array_data,
                   array_nd=3 * word, array_dims=4 * word, array_descr=7 * word,
                   array_flags=8 * word, descr_type_num=3 * word + 4,
-                  descr_byteorder=3 * word + 2)
+                  descr_byteorder=3 * word + 2, int64_type_num=np.dtype(np.int64).num)
     if sys.byteorder != "little":
         return candidate
     for dtype in (np.dtype(np.float64), np.dtype(">f8"), np.dtype(np.int32)):
@@ -192,10 +192,10 @@ def lowerable(spec) -> bool:
     return layout().array_nd > 0 and array_lowerable(spec)
 
 
-def _machine_code(function, optimize: bool) -> int:
-    """The address of ``function``'s entry in this process's engine: its object code from
-    the disk cache (codegen.cache: keyed by the text and this CPU, checked by its
-    SHA-256), else compiled now (and cached)."""
+def _machine_code(function, optimize: bool) -> tuple[int, bool]:
+    """The address of ``function``'s entry in this process's engine, and whether its
+    object code came from the disk cache (codegen.cache: keyed by the text and this CPU,
+    checked by its SHA-256), else was compiled now (and cached)."""
     engine = _engine()
     target = _STATE["target"]
     if "@_sd_dgemm(" in function.text and "dgemm" not in _STATE:
@@ -204,7 +204,7 @@ def _machine_code(function, optimize: bool) -> int:
     machine = f"{target.triple} {llvm.get_host_cpu_name()} {_STATE['features']} " \
               f"llvmlite {llvmlite.__version__}"
     key = "native_" + hashlib.sha256(f"{machine}\0{function.text}".encode()).hexdigest()[:32]
-    code = cache.read_native(key)
+    code = cached = cache.read_native(key)
     if code is None:
         module = llvm.parse_assembly(function.text)
         module.verify()
@@ -219,11 +219,12 @@ def _machine_code(function, optimize: bool) -> int:
         STATS["cached"] += 1
     engine.add_object_file(llvm.ObjectFileRef.from_data(code))
     engine.finalize_object()
-    return engine.get_function_address(function.entry)
+    return engine.get_function_address(function.entry), cached is not None
 
 
 def compile_native(spec):
-    """``spec`` as a Python callable running native code (see the module)."""
+    """``spec`` as a Python callable running native code (see the module), and whether
+    its machine code came from the disk cache (or from this process)."""
     scalar = not isinstance(spec, DirectionLoop) and not spec.arrays and llvm_lowerable(spec)
     if scalar:
         function = native_function(spec, layout())
@@ -234,9 +235,9 @@ def compile_native(spec):
     with LOCK:
         # Entry names are digests of the text: the same function compiled again (in
         # another CompiledFunction) is the machine code, and the builtin, already made.
-        entry = _BUILTINS.get(function.entry)
+        entry, cached = _BUILTINS.get(function.entry), True
         if entry is None:
-            address = _machine_code(function, optimize=not scalar)
+            address, cached = _machine_code(function, optimize=not scalar)
             if not address:
                 raise SymdiffError(f"the native code of {spec.name} has no entry point")
             definition = _MethodDef(function.name.encode(), address, _METH_FASTCALL, None)
@@ -244,7 +245,7 @@ def compile_native(spec):
             _BUILTINS[function.entry] = entry
             _RECORDS.append(definition)  # the builtin points into it
     if not function.wrapper:
-        return entry  # the result is the float it returns
+        return entry, cached  # the result is the float it returns
     namespace = {"np": np, "_entry": entry}
     exec(function.wrapper, namespace)  # noqa: S102 - source we generated (codegen.native)
-    return namespace[function.name]
+    return namespace[function.name], cached
