@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from symdiff.ir.nodes import Expr
 
 LOWERINGS = ("auto", "python", "llvm")
+# The order of additions every lowering keeps, so that they agree bit for bit: a full sum
+# over one axis in LANES partial sums (added pairwise at the end), a full sum of a
+# transcendental map in blocks of SUM_BLOCK elements, each block in LANES partial sums.
+LANES = 4
+SUM_BLOCK = 256
 # From this many operations on, straight-line functions go through LLVM IR (codegen.llvm.emit):
 # Numba's statement-by-statement pipeline grows faster than linearly with length.
 LLVM_MIN_OPS = 100

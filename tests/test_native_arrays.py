@@ -261,3 +261,44 @@ def test_sparse_matrices_are_native_compressed_loops(kind):
     data = fast.loader.load(f"{method}_data")
     with pytest.raises(ValueError, match="one row per direction"):
         data(point, np.ones((2, 5)), np.zeros(3, dtype=np.int64))
+
+
+def test_results_that_are_roots_or_fills_are_written():
+    a = sd.vector("a", 4)
+    solution = sd.custom_root(lambda x: x * 2.0 - a, 0.0 * a,
+                              lambda f, x0: sd.exp(a) / 2.0 + 0.0 * x0)
+    for result in (solution, sd.stop_gradient(a), sd.sum(a) + sd.zeros((4,))):
+        fast = sd.compile(result, args=[a], backend="native", background=False)
+        numba = sd.compile(result, args=[a], backend="numba", background=False)
+        point = np.array([0.5, 1.0, 2.0, 3.0])
+        got = fast(point)
+        assert fast.loader.tiers["forward"] == "native"
+        np.testing.assert_array_equal(got, numba(point))
+
+
+@pytest.mark.parametrize("n", [3, 257, 1003])
+def test_long_sums_of_transcendental_maps_add_in_numbas_blocks(n):
+    x = sd.vector("x", n)
+    expression = sd.sum(sd.tanh(x * 3.0)) + sd.sum(sd.exp(-x) * x)
+    fast = sd.compile(expression, args=[x], backend="native", background=False)
+    numba = sd.compile(expression, args=[x], backend="numba", background=False)
+    for seed in range(3):
+        point = np.random.default_rng(seed).normal(size=n)
+        assert fast(point) == numba(point)
+
+
+def test_compressed_loops_check_their_gather_positions():
+    x = sd.vector("x", 6)
+    fast = sd.compile(sd.sum(x[1:] * x[:-1] ** 2), args=[x], backend="native",
+                      background=False)
+    fast.sparse_hessian(np.ones(6))
+    data = fast.loader.load("sparse_hessian_data")
+    seeds = np.ones((1, 6))
+    with pytest.raises(ValueError, match="_gather positions"):
+        data(np.ones(6), seeds, np.array([0, 4000], dtype=np.int64))
+    with pytest.raises(ValueError, match="_gather positions"):
+        data(np.ones(6), seeds, np.array([-3], dtype=np.int64))
+    with pytest.raises(TypeError):  # byte-swapped positions: refused, never misread
+        data.dispatcher(np.ones(6), seeds, np.array([0, 1], dtype=">i8"))
+    np.testing.assert_array_equal(data(np.ones(6), seeds, np.array([0, 5], dtype=np.int64)),
+                                  fast.hessian(np.ones(6)).sum(axis=1)[[0, 5]])

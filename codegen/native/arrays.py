@@ -25,13 +25,13 @@ from .code import Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
 from .products import Products
+from .sums import Sums
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
 
 # Ops computed in a loop that accumulates the operand's elements into another shape.
 REDUCTIONS = ("sum", "amax", "sum_to", "scatter_add", "embed")
 # Ops whose result is their operand's array (identities once derived).
 ALIASES = ("stop_gradient", "root")
-LANES = 4  # partial sums of a full sum over one axis
 
 _NEG_INF = "0xFFF0000000000000"
 
@@ -74,7 +74,7 @@ def lowerable(spec) -> bool:
     return True
 
 
-class ArrayBody(FusedLoops, Products):
+class ArrayBody(FusedLoops, Products, Sums):
     """Builds the body function of one array function (see the module)."""
 
     def __init__(self, spec, name: str):
@@ -84,6 +84,7 @@ class ArrayBody(FusedLoops, Products):
         self.inputs = list(spec.inputs)
         self.code = Code()
         self.globals: list[str] = []
+        self.constants: dict = {}  # row positions' key -> their global
         self.views: dict[Expr, View] = {}
         self.scalars: dict[Expr, str] = {}
         self.fills: dict[Expr, Expr] = {}  # arrays whose every element is a scalar node
@@ -174,7 +175,7 @@ class ArrayBody(FusedLoops, Products):
     def gathered(self, node: Expr, loop_shape, indices, local) -> str:
         """The element of a take: the operand's element at the gathered row."""
         code, rows = self.code, self.rows(node.value)
-        code.scalar_loops = True
+        code.scalar_loops |= code.depth > 0
         address, row = code.fresh(), code.fresh()
         code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, i64 {indices[0]}",
                        f"{row} = load i64, ptr {address}, align 8"]
@@ -182,11 +183,14 @@ class ArrayBody(FusedLoops, Products):
         return self.element(source, source.shape, [row, *indices[1:]], local)
 
     def rows(self, rows) -> str:
-        """The global constant of a take's or scatter_add's row positions."""
-        name = f"@rows{len(self.globals)}"
-        values = ", ".join(f"i64 {int(v)}" for v in rows.array)
-        self.globals.append(f"{name} = private unnamed_addr constant [{len(rows.array)} x i64]"
-                            f" [{values}], align 8")
+        """The global constant of a take's or scatter_add's row positions (one per
+        payload, however many loops read it)."""
+        name = self.constants.get(rows.key)
+        if name is None:
+            name = self.constants[rows.key] = f"@rows{len(self.globals)}"
+            values = ", ".join(f"i64 {int(v)}" for v in rows.array)
+            self.globals.append(f"{name} = private unnamed_addr constant "
+                                f"[{len(rows.array)} x i64] [{values}], align 8")
         return name
 
     # Storage.
@@ -232,8 +236,6 @@ class ArrayBody(FusedLoops, Products):
             EMITTERS[op](self, node)
         else:  # an elementwise loop, or a take's gather
             self.store_loop(node, lambda indices: self.loop_value(node, node.shape, indices))
-        if op in VIEWS and node in self.destinations and node.shape:
-            self.copy(node)  # a view or fill that is a result: its own memory
 
     def view(self, node: Expr) -> None:
         """An index, reshape, broadcast or transpose: its operand's memory seen through
@@ -309,7 +311,9 @@ class ArrayBody(FusedLoops, Products):
         code, shape = self.code, node.args[0].shape
         op = node.op
         if op == "sum" and len(shape) == 1 and all(d == 1 for d in node.shape):
-            total = self.lanes_sum(node, shape)
+            blocked = any(m.op in LOOP for m in self.members(node))  # a transcendental map
+            total = self.full_sum(lambda i: self.loop_value(node, shape, [i]), shape[0],
+                                  blocked)
             if node.shape:
                 pointer = self.buffer(node)
                 code.write(total, pointer)
@@ -331,13 +335,7 @@ class ArrayBody(FusedLoops, Products):
             code.write(start, out.base, position(code, out, node.shape, node.shape, indices))
         with code.nest(shape) as indices:
             value = self.loop_value(node, shape, indices)
-            if op == "sum":
-                axes, keepdims = node.value
-                axes = range(len(shape)) if axes is None else axes
-                kept = [("0" if k in axes else i) for k, i in enumerate(indices)
-                        if keepdims or k not in axes]
-                at = position(code, out, node.shape, node.shape, kept)
-            elif op == "amax":
+            if op in ("sum", "amax"):
                 axes, keepdims = node.value
                 axes = range(len(shape)) if axes is None else axes
                 kept = [("0" if k in axes else i) for k, i in enumerate(indices)
@@ -347,7 +345,7 @@ class ArrayBody(FusedLoops, Products):
                 at = position(code, out, node.shape, shape, indices)
             elif op == "scatter_add":
                 rows, row = self.rows(node.value[0]), code.fresh()
-                code.scalar_loops = True
+                code.scalar_loops |= code.depth > 0
                 address = code.fresh()
                 code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, "
                                f"i64 {indices[0]}", f"{row} = load i64, ptr {address}, align 8"]
@@ -358,46 +356,6 @@ class ArrayBody(FusedLoops, Products):
                 at = None
             if at is not None:
                 code.add_to(out.base, at, value, combine)
-
-    def lanes_sum(self, node: Expr, shape) -> str:
-        """A full sum over one axis: LANES partial sums over the first n - n % LANES
-        elements, the rest one by one, then the partial sums pairwise (the Numba
-        lowering's order)."""
-        code = self.code
-        n = code.dim(shape[0])
-        total = code.accumulator(code.constant(0.0))
-        if not is_open(shape[0]) and shape[0] < LANES:
-            with code.loop(n) as i:
-                code.add_to(total, "0", self.loop_value(node, shape, [i]))
-            return code.read(total)
-        main = (str(shape[0] - shape[0] % LANES) if not is_open(shape[0])
-                else self._rounded_down(n))
-        lanes = [code.accumulator(code.constant(0.0)) for _ in range(LANES)]
-        with code.loop(main, step=LANES) as i:
-            for lane, slot in enumerate(lanes):
-                at = code.integer("add", i, str(lane))
-                code.add_to(slot, "0", self.loop_value(node, shape, [at]))
-        with code.loop(n, start=main) as i:
-            code.add_to(total, "0", self.loop_value(node, shape, [i]))
-        values = [code.read(slot) for slot in lanes]
-        while len(values) > 1:
-            pairs = []
-            for a, b in zip(values[::2], values[1::2], strict=True):
-                pairs.append(self.compute_add(a, b))
-            values = pairs
-        code.add_to(total, "0", values[0])
-        return code.read(total)
-
-    def compute_add(self, a: str, b: str) -> str:
-        name = self.code.fresh()
-        self.code.lines.append(f"{name} = fadd double {a}, {b}")
-        return name
-
-    def _rounded_down(self, n: str) -> str:
-        """n - n % LANES for a non-negative n."""
-        name = self.code.fresh()
-        self.code.lines.append(f"{name} = and i64 {n}, {-LANES}")
-        return name
 
     # The function.
     def text(self) -> tuple[str, str]:
@@ -410,18 +368,18 @@ class ArrayBody(FusedLoops, Products):
                     code.dim(d)
         params = self.parameters()
         for node in nodes:
-            if node.args:
-                continue
             if node.op == "array":
                 self.views[node] = whole(code, self.constant_array(node), node.shape)
-            if node in self.destinations:  # an input or constant returned: a copy
-                self.copy(node)
         self.emit_all([n for n in self.order if n not in self.inlined])
         for k, part in enumerate(self.parts):
+            result = f"%r{k}"
+            view = self.views.get(part)
             if not part.shape:
-                code.write(self.scalar(part), f"%r{k}")
-            elif self.destinations[part] != f"%r{k}":  # a result returned twice
-                self.copy(part, f"%r{k}")
+                code.write(self.scalar(part), result)
+            elif view is None or (view.base, view.offset, view.contiguous) != (result, "0", True):
+                # Not computed into its result: an input, constant, view, alias or fill,
+                # or a result returned twice.  Copied, so results never share memory.
+                self.copy(part, result)
         code.finish()
         results = [f"ptr noalias %r{k}" for k in range(len(self.parts))]
         signature = ", ".join(params + ["i64 %nb"] + results)
@@ -451,7 +409,9 @@ class ArrayBody(FusedLoops, Products):
         texts = [ELEMENTS[op][1] for op in sorted(ops) if op in ELEMENTS and ELEMENTS[op][1]]
         texts += loop_definitions(in_loops)
         declared = {"declare noalias ptr @malloc(i64)", "declare void @free(ptr)"}
-        declared |= set(_DGEMM) if self.blas else set()
+        declared |= {"declare i64 @llvm.smin.i64(i64, i64)",
+                     "declare i64 @llvm.smax.i64(i64, i64)"}
+        declared |= {_DGEMM} if self.blas else set()
         declared |= {line for text in texts for line in text.splitlines()
                      if line.startswith("declare ")}
         definitions = ["\n".join(line for line in text.splitlines()
@@ -469,7 +429,7 @@ class ArrayBody(FusedLoops, Products):
 
 
 _DGEMM = ("declare void @_sd_dgemm(ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, "
-          "ptr, ptr)", "declare i64 @llvm.smax.i64(i64, i64)")
+          "ptr, ptr)")
 
 
 VIEWS = ("index", "reshape", "broadcast_to", "transpose")

@@ -182,7 +182,8 @@ class Code(Instructions):
     def allocate(self, count: str) -> str:
         """A temporary buffer of ``count`` doubles (malloc'd; freed by ``finish``); a
         failed allocation goes to the label ``nomem``."""
-        size = self.integer("add", self.integer("mul", count, "8"), "8")  # malloc(0): NULL?
+        # 8 bytes more: never malloc(0), which may return NULL, so NULL means "no memory".
+        size = self.integer("add", self.integer("mul", count, "8"), "8")
         slot = self.slot("ptr")
         self.slots.append(f"store ptr null, ptr {slot}")
         pointer, failed = self.fresh(), self.fresh()
@@ -198,14 +199,16 @@ class Code(Instructions):
     def finish(self) -> None:
         """The function's end: free the temporaries and return 0, or (at ``nomem``, where
         an allocation failed) free those made and return 1."""
-        for then in ("ret i32 0", "ret i32 1"):
-            if then == "ret i32 1":
-                self.lines.append("nomem:")
-            for slot in self.temporaries:
-                pointer = self.fresh()
-                self.lines += [f"{pointer} = load ptr, ptr {slot}",
-                               f"call void @free(ptr {pointer})"]
-            self.lines.append(then)
+        self.finish_with(0)
+        self.lines.append("nomem:")
+        self.finish_with(1)
+
+    def finish_with(self, status: int) -> None:
+        """Free the temporaries made so far (the others are null) and return ``status``."""
+        for slot in self.temporaries:
+            pointer = self.fresh()
+            self.lines += [f"{pointer} = load ptr, ptr {slot}", f"call void @free(ptr {pointer})"]
+        self.lines.append(f"ret i32 {status}")
 
     def accumulator(self, start: str) -> str:
         """A stack slot holding ``start`` (a double), for a running value."""

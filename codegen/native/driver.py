@@ -27,6 +27,7 @@ def _slot_shape(slot, loop) -> tuple:
 
 
 SEEDS_MESSAGE = "_seeds must have one row per direction of the direction size"
+GATHER_MESSAGE = "_gather positions must lie among the products (seeds x results)"
 
 
 def lowerable(loop) -> bool:
@@ -39,7 +40,8 @@ def driver(loop, kernel_name: str) -> tuple[str, tuple]:
     """(the LLVM text of ``@driver``, the shape of what it fills).  The driver takes the
     loop's inputs (doubles, data pointers), ``i64 %nb``, for a compressed loop the seeds
     (data, rows, width) and gather positions (data, count), then the result's data; it
-    returns 0, 1 (no memory) or 2 (seeds of another width)."""
+    returns 0, 1 (no memory), 2 (seeds of another width) or 3 (a gather position out of
+    range)."""
     code = Code(metadata_base=DRIVER_METADATA)
     params, arguments = [], []
     for k, sym in enumerate(loop.inputs):
@@ -101,14 +103,20 @@ def driver(loop, kernel_name: str) -> tuple[str, tuple]:
                       else code.integer("add", code.integer("mul", row, n), j))
                 code.write(code.read(result, i), target, at)
     if loop.compressed:
+        stored = code.integer("mul", count, m)
         with code.loop("%gathered") as q:
-            address, position = code.fresh(), code.fresh()
+            address, position, inside = code.fresh(), code.fresh(), code.fresh()
+            carry_on = code.label("inside")
             code.lines += [f"{address} = getelementptr inbounds i64, ptr %gather, i64 {q}",
-                           f"{position} = load i64, ptr {address}, align 8"]
+                           f"{position} = load i64, ptr {address}, align 8",
+                           f"{inside} = icmp ult i64 {position}, {stored}",
+                           f"br i1 {inside}, label %{carry_on}, label %outside"]
+            code.begin(carry_on)
             code.write(code.read(products, position), "%out", q)
     code.finish()
-    if loop.compressed:
-        code.lines += ["wrong:", "ret i32 2"]
+    if loop.compressed:  # (temporaries made before: freed at nomem, which returns 1)
+        code.lines += ["wrong:", "ret i32 2", "outside:"]
+        code.finish_with(3)
     signature = ", ".join(params + ["i64 %nb", "ptr noalias %out"])
     text = code.function(f"internal i32 @driver({signature})")
     if loop.compressed:

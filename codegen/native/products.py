@@ -5,12 +5,9 @@ NumPy and Numba call), by its C entry point: no per-layout specialization to com
 
 from __future__ import annotations
 
-from symdiff.ir.dims import is_open
 from symdiff.ir.nodes import Expr
 
 from .views import whole
-
-LANES = 4  # partial sums of a dot product
 
 
 class Products:
@@ -27,41 +24,13 @@ class Products:
         """The element of an operand (a matrix or vector) at ``indices``."""
         return self.element(node, node.shape, list(indices), {})
 
-    def dot(self, term, n) -> str:
-        """The sum of ``term(k)`` over ``range(n)``: four partial sums, the rest into the
-        first, then pairwise (a single sum below four terms)."""
-        code = self.code
-        count = code.dim(n)
-        sums = [code.accumulator(code.constant(0.0))]
-        if is_open(n) or n >= LANES:
-            sums += [code.accumulator(code.constant(0.0)) for _ in range(LANES - 1)]
-            main = str(n - n % LANES) if not is_open(n) else self._rounded_down(count)
-            with code.loop(main, step=LANES) as k:
-                for lane, slot in enumerate(sums):
-                    code.add_to(slot, "0", term(code.integer("add", k, str(lane))))
-            start = main
-        else:
-            start = "0"
-        with code.loop(count, start=start) as k:
-            code.add_to(sums[0], "0", term(k))
-        values = [code.read(slot) for slot in sums]
-        while len(values) > 1:
-            values = [self.compute_add(x, y) for x, y in zip(values[::2], values[1::2],
-                                                             strict=True)]
-        return values[0]
-
     def _product_term(self, matrix, vector, row: bool):
         def term_at(i):
             def term(k):
                 element = self._at(matrix, i, k) if row else self._at(matrix, k, i)
-                return self.compute_mul(element, self._at(vector, k))
+                return self.arithmetic("fmul", element, self._at(vector, k))
             return term
         return term_at
-
-    def compute_mul(self, a: str, b: str) -> str:
-        name = self.code.fresh()
-        self.code.lines.append(f"{name} = fmul double {a}, {b}")
-        return name
 
     def matvec(self, node: Expr) -> None:
         """A product with a vector operand: dot products along contiguous rows, or
@@ -69,7 +38,7 @@ class Products:
         a, b = node.args
         code = self.code
         if a.ndim == 1 and b.ndim == 1:
-            self.scalars[node] = self.dot(lambda k: self.compute_mul(self._at(a, k),
+            self.scalars[node] = self.dot(lambda k: self.arithmetic("fmul", self._at(a, k),
                                                                      self._at(b, k)),
                                           a.shape[0])
             return
@@ -92,18 +61,20 @@ class Products:
             scale = self._at(vector, k)
             with code.nest((m,)) as (i,):
                 element = self._at(matrix, i, k) if row else self._at(matrix, k, i)
-                code.add_to(out, i, self.compute_mul(scale, element))
+                code.add_to(out, i, self.arithmetic("fmul", scale, element))
 
     def _blas_operand(self, node: Expr) -> tuple[str, str, str]:
         """(data pointer, ld, 'N' or 'T') of a matrix operand for dgemm seen from C order:
         'N' for a C-ordered matrix (ld: its row length), 'T' for the transpose of one
         (ld: its column count); anything else is copied C-ordered first."""
-        view = self.views.get(node)
+        view, code = self.views.get(node), self.code
         if view is not None and view.contiguous:
-            return self.code.at(view.base, view.offset), view.strides[0], "N"
-        if view is not None and view.strides[0] == "1" and node.op == "transpose" and \
-                self.views[node.args[0]].contiguous:
-            return self.code.at(view.base, view.offset), view.strides[1], "T"
+            return code.at(view.base, view.offset), view.strides[0], "N"
+        # Column-major contiguous (a transposed C-ordered matrix): read from this view's
+        # own strides, never from the operand's view, which a copy may have replaced.
+        rows = code.dim(node.shape[0])
+        if view is not None and view.strides[0] == "1" and view.strides[1] == rows:
+            return code.at(view.base, view.offset), rows, "T"
         self.copy(node)
         view = self.views[node]
         return view.base, view.strides[0], "N"

@@ -11,10 +11,12 @@ from __future__ import annotations
 from symdiff.ir.nodes import OPS, Expr
 
 from ..naming import extent
+from ..spec import LANES, SUM_BLOCK
 from .elements import LOOP
 
-LANES = 4  # partial sums of a full reduction (FullSums.lanes_sum)
-BLOCK = 256  # elements of a transcendental map computed before they are summed
+# Partial sums of a full reduction (FullSums.lanes_sum), and elements of a transcendental
+# map computed before they are summed (FullSums.blocked_sum): every lowering's order.
+BLOCK = SUM_BLOCK
 
 
 def _lanes_total() -> str:

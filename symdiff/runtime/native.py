@@ -1,14 +1,15 @@
 """The native backend's loader: a function's LLVM text compiled in this process by
 llvmlite's JIT, its entry point made a CPython builtin (``METH_FASTCALL``), no Numba on
-the way.  Machine code in about 10 ms whatever Numba's state, and a call through the
+the way.  Machine code in milliseconds whatever Numba's state, and a call through the
 interpreter's own function-call path (about 50 ns, against about 180 ns for a Numba
-dispatcher).
+dispatcher); the code is cached on disk (codegen.cache), so another process loads it.
 
-Which functions: straight-line scalar code with no array parameters
-(``lowerable``); the rest stays with Numba.  The entry reads objects in place, so the
-interpreter's object layout is measured once here (``layout``); where it is not the
-expected one (another build of CPython), the native backend is unavailable and Numba
-does the work.
+Which functions (``lowerable``): straight-line scalar code (codegen.native.entry), code
+over arrays (codegen.native.arrays) and the loops over directions of its derivative
+matrices (codegen.native.driver); the rest (loops, batches of points) stays with Numba.
+The entry reads objects in place, so the interpreter's object layout is measured once
+here (``layout``); where it is not the expected one (another build of CPython or NumPy),
+the native backend is unavailable and Numba does the work.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ _STATE: dict = {}
 _BUILTINS: dict = {}  # entry name -> the builtin calling its machine code
 _RECORDS: list = []  # the method records of the builtins
 STATS = {"compiled": 0, "cached": 0}  # machine code made here, and loaded from the cache
+PIPELINE = {"speed_level": 2, "loop_unrolling": False}  # LLVM's passes over array code
+CODE_VERSION = 1  # raised when what the same text compiles to changes (cached code)
 
 
 class _MethodDef(ctypes.Structure):
@@ -169,10 +172,10 @@ def _engine():
 def _optimized(module):
     """``module`` after LLVM's O2 pipeline (mem2reg, loop passes, vectorizers): array
     bodies keep counters in stack slots and leave the rest to it."""
-    tuning = llvm.create_pipeline_tuning_options(speed_level=2)
+    tuning = llvm.create_pipeline_tuning_options(speed_level=PIPELINE["speed_level"])
     # Unrolling doubled the code LLVM then compiled (0.3 of 0.6 s for an MLP's
     # Hessian-vector product) for loops that are mostly calls and memory traffic.
-    tuning.loop_unrolling = False
+    tuning.loop_unrolling = PIPELINE["loop_unrolling"]
     builder = llvm.create_pass_builder(_STATE["target"], tuning)
     builder.getModulePassManager().run(module, builder)
     return module
@@ -201,8 +204,10 @@ def _machine_code(function, optimize: bool) -> tuple[int, bool]:
     if "@_sd_dgemm(" in function.text and "dgemm" not in _STATE:
         llvm.add_symbol("_sd_dgemm", _blas("dgemm"))
         _STATE["dgemm"] = True
-    machine = f"{target.triple} {llvm.get_host_cpu_name()} {_STATE['features']} " \
-              f"llvmlite {llvmlite.__version__}"
+    # Everything the machine code depends on besides the text: the CPU, LLVM, the passes.
+    machine = (f"{target.triple} {llvm.get_host_cpu_name()} {_STATE['features']} "
+               f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} "
+               f"passes {PIPELINE if optimize else 'none'} symdiff native {CODE_VERSION}")
     key = "native_" + hashlib.sha256(f"{machine}\0{function.text}".encode()).hexdigest()[:32]
     code = cached = cache.read_native(key)
     if code is None:

@@ -1,0 +1,82 @@
+"""Full sums in the order of additions every lowering keeps (codegen.spec.LANES and
+SUM_BLOCK), so the native and Numba lowerings agree bit for bit; mixin of
+codegen.native.arrays.ArrayBody, used by its reductions and products with vectors."""
+
+from __future__ import annotations
+
+from symdiff.ir.dims import is_open
+
+from ..spec import LANES, SUM_BLOCK
+
+
+class Sums:
+    """Mixin: partial sums over index ranges of an element function."""
+
+    def rounded_down(self, n: str) -> str:
+        """n - n % LANES for a non-negative i64 n (folded for a number)."""
+        if n.isdigit():
+            return str(int(n) - int(n) % LANES)
+        name = self.code.fresh()
+        self.code.lines.append(f"{name} = and i64 {n}, {-LANES}")
+        return name
+
+    def arithmetic(self, op: str, a: str, b: str) -> str:
+        """``a op b`` on doubles (fadd, fmul)."""
+        name = self.code.fresh()
+        self.code.lines.append(f"{name} = {op} double {a}, {b}")
+        return name
+
+    def pairwise(self, slots: list[str]) -> str:
+        """The partial sums in ``slots`` added pairwise: (s0 + s1) + (s2 + s3)."""
+        values = [self.code.read(slot) for slot in slots]
+        while len(values) > 1:
+            values = [self.arithmetic("fadd", a, b)
+                      for a, b in zip(values[::2], values[1::2], strict=True)]
+        return values[0]
+
+    def lanes(self, term, start: str, count: str, rest: str | None = None) -> list[str]:
+        """LANES partial sums (stack slots) of ``term(i)`` over the first
+        ``count - count % LANES`` indices from ``start``; the remaining terms are added
+        one by one to the slot ``rest`` (by default the first partial sum)."""
+        code = self.code
+        slots = [code.accumulator(code.constant(0.0)) for _ in range(LANES)]
+        main = code.integer("add", start, self.rounded_down(count))
+        with code.loop(main, start=start, step=LANES) as i:
+            for lane, slot in enumerate(slots):
+                code.add_to(slot, "0", term(code.integer("add", i, str(lane))))
+        with code.loop(code.integer("add", start, count), start=main) as i:
+            code.add_to(rest or slots[0], "0", term(i))
+        return slots
+
+    def full_sum(self, term, n, blocked: bool) -> str:
+        """The sum of ``term(i)`` over an axis of length ``n``: one running sum below LANES
+        terms; else LANES partial sums, the rest into the total, then the partial sums
+        pairwise; ``blocked`` (a transcendental map): that for each block of SUM_BLOCK."""
+        code = self.code
+        count = code.dim(n)
+        total = code.accumulator(code.constant(0.0))
+        if not blocked and not is_open(n) and n < LANES:
+            with code.loop(count) as i:
+                code.add_to(total, "0", term(i))
+            return code.read(total)
+        if not blocked:
+            code.add_to(total, "0", self.pairwise(self.lanes(term, "0", count, total)))
+            return code.read(total)
+        with code.loop(count, step=SUM_BLOCK) as b:
+            left, size = code.integer("sub", count, b), code.fresh()
+            code.lines.append(f"{size} = call i64 @llvm.smin.i64(i64 {SUM_BLOCK}, i64 {left})")
+            code.add_to(total, "0", self.pairwise(self.lanes(term, b, size, total)))
+        return code.read(total)
+
+    def dot(self, term, n) -> str:
+        """The sum of ``term(k)`` over ``range(n)`` as a product with a vector adds it:
+        four partial sums, the rest into the first, then pairwise (one sum below LANES
+        terms)."""
+        code = self.code
+        count = code.dim(n)
+        if not is_open(n) and n < LANES:
+            total = code.accumulator(code.constant(0.0))
+            with code.loop(count) as k:
+                code.add_to(total, "0", term(k))
+            return code.read(total)
+        return self.pairwise(self.lanes(term, "0", count))
