@@ -302,3 +302,11 @@ def test_compressed_loops_check_their_gather_positions():
         data.dispatcher(np.ones(6), seeds, np.array([0, 1], dtype=">i8"))
     np.testing.assert_array_equal(data(np.ones(6), seeds, np.array([0, 5], dtype=np.int64)),
                                   fast.hessian(np.ones(6)).sum(axis=1)[[0, 5]])
+
+
+def test_a_fill_returned_twice_is_two_arrays():
+    x, y = sd.vector("x", 3), sd.vector("y", 3)
+    fn = sd.compile(sd.sum(x) + sd.sum(y), args=[x, y], backend="native", background=False)
+    g1, g2 = fn.grad(np.ones(3), np.ones(3))
+    assert fn.loader.tiers["grad"] == "native" and not np.shares_memory(g1, g2)
+    assert g1.tolist() == g2.tolist() == [1.0, 1.0, 1.0]

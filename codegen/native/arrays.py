@@ -220,7 +220,8 @@ class ArrayBody(FusedLoops, Products, Sums):
                 return self.scalar(fill)
             return self.code.read(view.base, position(self.code, view, node.shape,
                                                       node.shape, indices))
-        self.fills.pop(node, None)
+        if pointer is None:  # the buffer becomes its array (a copy elsewhere keeps both)
+            self.fills.pop(node, None)
         self.store_loop(node, value_of, pointer)
 
     # Nodes.
