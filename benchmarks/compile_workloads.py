@@ -8,8 +8,9 @@ Each measurement runs in a fresh process with an empty ``SYMDIFF_CACHE_DIR`` and
 ``SYMDIFF_BACKGROUND=0`` (the first call compiles, then runs), libraries imported before
 the clock: the time is from building the function until every method of the workload
 has returned once.  "warm" reruns the default backend in a second process on the cache
-the first one filled.  JAX rows need the bench extra (``pip install -e '.[bench]'``);
-without JAX they show "-".  Medians of ``--repeat`` runs.
+the first one filled.  JAX starts its XLA client before the clock.  JAX rows need the
+bench extra (``pip install -e '.[bench]'``); without JAX they show "-".  Medians of
+``--repeat`` runs; ``--systems`` picks columns.
 """
 
 from __future__ import annotations
@@ -137,11 +138,15 @@ def _jax(name: str):
 
 def measure(name: str, system: str) -> dict:
     """One row in this process: seconds until every method answered once."""
+    from . import first_call, hessians, problems  # noqa: F401 - imported before the clock
     if system == "jax":
         try:
-            import jax  # before the clock (its block_until_ready below)
+            import jax
         except ImportError:
             return {"seconds": None}
+        # XLA's client starts on the first jit of a process (about 0.5 s): before the
+        # clock, as symdiff's imports are.
+        jax.block_until_ready(jax.jit(lambda v: v + 1.0)(1.0))
     else:
         import symdiff.runtime.transforms  # noqa: F401 - the runtime, before the clock
     start = time.perf_counter()
@@ -180,6 +185,7 @@ def main(argv=None) -> int:
                                      description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", help="workloads whose name contains this text")
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--row", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.row:
@@ -193,11 +199,11 @@ def main(argv=None) -> int:
         times: dict = {s: [] for s in SYSTEMS}
         for _ in range(args.repeat):
             for system in SYSTEMS:
-                if system == "symdiff warm":
+                if system == "symdiff warm" or system not in args.systems:
                     continue
                 cache = tempfile.mkdtemp(prefix="bench-compile-")
                 times[system].append(run(name, system, cache))
-                if system == "symdiff":  # the same cache, a second process
+                if system == "symdiff" and "symdiff warm" in args.systems:  # same cache
                     times["symdiff warm"].append(run(name, "symdiff warm", cache))
         median = {s: (statistics.median(v) if v and None not in v else None)
                   for s, v in times.items()}
