@@ -1,7 +1,8 @@
 """exp, expm1, tanh and sigmoid from arithmetic only, for the elements of native loops:
 the LLVM text of the Numba lowering's loop helpers (codegen.numba.loop_math), operation
-for operation, so the two lowerings agree bit for bit and LLVM inlines and vectorizes
-them (a call of the C library's exp is opaque to it).  The accuracy is theirs: exp
+for operation and with the same constants (codegen.exp_parts), so the two lowerings
+agree bit for bit and LLVM inlines and vectorizes them (a call of the C library's exp is
+opaque to it).  The accuracy is theirs: exp
 within 1 ulp, expm1 and sigmoid 2, tanh 3 (tests/test_loop_math.py).
 
 ``LOOP[op]`` is (the call, with ``{0}`` for the operand; the definitions it needs).
@@ -9,17 +10,28 @@ within 1 ulp, expm1 and sigmoid 2, tanh 3 (tests/test_loop_math.py).
 
 from __future__ import annotations
 
-import math
 import struct
+
+from ..exp_parts import (
+    EXPONENT_BIAS,
+    INV_LN2,
+    LN2_HIGH,
+    LN2_LOW,
+    OVERFLOW,
+    POW2_HIGH,
+    POW2_LOW,
+    ROUND,
+    TANH_SATURATION,
+    TAYLOR,
+    UNDERFLOW,
+)
 
 
 def _double(value: float) -> str:
     return f"0x{struct.unpack('<Q', struct.pack('<d', value))[0]:016X}"
 
 
-# 1/k! for k = 2..13, as the Numba helpers' Taylor polynomial.
-_TAYLOR = [1.0 / math.factorial(k) for k in range(2, 14)]
-_ROUND = _double(6755399441055744.0)  # 1.5 * 2**52: adding it rounds to an integer
+_ROUND = _double(ROUND)
 
 
 def _horner(variable: str, coefficients: list[float], lines: list[str]) -> str:
@@ -34,18 +46,18 @@ def _horner(variable: str, coefficients: list[float], lines: list[str]) -> str:
 
 
 def _parts() -> str:
-    lines = ["%high = fcmp ogt double %x, 710.0",
-             "%x1 = select i1 %high, double 710.0, double %x",
-             "%low = fcmp olt double %x1, -746.0",
-             "%x2 = select i1 %low, double -746.0, double %x1",
-             f"%kx = fmul double %x2, {_double(1.4426950408889634)}",
+    lines = [f"%high = fcmp ogt double %x, {_double(OVERFLOW)}",
+             f"%x1 = select i1 %high, double {_double(OVERFLOW)}, double %x",
+             f"%low = fcmp olt double %x1, {_double(UNDERFLOW)}",
+             f"%x2 = select i1 %low, double {_double(UNDERFLOW)}, double %x1",
+             f"%kx = fmul double %x2, {_double(INV_LN2)}",
              f"%kr = fadd double %kx, {_ROUND}",
              f"%k = fsub double %kr, {_ROUND}",
-             f"%khigh = fmul double %k, {_double(0.6931471803691238)}",
+             f"%khigh = fmul double %k, {_double(LN2_HIGH)}",
              "%r1 = fsub double %x2, %khigh",
-             f"%klow = fmul double %k, {_double(1.9082149292705877e-10)}",
+             f"%klow = fmul double %k, {_double(LN2_LOW)}",
              "%r = fsub double %r1, %klow"]
-    inner = _horner("%r", _TAYLOR, lines)
+    inner = _horner("%r", TAYLOR, lines)
     lines += [f"%q = call double @llvm.fmuladd.f64(double %r, double {inner}, double 1.0)",
               "%p = fmul double %r, %q",
               "%pair = insertvalue {double, double} undef, double %p, 0",
@@ -58,8 +70,8 @@ def _pow2() -> str:
     return _define("double", "pow2", [
         f"%shifted = fadd double %x, {_ROUND}",
         "%bits = bitcast double %shifted to i64",
-        "%unbiased = sub i64 %bits, 4843621399236968448",  # 0x4338000000000000
-        "%biased = add i64 %unbiased, 1023",
+        f"%unbiased = sub i64 %bits, {struct.unpack('<q', struct.pack('<d', ROUND))[0]}",
+        f"%biased = add i64 %unbiased, {EXPONENT_BIAS}",
         "%exponent = shl i64 %biased, 52",
         "%r = bitcast i64 %exponent to double",
         "ret double %r"])
@@ -73,8 +85,8 @@ def _define(kind: str, name: str, lines: list[str]) -> str:
 _SPLIT = ["%parts = call {double, double} @_sd_loop_expm1_parts(double %x)",
           "%p = extractvalue {double, double} %parts, 0",
           "%k = extractvalue {double, double} %parts, 1",
-          "%lo1 = call double @llvm.maxnum.f64(double %k, double -1022.0)",
-          "%lo = call double @llvm.minnum.f64(double %lo1, double 1023.0)"]
+          f"%lo1 = call double @llvm.maxnum.f64(double %k, double {_double(POW2_LOW)})",
+          f"%lo = call double @llvm.minnum.f64(double %lo1, double {_double(POW2_HIGH)})"]
 
 _DEFINITIONS = {
     "exp": _define("double", "exp", [
@@ -95,8 +107,8 @@ _DEFINITIONS = {
         "%r = select i1 %zero, double %p, double %other", "ret double %r"]),
     "tanh": _define("double", "tanh", [
         "%a0 = call double @llvm.fabs.f64(double %x)",
-        "%big = fcmp ogt double %a0, 20.0",
-        "%a = select i1 %big, double 20.0, double %a0",
+        f"%big = fcmp ogt double %a0, {_double(TANH_SATURATION)}",
+        f"%a = select i1 %big, double {_double(TANH_SATURATION)}, double %a0",
         "%twice = fmul double 2.0, %a",
         "%parts = call {double, double} @_sd_loop_expm1_parts(double %twice)",
         "%p = extractvalue {double, double} %parts, 0",

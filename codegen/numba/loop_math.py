@@ -20,14 +20,20 @@ all of them rest on ``PRELUDE``.
 
 from __future__ import annotations
 
-import math
-
+from ..exp_parts import (
+    INV_LN2,
+    LN2_HIGH,
+    LN2_LOW,
+    OVERFLOW,
+    POW2_HIGH,
+    POW2_LOW,
+    ROUND,
+    TANH_SATURATION,
+    TAYLOR,
+    UNDERFLOW,
+)
 from .helpers import DECORATOR as _DECORATOR
 from .helpers import helper
-
-# 1/k! for k = 2..13: exp(r) - 1 = r (1 + r/2! + ... + r^12/13!) is exact to below one
-# ulp for |r| <= ln(2)/2 (the first omitted term is 4e-18 relative).
-_TAYLOR = [1.0 / math.factorial(k) for k in range(2, 14)]
 
 
 def _horner(variable: str, coefficients: list[float]) -> str:
@@ -49,7 +55,7 @@ def _sd_pow2(typingctx, k):
     float-to-int conversion, which AVX2 cannot do on vectors)."""
     def codegen(context, bd, signature, args):
         i64, f64 = _cgutils.ir.IntType(64), _cgutils.ir.DoubleType()
-        shifted = bd.bitcast(bd.fadd(args[0], f64(6755399441055744.0)), i64)
+        shifted = bd.bitcast(bd.fadd(args[0], f64({ROUND!r})), i64)
         biased = bd.add(bd.sub(shifted, i64(0x4338000000000000)), i64(1023))
         return bd.bitcast(bd.shl(biased, i64(52)), f64)
     return numba.types.float64(numba.types.float64), codegen
@@ -71,13 +77,13 @@ def _sd_fma(typingctx, a, b, c):
 def _sd_expm1_parts(x):
     """(p, k) with exp(x) = 2**k * (1 + p): k = round(x / ln 2) (an integer-valued float),
     p = expm1 of the rest."""
-    x = 710.0 if x > 710.0 else x  # past the overflow threshold; nan passes through
-    x = -746.0 if x < -746.0 else x  # past the underflow threshold
+    x = {OVERFLOW!r} if x > {OVERFLOW!r} else x  # past the overflow threshold; nan passes through
+    x = {UNDERFLOW!r} if x < {UNDERFLOW!r} else x  # past the underflow threshold
     # Adding 1.5 * 2**52 rounds to an integer: k without a conversion (nan stays nan).
-    k = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0
+    k = (x * {INV_LN2!r} + {ROUND!r}) - {ROUND!r}
     # ln 2 in two parts: k * 0.693...(high) is exact, so r keeps its low bits.
-    r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10
-    p = r * _sd_fma(r, {_horner("r", _TAYLOR)}, 1.0)
+    r = (x - k * {LN2_HIGH!r}) - k * {LN2_LOW!r}
+    p = r * _sd_fma(r, {_horner("r", TAYLOR)}, 1.0)
     return p, k
 '''
 
@@ -90,11 +96,11 @@ LOOP = {
     "exp": _helper("_sd_loop_exp", [
         "p, k = _sd_expm1_parts(x)",
         "# Two factors reach 2**-1075 (subnormal) and 2**1024 (inf) with one rounding.",
-        "lo = min(max(k, -1022.0), 1023.0)",
+        f"lo = min(max(k, {POW2_LOW!r}), {POW2_HIGH!r})",
         "return (1.0 + p) * _sd_pow2(lo) * _sd_pow2(k - lo)"]),
     "expm1": _helper("_sd_loop_expm1", [
         "p, k = _sd_expm1_parts(x)",
-        "lo = min(max(k, -1022.0), 1023.0)",
+        f"lo = min(max(k, {POW2_LOW!r}), {POW2_HIGH!r})",
         "s = _sd_pow2(lo)",
         "small = s * p + (s - 1.0)",
         "large = (1.0 + p) * s * _sd_pow2(k - lo) - 1.0",
@@ -102,7 +108,8 @@ LOOP = {
         "return p if k == 0.0 else (small if k < 1000.0 else large)"]),
     "tanh": _helper("_sd_loop_tanh", [
         "a = math.fabs(x)",
-        "a = 20.0 if a > 20.0 else a  # tanh(20) rounds to 1; nan passes through",
+        f"a = {TANH_SATURATION!r} if a > {TANH_SATURATION!r} else a  # tanh(20) rounds to 1; "
+        "nan passes through",
         "p, k = _sd_expm1_parts(2.0 * a)",
         "s = _sd_pow2(k)",
         "e = s * p + (s - 1.0)  # expm1(2|x|)",
