@@ -23,3 +23,16 @@ def expanded_lengths(order: list[Expr], cap: int) -> dict[Expr, int]:
             total += length.get(arg, len(str(arg.value)) if not arg.args else cap)
         length[node] = min(total, cap)
     return length
+
+
+def fused_members(root: Expr, fused, position: dict) -> list[Expr]:
+    """The producers computed inside the loop of ``root``: its operands in ``fused``
+    (inlined into their consumer's loop), theirs, and so on, in schedule order
+    (``position``); every lowering that fuses loops shares this rule."""
+    found, stack = {}, [root]
+    while stack:
+        node = stack.pop()
+        found[node] = None
+        stack.extend(a for a in node.args if a in fused and a not in found)
+    del found[root]
+    return sorted(found, key=position.__getitem__)

@@ -20,7 +20,7 @@ from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
-from ..schedule import schedule
+from ..schedule import fused_members, schedule
 from .code import Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
@@ -146,13 +146,7 @@ class ArrayBody(FusedLoops, Products, Sums):
 
     def members(self, root: Expr) -> list[Expr]:
         """The fused producers computed in the loop of ``root``, in schedule order."""
-        found, stack = {}, [root]
-        while stack:
-            node = stack.pop()
-            found[node] = None
-            stack.extend(a for a in node.args if a in self.inlined and a not in found)
-        del found[root]
-        return sorted(found, key=self.position.__getitem__)
+        return fused_members(root, self.inlined, self.position)
 
     def loop_value(self, root: Expr, loop_shape, indices, local=None) -> str:
         """The element of ``root`` (computed from its operands, fused producers

@@ -128,6 +128,12 @@ class Code(Instructions):
         self.lines.append(f"{new} = {text}")
         self.lines.append(f"store double {new}, ptr {address}, align 8")
 
+    def unless(self, condition: str, otherwise: str) -> None:
+        """Go on in a new block if ``condition`` (an i1) holds, else to ``otherwise``."""
+        carry_on = self.label("then")
+        self.lines.append(f"br i1 {condition}, label %{carry_on}, label %{otherwise}")
+        self.begin(carry_on)
+
     def branch(self, label: str) -> None:
         self.lines.append(f"br label %{label}")
 
@@ -186,13 +192,11 @@ class Code(Instructions):
         size = self.integer("add", self.integer("mul", count, "8"), "8")
         slot = self.slot("ptr")
         self.slots.append(f"store ptr null, ptr {slot}")
-        pointer, failed = self.fresh(), self.fresh()
-        carry_on = self.label("allocated")
+        pointer, made = self.fresh(), self.fresh()
         self.lines += [f"{pointer} = call ptr @malloc(i64 {size})",
                        f"store ptr {pointer}, ptr {slot}",
-                       f"{failed} = icmp eq ptr {pointer}, null",
-                       f"br i1 {failed}, label %nomem, label %{carry_on}"]
-        self.begin(carry_on)
+                       f"{made} = icmp ne ptr {pointer}, null"]
+        self.unless(made, "nomem")
         self.temporaries.append(slot)
         return pointer
 

@@ -62,10 +62,9 @@ def driver(loop, kernel_name: str) -> tuple[str, tuple]:
     if loop.compressed:
         params += ["ptr noalias %seeds", "i64 %count", "i64 %width", "ptr noalias %gather",
                    "i64 %gathered"]
-        wrong, carry_on = code.fresh(), code.label("seeds")
-        code.lines += [f"{wrong} = icmp ne i64 %width, {n}",
-                       f"br i1 {wrong}, label %wrong, label %{carry_on}"]
-        code.begin(carry_on)
+        right = code.fresh()
+        code.lines.append(f"{right} = icmp eq i64 %width, {n}")
+        code.unless(right, "wrong")
         count = "%count"
         products = code.allocate(code.integer("mul", count, m))
     single = loop.compressed and len(d_shapes) == 1 and loop.directions[0].kind != "scalar"
@@ -82,12 +81,11 @@ def driver(loop, kernel_name: str) -> tuple[str, tuple]:
                for slot, size in zip(loop.results, r_sizes, strict=True)]
     with code.loop(count) as j:
         operands = arguments + _directions(code, loop, j, directions, d_offsets, d_sizes)
-        status, failed, carry_on = code.fresh(), code.fresh(), code.label("called")
+        status, done = code.fresh(), code.fresh()
         code.lines += [f"{status} = call i32 @{kernel_name}("
                        + ", ".join(operands + ["i64 %nb"] + [f"ptr {r}" for r in results])
-                       + ")", f"{failed} = icmp ne i32 {status}, 0",
-                       f"br i1 {failed}, label %nomem, label %{carry_on}"]
-        code.begin(carry_on)
+                       + ")", f"{done} = icmp eq i32 {status}, 0"]
+        code.unless(done, "nomem")
         if not loop.compressed:
             for k, buffer in enumerate(directions):
                 if buffer is not None:
@@ -106,12 +104,10 @@ def driver(loop, kernel_name: str) -> tuple[str, tuple]:
         stored = code.integer("mul", count, m)
         with code.loop("%gathered") as q:
             address, position, inside = code.fresh(), code.fresh(), code.fresh()
-            carry_on = code.label("inside")
             code.lines += [f"{address} = getelementptr inbounds i64, ptr %gather, i64 {q}",
                            f"{position} = load i64, ptr {address}, align 8",
-                           f"{inside} = icmp ult i64 {position}, {stored}",
-                           f"br i1 {inside}, label %{carry_on}, label %outside"]
-            code.begin(carry_on)
+                           f"{inside} = icmp ult i64 {position}, {stored}"]
+            code.unless(inside, "outside")
             code.write(code.read(products, position), "%out", q)
     code.finish()
     if loop.compressed:  # (temporaries made before: freed at nomem, which returns 1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from symdiff.ir.nodes import OPS, Expr
 
+from ..schedule import fused_members
 from .elements import SCALAR, element
 from .indexing import loop_indices, shape_text
 
@@ -67,13 +68,7 @@ class FusedLoops:
 
     def members_of(self, root: Expr) -> list[Expr]:
         """The inlined producers computed in the loop of ``root``, in schedule order."""
-        members, stack = {}, [root]
-        while stack:
-            node = stack.pop()
-            members[node] = None
-            stack.extend(a for a in node.args if a in self.inlined and a not in members)
-        del members[root]
-        return sorted(members, key=self.position.__getitem__)
+        return fused_members(root, self.inlined, self.position)
 
     def fused_loop(self, group: list[Expr]) -> None:
         """One loop computing every root of ``group``, storing the ones read elsewhere."""
