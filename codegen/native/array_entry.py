@@ -268,11 +268,9 @@ def direction_function(loop, layout: Layout) -> NativeFunction:
     """The native function of a DirectionLoop whose kernel the array lowering writes
     (codegen.native.driver): the matrix it returns (dense), or the gathered nonzeros
     (compressed: it takes the seeds and gather positions after the arguments)."""
-    kernel = ArrayBody(loop.kernel, "kernel")
-    kernel_text, kernel_name = kernel.text()
-    driver_text, shape = driver(loop, kernel_name)
+    body = ArrayBody(loop.kernel, "driver")
+    text, shape = driver(loop, body)
     return _native(loop.name, list(loop.inputs), parameter_names(
-        [s.value for s in loop.inputs]), [shape], 0, (kernel_text + "\n" + driver_text,
-                                                        "driver"), _least(kernel.order), layout,
-        seeds=loop.compressed,
+        [s.value for s in loop.inputs]), [shape], 0, (text, "driver"), _least(body.order),
+        layout, seeds=loop.compressed,
         failures=[SEEDS_MESSAGE, GATHER_MESSAGE] if loop.compressed else [])

@@ -82,7 +82,7 @@ class ArrayBody(FusedLoops, Products, Sums):
         self.parts = result_parts(spec.result)
         self.order = schedule(flatten(spec.result))
         self.inputs = list(spec.inputs)
-        self.code = Code()
+        self.code = Code(hoisted=True)
         self.globals: list[str] = []
         self.constants: dict = {}  # row positions' key -> their global
         self.views: dict[Expr, View] = {}
@@ -95,7 +95,7 @@ class ArrayBody(FusedLoops, Products, Sums):
         for node in self.order:
             for arg in dict.fromkeys(node.args):
                 consumers.setdefault(arg, []).append(node)
-        outputs = set(self.parts)
+        outputs = self.results = set(self.parts)
         self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
         self.destinations: dict[Expr, str] = {}  # output node -> its first result pointer
         for k, part in enumerate(self.parts):
@@ -353,18 +353,29 @@ class ArrayBody(FusedLoops, Products, Sums):
                 code.add_to(out.base, at, value, combine)
 
     # The function.
+    def prepare(self) -> None:
+        """Every open extent (computed once, at the top) and array constant's view."""
+        nodes = topological_order(flatten(self.parts))  # leaves included
+        for node in nodes:
+            for d in node.shape:
+                if is_open(d):
+                    self.code.dim(d)
+            if node.op == "array":
+                self.views[node] = whole(self.code, self.constant_array(node), node.shape)
+
+    def module(self, function: str) -> str:
+        """The module text around the finished ``function``: declarations, constants,
+        helpers."""
+        declarations, definitions = self.helpers()
+        parts = [*declarations, *self.globals, *definitions, function,
+                 "attributes #1 = { nounwind }"]
+        return "\n\n".join(parts) + "\n"
+
     def text(self) -> tuple[str, str]:
         """(the LLVM text of the body and what it uses, the body's function name)."""
         code = self.code
-        nodes = topological_order(flatten(self.parts))  # leaves included
-        for node in nodes:  # every open extent, computed once at the top
-            for d in node.shape:
-                if is_open(d):
-                    code.dim(d)
+        self.prepare()
         params = self.parameters()
-        for node in nodes:
-            if node.op == "array":
-                self.views[node] = whole(code, self.constant_array(node), node.shape)
         self.emit_all([n for n in self.order if n not in self.inlined])
         for k, part in enumerate(self.parts):
             result = f"%r{k}"
@@ -378,16 +389,14 @@ class ArrayBody(FusedLoops, Products, Sums):
         code.finish()
         results = [f"ptr noalias %r{k}" for k in range(len(self.parts))]
         signature = ", ".join(params + ["i64 %nb"] + results)
-        body = code.function(f"internal i32 @{self.name}({signature})", " #1")
-        declarations, definitions = self.helpers()
-        parts = [*declarations, *self.globals, *definitions, body,
-                 "attributes #1 = { nounwind }"]
-        return "\n\n".join(parts) + "\n", self.name
+        return self.module(code.function(f"internal i32 @{self.name}({signature})", " #1")), \
+            self.name
 
-    def parameters(self) -> list[str]:
-        """The body's input parameters, each input's view or scalar named."""
+    def parameters(self, count: int | None = None) -> list[str]:
+        """The body's input parameters (the first ``count`` inputs; all by default),
+        each input's view or scalar named."""
         params = []
-        for k, sym in enumerate(self.inputs):
+        for k, sym in enumerate(self.inputs[:count]):
             if sym.shape:
                 params.append(f"ptr noalias %p{k}")
                 self.views[sym] = whole(self.code, f"%p{k}", sym.shape)

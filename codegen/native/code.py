@@ -36,9 +36,14 @@ class Total:
 class Code(Instructions):
     """Instructions, stack slots and labels of one function."""
 
-    def __init__(self, metadata_base: int = 0):
+    def __init__(self, metadata_base: int = 0, hoisted: bool = False):
         super().__init__()
         self.metadata_base = metadata_base  # this function's metadata numbers start here
+        # With ``hoisted``, extents and temporaries are computed in a prologue (they
+        # depend on N alone): a buffer made inside a loop is made once, not per trip.
+        self.hoisted = hoisted
+        self.prologue: list[str] = []
+        self._in_prologue = False
         self.slots: list[str] = []  # alloca instructions, placed first in the entry block
         self.labels = 0
         self.dims: dict[int, str] = {}  # open offset k -> the i64 value of N + k
@@ -77,9 +82,25 @@ class Code(Instructions):
         self.lines.append(f"{name} = {op} i64 {a}, {b}")
         return name
 
+    @contextmanager
+    def at_start(self):
+        """Write into the prologue (for a hoisting function) while inside."""
+        if not self.hoisted or self._in_prologue:
+            yield
+            return
+        saved, self.lines, self._in_prologue = self.lines, self.prologue, True
+        try:
+            yield
+        finally:
+            self.prologue, self.lines, self._in_prologue = self.lines, saved, False
+
     def dim(self, d) -> str:
         """The i64 extent of a dimension: a number, N + k for an open one, a Total, or
         (a str) an i64 value read at run time."""
+        with self.at_start():
+            return self._dim(d)
+
+    def _dim(self, d) -> str:
         if isinstance(d, str):
             return d
         if isinstance(d, Total):
@@ -97,8 +118,9 @@ class Code(Instructions):
     def size(self, shape) -> str:
         """The element count of ``shape`` (i64)."""
         total = "1"
-        for d in shape:
-            total = self.integer("mul", total, self.dim(d))
+        with self.at_start():
+            for d in shape:
+                total = self.integer("mul", total, self.dim(d))
         return total
 
     def at(self, pointer: str, index: str) -> str:
@@ -188,15 +210,16 @@ class Code(Instructions):
     def allocate(self, count: str) -> str:
         """A temporary buffer of ``count`` doubles (malloc'd; freed by ``finish``); a
         failed allocation goes to the label ``nomem``."""
-        # 8 bytes more: never malloc(0), which may return NULL, so NULL means "no memory".
-        size = self.integer("add", self.integer("mul", count, "8"), "8")
         slot = self.slot("ptr")
         self.slots.append(f"store ptr null, ptr {slot}")
         pointer, made = self.fresh(), self.fresh()
-        self.lines += [f"{pointer} = call ptr @malloc(i64 {size})",
-                       f"store ptr {pointer}, ptr {slot}",
-                       f"{made} = icmp ne ptr {pointer}, null"]
-        self.unless(made, "nomem")
+        with self.at_start():
+            # 8 bytes more: never malloc(0), which may return NULL: NULL means no memory.
+            size = self.integer("add", self.integer("mul", count, "8"), "8")
+            self.lines += [f"{pointer} = call ptr @malloc(i64 {size})",
+                           f"store ptr {pointer}, ptr {slot}",
+                           f"{made} = icmp ne ptr {pointer}, null"]
+            self.unless(made, "nomem")
         self.temporaries.append(slot)
         return pointer
 
@@ -223,7 +246,7 @@ class Code(Instructions):
     def function(self, signature: str, attributes: str = "") -> str:
         """The finished function text: ``define <signature> {`` slots, lines ``}``, and
         the metadata its loops refer to."""
-        body = self.slots + self.lines
+        body = self.slots + self.prologue + self.lines
         base = self.metadata_base
         metadata = [f'!{base} = !{{!"llvm.loop.unroll.full"}}',
                     f'!{base + 1} = !{{!"llvm.loop.vectorize.enable", i1 false}}',

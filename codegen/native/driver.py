@@ -6,13 +6,11 @@ the text has one size for every array size."""
 
 from __future__ import annotations
 
-from symdiff.ir.dims import is_open
 from symdiff.ir.nodes import Expr
 
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
-
-DRIVER_METADATA = 1_000_000  # the driver's metadata numbers: past its kernel's
+from .views import View, c_strides, position, whole
 
 
 def _slot_shape(slot, loop) -> tuple:
@@ -36,29 +34,26 @@ def lowerable(loop) -> bool:
     return not loop.arrays and forward_ok and array_lowerable(loop.kernel)
 
 
-def driver(loop, kernel_name: str) -> tuple[str, tuple]:
-    """(the LLVM text of ``@driver``, the shape of what it fills).  The driver takes the
-    loop's inputs (doubles, data pointers), ``i64 %nb``, for a compressed loop the seeds
-    (data, rows, width) and gather positions (data, count), then the result's data; it
-    returns 0, 1 (no memory), 2 (seeds of another width) or 3 (a gather position out of
-    range)."""
-    code = Code(metadata_base=DRIVER_METADATA)
-    params, arguments = [], []
-    for k, sym in enumerate(loop.inputs):
-        kind = "ptr noalias" if sym.shape else "double"
-        params.append(f"{kind} %p{k}")
-        arguments.append(f"{'ptr' if sym.shape else 'double'} %p{k}")
+def driver(loop, body) -> tuple[str, tuple]:
+    """(the LLVM module text of ``@driver``, the shape of what it fills), the kernel's
+    graph (``body``, an ArrayBody of ``loop.kernel``) written into the driver itself:
+    the nodes that do not depend on the directions once, before the loop over them, the
+    others in it.  The driver takes the loop's inputs (doubles, data pointers), for a
+    compressed loop the seeds (data, rows, width) and gather positions (data, count),
+    ``i64 %nb``, then the result's data; it returns 0, 1 (no memory), 2 (seeds of
+    another width) or 3 (a gather position out of range)."""
+    code = body.code
+    body.destinations.clear()  # the products go into the matrix, direction by direction
+    body.prepare()
+    params = body.parameters(len(loop.inputs))
+    directions = list(body.inputs[len(loop.inputs):])
     d_shapes = [_slot_shape(s, loop) for s in loop.directions]
     r_shapes = [_slot_shape(s, loop) for s in loop.results]
-    for shape in d_shapes + r_shapes:
-        for d in shape:
-            if is_open(d):
-                code.dim(d)
     n, m = code.dim(Total(tuple(d_shapes))), code.dim(Total(tuple(r_shapes)))
     d_sizes = [code.size(s) for s in d_shapes]
     r_sizes = [code.size(s) for s in r_shapes]
     d_offsets, r_offsets = _offsets(code, d_sizes), _offsets(code, r_sizes)
-    count, products = n, None
+    count, target = n, "%out"
     if loop.compressed:
         params += ["ptr noalias %seeds", "i64 %count", "i64 %width", "ptr noalias %gather",
                    "i64 %gathered"]
@@ -66,87 +61,91 @@ def driver(loop, kernel_name: str) -> tuple[str, tuple]:
         code.lines.append(f"{right} = icmp eq i64 %width, {n}")
         code.unless(right, "wrong")
         count = "%count"
-        products = code.allocate(code.integer("mul", count, m))
+        with code.at_start():  # where the buffers are made
+            products = code.integer("mul", count, m)
+        target = code.allocate(products)  # products by rows, gathered below
     single = loop.compressed and len(d_shapes) == 1 and loop.directions[0].kind != "scalar"
-    directions = []
-    for slot, size in zip(loop.directions, d_sizes, strict=True):
+    buffers = []
+    for sym, slot, size in zip(directions, loop.directions, d_sizes, strict=True):
         if slot.kind == "scalar" or single:  # a value, or the seed row itself
-            directions.append(None)
+            buffers.append(None)
             continue
         buffer = code.allocate(size)
         with code.loop(size) as i:
             code.write(code.constant(0.0), buffer, i)
-        directions.append(buffer)
-    results = [code.slot() if slot.kind == "scalar" else code.allocate(size)
-               for slot, size in zip(loop.results, r_sizes, strict=True)]
+        body.views[sym] = whole(code, buffer, sym.shape)
+        buffers.append(buffer)
+    variant = _direction_dependent(body, directions)
+    body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
     with code.loop(count) as j:
-        operands = arguments + _directions(code, loop, j, directions, d_offsets, d_sizes)
-        status, done = code.fresh(), code.fresh()
-        code.lines += [f"{status} = call i32 @{kernel_name}("
-                       + ", ".join(operands + ["i64 %nb"] + [f"ptr {r}" for r in results])
-                       + ")", f"{done} = icmp eq i32 {status}, 0"]
-        code.unless(done, "nomem")
-        if not loop.compressed:
-            for k, buffer in enumerate(directions):
-                if buffer is not None:
-                    _set(code, buffer, code.integer("sub", j, d_offsets[k]), d_sizes[k], "0.0")
-        # Products by rows (of the products to gather, or of a transposed matrix), or
-        # by columns.
-        target = products if loop.compressed else "%out"
-        by_rows = loop.compressed or loop.transpose
-        for k, result in enumerate(results):
-            with code.loop(r_sizes[k]) as i:
-                row = code.integer("add", r_offsets[k], i)
+        _set_directions(code, body, loop, j, directions, buffers, d_offsets, d_sizes)
+        body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
+        by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
+        for part, offset in zip(body.parts, r_offsets, strict=True):
+            with code.nest(part.shape) as indices:
+                flat = position(code, View("", "0", c_strides(code, part.shape), True),
+                                part.shape, part.shape, indices)
+                row = code.integer("add", offset, flat)
                 at = (code.integer("add", code.integer("mul", j, m), row) if by_rows
                       else code.integer("add", code.integer("mul", row, n), j))
-                code.write(code.read(result, i), target, at)
+                code.write(body.element(part, part.shape, indices, {}), target, at)
+        if not loop.compressed:
+            for k, buffer in enumerate(buffers):
+                if buffer is not None:
+                    _set(code, buffer, code.integer("sub", j, d_offsets[k]), d_sizes[k], "0.0")
     if loop.compressed:
         stored = code.integer("mul", count, m)
         with code.loop("%gathered") as q:
-            address, position, inside = code.fresh(), code.fresh(), code.fresh()
+            address, place, inside = code.fresh(), code.fresh(), code.fresh()
             code.lines += [f"{address} = getelementptr inbounds i64, ptr %gather, i64 {q}",
-                           f"{position} = load i64, ptr {address}, align 8",
-                           f"{inside} = icmp ult i64 {position}, {stored}"]
+                           f"{place} = load i64, ptr {address}, align 8",
+                           f"{inside} = icmp ult i64 {place}, {stored}"]
             code.unless(inside, "outside")
-            code.write(code.read(products, position), "%out", q)
+            code.write(code.read(target, place), "%out", q)
     code.finish()
     if loop.compressed:  # (temporaries made before: freed at nomem, which returns 1)
         code.lines += ["wrong:", "ret i32 2", "outside:"]
         code.finish_with(3)
     signature = ", ".join(params + ["i64 %nb", "ptr noalias %out"])
-    text = code.function(f"internal i32 @driver({signature})")
+    text = body.module(code.function(f"internal i32 @driver({signature})", " #1"))
     if loop.compressed:
-        return text + "\n", ("%gather.d0",)
+        return text, ("%gather.d0",)
     d_total, r_total = Total(tuple(d_shapes)), Total(tuple(r_shapes))
-    return text + "\n", (d_total, r_total) if loop.transpose else (r_total, d_total)
+    return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
 
 
-def _directions(code: Code, loop, j: str, buffers, offsets, sizes) -> list[str]:
-    """The kernel's direction operands for direction (or seed row) ``j``: e_j dense, the
+def _direction_dependent(body, directions) -> set:
+    """The kernel's nodes that depend on a direction (computed once per direction)."""
+    found = set(directions)
+    for node in body.order:
+        if any(a in found for a in node.args):
+            found.add(node)
+    return found
+
+
+def _set_directions(code: Code, body, loop, j: str, directions, buffers, offsets,
+                    sizes) -> None:
+    """Direction (or seed row) ``j`` into the kernel's direction symbols: e_j dense, the
     seed row compressed (the row in place where it is the only direction)."""
-    operands = []
-    for k, buffer in enumerate(buffers):
+    for k, (sym, buffer) in enumerate(zip(directions, buffers, strict=True)):
         scalar = loop.directions[k].kind == "scalar"
         if not loop.compressed:
             if scalar:
                 hit, value = code.fresh(), code.fresh()
                 code.lines += [f"{hit} = icmp eq i64 {j}, {offsets[k]}",
                                f"{value} = select i1 {hit}, double 1.0, double 0.0"]
-                operands.append(f"double {value}")
+                body.scalars[sym] = value
             else:
                 _set(code, buffer, code.integer("sub", j, offsets[k]), sizes[k], "1.0")
-                operands.append(f"ptr {buffer}")
             continue
         row = code.integer("add", code.integer("mul", j, "%width"), offsets[k])
         if scalar:
-            operands.append(f"double {code.read('%seeds', row)}")
+            body.scalars[sym] = code.read("%seeds", row)
         elif buffer is None:  # the seed row itself
-            operands.append(f"ptr {code.at('%seeds', row)}")
+            body.views[sym] = View("%seeds", row, c_strides(code, sym.shape), True)
         else:
             with code.loop(sizes[k]) as i:
                 code.write(code.read("%seeds", code.integer("add", row, i)), buffer, i)
-            operands.append(f"ptr {buffer}")
-    return operands
 
 
 def _offsets(code: Code, sizes: list[str]) -> list[str]:

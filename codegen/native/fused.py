@@ -83,7 +83,7 @@ class FusedLoops:
         """One loop computing every root of ``group``, storing the ones read elsewhere."""
         shape, code = group[0].shape, self.code
         stored = {root: self.buffer(root) for root in group
-                  if root in self.destinations
+                  if root in self.results
                   or any(u not in inside for u in self.consumers.get(root, []))}
         with code.nest(shape) as indices:
             local: dict[Expr, str] = {}
