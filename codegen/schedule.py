@@ -25,6 +25,15 @@ def expanded_lengths(order: list[Expr], cap: int) -> dict[Expr, int]:
     return length
 
 
+# Ops computed in a loop that accumulates their operand's elements into another shape.
+REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
+
+
+def iteration_shape(node: Expr) -> tuple:
+    """The shape a node's loop runs over (its operand's, for reductions)."""
+    return node.args[0].shape if node.op in REDUCTIONS else node.shape
+
+
 def fused_members(root: Expr, fused, position: dict) -> list[Expr]:
     """The producers computed inside the loop of ``root``: its operands in ``fused``
     (inlined into their consumer's loop), theirs, and so on, in schedule order

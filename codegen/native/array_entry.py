@@ -17,7 +17,7 @@ import hashlib
 from symdiff.ir.index_keys import least_open_length
 
 from ..naming import input_names, parameter_names
-from .arrays import ArrayBody, result_parts
+from .arrays import ArrayBody
 from .code import Code
 from .driver import GATHER_MESSAGE, SEEDS_MESSAGE, driver
 from .entry import Layout, NativeFunction, message_constant
@@ -252,9 +252,8 @@ def array_function(spec, layout: Layout) -> NativeFunction:
     its LLVM text and entry; the entry is the function (no Python wrapper)."""
     body = ArrayBody(spec, "body")
     text = body.text()
-    parts = result_parts(spec.result)
-    shapes = [p.shape or None for p in parts]
-    numbering = iter(range(len(parts)))
+    shapes = [p.shape or None for p in body.parts]
+    numbering = iter(range(len(shapes)))
 
     def indices(result):
         if isinstance(result, tuple):

@@ -20,7 +20,7 @@ from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
-from ..schedule import fused_members, schedule
+from ..schedule import REDUCTIONS, fused_members, iteration_shape, schedule
 from .code import Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
@@ -28,8 +28,6 @@ from .products import Products
 from .sums import Sums
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
 
-# Ops computed in a loop that accumulates the operand's elements into another shape.
-REDUCTIONS = ("sum", "amax", "sum_to", "scatter_add", "embed")
 # Ops whose result is their operand's array (identities once derived).
 ALIASES = ("stop_gradient", "root")
 
@@ -38,10 +36,6 @@ _NEG_INF = "0xFFF0000000000000"
 
 def _elementwise(node: Expr) -> bool:
     return OPS[node.op].elementwise and node.op not in ALIASES
-
-
-def _iteration_shape(node: Expr) -> tuple:
-    return node.args[0].shape if node.op in REDUCTIONS else node.shape
 
 
 def result_parts(result) -> list[Expr] | None:
@@ -112,7 +106,7 @@ class ArrayBody(FusedLoops, Products, Sums):
             return False
         user = users[0]
         reads = _elementwise(user) or user.op in REDUCTIONS
-        return reads and _iteration_shape(user) == node.shape
+        return reads and iteration_shape(user) == node.shape
 
     # Values.
     def scalar(self, node: Expr) -> str:
@@ -168,13 +162,14 @@ class ArrayBody(FusedLoops, Products, Sums):
 
     def gathered(self, node: Expr, loop_shape, indices, local) -> str:
         """The element of a take: the operand's element at the gathered row."""
-        code, rows = self.code, self.rows(node.value)
-        code.scalar_loops |= code.depth > 0
-        address, row = code.fresh(), code.fresh()
-        code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, i64 {indices[0]}",
-                       f"{row} = load i64, ptr {address}, align 8"]
-        source = node.args[0]
+        source, row = node.args[0], self.row_at(node.value, indices[0])
         return self.element(source, source.shape, [row, *indices[1:]], local)
+
+    def row_at(self, rows, index: str) -> str:
+        """The row position ``index`` of a take's or scatter_add's rows; the loop nest
+        reading it stays scalar (see Code.scalar_loops)."""
+        self.code.scalar_loops |= self.code.depth > 0
+        return self.code.read_i64(self.rows(rows), index)
 
     def rows(self, rows) -> str:
         """The global constant of a take's or scatter_add's row positions (one per
@@ -339,11 +334,7 @@ class ArrayBody(FusedLoops, Products, Sums):
             elif op == "sum_to":
                 at = position(code, out, node.shape, shape, indices)
             elif op == "scatter_add":
-                rows, row = self.rows(node.value[0]), code.fresh()
-                code.scalar_loops |= code.depth > 0
-                address = code.fresh()
-                code.lines += [f"{address} = getelementptr inbounds i64, ptr {rows}, "
-                               f"i64 {indices[0]}", f"{row} = load i64, ptr {address}, align 8"]
+                row = self.row_at(node.value[0], indices[0])
                 at = position(code, out, node.shape, node.shape, [row, *indices[1:]])
             else:  # embed: each element to its one place
                 place = indexed(code, out, node.value[0], node.shape)

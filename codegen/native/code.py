@@ -36,9 +36,8 @@ class Total:
 class Code(Instructions):
     """Instructions, stack slots and labels of one function."""
 
-    def __init__(self, metadata_base: int = 0, hoisted: bool = False):
+    def __init__(self, hoisted: bool = False):
         super().__init__()
-        self.metadata_base = metadata_base  # this function's metadata numbers start here
         # With ``hoisted``, extents and temporaries are computed in a prologue (they
         # depend on N alone): a buffer made inside a loop is made once, not per trip.
         self.hoisted = hoisted
@@ -132,6 +131,13 @@ class Code(Instructions):
                           f"i64 {index}")
         return address
 
+    def read_i64(self, pointer: str, index: str) -> str:
+        """Element ``index`` of an i64 array (row or gather positions)."""
+        address, value = self.fresh(), self.fresh()
+        self.lines += [f"{address} = getelementptr inbounds i64, ptr {pointer}, i64 {index}",
+                       f"{value} = load i64, ptr {address}, align 8"]
+        return value
+
     def read(self, pointer: str, index: str = "0") -> str:
         value = self.fresh()
         self.lines.append(f"{value} = load double, ptr {self.at(pointer, index)}, align 8")
@@ -196,8 +202,8 @@ class Code(Instructions):
     def loop_metadata(self, request: int) -> str:
         """A loop's metadata node: 0 asks LLVM to unroll it fully (its general unrolling
         is off), 1 not to vectorize it."""
-        name = f"!{self.metadata_base + len(self.metadata) + 2}"
-        self.metadata.append(f"{name} = distinct !{{{name}, !{self.metadata_base + request}}}")
+        name = f"!{len(self.metadata) + 2}"
+        self.metadata.append(f"{name} = distinct !{{{name}, !{request}}}")
         return name
 
     @contextmanager
@@ -247,9 +253,8 @@ class Code(Instructions):
         """The finished function text: ``define <signature> {`` slots, lines ``}``, and
         the metadata its loops refer to."""
         body = self.slots + self.prologue + self.lines
-        base = self.metadata_base
-        metadata = [f'!{base} = !{{!"llvm.loop.unroll.full"}}',
-                    f'!{base + 1} = !{{!"llvm.loop.vectorize.enable", i1 false}}',
+        metadata = ['!0 = !{!"llvm.loop.unroll.full"}',
+                    '!1 = !{!"llvm.loop.vectorize.enable", i1 false}',
                     *self.metadata] if self.metadata else []
         return "\n".join([f"define {signature}{attributes} {{\n"
                           + "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"

@@ -1,7 +1,8 @@
-"""The native lowering of a dense direction loop (codegen.directions.DirectionLoop): a
-driver function that calls the kernel's body (codegen.native.arrays) once per unit
-direction e_j and writes each product into column j of the matrix (row j where the
-loop is transposed: products of a vjp).  The number of directions is a loop bound, so
+"""The native lowering of a direction loop (codegen.directions.DirectionLoop): one
+driver function holding the kernel's graph (codegen.native.arrays), what does not depend
+on the direction computed once and the rest per unit direction e_j (dense: product j
+into column j of the matrix, row j for a vjp's rows) or per seed row (compressed: the
+products, then the nonzeros gathered).  The number of directions is a loop bound, so
 the text has one size for every array size."""
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ def driver(loop, body) -> tuple[str, tuple]:
     directions = list(body.inputs[len(loop.inputs):])
     d_shapes = [_slot_shape(s, loop) for s in loop.directions]
     r_shapes = [_slot_shape(s, loop) for s in loop.results]
-    n, m = code.dim(Total(tuple(d_shapes))), code.dim(Total(tuple(r_shapes)))
     d_sizes = [code.size(s) for s in d_shapes]
     r_sizes = [code.size(s) for s in r_shapes]
-    d_offsets, r_offsets = _offsets(code, d_sizes), _offsets(code, r_sizes)
+    (d_offsets, n), (r_offsets, m) = _offsets(code, d_sizes), _offsets(code, r_sizes)
     count, target = n, "%out"
     if loop.compressed:
         params += ["ptr noalias %seeds", "i64 %count", "i64 %width", "ptr noalias %gather",
@@ -77,10 +77,10 @@ def driver(loop, body) -> tuple[str, tuple]:
         buffers.append(buffer)
     variant = _direction_dependent(body, directions)
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
+    by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
     with code.loop(count) as j:
         _set_directions(code, body, loop, j, directions, buffers, d_offsets, d_sizes)
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
-        by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
         for part, offset in zip(body.parts, r_offsets, strict=True):
             with code.nest(part.shape) as indices:
                 flat = position(code, View("", "0", c_strides(code, part.shape), True),
@@ -94,12 +94,9 @@ def driver(loop, body) -> tuple[str, tuple]:
                 if buffer is not None:
                     _set(code, buffer, code.integer("sub", j, d_offsets[k]), d_sizes[k], "0.0")
     if loop.compressed:
-        stored = code.integer("mul", count, m)
         with code.loop("%gathered") as q:
-            address, place, inside = code.fresh(), code.fresh(), code.fresh()
-            code.lines += [f"{address} = getelementptr inbounds i64, ptr %gather, i64 {q}",
-                           f"{place} = load i64, ptr {address}, align 8",
-                           f"{inside} = icmp ult i64 {place}, {stored}"]
+            place, inside = code.read_i64("%gather", q), code.fresh()
+            code.lines.append(f"{inside} = icmp ult i64 {place}, {products}")
             code.unless(inside, "outside")
             code.write(code.read(target, place), "%out", q)
     code.finish()
@@ -148,12 +145,14 @@ def _set_directions(code: Code, body, loop, j: str, directions, buffers, offsets
                 code.write(code.read("%seeds", code.integer("add", row, i)), buffer, i)
 
 
-def _offsets(code: Code, sizes: list[str]) -> list[str]:
+def _offsets(code: Code, sizes: list[str]) -> tuple[list[str], str]:
+    """(where each slot starts, the total size) of consecutive slots of ``sizes``."""
     offsets, total = [], "0"
-    for size in sizes:
-        offsets.append(total)
-        total = code.integer("add", total, size)
-    return offsets
+    with code.at_start():
+        for size in sizes:
+            offsets.append(total)
+            total = code.integer("add", total, size)
+    return offsets, total
 
 
 def _set(code: Code, buffer: str, position: str, size: str, value: str) -> None:

@@ -22,8 +22,6 @@ from .views import position, whole
 # LLVM intrinsics that stay vector instructions (the rest of the calls are opaque).
 VECTORIZED = ("llvm.fabs.f64", "llvm.sqrt.f64", "llvm.copysign.f64", "llvm.fmuladd.f64",
               "llvm.maxnum.f64", "llvm.minnum.f64")
-# Ops that read their operand at another position than the loop's own.
-SHIFTED = ("index", "broadcast_to", "transpose", "reshape", "take")
 
 
 def opaque(node: Expr) -> bool:
@@ -48,19 +46,14 @@ class FusedLoops:
 
     def joins(self, node: Expr, group: list[Expr], inside: set[Expr]) -> bool:
         """Whether ``node`` can be computed in the loop of ``group`` (whose roots and fused
-        producers are ``inside``): same shape, and no member read at another position."""
+        producers are ``inside``): same shape, and no member read at another position.
+        Views and aliases are roots of their own, never groupable, so one between a
+        member and its reader has ended the group already; only a fused gather (a take)
+        can read a member elsewhere."""
         if node.shape != group[0].shape or not self.groupable(node):
             return False
-        for m in [node, *self.members(node)]:
-            for arg in m.args:
-                shifted = m.op in SHIFTED
-                while arg.args and arg not in inside and arg.op in SHIFTED + ("stop_gradient",
-                                                                               "root"):
-                    shifted = shifted or arg.op in SHIFTED
-                    arg = arg.args[0]
-                if shifted and arg in inside:
-                    return False
-        return True
+        return not any(m.op == "take" and m.args[0] in inside
+                       for m in [node, *self.members(node)])
 
     def emit_all(self, order: list[Expr]) -> None:
         """Emit ``order`` (the nodes to compute), consecutive groupable roots together."""

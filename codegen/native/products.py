@@ -24,14 +24,6 @@ class Products:
         """The element of an operand (a matrix or vector) at ``indices``."""
         return self.element(node, node.shape, list(indices), {})
 
-    def _product_term(self, matrix, vector, row: bool):
-        def term_at(i):
-            def term(k):
-                element = self._at(matrix, i, k) if row else self._at(matrix, k, i)
-                return self.arithmetic("fmul", element, self._at(vector, k))
-            return term
-        return term_at
-
     def matvec(self, node: Expr) -> None:
         """A product with a vector operand: dot products along contiguous rows, or
         scaled columns added (a transposed matrix read in place)."""
@@ -43,25 +35,28 @@ class Products:
                                           a.shape[0])
             return
         if a.ndim == 2:  # out[i] = sum_k a[i, k] v[k]
-            (m, n), matrix, vector, row = a.shape, a, b, True
-            row_major = a.op != "transpose"
+            (m, n), vector, row_major = a.shape, b, a.op != "transpose"
+
+            def element(i, k):
+                return self._at(a, i, k)
         else:  # out[i] = sum_k v[k] b[k, i]
-            (n, m), matrix, vector, row = b.shape, b, a, False
-            row_major = b.op == "transpose"
+            (n, m), vector, row_major = b.shape, a, b.op == "transpose"
+
+            def element(i, k):
+                return self._at(b, k, i)
         out = self.buffer(node)
         self.views[node] = whole(code, out, node.shape)
-        term_at = self._product_term(matrix, vector, row)
-        if row_major:
+        if row_major:  # each output a dot product along contiguous memory
             with code.nest((m,)) as (i,):
-                code.write(self.dot(term_at(i), n), out, i)
+                code.write(self.dot(lambda k: self.arithmetic(
+                    "fmul", element(i, k), self._at(vector, k)), n), out, i)
             return
-        with code.nest((m,)) as (i,):
+        with code.nest((m,)) as (i,):  # a scaled column added per k
             code.write(code.constant(0.0), out, i)
         with code.nest((n,)) as (k,):
             scale = self._at(vector, k)
             with code.nest((m,)) as (i,):
-                element = self._at(matrix, i, k) if row else self._at(matrix, k, i)
-                code.add_to(out, i, self.arithmetic("fmul", scale, element))
+                code.add_to(out, i, self.arithmetic("fmul", scale, element(i, k)))
 
     def _blas_operand(self, node: Expr) -> tuple[str, str, str]:
         """(data pointer, ld, 'N' or 'T') of a matrix operand for dgemm seen from C order:

@@ -15,7 +15,7 @@ from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 
 from ..bodies import loop_bodies, step_specs
 from ..naming import BATCH, extent, literal, temporary
-from ..schedule import expanded_lengths, schedule
+from ..schedule import REDUCTIONS, expanded_lengths, iteration_shape, schedule
 from .fused import FusedLoops
 from .indexing import (
     broadcast_index,
@@ -32,8 +32,6 @@ from .products import Products, is_matvec
 from .scalar import formula, placeholders, statement
 from .sums import FullSums
 
-# Ops that accumulate their operand's loop into a result of another shape.
-REDUCTIONS = ("sum", "sum_to", "amax", "scatter_add", "embed")
 # Ops whose element is an operand's element at another position: fused like elementwise.
 ELEMENT_ACCESS = ("broadcast_to", "take", "index")
 # Arithmetic cheap enough to compute again in every loop that reads it.
@@ -68,11 +66,6 @@ def reads_elements(user: Expr) -> bool:
 def reads_in_place(user: Expr) -> bool:
     """reads_elements, except stop_gradient: it passes on its operand's array by name."""
     return reads_elements(user) and user.op != "stop_gradient"
-
-
-def iteration_shape(node: Expr) -> tuple:
-    """The shape a node's loop runs over (its input's, for reductions)."""
-    return node.args[0].shape if node.op in REDUCTIONS else node.shape
 
 
 class ArrayEmitter(FusedLoops, FullSums, Products):

@@ -134,7 +134,7 @@ _PY_ARRAY_NEW = 93  # PyArray_New's index in NumPy's C API table
 
 
 def _symbol_address(name: str) -> int:
-    api, libc = ctypes.pythonapi, ctypes.CDLL(None)
+    api = ctypes.pythonapi
     if name == "PyFloat_Type":
         return id(float)
     if name == "_sd_ndarray_type":
@@ -145,7 +145,7 @@ def _symbol_address(name: str) -> int:
         return _array_api(_PY_ARRAY_NEW)
     if name.startswith("PyExc_"):
         return ctypes.addressof(ctypes.c_void_p.in_dll(api, name))
-    library = libc if name in ("malloc", "free") else api
+    library = ctypes.CDLL(None) if name in ("malloc", "free") else api  # the C library
     return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
 
 
@@ -181,18 +181,25 @@ def _optimized(module):
     return module
 
 
-def lowerable(spec) -> bool:
-    """Whether the native backend compiles ``spec``: a straight-line scalar FunctionSpec
-    with scalar inputs only, a function over arrays of the ops the array lowering knows
-    (codegen.native.arrays), or a dense direction loop of such a kernel
-    (codegen.native.driver), on an interpreter whose layout it knows."""
+def _writer(spec):
+    """Which native function writes ``spec``: native_function (straight-line scalar
+    code with scalar inputs only), array_function (a function over arrays of the ops the
+    array lowering knows: codegen.native.arrays), direction_function (a direction loop of
+    such a kernel: codegen.native.driver), or None, also on an interpreter whose layout
+    it does not know."""
     if layout() is None:
-        return False
+        return None
+    arrays = layout().array_nd > 0
     if isinstance(spec, DirectionLoop):
-        return layout().array_nd > 0 and direction_lowerable(spec)
+        return direction_function if arrays and direction_lowerable(spec) else None
     if not spec.arrays and llvm_lowerable(spec):
-        return True
-    return layout().array_nd > 0 and array_lowerable(spec)
+        return native_function
+    return array_function if arrays and array_lowerable(spec) else None
+
+
+def lowerable(spec) -> bool:
+    """Whether the native backend compiles ``spec`` (see _writer)."""
+    return _writer(spec) is not None
 
 
 def _machine_code(function, optimize: bool) -> tuple[int, bool]:
@@ -230,13 +237,9 @@ def _machine_code(function, optimize: bool) -> tuple[int, bool]:
 def compile_native(spec):
     """``spec`` as a Python callable running native code (see the module), and whether
     its machine code came from the disk cache (or from this process)."""
-    scalar = not isinstance(spec, DirectionLoop) and not spec.arrays and llvm_lowerable(spec)
-    if scalar:
-        function = native_function(spec, layout())
-    elif isinstance(spec, DirectionLoop):
-        function = direction_function(spec, layout())
-    else:
-        function = array_function(spec, layout())
+    writer = _writer(spec)
+    function = writer(spec, layout())
+    scalar = writer is native_function  # straight-line SSA: no passes needed
     with LOCK:
         # Entry names are digests of the text: the same function compiled again (in
         # another CompiledFunction) is the machine code, and the builtin, already made.
