@@ -10,10 +10,17 @@ a reverse sweep over checkpointed carries runs segment by segment.
 
 from __future__ import annotations
 
-import math
-
 from symdiff.ir.nodes import Expr
 
+from ..checkpoints import (
+    AUTO_STORE_BYTES,
+    STACKED_CARRIES,
+    checkpointed,
+    loop_key,
+    loop_parts,
+    sources,
+    static_interval,
+)
 from ..naming import extent, literal
 
 
@@ -37,101 +44,23 @@ def emit_while(emitter, node: Expr) -> None:
             emitter.names[n] = carry[n.value[1]]
 
 
-# "auto" stores every carry while they take at most this many bytes, else checkpoints
-# every ceil(sqrt(T)) steps.  Measured (python -m benchmarks.loops --memory): the
-# recomputation makes a gradient 23-52% slower (RNN of 64 states, T = 10^3..10^5; RK4),
-# and saves what the carries take: 48.5 of 49 MB at T = 10^5.  Below 16 MB the time
-# matters more; above, the memory.
-AUTO_STORE_BYTES = 1 << 24
-
-
-def _key(node: Expr) -> tuple:
-    return node.value[0], node.args
-
-
-def _parts_of(body) -> tuple[int, int]:
-    return len(body.carries), len(body.xs)
-
-
-# Outputs of a loop holding its carries at every step: before it, after it.
-STACKED_CARRIES = ("carries", "nexts")
-
-
 def _plan(emitter) -> dict:
     """The loops of this function whose stacked carries are checkpointed, by (body,
-    operands): those read only as scanned arrays of loops running the other way (reverse
-    sweeps, which then recompute them segment by segment), not outputs, not "all"."""
+    operands) (codegen.checkpoints.checkpointed); each gets its record once emitted."""
     plan = getattr(emitter, "loop_plan", None)
-    if plan is not None:
-        return plan
-    outputs = set(emitter.outputs)
-
-    def recomputable(n: Expr) -> bool:
-        forward = n.value[0]
-        if n in outputs or forward.checkpoint == "all":
-            return False
-        for user in emitter.consumers.get(n, []):
-            if user.op != "scan" or user.value[0].reverse == forward.reverse:
-                return False
-            c, x = _parts_of(user.value[0])
-            if any(a is n for a in user.args[:c] + user.args[c + x:]):
-                return False
-        return True
-
-    stacked: dict[tuple, list] = {}
-    for n in emitter.order:
-        if n.op == "scan" and n.value[1][0] in STACKED_CARRIES:
-            stacked.setdefault(_key(n), []).append(n)
-    chosen = {key for key, nodes in stacked.items()
-              if all(map(recomputable, nodes)) and not _degenerate(nodes[0])}
-    # A sweep's segments are those of every loop it recomputes: one policy among them.
-    changed = True
-    while changed:
-        changed = False
-        for n in emitter.order:
-            if n.op != "scan":
-                continue
-            sources = _sources(n, chosen)
-            if len({key[0].checkpoint for key in sources}) > 1:
-                chosen -= set(sources)
-                changed = True
-    # In the loops' order: sets of keys (loop bodies, hashed by node identity) iterate in
-    # another order in every process.
-    emitter.loop_plan = {key: None for key in stacked if key in chosen}
-    return emitter.loop_plan
-
-
-def _degenerate(node: Expr) -> bool:
-    """Whether the checkpoints of a static loop would be degenerate: an interval of one
-    step (every carry a checkpoint) or one segment (the sweep recomputes every carry
-    before its first step).  Storing every carry then takes no more memory, and the
-    sweep reads them without segments."""
-    body = node.value[0]
-    steps = node.args[len(body.carries)].shape[0]
-    if not isinstance(steps, int):
-        return False
-    length = _segment_length(body.checkpoint, str(steps), body.carries)
-    return length.isdigit() and (int(length) == 1 or int(length) >= steps)
-
-
-def _sources(node: Expr, chosen) -> list[tuple]:
-    """The checkpointed loops whose stacked carries ``node``'s loop scans."""
-    c, x = _parts_of(node.value[0])
-    keys = [_key(a) for a in node.args[c:c + x] if a.op == "scan"
-            and a.value[1][0] in STACKED_CARRIES]
-    return list(dict.fromkeys(k for k in keys if k in chosen))
+    if plan is None:
+        chosen = checkpointed(emitter.order, emitter.consumers, emitter.outputs)
+        plan = emitter.loop_plan = dict.fromkeys(chosen)
+    return plan
 
 
 def _segment_length(policy, steps: str, carry) -> str:
     """The checkpoint interval for a loop of ``steps``: a number when the trip count and
     the carry's shapes are static (resolved here), else the generated expression."""
-    if steps.isdigit() and all(isinstance(d, int) for p in carry for d in p.shape):
-        n = int(steps)
-        root = max(1, math.ceil(math.sqrt(n)))
-        if isinstance(policy, int):
-            return str(max(1, min(policy, n)))
-        stored = n * sum(8 * math.prod(p.shape) for p in carry)
-        return str(root if policy == "sqrt" or stored > AUTO_STORE_BYTES else 1)
+    if steps.isdigit():
+        interval = static_interval(policy, int(steps), carry)
+        if interval is not None:
+            return str(interval)
     if isinstance(policy, int):
         return f"max(1, min({policy}, {steps}))"
     root = f"max(1, int(math.ceil(math.sqrt({steps}))))"
@@ -191,7 +120,7 @@ class _Step:
         self.shift: dict[Expr, str] = {}  # index offsets of stacked outputs
 
     def call(self, index: str) -> list[str]:
-        c, x = _parts_of(self.body)
+        c, x = loop_parts(self.body)
         result = self.emitter.new_name()
         scanned = [self.slots[c + k].format(i=index) if c + k in self.slots
                    else self.fills[c + k] if c + k in self.fills
@@ -223,15 +152,15 @@ def emit_scan(emitter, node: Expr) -> None:
     sweep over checkpointed carries runs segment by segment, recomputing each segment's
     carries from its checkpoint first."""
     plan = _plan(emitter)
-    key = _key(node)
+    key = loop_key(node)
     body = node.value[0]
-    group = [n for n in emitter.order if n.op == "scan" and _key(n) == key]
-    c, _ = _parts_of(body)
-    sources = [s for s in _sources(node, plan) if plan[s] is not None]
-    lines, slots, buffers = _segment_buffers(emitter, node, plan, sources)
+    group = [n for n in emitter.order if n.op == "scan" and loop_key(n) == key]
+    c, _ = loop_parts(body)
+    read = [s for s in sources(node, plan) if plan[s] is not None]
+    lines, slots, buffers = _segment_buffers(emitter, node, plan, read)
     step = _Step(emitter, body, node.args, slots)
-    if sources:
-        steps, k, count = (plan[sources[0]][name] for name in ("steps", "k", "count"))
+    if read:
+        steps, k, count = (plan[read[0]][name] for name in ("steps", "k", "count"))
     elif emitter.length(node.args[c]) is not None:  # a number, or from _nb
         steps = emitter.length(node.args[c])
     else:
@@ -247,7 +176,7 @@ def emit_scan(emitter, node: Expr) -> None:
     if checkpointed:
         lines += _checkpoint_arrays(emitter, plan, key, steps, body)
         plan[key]["final"] = step.carry  # hold the final carry once the loop has run
-    if sources:
+    if read:
         lines += _segmented_loop(step, plan.get(key), steps, k, count, buffers)
     else:
         order = f"range({_plus(steps, -1)}, -1, -1)" if body.reverse else f"range({steps})"
@@ -268,29 +197,29 @@ def emit_scan(emitter, node: Expr) -> None:
             emitter.names[n] = plan[key]["checkpoints"][j]
 
 
-def _segment_buffers(emitter, node: Expr, plan: dict, sources: list):
-    """(lines, slots, buffers) of a reverse sweep reading checkpointed loops ``sources``:
+def _segment_buffers(emitter, node: Expr, plan: dict, keys: list):
+    """(lines, slots, buffers) of a reverse sweep reading checkpointed loops ``keys``:
     one buffer per source for a segment's carries, and the slots of the scanned operands
     that read them."""
-    c, x = _parts_of(node.value[0])
+    c, x = loop_parts(node.value[0])
     slots, buffers, lines = {}, [], []
-    if not sources:
+    if not keys:
         return lines, slots, buffers
-    k = plan[sources[0]]["k"]
-    read = [a for a in node.args[c:c + x] if a.op == "scan" and _key(a) in sources]
-    for source in sources:
+    k = plan[keys[0]]["k"]
+    read = [a for a in node.args[c:c + x] if a.op == "scan" and loop_key(a) in keys]
+    for source in keys:
         record = plan[source]
         # The carries of a segment before each step; if the sweep reads the carries
         # after each step too, one more: they are the same carries shifted by one.
-        nexts = any(_key(a) == source and a.value[1][0] == "nexts" for a in read)
+        nexts = any(loop_key(a) == source and a.value[1][0] == "nexts" for a in read)
         names = [emitter.new_name() for _ in record["shapes"]]
         buffers.append((record, names, nexts))
         size = _plus(k, 1) if nexts else k
         lines += [f"{b} = np.empty({_shape([size] + [extent(d) for d in shape])})"
                   for b, shape in zip(names, record["shapes"], strict=True)]
     for pos, a in enumerate(node.args[c:c + x], start=c):
-        if a.op == "scan" and _key(a) in sources:
-            record, names, nexts = buffers[sources.index(_key(a))]
+        if a.op == "scan" and loop_key(a) in keys:
+            record, names, nexts = buffers[keys.index(loop_key(a))]
             # A reverse loop's buffer starts with the carry after its segment's last
             # step; a forward loop's ends with it.
             after = a.value[1][0] == "nexts"

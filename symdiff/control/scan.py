@@ -80,11 +80,12 @@ class ScanBody:
                 + ")")
 
 
-# How the carries a reverse sweep reads are kept (codegen.numba.loops applies it):
+# How the carries a reverse sweep reads are kept (codegen.checkpoints decides, the
+# lowerings apply it):
 # "all" stores every step's carry; an int k stores every k-th and recomputes the steps
 # between from it, one segment at a time; "sqrt" takes k = ceil(sqrt(T)) (memory
 # O(sqrt(T)) carries for one more forward pass); "auto" stores all while they take at
-# most codegen.numba.loops.AUTO_STORE_BYTES (16 MB), else "sqrt".
+# most codegen.checkpoints.AUTO_STORE_BYTES (16 MB), else "sqrt".
 CHECKPOINTS = ("auto", "all", "sqrt")
 
 
