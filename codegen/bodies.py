@@ -44,6 +44,14 @@ def body_prefix(body) -> str:
     return "_sd_while_" if hasattr(body, "cond") else "_sd_scan_"
 
 
+def body_roots(body) -> list:
+    """The expressions a loop body computes per step: a while loop's next carry and
+    condition, a scan's next carry and per-step outputs."""
+    if hasattr(body, "cond"):
+        return [*body.new_carries, body.cond]
+    return [*body.new_carries, *body.ys]
+
+
 def loop_bodies(roots) -> list:
     """The loop bodies the graph under ``roots`` runs, nested ones included, in the order
     they are first met (a walk of the graph, then of each body's graph)."""
@@ -54,7 +62,7 @@ def loop_bodies(roots) -> list:
             if node.op in LOOP_OPS and id(node.value[0]) not in found:
                 body = node.value[0]
                 found[id(body)] = body
-                pending.append(flatten([spec.result for spec in step_specs(body, "_")]))
+                pending.append(body_roots(body))
     return list(found.values())
 
 

@@ -1,7 +1,6 @@
 """Which loops keep every carry for their reverse sweeps and which keep checkpoints: the
 policy of ``sd.scan(checkpoint=...)``, the same for every lowering (codegen.numba.loops
-writes the segmented sweeps; the native lowering writes loops that store every carry
-and leaves checkpointed ones to Numba).
+and codegen.native.segments write the segmented sweeps).
 
 A loop's stacked carries (the outputs ``("carries", j)`` and ``("nexts", j)``) are
 checkpointed when only reverse sweeps read them: the sweep then recomputes them segment

@@ -45,3 +45,13 @@ def fused_members(root: Expr, fused, position: dict) -> list[Expr]:
         stack.extend(a for a in node.args if a in fused and a not in found)
     del found[root]
     return sorted(found, key=position.__getitem__)
+
+
+def depending(order: list[Expr], sources) -> set[Expr]:
+    """``sources`` and the nodes of ``order`` (a schedule) that read one of them,
+    directly or not."""
+    found = set(sources)
+    for node in order:
+        if any(a in found for a in node.args):
+            found.add(node)
+    return found

@@ -56,9 +56,12 @@ def test_what_it_cannot_lower_goes_to_numba():
     assert fn(2.0, 3.0) == pytest.approx(3 * 0.42278433509846713)
     assert "native" not in fn.loader.tiers.values()
     w = sd.vector("w", 3)
-    looped = sd.fori_loop(0, 2, lambda i, c: c * w, w)  # loops: Numba's, so far
-    arrays = sd.compile(sd.sum(looped), backend="native", background=False)
-    np.testing.assert_allclose(arrays.grad(np.full(3, 2.0)), [12.0, 12.0, 12.0])
+    a = sd.matrix("A", 3, 3)
+    solved = sd.solve(a, w)  # linear solves: Numba's, so far
+    arrays = sd.compile(sd.sum(solved), args=[a, w], backend="native", background=False)
+    matrix = np.eye(3) * 2.0 + 0.5
+    np.testing.assert_allclose(arrays(matrix, np.ones(3)),
+                               np.sum(np.linalg.solve(matrix, np.ones(3))))
     assert "native" not in arrays.loader.tiers.values()
     scalars = sd.compile("x*y**2", backend="native", background=False)  # hvp: array input
     np.testing.assert_array_equal(scalars.hvp(1.0, 2.0, np.array([1.0, 0.0])), [0.0, 4.0])

@@ -260,7 +260,7 @@ def array_function(spec, layout: Layout) -> NativeFunction:
             return tuple(indices(part) for part in result)
         return next(numbering)
     return _native(spec.name, list(spec.inputs), input_names(spec), shapes,
-                   indices(spec.result), text, _least(body.order), layout)
+                   indices(spec.result), text, _least(body.every), layout)
 
 
 def direction_function(loop, layout: Layout) -> NativeFunction:
@@ -270,6 +270,6 @@ def direction_function(loop, layout: Layout) -> NativeFunction:
     body = ArrayBody(loop.kernel, "driver")
     text, shape = driver(loop, body)
     return _native(loop.name, list(loop.inputs), parameter_names(
-        [s.value for s in loop.inputs]), [shape], 0, (text, "driver"), _least(body.order),
+        [s.value for s in loop.inputs]), [shape], 0, (text, "driver"), _least(body.every),
         layout, seeds=loop.compressed,
         failures=[SEEDS_MESSAGE, GATHER_MESSAGE] if loop.compressed else [])

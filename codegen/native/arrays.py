@@ -9,21 +9,27 @@ temporary could not be allocated.  Shapes enter only as loop bounds (numbers, or
 so the text's size does not depend on array sizes.
 
 The ops it lowers are the keys of ``STRUCTURAL`` and the elementwise ops of the LLVM
-element table; ``lowerable`` says whether a function has only those (others, loops and
-direction loops stay with Numba).
+element table, and the loop ops (scan, while: codegen.native.loops, with their bodies
+written into the loops); ``lowerable`` says whether a function has only those (others
+stay with Numba).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from symdiff.ir.dims import is_open
 from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 
+from ..bodies import body_roots, loop_bodies
+from ..checkpoints import checkpointed
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import REDUCTIONS, fused_members, iteration_shape, schedule
 from .code import Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
+from .loops import Loops
 from .products import Products
 from .sums import Sums
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
@@ -59,22 +65,26 @@ def lowerable(spec) -> bool:
         return False
     if any(d is not None and not isinstance(d, int) for s in spec.inputs for d in s.shape):
         return False
-    for node in schedule(flatten(spec.result)):
-        if node.args and node.op not in STRUCTURAL and not (
-                OPS[node.op].elementwise and node.op in ELEMENTS):
-            return False
-        if node.op == "matmul" and any(a.ndim > 2 for a in node.args):
-            return False
+    scopes = [flatten(spec.result)] + [body_roots(b) for b in loop_bodies(flatten(spec.result))]
+    for roots in scopes:
+        order = schedule(roots)
+        for node in order:
+            if node.op not in STRUCTURAL and not (
+                    OPS[node.op].elementwise and node.op in ELEMENTS):
+                return False
+            if node.op == "matmul" and any(a.ndim > 2 for a in node.args):
+                return False
+            if node.op == "scan" and not node.value[0].xs:
+                return False
     return True
 
 
-class ArrayBody(FusedLoops, Products, Sums):
+class ArrayBody(FusedLoops, Products, Sums, Loops):
     """Builds the body function of one array function (see the module)."""
 
     def __init__(self, spec, name: str):
         self.name = name
         self.parts = result_parts(spec.result)
-        self.order = schedule(flatten(spec.result))
         self.inputs = list(spec.inputs)
         self.code = Code(hoisted=True)
         self.globals: list[str] = []
@@ -83,18 +93,43 @@ class ArrayBody(FusedLoops, Products, Sums):
         self.scalars: dict[Expr, str] = {}
         self.fills: dict[Expr, Expr] = {}  # arrays whose every element is a scalar node
         self.blas = False
-        self.position = {node: k for k, node in enumerate(self.order)}
-        self.consumers: dict[Expr, list[Expr]] = {}
-        consumers = self.consumers
-        for node in self.order:
-            for arg in dict.fromkeys(node.args):
-                consumers.setdefault(arg, []).append(node)
-        outputs = self.results = set(self.parts)
-        self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
-        self.destinations: dict[Expr, str] = {}  # output node -> its first result pointer
+        self.declarations: set[str] = set()  # of intrinsics the code calls besides ops'
+        self.loops_done: set[Expr] = set()  # loop outputs computed (with their group)
+        self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:
                 self.destinations.setdefault(part, f"%r{k}")
+        # Every node this function computes, its loop bodies' included (helpers, extents).
+        self.every = self.order + [n for body in loop_bodies(self.parts)
+                                   for n in schedule(body_roots(body))]
+
+    def _analyse(self, roots: list[Expr]) -> None:
+        """The scope of the graph under ``roots`` (the function's, or a loop body's): its
+        schedule, consumers, results, fused nodes and result destinations."""
+        self.order = schedule(flatten(roots))
+        self.position = {node: k for k, node in enumerate(self.order)}
+        consumers = self.consumers = {}
+        for node in self.order:
+            for arg in dict.fromkeys(node.args):
+                consumers.setdefault(arg, []).append(node)
+        outputs = self.results = set(roots)
+        self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
+        self.destinations: dict[Expr, str] = {}  # output node -> where it is computed
+        # Loops whose stacked carries are checkpointed (codegen.native.segments): their
+        # records once written.
+        self.plan = dict.fromkeys(checkpointed(self.order, consumers, roots))
+
+    @contextmanager
+    def scope(self, roots: list[Expr]):
+        """Inside: the scope of a loop body's graph (see _analyse); the function's after."""
+        saved = (self.order, self.position, self.consumers, self.results, self.inlined,
+                 self.destinations, self.plan)
+        self._analyse(roots)
+        try:
+            yield
+        finally:
+            (self.order, self.position, self.consumers, self.results, self.inlined,
+             self.destinations, self.plan) = saved
 
     @staticmethod
     def _fusible(node, users, outputs) -> bool:
@@ -346,7 +381,8 @@ class ArrayBody(FusedLoops, Products, Sums):
     # The function.
     def prepare(self) -> None:
         """Every open extent (computed once, at the top) and array constant's view."""
-        nodes = topological_order(flatten(self.parts))  # leaves included
+        bodies = [body_roots(body) for body in loop_bodies(self.parts)]
+        nodes = topological_order(flatten(self.parts) + [n for r in bodies for n in r])
         for node in nodes:
             for d in node.shape:
                 if is_open(d):
@@ -398,8 +434,8 @@ class ArrayBody(FusedLoops, Products, Sums):
 
     def helpers(self) -> tuple[list[str], list[str]]:
         """(declarations, helper definitions) of what the body calls, each once."""
-        in_loops = {n.op for n in self.order if n.shape and n.op in LOOP}
-        ops = {n.op for n in self.order if not (n.shape and n.op in LOOP)}
+        in_loops = {n.op for n in self.every if n.shape and n.op in LOOP}
+        ops = {n.op for n in self.every if not (n.shape and n.op in LOOP)}
         ops |= {"maximum"} if "amax" in ops else set()  # its running maximum
         texts = [ELEMENTS[op][1] for op in sorted(ops) if op in ELEMENTS and ELEMENTS[op][1]]
         texts += loop_definitions(in_loops)
@@ -407,6 +443,7 @@ class ArrayBody(FusedLoops, Products, Sums):
         declared |= {"declare i64 @llvm.smin.i64(i64, i64)",
                      "declare i64 @llvm.smax.i64(i64, i64)"}
         declared |= {_DGEMM} if self.blas else set()
+        declared |= self.declarations
         declared |= {line for text in texts for line in text.splitlines()
                      if line.startswith("declare ")}
         definitions = ["\n".join(line for line in text.splitlines()
@@ -437,6 +474,8 @@ EMITTERS = {
     "concatenate": ArrayBody.joined,
     "cumsum": ArrayBody.running_sum,
     "batch_size": ArrayBody.batch_size,
+    "scan": ArrayBody.scan,
+    "while": ArrayBody.while_loop,
 }
 # The structural ops this lowering writes (elementwise ops come from the element table):
 # the table's, the aliases, gathers (fused into loops) and array constants.

@@ -65,10 +65,15 @@ class Code(Instructions):
         return name
 
     def integer(self, op: str, a: str, b: str) -> str:
-        """``a op b`` on i64 operands (add, sub, mul), folded when both are numbers."""
+        """``a op b`` on i64 operands (add, sub, mul; sdiv, srem of non-negative ones),
+        folded when both are numbers."""
         x, y = _number(a), _number(b)
-        if x is not None and y is not None:
-            return str({"add": x + y, "sub": x - y, "mul": x * y}[op])
+        if x is not None and y is not None and (y > 0 or op not in ("sdiv", "srem")):
+            folded = {"add": int.__add__, "sub": int.__sub__, "mul": int.__mul__,
+                      "sdiv": int.__floordiv__, "srem": int.__mod__}[op]
+            return str(folded(x, y))
+        if op in ("sdiv", "srem") and b == "1":
+            return a if op == "sdiv" else "0"
         if op == "mul" and ("1" in (a, b)):
             return b if a == "1" else a
         if op == "mul" and "0" in (a, b):
@@ -161,6 +166,22 @@ class Code(Instructions):
         carry_on = self.label("then")
         self.lines.append(f"br i1 {condition}, label %{carry_on}, label %{otherwise}")
         self.begin(carry_on)
+
+    @contextmanager
+    def when(self, condition: str):
+        """The lines written inside run only if ``condition`` (an i1) holds."""
+        inside, after = self.label("when"), self.label("end")
+        self.lines.append(f"br i1 {condition}, label %{inside}, label %{after}")
+        self.begin(inside)
+        yield
+        self.branch(after)
+        self.begin(after)
+
+    def compare(self, predicate: str, a: str, b: str) -> str:
+        """``icmp predicate i64 a, b`` (an i1)."""
+        name = self.fresh()
+        self.lines.append(f"{name} = icmp {predicate} i64 {a}, {b}")
+        return name
 
     def branch(self, label: str) -> None:
         self.lines.append(f"br label %{label}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from symdiff.ir.nodes import Expr
 
+from ..schedule import depending
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
 from .views import View, c_strides, position, whole
@@ -57,9 +58,7 @@ def driver(loop, body) -> tuple[str, tuple]:
     if loop.compressed:
         params += ["ptr noalias %seeds", "i64 %count", "i64 %width", "ptr noalias %gather",
                    "i64 %gathered"]
-        right = code.fresh()
-        code.lines.append(f"{right} = icmp eq i64 %width, {n}")
-        code.unless(right, "wrong")
+        code.unless(code.compare("eq", "%width", n), "wrong")
         count = "%count"
         with code.at_start():  # where the buffers are made
             products = code.integer("mul", count, m)
@@ -75,7 +74,7 @@ def driver(loop, body) -> tuple[str, tuple]:
             code.write(code.constant(0.0), buffer, i)
         body.views[sym] = whole(code, buffer, sym.shape)
         buffers.append(buffer)
-    variant = _direction_dependent(body, directions)
+    variant = depending(body.order, directions)  # computed once per direction
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
     by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
     with code.loop(count) as j:
@@ -95,9 +94,8 @@ def driver(loop, body) -> tuple[str, tuple]:
                     _set(code, buffer, code.integer("sub", j, d_offsets[k]), d_sizes[k], "0.0")
     if loop.compressed:
         with code.loop("%gathered") as q:
-            place, inside = code.read_i64("%gather", q), code.fresh()
-            code.lines.append(f"{inside} = icmp ult i64 {place}, {products}")
-            code.unless(inside, "outside")
+            place = code.read_i64("%gather", q)
+            code.unless(code.compare("ult", place, products), "outside")
             code.write(code.read(target, place), "%out", q)
     code.finish()
     if loop.compressed:  # (temporaries made before: freed at nomem, which returns 1)
@@ -109,15 +107,6 @@ def driver(loop, body) -> tuple[str, tuple]:
         return text, ("%gather.d0",)
     d_total, r_total = Total(tuple(d_shapes)), Total(tuple(r_shapes))
     return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
-
-
-def _direction_dependent(body, directions) -> set:
-    """The kernel's nodes that depend on a direction (computed once per direction)."""
-    found = set(directions)
-    for node in body.order:
-        if any(a in found for a in node.args):
-            found.add(node)
-    return found
 
 
 def _set_directions(code: Code, body, loop, j: str, directions, buffers, offsets,
@@ -157,10 +146,5 @@ def _offsets(code: Code, sizes: list[str]) -> tuple[list[str], str]:
 
 def _set(code: Code, buffer: str, position: str, size: str, value: str) -> None:
     """``buffer[position] = value`` where ``0 <= position < size``."""
-    inside, write, after = code.fresh(), code.label("set"), code.label("kept")
-    code.lines += [f"{inside} = icmp ult i64 {position}, {size}",
-                   f"br i1 {inside}, label %{write}, label %{after}"]
-    code.begin(write)
-    code.write(value, buffer, position)
-    code.branch(after)
-    code.begin(after)
+    with code.when(code.compare("ult", position, size)):
+        code.write(value, buffer, position)

@@ -5,8 +5,9 @@ interpreter's own function-call path (about 50 ns, against about 180 ns for a Nu
 dispatcher); the code is cached on disk (codegen.cache), so another process loads it.
 
 Which functions (``lowerable``): straight-line scalar code (codegen.native.entry), code
-over arrays (codegen.native.arrays) and the loops over directions of its derivative
-matrices (codegen.native.driver); the rest (loops, batches of points) stays with Numba.
+over arrays and loops (codegen.native.arrays) and the loops over directions of its
+derivative matrices (codegen.native.driver); the rest (batches of points, linear
+solves, digamma) stays with Numba.
 The entry reads objects in place, so the interpreter's object layout is measured once
 here (``layout``); where it is not the expected one (another build of CPython or NumPy),
 the native backend is unavailable and Numba does the work.
