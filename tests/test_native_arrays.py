@@ -261,6 +261,7 @@ def test_sparse_matrices_are_native_compressed_loops(kind):
     data = fast.loader.load(f"{method}_data")
     with pytest.raises(ValueError, match="one row per direction"):
         data(point, np.ones((2, 5)), np.zeros(3, dtype=np.int64))
+    assert native._SCRATCH.busy == 0  # every way out gives the scratch buffer back
 
 
 def test_results_that_are_roots_or_fills_are_written():
@@ -298,6 +299,7 @@ def test_compressed_loops_check_their_gather_positions():
         data(np.ones(6), seeds, np.array([0, 4000], dtype=np.int64))
     with pytest.raises(ValueError, match="_gather positions"):
         data(np.ones(6), seeds, np.array([-3], dtype=np.int64))
+    assert native._SCRATCH.busy == 0
     with pytest.raises(TypeError):  # byte-swapped positions: refused, never misread
         data.dispatcher(np.ones(6), seeds, np.array([0, 1], dtype=">i8"))
     np.testing.assert_array_equal(data(np.ones(6), seeds, np.array([0, 5], dtype=np.int64)),
@@ -310,3 +312,36 @@ def test_a_fill_returned_twice_is_two_arrays():
     g1, g2 = fn.grad(np.ones(3), np.ones(3))
     assert fn.loader.tiers["grad"] == "native" and not np.shares_memory(g1, g2)
     assert g1.tolist() == g2.tolist() == [1.0, 1.0, 1.0]
+
+
+def _temporaries():
+    x = sd.vector("x", None)
+    y = sd.tanh(x) * x
+    return sd.sum(y * sd.cumsum(y)) + sd.amax(y), [x]
+
+
+def test_temporaries_live_in_the_scratch_buffer_or_in_memory_of_their_own(monkeypatch):
+    """The process's scratch buffer grows as calls need, and a call finding it held (or
+    needing more than SCRATCH_BYTES) uses memory of its own, leaving the flag alone."""
+    expression, args = _temporaries()
+    fast = sd.compile(expression, args=args, backend="native", background=False)
+    numba = sd.compile(expression, args=args, backend="numba", background=False)
+    for n in (5, 50_000, 7):  # the buffer grows, then serves a smaller call
+        x = RNG.normal(size=n)
+        np.testing.assert_array_equal(_flat(fast.value_and_grad(x)),
+                                      _flat(numba.value_and_grad(x)))
+        assert native._SCRATCH.busy == 0 and native._SCRATCH.size >= 8 * n
+    x = RNG.normal(size=300)
+    native._SCRATCH.busy = 1  # as if another call held it
+    try:
+        np.testing.assert_array_equal(_flat(fast.value_and_grad(x)),
+                                      _flat(numba.value_and_grad(x)))
+        assert native._SCRATCH.busy == 1
+    finally:
+        native._SCRATCH.busy = 0
+    monkeypatch.setattr("codegen.native.code.SCRATCH_BYTES", 64)
+    small = sd.compile(expression, args=args, backend="native", background=False)
+    size = native._SCRATCH.size
+    np.testing.assert_array_equal(_flat(small.value_and_grad(x)),
+                                  _flat(numba.value_and_grad(x)))
+    assert native._SCRATCH.busy == 0 and native._SCRATCH.size == size

@@ -26,7 +26,7 @@ from ..checkpoints import checkpointed
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import REDUCTIONS, fused_members, iteration_shape, schedule
-from .code import Code
+from .code import SCRATCH, Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
 from .loops import Loops
@@ -444,6 +444,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
                      "declare i64 @llvm.smax.i64(i64, i64)"}
         declared |= {_DGEMM} if self.blas else set()
         declared |= self.declarations
+        declared |= {SCRATCH} if self.code.workspace_size != "0" else set()
         declared |= {line for text in texts for line in text.splitlines()
                      if line.startswith("declare ")}
         definitions = ["\n".join(line for line in text.splitlines()

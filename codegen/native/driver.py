@@ -98,8 +98,10 @@ def driver(loop, body) -> tuple[str, tuple]:
             code.unless(code.compare("ult", place, products), "outside")
             code.write(code.read(target, place), "%out", q)
     code.finish()
-    if loop.compressed:  # (temporaries made before: freed at nomem, which returns 1)
-        code.lines += ["wrong:", "ret i32 2", "outside:"]
+    if loop.compressed:  # (the workspace is released on every path out)
+        code.lines.append("wrong:")
+        code.finish_with(2)
+        code.lines.append("outside:")
         code.finish_with(3)
     signature = ", ".join(params + ["i64 %nb", "ptr noalias %out"])
     text = body.module(code.function(f"internal i32 @driver({signature})", " #1"))

@@ -150,6 +150,16 @@ def _symbol_address(name: str) -> int:
     return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
 
 
+class _Scratch(ctypes.Structure):
+    """The process's scratch buffer for native temporaries (codegen.native.code's
+    workspace): its data, its size in bytes, and whether a call holds it."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("size", ctypes.c_int64), ("busy", ctypes.c_int8)]
+
+
+_SCRATCH = _Scratch()  # for the life of the process, as the machine code that uses it
+
+
 def _engine():
     """This process's one JIT engine (created on first use): every native function is a
     module added to it, kept for the life of the process, as Numba keeps its code."""
@@ -159,6 +169,7 @@ def _engine():
         llvm.initialize_native_asmprinter()
         for name in NATIVE_SYMBOLS + NATIVE_ARRAY_SYMBOLS:
             llvm.add_symbol(name, _symbol_address(name))
+        llvm.add_symbol("_sd_scratch", ctypes.addressof(_SCRATCH))
         # The engine owns its target machine: this CPU's, as Numba's (its vector width,
         # and FMA for llvm.fmuladd: the loop helpers round as Numba's do).
         _STATE["features"] = llvm.get_host_cpu_features().flatten()
