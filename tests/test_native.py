@@ -47,7 +47,7 @@ def test_the_input_contract_is_the_same(pair):
     for bad in [("x", 1.0), (1.0,), (1.0, 2.0, 3.0), (1 + 2j, 1.0), (None, 1.0)]:
         with pytest.raises(ArgumentError):
             fast(*bad)
-    points = np.linspace(0.1, 0.9, 5)  # arrays of points: the batched (Numba) version
+    points = np.linspace(0.1, 0.9, 5)  # arrays of points: the batched version
     np.testing.assert_array_equal(fast.grad(points, 2.0), numba.grad(points, 2.0))
 
 
@@ -123,3 +123,26 @@ def test_scalar_results_are_floats_and_machine_code_is_shared():
     again = sd.compile("sin(x)*x", wrt=x, backend="native", background=False)
     again(0.5), fast(0.5)
     assert again.forward.dispatcher is fast.forward.dispatcher  # one builtin per code
+
+
+@pytest.mark.parametrize("points", [1, 7, 40_001])  # chunks on threads from 16,384
+def test_batches_of_points_are_native_and_agree_with_numba(points, monkeypatch):
+    """``fn(points)`` of a function of scalars: the one-point body in a native loop,
+    chunked over threads that run with the GIL released, bit for bit as Numba's prange."""
+    monkeypatch.setattr(native, "_threads", lambda: 3)  # an uneven split, whatever the CPU
+    fast = sd.compile("sin(a*b) + exp(c)*a - log(1 + b**2)", background=False)
+    numba = sd.compile("sin(a*b) + exp(c)*a - log(1 + b**2)", background=False,
+                       backend="numba")
+    rng = np.random.default_rng(points)
+    a, b, c = (rng.normal(size=points) for _ in range(3))
+    for method in ("forward", "grad", "value_and_grad", "hessian"):
+        got = getattr(fast, method)(a, b, c) if method != "forward" else fast(a, b, c)
+        want = getattr(numba, method)(a, b, c) if method != "forward" else numba(a, b, c)
+        for g, w in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,), strict=True):
+            assert type(g) is type(w) and g.shape == w.shape
+            np.testing.assert_array_equal(g, w)
+        assert not hasattr(fast.loader.loaded[method, True], "py_func")  # not a dispatcher
+    shaped = fast(a.reshape(-1, 1), 2.0, 0.5)  # points broadcast, the result shaped
+    assert shaped.shape == (points, 1)
+    np.testing.assert_array_equal(shaped, numba(a.reshape(-1, 1), 2.0, 0.5))

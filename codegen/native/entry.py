@@ -23,9 +23,11 @@ from ..naming import input_names
 SYMBOLS = ("PyFloat_Type", "_sd_ndarray_type", "PyFloat_FromDouble", "PyErr_SetString",
            "PyExc_TypeError")
 # What array functions use besides (codegen.native.array_entry): NumPy's float64 dtype and
-# array constructor (PyArray_New of its C API), malloc and free.
+# array constructor (PyArray_New of its C API), malloc and free; batches of points
+# (codegen.native.batched) release the GIL while they run.
 ARRAY_SYMBOLS = ("_sd_float64_descr", "_sd_PyArray_New", "PyExc_ValueError", "PyErr_NoMemory",
-                 "Py_DecRef", "Py_BuildValue", "malloc", "free")
+                 "Py_DecRef", "Py_BuildValue", "malloc", "free", "PyEval_SaveThread",
+                 "PyEval_RestoreThread")
 
 
 @dataclass(frozen=True)

@@ -159,8 +159,8 @@ class Loader:
             return loaded
         with self._lock:
             loaded = self.loaded.get((method, batched))
-            if loaded is None and not batched and self._native(method):
-                return self._compile_native(method)
+            if loaded is None and self._native(method, batched):
+                return self._compile_native(method, batched)
             if loaded is None and (batched or method not in self.threads):
                 return self._compile(method, batched, self.source(method, batched))
         return loaded if loaded is not None else self._finished(method)
@@ -233,14 +233,18 @@ class Loader:
             self.wait()
         return self.loaded[method, False]
 
-    def _native(self, method: str) -> bool:
+    def _native(self, method: str, batched: bool = False) -> bool:
         wanted = self.backend == "native" or (
             self.backend == "auto" and self.derivation.lowering == "auto")
-        return wanted and native.lowerable(self.derivation.spec(method))
+        return wanted and native.lowerable(self.derivation.spec(method, batched))
 
-    def _compile_native(self, method: str):
-        spec = self.derivation.spec(method)
-        compiled, self.native_cached[method] = native.compile_native(spec)
+    def _compile_native(self, method: str, batched: bool = False):
+        spec = self.derivation.spec(method, batched)
+        compiled, cached = native.compile_native(spec)
+        if batched:  # called with arrays of points (symdiff.runtime.calls)
+            self.loaded[method, True] = compiled
+            return compiled
+        self.native_cached[method] = cached
         if threaded_products(spec):
             compiled = limited(compiled)  # as the Numba tier: symdiff.runtime.blas_threads
         return self._bind(method, spec, compiled)

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import llvmlite
 import llvmlite.binding as llvm
@@ -36,6 +39,8 @@ from codegen import (
     Layout,
     array_function,
     array_lowerable,
+    batched_function,
+    batched_lowerable,
     cache,
     direction_function,
     direction_lowerable,
@@ -195,15 +200,18 @@ def _optimized(module):
 
 def _writer(spec):
     """Which native function writes ``spec``: native_function (straight-line scalar
-    code with scalar inputs only), array_function (a function over arrays of the ops the
-    array lowering knows: codegen.native.arrays), direction_function (a direction loop of
-    such a kernel: codegen.native.driver), or None, also on an interpreter whose layout
-    it does not know."""
+    code with scalar inputs only), batched_function (that code at many points),
+    array_function (a function over arrays of the ops the array lowering knows:
+    codegen.native.arrays), direction_function (a direction loop of such a kernel:
+    codegen.native.driver), or None, also on an interpreter whose layout it does not
+    know."""
     if layout() is None:
         return None
     arrays = layout().array_nd > 0
     if isinstance(spec, DirectionLoop):
         return direction_function if arrays and direction_lowerable(spec) else None
+    if spec.batched:
+        return batched_function if arrays and batched_lowerable(spec) else None
     if not spec.arrays and llvm_lowerable(spec):
         return native_function
     return array_function if arrays and array_lowerable(spec) else None
@@ -246,6 +254,39 @@ def _machine_code(function, optimize: bool) -> tuple[int, bool]:
     return engine.get_function_address(function.entry), cached is not None
 
 
+# A batch of points splits into chunks of at least this many points, one per thread.
+CHUNK_POINTS = 8192
+_POOL: dict = {}
+
+
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
+    """``entry`` (a batched native entry, which releases the GIL while it runs) over the
+    ``n`` points of ``inputs`` into ``outputs``: in chunks on a pool of one thread per
+    CPU this process may use, the last chunk on the calling thread, as the Numba
+    lowering's ``prange`` spreads points over its threads."""
+    chunks = min(_threads(), n // CHUNK_POINTS)
+    if chunks < 2:
+        entry(*inputs, *outputs)
+        return
+    pool = _POOL.get("pool")
+    if pool is None or _POOL.get("pid") != os.getpid():  # (a fork has no threads)
+        pool = _POOL["pool"] = ThreadPoolExecutor(_threads(), "symdiff points")
+        _POOL["pid"] = os.getpid()
+    bounds = [n * k // chunks for k in range(chunks + 1)]
+    parts = [[a[lo:hi] for a in inputs + outputs] for lo, hi in pairwise(bounds)]
+    pending = [pool.submit(entry, *part) for part in parts[:-1]]
+    entry(*parts[-1])
+    for future in pending:
+        future.result()
+
+
 def compile_native(spec):
     """``spec`` as a Python callable running native code (see the module), and whether
     its machine code came from the disk cache (or from this process)."""
@@ -266,6 +307,6 @@ def compile_native(spec):
             _RECORDS.append(definition)  # the builtin points into it
     if not function.wrapper:
         return entry, cached  # the result is the float it returns
-    namespace = {"np": np, "_entry": entry}
+    namespace = {"np": np, "_entry": entry, "_run": run_chunks}
     exec(function.wrapper, namespace)  # noqa: S102 - source we generated (codegen.native)
     return namespace[function.name], cached
