@@ -10,7 +10,8 @@ the clock: the time is from building the function until every method of the work
 has returned once.  "warm" reruns the default backend in a second process on the cache
 the first one filled.  JAX starts its XLA client before the clock.  JAX rows need the
 bench extra (``pip install -e '.[bench]'``); without JAX they show "-".  Medians of
-``--repeat`` runs; ``--systems`` picks columns.
+``--repeat`` runs; ``--systems`` picks columns.  ``--per-call`` times each method of each
+workload per call instead (median of timed loops, after its first call).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from .worker import _per_call
 
 STEPS, DT = 1000, 0.01
 ROWS, FEATURES = 569, 31  # the breast-cancer data's shape, with a bias column
@@ -136,8 +139,9 @@ def _jax(name: str):
     return None  # a dense 40,000 x 40,000 Jacobian: not a like-for-like comparison
 
 
-def measure(name: str, system: str) -> dict:
-    """One row in this process: seconds until every method answered once."""
+def measure(name: str, system: str, per_call: bool = False) -> dict:
+    """One row in this process: seconds until every method answered once (and with
+    ``per_call`` each method's median seconds per call after that)."""
     from . import first_call, hessians, problems  # noqa: F401 - imported before the clock
     if system == "jax":
         try:
@@ -154,26 +158,48 @@ def measure(name: str, system: str) -> dict:
         methods = _jax(name)
         if methods is None:
             return {"seconds": None}
-        for call, args in methods:
-            out = call(*args)
-            jax.block_until_ready(out)
+        methods = [(lambda *a, f=f: jax.block_until_ready(f(*a)), args)
+                   for f, args in methods]
     else:
         methods = _symdiff(name, "numba" if system == "symdiff numba" else None)
-        for call, args in methods:
-            call(*args)
-    return {"seconds": time.perf_counter() - start}
+    for call, args in methods:
+        call(*args)
+    row = {"seconds": time.perf_counter() - start}
+    if per_call:
+        row["per_call"] = [_per_call(call, args) for call, args in methods]
+    return row
 
 
-def run(name: str, system: str, cache: str) -> float | None:
+def run(name: str, system: str, cache: str, per_call: bool = False):
+    """The row's seconds in a fresh process (with ``per_call``: its whole row)."""
     env = {**os.environ, "SYMDIFF_CACHE_DIR": cache, "SYMDIFF_BACKGROUND": "0"}
     env.pop("SYMDIFF_BACKEND", None)
     done = subprocess.run([sys.executable, "-m", "benchmarks.compile_workloads", "--row",
-                           name, system.replace("symdiff warm", "symdiff")],
+                           name, system.replace("symdiff warm", "symdiff")]
+                          + (["--per-call"] if per_call else []),
                           capture_output=True, text=True, env=env, timeout=900)
     if done.returncode:
         print(done.stderr[-2000:], file=sys.stderr)
         return None
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    return row if per_call else row["seconds"]
+
+
+def per_call_table(args) -> None:
+    """Each workload's methods per call (µs, in the workload's order), one process per
+    system, side by side."""
+    systems = [s for s in ("symdiff", "symdiff numba", "jax") if s in args.systems]
+    print("| workload | " + " | ".join(f"{s} µs" for s in systems) + " |\n|---|"
+          + "---|" * len(systems))
+    for name in WORKLOADS:
+        if args.only and args.only not in name:
+            continue
+        cells = []
+        for system in systems:
+            row = run(name, system, tempfile.mkdtemp(prefix="bench-calls-"), per_call=True)
+            times = (row or {}).get("per_call")
+            cells.append(" / ".join(f"{t * 1e6:.1f}" for t in times) if times else "-")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def _seconds(value) -> str:
@@ -186,10 +212,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", help="workloads whose name contains this text")
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--per-call", action="store_true",
+                        help="per call of each method instead (after the first calls)")
     parser.add_argument("--row", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.row:
-        print(json.dumps(measure(*args.row)))
+        print(json.dumps(measure(*args.row, per_call=args.per_call)))
+        return 0
+    if args.per_call:
+        per_call_table(args)
         return 0
     print("| workload | symdiff s | Numba only s | warm s | JAX s | symdiff / JAX |\n"
           "|---|---|---|---|---|---|")

@@ -345,3 +345,20 @@ def test_temporaries_live_in_the_scratch_buffer_or_in_memory_of_their_own(monkey
     np.testing.assert_array_equal(_flat(small.value_and_grad(x)),
                                   _flat(numba.value_and_grad(x)))
     assert native._SCRATCH.busy == 0 and native._SCRATCH.size == size
+
+
+def test_a_full_maximum_runs_in_lanes_and_propagates_nan():
+    """amax over a vector keeps four running maxima (exact: the Numba lowering's value)
+    and a NaN anywhere, in any lane or the tail, makes the result NaN."""
+    x = sd.vector("x", None)
+    fast = sd.compile(sd.logsumexp(x) + sd.amax(x * 2.0), args=[x], backend="native",
+                      background=False)
+    numba = sd.compile(sd.logsumexp(x) + sd.amax(x * 2.0), args=[x], backend="numba",
+                       background=False)
+    for n in (1, 3, 4, 5, 11, 1001):
+        point = RNG.normal(size=n)
+        assert fast(point) == numba(point)
+        for where in {0, n // 2, n - 1}:
+            spoiled = point.copy()
+            spoiled[where] = np.nan
+            assert np.isnan(fast(spoiled))

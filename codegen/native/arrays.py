@@ -31,13 +31,12 @@ from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
 from .loops import Loops
 from .products import Products
-from .sums import Sums
+from .sums import NEG_INF, Sums
 from .views import View, broadcast, indexed, position, reshaped, transposed, whole
 
 # Ops whose result is their operand's array (identities once derived).
 ALIASES = ("stop_gradient", "root")
 
-_NEG_INF = "0xFFF0000000000000"
 
 
 def _elementwise(node: Expr) -> bool:
@@ -335,10 +334,14 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
     def reduction(self, node: Expr) -> None:
         code, shape = self.code, node.args[0].shape
         op = node.op
-        if op == "sum" and len(shape) == 1 and all(d == 1 for d in node.shape):
-            blocked = any(m.op in LOOP for m in self.members(node))  # a transcendental map
-            total = self.full_sum(lambda i: self.loop_value(node, shape, [i]), shape[0],
-                                  blocked)
+        if op in ("sum", "amax") and len(shape) == 1 and all(d == 1 for d in node.shape):
+            def term(i):
+                return self.loop_value(node, shape, [i])
+            if op == "sum":
+                blocked = any(m.op in LOOP for m in self.members(node))  # transcendental
+                total = self.full_sum(term, shape[0], blocked)
+            else:
+                total = self.full_max(term, shape[0])
             if node.shape:
                 pointer = self.buffer(node)
                 code.write(total, pointer)
@@ -346,7 +349,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
             else:
                 self.scalars[node] = total
             return
-        start = _NEG_INF if op == "amax" else code.constant(0.0)
+        start = NEG_INF if op == "amax" else code.constant(0.0)
         combine = ELEMENTS["maximum"][0] if op == "amax" else "fadd"
         if not node.shape:  # into one running value
             slot = code.accumulator(start)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from symdiff.ir.dims import is_open
 
+from ..llvm.elements import ELEMENTS
 from ..spec import LANES, SUM_BLOCK
+
+NEG_INF = "0xFFF0000000000000"  # -inf, a double in LLVM's hexadecimal form
 
 
 class Sums:
@@ -26,27 +29,49 @@ class Sums:
         self.code.lines.append(f"{name} = {op} double {a}, {b}")
         return name
 
-    def pairwise(self, slots: list[str]) -> str:
-        """The partial sums in ``slots`` added pairwise: (s0 + s1) + (s2 + s3)."""
+    def pairwise(self, slots: list[str], combine: str = "fadd") -> str:
+        """The partial results in ``slots`` combined pairwise: (s0 + s1) + (s2 + s3)."""
         values = [self.code.read(slot) for slot in slots]
         while len(values) > 1:
-            values = [self.arithmetic("fadd", a, b)
+            values = [self.combined(combine, a, b)
                       for a, b in zip(values[::2], values[1::2], strict=True)]
         return values[0]
 
-    def lanes(self, term, start: str, count: str, rest: str | None = None) -> list[str]:
-        """LANES partial sums (stack slots) of ``term(i)`` over the first
-        ``count - count % LANES`` indices from ``start``; the remaining terms are added
-        one by one to the slot ``rest`` (by default the first partial sum)."""
+    def combined(self, combine: str, a: str, b: str) -> str:
+        """``a combine b``: an instruction (fadd), or a helper call template."""
+        if "{" not in combine:
+            return self.arithmetic(combine, a, b)
+        name = self.code.fresh()
+        self.code.lines.append(f"{name} = {combine.format(a, b)}")
+        return name
+
+    def lanes(self, term, start: str, count: str, rest: str | None = None,
+              combine: str = "fadd", first: str | None = None) -> list[str]:
+        """LANES partial results (stack slots, from ``first``: 0.0 by default) of
+        ``term(i)`` over the first ``count - count % LANES`` indices from ``start``; the
+        remaining terms go one by one into the slot ``rest`` (by default the first
+        partial result)."""
         code = self.code
-        slots = [code.accumulator(code.constant(0.0)) for _ in range(LANES)]
+        slots = [code.accumulator(first or code.constant(0.0)) for _ in range(LANES)]
         main = code.integer("add", start, self.rounded_down(count))
         with code.loop(main, start=start, step=LANES) as i:
             for lane, slot in enumerate(slots):
-                code.add_to(slot, "0", term(code.integer("add", i, str(lane))))
+                code.add_to(slot, "0", term(code.integer("add", i, str(lane))), combine)
         with code.loop(code.integer("add", start, count), start=main) as i:
-            code.add_to(rest or slots[0], "0", term(i))
+            code.add_to(rest or slots[0], "0", term(i), combine)
         return slots
+
+    def full_max(self, term, n) -> str:
+        """The largest ``term(i)`` over an axis of length ``n``, in LANES running maxima
+        (independent chains, about LANES times the throughput of one), NaN propagated.
+        A maximum is exact, so any order gives the same value, but for which of -0.0 and
+        0.0 a tie between them returns."""
+        code = self.code
+        combine = ELEMENTS["maximum"][0]
+        total = code.accumulator(NEG_INF)
+        slots = self.lanes(term, "0", code.dim(n), total, combine, NEG_INF)
+        code.add_to(total, "0", self.pairwise(slots, combine), combine)
+        return code.read(total)
 
     def full_sum(self, term, n, blocked: bool) -> str:
         """The sum of ``term(i)`` over an axis of length ``n``: one running sum below LANES
