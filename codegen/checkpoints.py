@@ -67,11 +67,12 @@ def sources(node: Expr, chosen) -> list[tuple]:
     return list(dict.fromkeys(k for k in keys if k in chosen))
 
 
-def checkpointed(order: list[Expr], consumers: dict, outputs) -> list[tuple]:
-    """The keys of the loops of a graph (``order``, its ``consumers``, its ``outputs``)
-    whose stacked carries are checkpointed: those read only as scanned arrays of loops
-    running the other way (reverse sweeps, which then recompute them segment by segment),
-    not outputs, not ``checkpoint="all"``, not degenerate; in the loops' order."""
+def checkpointed(order: list[Expr], consumers: dict, outputs) -> dict[tuple, tuple]:
+    """The loops of a graph (``order``, its ``consumers``, its ``outputs``) whose stacked
+    carries are checkpointed: those read only as scanned arrays of loops running the
+    other way (reverse sweeps, which then recompute them segment by segment), not
+    outputs, not ``checkpoint="all"``, not degenerate; by key, in the loops' order, each
+    with the carry parts its interval is decided on (``interval_carries``)."""
     outputs = set(outputs)
 
     def recomputable(n: Expr) -> bool:
@@ -105,4 +106,22 @@ def checkpointed(order: list[Expr], consumers: dict, outputs) -> list[tuple]:
                 changed = True
     # In the loops' order: sets of keys (loop bodies, hashed by node identity) iterate in
     # another order in every process.
-    return [key for key in stacked if key in chosen]
+    kept = [key for key in stacked if key in chosen]
+    return {key: interval_carries(key, kept, order) for key in kept}
+
+
+def interval_carries(key: tuple, kept: list, order: list[Expr]) -> tuple:
+    """The carry parts that decide a checkpointed loop's interval: those of every loop
+    a sweep reads together with it (transitively), since one sweep runs the segments of
+    all the loops it reads with one interval.  ("auto" compares what they take together
+    with AUTO_STORE_BYTES; the other policies depend on the trip count alone.)"""
+    group, changed = {key}, True
+    while changed:
+        changed = False
+        for n in order:
+            if n.op == "scan":
+                read = set(sources(n, kept))
+                if read & group and not read <= group:
+                    group |= read
+                    changed = True
+    return tuple(p for k in kept if k in group for p in k[0].carries)

@@ -194,3 +194,39 @@ def test_the_text_does_not_grow_with_trip_counts():
         assert array_lowerable(spec)
         texts.append(array_function(spec, native.layout()).text)
     assert len(texts[0].splitlines()) == len(texts[1].splitlines())
+
+
+def test_one_sweep_over_loops_of_different_carry_sizes_uses_one_interval():
+    """A Hessian-vector product's sweep reads the forward loop and its tangent loop
+    (twice the carry): under "auto" over an open length, both are kept at the interval
+    their carries decide together, else the sweep read one with the other's interval."""
+    def f(w, xs):
+        def step(carry, x):
+            h, v = carry
+            h2 = np.tanh(h * w[0] + x + np.sum(v) * 1e-3)
+            return (h2, v * 0.999 + h2 * w[1]), None
+        (last, v), _ = sd.scan(step, (0.5, w[1] + sd.zeros((500,))), xs)
+        return last + np.sum(v * v) * 1e-3
+
+    args = [sd.vector("w", 2), sd.vector("xs", None)]
+    # 3,000 steps: the forward carry (4 kB a step) alone would be stored whole (12 MB),
+    # the tangent loop's (8 kB) checkpointed.
+    values = [np.array([0.7, 0.3]), np.linspace(-1.0, 1.0, 3000)]
+    direction = [np.array([1.0, -0.5]), np.zeros(3000)]
+    kept = sd.compile(lambda w, xs: f(w, xs), args=args, background=False)
+    got = kept.hvp(*values, *direction)
+    numba = sd.compile(f, args=args, backend="numba", background=False)
+    np.testing.assert_array_equal(_flat(got), _flat(numba.hvp(*values, *direction)))
+    assert kept.loader.tiers["hvp"] == "native"
+
+    def stored(w, xs):
+        def step(carry, x):
+            h, v = carry
+            h2 = np.tanh(h * w[0] + x + np.sum(v) * 1e-3)
+            return (h2, v * 0.999 + h2 * w[1]), None
+        (last, v), _ = sd.scan(step, (0.5, w[1] + sd.zeros((500,))), xs,
+                               checkpoint="all")
+        return last + np.sum(v * v) * 1e-3
+    reference = sd.compile(stored, args=args, background=False)
+    np.testing.assert_allclose(_flat(got), _flat(reference.hvp(*values, *direction)),
+                               rtol=1e-12, atol=1e-12)

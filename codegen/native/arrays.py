@@ -94,6 +94,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         self.blas = False
         self.declarations: set[str] = set()  # of intrinsics the code calls besides ops'
         self.loops_done: set[Expr] = set()  # loop outputs computed (with their group)
+        self.intervals: dict[tuple, tuple] = {}  # checkpointed loops' interval carries
         self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:
@@ -116,7 +117,9 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         self.destinations: dict[Expr, str] = {}  # output node -> where it is computed
         # Loops whose stacked carries are checkpointed (codegen.native.segments): their
         # records once written.
-        self.plan = dict.fromkeys(checkpointed(self.order, consumers, roots))
+        chosen = checkpointed(self.order, consumers, roots)
+        self.plan = dict.fromkeys(chosen)
+        self.intervals.update(chosen)  # key -> the carries deciding its interval
 
     @contextmanager
     def scope(self, roots: list[Expr]):

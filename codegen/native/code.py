@@ -57,6 +57,9 @@ class Code(Instructions):
         self.workspace_size = "0"  # bytes of all temporaries (an i64 of the prologue)
         self.pointers: list[str] = []  # the temporaries' addresses in the workspace
         self.depth = 0  # of loops around the current line
+        # While loops around the current line: LLVM cannot unroll a loop inside one fully
+        # (it says so on stderr), so none is asked to.
+        self.in_while = 0
         # Whether the loop nest being written reads rows through a gather: vectorized,
         # such a loop loads with vector gathers, slower than scalar loads of a few
         # elements on this machine (Zen 4), so it stays scalar.
@@ -198,8 +201,11 @@ class Code(Instructions):
         self.lines.append(f"{label}:")
 
     @contextmanager
-    def loop(self, count: str, start: str = "0", step: int = 1):
-        """A counted loop ``for i in range(start, count, step)`` (step > 0); yields i."""
+    def loop(self, count: str, start: str = "0", step: int = 1, unroll: bool = True):
+        """A counted loop ``for i in range(start, count, step)`` (step > 0); yields i.
+        With ``unroll`` (and no while loop around it), a static trip count up to
+        UNROLLED asks LLVM to unroll it fully: loops over a few coordinates, not loops
+        over steps, whose body would be copied that many times."""
         counter = self.slot("i64")
         head, body, done = self.label("head"), self.label("body"), self.label("done")
         self.lines.append(f"store i64 {start}, ptr {counter}")
@@ -216,8 +222,8 @@ class Code(Instructions):
         self.lines += [f"{following} = add i64 {index}, {step}",
                        f"store i64 {following}, ptr {counter}"]
         trips = _number(count)
-        if trips is not None and _number(start) is not None and \
-                (trips - int(start)) // step <= UNROLLED:
+        if unroll and not self.in_while and trips is not None and \
+                _number(start) is not None and (trips - int(start)) // step <= UNROLLED:
             self.lines.append(f"br label %{head}, !llvm.loop {self.loop_metadata(0)}")
         elif self.scalar_loops:
             self.lines.append(f"br label %{head}, !llvm.loop {self.loop_metadata(1)}")
@@ -244,10 +250,10 @@ class Code(Instructions):
 
     def allocate(self, count: str) -> str:
         """A temporary buffer of ``count`` doubles: a slice of the function's workspace
-        (see ``workspace``), 64-byte aligned."""
+        (see ``workspace``) at an offset that is a multiple of 64 bytes."""
         pointer = self.fresh()
         with self.at_start():
-            # 64 bytes more, rounded down to 64: aligned slices, never of size 0.
+            # 64 bytes more, rounded down to 64: offsets of 64 bytes, never a size of 0.
             size = self.integer("add", self.integer("mul", count, "8"), "64")
             if _number(size) is not None:
                 padded = str(int(size) & -64)

@@ -70,7 +70,7 @@ class Loops(Segments):
             if read:
                 self.segmented(body, node.args[c:c + x], read, plan, step)
             else:
-                with code.loop(steps) as i:
+                with code.loop(steps, unroll=False) as i:
                     step(code.integer("sub", code.integer("sub", steps, "1"), i)
                          if body.reverse else i, {})
             final = self._load_carries(body, carries)
@@ -108,6 +108,7 @@ class Loops(Segments):
             code.branch(head)
             code.begin(head)
             code.depth += 1
+            code.in_while += 1
             current = self._load_carries(body, carries)
             deciding = set(topological_order([body.cond]))
             self.emit_all([n for n in self.order if n in variant and n in deciding
@@ -121,6 +122,7 @@ class Loops(Segments):
             code.branch(head)
             code.begin(done)
             code.depth -= 1
+            code.in_while -= 1
             code.scalar_loops = code.scalar_loops and code.depth > 0
             final = self._load_carries(body, carries)
         for n in group:

@@ -23,7 +23,7 @@ class Segments:
         """The checkpoint arrays of the loop of ``node`` (made once) and what its sweeps
         need to recompute it: a record of the plan (codegen.checkpoints)."""
         code, body = self.code, node.value[0]
-        k, count = self._interval(body, steps)
+        k, count = self._interval(body.checkpoint, steps, self.intervals[loop_key(node)])
         arrays = []
         for part in body.carries:
             with code.at_start():
@@ -32,10 +32,11 @@ class Segments:
         return {"k": k, "count": count, "steps": steps, "checkpoints": arrays, "body": body,
                 "args": node.args}
 
-    def _interval(self, body, steps: str) -> tuple[str, str]:
-        """(k, the number of checkpoints) as i64 values of the prologue."""
-        code, policy = self.code, body.checkpoint
-        static = static_interval(policy, int(steps), body.carries) if steps.isdigit() else None
+    def _interval(self, policy, steps: str, carries) -> tuple[str, str]:
+        """(k, the number of checkpoints) as i64 values of the prologue, decided on
+        ``carries`` (codegen.checkpoints.interval_carries)."""
+        code = self.code
+        static = static_interval(policy, int(steps), carries) if steps.isdigit() else None
         with code.at_start():
             if static is not None:
                 k = str(static)
@@ -45,7 +46,7 @@ class Segments:
                 k = self._root(steps)
                 if policy == "auto":  # every carry while they take at most 16 MB
                     size = "0"
-                    for part in body.carries:
+                    for part in carries:
                         size = code.integer("add", size, code.size(part.shape))
                     stored = code.integer("mul", code.integer("mul", steps, size), "8")
                     small, chosen = code.compare("sle", stored, str(AUTO_STORE_BYTES)), code.fresh()
@@ -106,13 +107,13 @@ class Segments:
                     size = code.integer("mul", code.integer("add", k, "1"), code.size(part.shape))
                 rows.append(code.allocate(size))
             buffers.append(rows)
-        with code.loop(count) as i:
+        with code.loop(count, unroll=False) as i:
             g = code.integer("sub", code.integer("sub", count, "1"), i) if body.reverse else i
             lo = code.integer("mul", g, k)
             hi = self._call_i64("smin", code.integer("add", lo, k), steps)
             for record, rows, after in zip(records, buffers, nexts, strict=True):
                 self._recompute(record, rows, after, g, lo, hi)
-            with code.loop(hi, start=lo) as j:
+            with code.loop(hi, start=lo, unroll=False) as j:
                 s = code.integer("sub", code.integer("sub", code.integer("add", lo, hi), "1"),
                                  j) if body.reverse else j
                 slots = {}
@@ -143,7 +144,7 @@ class Segments:
             for part, slots, array in zip(source.carries, storage, record["checkpoints"],
                                           strict=True):
                 self._copy_row(array, g, part.shape, slots)
-            with code.loop(hi, start=lo) as i:
+            with code.loop(hi, start=lo, unroll=False) as i:
                 r = code.integer("sub", code.integer("sub", code.integer("add", lo, hi), "1"),
                                  i) if source.reverse else i
                 current = self._load_carries(source, storage)

@@ -50,6 +50,7 @@ def _plan(emitter) -> dict:
     plan = getattr(emitter, "loop_plan", None)
     if plan is None:
         chosen = checkpointed(emitter.order, emitter.consumers, emitter.outputs)
+        emitter.interval_carries = chosen
         plan = emitter.loop_plan = dict.fromkeys(chosen)
     return plan
 
@@ -271,7 +272,7 @@ def _carry_views(emitter, step, group: list, both: dict, steps: str):
 
 def _checkpoint_arrays(emitter, plan, key, steps, body) -> list[str]:
     """Allocate a loop's checkpoints and record them in ``plan`` for its sweeps."""
-    length = _segment_length(body.checkpoint, steps, body.carries)
+    length = _segment_length(body.checkpoint, steps, emitter.interval_carries[key])
     if length.isdigit():  # static: numbers in the code, not variables
         k, count, lines = length, str((int(steps) + int(length) - 1) // int(length)), []
     else:

@@ -257,6 +257,7 @@ def _machine_code(function, optimize: bool) -> tuple[int, bool]:
 # A batch of points splits into chunks of at least this many points, one per thread.
 CHUNK_POINTS = 8192
 _POOL: dict = {}
+_POOL_LOCK = threading.Lock()
 
 
 def _threads() -> int:
@@ -275,16 +276,19 @@ def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
     if chunks < 2:
         entry(*inputs, *outputs)
         return
-    pool = _POOL.get("pool")
-    if pool is None or _POOL.get("pid") != os.getpid():  # (a fork has no threads)
-        pool = _POOL["pool"] = ThreadPoolExecutor(_threads(), "symdiff points")
-        _POOL["pid"] = os.getpid()
+    with _POOL_LOCK:  # one pool, however many threads make their first batch at once
+        pool = _POOL.get("pool")
+        if pool is None or _POOL.get("pid") != os.getpid():  # (a fork has no threads)
+            pool = _POOL["pool"] = ThreadPoolExecutor(_threads(), "symdiff points")
+            _POOL["pid"] = os.getpid()
     bounds = [n * k // chunks for k in range(chunks + 1)]
     parts = [[a[lo:hi] for a in inputs + outputs] for lo, hi in pairwise(bounds)]
     pending = [pool.submit(entry, *part) for part in parts[:-1]]
-    entry(*parts[-1])
-    for future in pending:
-        future.result()
+    try:
+        entry(*parts[-1])
+    finally:  # the other chunks write into the outputs: never return before they end
+        for future in pending:
+            future.result()
 
 
 def compile_native(spec):
