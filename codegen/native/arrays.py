@@ -236,6 +236,12 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         if pointer is None:
             self.views[node] = target
 
+    def in_place(self, node: Expr, pointer: str) -> bool:
+        """Whether ``node``'s elements were computed C-ordered at ``pointer`` already."""
+        view = self.views.get(node)
+        return view is not None and (view.base, view.offset, view.contiguous) == (
+            pointer, "0", True)
+
     def copy(self, node: Expr, pointer: str | None = None) -> None:
         """Materialize ``node`` (a view, fill or input) C-ordered: into ``pointer``, or a
         buffer of its own that becomes its view."""
@@ -412,10 +418,9 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         self.emit_all([n for n in self.order if n not in self.inlined])
         for k, part in enumerate(self.parts):
             result = f"%r{k}"
-            view = self.views.get(part)
             if not part.shape:
                 code.write(self.scalar(part), result)
-            elif view is None or (view.base, view.offset, view.contiguous) != (result, "0", True):
+            elif not self.in_place(part, result):
                 # Not computed into its result: an input, constant, view, alias or fill,
                 # or a result returned twice.  Copied, so results never share memory.
                 self.copy(part, result)

@@ -234,6 +234,11 @@ class Code(Instructions):
         if not self.depth:
             self.scalar_loops = False
 
+    def backwards(self, i: str, start: str, end: str) -> str:
+        """The index a loop over range(start, end) visits at counter ``i`` when it runs
+        from the end: start + end - 1 - i."""
+        return self.integer("sub", self.integer("sub", self.integer("add", start, end), "1"), i)
+
     def loop_metadata(self, request: int) -> str:
         """A loop's metadata node: 0 asks LLVM to unroll it fully (its general unrolling
         is off), 1 not to vectorize it."""

@@ -71,8 +71,7 @@ class Loops(Segments):
                 self.segmented(body, node.args[c:c + x], read, plan, step)
             else:
                 with code.loop(steps, unroll=False) as i:
-                    step(code.integer("sub", code.integer("sub", steps, "1"), i)
-                         if body.reverse else i, {})
+                    step(code.backwards(i, "0", steps) if body.reverse else i, {})
             final = self._load_carries(body, carries)
             for j, array in stacked["carries"].items():
                 self._store_part(body.carries[j], array, "0" if body.reverse else steps)
@@ -243,9 +242,8 @@ class Loops(Segments):
             code.write(self.scalar(part), array, row)
             return
         pointer = code.at(array, code.integer("mul", row, code.size(part.shape)))
-        view = self.views.get(part)
-        if view is None or (view.base, view.offset, view.contiguous) != (pointer, "0", True):
-            self.copy(part, pointer)  # else computed in place already
+        if not self.in_place(part, pointer):
+            self.copy(part, pointer)
 
     def _emit_step(self, body, storage, variant) -> list[str | None]:
         """The per-step nodes, each array carry's next value computed into its next
@@ -267,8 +265,7 @@ class Loops(Segments):
             if target is None:
                 scalars.append((self.scalar(new), slots[0]))
                 continue
-            view = self.views.get(new)
-            if view is None or (view.base, view.offset, view.contiguous) != (target, "0", True):
+            if not self.in_place(new, target):
                 self.copy(new, target)  # a view, fill, invariant, or another part's value
             code.lines += [f"store ptr {target}, ptr {slots[0]}",
                            f"store ptr {now}, ptr {slots[1]}"]

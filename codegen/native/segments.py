@@ -108,14 +108,13 @@ class Segments:
                 rows.append(code.allocate(size))
             buffers.append(rows)
         with code.loop(count, unroll=False) as i:
-            g = code.integer("sub", code.integer("sub", count, "1"), i) if body.reverse else i
+            g = code.backwards(i, "0", count) if body.reverse else i
             lo = code.integer("mul", g, k)
             hi = self._call_i64("smin", code.integer("add", lo, k), steps)
             for record, rows, after in zip(records, buffers, nexts, strict=True):
                 self._recompute(record, rows, after, g, lo, hi)
             with code.loop(hi, start=lo, unroll=False) as j:
-                s = code.integer("sub", code.integer("sub", code.integer("add", lo, hi), "1"),
-                                 j) if body.reverse else j
+                s = code.backwards(j, lo, hi) if body.reverse else j
                 slots = {}
                 for pos, operand in enumerate(operands):
                     if operand.op != "scan" or loop_key(operand) not in read:
@@ -145,8 +144,7 @@ class Segments:
                                           strict=True):
                 self._copy_row(array, g, part.shape, slots)
             with code.loop(hi, start=lo, unroll=False) as i:
-                r = code.integer("sub", code.integer("sub", code.integer("add", lo, hi), "1"),
-                                 i) if source.reverse else i
+                r = code.backwards(i, lo, hi) if source.reverse else i
                 current = self._load_carries(source, storage)
                 at = code.integer("sub", r, lo)
                 at = code.integer("add", at, "1") if nexts and source.reverse else at
