@@ -3,6 +3,7 @@ llvmlite, entry points called by CPython directly; Numba for what it cannot lowe
 
 import fractions
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -146,3 +147,30 @@ def test_batches_of_points_are_native_and_agree_with_numba(points, monkeypatch):
     shaped = fast(a.reshape(-1, 1), 2.0, 0.5)  # points broadcast, the result shaped
     assert shaped.shape == (points, 1)
     np.testing.assert_array_equal(shaped, numba(a.reshape(-1, 1), 2.0, 0.5))
+
+
+def test_threads_calling_batches_and_array_functions_at_once_get_their_own_answers():
+    """Batched entries release the GIL and share one pool; array functions share the
+    scratch buffer: four threads calling both at once get the serial answers."""
+    points = sd.compile("sin(a*b) + exp(c)*a", background=False)
+    x = sd.vector("x", None)
+    arrays = sd.compile(sd.sum(sd.tanh(x) * sd.cumsum(x)), args=[x], background=False)
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=40_000) for _ in range(3)]
+    want, want_arrays = points.value_and_grad(*values), arrays.value_and_grad(values[0])
+    wrong = []
+
+    def work():
+        for _ in range(10):
+            got = points.value_and_grad(*values)
+            wrong.extend(k for k in range(2) if not np.array_equal(got[k], want[k]))
+            value, grad = arrays.value_and_grad(values[0])
+            wrong.extend([2] if value != want_arrays[0] or not np.array_equal(
+                grad, want_arrays[1]) else [])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == [] and native._SCRATCH.busy == 0
