@@ -2,6 +2,7 @@
 llvmlite, entry points called by CPython directly; Numba for what it cannot lower."""
 
 import fractions
+import os
 import pickle
 import threading
 
@@ -174,3 +175,10 @@ def test_threads_calling_batches_and_array_functions_at_once_get_their_own_answe
     for thread in threads:
         thread.join()
     assert wrong == [] and native._SCRATCH.busy == 0
+
+
+def test_batches_take_numbas_thread_limit(monkeypatch):
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "1")
+    assert native._threads() == 1
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "10000")
+    assert 1 <= native._threads() <= (os.cpu_count() or 1)

@@ -261,17 +261,21 @@ _POOL_LOCK = threading.Lock()
 
 
 def _threads() -> int:
+    """Threads for batches of points: ``NUMBA_NUM_THREADS`` where set (the limit users
+    already give Numba's ``prange``), else the CPUs this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        available = os.cpu_count() or 1
+    wanted = os.environ.get("NUMBA_NUM_THREADS", "")
+    return max(1, min(int(wanted), available)) if wanted.isdigit() else available
 
 
 def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
     """``entry`` (a batched native entry, which releases the GIL while it runs) over the
-    ``n`` points of ``inputs`` into ``outputs``: in chunks on a pool of one thread per
-    CPU this process may use, the last chunk on the calling thread, as the Numba
-    lowering's ``prange`` spreads points over its threads."""
+    ``n`` points of ``inputs`` into ``outputs``: in chunks on a pool of ``_threads()``
+    threads, the last chunk on the calling thread, as the Numba lowering's ``prange``
+    spreads points over its threads."""
     chunks = min(_threads(), n // CHUNK_POINTS)
     if chunks < 2:
         entry(*inputs, *outputs)
