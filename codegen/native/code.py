@@ -178,6 +178,12 @@ class Code(Instructions):
         self.lines.append(f"br i1 {condition}, label %{carry_on}, label %{otherwise}")
         self.begin(carry_on)
 
+    def extreme(self, which: str, a: str, b: str) -> str:
+        """``which`` ("smin" or "smax") of two i64 values (``llvm.smin.i64``, ...)."""
+        value = self.fresh()
+        self.lines.append(f"{value} = call i64 @llvm.{which}.i64(i64 {a}, i64 {b})")
+        return value
+
     @contextmanager
     def when(self, condition: str):
         """The lines written inside run only if ``condition`` (an i1) holds."""

@@ -95,9 +95,7 @@ class Products:
                 slots.append(value)
                 continue
             if kind == "ld":  # a leading dimension is at least 1, even of an empty matrix
-                wide = code.fresh()
-                code.lines.append(f"{wide} = call i64 @llvm.smax.i64(i64 {value}, i64 1)")
-                value = wide
+                value = code.extreme("smax", value, "1")
             if kind in ("ld", "size"):  # BLAS's ints (LP64)
                 narrow = code.fresh()
                 code.lines.append(f"{narrow} = trunc i64 {value} to i32")

@@ -41,7 +41,7 @@ class Segments:
             if static is not None:
                 k = str(static)
             elif isinstance(policy, int):
-                k = self._call_i64("smax", "1", self._call_i64("smin", str(policy), steps))
+                k = code.extreme("smax", "1", code.extreme("smin", str(policy), steps))
             else:
                 k = self._root(steps)
                 if policy == "auto":  # every carry while they take at most 16 MB
@@ -56,11 +56,6 @@ class Segments:
                                  k)
         return k, count
 
-    def _call_i64(self, name: str, a: str, b: str) -> str:
-        value = self.code.fresh()
-        self.code.lines.append(f"{value} = call i64 @llvm.{name}.i64(i64 {a}, i64 {b})")
-        return value
-
     def _root(self, steps: str) -> str:
         """max(1, ceil(sqrt(steps))) as i64."""
         code = self.code
@@ -70,7 +65,7 @@ class Segments:
                        f"{root} = call double @llvm.sqrt.f64(double {real})",
                        f"{up} = call double @llvm.ceil.f64(double {root})",
                        f"{whole} = fptosi double {up} to i64"]
-        return self._call_i64("smax", "1", whole)
+        return code.extreme("smax", "1", whole)
 
     def keep_checkpoint(self, record: dict, current, s: str) -> None:
         """At step ``s`` of a checkpointed loop: the carry entering a segment (segments of
@@ -110,7 +105,7 @@ class Segments:
         with code.loop(count, unroll=False) as i:
             g = code.backwards(i, "0", count) if body.reverse else i
             lo = code.integer("mul", g, k)
-            hi = self._call_i64("smin", code.integer("add", lo, k), steps)
+            hi = code.extreme("smin", code.integer("add", lo, k), steps)
             for record, rows, after in zip(records, buffers, nexts, strict=True):
                 self._recompute(record, rows, after, g, lo, hi)
             with code.loop(hi, start=lo, unroll=False) as j:

@@ -92,8 +92,7 @@ class Sums:
         # then added as above: 4.2x faster than the terms inside the partial sums.
         block = code.allocate(str(SUM_BLOCK))
         with code.loop(count, step=SUM_BLOCK) as b:
-            left, size = code.integer("sub", count, b), code.fresh()
-            code.lines.append(f"{size} = call i64 @llvm.smin.i64(i64 {SUM_BLOCK}, i64 {left})")
+            size = code.extreme("smin", str(SUM_BLOCK), code.integer("sub", count, b))
             with code.loop(size) as i:
                 code.write(term(code.integer("add", b, i)), block, i)
             code.add_to(total, "0", self.pairwise(self.lanes(lambda i: code.read(block, i),
