@@ -14,6 +14,16 @@ def schedule(outputs: list[Expr]) -> list[Expr]:
     return [node for node in topological_order(outputs) if node.args]
 
 
+def consumers_of(order: list[Expr]) -> dict[Expr, list[Expr]]:
+    """Each node's consumers in ``order`` (a schedule), once each however often they
+    read it (x * x has one consumer)."""
+    consumers: dict[Expr, list[Expr]] = {}
+    for node in order:
+        for arg in dict.fromkeys(node.args):
+            consumers.setdefault(arg, []).append(node)
+    return consumers
+
+
 def expanded_lengths(order: list[Expr], cap: int) -> dict[Expr, int]:
     """Rough length of each node printed as a tree, capped (to choose comments cheaply)."""
     length: dict[Expr, int] = {}

@@ -25,7 +25,7 @@ from ..bodies import body_roots, loop_bodies
 from ..checkpoints import checkpointed
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
-from ..schedule import REDUCTIONS, fused_members, iteration_shape, schedule
+from ..schedule import REDUCTIONS, consumers_of, fused_members, iteration_shape, schedule
 from .code import SCRATCH, Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
@@ -108,10 +108,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         schedule, consumers, results, fused nodes and result destinations."""
         self.order = schedule(flatten(roots))
         self.position = {node: k for k, node in enumerate(self.order)}
-        consumers = self.consumers = {}
-        for node in self.order:
-            for arg in dict.fromkeys(node.args):
-                consumers.setdefault(arg, []).append(node)
+        consumers = self.consumers = consumers_of(self.order)
         outputs = self.results = set(roots)
         self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
         self.destinations: dict[Expr, str] = {}  # output node -> where it is computed

@@ -15,7 +15,13 @@ from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 
 from ..bodies import loop_bodies, step_specs
 from ..naming import BATCH, extent, literal, temporary
-from ..schedule import REDUCTIONS, expanded_lengths, iteration_shape, schedule
+from ..schedule import (
+    REDUCTIONS,
+    consumers_of,
+    expanded_lengths,
+    iteration_shape,
+    schedule,
+)
 from .fused import FusedLoops
 from .indexing import (
     broadcast_index,
@@ -87,11 +93,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         self.renamed: dict[Expr, str] = {}  # arrays read through other names for a while
         self.counter = 0
         self.has_batch = False  # whether the open length _nb is read (check_arguments)
-        consumers: dict[Expr, list[Expr]] = {}
-        self.consumers = consumers
-        for node in self.order:
-            for arg in dict.fromkeys(node.args):  # x * x has one consumer
-                consumers.setdefault(arg, []).append(node)
+        consumers = self.consumers = consumers_of(self.order)
         out = set(self.outputs)
         self.inlined: set[Expr] = set()
         for n in self.order:
