@@ -20,7 +20,6 @@ from .module import body_specs, emit_module
 from .native.array_entry import array_function, direction_function
 from .native.arrays import lowerable as array_lowerable
 from .native.batched import batched_function
-from .native.batched import lowerable as batched_lowerable
 from .native.driver import lowerable as direction_lowerable
 from .native.entry import ARRAY_SYMBOLS as NATIVE_ARRAY_SYMBOLS
 from .native.entry import SYMBOLS as NATIVE_SYMBOLS
@@ -30,7 +29,7 @@ from .spec import LOWERINGS, ArrayParam, FunctionSpec, result_layout
 
 __all__ = ["LOWERINGS", "NATIVE_ARRAY_SYMBOLS", "NATIVE_SYMBOLS", "ArrayParam",
            "DirectionLoop", "FunctionSpec", "Layout", "NativeFunction", "Slot",
-           "array_function", "array_lowerable", "batched_function", "batched_lowerable",
+           "array_function", "array_lowerable", "batched_function",
            "body_specs", "direction_function",
            "direction_lowerable", "emit_function", "emit_module",
            "emit_vmap", "llvm_lowerable", "load_module", "native_function", "result_layout",

@@ -17,26 +17,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from symdiff.ir.nodes import flatten
-
-from ..bodies import has_arrays
-from ..llvm.elements import ELEMENTS
 from ..llvm.emit import llvm_body
 from ..naming import input_names
-from ..schedule import schedule
-from .entry import Layout, NativeFunction, message_constant
-
-
-def lowerable(spec) -> bool:
-    """Whether ``spec`` (batched) is straight-line code of scalars whose every op the
-    LLVM element table has (as codegen.lower.llvm_lowerable asks of one point)."""
-    if not spec.batched or spec.arrays or has_arrays(dataclasses.replace(spec, batched=False)):
-        return False
-    return all(n.op in ELEMENTS for n in schedule(flatten(spec.result)))
+from .entry import Layout, NativeFunction, message_constant, typed_argument
 
 
 def batched_function(spec, layout: Layout) -> NativeFunction:
-    """The native function of a batched FunctionSpec (see the module)."""
+    """The native function of a batched FunctionSpec whose one point is straight-line
+    code (codegen.lower.llvm_lowerable of it unbatched; see the module)."""
     body = llvm_body(dataclasses.replace(spec, batched=False))
     params = input_names(spec)
     outputs = (["_value"] if body.returned is not None else []) + [
@@ -48,14 +36,7 @@ def batched_function(spec, layout: Layout) -> NativeFunction:
              "  br i1 %count, label %a0, label %refuse"]
     for k in range(arrays):  # arrays, or the data pointer read would be garbage
         following = f"a{k + 1}" if k + 1 < arrays else "run"
-        lines += [f"a{k}:",
-                  f"  %o{k}.at = getelementptr ptr, ptr %args, i64 {k}",
-                  f"  %o{k} = load ptr, ptr %o{k}.at",
-                  f"  %o{k}.type.at = getelementptr i8, ptr %o{k}, i64 {layout.type}",
-                  f"  %o{k}.type = load ptr, ptr %o{k}.type.at",
-                  f"  %o{k}.array = icmp eq ptr %o{k}.type, @_sd_ndarray_type",
-                  f"  br i1 %o{k}.array, label %{following}, label %refuse",
-                  ]
+        lines += typed_argument(f"a{k}", f"%o{k}", k, "array", following, layout)
     lines.append("run:")
     for k in range(arrays):
         lines += [f"  %d{k}.at = getelementptr i8, ptr %o{k}, i64 {layout.array_data}",

@@ -66,6 +66,23 @@ def message_constant(text: str) -> tuple[str, int]:
                    for b in data), len(data)
 
 
+# The type each kind of argument must have exactly: a float, or a NumPy array.
+EXACT_TYPES = {"float": "@PyFloat_Type", "array": "@_sd_ndarray_type"}
+
+
+def typed_argument(label: str, name: str, index: int, kind: str, following: str,
+                   layout: Layout) -> list[str]:
+    """The block ``label`` loading argument ``index`` into ``name`` and going on to
+    ``following`` if its type is exactly ``kind``'s (EXACT_TYPES), else to ``refuse``."""
+    return [f"{label}:",
+            f"  {name}.at = getelementptr ptr, ptr %args, i64 {index}",
+            f"  {name} = load ptr, ptr {name}.at",
+            f"  {name}.type.at = getelementptr i8, ptr {name}, i64 {layout.type}",
+            f"  {name}.type = load ptr, ptr {name}.type.at",
+            f"  {name}.{kind} = icmp eq ptr {name}.type, {EXACT_TYPES[kind]}",
+            f"  br i1 {name}.{kind}, label %{following}, label %refuse"]
+
+
 def _entry_text(body: LLVMBody, scalars: int, layout: Layout) -> list[str]:
     """The entry function's instructions (args: scalars, then output buffers)."""
     buffers = len(body.stored)
@@ -74,24 +91,12 @@ def _entry_text(body: LLVMBody, scalars: int, layout: Layout) -> list[str]:
     after_scalars = "buffer0" if buffers else "call"
     for k in range(scalars):
         following = f"arg{k + 1}" if k + 1 < scalars else after_scalars
-        lines += [f"arg{k}:",
-                  f"  %o{k}.at = getelementptr ptr, ptr %args, i64 {k}",
-                  f"  %o{k} = load ptr, ptr %o{k}.at",
-                  f"  %o{k}.type.at = getelementptr i8, ptr %o{k}, i64 {layout.type}",
-                  f"  %o{k}.type = load ptr, ptr %o{k}.type.at",
-                  f"  %o{k}.float = icmp eq ptr %o{k}.type, @PyFloat_Type",
-                  f"  br i1 %o{k}.float, label %{following}, label %refuse"]
+        lines += typed_argument(f"arg{k}", f"%o{k}", k, "float", following, layout)
     if not scalars:
         lines[1] = f"  br i1 %count, label %{after_scalars}, label %refuse"
     for j in range(buffers):  # arrays, or the data pointer read would be garbage
         k, following = scalars + j, f"buffer{j + 1}" if j + 1 < buffers else "call"
-        lines += [f"buffer{j}:",
-                  f"  %b{j}.at = getelementptr ptr, ptr %args, i64 {k}",
-                  f"  %b{j} = load ptr, ptr %b{j}.at",
-                  f"  %b{j}.type.at = getelementptr i8, ptr %b{j}, i64 {layout.type}",
-                  f"  %b{j}.type = load ptr, ptr %b{j}.type.at",
-                  f"  %b{j}.array = icmp eq ptr %b{j}.type, @_sd_ndarray_type",
-                  f"  br i1 %b{j}.array, label %{following}, label %refuse"]
+        lines += typed_argument(f"buffer{j}", f"%b{j}", k, "array", following, layout)
     lines.append("call:")
     values = []
     for k in range(scalars):

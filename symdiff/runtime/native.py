@@ -4,9 +4,10 @@ the way.  Machine code in milliseconds whatever Numba's state, and a call throug
 interpreter's own function-call path (about 50 ns, against about 180 ns for a Numba
 dispatcher); the code is cached on disk (codegen.cache), so another process loads it.
 
-Which functions (``lowerable``): straight-line scalar code (codegen.native.entry), code
-over arrays and loops (codegen.native.arrays) and the loops over directions of its
-derivative matrices (codegen.native.driver); the rest (batches of points, linear
+Which functions (``lowerable``): straight-line scalar code (codegen.native.entry) and
+its batches of points (codegen.native.batched), code over arrays and loops
+(codegen.native.arrays) and the loops over directions of its derivative matrices
+(codegen.native.driver); the rest (vmap, batches of functions with loops, linear
 solves, digamma) stays with Numba.
 The entry reads objects in place, so the interpreter's object layout is measured once
 here (``layout``); where it is not the expected one (another build of CPython or NumPy),
@@ -16,6 +17,7 @@ the native backend is unavailable and Numba does the work.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import os
 import sys
@@ -40,7 +42,6 @@ from codegen import (
     array_function,
     array_lowerable,
     batched_function,
-    batched_lowerable,
     cache,
     direction_function,
     direction_lowerable,
@@ -210,8 +211,10 @@ def _writer(spec):
     arrays = layout().array_nd > 0
     if isinstance(spec, DirectionLoop):
         return direction_function if arrays and direction_lowerable(spec) else None
-    if spec.batched:
-        return batched_function if arrays and batched_lowerable(spec) else None
+    if spec.batched:  # straight-line code at each point
+        one_point = dataclasses.replace(spec, batched=False)
+        lowered = arrays and not spec.arrays and llvm_lowerable(one_point)
+        return batched_function if lowered else None
     if not spec.arrays and llvm_lowerable(spec):
         return native_function
     return array_function if arrays and array_lowerable(spec) else None
