@@ -47,7 +47,7 @@ class Loops(Segments):
             variant = self._bind_invariants(body, node.args[c + x:])
             carries = self._carry_storage(body, node.args[:c])
             stacked = self._stacked_arrays(body, group, steps, key in plan)
-            record = self.checkpoints(node, steps, carries) if key in plan else None
+            record = self.checkpoints(node, steps) if key in plan else None
 
             def step(s: str, slots: dict) -> None:
                 current = self._load_carries(body, carries)

@@ -19,7 +19,7 @@ _CEIL = "declare double @llvm.ceil.f64(double)"
 class Segments:
     """Mixin: checkpoints of a forward loop, and the segmented sweeps that read them."""
 
-    def checkpoints(self, node, steps: str, storage) -> dict:
+    def checkpoints(self, node, steps: str) -> dict:
         """The checkpoint arrays of the loop of ``node`` (made once) and what its sweeps
         need to recompute it: a record of the plan (codegen.checkpoints)."""
         code, body = self.code, node.value[0]
