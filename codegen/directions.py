@@ -46,6 +46,9 @@ class DirectionLoop:
     vjp).  ``compressed``: takes ``_seeds`` (one row per direction, over all direction
     elements) and ``_gather`` (positions in the C-ordered (seeds x results) products) and
     returns the gathered values: the nonzeros of a sparse matrix, recovered in the loop.
+    ``block``, where set, is the kernel over ``block_size`` directions at once: each
+    direction with a trailing axis of that length, each result part likewise
+    (symdiff.autodiff.batch_axis); the native driver runs it block by block.
     """
 
     name: str
@@ -59,6 +62,12 @@ class DirectionLoop:
     compressed: bool = False
     forward: FunctionSpec | None = None
     arrays: tuple = field(default=())
+    block: FunctionSpec | None = None
+
+    @property
+    def block_size(self) -> int:
+        """How many directions ``block`` takes at once (1 without one)."""
+        return self.block.inputs[-1].shape[-1] if self.block is not None else 1
 
     @property
     def specs(self) -> list[FunctionSpec]:

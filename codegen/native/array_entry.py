@@ -267,7 +267,7 @@ def direction_function(loop, layout: Layout) -> NativeFunction:
     """The native function of a DirectionLoop whose kernel the array lowering writes
     (codegen.native.driver): the matrix it returns (dense), or the gathered nonzeros
     (compressed: it takes the seeds and gather positions after the arguments)."""
-    body = ArrayBody(loop.kernel, "driver")
+    body = ArrayBody(loop.block or loop.kernel, "driver")
     text, shape = driver(loop, body)
     return _native(loop.name, list(loop.inputs), parameter_names(
         [s.value for s in loop.inputs]), [shape], 0, (text, "driver"), _least(body.every),

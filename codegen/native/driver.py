@@ -38,12 +38,14 @@ def lowerable(loop) -> bool:
 
 def driver(loop, body) -> tuple[str, tuple]:
     """(the LLVM module text of ``@driver``, the shape of what it fills), the kernel's
-    graph (``body``, an ArrayBody of ``loop.kernel``) written into the driver itself:
-    the nodes that do not depend on the directions once, before the loop over them, the
-    others in it.  The driver takes the loop's inputs (doubles, data pointers), for a
-    compressed loop the seeds (data, rows, width) and gather positions (data, count),
-    ``i64 %nb``, then the result's data; it returns 0, 1 (no memory), 2 (seeds of
-    another width) or 3 (a gather position out of range)."""
+    graph (``body``, an ArrayBody of ``loop.block`` where the loop has one, else of
+    ``loop.kernel``) written into the driver itself: the nodes that do not depend on the
+    directions once, before the loop over them, the others in it, for one direction at a
+    time or for a block of ``loop.block_size`` (the last one's surplus directions zero,
+    their products dropped).  The driver takes the loop's inputs (doubles, data
+    pointers), for a compressed loop the seeds (data, rows, width) and gather positions
+    (data, count), ``i64 %nb``, then the result's data; it returns 0, 1 (no memory), 2
+    (seeds of another width) or 3 (a gather position out of range)."""
     code = body.code
     body.destinations.clear()  # the products go into the matrix, direction by direction
     body.prepare()
@@ -54,7 +56,7 @@ def driver(loop, body) -> tuple[str, tuple]:
     d_sizes = [code.size(s) for s in d_shapes]
     r_sizes = [code.size(s) for s in r_shapes]
     (d_offsets, n), (r_offsets, m) = _offsets(code, d_sizes), _offsets(code, r_sizes)
-    count, target = n, "%out"
+    count, target, width = n, "%out", loop.block_size
     if loop.compressed:
         params += ["ptr noalias %seeds", "i64 %count", "i64 %width", "ptr noalias %gather",
                    "i64 %gathered"]
@@ -66,32 +68,42 @@ def driver(loop, body) -> tuple[str, tuple]:
     single = loop.compressed and len(d_shapes) == 1 and loop.directions[0].kind != "scalar"
     buffers = []
     for sym, slot, size in zip(directions, loop.directions, d_sizes, strict=True):
-        if slot.kind == "scalar" or single:  # a value, or the seed row itself
+        if (slot.kind == "scalar" and width == 1) or single:  # a value, or the seed row
             buffers.append(None)
             continue
-        buffer = code.allocate(size)
-        with code.loop(size) as i:
+        buffer = code.allocate(code.integer("mul", size, str(width)))
+        with code.loop(code.integer("mul", size, str(width))) as i:
             code.write(code.constant(0.0), buffer, i)
         body.views[sym] = whole(code, buffer, sym.shape)
         buffers.append(buffer)
     variant = depending(body.order, directions)  # computed once per direction
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
     by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
-    with code.loop(count) as j:
-        _set_directions(code, body, loop, j, directions, buffers, d_offsets, d_sizes)
+    blocks = count if width == 1 else code.integer(
+        "sdiv", code.integer("add", count, str(width - 1)), str(width))
+    with code.loop(blocks) as block:
+        first = code.integer("mul", block, str(width))
+        _each_direction(code, first, width, count, lambda j, b: _set_directions(
+            code, body, loop, j, b, directions, buffers, d_offsets, d_sizes, "1.0"))
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
         for part, offset in zip(body.parts, r_offsets, strict=True):
+            shape = part.shape if width == 1 else part.shape[:-1]
             with code.nest(part.shape) as indices:
-                flat = position(code, View("", "0", c_strides(code, part.shape), True),
-                                part.shape, part.shape, indices)
+                b = "0" if width == 1 else indices[-1]
+                j = code.integer("add", first, b)
+                flat = position(code, View("", "0", c_strides(code, shape), True),
+                                shape, shape, indices[:len(shape)])
                 row = code.integer("add", offset, flat)
                 at = (code.integer("add", code.integer("mul", j, m), row) if by_rows
                       else code.integer("add", code.integer("mul", row, n), j))
-                code.write(body.element(part, part.shape, indices, {}), target, at)
+                if width == 1:
+                    code.write(body.element(part, part.shape, indices, {}), target, at)
+                    continue
+                with code.when(code.compare("slt", j, count)):  # (not a surplus one)
+                    code.write(body.element(part, part.shape, indices, {}), target, at)
         if not loop.compressed:
-            for k, buffer in enumerate(buffers):
-                if buffer is not None:
-                    _set(code, buffer, code.integer("sub", j, d_offsets[k]), d_sizes[k], "0.0")
+            _each_direction(code, first, width, count, lambda j, b: _set_directions(
+                code, body, loop, j, b, directions, buffers, d_offsets, d_sizes, "0.0"))
     if loop.compressed:
         with code.loop("%gathered") as q:
             place = code.read_i64("%gather", q)
@@ -111,29 +123,49 @@ def driver(loop, body) -> tuple[str, tuple]:
     return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
 
 
-def _set_directions(code: Code, body, loop, j: str, directions, buffers, offsets,
-                    sizes) -> None:
-    """Direction (or seed row) ``j`` into the kernel's direction symbols: e_j dense, the
-    seed row compressed (the row in place where it is the only direction)."""
+def _each_direction(code: Code, first: str, width: int, count: str, write) -> None:
+    """``write(j, b)`` for the directions j = first + b of a block (b < width), those
+    before ``count``; with one direction at a time, for ``first`` itself."""
+    if width == 1:
+        write(first, "0")
+        return
+    with code.loop(str(width)) as b:
+        j = code.integer("add", first, b)
+        with code.when(code.compare("slt", j, count)):
+            write(j, b)
+
+
+def _set_directions(code: Code, body, loop, j: str, b: str, directions, buffers, offsets,
+                    sizes, value: str) -> None:
+    """Direction (or seed row) ``j`` into column ``b`` of the kernel's direction symbols
+    (their only column, one direction at a time): e_j dense, where ``value`` is 1.0 to
+    set it and 0.0 to clear it again, the seed row compressed (the row in place where it
+    is the only direction and runs alone)."""
+    width = loop.block_size
     for k, (sym, buffer) in enumerate(zip(directions, buffers, strict=True)):
         scalar = loop.directions[k].kind == "scalar"
         if not loop.compressed:
-            if scalar:
-                hit, value = code.fresh(), code.fresh()
-                code.lines += [f"{hit} = icmp eq i64 {j}, {offsets[k]}",
-                               f"{value} = select i1 {hit}, double 1.0, double 0.0"]
-                body.scalars[sym] = value
+            if buffer is None:  # a scalar direction, one at a time
+                hit = code.fresh()
+                code.lines.append(f"{hit} = icmp eq i64 {j}, {offsets[k]}")
+                body.scalars[sym] = code.fresh()
+                code.lines.append(f"{body.scalars[sym]} = select i1 {hit}, double 1.0, "
+                                  "double 0.0")
             else:
-                _set(code, buffer, code.integer("sub", j, offsets[k]), sizes[k], "1.0")
+                place = code.integer("sub", j, offsets[k])
+                with code.when(code.compare("ult", place, sizes[k])):
+                    code.write(value, buffer, code.integer(
+                        "add", code.integer("mul", place, str(width)), b))
             continue
         row = code.integer("add", code.integer("mul", j, "%width"), offsets[k])
-        if scalar:
+        if scalar and buffer is None:
             body.scalars[sym] = code.read("%seeds", row)
         elif buffer is None:  # the seed row itself
             body.views[sym] = View("%seeds", row, c_strides(code, sym.shape), True)
         else:
             with code.loop(sizes[k]) as i:
-                code.write(code.read("%seeds", code.integer("add", row, i)), buffer, i)
+                code.write(code.read("%seeds", code.integer("add", row, i)), buffer,
+                           code.integer("add", code.integer("mul", i, str(width)), b))
 
 
 def _offsets(code: Code, sizes: list[str]) -> tuple[list[str], str]:
@@ -144,9 +176,3 @@ def _offsets(code: Code, sizes: list[str]) -> tuple[list[str], str]:
             offsets.append(total)
             total = code.integer("add", total, size)
     return offsets, total
-
-
-def _set(code: Code, buffer: str, position: str, size: str, value: str) -> None:
-    """``buffer[position] = value`` where ``0 <= position < size``."""
-    with code.when(code.compare("ult", position, size)):
-        code.write(value, buffer, position)

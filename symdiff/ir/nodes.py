@@ -52,6 +52,10 @@ class Op:
     operand's contribution from the adjoints of several siblings at once (one reverse
     sweep; None for the operands ``needed`` marks False).
     Structural ops' ``to_sympy(node, *operands)`` receive the node too (payload, shapes).
+    ``batch(node, operands, batched, size)`` is the node over a batch of values along a
+    trailing axis of length ``size`` (symdiff.autodiff.batch_axis): ``operands`` are the
+    node's operands, those that ``batched`` marks with the batch axis appended; None
+    where the op has no such rule (elementwise ops need none: they broadcast).
     """
 
     name: str
@@ -68,6 +72,7 @@ class Op:
     sparsity: Callable | None = None
     joint_vjp: Callable | None = None
     describe: Callable | None = None  # describe(node): printed text of the payload
+    batch: Callable | None = None
 
     @property
     def elementwise(self) -> bool:

@@ -86,12 +86,39 @@ def zeros(shape):
     return broadcast_to(ZERO, shape)
 
 
+# Batching rules (Op.batch): the node over a batch of values held along a trailing axis
+# of length ``size``, which leaves axes, index keys and row positions as they are.
+def with_unit_axis(x):
+    """``x`` with a trailing axis of length 1: it then broadcasts against an operand
+    that carries the batch axis."""
+    return apply("reshape", x, payload=x.shape + (1,)) if x.shape else x
+
+
+def lifted(x, size):
+    """``x``, the same at every point of the batch, repeated along the batch axis."""
+    return broadcast_to(with_unit_axis(x), x.shape + (size,))
+
+
+def _reduction_batch(node, operands, batched, size):
+    axes, keepdims = node.value
+    axes = tuple(range(node.args[0].ndim)) if axes is None else axes
+    return apply(node.op, operands[0], payload=(axes, keepdims))
+
+
+def _to_shape_batch(node, operands, batched, size):
+    return apply(node.op, operands[0], payload=node.shape + (size,))
+
+
+def _same_payload_batch(node, operands, batched, size):
+    return apply(node.op, *operands, payload=node.value)
+
+
 register(Op(
     "sum", 1, lambda shape, p, x: np.sum(x, axis=p[0], keepdims=p[1]), None, None,
     shape_rule=_sum_shape,
     vjp=lambda i, node, adj: broadcast_to(_kept(node, adj), node.args[0].shape),
     jvp=lambda node, t: apply("sum", t[0], payload=node.value),
-    sparsity=_reduction_sparsity,
+    sparsity=_reduction_sparsity, batch=_reduction_batch,
 ))
 
 
@@ -122,6 +149,7 @@ def _unkeep(node, kept):
 register(Op(
     "amax", 1, lambda shape, p, x: np.max(x, axis=p[0], keepdims=p[1]), None, None,
     shape_rule=_sum_shape, vjp=_amax_vjp, jvp=_amax_jvp, sparsity=_reduction_sparsity,
+    batch=_reduction_batch,
 ))
 
 
@@ -151,6 +179,7 @@ register(Op(
     vjp=lambda i, node, adj: sum_to(adj, node.args[0].shape),
     jvp=lambda node, t: broadcast_to(t[0], node.shape),
     sparsity=lambda i, node, shape, args: _reads(np.broadcast_to(_positions(args[0]), shape)),
+    batch=_to_shape_batch,
 ))
 
 
@@ -171,6 +200,7 @@ register(Op(
     vjp=lambda i, node, adj: broadcast_to(adj, node.args[0].shape),
     jvp=lambda node, t: sum_to(t[0], node.shape),
     sparsity=lambda i, node, shape, args: _writes(np.broadcast_to(_positions(shape), args[0])),
+    batch=_to_shape_batch,
 ))
 
 
@@ -190,6 +220,7 @@ register(Op(
     jvp=lambda node, t: apply("reshape", broadcast_to(t[0], node.args[0].shape),
                               payload=node.shape),
     sparsity=lambda i, node, shape, args: _reads(_positions(shape)),
+    batch=_to_shape_batch,
 ))
 
 
@@ -204,6 +235,8 @@ register(Op(
     vjp=lambda i, node, adj: apply("transpose", adj),
     jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
     sparsity=lambda i, node, shape, args: _reads(_positions(args[0]).T),
+    # (reversing the axes would move the batch axis first: no rule beyond vectors)
+    batch=lambda node, operands, batched, size: operands[0] if node.ndim <= 1 else None,
 ))
 
 
@@ -278,9 +311,28 @@ def _matmul_sparsity(i, node, shape, args):
     return rows.ravel(), cols.ravel()
 
 
+def _matmul_batch(node, operands, batched, size):
+    a, b = operands
+    a_shape, b_shape = (x.shape for x in node.args)
+    if not batched[0] and len(b_shape) == 1:
+        return apply("matmul", a, b)  # the batch as the columns of a matrix
+    if not batched[0] and not has_open(b_shape[1:]):
+        columns = apply("reshape", b, payload=(b_shape[0], b_shape[1] * size))
+        return apply("reshape", apply("matmul", a, columns), payload=node.shape + (size,))
+    if not batched[1] and len(a_shape) == 1 and len(b_shape) == 2:
+        return apply("matmul", apply("transpose", b), a)
+    # Otherwise products summed over the inner axis (fused loops rather than BLAS):
+    # a as (m?, k, 1?, B|1) times b as (1?, k, p?, B|1).
+    a_axes = a_shape + ((1,) if len(b_shape) == 2 else ()) + ((size,) if batched[0] else (1,))
+    b_axes = ((1,) if len(a_shape) == 2 else ()) + b_shape + ((size,) if batched[1] else (1,))
+    terms = apply("mul", apply("reshape", a, payload=a_axes),
+                  apply("reshape", b, payload=b_axes))
+    return apply("sum", terms, payload=((len(a_shape) - 1,), False))
+
+
 register(Op(
     "matmul", 2, _matmul_evaluate, None, None, "@", 20, shape_rule=_matmul_shape,
-    vjp=_matmul_vjp, jvp=_matmul_jvp, sparsity=_matmul_sparsity,
+    vjp=_matmul_vjp, jvp=_matmul_jvp, sparsity=_matmul_sparsity, batch=_matmul_batch,
 ))
 
 
@@ -294,6 +346,7 @@ register(Op(
     sparsity=lambda i, node, shape, args: _reads(
         _positions(args[0])[key_to_python(node.value)]),
     describe=lambda node: f"[{key_text(node.value)}]",
+    batch=_same_payload_batch,  # (a key leaves trailing axes whole)
 ))
 
 
@@ -318,6 +371,8 @@ register(Op(
     sparsity=lambda i, node, shape, args: _writes(
         _positions(shape)[key_to_python(node.value[0])]),
     describe=lambda node: f"at [{key_text(node.value[0])}] of {node.value[1]}",
+    batch=lambda node, operands, batched, size: apply(
+        "embed", operands[0], payload=(node.value[0], node.value[1] + (size,))),
 ))
 
 
@@ -346,6 +401,9 @@ register(Op(
         for a, ti in zip(node.args, t, strict=True)), payload=node.value),
     sparsity=lambda i, node, shape, args: _writes(
         _positions(shape)[key_to_python(part_key(node, i))]),
+    batch=lambda node, operands, batched, size: apply("concatenate", *(
+        x if b else lifted(x, size) for x, b in zip(operands, batched, strict=True)),
+        payload=node.value),
 ))
 
 def _take_shape(shapes, rows):
@@ -379,6 +437,7 @@ register(Op(
     jvp=lambda node, t: apply("take", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
     sparsity=lambda i, node, shape, args: _reads(_positions(args[0])[node.value.array]),
+    batch=_same_payload_batch,  # (rows of the first axis)
 ))
 
 register(Op(
@@ -388,6 +447,7 @@ register(Op(
     jvp=lambda node, t: apply("scatter_add", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
     sparsity=lambda i, node, shape, args: _writes(_positions(shape)[node.value[0].array]),
+    batch=_same_payload_batch,
 ))
 
 
@@ -435,6 +495,8 @@ register(Op(
     "batch_size", 1, lambda shape, axis, x: float(np.shape(x)[axis]), None, None,
     shape_rule=_batch_size_shape, vjp=lambda i, node, adj: None, jvp=lambda node, t: None,
     sparsity=_no_dependence,
+    batch=lambda node, operands, batched, size: lifted(
+        apply("batch_size", operands[0], payload=node.value), size),
 ))
 
 STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",

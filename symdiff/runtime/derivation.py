@@ -13,10 +13,11 @@ entry-by-entry code, which is faster per call.
 from __future__ import annotations
 
 from codegen import ArrayParam, DirectionLoop, FunctionSpec, Slot
+from symdiff.autodiff.batch_axis import with_batch_axis
 from symdiff.autodiff.modes import forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from symdiff.errors import SymdiffError
 from symdiff.ir.dims import elements, has_open
-from symdiff.ir.nodes import internal_symbol
+from symdiff.ir.nodes import Expr, internal_symbol, topological_order
 from symdiff.passes.data import data_values, lift_data
 from symdiff.passes.pipeline import optimize
 from symdiff.runtime.inputs import batch_size
@@ -45,6 +46,10 @@ UNROLL_MAX_VARIABLES = 64
 # Methods computed by a runtime loop over directions (unless unrolled); the *_data ones
 # return the nonzeros of a compressed evaluation.
 LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
+# Dense loops take up to this many directions at once (a block), as long as no node that
+# depends on them holds more than BLOCK_ELEMENTS numbers over the block.
+BLOCK_DIRECTIONS = 32
+BLOCK_ELEMENTS = 1 << 18
 
 
 class Derivation:
@@ -172,7 +177,7 @@ class Derivation:
         name = method.removesuffix("_data")
         compressed = method.startswith("sparse_")
         wrt, structured = self._wrt_slots(), not self.single_wrt and not self.flat_wrt
-        m = n = None
+        m = n = count = None
         if not has_open(sum((o.shape for o in self.outputs), ())):
             m = elements(self.outputs, None)
         if not has_open(sum((v.shape for v in self.wrt), ())):
@@ -180,22 +185,57 @@ class Derivation:
         transpose = False
         if "hessian" in method:
             kernel, directions, results, tupled = "hvp", wrt, wrt, structured
-            doc = "Hessian-vector products H @ d"
+            doc, count = "Hessian-vector products H @ d", n
         elif compressed or m is None or n is None or m > n:
             kernel, directions, results, tupled = "jvp", wrt, (self._output_slot(False),), False
-            doc = "Jacobian-vector products J @ d"
+            doc, count = "Jacobian-vector products J @ d", n
         else:
             kernel, directions, results = "vjp", (self._output_slot(True),), wrt
-            tupled, transpose = structured, True
+            tupled, transpose, count = structured, True, m
             doc = "vector-Jacobian products d @ J"
         doc = ("nonzeros of a sparse matrix from " + doc + " at the seeds of a coloring, "
                "gathered at positions _gather" if compressed else
                f"dense {name.capitalize()}: a loop over unit directions d of " + doc)
         # A slot shaped like the value (an open dimension) takes its shape from forward().
         shaped_by_value = any(s.source == ("output",) for s in directions + results)
-        return DirectionLoop(name, self.inputs, self.spec(kernel), directions, results,
+        kernel = self.spec(kernel)
+        return DirectionLoop(name, self.inputs, kernel, directions, results,
                              tupled, doc, transpose, compressed,
-                             self.spec("forward") if shaped_by_value else None)
+                             self.spec("forward") if shaped_by_value else None,
+                             block=None if compressed else self._block(kernel, count))
+
+    def _block(self, kernel: FunctionSpec, count: int | None) -> FunctionSpec | None:
+        """``kernel`` over a block of directions at once, for drivers that run blocks
+        (codegen.native.driver): blocks of equal size, at most BLOCK_DIRECTIONS, within
+        BLOCK_ELEMENTS per node.  None for open counts or shapes, results that are lists,
+        kernels with array parameters, and graphs with a node that has no batching rule."""
+        result = kernel.result
+        parts = [result] if isinstance(result, Expr) else list(result)
+        if count is None or count < 2 or kernel.arrays or not isinstance(
+                result, Expr | tuple) or not all(isinstance(p, Expr) for p in parts):
+            return None
+        directions = kernel.inputs[len(self.inputs):]
+        varying, largest = set(directions), 1
+        for node in topological_order(parts):
+            if node in varying or any(a in varying for a in node.args):
+                if has_open(node.shape):
+                    return None
+                varying.add(node)
+                largest = max(largest, elements([node], None))
+        size = min(count, BLOCK_DIRECTIONS, BLOCK_ELEMENTS // largest)
+        if size < 2:
+            return None
+        size = -(-count // -(-count // size))  # equal blocks: ceil(count / blocks)
+        stand_ins = tuple(internal_symbol(f"block{k}", d.shape + (size,))
+                          for k, d in enumerate(directions))
+        batched = with_batch_axis(parts, dict(zip(directions, stand_ins, strict=True)), size)
+        if batched is None:
+            return None
+        batched = batched[0] if isinstance(result, Expr) else tuple(batched)
+        return FunctionSpec(kernel.name + "_block", self.inputs + stand_ins,
+                            optimize(batched, self.fast_math),
+                            f"{kernel.doc}, {size} directions at once", (), False,
+                            self.lowering)
 
 
 # Per method: (result graphs, doc, extra scalar/array arguments, flat array parameters).
