@@ -144,3 +144,16 @@ def test_blocks_cover_every_direction_the_last_one_partly(monkeypatch, build, ca
     values = [RNG.normal(size=a.shape) if a.shape else 0.7 for a in args]
     for g, w in zip(fast.hessian(*values), numba.hessian(*values), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_many_directions_go_in_blocks_only_through_matrix_products():
+    x = sd.vector("x", 40)
+    elementwise = sd.compile(sd.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2),
+                             args=[x], backend="native", background=False)
+    assert elementwise.derivation.spec("hessian").block is None
+    few = sd.vector("y", 32)
+    assert sd.compile(sd.sum(sd.sin(few) ** 2), args=[few], backend="native",
+                      background=False).derivation.spec("hessian").block_size == 32
+    products = sd.compile(sd.sum(sd.tanh(np.ones((5, 40)) @ x) ** 2), args=[x],
+                          backend="native", background=False)
+    assert products.derivation.spec("hessian").block_size == 20  # two blocks of 20

@@ -117,6 +117,8 @@ def test_generated_code_has_the_same_size_for_every_array_size():
 def test_a_dense_result_that_cannot_fit_raises_before_allocating(rosen, monkeypatch):
     _, _, fn = rosen
     monkeypatch.setattr(matrices, "available_memory", lambda: 1000.0)
+    assert fn.hessian(np.zeros(12)).shape == (12, 12)  # small results: not checked
+    monkeypatch.setattr(matrices, "UNCHECKED_BYTES", 0)
     with pytest.raises(sd.SymdiffError, match=r"12 x 12 .*sparse_hessian.*hvp"):
         fn.hessian(np.zeros(12))
     assert fn.sparse_hessian(np.zeros(12)).nnz == 34  # the sparse form still works

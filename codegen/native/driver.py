@@ -7,6 +7,8 @@ the text has one size for every array size."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from symdiff.ir.nodes import Expr
 
 from ..schedule import depending
@@ -86,21 +88,20 @@ def driver(loop, body) -> tuple[str, tuple]:
         _each_direction(code, first, width, count, lambda j, b: _set_directions(
             code, body, loop, j, b, directions, buffers, d_offsets, d_sizes, "1.0"))
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
+        # The products of the block's directions before ``count`` (a surplus one's dropped).
+        valid = "1" if width == 1 else code.extreme(
+            "smin", str(width), code.integer("sub", count, first))
         for part, offset in zip(body.parts, r_offsets, strict=True):
             shape = part.shape if width == 1 else part.shape[:-1]
-            with code.nest(part.shape) as indices:
-                b = "0" if width == 1 else indices[-1]
+            with code.nest(shape) as outer, _columns(code, valid) as b:
+                indices = outer if width == 1 else outer + [b]
                 j = code.integer("add", first, b)
                 flat = position(code, View("", "0", c_strides(code, shape), True),
-                                shape, shape, indices[:len(shape)])
+                                shape, shape, outer)
                 row = code.integer("add", offset, flat)
                 at = (code.integer("add", code.integer("mul", j, m), row) if by_rows
                       else code.integer("add", code.integer("mul", row, n), j))
-                if width == 1:
-                    code.write(body.element(part, part.shape, indices, {}), target, at)
-                    continue
-                with code.when(code.compare("slt", j, count)):  # (not a surplus one)
-                    code.write(body.element(part, part.shape, indices, {}), target, at)
+                code.write(body.element(part, part.shape, indices, {}), target, at)
         if not loop.compressed:
             _each_direction(code, first, width, count, lambda j, b: _set_directions(
                 code, body, loop, j, b, directions, buffers, d_offsets, d_sizes, "0.0"))
@@ -121,6 +122,16 @@ def driver(loop, body) -> tuple[str, tuple]:
         return text, ("%gather.d0",)
     d_total, r_total = Total(tuple(d_shapes)), Total(tuple(r_shapes))
     return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
+
+
+@contextmanager
+def _columns(code: Code, valid: str):
+    """A loop over the first ``valid`` columns of a block (none for one direction)."""
+    if valid == "1":
+        yield "0"
+        return
+    with code.loop(valid) as b:
+        yield b
 
 
 def _each_direction(code: Code, first: str, width: int, count: str, write) -> None:

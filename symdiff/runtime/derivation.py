@@ -47,7 +47,11 @@ UNROLL_MAX_VARIABLES = 64
 # return the nonzeros of a compressed evaluation.
 LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
 # Dense loops take up to this many directions at once (a block), as long as no node that
-# depends on them holds more than BLOCK_ELEMENTS numbers over the block.
+# depends on them holds more than BLOCK_ELEMENTS numbers over the block, where it pays:
+# when a matrix product reads the directions (it becomes a product of matrices) or there
+# are at most BLOCK_DIRECTIONS of them (one block, one pass).  Elementwise work over many
+# directions runs one at a time: blocks of it measured 1.2-1.3x slower (the dense
+# Rosenbrock Hessian, n = 100 and 1,000; benchmarks/README.md).
 BLOCK_DIRECTIONS = 32
 BLOCK_ELEMENTS = 1 << 18
 
@@ -207,23 +211,25 @@ class Derivation:
     def _block(self, kernel: FunctionSpec, count: int | None) -> FunctionSpec | None:
         """``kernel`` over a block of directions at once, for drivers that run blocks
         (codegen.native.driver): blocks of equal size, at most BLOCK_DIRECTIONS, within
-        BLOCK_ELEMENTS per node.  None for open counts or shapes, results that are lists,
-        kernels with array parameters, and graphs with a node that has no batching rule."""
+        BLOCK_ELEMENTS per node, where they pay (see BLOCK_DIRECTIONS).  None for open
+        counts or shapes, results that are lists, kernels with array parameters, and
+        graphs with a node that has no batching rule."""
         result = kernel.result
         parts = [result] if isinstance(result, Expr) else list(result)
         if count is None or count < 2 or kernel.arrays or not isinstance(
                 result, Expr | tuple) or not all(isinstance(p, Expr) for p in parts):
             return None
         directions = kernel.inputs[len(self.inputs):]
-        varying, largest = set(directions), 1
+        varying, largest, products = set(directions), 1, False
         for node in topological_order(parts):
             if node in varying or any(a in varying for a in node.args):
                 if has_open(node.shape):
                     return None
                 varying.add(node)
                 largest = max(largest, elements([node], None))
+                products = products or node.op == "matmul"
         size = min(count, BLOCK_DIRECTIONS, BLOCK_ELEMENTS // largest)
-        if size < 2:
+        if size < 2 or (count > BLOCK_DIRECTIONS and not products):
             return None
         size = -(-count // -(-count // size))  # equal blocks: ceil(count / blocks)
         stand_ins = tuple(internal_symbol(f"block{k}", d.shape + (size,))

@@ -36,9 +36,16 @@ def available_memory() -> float:
         return math.inf
 
 
+# Results up to this size are not checked: reading /proc/meminfo costs about 15 us, more
+# than a small Hessian takes.
+UNCHECKED_BYTES = 64 << 20
+
+
 def check_dense_fits(what: str, rows: int, cols: int) -> None:
     """Raise before allocating a dense (rows x cols) float64 result that cannot fit."""
     needed = 8.0 * rows * cols
+    if needed <= UNCHECKED_BYTES:
+        return
     free = available_memory()
     if needed > free:
         sparse = "sparse_hessian" if what == "Hessian" else "sparse_jacobian"
