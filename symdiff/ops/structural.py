@@ -229,14 +229,26 @@ def _transpose_shape(shapes, payload):
     return tuple(reversed(shape))
 
 
+def _transpose_batch(node, operands, batched, size):
+    # Reversing every axis puts the batch axis first; a matrix of (batch, rest) transposed
+    # puts it back last: reshapes of static shapes and two transposes.
+    x, shape = operands[0], node.shape
+    if node.ndim <= 1:
+        return x
+    if has_open(shape + (size,)):
+        return None
+    rest = static_prod(shape)
+    rows = apply("reshape", apply("transpose", x), payload=(size, rest))
+    return apply("reshape", apply("transpose", rows), payload=shape + (size,))
+
+
 register(Op(
     "transpose", 1, lambda shape, p, x: np.ascontiguousarray(x.T), None, None,
     shape_rule=_transpose_shape,
     vjp=lambda i, node, adj: apply("transpose", adj),
     jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
     sparsity=lambda i, node, shape, args: _reads(_positions(args[0]).T),
-    # (reversing the axes would move the batch axis first: no rule beyond vectors)
-    batch=lambda node, operands, batched, size: operands[0] if node.ndim <= 1 else None,
+    batch=_transpose_batch,
 ))
 
 

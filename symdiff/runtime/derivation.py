@@ -49,9 +49,11 @@ LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
 # Dense loops take up to this many directions at once (a block), as long as no node that
 # depends on them holds more than BLOCK_ELEMENTS numbers over the block, where it pays:
 # when a matrix product reads the directions (it becomes a product of matrices) or there
-# are at most BLOCK_DIRECTIONS of them (one block, one pass).  Elementwise work over many
-# directions runs one at a time: blocks of it measured 1.2-1.3x slower (the dense
-# Rosenbrock Hessian, n = 100 and 1,000; benchmarks/README.md).
+# are at most BLOCK_DIRECTIONS of them (one block, one pass), and only where every
+# product and transpose the directions reach stays one BLAS call or view over a block.
+# Measured otherwise (benchmarks/README.md): elementwise work over many directions 1.2-
+# 1.3x slower in blocks (the dense Rosenbrock Hessian, n = 100 and 1,000), an MLP whose
+# weight matrices vary (products summed in fused loops, transposes copied) 3.8x slower.
 BLOCK_DIRECTIONS = 32
 BLOCK_ELEMENTS = 1 << 18
 
@@ -223,7 +225,7 @@ class Derivation:
         varying, largest, products = set(directions), 1, False
         for node in topological_order(parts):
             if node in varying or any(a in varying for a in node.args):
-                if has_open(node.shape):
+                if has_open(node.shape) or not _one_call_per_block(node, varying):
                     return None
                 varying.add(node)
                 largest = max(largest, elements([node], None))
@@ -242,6 +244,21 @@ class Derivation:
                             optimize(batched, self.fast_math),
                             f"{kernel.doc}, {size} directions at once", (), False,
                             self.lowering)
+
+
+def _one_call_per_block(node: Expr, varying: set) -> bool:
+    """Whether ``node``, which reads the directions, stays one BLAS call or one view over
+    a block (symdiff.ops.structural's batching rules): a fixed matrix or vector times
+    varying vectors or matrices, or varying vectors times a fixed matrix; a transpose of
+    a varying vector.  Other products become fused loops, transposes of matrices copies."""
+    if node.op == "transpose":
+        return node.ndim <= 1
+    if node.op != "matmul":
+        return True
+    a, b = node.args
+    if a not in varying:
+        return True
+    return b not in varying and a.ndim == 1 and b.ndim == 2
 
 
 # Per method: (result graphs, doc, extra scalar/array arguments, flat array parameters).
