@@ -40,11 +40,13 @@ from symdiff.ops.arrays import (
     matmul,
     matrix,
     mean,
+    moveaxis,
     outer,
     reshape,
     softmax,
     stack,
     sum,  # noqa: A004 - NumPy's name
+    swapaxes,
     take,
     transpose,
     vector,
@@ -119,7 +121,8 @@ __all__ = [
     "diff", "grad", "hessian", "jacobian", "hvp", "compile", "CompiledFunction", "ByShape",
     "jit", "value_and_grad", "vmap", "VMapped", "Lowered", "from_sympy", "to_sympy", "to_latex",
     "vector", "matrix", "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp",
-    "matmul", "mean", "outer", "reshape", "softmax", "stack", "sum", "take", "transpose",
+    "matmul", "mean", "moveaxis", "outer", "reshape", "softmax", "stack", "sum", "swapaxes",
+    "take", "transpose",
     "zeros", "cumsum", "cumprod", "einsum", "tril", "triu", "solve", "scan", "fori_loop",
     "while_loop", "custom_root", "clear_cache", *sorted(_ops.PUBLIC),
 ]

@@ -24,6 +24,9 @@ CASES = {
     "matmul transposed @ 1-D": ([(5, 3), (5,)], lambda a, v: a.T @ v),
     "matmul 1-D @ transposed": ([(6,), (3, 6)], lambda v, a: v @ a.T),
     "transpose": ([(3, 4), (4, 3)], lambda a, c: a.T * c),
+    "permute axes": ([(2, 3, 4), (4, 2, 3)], lambda a, c: np.transpose(a, (2, 0, 1)) * c
+                     + np.moveaxis(np.sin(a), -1, 0) + np.swapaxes(a.transpose(1, 0, 2), 0, 1)
+                     .transpose(2, 0, 1)),
     "sum all": ([(3, 4)], lambda a: sd.sum(a * a)),
     "sum axis 0": ([(3, 4)], lambda a: sd.sum(np.sin(a), axis=0)),
     "sum axis 1 keepdims": ([(3, 4)], lambda a: sd.sum(a, axis=1, keepdims=True) * a),

@@ -19,6 +19,7 @@ UNIT = np.array([-0.9, -0.3, 0.0, 0.5, 0.95])
 W = np.array([0.7, -0.4, 0.0, 1.5, -2.2])
 M = np.array([[0.3, -1.2, 2.0], [1.1, 0.0, -0.5]])
 SQUARE = np.array([[4.0, 1.0, -0.5], [0.3, 3.0, 0.2], [-1.0, 0.4, 5.0]])
+CUBE = np.arange(24.0).reshape(2, 3, 4) * 0.1 - 1.0
 
 # name: (NumPy/SciPy reference, domain)
 UNARY = {
@@ -51,7 +52,10 @@ ARRAYS = {
     "amax": [((M,), np.max(M)), ((M, 0, True), np.max(M, 0, keepdims=True))],
     "matmul": [((M, SQUARE), M @ SQUARE), ((M, V[:3]), M @ V[:3]), ((V[:2], M), V[:2] @ M)],
     "dot": [((V, W), np.dot(V, W)), ((M, V[:3]), np.dot(M, V[:3])), ((2.0, M), 2.0 * M)],
-    "transpose": [((M,), M.T), ((V,), V)],
+    "transpose": [((M,), M.T), ((V,), V), ((CUBE,), CUBE.T), ((CUBE, (1, 2, 0)),
+                                                            np.transpose(CUBE, (1, 2, 0)))],
+    "moveaxis": [((CUBE, 0, -1), np.moveaxis(CUBE, 0, -1)), ((M, 1, 0), M.T)],
+    "swapaxes": [((CUBE, 0, 2), np.swapaxes(CUBE, 0, 2))],
     "reshape": [((M, (3, 2)), M.reshape(3, 2)), ((M, -1), M.reshape(-1))],
     "index": [((M, (1, slice(0, 2))), M[1, 0:2]), ((V, [4, 0, 0]), V[[4, 0, 0]]),
               ((M, 1), M[1])],

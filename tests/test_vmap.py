@@ -110,3 +110,42 @@ def test_vmap_of_a_function_of_scalars_and_its_derivatives_by_finite_differences
     hessians = mapped.hessian(a, b)
     assert hessians.shape == (7, 2, 2)
     np.testing.assert_allclose(hessians[:, 0, 1], np.cos(a) * 2 * b, rtol=1e-14)
+
+
+def _mlp_loss(w, x):
+    # Weight matrices that vary per point: transposes become permutations of axes.
+    w1 = w[:12].reshape(4, 3)
+    hidden = np.tanh(x @ w1.T + w[12:16])
+    return np.mean((hidden @ w[16:20] - 0.5) ** 2)
+
+
+@pytest.mark.parametrize("method", ["forward", "grad", "value_and_grad", "hvp", "jvp"])
+def test_the_native_vmap_runs_one_graph_over_chunks_of_points(method):
+    # 600 points: two chunks of 256 and one of 88 (symdiff.runtime.batching.POINTS_CHUNK).
+    w, x = sd.vector("w", 20), sd.matrix("x", 6, 3)
+    fast = sd.compile(_mlp_loss, w, args=[w, x], backend="native", background=False)
+    numba = sd.compile(_mlp_loss, w, args=[w, x], backend="numba", background=False)
+    weights, data = RNG.normal(size=(600, 20)) * 0.5, RNG.normal(size=(6, 3))
+    extra = [RNG.normal(size=(600, 20))] if method in ("hvp", "jvp") else []
+    got = getattr(fast.vmap((0, None)), method)(weights, data, *extra)
+    want = getattr(numba.vmap((0, None)), method)(weights, data, *extra)
+    for g, v in zip(got if isinstance(got, tuple) else [got],
+                    want if isinstance(want, tuple) else [want], strict=True):
+        assert g.shape == v.shape
+        np.testing.assert_allclose(g, v, rtol=1e-12, atol=1e-14)
+    drivers = fast.vmap((0, None))
+    getattr(drivers, method)(weights[:3], data, *[e[:3] for e in extra])
+    assert all(getattr(d, "native", False) for _, d in drivers._drivers.values())
+
+
+def test_points_spec_gives_way_to_the_loop_where_it_does_not_apply():
+    from symdiff.runtime.points import points_spec
+
+    w = sd.vector("w", 3)
+    fn = sd.compile(loss, w, args=[w, sd.matrix("x", 4, 3)], background=False)
+    hessian = fn.derivation.spec("hessian")  # a loop over directions
+    assert points_spec(hessian, (True, False), False) is None
+    grad = fn.derivation.spec("grad")
+    spec = points_spec(grad, (True, False), False)
+    assert [s.shape for s in spec.inputs] == [(None, 3), (4, 3)]
+    assert spec.result.shape == (None, 3)

@@ -32,7 +32,7 @@ from .loop_math import LOOP, loop_definitions
 from .loops import Loops
 from .products import Products
 from .sums import NEG_INF, Sums
-from .views import View, broadcast, indexed, position, reshaped, transposed, whole
+from .views import View, broadcast, indexed, permuted, position, reshaped, transposed, whole
 
 # Ops whose result is their operand's array (identities once derived).
 ALIASES = ("stop_gradient", "root")
@@ -290,6 +290,8 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
             self.views[node] = broadcast(code, self.views[source], source.shape, node.shape)
         elif op == "transpose":
             self.views[node] = transposed(self.views[source])
+        elif op == "permute":
+            self.views[node] = permuted(self.views[source], node.value)
         else:
             self.views[node] = reshaped(code, self.contiguous_view(source), node.shape)
 
@@ -473,7 +475,7 @@ _DGEMM = ("declare void @_sd_dgemm(ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, 
           "ptr, ptr)")
 
 
-VIEWS = ("index", "reshape", "broadcast_to", "transpose")
+VIEWS = ("index", "reshape", "broadcast_to", "transpose", "permute")
 # The native lowering's table of structural ops (elementwise ops: loops of their own, or
 # fused into a consumer's): how each node's code is written.
 EMITTERS = {

@@ -53,6 +53,12 @@ def transposed(view: View) -> View:
     return View(view.base, view.offset, tuple(reversed(view.strides)), contiguous)
 
 
+def permuted(view: View, axes) -> View:
+    """The axes in the order ``axes`` (the permute op)."""
+    contiguous = view.contiguous and tuple(axes) == tuple(range(len(axes)))
+    return View(view.base, view.offset, tuple(view.strides[k] for k in axes), contiguous)
+
+
 def broadcast(code: Code, view: View, shape, target) -> View:
     """``view`` (of ``shape``) broadcast to ``target``: stride 0 on new and stretched axes."""
     new = len(target) - len(shape)

@@ -45,7 +45,7 @@ CHEAP = ("add", "sub", "mul", "neg")  # not div: several cycles each
 # The longest formula written as a comment beside a statement.
 COMMENT_CHARS = 60
 # Ops whose emitted result may share memory with an operand (views, identities).
-ALIASING = ("transpose", "reshape", "stop_gradient", "root")
+ALIASING = ("transpose", "permute", "reshape", "stop_gradient", "root")
 
 
 def _is_view(node: Expr) -> bool:
@@ -435,6 +435,7 @@ def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> s
 CALLS = {
     "matmul": _matmul,
     "transpose": lambda emitter, node, args, name: f"{args[0]}.T",
+    "permute": lambda emitter, node, args, name: f"np.transpose({args[0]}, {node.value})",
     "reshape": _reshape,
     "solve": lambda emitter, node, args, name: f"np.linalg.solve({args[0]}, {args[1]})",
     "concatenate": lambda emitter, node, args, name: (

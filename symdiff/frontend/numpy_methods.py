@@ -65,8 +65,16 @@ def _array_ufunc(self: Expr, ufunc, method, *inputs, **kwargs):
     return apply(op, *inputs)
 
 
+def _transpose(self, *axes):
+    # NumPy's x.transpose(), x.transpose(1, 0, 2) and x.transpose((1, 0, 2)).
+    if len(axes) == 1 and not isinstance(axes[0], int):
+        axes = axes[0]
+    return transpose(self, axes or None)
+
+
 install_methods(
     __getitem__=_getitem,
+    transpose=_transpose,
     T=property(transpose, doc="The transpose (axes reversed)."),
     sum=_sum,
     mean=_mean,

@@ -16,7 +16,15 @@ from symdiff.errors import ShapeError
 from symdiff.ir.dims import has_open, is_open, offset, open_slice, static_prod
 from symdiff.ir.eager import eager
 from symdiff.ir.nodes import Expr, apply, array_constant, as_expr, symbol, topological_order
-from symdiff.ops.structural import Rows, broadcast_to, outer_product, reduced_shape, sum_to, zeros
+from symdiff.ops.structural import (
+    Rows,
+    broadcast_to,
+    outer_product,
+    permute,
+    reduced_shape,
+    sum_to,
+    zeros,
+)
 
 
 def vector(name: str, n) -> Expr:
@@ -99,12 +107,43 @@ def dot(a, b) -> Expr:
 
 
 @eager
-def transpose(x) -> Expr:
-    """Reverse the axes (1-D and 2-D expressions)."""
+def transpose(x, axes=None) -> Expr:
+    """The axes reversed, or in the order ``axes`` (NumPy's ``transpose``; negative axes
+    count from the end)."""
     x = as_expr(x)
-    if x.ndim > 2:
-        raise ShapeError("transpose supports up to 2-D expressions")
-    return x if x.ndim < 2 else apply("transpose", x)
+    if axes is None:
+        if x.ndim <= 2:
+            return x if x.ndim < 2 else apply("transpose", x)
+        axes = tuple(range(x.ndim - 1, -1, -1))
+    if isinstance(axes, numbers.Integral) or len(axes) != x.ndim:
+        raise ShapeError(f"transpose: axes {axes!r} must name each of the {x.ndim} axes of "
+                         f"shape {x.shape} once")
+    return permute(x, [_axis(x, a) for a in axes])
+
+
+def _axis(x: Expr, a) -> int:
+    if not isinstance(a, numbers.Integral) or not -x.ndim <= a < x.ndim:
+        raise ShapeError(f"axis {a!r} is out of range for shape {x.shape}")
+    return int(a) % x.ndim
+
+
+@eager
+def moveaxis(x, source, destination) -> Expr:
+    """``x`` with axis ``source`` moved to position ``destination`` (NumPy's)."""
+    x = as_expr(x)
+    order = [k for k in range(x.ndim) if k != _axis(x, source)]
+    order.insert(_axis(x, destination), _axis(x, source))
+    return permute(x, order)
+
+
+@eager
+def swapaxes(x, axis1, axis2) -> Expr:
+    """``x`` with two axes exchanged (NumPy's)."""
+    x = as_expr(x)
+    order = list(range(x.ndim))
+    a, b = _axis(x, axis1), _axis(x, axis2)
+    order[a], order[b] = order[b], order[a]
+    return permute(x, order)
 
 
 @eager
@@ -322,9 +361,11 @@ NUMPY_FUNCTIONS = {
     np.dot: dot, np.matmul: matmul, np.transpose: transpose, np.sum: _np_sum, np.mean: mean,
     np.max: amax, np.amax: amax, np.concatenate: concatenate, np.stack: stack, np.where: where,
     np.reshape: reshape, np.outer: outer, np.broadcast_to: broadcast_to, np.take: _np_take,
+    np.moveaxis: moveaxis, np.swapaxes: swapaxes,
 }
 
 
-__all__ = ["vector", "matrix", "sum", "amax", "mean", "matmul", "dot", "transpose", "reshape",
+__all__ = ["vector", "matrix", "sum", "amax", "mean", "matmul", "dot", "transpose", "moveaxis",
+           "swapaxes", "reshape",
            "index", "take", "concatenate", "stack", "where", "logsumexp", "log_softmax",
            "softmax", "outer", "broadcast_to", "sum_to", "zeros", "array_constant"]

@@ -229,17 +229,17 @@ def _transpose_shape(shapes, payload):
     return tuple(reversed(shape))
 
 
+def permute(x, axes):
+    """``x`` with its axes in the order ``axes`` (NumPy's ``transpose(x, axes)``; no node
+    for the identity)."""
+    axes = tuple(axes)
+    return x if axes == tuple(range(x.ndim)) else apply("permute", x, payload=axes)
+
+
 def _transpose_batch(node, operands, batched, size):
-    # Reversing every axis puts the batch axis first; a matrix of (batch, rest) transposed
-    # puts it back last: reshapes of static shapes and two transposes.
-    x, shape = operands[0], node.shape
-    if node.ndim <= 1:
-        return x
-    if has_open(shape + (size,)):
-        return None
-    rest = static_prod(shape)
-    rows = apply("reshape", apply("transpose", x), payload=(size, rest))
-    return apply("reshape", apply("transpose", rows), payload=shape + (size,))
+    # Every axis reversed but the batch axis, which stays last.
+    n = node.ndim
+    return operands[0] if n <= 1 else permute(operands[0], tuple(range(n - 1, -1, -1)) + (n,))
 
 
 register(Op(
@@ -249,6 +249,31 @@ register(Op(
     jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
     sparsity=lambda i, node, shape, args: _reads(_positions(args[0]).T),
     batch=_transpose_batch,
+))
+
+
+def _permute_shape(shapes, axes):
+    (shape,) = shapes
+    if sorted(axes) != list(range(len(shape))):
+        raise ShapeError(f"axes {axes} are not a permutation of the {len(shape)} axes of "
+                         f"shape {shape}")
+    return tuple(shape[k] for k in axes)
+
+
+def _inverse(axes):
+    return tuple(sorted(range(len(axes)), key=axes.__getitem__))
+
+
+register(Op(
+    "permute", 1, lambda shape, axes, x: np.ascontiguousarray(np.transpose(x, axes)), None,
+    None, shape_rule=_permute_shape,
+    vjp=lambda i, node, adj: permute(broadcast_to(adj, node.shape), _inverse(node.value)),
+    jvp=lambda node, t: permute(broadcast_to(t[0], node.args[0].shape), node.value),
+    sparsity=lambda i, node, shape, args: _reads(np.transpose(_positions(args[0]),
+                                                              node.value)),
+    batch=lambda node, operands, batched, size: permute(operands[0],
+                                                        node.value + (node.ndim,)),
+    describe=lambda node: f"axes {node.value}",
 ))
 
 
@@ -328,7 +353,7 @@ def _matmul_batch(node, operands, batched, size):
     a_shape, b_shape = (x.shape for x in node.args)
     if not batched[0] and len(b_shape) == 1:
         return apply("matmul", a, b)  # the batch as the columns of a matrix
-    if not batched[0] and not has_open(b_shape[1:]):
+    if not batched[0] and not has_open(b_shape[1:] + (size,)):
         columns = apply("reshape", b, payload=(b_shape[0], b_shape[1] * size))
         return apply("reshape", apply("matmul", a, columns), payload=node.shape + (size,))
     if not batched[1] and len(a_shape) == 1 and len(b_shape) == 2:
@@ -511,5 +536,6 @@ register(Op(
         apply("batch_size", operands[0], payload=node.value), size),
 ))
 
-STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "matmul",
-              "index", "embed", "concatenate", "take", "scatter_add", "batch_size", "cumsum")
+STRUCTURAL = ("sum", "amax", "broadcast_to", "sum_to", "reshape", "transpose", "permute",
+              "matmul", "index", "embed", "concatenate", "take", "scatter_add", "batch_size",
+              "cumsum")
