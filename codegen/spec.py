@@ -44,6 +44,7 @@ class FunctionSpec:
     lowering: str = "auto"  # "python" statements, "llvm" IR, or "auto" by size
     checked: bool = True  # shapes of array arguments checked (not in loop bodies we call)
     params: tuple[str, ...] = ()  # inputs' parameter names, if not from their symbols
+    releases_gil: bool = False  # its native entry lets other threads run meanwhile
 
 
 def array_checks(spec: FunctionSpec) -> list[str]:

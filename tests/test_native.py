@@ -131,7 +131,7 @@ def test_scalar_results_are_floats_and_machine_code_is_shared():
 def test_batches_of_points_are_native_and_agree_with_numba(points, monkeypatch):
     """``fn(points)`` of a function of scalars: the one-point body in a native loop,
     chunked over threads that run with the GIL released, bit for bit as Numba's prange."""
-    monkeypatch.setattr(native, "_threads", lambda: 3)  # an uneven split, whatever the CPU
+    monkeypatch.setattr(native, "point_threads", lambda: 3)  # an uneven split, whatever the CPU
     fast = sd.compile("sin(a*b) + exp(c)*a - log(1 + b**2)", background=False)
     numba = sd.compile("sin(a*b) + exp(c)*a - log(1 + b**2)", background=False,
                        backend="numba")
@@ -179,6 +179,6 @@ def test_threads_calling_batches_and_array_functions_at_once_get_their_own_answe
 
 def test_batches_take_numbas_thread_limit(monkeypatch):
     monkeypatch.setenv("NUMBA_NUM_THREADS", "1")
-    assert native._threads() == 1
+    assert native.point_threads() == 1
     monkeypatch.setenv("NUMBA_NUM_THREADS", "10000")
-    assert 1 <= native._threads() <= (os.cpu_count() or 1)
+    assert 1 <= native.point_threads() <= (os.cpu_count() or 1)

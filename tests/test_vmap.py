@@ -5,6 +5,8 @@ import pytest
 
 import symdiff as sd
 from symdiff.errors import ArgumentError, ShapeError
+from symdiff.runtime import native
+from symdiff.runtime.points import points_spec
 
 RNG = np.random.default_rng(7)
 
@@ -119,28 +121,30 @@ def _mlp_loss(w, x):
     return np.mean((hidden @ w[16:20] - 0.5) ** 2)
 
 
-@pytest.mark.parametrize("method", ["forward", "grad", "value_and_grad", "hvp", "jvp"])
-def test_the_native_vmap_runs_one_graph_over_chunks_of_points(method):
-    # 600 points: two chunks of 256 and one of 88 (symdiff.runtime.batching.POINTS_CHUNK).
+@pytest.fixture(scope="module")
+def mlp():
     w, x = sd.vector("w", 20), sd.matrix("x", 6, 3)
-    fast = sd.compile(_mlp_loss, w, args=[w, x], backend="native", background=False)
-    numba = sd.compile(_mlp_loss, w, args=[w, x], backend="numba", background=False)
+    return sd.compile(_mlp_loss, w, args=[w, x], backend="native", background=False)
+
+
+@pytest.mark.parametrize("method", ["forward", "grad", "value_and_grad", "hvp", "jvp"])
+def test_the_native_vmap_runs_one_graph_over_chunks_of_points(mlp, method):
+    # 600 points: two chunks of 256 and one of 88 (symdiff.runtime.batching.POINTS_CHUNK),
+    # against the method at each point.
     weights, data = RNG.normal(size=(600, 20)) * 0.5, RNG.normal(size=(6, 3))
     extra = [RNG.normal(size=(600, 20))] if method in ("hvp", "jvp") else []
-    got = getattr(fast.vmap((0, None)), method)(weights, data, *extra)
-    want = getattr(numba.vmap((0, None)), method)(weights, data, *extra)
-    for g, v in zip(got if isinstance(got, tuple) else [got],
-                    want if isinstance(want, tuple) else [want], strict=True):
-        assert g.shape == v.shape
-        np.testing.assert_allclose(g, v, rtol=1e-12, atol=1e-14)
-    drivers = fast.vmap((0, None))
-    getattr(drivers, method)(weights[:3], data, *[e[:3] for e in extra])
-    assert all(getattr(d, "native", False) for _, d in drivers._drivers.values())
+    mapped = mlp.vmap((0, None))
+    got = getattr(mapped, method)(weights, data, *extra)
+    assert all(getattr(d, "native", False) for _, d in mapped._drivers.values())
+    for k in (0, 255, 256, 599):
+        want = getattr(mlp, method)(weights[k], data, *[e[k] for e in extra])
+        for g, v in zip(got if isinstance(got, tuple) else [got],
+                        want if isinstance(want, tuple) else [want], strict=True):
+            assert g[k].shape == np.shape(v)
+            np.testing.assert_allclose(g[k], v, rtol=1e-12, atol=1e-14)
 
 
 def test_points_spec_gives_way_to_the_loop_where_it_does_not_apply():
-    from symdiff.runtime.points import points_spec
-
     w = sd.vector("w", 3)
     fn = sd.compile(loss, w, args=[w, sd.matrix("x", 4, 3)], background=False)
     hessian = fn.derivation.spec("hessian")  # a loop over directions
@@ -149,3 +153,15 @@ def test_points_spec_gives_way_to_the_loop_where_it_does_not_apply():
     spec = points_spec(grad, (True, False), False)
     assert [s.shape for s in spec.inputs] == [(None, 3), (4, 3)]
     assert spec.result.shape == (None, 3)
+
+
+def test_the_native_vmap_spreads_points_over_threads(mlp, monkeypatch):
+    monkeypatch.setattr(native, "point_threads", lambda: 3)  # 1,000 points: 3 pieces
+    fast = mlp
+    weights, data = RNG.normal(size=(1000, 20)) * 0.5, RNG.normal(size=(6, 3))
+    values, grads = fast.vmap((0, None)).value_and_grad(weights, data)
+    assert values.shape == (1000,) and grads.shape == (1000, 20)
+    for k in (0, 333, 334, 999):
+        value, grad = fast.value_and_grad(weights[k], data)
+        np.testing.assert_allclose(values[k], value, rtol=1e-13)
+        np.testing.assert_allclose(grads[k], grad, rtol=1e-12, atol=1e-14)

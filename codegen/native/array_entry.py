@@ -36,6 +36,9 @@ declare ptr @PyErr_NoMemory()
 declare void @Py_DecRef(ptr)
 declare ptr @Py_BuildValue(ptr, ...)
 declare ptr @_sd_PyArray_New(ptr, i32, ptr, i32, ptr, ptr, i32, i32, ptr)"""
+_RELEASE = """
+declare ptr @PyEval_SaveThread()
+declare void @PyEval_RestoreThread(ptr)"""
 
 
 def _format(result) -> str:
@@ -177,12 +180,14 @@ def _least(order) -> int:
 
 
 def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: int,
-            layout: Layout, seeds: bool = False, failures=()) -> NativeFunction:
+            layout: Layout, seeds: bool = False, failures=(),
+            release: bool = False) -> NativeFunction:
     """The native function: an entry that checks ``inputs`` (named ``params``; with
     ``seeds``, then a compressed loop's seeds and gather positions), makes result
     arrays of ``shapes`` (None: a float), calls the body (text, name) and returns
     ``result`` (a part index, or a tuple of them).  ``failures``: ValueError messages
-    of the body's statuses from 2 on."""
+    of the body's statuses from 2 on.  With ``release``, the GIL is released while the
+    body runs (it reads and writes only memory the entry holds)."""
     entry = _Entry(layout)
     lines = entry.lines
     lines += ["%nb.slot = alloca i64", "store i64 0, ptr %nb.slot"]
@@ -204,8 +209,10 @@ def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: 
                   "outputs:"]
     pointers = [f"ptr %value{j}" if shape is None else f"ptr {entry.make_array(j, shape)}"
                 for j, shape in enumerate(shapes)]
-    lines += [f"%status = call i32 @{body[1]}({', '.join(values + ['i64 %nb'] + pointers)})",
-              "%ok = icmp eq i32 %status, 0",
+    call = f"%status = call i32 @{body[1]}({', '.join(values + ['i64 %nb'] + pointers)})"
+    lines += (["%thread = call ptr @PyEval_SaveThread()", call,
+               "call void @PyEval_RestoreThread(ptr %thread)"] if release else [call])
+    lines += ["%ok = icmp eq i32 %status, 0",
               "br i1 %ok, label %results, label %failed", "failed:",
               "%nomem.status = icmp eq i32 %status, 1",
               "br i1 %nomem.status, label %nomem, label %invalid", "invalid:"]
@@ -242,7 +249,8 @@ def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: 
                 + "".join(f"  {line}\n" for line in entry.slots + entry.code.slots)
                 + "".join(f"{line}\n" if line.endswith(":") else f"  {line}\n"
                           for line in lines) + "}")
-    text = "\n\n".join([body[0].rstrip(), _DECLARATIONS, *entry.globals, function]) + "\n"
+    declarations = _DECLARATIONS + (_RELEASE if release else "")
+    text = "\n\n".join([body[0].rstrip(), declarations, *entry.globals, function]) + "\n"
     symbol = f"_sd_{name}_{hashlib.sha256(text.encode()).hexdigest()[:16]}_py"
     return NativeFunction(name, text.replace("@ENTRY(", f"@{symbol}(", 1), symbol, "")
 
@@ -260,7 +268,8 @@ def array_function(spec, layout: Layout) -> NativeFunction:
             return tuple(indices(part) for part in result)
         return next(numbering)
     return _native(spec.name, list(spec.inputs), input_names(spec), shapes,
-                   indices(spec.result), text, _least(body.every), layout)
+                   indices(spec.result), text, _least(body.every), layout,
+                   release=spec.releases_gil)
 
 
 def direction_function(loop, layout: Layout) -> NativeFunction:

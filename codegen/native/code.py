@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from symdiff.ir.dims import is_open, offset
+from symdiff.ir.dims import has_open, is_open, offset
 
 from ..llvm.emit import Instructions
 
@@ -381,5 +381,8 @@ def _nest(code: Code, shape: list, indices: list):
         with _nest(code, rest, indices + ["0"]) as inner:
             yield inner
         return
-    with code.loop(code.dim(d)) as i, _nest(code, rest, indices + [i]) as inner:
+    # A few coordinates around a loop over the open length are not unrolled: each copy
+    # would be a vectorized loop of its own (a vmap's 4-D nests took LLVM 40 s).
+    with code.loop(code.dim(d), unroll=not has_open(rest)) as i, \
+            _nest(code, rest, indices + [i]) as inner:
         yield inner

@@ -174,7 +174,9 @@ def _compile_driver(compiled, method: str, batched: tuple, values: list):
 
 def _native_driver(compiled, method: str, batched: tuple):
     """The method at all points as one native function over a points axis
-    (symdiff.runtime.points), where the function's backend is native and it applies."""
+    (symdiff.runtime.points), where the function's backend is native and it applies:
+    the points split over the pool's threads (symdiff.runtime.native.map_pieces), each
+    thread's in chunks of POINTS_CHUNK."""
     loader = compiled.loader
     if not (loader.backend == "native" or (loader.backend == "auto"
                                            and compiled.derivation.lowering == "auto")):
@@ -185,24 +187,33 @@ def _native_driver(compiled, method: str, batched: tuple):
         return None
     function = native.compile_native(spec)[0]
 
+    def chunked(lo, hi, values):
+        return [function(*(v[start:min(start + POINTS_CHUNK, hi)] if b else v
+                           for v, b in zip(values, batched, strict=True)))
+                for start in range(lo, hi, POINTS_CHUNK)]
+
     def run(*values):
         n = next(len(v) for v, b in zip(values, batched, strict=True) if b)
-        if n <= POINTS_CHUNK:
-            return function(*values)
-        parts = [function(*(v[start:start + POINTS_CHUNK] if b else v
-                            for v, b in zip(values, batched, strict=True)))
-                 for start in range(0, n, POINTS_CHUNK)]
-        if isinstance(parts[0], tuple):
-            return _joined(parts)
-        return np.concatenate(parts)
+        threads = min(native.point_threads(), n // POINTS_CHUNK)
+        if threads < 2:
+            parts = chunked(0, n, values)
+        else:
+            bounds = [n * k // threads for k in range(threads + 1)]
+            pieces = native.map_pieces(chunked, [(lo, hi, values) for lo, hi in
+                                                 zip(bounds, bounds[1:], strict=False)])
+            parts = [part for piece in pieces for part in piece]
+        return parts[0] if len(parts) == 1 else _joined(parts)
 
+    run = limited(run) if threaded_products(spec) else run
     run.native = True
     return run
 
 
 def _joined(parts):
-    return tuple(_joined([p[k] for p in parts]) if isinstance(parts[0][k], tuple)
-                 else np.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
+    """Results of consecutive chunks of points joined along the points axis."""
+    if not isinstance(parts[0], tuple):
+        return np.concatenate(parts)
+    return tuple(_joined([p[k] for p in parts]) for k in range(len(parts[0])))
 
 
 # Dask arrays of points: a task per block (symdiff.runtime.chunked has the losses over chunks).

@@ -263,7 +263,7 @@ _POOL: dict = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _threads() -> int:
+def point_threads() -> int:
     """Threads for batches of points: ``NUMBA_NUM_THREADS`` where set (the limit users
     already give Numba's ``prange``), else the CPUs this process may run on."""
     try:
@@ -274,28 +274,39 @@ def _threads() -> int:
     return max(1, min(int(wanted), available)) if wanted.isdigit() else available
 
 
-def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
-    """``entry`` (a batched native entry, which releases the GIL while it runs) over the
-    ``n`` points of ``inputs`` into ``outputs``: in chunks on a pool of ``_threads()``
-    threads, the last chunk on the calling thread, as the Numba lowering's ``prange``
-    spreads points over its threads."""
-    chunks = min(_threads(), n // CHUNK_POINTS)
-    if chunks < 2:
-        entry(*inputs, *outputs)
-        return
+def _pool() -> ThreadPoolExecutor:
+    """The process's pool of ``point_threads()`` threads (made again after a fork)."""
     with _POOL_LOCK:  # one pool, however many threads make their first batch at once
         pool = _POOL.get("pool")
         if pool is None or _POOL.get("pid") != os.getpid():  # (a fork has no threads)
-            pool = _POOL["pool"] = ThreadPoolExecutor(_threads(), "symdiff points")
+            pool = _POOL["pool"] = ThreadPoolExecutor(point_threads(), "symdiff points")
             _POOL["pid"] = os.getpid()
-    bounds = [n * k // chunks for k in range(chunks + 1)]
-    parts = [[a[lo:hi] for a in inputs + outputs] for lo, hi in pairwise(bounds)]
-    pending = [pool.submit(entry, *part) for part in parts[:-1]]
+    return pool
+
+
+def map_pieces(function, pieces: list) -> list:
+    """``function(*piece)`` of each piece, in order: on the pool, the last piece on the
+    calling thread; every piece is waited for, also when one raises."""
+    pending = [_pool().submit(function, *piece) for piece in pieces[:-1]]
     try:
-        entry(*parts[-1])
-    finally:  # the other chunks write into the outputs: never return before they end
-        for future in pending:
-            future.result()
+        last = function(*pieces[-1])
+    finally:
+        done = [future.result() for future in pending]
+    return done + [last]
+
+
+def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
+    """``entry`` (a batched native entry, which releases the GIL while it runs) over the
+    ``n`` points of ``inputs`` into ``outputs``: in chunks on a pool of ``point_threads()``
+    threads, the last chunk on the calling thread, as the Numba lowering's ``prange``
+    spreads points over its threads."""
+    chunks = min(point_threads(), n // CHUNK_POINTS)
+    if chunks < 2:
+        entry(*inputs, *outputs)
+        return
+    bounds = [n * k // chunks for k in range(chunks + 1)]
+    # (the other chunks write into the outputs: map_pieces waits for every one)
+    map_pieces(entry, [[a[lo:hi] for a in inputs + outputs] for lo, hi in pairwise(bounds)])
 
 
 def compile_native(spec):

@@ -63,4 +63,5 @@ def points_spec(spec, batched: tuple, fast_math: bool) -> FunctionSpec | None:
     stacked = [_points_first(x, part.shape) for x, part in zip(rebuilt, parts, strict=True)]
     result = restructure(spec.result, iter(stacked))
     return FunctionSpec(f"vmap_{spec.name}", tuple(inputs), optimize(result, fast_math),
-                        f"{spec.doc}, at N points at once", (), False, spec.lowering)
+                        f"{spec.doc}, at N points at once", (), False, spec.lowering,
+                        releases_gil=True)  # (chunks of points run on several threads)
