@@ -25,7 +25,7 @@ from .native.entry import ARRAY_SYMBOLS as NATIVE_ARRAY_SYMBOLS
 from .native.entry import SYMBOLS as NATIVE_SYMBOLS
 from .native.entry import Layout, NativeFunction, native_function
 from .numba.vmap import emit_vmap
-from .spec import LOWERINGS, ArrayParam, FunctionSpec, result_layout
+from .spec import LOWERINGS, ArrayParam, FunctionSpec, result_layout, result_parts
 
 __all__ = ["LOWERINGS", "NATIVE_ARRAY_SYMBOLS", "NATIVE_SYMBOLS", "ArrayParam",
            "DirectionLoop", "FunctionSpec", "Layout", "NativeFunction", "Slot",
@@ -33,4 +33,5 @@ __all__ = ["LOWERINGS", "NATIVE_ARRAY_SYMBOLS", "NATIVE_SYMBOLS", "ArrayParam",
            "body_specs", "direction_function",
            "direction_lowerable", "emit_function", "emit_module",
            "emit_vmap", "llvm_lowerable", "load_module", "native_function", "result_layout",
+           "result_parts",
            "run_direction_loop"]

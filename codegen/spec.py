@@ -47,6 +47,21 @@ class FunctionSpec:
     releases_gil: bool = False  # its native entry lets other threads run meanwhile
 
 
+def result_parts(result) -> list[Expr] | None:
+    """The Expr leaves of a result of Exprs and tuples, in order (None: another form, such
+    as a list: a 1-D array of scalars)."""
+    parts, stack = [], [result]
+    while stack:
+        part = stack.pop()
+        if isinstance(part, tuple):
+            stack.extend(reversed(part))
+        elif isinstance(part, Expr):
+            parts.append(part)
+        else:
+            return None
+    return parts
+
+
 def array_checks(spec: FunctionSpec) -> list[str]:
     """Lines that reject an array parameter with another number of items than its symbols
     (the body reads them by position: a short array would be read out of bounds)."""

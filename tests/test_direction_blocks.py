@@ -18,7 +18,8 @@ SIZE = 3
 
 
 def _graphs():
-    """name -> (graph of the batched symbol v, its shape): every op with a batching rule."""
+    """name -> (graph of the batched symbol v): every op with a batching rule (but
+    batch_size, which needs an open dimension of the function's own)."""
     a, b = sd.matrix("a", 4, 3), sd.vector("b", 3)
     m = sd.matrix("m", 3, 2)
     v3, v4, m32 = internal_symbol("v", (3,)), internal_symbol("v", (4,)), internal_symbol(
@@ -36,6 +37,8 @@ def _graphs():
         "reshape": (sd.reshape(m32, (6,)) * sd.reshape(m, (6,)), m32),
         "transpose of a vector": (sd.transpose(v3) * b, v3),
         "transpose of a matrix": (sd.transpose(m32) @ b + sd.transpose(m32 * m)[:, 1], m32),
+        "permute": (np.moveaxis(sd.reshape(v4, (1, 2, 2)) * m[:2, :2], 0, -1)
+                    + np.transpose(sd.reshape(v4, (2, 1, 2)), (1, 2, 0)), v4),
         "matrix @ batched vector": (a @ v3, v3),
         "vector @ batched vector": (b @ v3, v3),
         "matrix @ batched matrix": (a @ m32, m32),
@@ -54,12 +57,13 @@ def _graphs():
     }
 
 
+@pytest.mark.parametrize("size", [SIZE, None])  # a static batch, or the open length N
 @pytest.mark.parametrize("name", list(_graphs()))
-def test_each_rule_matches_one_evaluation_per_column(name):
+def test_each_rule_matches_one_evaluation_per_column(name, size):
     graph, v = _graphs()[name]
-    stand_in = internal_symbol("v_block", v.shape + (SIZE,))
-    (batched,) = with_batch_axis([graph], {v: stand_in}, SIZE)
-    assert batched.shape == graph.shape + (SIZE,)
+    stand_in = internal_symbol("v_block", v.shape + (size,))
+    (batched,) = with_batch_axis([graph], {v: stand_in}, size)
+    assert batched.shape == graph.shape + (size,)
     values = {"a": RNG.normal(size=(4, 3)), "b": RNG.normal(size=3),
               "m": RNG.normal(size=(3, 2)), "c": RNG.normal(size=2)}
     columns = RNG.normal(size=v.shape + (SIZE,))

@@ -165,3 +165,13 @@ def test_the_native_vmap_spreads_points_over_threads(mlp, monkeypatch):
         value, grad = fast.value_and_grad(weights[k], data)
         np.testing.assert_allclose(values[k], value, rtol=1e-13)
         np.testing.assert_allclose(grads[k], grad, rtol=1e-12, atol=1e-14)
+
+
+def test_the_native_vmap_names_wrong_directions():
+    w = sd.vector("w", 3)
+    fn = sd.compile(lambda w, x: np.sum(np.sin(w)) * x, args=[w, sd.symbol("x")],
+                    backend="native", background=False)
+    with pytest.raises(ArgumentError, match="hvp takes 4 arguments here, got 3"):
+        fn.vmap(0).hvp(np.ones((4, 3)), np.ones(4), np.ones((4, 3)))
+    with pytest.raises(ShapeError, match=r"_direction0 must have shape \(3,\) at each point"):
+        fn.vmap(0).hvp(np.ones((4, 3)), np.ones(4), np.ones((4, 2)), np.ones(4))

@@ -26,6 +26,7 @@ from ..checkpoints import checkpointed
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import REDUCTIONS, consumers_of, fused_members, iteration_shape, schedule
+from ..spec import result_parts
 from .code import SCRATCH, Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
@@ -41,20 +42,6 @@ ALIASES = ("stop_gradient", "root")
 
 def _elementwise(node: Expr) -> bool:
     return OPS[node.op].elementwise and node.op not in ALIASES
-
-
-def result_parts(result) -> list[Expr] | None:
-    """The Expr leaves of a result of Exprs and tuples, in order (None: another form)."""
-    parts, stack = [], [result]
-    while stack:
-        part = stack.pop()
-        if isinstance(part, tuple):
-            stack.extend(reversed(part))
-        elif isinstance(part, Expr):
-            parts.append(part)
-        else:
-            return None
-    return parts
 
 
 def lowerable(spec) -> bool:
@@ -268,8 +255,8 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
             self.store_loop(node, lambda indices: self.loop_value(node, node.shape, indices))
 
     def view(self, node: Expr) -> None:
-        """An index, reshape, broadcast or transpose: its operand's memory seen through
-        index arithmetic (a scalar where it is one element, a fill of a fill)."""
+        """An index, reshape, broadcast, transpose or permute: its operand's memory seen
+        through index arithmetic (a scalar where it is one element, a fill of a fill)."""
         code, op, source = self.code, node.op, node.args[0]
         if not node.shape:  # one element
             if not source.shape:

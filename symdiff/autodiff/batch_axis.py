@@ -20,15 +20,17 @@ from symdiff.ops.structural import lifted, with_unit_axis
 
 
 def _elementwise(node: Expr, operands, batched, size) -> Expr:
+    """The op itself: operands without the batch axis get a trailing axis of length 1."""
     return apply(node.op, *(x if b else with_unit_axis(x)
                             for x, b in zip(operands, batched, strict=True)))
 
 
-def with_batch_axis(roots, symbols: dict, size: int) -> list[Expr] | None:
+def with_batch_axis(roots, symbols: dict, size) -> list[Expr] | None:
     """``roots`` over a batch: ``symbols`` maps symbols to their batched stand-ins (shape
-    + (size,)), and each root comes back with the batch axis appended (repeated where it
-    does not depend on the symbols).  None when some node on the way has no batching
-    rule (a loop, a root, a transpose of a matrix): the caller then loops instead."""
+    + (size,); ``size`` an int, or None for the open length N), and each root comes back
+    with the batch axis appended (repeated where it does not depend on the symbols).
+    None when some node on the way has no batching rule (a loop, a root, a running sum):
+    the caller then loops instead."""
     rebuilt: dict[Expr, Expr] = dict(symbols)
     for node in topological_order(roots):
         if node in rebuilt or not node.args:

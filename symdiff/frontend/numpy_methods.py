@@ -66,10 +66,10 @@ def _array_ufunc(self: Expr, ufunc, method, *inputs, **kwargs):
 
 
 def _transpose(self, *axes):
-    # NumPy's x.transpose(), x.transpose(1, 0, 2) and x.transpose((1, 0, 2)).
+    """NumPy's ``x.transpose()``, ``x.transpose(1, 0, 2)`` and ``x.transpose((1, 0, 2))``."""
     if len(axes) == 1 and not isinstance(axes[0], int):
         axes = axes[0]
-    return transpose(self, axes or None)
+    return transpose(self, None if axes is None or len(axes) == 0 else axes)
 
 
 install_methods(

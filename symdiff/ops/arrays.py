@@ -115,24 +115,34 @@ def transpose(x, axes=None) -> Expr:
         if x.ndim <= 2:
             return x if x.ndim < 2 else apply("transpose", x)
         axes = tuple(range(x.ndim - 1, -1, -1))
-    if isinstance(axes, numbers.Integral) or len(axes) != x.ndim:
+    axes = [_axis(x, a) for a in np.atleast_1d(axes).tolist()]
+    if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"transpose: axes {axes!r} must name each of the {x.ndim} axes of "
                          f"shape {x.shape} once")
-    return permute(x, [_axis(x, a) for a in axes])
+    return permute(x, axes)
 
 
 def _axis(x: Expr, a) -> int:
-    if not isinstance(a, numbers.Integral) or not -x.ndim <= a < x.ndim:
-        raise ShapeError(f"axis {a!r} is out of range for shape {x.shape}")
-    return int(a) % x.ndim
+    """One axis of ``x``, counted from the end where negative."""
+    if not isinstance(a, numbers.Integral):
+        raise ShapeError(f"an axis must be an integer, got {a!r}")
+    return _axes(x, a)[0]
 
 
 @eager
 def moveaxis(x, source, destination) -> Expr:
-    """``x`` with axis ``source`` moved to position ``destination`` (NumPy's)."""
+    """``x`` with axis ``source`` (an int or a sequence) moved to ``destination`` (as many),
+    the other axes in their order (NumPy's)."""
     x = as_expr(x)
-    order = [k for k in range(x.ndim) if k != _axis(x, source)]
-    order.insert(_axis(x, destination), _axis(x, source))
+    sources, destinations = (
+        [_axis(x, a) for a in (np.atleast_1d(v).tolist())] for v in (source, destination))
+    if len(sources) != len(destinations) or len(set(sources)) != len(sources) or len(
+            set(destinations)) != len(destinations):
+        raise ShapeError(f"moveaxis: source {source!r} and destination {destination!r} must "
+                         "name as many distinct axes")
+    order = [k for k in range(x.ndim) if k not in sources]
+    for place, axis in sorted(zip(destinations, sources, strict=True)):
+        order.insert(place, axis)
     return permute(x, order)
 
 

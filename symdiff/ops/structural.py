@@ -100,16 +100,20 @@ def lifted(x, size):
 
 
 def _reduction_batch(node, operands, batched, size):
+    """The same reduction over the same axes (all of them but the batch for None)."""
     axes, keepdims = node.value
     axes = tuple(range(node.args[0].ndim)) if axes is None else axes
     return apply(node.op, operands[0], payload=(axes, keepdims))
 
 
 def _to_shape_batch(node, operands, batched, size):
+    """The target shape with the batch axis appended (broadcast_to, sum_to, reshape)."""
     return apply(node.op, operands[0], payload=node.shape + (size,))
 
 
 def _same_payload_batch(node, operands, batched, size):
+    """The same op and payload on the batched operands (keys and rows leave the trailing
+    batch axis whole)."""
     return apply(node.op, *operands, payload=node.value)
 
 
@@ -230,14 +234,21 @@ def _transpose_shape(shapes, payload):
 
 
 def permute(x, axes):
-    """``x`` with its axes in the order ``axes`` (NumPy's ``transpose(x, axes)``; no node
-    for the identity)."""
-    axes = tuple(axes)
-    return x if axes == tuple(range(x.ndim)) else apply("permute", x, payload=axes)
+    """``x`` with its axes in the order ``axes`` (NumPy's ``transpose(x, axes)``): no node
+    for the identity, the transpose op for a matrix's (1, 0), and one permutation for a
+    permutation of a permutation."""
+    axes = tuple(int(a) for a in axes)
+    if x.op == "permute":
+        x, axes = x.args[0], tuple(x.value[a] for a in axes)
+    if axes == tuple(range(x.ndim)):
+        return x
+    if axes == (1, 0):
+        return apply("transpose", x)
+    return apply("permute", x, payload=axes)
 
 
 def _transpose_batch(node, operands, batched, size):
-    # Every axis reversed but the batch axis, which stays last.
+    """Every axis reversed but the batch axis, which stays last."""
     n = node.ndim
     return operands[0] if n <= 1 else permute(operands[0], tuple(range(n - 1, -1, -1)) + (n,))
 
@@ -253,6 +264,7 @@ register(Op(
 
 
 def _permute_shape(shapes, axes):
+    """The axes of the operand's shape in the order ``axes`` (a permutation of them)."""
     (shape,) = shapes
     if sorted(axes) != list(range(len(shape))):
         raise ShapeError(f"axes {axes} are not a permutation of the {len(shape)} axes of "
@@ -261,6 +273,7 @@ def _permute_shape(shapes, axes):
 
 
 def _inverse(axes):
+    """The permutation that undoes ``axes``."""
     return tuple(sorted(range(len(axes)), key=axes.__getitem__))
 
 
@@ -349,6 +362,9 @@ def _matmul_sparsity(i, node, shape, args):
 
 
 def _matmul_batch(node, operands, batched, size):
+    """One matrix product where the batch can be the columns of a fixed matrix's
+    operand (or the rows of a transposed one); otherwise products summed over the inner
+    axis in a fused loop."""
     a, b = operands
     a_shape, b_shape = (x.shape for x in node.args)
     if not batched[0] and len(b_shape) == 1:

@@ -3,9 +3,11 @@
 As ``jax.vmap``: ``in_axes`` is an int (every argument batched on that axis) or one entry
 per argument, an int or None (the same value at every point).  Each method (the value,
 ``grad``, ``value_and_grad``, ``hessian``, ``jacobian``, ``hvp``, ``jvp``, ``vjp``) runs
-as one generated function: a ``prange`` over the points calling the method's one-point
-code (codegen.numba.vmap), its results stacked on a new leading axis.  Directions and
-cotangents of ``hvp``/``jvp``/``vjp`` are given per point, stacked on axis 0.
+as one generated function, its results stacked on a new leading axis: natively, the
+method's graph over all the points (symdiff.runtime.points), run in chunks of points
+on a pool of threads; otherwise a ``prange`` over the points calling the method's
+one-point code (codegen.numba.vmap).  Directions and cotangents of ``hvp``/``jvp``/
+``vjp`` are given per point, stacked on axis 0.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ METHODS = ("forward", "grad", "value_and_grad", "hessian", "jacobian", "hvp", "j
 
 class VMapped:
     """A compiled function (or a ``ByShape``) evaluated over a batch axis of its
-    arguments, in parallel; results get the batch as their first axis."""
+    arguments, on several threads; results get the batch as their first axis."""
 
     def __init__(self, function, in_axes=0):
         self.function = function
@@ -148,15 +150,15 @@ def _empty(probe):
 
 
 def _compile_driver(compiled, method: str, batched: tuple, values: list):
-    native_driver = _native_driver(compiled, method, batched)
-    if native_driver is not None:
-        return native_driver
-    lowered = compiled.lower(method)
-    spec = lowered.spec
+    spec = compiled.derivation.spec(method)
     params = parameter_names([s.value for s in spec.inputs])
     params += [a.name for a in spec.arrays] + list(getattr(spec, "extra_arguments", ()))
     if len(params) != len(values):
         raise ArgumentError(f"{method} takes {len(params)} arguments here, got {len(values)}")
+    native_driver = _native_driver(compiled, method, batched, params)
+    if native_driver is not None:
+        return native_driver
+    lowered = compiled.lower(method)
     name = f"vmap_{spec.name}"
     source = lowered.source + "\n\n" + emit_vmap(
         name, spec.name, params, list(batched), result_layout(spec))
@@ -172,7 +174,7 @@ def _compile_driver(compiled, method: str, batched: tuple, values: list):
     return limited(run) if threaded_products(spec) else run
 
 
-def _native_driver(compiled, method: str, batched: tuple):
+def _native_driver(compiled, method: str, batched: tuple, params: list):
     """The method at all points as one native function over a points axis
     (symdiff.runtime.points), where the function's backend is native and it applies:
     the points split over the pool's threads (symdiff.runtime.native.map_pieces), each
@@ -192,7 +194,14 @@ def _native_driver(compiled, method: str, batched: tuple):
                            for v, b in zip(values, batched, strict=True)))
                 for start in range(lo, hi, POINTS_CHUNK)]
 
+    shapes = [s.shape for s in derivation.spec(method).inputs]
+
     def run(*values):
+        for name, shape, value, many in zip(params, shapes, values, batched, strict=True):
+            if np.shape(value)[many:] != shape:  # (the entry would refuse it, less clearly)
+                raise ShapeError(f"argument {name} must have shape {shape}"
+                                 f"{' at each point' if many else ''}, got "
+                                 f"{np.shape(value)[many:]}")
         n = next(len(v) for v, b in zip(values, batched, strict=True) if b)
         threads = min(native.point_threads(), n // POINTS_CHUNK)
         if threads < 2:

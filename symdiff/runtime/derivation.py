@@ -12,12 +12,12 @@ entry-by-entry code, which is faster per call.
 
 from __future__ import annotations
 
-from codegen import ArrayParam, DirectionLoop, FunctionSpec, Slot
+from codegen import ArrayParam, DirectionLoop, FunctionSpec, Slot, result_parts
 from symdiff.autodiff.batch_axis import with_batch_axis
 from symdiff.autodiff.modes import forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from symdiff.errors import SymdiffError
 from symdiff.ir.dims import elements, has_open
-from symdiff.ir.nodes import Expr, internal_symbol, topological_order
+from symdiff.ir.nodes import Expr, internal_symbol, restructure, topological_order
 from symdiff.passes.data import data_values, lift_data
 from symdiff.passes.pipeline import optimize
 from symdiff.runtime.inputs import batch_size
@@ -53,7 +53,8 @@ LOOPS = ("hessian", "jacobian", "sparse_hessian_data", "sparse_jacobian_data")
 # product and transpose the directions reach stays one BLAS call or view over a block.
 # Measured otherwise (benchmarks/README.md): elementwise work over many directions 1.2-
 # 1.3x slower in blocks (the dense Rosenbrock Hessian, n = 100 and 1,000), an MLP whose
-# weight matrices vary (products summed in fused loops, transposes copied) 3.8x slower.
+# weight matrices vary (products summed in fused loops, transposes read across strides)
+# 1.4x slower.  (BLOCK_ELEMENTS may still split one block's worth into a few.)
 BLOCK_DIRECTIONS = 32
 BLOCK_ELEMENTS = 1 << 18
 
@@ -216,10 +217,8 @@ class Derivation:
         BLOCK_ELEMENTS per node, where they pay (see BLOCK_DIRECTIONS).  None for open
         counts or shapes, results that are lists, kernels with array parameters, and
         graphs with a node that has no batching rule."""
-        result = kernel.result
-        parts = [result] if isinstance(result, Expr) else list(result)
-        if count is None or count < 2 or kernel.arrays or not isinstance(
-                result, Expr | tuple) or not all(isinstance(p, Expr) for p in parts):
+        parts = result_parts(kernel.result)
+        if count is None or count < 2 or kernel.arrays or parts is None:
             return None
         directions = kernel.inputs[len(self.inputs):]
         varying, largest, products = set(directions), 1, False
@@ -239,19 +238,20 @@ class Derivation:
         batched = with_batch_axis(parts, dict(zip(directions, stand_ins, strict=True)), size)
         if batched is None:
             return None
-        batched = batched[0] if isinstance(result, Expr) else tuple(batched)
         return FunctionSpec(kernel.name + "_block", self.inputs + stand_ins,
-                            optimize(batched, self.fast_math),
+                            optimize(restructure(kernel.result, iter(batched)),
+                                     self.fast_math),
                             f"{kernel.doc}, {size} directions at once", (), False,
                             self.lowering)
 
 
 def _one_call_per_block(node: Expr, varying: set) -> bool:
-    """Whether ``node``, which reads the directions, stays one BLAS call or one view over
-    a block (symdiff.ops.structural's batching rules): a fixed matrix or vector times
-    varying vectors or matrices, or varying vectors times a fixed matrix; a transpose of
-    a varying vector.  Other products become fused loops, transposes of matrices copies."""
-    if node.op == "transpose":
+    """Whether ``node``, which reads the directions, stays one BLAS call or a view read
+    in order over a block (symdiff.ops.structural's batching rules): a fixed matrix or
+    vector times varying vectors or matrices, or varying vectors times a fixed matrix; a
+    transpose of a varying vector.  Other products become fused loops, and permuted
+    matrices are read across strides."""
+    if node.op in ("transpose", "permute"):
         return node.ndim <= 1
     if node.op != "matmul":
         return True

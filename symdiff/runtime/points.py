@@ -10,10 +10,10 @@ so: a permutation of axes between the two layouts.
 
 from __future__ import annotations
 
-from codegen import FunctionSpec
+from codegen import FunctionSpec, result_parts
 from symdiff.autodiff.batch_axis import with_batch_axis
 from symdiff.ir.dims import has_open
-from symdiff.ir.nodes import Expr, flatten, internal_symbol, restructure
+from symdiff.ir.nodes import Expr, internal_symbol, restructure
 from symdiff.ops.structural import permute
 from symdiff.passes.pipeline import optimize
 
@@ -28,24 +28,13 @@ def _points_first(x: Expr, shape: tuple) -> Expr:
     return permute(x, (len(shape),) + tuple(range(len(shape))))
 
 
-def _tuples_of_expressions(result) -> bool:
-    stack = [result]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, tuple):
-            stack.extend(item)
-        elif not isinstance(item, Expr):
-            return False  # a list is a 1-D array of scalars: not a shape to batch
-    return True
-
-
 def points_spec(spec, batched: tuple, fast_math: bool) -> FunctionSpec | None:
     """``spec`` at N points at once: the inputs ``batched`` marks take (N, *shape) arrays,
     the others stay; each result gets a leading axis of N.  None where it does not apply
     (a loop over directions, flat array parameters, open shapes, results as lists, or a
     node without a batching rule): the caller then loops over the points."""
     if not isinstance(spec, FunctionSpec) or spec.arrays or spec.batched or \
-            not _tuples_of_expressions(spec.result) or \
+            result_parts(spec.result) is None or \
             has_open(sum((s.shape for s in spec.inputs), ())):
         return None
     inputs, stand_ins = [], {}
@@ -56,7 +45,7 @@ def points_spec(spec, batched: tuple, fast_math: bool) -> FunctionSpec | None:
         points = internal_symbol(f"points{k}", (None,) + sym.shape)
         inputs.append(points)
         stand_ins[sym] = _points_last(points, sym.shape)
-    parts = flatten(spec.result)
+    parts = result_parts(spec.result)
     rebuilt = with_batch_axis(parts, stand_ins, None)
     if rebuilt is None:
         return None
