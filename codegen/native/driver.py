@@ -156,7 +156,9 @@ def _set_directions(code: Code, body, loop, j: str, b: str, directions, buffers,
     for k, (sym, buffer) in enumerate(zip(directions, buffers, strict=True)):
         scalar = loop.directions[k].kind == "scalar"
         if not loop.compressed:
-            if buffer is None:  # a scalar direction, one at a time
+            if buffer is None:  # a scalar direction, one at a time: a value, not stored
+                if value != "1.0":
+                    continue
                 hit = code.fresh()
                 code.lines.append(f"{hit} = icmp eq i64 {j}, {offsets[k]}")
                 body.scalars[sym] = code.fresh()
