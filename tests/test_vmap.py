@@ -147,8 +147,11 @@ def test_the_native_vmap_runs_one_graph_over_chunks_of_points(mlp, method):
 def test_points_spec_gives_way_to_the_loop_where_it_does_not_apply():
     w = sd.vector("w", 3)
     fn = sd.compile(loss, w, args=[w, sd.matrix("x", 4, 3)], background=False)
-    hessian = fn.derivation.spec("hessian")  # a loop over directions
-    assert points_spec(hessian, (True, False), False) is None
+    sparse = fn.derivation.spec("sparse_hessian_data")  # its seeds are per call
+    assert points_spec(sparse, (True, False), False) is None
+    big = sd.vector("b", 40)  # more directions than MATRIX_DIRECTIONS
+    wide = sd.compile(sd.sum(sd.tanh(big) ** 2), args=[big], background=False)
+    assert points_spec(wide.derivation.spec("hessian"), (True,), False) is None
     grad = fn.derivation.spec("grad")
     spec = points_spec(grad, (True, False), False)
     assert [s.shape for s in spec.inputs] == [(None, 3), (4, 3)]
@@ -175,3 +178,33 @@ def test_the_native_vmap_names_wrong_directions():
         fn.vmap(0).hvp(np.ones((4, 3)), np.ones(4), np.ones((4, 3)))
     with pytest.raises(ShapeError, match=r"_direction0 must have shape \(3,\) at each point"):
         fn.vmap(0).hvp(np.ones((4, 3)), np.ones(4), np.ones((4, 2)), np.ones(4))
+
+
+def _reprojection(p, point):
+    c, s = np.cos(p[0]), np.sin(p[0])
+    depth = point[2] + 5.0
+    return sd.stack([p[3] * (c * point[0] - s * point[1] + p[1]) / depth,
+                     p[3] * (s * point[0] + c * point[1] + p[2]) / depth])
+
+
+@pytest.mark.parametrize("method", ["jacobian", "hessian"])
+def test_the_native_vmap_of_dense_matrices_is_one_graph(method):
+    # Jacobian rows by vjp over two wrt arrays (a tuple of parts); a Hessian by hvp.
+    if method == "jacobian":
+        p, point = sd.vector("p", 4), sd.vector("X", 3)
+        fn = sd.compile(_reprojection, args=[p, point], backend="native", background=False)
+        shared, points = RNG.normal(size=4), RNG.normal(size=(300, 3))
+    else:
+        w = sd.vector("w", 3)
+        fn = sd.compile(loss, w, args=[w, sd.matrix("x", 4, 3)], backend="native",
+                        background=False)
+        shared, points = RNG.normal(size=(4, 3)), RNG.normal(size=(300, 3))
+    axes = (None, 0) if method == "jacobian" else (0, None)
+    args = (shared, points) if method == "jacobian" else (points, shared)
+    mapped = fn.vmap(axes)
+    got = getattr(mapped, method)(*args)
+    assert all(getattr(d, "native", False) for _, d in mapped._drivers.values())
+    for k in (0, 150, 299):
+        one = (shared, points[k]) if method == "jacobian" else (points[k], shared)
+        np.testing.assert_allclose(got[k], getattr(fn, method)(*one), rtol=1e-12,
+                                   atol=1e-14)
