@@ -3,8 +3,9 @@
     python -m benchmarks.reductions [--sizes 1000 10000 100000 1000000 10000000] [--json F]
 
 For each function, the value compiled once (the vector's length is open) and timed at
-every size against the same expression in NumPy; per call = median of timed loops
-(benchmarks.worker._per_call).  Values are checked against NumPy to 1e-12.
+every size against the same expression in NumPy, and in JAX (``jax.jit``, float64)
+where JAX is installed; per call = median of timed loops (benchmarks.worker._per_call).
+Values are checked against NumPy to 1e-12.
 """
 
 from __future__ import annotations
@@ -30,6 +31,27 @@ def _functions():
     }
 
 
+def _jax_functions() -> dict:
+    """The same functions under ``jax.jit`` (empty without JAX)."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return {}
+    jax.config.update("jax_enable_x64", True)
+    return {
+        "sum(exp(x))": jax.jit(lambda a: jnp.sum(jnp.exp(a))),
+        "sum(tanh(x))": jax.jit(lambda a: jnp.sum(jnp.tanh(a))),
+        "logsumexp(x)": jax.jit(jax.scipy.special.logsumexp),
+        "sum(x * x)": jax.jit(lambda a: jnp.sum(a * a)),
+    }
+
+
+def _ready(jitted):
+    """``jitted``, waiting for its result (JAX dispatches asynchronously)."""
+    return lambda a: jitted(a).block_until_ready()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="reductions of maps against NumPy")
     parser.add_argument("--sizes", type=int, nargs="+",
@@ -39,6 +61,7 @@ def main(argv=None) -> int:
     import symdiff as sd
 
     x, functions = _functions()
+    jitted = _jax_functions()
     rows = []
     for name, (expr, reference) in functions.items():
         fn = sd.compile(expr, args=[x], background=False)
@@ -48,10 +71,17 @@ def main(argv=None) -> int:
             assert abs(value - want) <= 1e-12 * max(1.0, abs(want)), (name, n, value, want)
             row = {"function": name, "n": n, "symdiff_s": _per_call(fn, (a,)),
                    "numpy_s": _per_call(reference, (a,))}
+            jax_text = ""
+            if name in jitted:
+                on_device = jitted[name]
+                assert abs(float(on_device(a)) - want) <= 1e-12 * max(1.0, abs(want))
+                row["jax_s"] = _per_call(_ready(on_device), (a,))
+                jax_text = (f", JAX {row['jax_s'] * 1e6:10.1f} us, ratio "
+                            f"{row['symdiff_s'] / row['jax_s']:5.2f}")
             rows.append(row)
             print(f"{name:>14} n={n:>9,}: symdiff {row['symdiff_s'] * 1e6:10.1f} us, "
                   f"NumPy {row['numpy_s'] * 1e6:10.1f} us, ratio "
-                  f"{row['symdiff_s'] / row['numpy_s']:5.2f}", flush=True)
+                  f"{row['symdiff_s'] / row['numpy_s']:5.2f}{jax_text}", flush=True)
     save_rows(options.json, rows)
     return 0
 
