@@ -55,6 +55,10 @@ CASES = {
     "einsum_trace_like": (lambda x: np.einsum("ij,ij", _m(x), _m(x)), None),
     "einsum_outer": (lambda x: np.sum(np.einsum("i,j->ij", x[:3], x[3:7]) ** 2), None),
     "einsum_transpose": (lambda x: np.sum(np.einsum("ij->ji", _m(x)) @ _m(x)), None),
+    "einsum_three_axes": (lambda x: np.sum(np.einsum("abc,cb->ab", x.reshape(2, 3, 2),
+                                                     _m(x)[:2, 1:]) ** 2
+                                           * np.sin(np.einsum("abc->cab", x.reshape(2, 3, 2)))
+                                           .sum()), None),
     "at_set": (lambda x: np.sum(x.at[1:4].set(x[0]) ** 2),
                lambda x: np.sum(_set_numpy(x) ** 2)),
     "at_add": (lambda x: np.sum(x.at[[0, 7, 7]].add(x[1:4] ** 2) ** 3),

@@ -19,7 +19,7 @@ from symdiff.ir.eager import eager
 from symdiff.ir.nodes import apply, array_constant, as_expr
 from symdiff.ops.arrays import amax, reshape, transpose
 from symdiff.ops.arrays import sum as total
-from symdiff.ops.structural import broadcast_to
+from symdiff.ops.structural import broadcast_to, permute
 
 
 def _cbrt(x):
@@ -177,23 +177,14 @@ def einsum(subscripts: str, *operands):
     product = None
     for term, x in zip(terms, operands, strict=True):
         order = sorted(range(len(term)), key=lambda k: letters.index(term[k]))
-        aligned = _permuted(x, order)
+        aligned = permute(x, order)
         placed = [sizes[c] if c in term else 1 for c in letters]
         aligned = reshape(aligned, placed) if aligned.shape != tuple(placed) else aligned
         product = aligned if product is None else apply("mul", product, aligned)
     summed = [k for k, c in enumerate(letters) if c not in output]
     kept = [c for c in letters if c in output]
     result = total(product, tuple(summed)) if summed else product
-    return _permuted(result, [kept.index(c) for c in output]) if result.shape else result
-
-
-def _permuted(x, order):
-
-    if list(order) == sorted(order):
-        return x
-    if len(order) == 2:
-        return transpose(x)
-    raise ShapeError("np.einsum on expressions reorders at most two axes of an operand")
+    return permute(result, [kept.index(c) for c in output]) if result.shape else result
 
 
 FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum,
