@@ -73,8 +73,9 @@ def driver(loop, body) -> tuple[str, tuple]:
         if (slot.kind == "scalar" and width == 1) or single:  # a value, or the seed row
             buffers.append(None)
             continue
-        buffer = code.allocate(code.integer("mul", size, str(width)))
-        with code.loop(code.integer("mul", size, str(width))) as i:
+        columns = code.integer("mul", size, str(width))
+        buffer = code.allocate(columns)
+        with code.loop(columns) as i:
             code.write(code.constant(0.0), buffer, i)
         body.views[sym] = whole(code, buffer, sym.shape)
         buffers.append(buffer)
@@ -85,12 +86,14 @@ def driver(loop, body) -> tuple[str, tuple]:
         "sdiv", code.integer("add", count, str(width - 1)), str(width))
     with code.loop(blocks) as block:
         first = code.integer("mul", block, str(width))
-        _each_direction(code, first, width, count, lambda j, b: _set_directions(
-            code, body, loop, j, b, directions, buffers, d_offsets, d_sizes, "1.0"))
-        body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
-        # The products of the block's directions before ``count`` (a surplus one's dropped).
+        # The block's directions before ``count`` (a surplus one stays zero, its products
+        # are dropped).
         valid = "1" if width == 1 else code.extreme(
             "smin", str(width), code.integer("sub", count, first))
+        with _columns(code, valid) as b:
+            _set_directions(code, body, loop, code.integer("add", first, b), b, directions,
+                            buffers, d_offsets, d_sizes, "1.0")
+        body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
         for part, offset in zip(body.parts, r_offsets, strict=True):
             shape = part.shape if width == 1 else part.shape[:-1]
             with code.nest(shape) as outer, _columns(code, valid) as b:
@@ -103,8 +106,9 @@ def driver(loop, body) -> tuple[str, tuple]:
                       else code.integer("add", code.integer("mul", row, n), j))
                 code.write(body.element(part, part.shape, indices, {}), target, at)
         if not loop.compressed:
-            _each_direction(code, first, width, count, lambda j, b: _set_directions(
-                code, body, loop, j, b, directions, buffers, d_offsets, d_sizes, "0.0"))
+            with _columns(code, valid) as b:
+                _set_directions(code, body, loop, code.integer("add", first, b), b,
+                                directions, buffers, d_offsets, d_sizes, "0.0")
     if loop.compressed:
         with code.loop("%gathered") as q:
             place = code.read_i64("%gather", q)
@@ -132,18 +136,6 @@ def _columns(code: Code, valid: str):
         return
     with code.loop(valid) as b:
         yield b
-
-
-def _each_direction(code: Code, first: str, width: int, count: str, write) -> None:
-    """``write(j, b)`` for the directions j = first + b of a block (b < width), those
-    before ``count``; with one direction at a time, for ``first`` itself."""
-    if width == 1:
-        write(first, "0")
-        return
-    with code.loop(str(width)) as b:
-        j = code.integer("add", first, b)
-        with code.when(code.compare("slt", j, count)):
-            write(j, b)
 
 
 def _set_directions(code: Code, body, loop, j: str, b: str, directions, buffers, offsets,

@@ -111,10 +111,8 @@ def transpose(x, axes=None) -> Expr:
     """The axes reversed, or in the order ``axes`` (NumPy's ``transpose``; negative axes
     count from the end)."""
     x = as_expr(x)
-    if axes is None:
-        if x.ndim <= 2:
-            return x if x.ndim < 2 else apply("transpose", x)
-        axes = tuple(range(x.ndim - 1, -1, -1))
+    if axes is None:  # (a matrix's is the transpose op: see permute)
+        axes = range(x.ndim - 1, -1, -1)
     axes = [_axis(x, a) for a in np.atleast_1d(axes).tolist()]
     if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"transpose: axes {axes!r} must name each of the {x.ndim} axes of "

@@ -184,7 +184,8 @@ def _native_driver(compiled, method: str, batched: tuple, params: list):
                                            and compiled.derivation.lowering == "auto")):
         return None
     derivation = compiled.derivation
-    spec = points_spec(derivation.spec(method), batched, derivation.fast_math)
+    one_point = derivation.spec(method)
+    spec = points_spec(one_point, batched, derivation.fast_math)
     if spec is None or not native.lowerable(spec):
         return None
     function = native.compile_native(spec)[0]
@@ -194,7 +195,7 @@ def _native_driver(compiled, method: str, batched: tuple, params: list):
                            for v, b in zip(values, batched, strict=True)))
                 for start in range(lo, hi, POINTS_CHUNK)]
 
-    shapes = [s.shape for s in derivation.spec(method).inputs]
+    shapes = [s.shape for s in one_point.inputs]
 
     def run(*values):
         for name, shape, value, many in zip(params, shapes, values, batched, strict=True):
@@ -203,14 +204,9 @@ def _native_driver(compiled, method: str, batched: tuple, params: list):
                                  f"{' at each point' if many else ''}, got "
                                  f"{np.shape(value)[many:]}")
         n = next(len(v) for v, b in zip(values, batched, strict=True) if b)
-        threads = min(native.point_threads(), n // POINTS_CHUNK)
-        if threads < 2:
-            parts = chunked(0, n, values)
-        else:
-            bounds = [n * k // threads for k in range(threads + 1)]
-            pieces = native.map_pieces(chunked, [(lo, hi, values) for lo, hi in
-                                                 zip(bounds, bounds[1:], strict=False)])
-            parts = [part for piece in pieces for part in piece]
+        ranges = native.point_ranges(n, POINTS_CHUNK)
+        pieces = native.map_pieces(chunked, [(lo, hi, values) for lo, hi in ranges])
+        parts = [part for piece in pieces for part in piece]
         return parts[0] if len(parts) == 1 else _joined(parts)
 
     run = limited(run) if threaded_products(spec) else run

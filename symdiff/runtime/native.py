@@ -7,8 +7,9 @@ dispatcher); the code is cached on disk (codegen.cache), so another process load
 Which functions (``lowerable``): straight-line scalar code (codegen.native.entry) and
 its batches of points (codegen.native.batched), code over arrays and loops
 (codegen.native.arrays) and the loops over directions of its derivative matrices
-(codegen.native.driver); the rest (vmap, batches of functions with loops, linear
-solves, digamma) stays with Numba.
+(codegen.native.driver); the vmap of such code runs it over chunks of points
+(symdiff.runtime.points, ``map_pieces``); the rest (batches of functions with loops,
+vmaps of what the points graph cannot hold, linear solves, digamma) stays with Numba.
 The entry reads objects in place, so the interpreter's object layout is measured once
 here (``layout``); where it is not the expected one (another build of CPython or NumPy),
 the native backend is unavailable and Numba does the work.
@@ -284,6 +285,15 @@ def _pool() -> ThreadPoolExecutor:
     return pool
 
 
+def point_ranges(n: int, least: int) -> list[tuple[int, int]]:
+    """``n`` points as one (start, stop) range per thread of the pool, each at least
+    ``least`` long (one range where they would be fewer than two)."""
+    count = min(point_threads(), n // least)
+    if count < 2:
+        return [(0, n)]
+    return list(pairwise([n * k // count for k in range(count + 1)]))
+
+
 def map_pieces(function, pieces: list) -> list:
     """``function(*piece)`` of each piece, in order: on the pool, the last piece on the
     calling thread; every piece is waited for, also when one raises."""
@@ -300,13 +310,12 @@ def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
     ``n`` points of ``inputs`` into ``outputs``: in chunks on a pool of ``point_threads()``
     threads, the last chunk on the calling thread, as the Numba lowering's ``prange``
     spreads points over its threads."""
-    chunks = min(point_threads(), n // CHUNK_POINTS)
-    if chunks < 2:
+    ranges = point_ranges(n, CHUNK_POINTS)
+    if len(ranges) == 1:
         entry(*inputs, *outputs)
         return
-    bounds = [n * k // chunks for k in range(chunks + 1)]
     # (the other chunks write into the outputs: map_pieces waits for every one)
-    map_pieces(entry, [[a[lo:hi] for a in inputs + outputs] for lo, hi in pairwise(bounds)])
+    map_pieces(entry, [[a[lo:hi] for a in inputs + outputs] for lo, hi in ranges])
 
 
 def compile_native(spec):

@@ -40,9 +40,9 @@ def _matrix_spec(loop: DirectionLoop) -> FunctionSpec | None:
     directions at once, the columns of an identity, for at most MATRIX_DIRECTIONS of
     them; None for compressed loops, flat or open shapes."""
     kernel = loop.kernel
-    parts = result_parts(kernel.result) if isinstance(kernel, FunctionSpec) else None
-    directions = kernel.inputs[len(loop.inputs):] if parts is not None else ()
-    if loop.compressed or loop.arrays or not directions or \
+    parts = result_parts(kernel.result)
+    directions = kernel.inputs[len(loop.inputs):]
+    if loop.compressed or loop.arrays or parts is None or not directions or \
             kernel.arrays or has_open(sum((x.shape for x in kernel.inputs), ())):
         return None
     sizes = [math.prod(d.shape) for d in directions]
