@@ -6,12 +6,13 @@ calls, on the benchmark problems and four whole workloads.
 
 Each measurement runs in a fresh process with an empty ``SYMDIFF_CACHE_DIR`` and
 ``SYMDIFF_BACKGROUND=0`` (the first call compiles, then runs), libraries imported before
-the clock: the time is from building the function until every method of the workload
-has returned once.  "warm" reruns the default backend in a second process on the cache
-the first one filled.  JAX starts its XLA client before the clock.  JAX rows need the
-bench extra (``pip install -e '.[bench]'``); without JAX they show "-".  Medians of
-``--repeat`` runs; ``--systems`` picks columns.  ``--per-call`` times each method of each
-workload per call instead (median of timed loops, after its first call).
+the clock (and the benchmark problems' arguments made): the time is from building the
+function until every method of the workload has returned once.  "warm" reruns the
+default backend in a second process on the cache the first one filled.  JAX starts
+its XLA client before the clock.  JAX rows need the bench extra (``pip install -e
+'.[bench]'``); without JAX they show "-".  Medians of ``--repeat`` runs; ``--systems``
+picks columns.  ``--per-call`` times each method of each workload per call instead
+(median of timed loops, after its first call).
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def _logistic_data():
     return data, labels
 
 
+_ARGS: dict = {}
+
+
+def _problem_args(problem) -> tuple:
+    """A benchmark problem's arguments, made once per process (before the clock: making
+    P5's million points is not compiling)."""
+    if problem.key not in _ARGS:
+        _ARGS[problem.key] = tuple(problem.args(np.random.default_rng(0)))
+    return _ARGS[problem.key]
+
+
 def _symdiff(name: str, backend: str | None):
     """[(callable, arguments)] of a workload's methods, built now."""
     import symdiff as sd
@@ -57,7 +69,7 @@ def _symdiff(name: str, backend: str | None):
         expr, symbols = problem.symdiff()
         fn = sd.compile(expr, wrt=[symbols[i] for i in problem.wrt], args=symbols,
                         backend=backend)
-        return [(fn.value_and_grad, tuple(problem.args(np.random.default_rng(0))))]
+        return [(fn.value_and_grad, tuple(_problem_args(problem)))]
     if name == "logistic":
         data, labels = _logistic_data()
 
@@ -73,7 +85,7 @@ def _symdiff(name: str, backend: str | None):
         problem = PROBLEMS["P3"]
         expr, symbols = problem.symdiff()
         fn = sd.compile(expr, args=symbols, backend=backend)
-        x = tuple(problem.args(np.random.default_rng(0)))
+        x = tuple(_problem_args(problem))
         return [(fn.grad, x), (fn.hessian, x)]
     if name == "rk4 scan":
         fn, x = _pendulum("array", backend=backend)
@@ -92,7 +104,7 @@ def _jax(name: str):
     jax.config.update("jax_enable_x64", True)
     if name in PROBLEMS:
         problem = PROBLEMS[name]
-        args = tuple(jnp.asarray(a) for a in problem.args(np.random.default_rng(0)))
+        args = tuple(jnp.asarray(a) for a in _problem_args(problem))
         f = problem.array_fn
         if problem.batch_points:  # a function of scalars at many points: vmap
             g = jax.vmap(jax.value_and_grad(lambda *a: f(jnp, *a), argnums=problem.wrt))
@@ -114,7 +126,7 @@ def _jax(name: str):
                 (jax.jit(hvp), w + (jnp.ones(FEATURES),)), (jax.jit(jax.hessian(loss)), w)]
     if name == "lennard-jones":
         problem = PROBLEMS["P3"]
-        x = tuple(jnp.asarray(a) for a in problem.args(np.random.default_rng(0)))
+        x = tuple(jnp.asarray(a) for a in _problem_args(problem))
 
         def energy(x):
             return problem.array_fn(jnp, x)
@@ -153,6 +165,10 @@ def measure(name: str, system: str, per_call: bool = False) -> dict:
         jax.block_until_ready(jax.jit(lambda v: v + 1.0)(1.0))
     else:
         import symdiff.runtime.transforms  # noqa: F401 - the runtime, before the clock
+    if name in problems.PROBLEMS:
+        _problem_args(problems.PROBLEMS[name])
+    elif name == "lennard-jones":
+        _problem_args(problems.PROBLEMS["P3"])
     start = time.perf_counter()
     if system == "jax":
         methods = _jax(name)

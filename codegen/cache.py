@@ -14,9 +14,10 @@ persistent cache (a size bound, least recently used entries evicted):
   files only if they match the manifest; anything else is deleted and recompiled;
 - entries are written atomically (temporary file, then rename), so a killed process leaves
   a complete entry or none;
-- the native backend's machine code (``<key>.native``, the key a digest of its LLVM text
-  and of the CPU it was compiled for) starts with the SHA-256 of the code after it,
-  checked before the code is loaded;
+- checked entries (``<key>.native``): the native backend's machine code (the key a digest
+  of its LLVM text and of the CPU it was compiled for) and the colorings of sparse
+  derivative matrices (the key a digest of the pattern) start with the SHA-256 of the
+  bytes after it, checked before they are used;
 - when the cache grows past ``SYMDIFF_CACHE_SIZE`` (default 1G; "0" turns the disk cache
   off) the least recently used entries are removed.
 """
@@ -36,7 +37,7 @@ import warnings
 DEFAULT_SIZE = 1 << 30
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _NUMBA_DIR = "__pycache__"
-NATIVE = ".native"  # the native backend's machine code: its SHA-256 (hex), "\n", the code
+CHECKED = ".native"  # machine code, colorings: their SHA-256 (hex), "\n", the bytes
 _fallback: tuple[int, str] | None = None  # (creating pid, private temporary directory)
 _usage: dict[str, int] = {}  # bytes in each cache folder: counted once, then added to
 _warned: set[str] = set()
@@ -258,17 +259,17 @@ def seal(folder: str, module_name: str) -> None:
         evict(folder, size_limit(), keep=module_name)
 
 
-def _native_path(folder: str, key: str) -> str:
-    return os.path.join(folder, key + NATIVE)
+def _checked_path(folder: str, key: str) -> str:
+    return os.path.join(folder, key + CHECKED)
 
 
-def read_native(key: str) -> bytes | None:
-    """The machine code cached under ``key`` (the native backend's: an object file), if
-    its recorded SHA-256 matches; a damaged entry is removed.  None: not cached."""
+def read_checked(key: str) -> bytes | None:
+    """The bytes cached under ``key`` (the native backend's object files, colorings), if
+    their recorded SHA-256 matches; a damaged entry is removed.  None: not cached."""
     folder = directory()
     if folder is None:
         return None
-    path = _native_path(folder, key)
+    path = _checked_path(folder, key)
     data = read_private(path)
     if data is None:
         return None
@@ -285,15 +286,15 @@ def read_native(key: str) -> bytes | None:
     return code
 
 
-def write_native(key: str, code: bytes) -> None:
-    """Cache the machine code ``code`` under ``key`` (its SHA-256 first, checked on
-    reading), then keep the cache within its size bound."""
+def write_checked(key: str, code: bytes) -> None:
+    """Cache the bytes ``code`` under ``key`` (their SHA-256 first, checked on reading),
+    then keep the cache within its size bound."""
     folder = directory()
     if folder is None:
         return
     data = hashlib.sha256(code).hexdigest().encode("ascii") + b"\n" + code
     try:
-        write_atomic(_native_path(folder, key), data)
+        write_atomic(_checked_path(folder, key), data)
     except OSError as error:
         warn_once("write", f"symdiff: cannot write the compile cache in {folder} ({error}); "
                            "going on without it")
@@ -309,7 +310,7 @@ def _entries(folder: str) -> dict[str, list[str]]:
     entries: dict[str, list[str]] = {}
     for name in os.listdir(folder):
         stem, ext = os.path.splitext(name)
-        if ext in (".py", ".sha256", NATIVE):
+        if ext in (".py", ".sha256", CHECKED):
             entries.setdefault(stem, []).append(name)
     for stem, files in entries.items():
         files += numba_files(folder, stem)

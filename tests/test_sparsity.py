@@ -13,9 +13,17 @@ import scipy.sparse as sp
 from test_array_random import LEAVES, _random_expression
 
 import symdiff as sd
-from symdiff.autodiff.coloring import color_hessian, color_jacobian
+from symdiff.autodiff.coloring import (
+    canonical,
+    color_hessian,
+    color_jacobian,
+    coloring_bytes,
+    coloring_key,
+    stored_coloring,
+)
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from symdiff.ops.arrays import array_constant, broadcast_to, sum_to
+from symdiff.runtime.matrices import _colored
 
 
 def _point(symbols, rng):
@@ -214,3 +222,35 @@ def test_color_counts_of_known_structures():
     side = sp.diags_array([1.0, 1.0], offsets=[-1, 1], shape=(m, m))
     stencil = sp.csr_array((sp.kron(sp.eye(m), path) + sp.kron(side, sp.eye(m))) != 0)
     assert color_jacobian(stencil).count == 5
+
+
+@pytest.mark.parametrize("kind", ["hessian", "jacobian"])
+def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch):
+    # A second process finds the coloring on disk: it neither colors again nor loads the
+    # coloring loops' machine code.  Data that do not fit the pattern are colored again.
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    pattern = _random_symmetric(40, 0.08, np.random.default_rng(1))
+    first = _colored(kind, pattern)
+    (entry,) = tmp_path.glob("coloring_*.native")
+
+    def no_coloring(*_):
+        raise AssertionError("colored again")
+
+    monkeypatch.setattr("symdiff.runtime.matrices.color", no_coloring)
+    again = _colored(kind, pattern)
+    assert again.kind == first.kind and again.count == first.count
+    np.testing.assert_array_equal(again.colors, first.colors)
+    np.testing.assert_array_equal(again.gather, first.gather)
+    np.testing.assert_array_equal(again.seeds, first.seeds)
+    csr = canonical(pattern)
+    data = coloring_bytes(first)
+    assert stored_coloring(kind, csr, data[:-8]) is None  # too short
+    values = np.frombuffer(data, np.int64).copy()
+    values[3] = first.count  # a color out of range
+    assert stored_coloring(kind, csr, values.tobytes()) is None
+    values = np.frombuffer(data, np.int64).copy()
+    values[-1] = first.count * 40  # a position past the products
+    assert stored_coloring(kind, csr, values.tobytes()) is None
+    assert coloring_key(kind, csr) != coloring_key(
+        "jacobian" if kind == "hessian" else "hessian", csr)
+    assert entry.exists()

@@ -22,6 +22,7 @@ the C-ordered (colors x n) products: the compiled drivers gather the values from
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from dataclasses import dataclass
 
@@ -199,11 +200,11 @@ def _orders(graph) -> list[np.ndarray]:
     degrees = np.diff(graph.indptr)
     natural = np.arange(len(degrees), dtype=np.int64)
     largest_first = np.argsort(-degrees, kind="stable").astype(np.int64)
-    banded = reverse_cuthill_mckee(scipy_csr(graph), symmetric_mode=True).astype(np.int64)
+    banded = reverse_cuthill_mckee(scipycanonical(graph), symmetric_mode=True).astype(np.int64)
     return [natural, largest_first, banded]
 
 
-def scipy_csr(pattern):
+def scipycanonical(pattern):
     """``pattern`` as a scipy csr_matrix (what csgraph takes)."""
     import scipy.sparse
 
@@ -226,7 +227,9 @@ def _seeds(colors: np.ndarray, count: int) -> np.ndarray:
     return seeds
 
 
-def _csr(pattern):
+def canonical(pattern):
+    """``pattern`` as a boolean csr_array with sorted indices (what the colorings take,
+    and what their keys are digests of)."""
     import scipy.sparse
 
     csr = scipy.sparse.csr_array(pattern, dtype=bool)
@@ -234,11 +237,52 @@ def _csr(pattern):
     return csr
 
 
+# Part of every coloring's key: bump it when the greedy rules or the recovery change.
+RULES_VERSION = 1
+
+
+def coloring_key(kind: str, csr) -> str:
+    """A name for the coloring of the canonical pattern ``csr`` for ``kind`` ("hessian":
+    star, "jacobian": column): a digest of the pattern and of these rules."""
+    digest = hashlib.sha256(f"{kind} {RULES_VERSION} {csr.shape}".encode())
+    digest.update(csr.indptr.astype(np.int64).tobytes())
+    digest.update(csr.indices.astype(np.int64).tobytes())
+    return "coloring_" + digest.hexdigest()[:32]
+
+
+def color(kind: str, csr) -> Coloring:
+    """The coloring of ``kind`` ("hessian" or "jacobian") of a canonical pattern."""
+    return color_hessian(csr) if kind == "hessian" else color_jacobian(csr)
+
+
+def coloring_bytes(coloring: Coloring) -> bytes:
+    """What ``stored_coloring`` reads back: the count, the colors and the gather positions."""
+    head = np.array([coloring.count, len(coloring.colors), len(coloring.gather)], np.int64)
+    return b"".join(a.astype(np.int64).tobytes()
+                    for a in (head, coloring.colors, coloring.gather))
+
+
+def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
+    """The coloring of ``csr`` written as ``coloring_bytes``; None where ``data`` does not
+    fit the pattern (too short, colors or positions out of range)."""
+    values = np.frombuffer(data, np.int64) if len(data) % 8 == 0 else np.empty(0, np.int64)
+    rows, n = csr.shape
+    if len(values) != 3 + n + csr.nnz or tuple(values[1:3]) != (n, csr.nnz):
+        return None
+    count = int(values[0])
+    colors, gather = values[3:3 + n].copy(), values[3 + n:].copy()
+    if (0 <= count <= n and colors.min(initial=0) >= 0 and colors.max(initial=-1) < count
+            and gather.min(initial=0) >= 0 and gather.max(initial=-1) < count * rows):
+        return Coloring(csr, colors, count, _seeds(colors, count), gather,
+                        "star" if kind == "hessian" else "column")
+    return None
+
+
 def color_jacobian(pattern) -> Coloring:
     """A column coloring of an (m x n) pattern for compressed forward-mode evaluation."""
-    csr = _csr(pattern)
-    csc = _csr(csr.T)  # the columns' rows
-    sharing = _csr(csc @ csr)  # columns that share a row: they need different colors
+    csr = canonical(pattern)
+    csc = canonical(csr.T)  # the columns' rows
+    sharing = canonical(csc @ csr)  # columns that share a row: they need different colors
     sharing.setdiag(False)
     sharing.eliminate_zeros()
     best = _fewest([_column_coloring(*_arrays(csr), *_arrays(csc), order)
@@ -254,11 +298,11 @@ def color_hessian(pattern) -> Coloring:
     products with direct (symmetric) recovery."""
     import scipy.sparse
 
-    csr = _csr(pattern)
+    csr = canonical(pattern)
     if csr.shape[0] != csr.shape[1] or (csr != csr.T).nnz:
         raise ValueError("a Hessian pattern must be square and symmetric")
     off = csr - scipy.sparse.diags_array(csr.diagonal(), format="csr", dtype=bool)
-    graph = _csr(off)
+    graph = canonical(off)
     graph.eliminate_zeros()
     best = _fewest([_star_coloring(*_arrays(graph), order) for order in _orders(graph)])
     count = int(best.max(initial=-1)) + 1

@@ -14,7 +14,14 @@ from __future__ import annotations
 import math
 import os
 
-from symdiff.autodiff.coloring import color_hessian, color_jacobian
+from codegen import cache
+from symdiff.autodiff.coloring import (
+    canonical,
+    color,
+    coloring_bytes,
+    coloring_key,
+    stored_coloring,
+)
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from symdiff.errors import SymdiffError
 from symdiff.ir.dims import elements
@@ -74,6 +81,19 @@ def guarded(call, derivation, method: str):
     return checked
 
 
+def _colored(kind: str, pattern):
+    """The coloring of ``pattern`` from the disk cache (a second process does not color
+    again, nor load the coloring loops' machine code), else colored now and cached."""
+    csr = canonical(pattern)
+    key = coloring_key(kind, csr)
+    data = cache.read_checked(key)
+    found = None if data is None else stored_coloring(kind, csr, data)
+    if found is None:
+        found = color(kind, csr)
+        cache.write_checked(key, coloring_bytes(found))
+    return found
+
+
 class SparseMatrices:
     """Sparsity patterns, colorings and sparse derivative matrices of one compiled
     function (cached per open length), evaluated by its ``load``-ed compressed kernels."""
@@ -116,9 +136,7 @@ class SparseMatrices:
         key = ("coloring", kind, batch)
         found = self._cache.get(key)
         if found is None:
-            colored = (color_hessian if kind == "hessian" else color_jacobian)(
-                self.pattern(kind, batch))
-            found = self._cache.setdefault(key, colored)
+            found = self._cache.setdefault(key, _colored(kind, self.pattern(kind, batch)))
         return found
 
     def sparse(self, kind: str, x):

@@ -240,7 +240,7 @@ def _machine_code(function, optimize: bool) -> tuple[int, bool]:
                f"llvmlite {llvmlite.__version__} llvm {llvm.llvm_version_info} "
                f"passes {PIPELINE if optimize else 'none'} symdiff native {CODE_VERSION}")
     key = "native_" + hashlib.sha256(f"{machine}\0{function.text}".encode()).hexdigest()[:32]
-    code = cached = cache.read_native(key)
+    code = cached = cache.read_checked(key)
     if code is None:
         module = llvm.parse_assembly(function.text)
         module.verify()
@@ -249,7 +249,7 @@ def _machine_code(function, optimize: bool) -> tuple[int, bool]:
         if optimize:
             _optimized(module)
         code = target.emit_object(module)
-        cache.write_native(key, code)
+        cache.write_checked(key, code)
         STATS["compiled"] += 1
     else:
         STATS["cached"] += 1
