@@ -44,15 +44,17 @@ def iteration_shape(node: Expr) -> tuple:
     return node.args[0].shape if node.op in REDUCTIONS else node.shape
 
 
-def fused_members(root: Expr, fused, position: dict) -> list[Expr]:
+def fused_members(root: Expr, fused, position: dict, sealed=()) -> list[Expr]:
     """The producers computed inside the loop of ``root``: its operands in ``fused``
     (inlined into their consumer's loop), theirs, and so on, in schedule order
-    (``position``); every lowering that fuses loops shares this rule."""
+    (``position``); every lowering that fuses loops shares this rule.  A member in
+    ``sealed`` computes its own operands (at other positions): they are not members."""
     found, stack = {}, [root]
     while stack:
         node = stack.pop()
         found[node] = None
-        stack.extend(a for a in node.args if a in fused and a not in found)
+        if node is root or node not in sealed:
+            stack.extend(a for a in node.args if a in fused and a not in found)
     del found[root]
     return sorted(found, key=position.__getitem__)
 

@@ -31,6 +31,7 @@ from .code import SCRATCH, Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
 from .loops import Loops
+from .pieces import Pieces
 from .products import Products
 from .sums import NEG_INF, Sums
 from .views import View, broadcast, indexed, permuted, position, reshaped, transposed, whole
@@ -65,7 +66,7 @@ def lowerable(spec) -> bool:
     return True
 
 
-class ArrayBody(FusedLoops, Products, Sums, Loops):
+class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
     """Builds the body function of one array function (see the module)."""
 
     def __init__(self, spec, name: str):
@@ -82,6 +83,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         self.declarations: set[str] = set()  # of intrinsics the code calls besides ops'
         self.loops_done: set[Expr] = set()  # loop outputs computed (with their group)
         self.intervals: dict[tuple, tuple] = {}  # checkpointed loops' interval carries
+        self.inside: frozenset = frozenset()  # the embeds inside the loop piece being written
         self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:
@@ -98,6 +100,9 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         consumers = self.consumers = consumers_of(self.order)
         outputs = self.results = set(roots)
         self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
+        self.sealed = {n for n in self.inlined if n.op == "embed"}  # their operands elsewhere
+        self.settle_embeds()
+        self.share()
         self.destinations: dict[Expr, str] = {}  # output node -> where it is computed
         # Loops whose stacked carries are checkpointed (codegen.native.segments): their
         # records once written.
@@ -109,20 +114,21 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
     def scope(self, roots: list[Expr]):
         """Inside: the scope of a loop body's graph (see _analyse); the function's after."""
         saved = (self.order, self.position, self.consumers, self.results, self.inlined,
-                 self.destinations, self.plan)
+                 self.sealed, self.destinations, self.plan)
         self._analyse(roots)
         try:
             yield
         finally:
             (self.order, self.position, self.consumers, self.results, self.inlined,
-             self.destinations, self.plan) = saved
+             self.sealed, self.destinations, self.plan) = saved
 
-    @staticmethod
-    def _fusible(node, users, outputs) -> bool:
+    def _fusible(self, node, users, outputs) -> bool:
         """Computed inside its one consumer's loop: an elementwise node (or a gather) of
-        the consumer's iteration shape that is no result."""
+        the consumer's iteration shape that is no result, or an embed (codegen.native.pieces)."""
         if not node.shape or node in outputs or len(users) != 1:
             return False
+        if node.op == "embed":
+            return self.fusible_embed(node, users[0])
         if not (_elementwise(node) or node.op == "take"):
             return False
         user = users[0]
@@ -161,7 +167,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
 
     def members(self, root: Expr) -> list[Expr]:
         """The fused producers computed in the loop of ``root``, in schedule order."""
-        return fused_members(root, self.inlined, self.position)
+        return fused_members(root, self.inlined, self.position, self.sealed)
 
     def loop_value(self, root: Expr, loop_shape, indices, local=None) -> str:
         """The element of ``root`` (computed from its operands, fused producers
@@ -171,7 +177,9 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
         for node in [*self.members(root), root]:
             if node in local:
                 continue
-            if node.op in REDUCTIONS:
+            if node.op == "embed" and node is not root:
+                value = self.embedded(node, indices)
+            elif node.op in REDUCTIONS:
                 value = self.element(node.args[0], loop_shape, indices, local)
             elif node.op == "take":
                 value = self.gathered(node, loop_shape, indices, local)
@@ -251,6 +259,8 @@ class ArrayBody(FusedLoops, Products, Sums, Loops):
             self.scalars[node] = self.compute(node, [self.scalar(a) for a in node.args])
         elif op in EMITTERS:
             EMITTERS[op](self, node)
+        elif embeds := self.embed_members(node):
+            self.piecewise_loop(node, embeds)
         else:  # an elementwise loop, or a take's gather
             self.store_loop(node, lambda indices: self.loop_value(node, node.shape, indices))
 

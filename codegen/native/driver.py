@@ -80,6 +80,7 @@ def driver(loop, body) -> tuple[str, tuple]:
         body.views[sym] = whole(code, buffer, sym.shape)
         buffers.append(buffer)
     variant = depending(body.order, directions)  # computed once per direction
+    body.hoist(variant)
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
     by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
     blocks = count if width == 1 else code.integer(
@@ -93,8 +94,17 @@ def driver(loop, body) -> tuple[str, tuple]:
         with _columns(code, valid) as b:
             _set_directions(code, body, loop, code.integer("add", first, b), b, directions,
                             buffers, d_offsets, d_sizes, "1.0")
+        # One direction's rows (products, a vjp's rows): each part computed in its place.
+        rows = {}
+        if by_rows and width == 1:
+            for part, offset in zip(body.parts, r_offsets, strict=True):
+                if part.shape and part in variant and part not in body.destinations:
+                    start = code.integer("add", code.integer("mul", first, m), offset)
+                    rows[part] = body.destinations[part] = code.at(target, start)
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
         for part, offset in zip(body.parts, r_offsets, strict=True):
+            if part in rows and body.in_place(part, rows[part]):
+                continue
             shape = part.shape if width == 1 else part.shape[:-1]
             with code.nest(shape) as outer, _columns(code, valid) as b:
                 indices = outer if width == 1 else outer + [b]

@@ -16,8 +16,13 @@ from symdiff.ir.nodes import OPS, Expr
 
 from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
+from ..schedule import REDUCTIONS, iteration_shape
 from .loop_math import LOOP
 from .views import position, whole
+
+# The most nodes a shared producer (with its own fused producers) may hold to be
+# computed again in each of its readers (see ``share``).
+SHARED_NODES = 8
 
 # LLVM intrinsics that stay vector instructions (the rest of the calls are opaque).
 VECTORIZED = ("llvm.fabs.f64", "llvm.sqrt.f64", "llvm.copysign.f64", "llvm.fmuladd.f64",
@@ -42,7 +47,43 @@ class FusedLoops:
         if not node.shape or not OPS[node.op].elementwise or node.op in ("stop_gradient",
                                                                          "root"):
             return False
-        return not any(opaque(m) for m in [node, *self.members(node)])
+        # (Embeds inlined into a root cut its loop into pieces of its own.)
+        return not any(opaque(m) or m.op == "embed" for m in [node, *self.members(node)])
+
+    def share(self) -> None:
+        """Cheap elementwise producers read by several nodes that all end in one loop are
+        computed in that loop at each place they are read (a stencil's shifted terms, an
+        adjoint read as it is and shifted): no array is written and read back, for a few
+        arithmetic instructions more."""
+        root = {}
+        for node in reversed(self.order):
+            users = self.consumers.get(node, [])
+            if node in self.inlined:
+                root[node] = root[users[0]]
+                continue
+            root[node] = node
+            if (len(users) < 2 or node in self.results or not node.shape
+                    or not OPS[node.op].elementwise or node.op in ("stop_gradient", "root")):
+                continue
+            ends = {root[u] for u in users}
+            members = [node, *self.members(node)]
+            if (len(ends) == 1 and len(members) <= SHARED_NODES
+                    and not any(m.op in LOOP or opaque(m) for m in members)
+                    and all((OPS[u.op].elementwise or u.op in REDUCTIONS)
+                            and iteration_shape(u) == node.shape for u in users)):
+                self.inlined.add(node)
+                root[node] = ends.pop()
+
+    def hoist(self, variant: set[Expr]) -> None:
+        """Producers that do not vary but are fused into a consumer that does (per
+        direction, per step) become arrays of their own, computed once before the loop,
+        where their element calls a transcendental or opaque function: the loop would
+        compute it again on every pass."""
+        for node in [n for n in self.order if n in self.inlined and n not in variant]:
+            users = self.consumers.get(node, [])
+            if users and users[0] in variant and any(
+                    m.op in LOOP or opaque(m) for m in [node, *self.members(node)]):
+                self.inlined.discard(node)
 
     def joins(self, node: Expr, group: list[Expr], inside: set[Expr]) -> bool:
         """Whether ``node`` can be computed in the loop of ``group`` (whose roots and fused

@@ -154,6 +154,7 @@ class Loops(Segments):
             if placeholder is not operand:  # (a symbol the body reads is its own operand)
                 self.alias(placeholder, operand)
         variant = depending(self.order, body.carries + body.xs)
+        self.hoist(variant)
         self.emit_all([n for n in self.order if n not in variant and n not in self.inlined])
         return variant
 

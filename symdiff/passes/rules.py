@@ -49,6 +49,90 @@ def _same_op_twice(node: Expr) -> bool:
     return node.args[0].op == node.op
 
 
+_WHOLE = ("s", None, None, None)
+
+
+def _zeros(node: Expr) -> bool:
+    """Whether every element of ``node`` is a zero (a broadcast 0, an array of zeros)."""
+    if node.op == "broadcast_to":
+        node = node.args[0]
+    if node.op == "const":
+        return node.value == 0
+    return node.op == "array" and not node.value.array.any()
+
+
+def _ranges(key, shape) -> list[tuple[int, int]] | None:
+    """The [start, stop) of each axis of a static ``shape`` that ``key`` (an index key)
+    keeps, or None where it holds a position or a step other than 1."""
+    if not all(isinstance(d, int) for d in shape):
+        return None
+    ranges = []
+    for axis, dim in enumerate(shape):
+        entry = key[axis] if axis < len(key) else _WHOLE
+        if entry == _WHOLE:
+            ranges.append((0, dim))
+        elif entry[0] == "s" and entry[3] == 1:
+            ranges.append(entry[1:3])
+        else:
+            return None
+    return ranges
+
+
+def _key(ranges, shape) -> tuple:
+    """The normalized index key of step-1 ``ranges`` of ``shape`` (whole axes as such,
+    trailing whole axes left out)."""
+    entries = [_WHOLE if (lo, hi) == (0, dim) else ("s", lo, hi, 1)
+               for (lo, hi), dim in zip(ranges, shape, strict=True)]
+    while entries and entries[-1] == _WHOLE:
+        entries.pop()
+    return tuple(entries)
+
+
+def _slice_of_concatenation(node: Expr) -> Expr | None:
+    # A slice of parts joined along an axis reads only the parts it overlaps: the one it
+    # lies in (a slice of that part), or one part and zero padding (that part's slice
+    # placed into zeros: an embed, which loops compute without the padded copy).
+    source = node.args[0]
+    ranges = _ranges(node.value, source.shape) if source.op == "concatenate" else None
+    if ranges is None:
+        return None
+    axis, (start, stop) = source.value, ranges[source.value]
+    overlapping, offset = [], 0
+    for part in source.args:
+        lo, hi = max(start, offset), min(stop, offset + part.shape[axis])
+        if lo < hi:
+            overlapping.append((part, lo - offset, hi - offset, lo - start))
+        offset += part.shape[axis]
+    read = [o for o in overlapping if not _zeros(o[0])]
+    if not read:
+        return apply("broadcast_to", const(0), payload=node.shape)
+    if len(read) > 1:
+        return None
+    part, lo, hi, at = read[0]
+    inner = list(ranges)
+    inner[axis] = (lo, hi)
+    key = _key(inner, part.shape)
+    piece = apply("index", part, payload=key) if key else part
+    if len(overlapping) == 1:
+        return piece
+    place = [(0, d) for d in node.shape]
+    place[axis] = (at, at + hi - lo)
+    return apply("embed", piece, payload=(_key(place, node.shape), node.shape))
+
+
+def _embed_of_embed(node: Expr) -> Expr | None:
+    # Zeros around zeros: one placement of the innermost operand.
+    inner = node.args[0]
+    if inner.op != "embed":
+        return None
+    (outer_key, shape), (inner_key, middle) = node.value, inner.value
+    outer, within = _ranges(outer_key, shape), _ranges(inner_key, middle)
+    if outer is None or within is None:
+        return None
+    placed = [(a + lo, a + hi) for (a, _), (lo, hi) in zip(outer, within, strict=True)]
+    return apply("embed", inner.args[0], payload=(_key(placed, shape), shape))
+
+
 RULES: tuple[Rule, ...] = (
     Rule("elementwise", "f(broadcast_to(x), y) -> f(x, y), broadcast to its shape",
          _unbroadcast_operands),
@@ -58,6 +142,9 @@ RULES: tuple[Rule, ...] = (
          lambda n: n.args[0] if n.args[0].op == "const" else None),
     Rule("broadcast_to", "broadcast_to(broadcast_to(x)) -> broadcast_to(x)", lambda n: apply(
         "broadcast_to", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
+    Rule("index", "concatenate(..., x, ...)[k] -> x[k'], or x[k'] placed into zeros where "
+         "the rest it reads is zero padding", _slice_of_concatenation),
+    Rule("embed", "embed(embed(x)) -> embed(x), one placement into zeros", _embed_of_embed),
     Rule("transpose", "transpose(transpose(x)) -> x",
          lambda n: n.args[0].args[0] if _same_op_twice(n) else None),
     # A transposed product is the product of the transposes: no transposed copy needed.
