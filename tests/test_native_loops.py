@@ -157,10 +157,13 @@ def test_runtime_trip_counts_and_zero_steps():
 
 @pytest.mark.parametrize(("checkpoint", "reverse", "length"), [
     ("sqrt", False, 50), (3, True, 50), (7, False, None), ("auto", True, None),
-    ("sqrt", True, None)])
+    ("sqrt", True, None), (1, False, 50), (1, False, None), ("auto", False, None),
+    ("auto", False, 50)])
 def test_checkpointed_sweeps_agree_with_numba(checkpoint, reverse, length):
     """Segmented sweeps (every k-th carry kept, the rest recomputed), static and at run
-    time (an open length), over a scalar and a vector carry, to second order."""
+    time (an open length), over a scalar and a vector carry, to second order.  Where a
+    forward loop keeps every carry (k = 1: an interval of 1, or "auto" under its memory
+    bound) the sweep reads the checkpoint rows in place (Segments._segment_rows)."""
     def f(w, xs):
         def step(carry, x):
             h, v = carry
@@ -178,6 +181,20 @@ def test_checkpointed_sweeps_agree_with_numba(checkpoint, reverse, length):
             np.testing.assert_array_equal(_flat(got),
                                           _flat(getattr(numba, method)(*values, *extra)))
     assert fast.loader.tiers["hvp"] == "native"
+
+
+def test_a_sweep_over_every_kept_carry_copies_and_recomputes_nothing():
+    def loops(checkpoint):
+        def f(w, xs):
+            v, _ = sd.scan(lambda v, x: (np.tanh(v * w + x), None), w, xs,
+                           checkpoint=checkpoint)
+            return np.sum(v ** 2)
+        fn = sd.compile(f, args=[sd.vector("w", 4), sd.vector("xs", 20)], backend="native")
+        return array_function(fn.derivation.spec("value_and_grad"),
+                              native.layout()).text.count("icmp slt i64")
+    # k = 2: the segment's carries recomputed into a buffer (a copy in, a loop of steps,
+    # the next checkpoint copied); k = 1: read where they were kept.
+    assert loops(1) < loops(2)
 
 
 def test_the_text_does_not_grow_with_trip_counts():

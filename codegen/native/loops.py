@@ -75,6 +75,7 @@ class Loops(Segments):
             final = self._load_carries(body, carries)
             for j, array in stacked["carries"].items():
                 self._store_part(body.carries[j], array, "0" if body.reverse else steps)
+            self.keep_final(record)
         if record is not None:
             plan[key] = {**record, "final": final}
         for n in group:

@@ -26,8 +26,9 @@ class Segments:
         k, count = self._interval(body.checkpoint, steps, self.intervals[loop_key(node)])
         arrays = []
         for part in body.carries:
-            with code.at_start():
-                size = code.integer("mul", count, code.size(part.shape))
+            with code.at_start():  # (a row more: the final carry, where every carry is kept)
+                size = code.integer("mul", code.integer("add", count, "1"),
+                                    code.size(part.shape))
             arrays.append(code.allocate(size))
         return {"k": k, "count": count, "steps": steps, "checkpoints": arrays, "body": body,
                 "args": node.args}
@@ -67,6 +68,20 @@ class Segments:
                        f"{whole} = fptosi double {up} to i64"]
         return code.extreme("smax", "1", whole)
 
+    def keep_final(self, record: dict | None) -> None:
+        """After a forward loop that keeps every carry (k = 1, known now or at run time):
+        the final carry into the row after the last checkpoint, so that each sweep step
+        finds the carries before and after it as two consecutive rows (_segment_rows).
+        Nothing for a loop without checkpoints (``record`` None)."""
+        if record is None:
+            return
+        code, body, k = self.code, record["body"], record["k"]
+        if body.reverse or (k.isdigit() and k != "1"):
+            return
+        with code.when(code.compare("eq", k, "1")):
+            for part, array in zip(body.carries, record["checkpoints"], strict=True):
+                self._store_part(part, array, record["count"])
+
     def keep_checkpoint(self, record: dict, current, s: str) -> None:
         """At step ``s`` of a checkpointed loop: the carry entering a segment (segments of
         k steps from step 0; a reverse loop enters a segment at its last step) into its
@@ -92,7 +107,7 @@ class Segments:
         code = self.code
         records = [plan[key] for key in read]
         k, count, steps = records[0]["k"], records[0]["count"], records[0]["steps"]
-        buffers, nexts = [], []
+        made, nexts = [], []
         for key, record in zip(read, records, strict=True):
             nexts.append(any(a.op == "scan" and loop_key(a) == key and a.value[1][0] == "nexts"
                              for a in operands))
@@ -101,13 +116,13 @@ class Segments:
                 with code.at_start():
                     size = code.integer("mul", code.integer("add", k, "1"), code.size(part.shape))
                 rows.append(code.allocate(size))
-            buffers.append(rows)
+            made.append(rows)
         with code.loop(count, unroll=False) as i:
             g = code.backwards(i, "0", count) if body.reverse else i
             lo = code.integer("mul", g, k)
             hi = code.extreme("smin", code.integer("add", lo, k), steps)
-            for record, rows, after in zip(records, buffers, nexts, strict=True):
-                self._recompute(record, rows, after, g, lo, hi)
+            buffers = [self._segment_rows(record, rows, after, g, lo, hi)
+                       for record, rows, after in zip(records, made, nexts, strict=True)]
             with code.loop(hi, start=lo, unroll=False) as j:
                 s = code.backwards(j, lo, hi) if body.reverse else j
                 slots = {}
@@ -125,6 +140,32 @@ class Segments:
                                       code.integer("mul", row, code.size(part.shape)),
                                       c_strides(code, part.shape), True)
                 step(s, slots)
+
+    def _segment_rows(self, record: dict, rows: list, nexts: bool, g: str, lo: str,
+                      hi: str) -> list[str]:
+        """Where segment ``g``'s carries are, per carry part: for a forward loop that kept
+        every carry (k = 1) its checkpoint rows g and g + 1 themselves (keep_final), with
+        no recomputation and no copy; else ``rows``, recomputed (k known at run time
+        only: a branch chooses)."""
+        code, k = self.code, record["k"]
+        if record["body"].reverse or (k.isdigit() and k != "1"):
+            self._recompute(record, rows, nexts, g, lo, hi)
+            return rows
+        kept = [code.at(array, code.integer("mul", g, code.size(part.shape)))
+                for part, array in zip(record["body"].carries, record["checkpoints"],
+                                       strict=True)]
+        if k == "1":
+            return kept
+        every = code.compare("eq", k, "1")
+        recompute = code.fresh()
+        code.lines.append(f"{recompute} = xor i1 {every}, true")
+        with code.when(recompute):
+            self._recompute(record, rows, nexts, g, lo, hi)
+        chosen = []
+        for own, row in zip(rows, kept, strict=True):
+            chosen.append(code.fresh())
+            code.lines.append(f"{chosen[-1]} = select i1 {every}, ptr {row}, ptr {own}")
+        return chosen
 
     def _recompute(self, record: dict, rows: list, nexts: bool, g: str, lo: str, hi: str):
         """The carries of segment ``g`` (steps lo..hi-1) of a checkpointed loop into
