@@ -41,6 +41,8 @@ CASES = {
     "index step": ([(5, 4)], lambda a: a[::2, 0] * a[1::2, 1][0]),
     "index column": ([(3, 4)], lambda a: np.exp(a[:, 2])),
     "index negative steps": ([(5, 4)], lambda a: a[::-1, 1] * a[4:0:-2, 3][0] + a[-1, -2]),
+    "index None and ...": ([(3, 4), (2, 4)], lambda a, c: (a[:, None] - c[None]) ** 2
+                           + a[..., None, :] * c[:, 0][None, :, None]),
     "take rows (repeats, negative)": ([(4, 3)],
                                       lambda a: a[[0, 2, 2, -1]] * a[np.array([1, 1, 3, 0])]),
     "take rows then slice": ([(4, 3)], lambda a: np.sin(a[[3, 0], 1:])),
@@ -165,6 +167,9 @@ def test_products_with_vectors_along_an_open_dimension():
     (lambda: sd.vector("u", 3)[np.array([[0]])], "1-D array"),
     (lambda: sd.vector("u", 3)[np.array([True, False])], "boolean index"),
     (lambda: sd.take(sd.vector("u", 3), 1.5), "list or array of integers"),
+    (lambda: sd.matrix("A", 3, 4)[..., 0, ...], "single ellipsis"),
+    (lambda: sd.matrix("A", 3, 4)[[0, 1], None], "np.newaxis"),
+    (lambda: sd.matrix("A", 3, 4)[0, None, 1, 2], "too many indices"),
 ])
 def test_shape_errors_are_clear(build, message):
     with pytest.raises(sd.ShapeError, match=message):

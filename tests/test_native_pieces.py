@@ -152,3 +152,27 @@ def test_embeds_that_stay_arrays_still_agree(case):
     fast, reference = _both(expression, args)
     assert np.array_equal(fast.grad(*values), reference.grad(*values))
     assert np.isclose(fast(*values), reference(*values), rtol=1e-14)
+
+
+def test_a_cheap_broadcast_read_by_two_loops_is_computed_in_each():
+    # k-means: the (n, k, d) differences feed the distances' sum and the gradient's
+    # sum_to.  Written once they were an array of n k d doubles; now each loop computes
+    # them from P and C.
+    from codegen.native.arrays import ArrayBody
+
+    n, k, d = 6, 5, 3
+
+    def cost(points, centroids):
+        return np.sum(np.min(np.sum((points[:, None] - centroids[None]) ** 2, axis=-1),
+                             axis=1))
+    centroids = sd.matrix("C", k, d)
+    args = [sd.matrix("P", n, d), centroids]
+    fast = sd.compile(cost, args=args, wrt=centroids, backend="native", background=False)
+    reference = sd.compile(cost, args=args, wrt=centroids, backend="numba", background=False)
+    body = ArrayBody(fast.derivation.spec("grad"), "body")
+    differences = [x for x in body.order if x.op == "sub" and x.shape == (n, k, d)]
+    assert differences and all(x in body.inlined for x in differences)
+    values = (RNG.normal(size=(n, d)), RNG.normal(size=(k, d)))
+    assert np.array_equal(fast.grad(*values), reference.grad(*values))
+    ones = np.ones((k, d))
+    assert np.array_equal(fast.hvp(*values, ones), reference.hvp(*values, ones))

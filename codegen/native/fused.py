@@ -21,8 +21,16 @@ from .loop_math import LOOP
 from .views import position, whole
 
 # The most nodes a shared producer (with its own fused producers) may hold to be
-# computed again in each of its readers (see ``share``).
+# computed again in each of its readers, and the most loops it is computed in when they
+# are loops of their own (see ``share``).
 SHARED_NODES = 8
+RECOMPUTED_LOOPS = 3
+
+
+def _streams(members: list[Expr]) -> set[Expr]:
+    """The arrays the fused ``members`` read (their operands outside the group)."""
+    inside = set(members)
+    return {a for m in members for a in m.args if a.shape and a not in inside}
 
 # LLVM intrinsics that stay vector instructions (the rest of the calls are opaque).
 VECTORIZED = ("llvm.fabs.f64", "llvm.sqrt.f64", "llvm.copysign.f64", "llvm.fmuladd.f64",
@@ -67,12 +75,19 @@ class FusedLoops:
                 continue
             ends = {root[u] for u in users}
             members = [node, *self.members(node)]
-            if (len(ends) == 1 and len(members) <= SHARED_NODES
-                    and not any(m.op in LOOP or opaque(m) for m in members)
-                    and all((OPS[u.op].elementwise or u.op in REDUCTIONS)
-                            and iteration_shape(u) == node.shape for u in users)):
+            if (len(members) > SHARED_NODES
+                    or any(m.op in LOOP or opaque(m) for m in members)
+                    or not all((OPS[u.op].elementwise or u.op in REDUCTIONS)
+                               and iteration_shape(u) == node.shape for u in users)):
+                continue
+            if len(ends) == 1:
                 self.inlined.add(node)
                 root[node] = ends.pop()
+            elif len(ends) <= RECOMPUTED_LOOPS and len(_streams(members)) <= 2:
+                # Read by a few loops of its own: each computes it from at most two
+                # arrays rather than reading an array written once (a broadcast
+                # difference of k-means, (n, k, d), was a 64 MB array).
+                self.inlined.add(node)
 
     def hoist(self, variant: set[Expr]) -> None:
         """Producers that do not vary but are fused into a consumer that does (per

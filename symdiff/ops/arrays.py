@@ -274,12 +274,47 @@ def flat_positions(key, shape) -> np.ndarray | None:
     return np.ravel_multi_index(tuple(a.ravel() for a in arrays), shape)
 
 
+def _is_new_axis_key(key) -> bool:
+    entries = key if isinstance(key, tuple) else (key,)
+    return any(k is None or k is Ellipsis for k in entries)
+
+
+def _with_new_axes(x: Expr, key) -> Expr:
+    """``x[key]`` for a key with ``None`` (``np.newaxis``: a new axis of length 1) or
+    ``...`` (as many whole axes as the other entries leave), as NumPy reads them."""
+    key = key if isinstance(key, tuple) else (key,)
+    if len([k for k in key if k is Ellipsis]) > 1:
+        raise ShapeError("an index can only have a single ellipsis ('...')")
+    real = [k for k in key if k is not None and k is not Ellipsis]
+    if len(real) > x.ndim:
+        raise ShapeError(f"too many indices ({len(real)}) for shape {x.shape}")
+    if any(isinstance(k, (list, np.ndarray)) for k in real) and None in key:
+        raise ShapeError("None (np.newaxis) cannot be mixed with integer-array indices; "
+                         "index first, then add the axis with a reshape or np.expand_dims")
+    expanded = []
+    for k in key:
+        expanded += [slice(None)] * (x.ndim - len(real)) if k is Ellipsis else [k]
+    rest = tuple(k for k in expanded if k is not None)
+    picked = index(x, rest) if rest else x
+    shape, axis = [], 0
+    for k in expanded:
+        if k is None:
+            shape.append(1)
+        elif not isinstance(k, numbers.Integral):  # a slice keeps its axis
+            shape.append(picked.shape[axis])
+            axis += 1
+    shape += picked.shape[axis:]
+    return reshape(picked, tuple(shape))
+
+
 @eager
 def index(x, key) -> Expr:
-    """``x[key]`` with constant ints and slices; a 1-D integer array (or boolean mask) on
-    the first axis gathers rows, and one integer array per axis gathers elements, as in
-    NumPy."""
+    """``x[key]`` with constant ints and slices, ``None`` (``np.newaxis``) and ``...``;
+    a 1-D integer array (or boolean mask) on the first axis gathers rows, and one integer
+    array per axis gathers elements, as in NumPy."""
     x = as_expr(x)
+    if _is_new_axis_key(key):
+        return _with_new_axes(x, key)
     if not x.shape:
         raise ShapeError("a scalar expression cannot be indexed")
     positions = flat_positions(key, x.shape)
