@@ -41,6 +41,20 @@ CASES = {
     "index step": ([(5, 4)], lambda a: a[::2, 0] * a[1::2, 1][0]),
     "index column": ([(3, 4)], lambda a: np.exp(a[:, 2])),
     "index negative steps": ([(5, 4)], lambda a: a[::-1, 1] * a[4:0:-2, 3][0] + a[-1, -2]),
+    "np.logaddexp": ([(5,), (5,)], lambda u, v: np.logaddexp(u, v) + np.logaddexp2(u, 2 * v)),
+    "np.clip, var, std": ([(3, 4)], lambda a: np.clip(a, -0.5, 0.5) * np.var(a, axis=0)
+                          + np.std(a, axis=1, keepdims=True)),
+    "np.prod": ([(4,), (3, 3)], lambda v, a: np.prod(v) + np.prod(a, axis=0)),
+    "np.pad, roll, flip": ([(3, 4)], lambda a: np.pad(a, ((1, 0), (0, 2)))[:3, 2:] * 2
+                           + np.roll(np.flip(a, 1), 1, axis=0)),
+    "np.tile, repeat, kron": ([(2, 3), (2,)], lambda a, v: np.tile(a, (2, 1))
+                              * np.repeat(a, 2, axis=0) + np.sum(np.kron(v, a) ** 2)),
+    "np.diag, trace": ([(3, 3), (3,)], lambda a, v: np.diag(v) @ a
+                       + np.trace(a) * np.diag(a)[:, None]),
+    "np.vstack, hstack": ([(3,), (3,)], lambda u, v: np.vstack([u, v]) * np.hstack([u, v])
+                          .reshape(2, 3) + np.column_stack([u, v]).T),
+    "array methods": ([(3, 4)], lambda a: a.ravel()[:4] * a.max(axis=0) + a.min()
+                      + a.var(axis=0) + a.prod(axis=0) + a.clip(-1, 1)[0] + a.T.dot(a)[0]),
     "index None and ...": ([(3, 4), (2, 4)], lambda a, c: (a[:, None] - c[None]) ** 2
                            + a[..., None, :] * c[:, 0][None, :, None]),
     "take rows (repeats, negative)": ([(4, 3)],
@@ -170,6 +184,12 @@ def test_products_with_vectors_along_an_open_dimension():
     (lambda: sd.matrix("A", 3, 4)[..., 0, ...], "single ellipsis"),
     (lambda: sd.matrix("A", 3, 4)[[0, 1], None], "np.newaxis"),
     (lambda: sd.matrix("A", 3, 4)[0, None, 1, 2], "too many indices"),
+    (lambda: np.pad(sd.vector("u", 3), 1, mode="edge"), "mode='constant'"),
+    (lambda: np.repeat(sd.vector("u", 3), [1, 2, 1]), "one non-negative int"),
+    (lambda: np.squeeze(sd.matrix("A", 3, 4), axis=0), "not of length 1"),
+    (lambda: np.roll(sd.matrix("A", 3, 4), [1, 2]), "one int shift"),
+    (lambda: np.var(sd.vector("u", None)), "static shape"),
+    (lambda: np.expand_dims(sd.vector("u", 3), 3), "out of range"),
 ])
 def test_shape_errors_are_clear(build, message):
     with pytest.raises(sd.ShapeError, match=message):

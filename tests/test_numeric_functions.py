@@ -228,3 +228,16 @@ def test_loss_on_arrays_matches_its_compiled_gradient_by_finite_differences():
     fn = sd.compile(loss, args={"w": (3,)}, background=False)
     assert fn(w0) == pytest.approx(value, rel=1e-12)
     np.testing.assert_allclose(fn.grad(w0), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_logaddexp_at_ties_and_infinities():
+    # At x == y the derivative splits evenly (the difference is taken as 0 there, so
+    # (+-inf, +-inf) gives +-inf, not inf - inf = nan), as NumPy's value does.
+    x, y = sd.symbols("x y")
+    fn = sd.compile(np.logaddexp(x, y), args=[x, y])
+    assert fn.grad(0.3, 0.3) == pytest.approx((0.5, 0.5), rel=1e-15)
+    assert fn.grad(1.0, -1.0) == pytest.approx((1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))))
+    for a, b in [(0.3, 0.3), (-np.inf, -np.inf), (np.inf, np.inf), (-np.inf, 2.0),
+                 (700.0, 710.0), (-3.0, 1e-300)]:
+        assert fn(a, b) == np.logaddexp(a, b)
+    assert sd.evaluate(np.logaddexp(x, y), {"x": -np.inf, "y": -np.inf}) == -np.inf

@@ -28,7 +28,20 @@ def _cbrt(x):
     return apply("where", apply("less", x, 0.0), apply("neg", root), root)
 
 
+def _logaddexp(x, y):
+    # log(e^x + e^y) = max + log1p(e^-|x - y|).  Where x == y (±inf included, whose
+    # difference is nan) the difference is taken as 0: log 2 is added to x, and the
+    # derivative splits evenly between x and y, as maximum's does.
+    difference = apply("where", apply("equal", x, y), 0.0, apply("sub", x, y))
+    return apply("add", apply("maximum", x, y),
+                 apply("log1p", apply("exp", apply("neg", apply("abs", difference)))))
+
+
 UFUNCS = {
+    "logaddexp": _logaddexp,
+    "logaddexp2": lambda x, y: apply("div", _logaddexp(apply("mul", x, math.log(2.0)),
+                                                       apply("mul", y, math.log(2.0))),
+                                     math.log(2.0)),
     "square": lambda x: apply("mul", x, x),
     "reciprocal": lambda x: apply("div", 1.0, x),
     "log10": lambda x: apply("div", apply("log", x), math.log(10.0)),

@@ -7,6 +7,8 @@ updates.  The IR defines the nodes; it never imports this layer.
 from __future__ import annotations
 
 from symdiff.errors import SymdiffError
+from symdiff.frontend.numpy_arrays import FUNCTIONS as ARRAY_FUNCTIONS
+from symdiff.frontend.numpy_arrays import METHODS
 from symdiff.frontend.numpy_extras import FUNCTIONS
 from symdiff.frontend.numpy_extras import ufunc as composition
 from symdiff.frontend.updates import At
@@ -17,7 +19,7 @@ from symdiff.ops.arrays import sum as total
 
 def numpy_function(func, args, kwargs):
     """Dispatch a NumPy function called on expressions to its symdiff counterpart."""
-    ours = NUMPY_FUNCTIONS.get(func) or FUNCTIONS.get(func)
+    ours = NUMPY_FUNCTIONS.get(func) or FUNCTIONS.get(func) or ARRAY_FUNCTIONS.get(func)
     if ours is None:
         raise SymdiffError(f"np.{func.__name__} is not supported on symbolic expressions")
     return ours(*args, **kwargs)
@@ -73,6 +75,7 @@ def _transpose(self, *axes):
 
 
 install_methods(
+    **METHODS,
     __getitem__=_getitem,
     transpose=_transpose,
     T=property(transpose, doc="The transpose (axes reversed)."),

@@ -82,8 +82,8 @@ def sum_to(x, shape):
 
 
 def zeros(shape):
-    """An all-zero expression of ``shape``."""
-    return broadcast_to(ZERO, shape)
+    """An all-zero expression of ``shape`` (an int: a vector of that length)."""
+    return broadcast_to(ZERO, (shape,) if isinstance(shape, int) else shape)
 
 
 # Batching rules (Op.batch): the node over a batch of values held along a trailing axis
