@@ -241,3 +241,23 @@ def test_logaddexp_at_ties_and_infinities():
                  (700.0, 710.0), (-3.0, 1e-300)]:
         assert fn(a, b) == np.logaddexp(a, b)
     assert sd.evaluate(np.logaddexp(x, y), {"x": -np.inf, "y": -np.inf}) == -np.inf
+
+
+@pytest.mark.parametrize(("name", "points"), [
+    ("gamma", [(0.3, 0.0), (4.5, 0.0), (-0.5, 0.0), (-2.3, 0.0)]),
+    ("betaln", [(0.3, 2.0), (5.0, 7.5)]),
+    ("beta", [(0.3, 2.0), (5.0, 7.5), (-0.5, 2.2)]),
+    ("xlog1py", [(2.0, 0.5), (-1.5, 3.0)]),
+])
+def test_scipy_special_compositions_match_scipy(name, points):
+    function = getattr(sp, name)
+
+    def f(a, b):
+        return function(a) if name == "gamma" else function(a, b)
+    x, y = sd.symbols("x y")
+    fn = sd.compile(f(x, y), args=[x, y])
+    for a, b in points:
+        assert fn(a, b) == pytest.approx(f(a, b), rel=1e-13)
+        h = 1e-6
+        fd = ((f(a + h, b) - f(a - h, b)) / (2 * h), (f(a, b + h) - f(a, b - h)) / (2 * h))
+        np.testing.assert_allclose(fn.grad(a, b), fd, rtol=1e-6, atol=1e-9)

@@ -28,6 +28,18 @@ def _cbrt(x):
     return apply("where", apply("less", x, 0.0), apply("neg", root), root)
 
 
+def _gamma_sign(x):
+    # Gamma is positive for x > 0; below, by the reflection formula, it has the sign of
+    # sin(pi x) (gammaln is log|Gamma| there, and its derivative digamma, as SciPy's).
+    return apply("where", apply("greater", x, 0.0), 1.0,
+                 apply("sign", apply("sin", apply("mul", x, math.pi))))
+
+
+def _betaln(a, b):
+    return apply("sub", apply("add", apply("gammaln", a), apply("gammaln", b)),
+                 apply("gammaln", apply("add", a, b)))
+
+
 def _logaddexp(x, y):
     # log(e^x + e^y) = max + log1p(e^-|x - y|).  Where x == y (±inf included, whose
     # difference is nan) the difference is taken as 0: log 2 is added to x, and the
@@ -58,6 +70,15 @@ UFUNCS = {
     # x log y, 0 where x == 0 (also for y == 0), as scipy.special.xlogy.
     "xlogy": lambda x, y: apply("where", apply("equal", x, 0.0), 0.0,
                                 apply("mul", x, apply("log", y))),
+    "xlog1py": lambda x, y: apply("where", apply("equal", x, 0.0), 0.0,
+                                  apply("mul", x, apply("log1p", y))),
+    "gamma": lambda x: apply("mul", _gamma_sign(x), apply("exp", apply("gammaln", x))),
+    # log|B(a, b)| and B(a, b) = Gamma(a) Gamma(b) / Gamma(a + b), through log|Gamma|
+    # (no overflow of the Gammas themselves).
+    "betaln": lambda a, b: _betaln(a, b),
+    "beta": lambda a, b: apply("mul", apply("div", apply("mul", _gamma_sign(a), _gamma_sign(b)),
+                                            _gamma_sign(apply("add", a, b))),
+                               apply("exp", _betaln(a, b))),
 }
 
 
