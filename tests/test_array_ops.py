@@ -55,6 +55,9 @@ CASES = {
                           .reshape(2, 3) + np.column_stack([u, v]).T),
     "array methods": ([(3, 4)], lambda a: a.ravel()[:4] * a.max(axis=0) + a.min()
                       + a.var(axis=0) + a.prod(axis=0) + a.clip(-1, 1)[0] + a.T.dot(a)[0]),
+    "einsum diagonals and ...": ([(3, 3), (2, 3, 3)], lambda a, b: np.einsum("ii->i", a)
+                                 * np.einsum("...ii->...", b)[:, None]
+                                 + np.einsum("...ij,jk->...ik", b, a)[1, 0]),
     "index None and ...": ([(3, 4), (2, 4)], lambda a, c: (a[:, None] - c[None]) ** 2
                            + a[..., None, :] * c[:, 0][None, :, None]),
     "take rows (repeats, negative)": ([(4, 3)],

@@ -16,7 +16,7 @@ from symdiff.control.scan import scan
 from symdiff.errors import ShapeError
 from symdiff.ir.dims import has_open
 from symdiff.ir.eager import eager
-from symdiff.ir.nodes import apply, array_constant, as_expr
+from symdiff.ir.nodes import Rows, apply, array_constant, as_expr
 from symdiff.ops.arrays import amax, reshape, transpose
 from symdiff.ops.arrays import sum as total
 from symdiff.ops.structural import broadcast_to, permute
@@ -182,42 +182,97 @@ def _triangle(m, k, mask, name):
     return apply("mul", m, array_constant(mask(np.ones(m.shape), k)))
 
 
+_SPARE = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # letters for the axes of '...'
+
+
+def _diagonal_axes(x, term: str):
+    """``x`` with each letter repeated in ``term`` reduced to one axis (its diagonal: a
+    gather of the elements whose positions agree), and the term without repeats."""
+    while len(set(term)) != len(term):
+        letter = next(c for c in term if term.count(c) > 1)
+        first, second = term.index(letter), term.index(letter, term.index(letter) + 1)
+        if has_open(x.shape) or x.shape[first] != x.shape[second]:
+            raise ShapeError(f"np.einsum: the repeated letter {letter!r} needs equal static "
+                             f"axes, got {x.shape}")
+        kept = [d for k, d in enumerate(x.shape) if k != second]
+        grids = list(np.indices(kept))
+        grids.insert(second, grids[first])
+        positions = np.ravel_multi_index(tuple(g.ravel() for g in grids), x.shape)
+        x = reshape(apply("take", reshape(x, (x.size,)), payload=Rows(positions)),
+                    tuple(kept))
+        term = term[:second] + term[second + 1:]
+    return x, term
+
+
+def _ellipses(terms: list[str], output: str | None, operands):
+    """(the terms, the output, the letters standing for '...'): '...' written as letters
+    of their own, right-aligned across operands as NumPy broadcasts them."""
+    rank = 0
+    for term, x in zip(terms, operands, strict=True):
+        if "..." in term:
+            rank = max(rank, x.ndim - len(term.replace("...", "")))
+    spare = [c for c in _SPARE if all(c not in t for t in terms)][:rank]
+    if rank > len(spare):
+        raise ShapeError("np.einsum: '...' stands for more axes than there are letters")
+    written = []
+    for term, x in zip(terms, operands, strict=True):
+        count = x.ndim - len(term.replace("...", ""))
+        written.append(term.replace("...", "".join(spare[rank - count:]) if count else ""))
+    if output is not None:
+        output = output.replace("...", "".join(spare))
+    return written, output, "".join(spare)
+
+
 @eager
 def einsum(subscripts: str, *operands):
-    """``np.einsum`` for explicit or implicit subscripts without repeated letters in one
-    operand: operands broadcast against each other over all letters, multiplied, summed
-    over the letters missing from the output, and put in the output's order.  The
-    emitter fuses such products into their sums (no large intermediate when possible)."""
-    if not isinstance(subscripts, str) or "." in subscripts:
-        raise ShapeError("np.einsum on expressions takes explicit subscripts, without '...'")
-    inputs, _, output = subscripts.replace(" ", "").partition("->")
+    """``np.einsum`` for explicit or implicit subscripts, with '...' and repeated letters
+    (a diagonal: ``"ii->i"``, a trace: ``"ii->"``): operands broadcast against each other
+    over all letters, multiplied, summed over the letters missing from the output, and
+    put in the output's order.  The emitter fuses such products into their sums (no
+    large intermediate when possible)."""
+    if not isinstance(subscripts, str):
+        raise ShapeError("np.einsum on expressions takes its subscripts as a string")
+    inputs, arrow, output = subscripts.replace(" ", "").partition("->")
     terms = inputs.split(",")
     operands = [as_expr(x) for x in operands]
     if len(terms) != len(operands):
         raise ShapeError(f"np.einsum: {len(terms)} subscripts for {len(operands)} operands")
-    if "->" not in subscripts:  # implicit: the letters seen once, in alphabetical order
-        output = "".join(sorted(c for c in set(inputs) - {","} if inputs.count(c) == 1))
+    terms, written, broadcast = _ellipses(terms, output if arrow else None, operands)
+    if not arrow:  # implicit: '...' first, then the letters seen once, in order
+        letters_once = sorted(c for c in set("".join(terms)) if "".join(terms).count(c) == 1
+                              and c not in broadcast)
+        written = broadcast + "".join(letters_once)
+    output = written
+    reduced = []
+    for term, x in zip(terms, operands, strict=True):
+        if len(term) != x.ndim:
+            raise ShapeError(f"np.einsum: subscripts {term!r} do not fit an operand of shape "
+                             f"{x.shape} (one letter per axis)")
+        reduced.append(_diagonal_axes(x, term))
+    operands, terms = [x for x, _ in reduced], [t for _, t in reduced]
     letters = list(dict.fromkeys(c for term in terms for c in term))
     sizes: dict[str, object] = {}
     for term, x in zip(terms, operands, strict=True):
-        if len(term) != x.ndim or len(set(term)) != len(term):
-            raise ShapeError(f"np.einsum: subscripts {term!r} do not fit an operand of shape "
-                             f"{x.shape} (one distinct letter per axis)")
         for c, d in zip(term, x.shape, strict=True):
-            if sizes.setdefault(c, d) != d:
-                raise ShapeError(f"np.einsum: letter {c!r} has sizes {sizes[c]} and {d}")
+            known = sizes.setdefault(c, d)
+            if known != d and not (c in broadcast and 1 in (known, d)):
+                raise ShapeError(f"np.einsum: letter {c!r} has sizes {known} and {d}")
+            if known == 1:
+                sizes[c] = d
     if set(output) - set(letters) or len(set(output)) != len(output):
         raise ShapeError(f"np.einsum: output subscripts {output!r} must be distinct input letters")
     product = None
     for term, x in zip(terms, operands, strict=True):
         order = sorted(range(len(term)), key=lambda k: letters.index(term[k]))
         aligned = permute(x, order)
-        placed = [sizes[c] if c in term else 1 for c in letters]
+        placed = [x.shape[term.index(c)] if c in term else 1 for c in letters]
         aligned = reshape(aligned, placed) if aligned.shape != tuple(placed) else aligned
         product = aligned if product is None else apply("mul", product, aligned)
     summed = [k for k, c in enumerate(letters) if c not in output]
     kept = [c for c in letters if c in output]
     result = total(product, tuple(summed)) if summed else product
+    if result.shape and result.shape != tuple(sizes[c] for c in kept):
+        result = broadcast_to(result, tuple(sizes[c] for c in kept))
     return permute(result, [kept.index(c) for c in output]) if result.shape else result
 
 
