@@ -17,6 +17,7 @@ import threading
 
 import numpy as np
 
+from symdiff.autodiff import at_expressions
 from symdiff.autodiff import modes as symbolic
 from symdiff.errors import ArgumentError, ShapeError, SymdiffError, TraceError
 from symdiff.frontend.trace import (
@@ -363,9 +364,38 @@ def jit(fn, **options) -> ByShape:
 
 
 def _transform(method: str, fn, argnums, options):
+    """``method`` of ``fn`` as JAX gives it: compiled for the shapes of numbers and arrays,
+    and, called on expressions (inside a traced function, a loop body, a residual),
+    expressions (symdiff.autodiff.at_expressions), so transformations nest."""
     if not callable(fn):
         raise SymdiffError(f"sd.{method} of a function needs a callable, got {fn!r}")
-    return getattr(ByShape(fn, argnums, **options), method)
+    compiled = getattr(ByShape(fn, argnums, **options), method)
+    if method not in at_expressions.METHODS:
+        return compiled
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        signature = None
+
+    def transformed(*arguments, **keywords):
+        if at_expressions.involves_expressions((*arguments, *keywords.values())):
+            if keywords and signature is not None:  # (tracing binds by keyword)
+                bound = signature.bind(*arguments, **keywords)
+                bound.apply_defaults()
+                arguments, keywords = bound.args, bound.kwargs
+            if not keywords:
+                return at_expressions.derivative_at(method, fn, argnums, arguments)
+        return compiled(*arguments, **keywords)
+
+    transformed.__name__ = method
+    transformed.__doc__ = compiled.__doc__
+    if signature is not None:  # fn's parameters: it traces and transforms again
+        transformed.__signature__ = signature
+    for name in ("wait", "source", "save"):  # the ByShape's, where callers reach for them
+        if hasattr(compiled, name):
+            setattr(transformed, name, getattr(compiled, name))
+    return transformed
 
 
 def value_and_grad(fn, argnums=None, **options):

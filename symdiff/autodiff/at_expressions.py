@@ -1,0 +1,101 @@
+"""Derivatives of Python functions called on expressions: ``sd.grad(f)(w - 0.1)`` inside a
+traced function, a scan or while body, a custom_root residual.  As JAX's transformations
+nest inside ``jit``, these return expressions, so they nest to any depth (grad of grad,
+jacobian of grad) and what they build is traced, derived and compiled with the rest.
+
+``f`` is called on fresh symbols shaped like the arguments; the derivative is taken by
+those symbols; then the symbols are replaced by the arguments themselves.  Each call
+makes symbols of its own (a counter in their names), so an inner derivative taken while
+an outer one's symbols are in play never confuses the two.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+
+from symdiff.autodiff.modes import forward_mode, grad, hessian, jacobian
+from symdiff.errors import ShapeError, SymdiffError
+from symdiff.ir.nodes import Expr, as_expr, internal_symbol
+from symdiff.ops.arrays import reshape
+from symdiff.passes.pipeline import optimize, substitute
+
+_CALLS = itertools.count()
+METHODS = ("grad", "value_and_grad", "jacobian", "hessian")
+
+
+def involves_expressions(arguments) -> bool:
+    """Whether any argument is an expression (else the compiled path applies)."""
+    return any(isinstance(a, Expr) for a in arguments)
+
+
+def _positions(argnums, count: int) -> tuple[list[int], bool]:
+    """(the argument positions to differentiate by, whether one was asked for alone)."""
+    if argnums is None:
+        return list(range(count)), count == 1
+    if isinstance(argnums, numbers.Integral):
+        chosen, single = [int(argnums)], True
+    else:
+        chosen, single = [int(a) for a in argnums], False
+    for a in chosen:
+        if not -count <= a < count:
+            raise SymdiffError(f"argnums {a} is out of range for {count} arguments")
+    return [a % count for a in chosen], single
+
+
+def derivative_at(method: str, fn, argnums, arguments) -> object:
+    """``method`` ("grad", "value_and_grad", "jacobian", "hessian") of ``fn`` by the
+    arguments at ``argnums`` (all by default), at ``arguments`` (expressions or numbers),
+    as expressions: shaped like JAX's (a gradient like its argument, a Jacobian
+    ``out.shape + arg.shape``, a tuple where several arguments are asked for)."""
+    values = [as_expr(a) for a in arguments]
+    call = next(_CALLS)
+    fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
+    output = fn(*fresh)
+    try:
+        output = as_expr(output)
+    except TypeError:
+        raise SymdiffError(f"sd.{method} of a function called on expressions needs it to "
+                           f"return one expression or number, got {type(output).__name__}") \
+            from None
+    positions, single = _positions(argnums, len(values))
+    wrt = [fresh[k] for k in positions]
+    if method in ("grad", "value_and_grad"):
+        if output.shape:
+            raise ShapeError(f"sd.{method} needs a scalar function; this one gives shape "
+                             f"{output.shape} (use sd.jacobian)")
+        parts = grad(output, wrt)
+    elif method == "jacobian":
+        parts = [_jacobian(output, v) for v in wrt]
+    elif method == "hessian":
+        parts = [_hessian(output, v) for v in wrt] if single else None
+        if parts is None:
+            raise SymdiffError("sd.hessian of a function called on expressions takes one "
+                               "argument position (argnums=k)")
+    else:  # pragma: no cover - the callers pass METHODS
+        raise SymdiffError(f"no derivative method {method!r}")
+    result = [output] + parts if method == "value_and_grad" else parts
+    placed = iter(optimize(substitute(result, dict(zip(fresh, values, strict=True)))))
+    value = next(placed) if method == "value_and_grad" else None
+    derivatives = list(placed)
+    shaped = derivatives[0] if single else tuple(derivatives)
+    return (value, shaped) if method == "value_and_grad" else shaped
+
+
+def _jacobian(output: Expr, var: Expr) -> Expr:
+    """d output / d var, shaped ``output.shape + var.shape``."""
+    if not output.shape and not var.shape:
+        return forward_mode([output], {var: as_expr(1.0)})[0]
+    matrix = jacobian(output, [var])
+    matrix = matrix[0][0] if isinstance(matrix, list) else matrix
+    return reshape(matrix, output.shape + var.shape)
+
+
+def _hessian(output: Expr, var: Expr) -> Expr:
+    """d2 output / d var2, shaped ``var.shape + var.shape``."""
+    if output.shape:
+        raise ShapeError(f"sd.hessian needs a scalar function; this one gives shape "
+                         f"{output.shape}")
+    matrix = hessian(output, [var])
+    matrix = matrix[0][0] if isinstance(matrix, list) else matrix
+    return reshape(matrix, var.shape + var.shape)

@@ -1,0 +1,87 @@
+"""Transformations that compose (issue #24, section 1): sd.grad, value_and_grad, jacobian
+and hessian of a Python function, called on expressions inside a traced function, a loop
+body or another transformation, return expressions (symdiff.autodiff.at_expressions), so
+they nest as JAX's do.  Values against closed forms and finite differences."""
+
+import numpy as np
+import pytest
+
+import symdiff as sd
+
+
+def test_grad_inside_a_traced_function():
+    w = sd.symbol("w")
+    fn = sd.compile(lambda w: sd.grad(lambda v: v ** 3)(w - 0.1), args=[w])
+    assert fn(0.5) == pytest.approx(3 * 0.4 ** 2, rel=1e-15)
+    assert fn.grad(0.5)[0] == pytest.approx(6 * 0.4, rel=1e-15)
+
+
+def test_grads_nest_to_any_depth_on_numbers():
+    assert sd.grad(sd.grad(lambda v: v ** 3))(2.0)[0] == pytest.approx(12.0)
+    assert sd.grad(sd.grad(sd.grad(lambda v: v ** 4)))(2.0)[0] == pytest.approx(48.0)
+    x = np.array([0.5, 1.0])
+    hessian = sd.jacobian(sd.grad(lambda v: np.sum(np.sin(v) * v)))(x)
+    np.testing.assert_allclose(hessian, np.diag(2 * np.cos(x) - x * np.sin(x)), rtol=1e-14)
+
+
+def test_array_arguments_keep_jax_shapes():
+    x = sd.vector("x", 3)
+    values = np.array([1.0, 2.0, 3.0])
+    g = sd.compile(lambda x: sd.grad(lambda v: np.sum(v ** 3))(2 * x), args=[x])
+    np.testing.assert_allclose(g(values), 3 * (2 * values) ** 2, rtol=1e-15)
+    jac = sd.compile(lambda x: sd.jacobian(lambda v: np.sin(v) * v[0])(x), args=[x])
+    expected = np.diag(np.cos(values) * values[0])
+    expected[:, 0] += np.sin(values)
+    np.testing.assert_allclose(jac(values), expected, rtol=1e-14)
+    hess = sd.compile(lambda x: sd.hessian(lambda v: np.sum(v ** 3))(x), args=[x])
+    np.testing.assert_allclose(hess(values), np.diag(6 * values), rtol=1e-15)
+    both = sd.compile(lambda x: sd.value_and_grad(lambda a, b: np.sum(a * b), argnums=1)(
+        x, x ** 2)[1] + sd.value_and_grad(lambda a: np.sum(a ** 2))(x)[0], args=[x])
+    np.testing.assert_allclose(both(values), values + np.sum(values ** 2), rtol=1e-15)
+
+
+def test_a_newton_loop_written_the_jax_way():
+    def minimum(x0):
+        def f(v):
+            return (v - 2.0) ** 2 + v ** 4 / 10
+        df, d2f = sd.grad(f), sd.grad(sd.grad(f))
+        return sd.fori_loop(0, 20, lambda i, x: x - df(x) / d2f(x), x0)
+    fn = sd.compile(minimum, args=[sd.symbol("x0")])
+    x = fn(0.0)
+    assert 2 * (x - 2) + 0.4 * x ** 3 == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_residual_that_differentiates_an_inner_objective():
+    def stationarity(p, y):
+        return sd.grad(lambda z: np.sum((z - p) ** 2) + np.sum(z ** 4))(y)
+    p, y = sd.vector("p", 2), sd.vector("y", 2)
+    fn = sd.compile(lambda p, y: np.sum(stationarity(p, y) ** 2), args=[p, y])
+    pv, yv = np.array([1.0, 2.0]), np.array([0.3, -0.4])
+    residual = 2 * (yv - pv) + 4 * yv ** 3
+    assert fn(pv, yv) == pytest.approx(np.sum(residual ** 2), rel=1e-14)
+    h = 1e-6
+    fd = [(fn(pv, yv + h * e) - fn(pv, yv - h * e)) / (2 * h) for e in np.eye(2)]
+    np.testing.assert_allclose(fn.grad(pv, yv)[1], fd, rtol=1e-6)
+
+
+def test_grad_in_a_scan_body():
+    def f(k, xs):
+        def step(carry, x):
+            slope = sd.grad(lambda c: k * c ** 2 + np.sin(c))(carry)
+            return carry - 0.1 * slope + x, carry
+        last, _ = sd.scan(step, 1.0, xs)
+        return last
+    fn = sd.compile(f, args=[sd.symbol("k"), sd.vector("xs", 5)])
+    xs = np.linspace(0.0, 0.4, 5)
+    carry = 1.0
+    for x in xs:
+        carry = carry - 0.1 * (2 * 0.7 * carry + np.cos(carry)) + x
+    assert fn(0.7, xs) == pytest.approx(carry, rel=1e-14)
+
+
+def test_clear_errors():
+    x = sd.vector("x", 3)
+    with pytest.raises(sd.ShapeError, match="scalar function"):
+        sd.compile(lambda x: sd.grad(lambda v: v * 2)(x), args=[x])
+    with pytest.raises(sd.SymdiffError, match="position 3 is out of range"):
+        sd.compile(lambda x: sd.grad(lambda v: np.sum(v), argnums=3)(x), args=[x])
