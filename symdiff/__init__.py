@@ -66,7 +66,7 @@ _RUNTIME = {
     "value_and_grad": "transforms", "vmap": "transforms", "diff": "transforms",
     "grad": "transforms", "hessian": "transforms", "hvp": "transforms",
     "jacobian": "transforms", "CompiledFunction": "compiled", "VMapped": "batching",
-    "Lowered": "lowering",
+    "Lowered": "lowering", "ravel_pytree": "pytrees",
 }
 
 
@@ -119,7 +119,8 @@ __all__ = [
     "NotDifferentiableError", "symbols", "symbol", "const", "parse", "evaluate", "optimize",
     "count_ops", "free_symbols", "to_let_form", "to_dot", "show_progress",
     "diff", "grad", "hessian", "jacobian", "hvp", "compile", "CompiledFunction", "ByShape",
-    "jit", "value_and_grad", "vmap", "VMapped", "Lowered", "from_sympy", "to_sympy", "to_latex",
+    "jit", "value_and_grad", "vmap", "VMapped", "Lowered", "ravel_pytree", "from_sympy",
+    "to_sympy", "to_latex",
     "vector", "matrix", "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp",
     "matmul", "mean", "moveaxis", "outer", "reshape", "softmax", "stack", "sum", "swapaxes",
     "take", "transpose",

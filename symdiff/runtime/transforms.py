@@ -29,6 +29,7 @@ from symdiff.frontend.trace import (
     trace,
 )
 from symdiff.ir.nodes import Expr, symbol
+from symdiff.runtime import pytrees
 from symdiff.runtime.batching import VMapped
 from symdiff.runtime.compiled import CompiledFunction, compile_expression, compile_options
 from symdiff.runtime.inputs import is_dask
@@ -104,11 +105,16 @@ def _method(name: str):
         if not keywords and (len(arguments) == count or directed and len(arguments) > count):
             # The required parameters, by position: no binding.
             compiled = self._by_position.get(_fast_key(arguments[:count]))
+        layout = None
         if compiled is None:
             compiled, values, extras = self._bound(name, arguments, keywords)
+            layout = self._layouts.get(id(compiled))
+            if layout is not None:  # pytree arguments: their leaves (symdiff.runtime.pytrees)
+                values = layout.flatten(name, values)
             arguments = (*values, *extras)
         try:
-            return getattr(compiled, name)(*arguments)
+            result = getattr(compiled, name)(*arguments)
+            return result if layout is None else layout.restructure(name, result)
         except ArgumentError as error:
             defaults = [p.name for p in self._params if p.default is not p.empty]
             if not directed or not defaults:
@@ -149,6 +155,7 @@ class ByShape:
         self.shown = _shown(self._params)  # the signature for messages: (w, data, scale=...)
         self._compiled: dict[tuple, CompiledFunction] = {}
         self._by_position: dict[tuple, CompiledFunction] = {}  # see _fast_key
+        self._layouts: dict[int, TreeLayout] = {}  # id(compiled) -> its pytree arguments
         self._lock = threading.Lock()
 
     def _check_wrt(self, wrt) -> None:
@@ -180,7 +187,8 @@ class ByShape:
         values = bound.arguments  # in the order of the parameters
         # A Dask array's first axis is open: one compile serves every chunk
         # (symdiff.runtime.chunked).
-        key = tuple((name, (None,) + np.shape(v)[1:] if is_dask(v) and np.ndim(v)
+        key = tuple((name, pytrees.tree_key(v) if pytrees.is_tree(v) else
+                     (None,) + np.shape(v)[1:] if is_dask(v) and np.ndim(v)
                      else np.shape(v)) for name, v in values.items())
         compiled = self._for_key(key)
         if not keywords and list(values) == self.names:
@@ -221,6 +229,8 @@ class ByShape:
             return self._compiled[key]
 
     def _compile(self, key: tuple) -> CompiledFunction:
+        if any(_is_tree_entry(shape) for _, shape in key):
+            return self._compile_trees(key)
         symbols = {name: symbol(name, shape) for name, shape in key}
         try:
             wrt, single = self._variables(symbols)
@@ -232,6 +242,41 @@ class ByShape:
             raise type(error)(f"{error} (tracing {self.name} on arguments of shapes "
                               f"{shown}; declare them with args=[sd.vector('x', n), ...] "
                               "if the shapes depend on more than the arguments)") from None
+
+    def _compile_trees(self, key: tuple) -> CompiledFunction:
+        """The compile for arguments of which some are pytrees: a symbol per leaf, the
+        function called on trees of them, derivatives by the leaves of the arguments
+        asked for (``wrt``: positions or names; all required ones by default)."""
+        taken = {name for name, _ in key}
+        trees, leaves = {}, {}
+        for name, entry in key:
+            if _is_tree_entry(entry):
+                trees[name], leaves[name] = pytrees.leaf_symbols(name, entry, taken)
+            else:
+                trees[name] = symbol(name, entry)
+                leaves[name] = [trees[name]]
+        names = [p.name for p in self._params]
+        wrt = self.wrt
+        if wrt is None:
+            chosen = [n for n in self.names if n in trees]
+            single = len(chosen) == 1
+        elif isinstance(wrt, (int, str)):
+            chosen, single = [names[wrt] if isinstance(wrt, int) else wrt], True
+        elif isinstance(wrt, (list, tuple)) and all(isinstance(w, (int, str)) for w in wrt):
+            chosen, single = [names[w] if isinstance(w, int) else w for w in wrt], False
+        else:
+            raise SymdiffError("with pytree arguments, wrt takes parameter positions or names")
+        for name in chosen:
+            if name not in trees:
+                raise ArgumentError(f"wrt names {name!r}, which has a default and was not "
+                                    "passed: pass it to differentiate with respect to it")
+        layout = TreeLayout(key, chosen, single)
+        params = [s for name, _ in key for s in leaves[name]]
+        result = call_on(self.fn, trees)
+        compiled = compile_expression(result, [s for n in chosen for s in leaves[n]],
+                                      params=params, single=False, **self.options)
+        self._layouts[id(compiled)] = layout
+        return compiled
 
     def _variables(self, symbols: dict):
         """(wrt, single): ``wrt`` with parameter positions and names replaced by this
@@ -305,6 +350,47 @@ class ByShape:
 
     def __repr__(self):
         return f"<symdiff.ByShape of {self.name}: {len(self._compiled)} shape signature(s)>"
+
+
+def _is_tree_entry(entry) -> bool:
+    return bool(entry) and entry[0] == "tree"
+
+
+class TreeLayout:
+    """How one compile's pytree arguments map to the compiled function's flat ones, and
+    its gradients back to trees."""
+
+    def __init__(self, key: tuple, chosen: list[str], single: bool):
+        self.entries = dict(key)
+        self.chosen, self.single = chosen, single
+
+    def flatten(self, method: str, values: list) -> list:
+        if method not in TREE_METHODS:
+            raise SymdiffError(f"{method} of pytree arguments is not supported: flatten them "
+                               "with sd.ravel_pytree and pass one vector")
+        flat = []
+        for (name, entry), value in zip(self.entries.items(), values, strict=True):
+            flat += pytrees.flatten_argument(name, value, entry) if _is_tree_entry(
+                entry) else [value]
+        return flat
+
+    def restructure(self, method: str, result):
+        if method == "forward":
+            return result
+        value, gradients = result if method == "value_and_grad" else (None, result)
+        gradients = list(gradients) if isinstance(gradients, tuple) else [gradients]
+        trees, start = [], 0
+        for name in self.chosen:
+            entry = self.entries[name]
+            count = len(entry[2]) if _is_tree_entry(entry) else 1
+            part = gradients[start:start + count]
+            trees.append(pytrees.unflatten(entry, part) if _is_tree_entry(entry) else part[0])
+            start += count
+        shaped = trees[0] if self.single else tuple(trees)
+        return (value, shaped) if method == "value_and_grad" else shaped
+
+
+TREE_METHODS = ("forward", "grad", "value_and_grad")
 
 
 for _name in METHODS:

@@ -1,0 +1,102 @@
+"""Pytrees: parameters as dicts, tuples and lists of arrays (what Flax, Equinox, optax and
+SciPy wrappers pass), flattened with optree (JAX's pytree rules, kept by a maintained
+library rather than our own walk).
+
+An argument is a tree when it is a dict, or a tuple or list holding an array or another
+container; a tuple or list of numbers stays what it always was in symdiff, a vector.
+Each leaf of a tree argument becomes a symbol of the leaf's shape, named after the
+parameter and the leaf's path (``params_w1``, ``layers_0_b``); gradients come back with
+the argument's structure (symdiff.runtime.transforms.ByShape).  ``ravel_pytree`` flattens
+a tree into one vector and back, for SciPy's optimizers.
+"""
+
+from __future__ import annotations
+
+import keyword
+import numbers
+import re
+
+import numpy as np
+import optree
+
+from symdiff.errors import ArgumentError
+from symdiff.ir.nodes import Expr, symbol
+
+NONE_IS_LEAF = False  # None is an empty subtree, as in JAX
+
+
+def is_tree(value) -> bool:
+    """Whether ``value`` is a pytree container of arrays (see the module)."""
+    if isinstance(value, dict):
+        return True
+    if isinstance(value, (list, tuple)) and not isinstance(value, np.ndarray):
+        return any(not isinstance(item, numbers.Number) for item in value)
+    return False
+
+
+def _leaf_shape(leaf) -> tuple:
+    if isinstance(leaf, Expr):
+        return leaf.shape
+    return np.shape(leaf)
+
+
+def tree_key(value) -> tuple:
+    """What a compile for a tree argument depends on: its structure and leaf shapes."""
+    leaves, spec = optree.tree_flatten(value, none_is_leaf=NONE_IS_LEAF)
+    return ("tree", spec, tuple(_leaf_shape(leaf) for leaf in leaves))
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W", "_", text)
+    return name if name.isidentifier() and not keyword.iskeyword(name) else f"_{name}"
+
+
+def leaf_symbols(name: str, key: tuple, taken: set[str]) -> tuple[object, list[Expr]]:
+    """(the tree of symbols for parameter ``name`` of ``key``'s structure, its leaves in
+    order), each named after the parameter and its path, unique among ``taken``."""
+    _, spec, shapes = key
+    paths = optree.treespec_paths(spec)
+    leaves = []
+    for path, shape in zip(paths, shapes, strict=True):
+        base = _identifier("_".join([name, *(str(p) for p in path)]))
+        label, k = base, 1
+        while label in taken:
+            label, k = f"{base}_{k}", k + 1
+        taken.add(label)
+        leaves.append(symbol(label, shape))
+    return optree.tree_unflatten(spec, leaves), leaves
+
+
+def flatten_argument(name: str, value, key: tuple) -> list:
+    """The leaves of a tree argument, which must have the structure of ``key``."""
+    leaves, spec = optree.tree_flatten(value, none_is_leaf=NONE_IS_LEAF)
+    if spec != key[1]:
+        raise ArgumentError(f"argument {name} has the structure {spec}, not the {key[1]} "
+                            "it was compiled for")
+    return leaves
+
+
+def unflatten(key: tuple, leaves: list):
+    """``leaves`` (one per leaf of ``key``'s structure) in that structure."""
+    return optree.tree_unflatten(key[1], list(leaves))
+
+
+def ravel_pytree(tree):
+    """(one float64 vector of every leaf of ``tree``, ``unravel``): ``unravel(v)`` gives
+    a tree of the same structure and leaf shapes from such a vector (NumPy arrays, or
+    expressions while tracing), as ``jax.flatten_util.ravel_pytree``."""
+    leaves, spec = optree.tree_flatten(tree, none_is_leaf=NONE_IS_LEAF)
+    shapes = [np.shape(leaf) for leaf in leaves]
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat = (np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
+            if leaves else np.zeros(0))
+    bounds = np.cumsum([0, *sizes])
+
+    def unravel(vector):
+        if len(vector) != bounds[-1]:
+            raise ArgumentError(f"unravel takes a vector of {bounds[-1]} elements, "
+                                f"got {len(vector)}")
+        parts = [vector[int(a):int(b)].reshape(s) if s else vector[int(a)]
+                 for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]
+        return optree.tree_unflatten(spec, parts)
+    return flat, unravel
