@@ -176,3 +176,31 @@ def test_a_cheap_broadcast_read_by_two_loops_is_computed_in_each():
     assert np.array_equal(fast.grad(*values), reference.grad(*values))
     ones = np.ones((k, d))
     assert np.array_equal(fast.hvp(*values, ones), reference.hvp(*values, ones))
+
+
+@pytest.mark.parametrize("case", ["an embed under another", "a minimal surface"])
+def test_embeds_read_at_shifted_positions_stay_arrays(case):
+    # An embed inside another inlined embed's operand runs at that embed's shifted
+    # positions: it is an array of its own (pieces.settle_embeds).  Shared producers take
+    # no embed in (fused.share).  Both gave wrong derivatives before they were ruled out.
+    if case == "an embed under another":
+        def f(x):
+            return np.sum(np.sin((x[1:] * 2)[:-1]) ** 2) + np.sum(x ** 2)
+        n = 8
+    else:
+        m = 5
+        n = m * m
+        boundary = np.linspace(0.0, 1.0, (m + 2) ** 2).reshape(m + 2, m + 2)
+
+        def f(x):
+            u = np.reshape(x, (m, m))
+            rows = np.concatenate([boundary[1:-1, :1], u, boundary[1:-1, -1:]], axis=1)
+            full = np.concatenate([boundary[:1], rows, boundary[-1:]], axis=0)
+            dx, dy = full[1:, :-1] - full[:-1, :-1], full[:-1, 1:] - full[:-1, :-1]
+            return np.sum(np.sqrt(1.0 + dx * dx + dy * dy))
+    fast, reference = _both(f, [sd.vector("x", n)])
+    x, v = RNG.normal(size=n) * 0.3, RNG.normal(size=n)
+    assert np.array_equal(fast.grad(x), reference.grad(x))
+    assert np.array_equal(fast.hvp(x, v), reference.hvp(x, v))
+    assert np.array_equal(fast.sparse_hessian(x).toarray(),
+                          reference.sparse_hessian(x).toarray())

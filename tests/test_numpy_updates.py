@@ -129,7 +129,34 @@ def test_update_and_einsum_errors_are_clear():
         x.at[1:3].set(sd.vector("v", 3))
     with pytest.raises(sd.ShapeError, match="one array for each"):
         m[np.array([0, 1]), np.array([1, 0]), np.array([0, 0])]
-    with pytest.raises(sd.ShapeError, match="distinct letter"):
-        np.einsum("ii->", m)
+    with pytest.raises(sd.ShapeError, match="must be distinct"):
+        np.einsum("ij->ii", m)
+    with pytest.raises(sd.ShapeError, match="repeated letter"):
+        np.einsum("ii->", sd.matrix("r", 2, 3))
     with pytest.raises(sd.ShapeError, match="sizes"):
         np.einsum("ij,ij->", m, sd.matrix("n", 2, 3))
+
+
+def test_slices_mixed_with_integer_arrays_read_and_update_as_numpy():
+    # A Gaussian mixture's triangular factors, written as for JAX.
+    k, d = 3, 4
+    rows, cols = np.tril_indices(d)
+    factors = sd.matrix("L", k, len(rows))
+    values = np.random.default_rng(5).normal(size=(k, len(rows)))
+    expected = np.zeros((k, d, d))
+    expected[:, rows, cols] = values
+    built = sd.zeros((k, d, d)).at[:, rows, cols].set(factors)
+    np.testing.assert_array_equal(sd.evaluate(built, {"L": values}), expected)
+    a = sd.symbol("A", (3, 4, 5))
+    data = np.arange(60.0).reshape(3, 4, 5)
+    for key in [(slice(None), [0, 2]), (slice(None), [0, 2], slice(1, 3)),
+                (1, [0, 1], [2, 3]), (slice(0, 2), np.array([[0, 1], [2, 3]]))]:
+        np.testing.assert_array_equal(sd.evaluate(a[key], {"A": data}), data[key])
+    fn = sd.compile(lambda L: np.sum(np.sin(sd.zeros((k, d, d)).at[:, rows, cols].set(L)) ** 2),
+                    args=[factors])
+    h = 1e-6
+    steps = np.eye(values.size).reshape(-1, *values.shape)
+    fd = np.array([(fn(values + h * e) - fn(values - h * e)) / (2 * h) for e in steps])
+    np.testing.assert_allclose(fn.grad(values), fd.reshape(values.shape), rtol=1e-6, atol=1e-9)
+    with pytest.raises(sd.ShapeError, match="static shape"):
+        sd.matrix("B", None, 4)[:, [0, 1]]

@@ -84,6 +84,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
         self.loops_done: set[Expr] = set()  # loop outputs computed (with their group)
         self.intervals: dict[tuple, tuple] = {}  # checkpointed loops' interval carries
         self.inside: frozenset = frozenset()  # the embeds inside the loop piece being written
+        self.cut_by: frozenset = frozenset()  # the embeds cutting that loop into pieces
         self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:

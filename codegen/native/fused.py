@@ -75,8 +75,9 @@ class FusedLoops:
                 continue
             ends = {root[u] for u in users}
             members = [node, *self.members(node)]
+            # (No embed: its loop's pieces were settled already, see settle_embeds.)
             if (len(members) > SHARED_NODES
-                    or any(m.op in LOOP or opaque(m) for m in members)
+                    or any(m.op in LOOP or m.op == "embed" or opaque(m) for m in members)
                     or not all((OPS[u.op].elementwise or u.op in REDUCTIONS)
                                and iteration_shape(u) == node.shape for u in users)):
                 continue

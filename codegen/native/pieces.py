@@ -74,18 +74,32 @@ class Pieces:
                 and user.shape == node.shape and embedded_box(node) is not None)
 
     def settle_embeds(self) -> None:
-        """Keep inlined only the embeds whose loop is an elementwise root cut into at most
-        MAX_PIECES pieces; the others are arrays of their own again."""
-        for root in self.order:
-            if root in self.inlined:
-                continue
-            embeds = self.embed_members(root)
-            if not embeds:
-                continue
-            elementwise = OPS[root.op].elementwise and root.op not in ("stop_gradient", "root")
-            boxes = {e: embedded_box(e) for e in embeds}
-            if not elementwise or len(pieces(root.shape, boxes)) > MAX_PIECES:
-                self.inlined.difference_update(embeds)
+        """Keep inlined only the embeds that are direct members of an elementwise root cut
+        into at most MAX_PIECES pieces; the others (in a reduction's loop, in too many
+        pieces, or under another embed, whose operand runs at shifted positions) are
+        arrays of their own again.  Repeated until nothing changes: an embed made an
+        array again is a root whose own embeds are checked in turn."""
+        changed = True
+        while changed:
+            changed, direct = False, set()
+            for root in self.order:
+                if root in self.inlined:
+                    continue
+                embeds = self.embed_members(root)
+                if not embeds:
+                    continue
+                elementwise = OPS[root.op].elementwise and root.op not in ("stop_gradient",
+                                                                           "root")
+                boxes = {e: embedded_box(e) for e in embeds}
+                if elementwise and len(pieces(root.shape, boxes)) <= MAX_PIECES:
+                    direct.update(embeds)
+                else:
+                    self.inlined.difference_update(embeds)
+                    changed = True
+            nested = {n for n in self.inlined if n.op == "embed"} - direct
+            if nested:
+                self.inlined -= nested
+                changed = True
 
     def embed_members(self, root: Expr) -> list[Expr]:
         return [m for m in self.members(root) if m.op == "embed"]
@@ -95,17 +109,19 @@ class Pieces:
         code = self.code
         target = whole(code, self.buffer(node), node.shape)
         for box, inside in pieces(node.shape, {e: embedded_box(e) for e in embeds}):
-            self.inside = inside
+            self.inside, self.cut_by = inside, frozenset(embeds)
             with _box_nest(code, box) as indices:
                 value = self.loop_value(node, node.shape, indices)
                 code.write(value, target.base, position(code, target, node.shape,
                                                         node.shape, indices))
-        self.inside = frozenset()
+        self.inside, self.cut_by = frozenset(), frozenset()
         self.views[node] = target
 
     def embedded(self, node: Expr, indices) -> str:
         """An inlined embed's element at ``indices`` of its consumer's loop: its
         operand's at the shifted position inside the current piece, else 0.0."""
+        if node not in self.cut_by:  # in another kind of loop, or under another embed
+            raise AssertionError(f"an inlined embed outside the pieces of its loop: {node}")
         if node not in self.inside:
             return self.code.constant(0.0)
         source = node.args[0]

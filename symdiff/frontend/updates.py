@@ -75,6 +75,11 @@ class Update:
             rows = part.value
             return part, lambda y: reshape(apply("scatter_add", y, payload=(rows, x.size)),
                                            x.shape)
+        gathered = part.args[0] if part.op == "reshape" else part
+        if gathered.op == "take" and gathered.args[0] is not x:  # positions of all of x
+            rows = gathered.value
+            return part, lambda y: reshape(apply(
+                "scatter_add", reshape(y, (len(rows),)), payload=(rows, x.size)), x.shape)
         if part.op == "take":
             rows = part.value
             return part, lambda y: apply("scatter_add", y, payload=(rows, x.shape[0]))

@@ -307,6 +307,21 @@ def _with_new_axes(x: Expr, key) -> Expr:
     return reshape(picked, tuple(shape))
 
 
+def _gathered_as_numpy_would(x: Expr, key) -> Expr:
+    """``x[key]`` for a key mixing integer arrays with slices (``x[:, rows, cols]``):
+    NumPy applies the key to the positions of x's elements, so its own rules decide the
+    result's shape; the elements are gathered at those positions."""
+    if has_open(x.shape):
+        raise ShapeError(f"indexing by integer arrays mixed with slices needs a static "
+                         f"shape, got {x.shape}")
+    try:
+        positions = np.arange(x.size).reshape(x.shape)[key]
+    except (IndexError, TypeError, ValueError) as error:
+        raise ShapeError(f"index {key!r} of shape {x.shape}: {error}") from None
+    taken = apply("take", reshape(x, (x.size,)), payload=Rows(positions.ravel()))
+    return reshape(taken, positions.shape)
+
+
 @eager
 def index(x, key) -> Expr:
     """``x[key]`` with constant ints and slices, ``None`` (``np.newaxis``) and ``...``;
@@ -321,6 +336,8 @@ def index(x, key) -> Expr:
     if positions is not None:
         return apply("take", reshape(x, (x.size,)), payload=Rows(positions))
     first, rest = (key[0], key[1:]) if isinstance(key, tuple) and key else (key, ())
+    if any(isinstance(k, (list, np.ndarray)) for k in rest):
+        return _gathered_as_numpy_would(x, key)
     positions = _row_positions(first, x.shape[0])
     if positions is not None:
         gathered = apply("take", x, payload=Rows(positions))
