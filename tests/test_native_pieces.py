@@ -204,3 +204,42 @@ def test_embeds_read_at_shifted_positions_stay_arrays(case):
     assert np.array_equal(fast.hvp(x, v), reference.hvp(x, v))
     assert np.array_equal(fast.sparse_hessian(x).toarray(),
                           reference.sparse_hessian(x).toarray())
+
+
+def _random_sliced_terms(rng, x, count: int):
+    """Sums of random compositions of slices, shifts, padding and elementwise ops of x
+    (the shapes fused embeds meet: adjoints of slices, under other slices, shared)."""
+    n = x.shape[0]
+    terms = []
+    for _ in range(count):
+        length = int(rng.integers(3, n - 2))
+        a, b = (int(v) for v in rng.integers(0, n - length + 1, size=2))
+        t = x[a:a + length] * x[b:b + length]
+        for _ in range(int(rng.integers(1, 4))):
+            pick = rng.integers(0, 5)
+            if pick == 0:
+                t = np.sin(t[1:]) * t[:-1]
+            elif pick == 1:
+                t = np.pad(t, (1, 2))[2:] + 2.0 * t[1:][:-1].sum()
+            elif pick == 2:
+                t = np.concatenate([t, t[:2] ** 2])
+            elif pick == 3:
+                t = (t[1:] * 2)[:-1] + t[2:] * t[:-2]
+            else:
+                t = np.tanh(t) * x[:t.shape[0]]
+        terms.append(np.sum(t ** 2))
+    return sum(terms)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_random_slices_and_pads_agree_with_numba(seed):
+    rng = np.random.default_rng(100 + seed)
+    x = sd.vector("x", 12)
+    expression = _random_sliced_terms(rng, x, 6)
+    fast = sd.compile(expression, args=[x], backend="native", background=False)
+    reference = sd.compile(expression, args=[x], backend="numba", background=False)
+    values, direction = RNG.normal(size=12) * 0.5, RNG.normal(size=12)
+    assert np.array_equal(fast.grad(values), reference.grad(values))
+    assert np.array_equal(fast.hvp(values, direction), reference.hvp(values, direction))
+    assert np.array_equal(fast.hessian(values), reference.hessian(values))
