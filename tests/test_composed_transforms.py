@@ -85,3 +85,17 @@ def test_clear_errors():
         sd.compile(lambda x: sd.grad(lambda v: v * 2)(x), args=[x])
     with pytest.raises(sd.SymdiffError, match="position 3 is out of range"):
         sd.compile(lambda x: sd.grad(lambda v: np.sum(v), argnums=3)(x), args=[x])
+
+
+def test_jvp_on_numbers_and_inside_traced_functions():
+    value, tangent = sd.jvp(lambda x: np.sin(x) * x, (0.5,), (1.0,))
+    assert value == pytest.approx(np.sin(0.5) * 0.5, rel=1e-15)
+    assert tangent == pytest.approx(np.cos(0.5) * 0.5 + np.sin(0.5), rel=1e-15)
+    v, t = np.array([0.1, 0.2, 0.3]), np.array([1.0, 0.0, 2.0])
+    value, tangent = sd.jvp(lambda a, b: np.sum(a * b ** 2), (v, v), (t, t))
+    assert tangent == pytest.approx(np.sum(t * v ** 2) + np.sum(v * 2 * v * t), rel=1e-15)
+    w = sd.symbol("w")
+    fn = sd.compile(lambda w: sd.jvp(lambda u: u ** 3, (w,), (2.0,))[1], args=[w])
+    assert fn(0.5) == pytest.approx(1.5, rel=1e-15)
+    with pytest.raises(sd.SymdiffError, match="one tangent per primal"):
+        sd.jvp(lambda a: a, (1.0,), (1.0, 2.0))

@@ -99,3 +99,23 @@ def _hessian(output: Expr, var: Expr) -> Expr:
     matrix = hessian(output, [var])
     matrix = matrix[0][0] if isinstance(matrix, list) else matrix
     return reshape(matrix, var.shape + var.shape)
+
+
+def jvp_at(fn, primals, tangents) -> tuple[Expr, Expr]:
+    """(fn(*primals), its derivative along ``tangents``) as expressions, by forward mode
+    (``jax.jvp``): one tangent per primal, of its shape."""
+    values = [as_expr(p) for p in primals]
+    directions = [as_expr(t) for t in tangents]
+    if len(values) != len(directions):
+        raise SymdiffError(f"jvp takes one tangent per primal: {len(values)} primals, "
+                           f"{len(directions)} tangents")
+    for k, (value, direction) in enumerate(zip(values, directions, strict=True)):
+        if value.shape != direction.shape:
+            raise ShapeError(f"jvp: tangent {k} has shape {direction.shape}, its primal "
+                             f"{value.shape}")
+    call = next(_CALLS)
+    fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
+    output = as_expr(fn(*fresh))
+    tangent = forward_mode([output], dict(zip(fresh, directions, strict=True)))[0]
+    placed = optimize(substitute([output, tangent], dict(zip(fresh, values, strict=True))))
+    return placed[0], placed[1]

@@ -12,6 +12,7 @@ such calls.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 
@@ -487,6 +488,33 @@ def _transform(method: str, fn, argnums, options):
 def value_and_grad(fn, argnums=None, **options):
     """A function returning (value, gradient) of ``fn`` (``jax.value_and_grad``)."""
     return _transform("value_and_grad", fn, argnums, options)
+
+
+@functools.lru_cache(maxsize=64)  # (the last functions used; each holds its compiles)
+def _jvp_function(fn, count: int) -> ByShape:
+    """(primals..., tangents...) -> (value, tangent) of ``fn``, compiled by shapes."""
+    names = [f"p{k}" for k in range(count)] + [f"t{k}" for k in range(count)]
+
+    def both(**named):
+        return at_expressions.jvp_at(fn, [named[f"p{k}"] for k in range(count)],
+                                     [named[f"t{k}"] for k in range(count)])
+    both.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    return ByShape(both)
+
+
+def jvp(fn, primals, tangents):
+    """``(fn(*primals), J @ tangents)`` as ``jax.jvp``: expressions where any primal or
+    tangent is one (so it nests inside traced functions and loop bodies), else numbers,
+    compiled once per function, count and shapes."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if at_expressions.involves_expressions(primals + tangents):
+        return at_expressions.jvp_at(fn, primals, tangents)
+    if len(tangents) != len(primals):
+        raise SymdiffError(f"jvp takes one tangent per primal: {len(primals)} primals, "
+                           f"{len(tangents)} tangents")
+    value, tangent = _jvp_function(fn, len(primals))(*primals, *tangents)
+    return value, tangent
 
 
 def _expressions(f):
