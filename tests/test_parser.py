@@ -59,6 +59,7 @@ def test_operators_and_python_expressions_agree():
     ("a < b <= c", "chained comparison", 1),
     ("a % b", "unsupported operator", 1),
     ("a // b", "unsupported operator", 1),
+    ("x^2", "write powers with **", 1),
     ("~a", "unary", 1),
     ("'text'", "only real numbers", 1),
     ("1j", "only real numbers", 1),
@@ -123,6 +124,13 @@ def test_large_expressions_print_as_let_form():
         e = e * e + x
     text = to_infix(e)
     assert text.startswith("_1 = ") and len(text) < 10_000
+
+
+def test_let_form_takes_one_expression_or_a_list():
+    x, y = sd.symbols("x y")
+    one = sd.to_let_form((x + y) ** 2 * sd.sin(x + y))
+    assert one == "_1 = x + y\nout0 = _1**2*sin(_1)"
+    assert sd.to_let_form([(x + y) ** 2 * sd.sin(x + y)]) == one
 
 
 def test_symbols_accepts_ranges():

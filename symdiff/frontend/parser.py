@@ -117,7 +117,9 @@ class _Builder:
     def children(self, node: ast.AST) -> list[ast.AST]:
         if isinstance(node, ast.BinOp):
             if type(node.op) not in _BINOPS:
-                raise self.error(f"unsupported operator in {self.snippet(node)!r}", node)
+                hint = ("; write powers with ** (^ is not a power in Python)"
+                        if isinstance(node.op, ast.BitXor) else "")
+                raise self.error(f"unsupported operator in {self.snippet(node)!r}{hint}", node)
             return [node.left, node.right]
         if isinstance(node, ast.UnaryOp):
             if not isinstance(node.op, (ast.USub, ast.UAdd)):

@@ -140,9 +140,9 @@ def to_let_form(exprs) -> str:
     """Print expressions as a sequence of bindings, naming every node used more than once.
 
     Output lines look like ``_1 = a + b`` and end with ``out0 = ...``; the text is for
-    reading, not for ``sd.parse``.
+    reading, not for ``sd.parse``.  ``exprs``: one expression or a list of them.
     """
-    roots = list(exprs)
+    roots = [exprs] if isinstance(exprs, Expr) else list(exprs)
     order = topological_order(roots)
     uses: dict[Expr, int] = {}
     for n in order:
