@@ -438,6 +438,9 @@ CALLS = {
     "permute": lambda emitter, node, args, name: f"np.transpose({args[0]}, {node.value})",
     "reshape": _reshape,
     "solve": lambda emitter, node, args, name: f"np.linalg.solve({args[0]}, {args[1]})",
+    "inv": lambda emitter, node, args, name: f"np.linalg.inv({args[0]})",
+    "logabsdet": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[1]",
+    "detsign": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[0]",
     "concatenate": lambda emitter, node, args, name: (
         f"np.concatenate(({', '.join(args)},), axis={node.value})"),
     "cumsum": lambda emitter, node, args, name: f"np.cumsum({args[0]})",

@@ -52,3 +52,78 @@ def solve(a, b) -> Expr:
     """x with ``a @ x = b`` for a square matrix ``a`` and a vector ``b`` (NumPy's
     ``linalg.solve``); derivatives of any order with respect to both."""
     return apply("solve", as_expr(a), as_expr(b))
+
+
+# Inverses and determinants of square matrices (static size), with JAX's rules:
+# d inv(A) = -inv(A) dA inv(A); d log|det A| = tr(inv(A) dA); the sign of det A is
+# piecewise constant (no derivative).
+def _square(shapes, payload):
+    (a,) = shapes
+    if len(a) != 2 or a[0] != a[1] or a[0] is None:
+        raise ShapeError(f"needs a square matrix of static size, got shape {a}")
+    return a
+
+
+def _inv_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
+    # Ā = -inv(A)^T Ḡ inv(A)^T
+    inverse_t = apply("transpose", node)
+    return apply("neg", apply("matmul", apply("matmul", inverse_t, adjoint), inverse_t))
+
+
+def _inv_jvp(node: Expr, t) -> Expr:
+    dot = broadcast_to(t[0], node.shape)
+    return apply("neg", apply("matmul", apply("matmul", node, dot), node))
+
+
+register(Op("inv", 1, lambda shape, payload, a: np.linalg.inv(np.asarray(a, dtype=float)),
+            None, None, shape_rule=_square, vjp=_inv_vjp, jvp=_inv_jvp,
+            sparsity=dense_sparsity))
+
+
+def _logabsdet_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
+    return apply("mul", adjoint, apply("transpose", apply("inv", node.args[0])))
+
+
+def _logabsdet_jvp(node: Expr, t) -> Expr:
+    a = node.args[0]
+    dot = broadcast_to(t[0], a.shape)
+    return apply("sum", apply("mul", apply("transpose", apply("inv", a)), dot),
+                 payload=(None, False))
+
+
+register(Op("logabsdet", 1,
+            lambda shape, payload, a: np.linalg.slogdet(np.asarray(a, dtype=float))[1],
+            None, None, shape_rule=lambda shapes, payload: (_square(shapes, payload), ())[1],
+            vjp=_logabsdet_vjp, jvp=_logabsdet_jvp, sparsity=dense_sparsity))
+register(Op("detsign", 1,
+            lambda shape, payload, a: np.linalg.slogdet(np.asarray(a, dtype=float))[0],
+            None, None, shape_rule=lambda shapes, payload: (_square(shapes, payload), ())[1],
+            vjp=lambda i, node, adjoint: broadcast_to(as_expr(0.0), node.args[0].shape),
+            jvp=lambda node, t: None, sparsity=dense_sparsity))
+
+
+@eager
+def inv(a) -> Expr:
+    """``np.linalg.inv``: the inverse of a square matrix."""
+    return apply("inv", as_expr(a))
+
+
+@eager
+def slogdet(a) -> tuple[Expr, Expr]:
+    """``np.linalg.slogdet``: (the sign of det a, log |det a|)."""
+    a = as_expr(a)
+    return apply("detsign", a), apply("logabsdet", a)
+
+
+@eager
+def det(a) -> Expr:
+    """``np.linalg.det``: sign times exp(log |det a|)."""
+    sign, magnitude = slogdet(a)
+    return apply("mul", sign, apply("exp", magnitude))
+
+
+def solve_any(a, b) -> Expr:
+    """``np.linalg.solve`` for a vector right-hand side (the solve op) or a matrix one
+    (each column solved: the inverse times b)."""
+    b = as_expr(b)
+    return solve(a, b) if b.ndim == 1 else apply("matmul", inv(a), b)
