@@ -136,7 +136,7 @@ def test_every_array_op_has_every_piece():
     # Loops, roots and solves: tests/test_loops.py; inverses and determinants:
     # tests/test_linalg.py.
     assert set(structural) == set(STRUCTURAL) | {"scan", "while", "root", "solve", "inv",
-                                                 "logabsdet", "detsign"}
+                                                 "logabsdet", "detsign", "cholesky"}
     for op in structural.values():
         assert callable(op.shape_rule) and callable(op.evaluate), op.name
         assert callable(op.vjp) and callable(op.jvp), op.name

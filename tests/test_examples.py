@@ -91,3 +91,11 @@ def test_dask_points_mean_gradient_matches_numpy(tmp_path):
     y = da.random.default_rng(1).uniform(-1.0, 3.0, size=200000, chunks=50000).compute()
     want = [np.mean(-2 * (1 - x) - 400 * x * (y - x ** 2)), np.mean(200 * (y - x ** 2))]
     np.testing.assert_allclose(mean, want, rtol=1e-4)
+
+
+def test_gaussian_process_fit(tmp_path):
+    out = _run("gaussian_process.py", tmp_path, "--points", "30")
+    error = float(out.split("relative error ")[1].split()[0])
+    assert error < 1e-6
+    noise = float(out.split("noise variance ")[1].split()[0])
+    assert 0.002 < noise < 0.05  # the data's is 0.01

@@ -51,3 +51,24 @@ def test_negative_determinants_keep_their_sign():
 def test_square_matrices_only():
     with pytest.raises(sd.ShapeError, match="square matrix"):
         np.linalg.inv(sd.matrix("R", 2, 3))
+
+
+def test_cholesky_along_symmetric_perturbations_to_second_order():
+    m = RNG.normal(size=(3, 3))
+    a = m @ m.T + 3.0 * np.eye(3)
+    weights = RNG.normal(size=(3, 3))
+
+    def f(x):
+        factor = np.linalg.cholesky(x)
+        return np.sum(factor * weights) + np.sum(np.log(np.diagonal(factor)))
+    fn = sd.compile(f, args=[sd.matrix("A", 3, 3)], background=False)
+    assert fn(a) == pytest.approx(f(a), rel=1e-13)
+    gradient, hessian = fn.grad(a), fn.hessian(a)
+    np.testing.assert_array_equal(gradient, gradient.T)  # a symmetric matrix's gradient
+    h = 1e-6
+    for e in RNG.normal(size=(4, 3, 3)):
+        s = 0.5 * (e + e.T)  # perturbations that keep the matrix symmetric
+        along = (f(a + h * s) - f(a - h * s)) / (2 * h)
+        assert np.sum(gradient * s) == pytest.approx(along, rel=1e-6, abs=1e-9)
+        second = (fn.grad(a + h * s) - fn.grad(a - h * s)).ravel() / (2 * h)
+        np.testing.assert_allclose(hessian @ s.ravel(), second, rtol=1e-5, atol=1e-8)

@@ -439,6 +439,7 @@ CALLS = {
     "reshape": _reshape,
     "solve": lambda emitter, node, args, name: f"np.linalg.solve({args[0]}, {args[1]})",
     "inv": lambda emitter, node, args, name: f"np.linalg.inv({args[0]})",
+    "cholesky": lambda emitter, node, args, name: f"np.linalg.cholesky({args[0]})",
     "logabsdet": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[1]",
     "detsign": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[0]",
     "concatenate": lambda emitter, node, args, name: (

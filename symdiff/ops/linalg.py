@@ -127,3 +127,43 @@ def solve_any(a, b) -> Expr:
     (each column solved: the inverse times b)."""
     b = as_expr(b)
     return solve(a, b) if b.ndim == 1 else apply("matmul", inv(a), b)
+
+
+# Cholesky factors of symmetric positive definite matrices, with JAX's rule: for
+# L = cholesky(A), dL = L Phi(inv(L) dA_sym inv(L)^T), Phi the lower triangle with half
+# its diagonal, dA_sym = (dA + dA^T) / 2.  Its transpose: P = Phi(L^T Lbar),
+# G = inv(L)^T P inv(L), Abar = (G + G^T) / 2.
+def _phi(n: int) -> Expr:
+    return as_expr(np.tril(np.ones((n, n))) - 0.5 * np.eye(n))
+
+
+def _symmetric(x: Expr) -> Expr:
+    return apply("mul", 0.5, apply("add", x, apply("transpose", x)))
+
+
+def _cholesky_jvp(node: Expr, t) -> Expr:
+    inverse = apply("inv", node)
+    dot = _symmetric(broadcast_to(t[0], node.shape))
+    inner = apply("matmul", apply("matmul", inverse, dot), apply("transpose", inverse))
+    return apply("matmul", node, apply("mul", _phi(node.shape[0]), inner))
+
+
+def _cholesky_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
+    inverse = apply("inv", node)
+    p = apply("mul", _phi(node.shape[0]), apply("matmul", apply("transpose", node),
+                                                 broadcast_to(adjoint, node.shape)))
+    g = apply("matmul", apply("matmul", apply("transpose", inverse), p), inverse)
+    return _symmetric(g)
+
+
+register(Op("cholesky", 1,
+            lambda shape, payload, a: np.linalg.cholesky(np.asarray(a, dtype=float)),
+            None, None, shape_rule=_square, vjp=_cholesky_vjp, jvp=_cholesky_jvp,
+            sparsity=dense_sparsity))
+
+
+@eager
+def cholesky(a) -> Expr:
+    """``np.linalg.cholesky``: the lower-triangular L with L @ L.T = a (a symmetric
+    positive definite); derivatives by JAX's rule (symmetric perturbations of a)."""
+    return apply("cholesky", as_expr(a))
