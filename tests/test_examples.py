@@ -99,3 +99,9 @@ def test_gaussian_process_fit(tmp_path):
     assert error < 1e-6
     noise = float(out.split("noise variance ")[1].split()[0])
     assert 0.002 < noise < 0.05  # the data's is 0.01
+
+
+def test_pytree_mlp_trains(tmp_path):
+    out = _run("pytree_mlp.py", tmp_path, "--steps", "200")
+    final = float(out.strip().splitlines()[-1].split("-> ")[1].split()[0])
+    assert final < 0.02  # from about 1.1
