@@ -23,6 +23,18 @@ from .numba.function import helpers_used
 from .numba.indexing import constants_used
 
 IMPORTS = "import math\n\nimport numba\nimport numpy as np\n"
+# What importing a module needs, said in its docstring: the first sentence, or the
+# second where Numba runs its matrix products or linear algebra through SciPy, which
+# the module then checks for at import with a clear message.
+NEEDS = "import needs only math, numpy and numba (with its llvmlite)."
+NEEDS_SCIPY = ("import needs math, numpy, numba (with its llvmlite) and SciPy, through which "
+               "Numba runs np.dot and np.linalg.")
+SCIPY_CHECK = (
+    "\ntry:  # Numba runs np.dot and np.linalg through SciPy's BLAS and LAPACK\n"
+    "    import scipy.linalg  # noqa: F401\n"
+    "except ImportError:\n"
+    "    raise ImportError(\"this module's matrix products and linear algebra need SciPy \"\n"
+    "                      \"(Numba runs them through it): pip install scipy\") from None\n")
 
 
 def body_specs(specs) -> list:
@@ -71,7 +83,10 @@ def emit_module(specs: list, docstring: str) -> str:
     """
     functions = _with_kernels(specs)
     plain = [spec for spec in functions if not isinstance(spec, DirectionLoop)]
-    parts = [f'"""{docstring}\n"""\n\n{IMPORTS}', *_constants(plain), *_helpers(plain)]
-    parts += [emit_direction_loop(spec) if isinstance(spec, DirectionLoop)
-              else emit_function(spec) for spec in functions]
-    return "\n\n".join(parts)
+    texts = [emit_direction_loop(spec) if isinstance(spec, DirectionLoop)
+             else emit_function(spec) for spec in functions]
+    imports = IMPORTS
+    if any("np.dot(" in text or "np.linalg." in text for text in texts):
+        docstring, imports = docstring.replace(NEEDS, NEEDS_SCIPY), IMPORTS + SCIPY_CHECK
+    parts = [f'"""{docstring}\n"""\n\n{imports}', *_constants(plain), *_helpers(plain)]
+    return "\n\n".join(parts + texts)

@@ -281,3 +281,22 @@ def test_symbols_named_like_the_llvm_lowerings_own_names():
     values = [0.1 * (i + 1) for i in range(len(names))]
     point = dict(zip((s.value for s in fn.args), values, strict=True))
     assert fn(*values) == pytest.approx(sd.evaluate(f, point), rel=1e-14)
+
+
+def test_saved_matrix_products_say_they_need_scipy(tmp_path):
+    # Numba runs np.dot through SciPy: the saved module says so in its docstring and
+    # checks at import with a clear message instead of Numba's at the first call.
+    w, x = sd.matrix("W", 30, 40), sd.matrix("X", 50, 40)
+    fn = sd.compile(np.sum(np.tanh(x @ w.T)), args=[w, x], backend="numba")
+    path = tmp_path / "saved_products.py"
+    fn.save(str(path))
+    source = path.read_text()
+    assert "np.dot(" in source and "and SciPy, through which" in source
+    script = ("import sys; sys.modules['scipy'] = None\n"
+              "try:\n    import saved_products\n"
+              "except ImportError as error:\n    print(error)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
+    assert "need SciPy" in out and "pip install scipy" in out
+    plain = sd.compile(sd.parse("x * y"), args=list(sd.symbols("x y"))).source
+    assert "scipy" not in plain and "import needs only math, numpy and numba" in plain
