@@ -187,7 +187,7 @@ def test_products_with_vectors_along_an_open_dimension():
     (lambda: sd.vector("u", 3)[np.array([True, False])], "boolean index"),
     (lambda: sd.take(sd.vector("u", 3), 1.5), "list or array of integers"),
     (lambda: sd.matrix("A", 3, 4)[..., 0, ...], "single ellipsis"),
-    (lambda: sd.matrix("A", 3, 4)[[0, 1], None], "np.newaxis"),
+    (lambda: sd.matrix("A", None, 4)[[0, 1], None], "static shape"),
     (lambda: sd.matrix("A", 3, 4)[0, None, 1, 2], "too many indices"),
     (lambda: np.pad(sd.vector("u", 3), 1, mode="edge"), "mode='constant'"),
     (lambda: np.repeat(sd.vector("u", 3), [1, 2, 1]), "one non-negative int"),

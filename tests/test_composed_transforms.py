@@ -99,3 +99,24 @@ def test_jvp_on_numbers_and_inside_traced_functions():
     assert fn(0.5) == pytest.approx(1.5, rel=1e-15)
     with pytest.raises(sd.SymdiffError, match="one tangent per primal"):
         sd.jvp(lambda a: a, (1.0,), (1.0, 2.0))
+
+
+def test_expressions_and_numbers_give_the_same_structure():
+    # Defaults are constants unless asked for, and Jacobians and Hessians are flattened
+    # (size x size), on expressions as on numbers.
+    def g(w, scale=2.0):
+        return np.sum(w ** 2) * scale
+    w = sd.vector("w", 3)
+    on_expressions = sd.compile(lambda w: sd.grad(g)(w, 3.0), args=[w])(np.ones(3))
+    np.testing.assert_array_equal(on_expressions, sd.grad(g)(np.ones(3), 3.0))
+    hess = sd.compile(lambda w: sd.hessian(g)(w, 3.0), args=[w])(np.ones(3))
+    np.testing.assert_array_equal(hess, 6.0 * np.eye(3))
+    m = sd.matrix("M", 2, 2)
+
+    def cube(a):
+        return np.sum(a @ a @ a)
+    symbolic = sd.compile(lambda a: sd.hessian(cube)(a), args=[m])(np.ones((2, 2)))
+    np.testing.assert_allclose(symbolic, sd.hessian(cube)(np.ones((2, 2))), rtol=1e-15)
+    s = sd.symbol("s")
+    column = sd.compile(lambda s: sd.jacobian(lambda t: np.sin(t) * np.ones(3))(s), args=[s])
+    assert column(2.0).shape == (3, 1)

@@ -247,3 +247,15 @@ def test_random_slices_and_pads_agree_with_numba(seed):
     expected = reference.hessian(values)
     np.testing.assert_allclose(fast.hessian(values), expected, rtol=0,
                                atol=1e-14 * np.abs(expected).max())
+
+
+def test_a_fused_root_read_by_a_producer_recomputed_elsewhere_is_stored():
+    # x[:5] * x[1:] is recomputed in several loops (share); the where's branches, fused
+    # with it into one loop, are read there too: they must be written (a KeyError before).
+    def f(x):
+        p = x[:5] * x[1:]
+        return np.sum(np.where(p > 0, p ** 2, np.sin(p)) ** 2)
+    fast, reference = _both(f, [sd.vector("x", 6)])
+    v, d = np.linspace(-1.0, 1.0, 6), np.ones(6)
+    assert np.array_equal(fast.hvp(v, d), reference.hvp(v, d))
+    assert np.array_equal(fast.grad(v), reference.grad(v))

@@ -150,7 +150,9 @@ def test_slices_mixed_with_integer_arrays_read_and_update_as_numpy():
     a = sd.symbol("A", (3, 4, 5))
     data = np.arange(60.0).reshape(3, 4, 5)
     for key in [(slice(None), [0, 2]), (slice(None), [0, 2], slice(1, 3)),
-                (1, [0, 1], [2, 3]), (slice(0, 2), np.array([[0, 1], [2, 3]]))]:
+                (1, [0, 1], [2, 3]), (slice(0, 2), np.array([[0, 1], [2, 3]])),
+                (np.array([0, 2]), ...), ([0, 1], [1, 2], ...), ([0, 1], ..., [1, 2]),
+                (np.array([True, False, True]), ...), ([0, 1], None), (None, [0, 2])]:
         np.testing.assert_array_equal(sd.evaluate(a[key], {"A": data}), data[key])
     fn = sd.compile(lambda L: np.sum(np.sin(sd.zeros((k, d, d)).at[:, rows, cols].set(L)) ** 2),
                     args=[factors])

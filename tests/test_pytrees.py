@@ -82,3 +82,10 @@ def test_ravel_pytree_round_trips():
 def test_unsupported_methods_say_what_to_do():
     with pytest.raises(sd.SymdiffError, match="ravel_pytree"):
         sd.hessian(loss, argnums=0)(PARAMS, X, Y)
+
+
+def test_trees_of_scalars():
+    gradient = sd.grad(lambda q: q["a"] * q["b"] ** 2)({"a": 1.0, "b": 2.0})
+    assert gradient == {"a": 4.0, "b": 4.0}
+    value, again = sd.value_and_grad(lambda q: q["a"] * q["b"] ** 2)({"a": 1.0, "b": 2.0})
+    assert value == 4.0 and again == gradient

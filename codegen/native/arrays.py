@@ -102,6 +102,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
         outputs = self.results = set(roots)
         self.inlined = {n for n in self.order if self._fusible(n, consumers.get(n, []), outputs)}
         self.sealed = {n for n in self.inlined if n.op == "embed"}  # their operands elsewhere
+        self.recomputed: set[Expr] = set()  # inlined into several loops (share)
         self.settle_embeds()
         self.share()
         self.destinations: dict[Expr, str] = {}  # output node -> where it is computed
@@ -115,13 +116,13 @@ class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
     def scope(self, roots: list[Expr]):
         """Inside: the scope of a loop body's graph (see _analyse); the function's after."""
         saved = (self.order, self.position, self.consumers, self.results, self.inlined,
-                 self.sealed, self.destinations, self.plan)
+                 self.sealed, self.recomputed, self.destinations, self.plan)
         self._analyse(roots)
         try:
             yield
         finally:
             (self.order, self.position, self.consumers, self.results, self.inlined,
-             self.sealed, self.destinations, self.plan) = saved
+             self.sealed, self.recomputed, self.destinations, self.plan) = saved
 
     def _fusible(self, node, users, outputs) -> bool:
         """Computed inside its one consumer's loop: an elementwise node (or a gather) of

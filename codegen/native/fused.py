@@ -89,6 +89,7 @@ class FusedLoops:
                 # arrays rather than reading an array written once (a broadcast
                 # difference of k-means, (n, k, d), was a 64 MB array).
                 self.inlined.add(node)
+                self.recomputed.add(node)
 
     def hoist(self, variant: set[Expr]) -> None:
         """Producers that do not vary but are fused into a consumer that does (per
@@ -130,11 +131,13 @@ class FusedLoops:
             self.emit_node(node)
 
     def fused_loop(self, group: list[Expr], inside: set[Expr]) -> None:
-        """One loop computing every root of ``group``, storing the ones read elsewhere."""
+        """One loop computing every root of ``group``, storing the ones read elsewhere
+        (outside the loop, or by a producer ``share`` computes in other loops too)."""
         shape, code = group[0].shape, self.code
+        # Read outside the loop, or by a producer computed in other loops too (share).
         stored = {root: self.buffer(root) for root in group
-                  if root in self.results
-                  or any(u not in inside for u in self.consumers.get(root, []))}
+                  if root in self.results or any(u not in inside or u in self.recomputed
+                                                 for u in self.consumers.get(root, []))}
         with code.nest(shape) as indices:
             local: dict[Expr, str] = {}
             for root in group:

@@ -11,7 +11,9 @@ an outer one's symbols are in play never confuses the two.
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import math
 import numbers
 
 from symdiff.autodiff.modes import forward_mode, grad, hessian, jacobian
@@ -29,10 +31,23 @@ def involves_expressions(arguments) -> bool:
     return any(isinstance(a, Expr) for a in arguments)
 
 
-def _positions(argnums, count: int) -> tuple[list[int], bool]:
+def _required(fn, count: int) -> list[int]:
+    """The positions, among ``count`` arguments, of ``fn``'s parameters without a
+    default: what the derivatives are taken by when no argnums is given (as for numbers:
+    a parameter with a default is a constant unless asked for)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[:count]
+    except (TypeError, ValueError):
+        return list(range(count))
+    found = [k for k, p in enumerate(params) if p.default is p.empty]
+    return found + list(range(len(params), count)) or list(range(count))
+
+
+def _positions(argnums, count: int, fn=None) -> tuple[list[int], bool]:
     """(the argument positions to differentiate by, whether one was asked for alone)."""
     if argnums is None:
-        return list(range(count)), count == 1
+        chosen = _required(fn, count) if fn is not None else list(range(count))
+        return chosen, len(chosen) == 1
     if isinstance(argnums, numbers.Integral):
         chosen, single = [int(argnums)], True
     else:
@@ -46,8 +61,10 @@ def _positions(argnums, count: int) -> tuple[list[int], bool]:
 def derivative_at(method: str, fn, argnums, arguments) -> object:
     """``method`` ("grad", "value_and_grad", "jacobian", "hessian") of ``fn`` by the
     arguments at ``argnums`` (all by default), at ``arguments`` (expressions or numbers),
-    as expressions: shaped like JAX's (a gradient like its argument, a Jacobian
-    ``out.shape + arg.shape``, a tuple where several arguments are asked for)."""
+    as expressions, shaped as the compiled methods give them on numbers (a gradient like
+    its argument, a Jacobian (output size, argument size), a Hessian (size, size), a
+    tuple where several arguments are asked for; by default the parameters without a
+    default)."""
     values = [as_expr(a) for a in arguments]
     call = next(_CALLS)
     fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
@@ -58,7 +75,7 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
         raise SymdiffError(f"sd.{method} of a function called on expressions needs it to "
                            f"return one expression or number, got {type(output).__name__}") \
             from None
-    positions, single = _positions(argnums, len(values))
+    positions, single = _positions(argnums, len(values), fn)
     wrt = [fresh[k] for k in positions]
     if method in ("grad", "value_and_grad"):
         if output.shape:
@@ -82,23 +99,30 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
     return (value, shaped) if method == "value_and_grad" else shaped
 
 
+def _size(shape) -> int:
+    return math.prod(shape) if shape else 1
+
+
 def _jacobian(output: Expr, var: Expr) -> Expr:
-    """d output / d var, shaped ``output.shape + var.shape``."""
-    if not output.shape and not var.shape:
-        return forward_mode([output], {var: as_expr(1.0)})[0]
+    """d output / d var as the compiled methods give it: (output size, var size)."""
+    if not output.shape:
+        raise SymdiffError("sd.jacobian needs a vector- or array-valued function (its value "
+                           "is a scalar); use sd.grad")
+    if not var.shape:
+        return reshape(forward_mode([output], {var: as_expr(1.0)})[0], (output.size, 1))
     matrix = jacobian(output, [var])
     matrix = matrix[0][0] if isinstance(matrix, list) else matrix
-    return reshape(matrix, output.shape + var.shape)
+    return reshape(matrix, (_size(output.shape), _size(var.shape)))
 
 
 def _hessian(output: Expr, var: Expr) -> Expr:
-    """d2 output / d var2, shaped ``var.shape + var.shape``."""
+    """d2 output / d var2 as the compiled methods give it: (var size, var size)."""
     if output.shape:
         raise ShapeError(f"sd.hessian needs a scalar function; this one gives shape "
                          f"{output.shape}")
     matrix = hessian(output, [var])
     matrix = matrix[0][0] if isinstance(matrix, list) else matrix
-    return reshape(matrix, var.shape + var.shape)
+    return reshape(matrix, (_size(var.shape), _size(var.shape)))
 
 
 def jvp_at(fn, primals, tangents) -> tuple[Expr, Expr]:

@@ -200,11 +200,11 @@ def _orders(graph) -> list[np.ndarray]:
     degrees = np.diff(graph.indptr)
     natural = np.arange(len(degrees), dtype=np.int64)
     largest_first = np.argsort(-degrees, kind="stable").astype(np.int64)
-    banded = reverse_cuthill_mckee(scipycanonical(graph), symmetric_mode=True).astype(np.int64)
+    banded = reverse_cuthill_mckee(scipy_csr(graph), symmetric_mode=True).astype(np.int64)
     return [natural, largest_first, banded]
 
 
-def scipycanonical(pattern):
+def scipy_csr(pattern):
     """``pattern`` as a scipy csr_matrix (what csgraph takes)."""
     import scipy.sparse
 

@@ -288,9 +288,6 @@ def _with_new_axes(x: Expr, key) -> Expr:
     real = [k for k in key if k is not None and k is not Ellipsis]
     if len(real) > x.ndim:
         raise ShapeError(f"too many indices ({len(real)}) for shape {x.shape}")
-    if any(isinstance(k, (list, np.ndarray)) for k in real) and None in key:
-        raise ShapeError("None (np.newaxis) cannot be mixed with integer-array indices; "
-                         "index first, then add the axis with a reshape or np.expand_dims")
     expanded = []
     for k in key:
         expanded += [slice(None)] * (x.ndim - len(real)) if k is Ellipsis else [k]
@@ -329,6 +326,9 @@ def index(x, key) -> Expr:
     array per axis gathers elements, as in NumPy."""
     x = as_expr(x)
     if _is_new_axis_key(key):
+        entries = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, (list, np.ndarray)) for k in entries):
+            return _gathered_as_numpy_would(x, key)  # NumPy's rules for the axes
         return _with_new_axes(x, key)
     if not x.shape:
         raise ShapeError("a scalar expression cannot be indexed")

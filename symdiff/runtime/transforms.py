@@ -379,7 +379,14 @@ class TreeLayout:
         if method == "forward":
             return result
         value, gradients = result if method == "value_and_grad" else (None, result)
-        gradients = list(gradients) if isinstance(gradients, tuple) else [gradients]
+        leaves = sum(len(self.entries[n][2]) if _is_tree_entry(self.entries[n]) else 1
+                     for n in self.chosen)
+        if isinstance(gradients, tuple):
+            gradients = list(gradients)
+        elif leaves > 1:  # scalar leaves only: one vector of their derivatives
+            gradients = [float(g) for g in gradients]
+        else:
+            gradients = [gradients]
         trees, start = [], 0
         for name in self.chosen:
             entry = self.entries[name]
@@ -479,9 +486,8 @@ def _transform(method: str, fn, argnums, options):
     transformed.__doc__ = compiled.__doc__
     if signature is not None:  # fn's parameters: it traces and transforms again
         transformed.__signature__ = signature
-    for name in ("wait", "source", "save"):  # the ByShape's, where callers reach for them
-        if hasattr(compiled, name):
-            setattr(transformed, name, getattr(compiled, name))
+    for name in ("wait", "save", "for_shapes"):  # the ByShape's, where callers reach
+        setattr(transformed, name, getattr(compiled.__self__, name))
     return transformed
 
 
