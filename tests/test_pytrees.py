@@ -89,3 +89,26 @@ def test_trees_of_scalars():
     assert gradient == {"a": 4.0, "b": 4.0}
     value, again = sd.value_and_grad(lambda q: q["a"] * q["b"] ** 2)({"a": 1.0, "b": 2.0})
     assert value == 4.0 and again == gradient
+
+
+def test_a_gradient_step_on_a_tree_inside_a_traced_function():
+    def inner(p, x):
+        return np.sum((p["w"] @ x + p["b"]) ** 2)
+
+    def after_one_step(p, x):
+        gradient = sd.grad(inner, argnums=0)(p, x)  # on expressions: a tree of them
+        return inner({k: p[k] - 0.1 * gradient[k] for k in p}, x)
+    params, x = {"w": np.ones((2, 3)), "b": np.ones(2)}, np.ones(3)
+    gradient = sd.grad(inner, argnums=0)(params, x)
+    expected = inner({k: params[k] - 0.1 * gradient[k] for k in params}, x)
+    assert sd.jit(after_one_step)(params, x) == pytest.approx(expected, rel=1e-14)
+    meta = sd.grad(after_one_step, argnums=0)(params, x)  # through the inner gradient
+    expected = _finite_differences(lambda p: after_one_step_numeric(p, x), params)
+    np.testing.assert_allclose(sd.ravel_pytree(meta)[0], expected, rtol=1e-6)
+
+
+def after_one_step_numeric(p, x):
+    residual = p["w"] @ x + p["b"]
+    gradient = {"w": 2 * np.outer(residual, x), "b": 2 * residual}
+    moved = {k: p[k] - 0.1 * gradient[k] for k in p}
+    return np.sum((moved["w"] @ x + moved["b"]) ** 2)

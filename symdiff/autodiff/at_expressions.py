@@ -18,6 +18,7 @@ import numbers
 
 from symdiff.autodiff.modes import forward_mode, grad, hessian, jacobian
 from symdiff.errors import ShapeError, SymdiffError
+from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, as_expr, internal_symbol
 from symdiff.ops.arrays import reshape
 from symdiff.passes.pipeline import optimize, substitute
@@ -27,8 +28,10 @@ METHODS = ("grad", "value_and_grad", "jacobian", "hessian")
 
 
 def involves_expressions(arguments) -> bool:
-    """Whether any argument is an expression (else the compiled path applies)."""
-    return any(isinstance(a, Expr) for a in arguments)
+    """Whether any argument is an expression, or a pytree holding one (else the
+    compiled path applies)."""
+    return any(isinstance(leaf, Expr) for a in arguments
+               for leaf in (trees.flatten(a)[0] if trees.is_tree(a) else [a]))
 
 
 def _required(fn, count: int) -> list[int]:
@@ -65,18 +68,33 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
     its argument, a Jacobian (output size, argument size), a Hessian (size, size), a
     tuple where several arguments are asked for; by default the parameters without a
     default)."""
-    values = [as_expr(a) for a in arguments]
+    structures, flat = [], []  # pytree arguments: their leaves, each a symbol of its own
+    for argument in arguments:
+        leaves, structure = trees.flatten(argument) if trees.is_tree(argument) else (
+            [argument], None)
+        structures.append((structure, len(leaves)))
+        flat += leaves
+    if any(s for s, _ in structures) and method not in ("grad", "value_and_grad"):
+        raise SymdiffError(f"sd.{method} of pytree arguments is not supported: flatten them "
+                           "with sd.ravel_pytree")
+    values = [as_expr(a) for a in flat]
     call = next(_CALLS)
     fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
-    output = fn(*fresh)
+    grouped, start = [], 0
+    for structure, count in structures:
+        part = fresh[start:start + count]
+        grouped.append(part[0] if structure is None else trees.unflatten(structure, part))
+        start += count
+    output = fn(*grouped)
     try:
         output = as_expr(output)
     except TypeError:
         raise SymdiffError(f"sd.{method} of a function called on expressions needs it to "
                            f"return one expression or number, got {type(output).__name__}") \
             from None
-    positions, single = _positions(argnums, len(values), fn)
-    wrt = [fresh[k] for k in positions]
+    positions, single = _positions(argnums, len(arguments), fn)
+    starts = [sum(c for _, c in structures[:k]) for k in range(len(structures))]
+    wrt = [fresh[starts[k] + j] for k in positions for j in range(structures[k][1])]
     if method in ("grad", "value_and_grad"):
         if output.shape:
             raise ShapeError(f"sd.{method} needs a scalar function; this one gives shape "
@@ -94,8 +112,12 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
     result = [output] + parts if method == "value_and_grad" else parts
     placed = iter(optimize(substitute(result, dict(zip(fresh, values, strict=True)))))
     value = next(placed) if method == "value_and_grad" else None
-    derivatives = list(placed)
-    shaped = derivatives[0] if single else tuple(derivatives)
+    derivatives, regrouped = list(placed), []
+    for k in positions:  # each argument's derivatives, a tree where it is one
+        structure, count = structures[k]
+        part, derivatives = derivatives[:count], derivatives[count:]
+        regrouped.append(part[0] if structure is None else trees.unflatten(structure, part))
+    shaped = regrouped[0] if single else tuple(regrouped)
     return (value, shaped) if method == "value_and_grad" else shaped
 
 

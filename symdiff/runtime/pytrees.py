@@ -13,7 +13,6 @@ a tree into one vector and back, for SciPy's optimizers.
 from __future__ import annotations
 
 import keyword
-import numbers
 import re
 
 import numpy as np
@@ -21,17 +20,7 @@ import optree
 
 from symdiff.errors import ArgumentError
 from symdiff.ir.nodes import Expr, symbol
-
-NONE_IS_LEAF = False  # None is an empty subtree, as in JAX
-
-
-def is_tree(value) -> bool:
-    """Whether ``value`` is a pytree container of arrays (see the module)."""
-    if isinstance(value, dict):
-        return True
-    if isinstance(value, (list, tuple)) and not isinstance(value, np.ndarray):
-        return any(not isinstance(item, numbers.Number) for item in value)
-    return False
+from symdiff.ir.trees import NONE_IS_LEAF, is_tree  # noqa: F401 - is_tree: re-exported
 
 
 def _leaf_shape(leaf) -> tuple:
