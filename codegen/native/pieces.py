@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from contextlib import ExitStack, contextmanager
 
+from symdiff.ir.index_keys import step_one_ranges
 from symdiff.ir.nodes import OPS, Expr
 
 from .views import position, whole
@@ -29,21 +30,7 @@ def embedded_box(node: Expr) -> list[tuple[int, int]] | None:
     """The [start, stop) an embed's operand fills on each axis of its result (static
     axes, step-1 slices and positions), or None where it is not such an embed."""
     key, shape = node.value
-    if not all(isinstance(d, int) for d in shape):
-        return None
-    box = []
-    for axis, dim in enumerate(shape):
-        entry = key[axis] if axis < len(key) else ("s", None, None, None)
-        if entry[0] == "i" and 0 <= entry[1] < dim:
-            box.append((entry[1], entry[1] + 1))
-        elif entry[0] == "s" and entry[1:] == (None, None, None):
-            box.append((0, dim))
-        elif entry[0] == "s" and entry[3] in (None, 1):
-            span = range(*entry[1:])
-            box.append((span.start, span.start + len(span)))
-        else:
-            return None
-    return box
+    return step_one_ranges(key, shape, positions=True)
 
 
 def pieces(shape, boxes: dict) -> list[tuple[list[tuple[int, int]], frozenset]]:

@@ -84,3 +84,23 @@ def key_text(key) -> str:
             python = slice(*bounds) if kind == "o" else _slice(*bounds)
             parts.append(slice_text(python.start, python.stop, python.step))
     return ", ".join(parts)
+
+
+def step_one_ranges(key, shape, positions: bool = False) -> list[tuple[int, int]] | None:
+    """The [start, stop) that an index key of a static ``shape`` keeps on each axis (a
+    whole axis, a step-1 slice; with ``positions``, a position as a range of one), or
+    None where it holds anything else (another step, an open axis)."""
+    if not all(isinstance(d, int) for d in shape):
+        return None
+    ranges = []
+    for axis, dim in enumerate(shape):
+        entry = key[axis] if axis < len(key) else ("s", None, None, None)
+        if positions and entry[0] == "i" and 0 <= entry[1] < dim:
+            ranges.append((entry[1], entry[1] + 1))
+        elif entry == ("s", None, None, None):
+            ranges.append((0, dim))
+        elif entry[0] == "s" and entry[3] == 1:
+            ranges.append((entry[1], entry[2]))
+        else:
+            return None
+    return ranges

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from symdiff.ir.index_keys import step_one_ranges
 from symdiff.ir.nodes import OPS, Expr, apply, const, is_number
 
 
@@ -61,23 +62,6 @@ def _zeros(node: Expr) -> bool:
     return node.op == "array" and not node.value.array.any()
 
 
-def _ranges(key, shape) -> list[tuple[int, int]] | None:
-    """The [start, stop) of each axis of a static ``shape`` that ``key`` (an index key)
-    keeps, or None where it holds a position or a step other than 1."""
-    if not all(isinstance(d, int) for d in shape):
-        return None
-    ranges = []
-    for axis, dim in enumerate(shape):
-        entry = key[axis] if axis < len(key) else _WHOLE
-        if entry == _WHOLE:
-            ranges.append((0, dim))
-        elif entry[0] == "s" and entry[3] == 1:
-            ranges.append(entry[1:3])
-        else:
-            return None
-    return ranges
-
-
 def _key(ranges, shape) -> tuple:
     """The normalized index key of step-1 ``ranges`` of ``shape`` (whole axes as such,
     trailing whole axes left out)."""
@@ -93,7 +77,7 @@ def _slice_of_concatenation(node: Expr) -> Expr | None:
     # lies in (a slice of that part), or one part and zero padding (that part's slice
     # placed into zeros: an embed, which loops compute without the padded copy).
     source = node.args[0]
-    ranges = _ranges(node.value, source.shape) if source.op == "concatenate" else None
+    ranges = step_one_ranges(node.value, source.shape) if source.op == "concatenate" else None
     if ranges is None:
         return None
     axis, (start, stop) = source.value, ranges[source.value]
@@ -126,7 +110,7 @@ def _embed_of_embed(node: Expr) -> Expr | None:
     if inner.op != "embed":
         return None
     (outer_key, shape), (inner_key, middle) = node.value, inner.value
-    outer, within = _ranges(outer_key, shape), _ranges(inner_key, middle)
+    outer, within = step_one_ranges(outer_key, shape), step_one_ranges(inner_key, middle)
     if outer is None or within is None:
         return None
     placed = [(a + lo, a + hi) for (a, _), (lo, hi) in zip(outer, within, strict=True)]

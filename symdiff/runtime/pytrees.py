@@ -19,8 +19,9 @@ import numpy as np
 import optree
 
 from symdiff.errors import ArgumentError
+from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, symbol
-from symdiff.ir.trees import NONE_IS_LEAF, is_tree  # noqa: F401 - is_tree: re-exported
+from symdiff.ir.trees import is_tree  # noqa: F401 - re-exported for the runtime
 
 
 def _leaf_shape(leaf) -> tuple:
@@ -31,7 +32,7 @@ def _leaf_shape(leaf) -> tuple:
 
 def tree_key(value) -> tuple:
     """What a compile for a tree argument depends on: its structure and leaf shapes."""
-    leaves, spec = optree.tree_flatten(value, none_is_leaf=NONE_IS_LEAF)
+    leaves, spec = trees.flatten(value)
     return ("tree", spec, tuple(_leaf_shape(leaf) for leaf in leaves))
 
 
@@ -53,12 +54,12 @@ def leaf_symbols(name: str, key: tuple, taken: set[str]) -> tuple[object, list[E
             label, k = f"{base}_{k}", k + 1
         taken.add(label)
         leaves.append(symbol(label, shape))
-    return optree.tree_unflatten(spec, leaves), leaves
+    return trees.unflatten(spec, leaves), leaves
 
 
 def flatten_argument(name: str, value, key: tuple) -> list:
     """The leaves of a tree argument, which must have the structure of ``key``."""
-    leaves, spec = optree.tree_flatten(value, none_is_leaf=NONE_IS_LEAF)
+    leaves, spec = trees.flatten(value)
     if spec != key[1]:
         raise ArgumentError(f"argument {name} has the structure {spec}, not the {key[1]} "
                             "it was compiled for")
@@ -67,14 +68,14 @@ def flatten_argument(name: str, value, key: tuple) -> list:
 
 def unflatten(key: tuple, leaves: list):
     """``leaves`` (one per leaf of ``key``'s structure) in that structure."""
-    return optree.tree_unflatten(key[1], list(leaves))
+    return trees.unflatten(key[1], leaves)
 
 
 def ravel_pytree(tree):
     """(one float64 vector of every leaf of ``tree``, ``unravel``): ``unravel(v)`` gives
     a tree of the same structure and leaf shapes from such a vector (NumPy arrays, or
     expressions while tracing), as ``jax.flatten_util.ravel_pytree``."""
-    leaves, spec = optree.tree_flatten(tree, none_is_leaf=NONE_IS_LEAF)
+    leaves, spec = trees.flatten(tree)
     shapes = [np.shape(leaf) for leaf in leaves]
     sizes = [int(np.prod(s)) for s in shapes]
     flat = (np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
@@ -87,5 +88,5 @@ def ravel_pytree(tree):
                                 f"got {len(vector)}")
         parts = [vector[int(a):int(b)].reshape(s) if s else vector[int(a)]
                  for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]
-        return optree.tree_unflatten(spec, parts)
+        return trees.unflatten(spec, parts)
     return flat, unravel
