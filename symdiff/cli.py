@@ -14,9 +14,13 @@ from symdiff.frontend.graph_picture import render, to_dot
 from symdiff.frontend.parser import parse
 from symdiff.ir.evaluate import evaluate
 from symdiff.ir.nodes import free_symbols
+from symdiff.ir.printer import to_let_form
 from symdiff.runtime.compiled import compile_expression
 
 EXAMPLE = "((a+b)*c)**2"
+# --form auto prints an expression in let-form once its infix text is longer than this:
+# derivatives repeat subexpressions, and one line of kilobytes is unreadable.
+LET_FORM_CHARS = 200
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--graph", metavar="FILE",
                         help="draw the computation graph (with values and adjoints at --at): "
                              "FILE.dot, or .svg/.png/.pdf through Graphviz's dot")
+    parser.add_argument("--form", choices=("auto", "infix", "let"), default="auto",
+                        help="how to print expressions: 'let' names every shared "
+                             "subexpression (_1 = ...), 'infix' prints one line each, 'auto' "
+                             f"(default) uses let-form for texts over {LET_FORM_CHARS} "
+                             "characters")
     parser.add_argument("--fast-math", action="store_true",
                         help="allow simplifications that are wrong for inf/nan inputs")
     parser.add_argument("--clear-cache", action="store_true",
@@ -99,7 +108,7 @@ def run(argv: list[str] | None = None, out=None) -> int:
     for path in (args.output, args.graph):
         if path:
             _check_output(path)
-    f = parse(args.expression)
+    f = parse(args.expression, args.wrt or ())
     variables = [s.value for s in free_symbols([f])]
     for name in args.wrt or ():
         if name not in variables:
@@ -113,7 +122,12 @@ def run(argv: list[str] | None = None, out=None) -> int:
 
     def show(label: str, expr) -> None:
         value = f"  = {evaluate(expr, point)!r}" if show_values else ""
-        print(f"{label} = {expr}{value}", file=out)
+        text = f"{label} = {expr}"
+        if args.form == "let" or (args.form == "auto" and len(text) > LET_FORM_CHARS):
+            # Its last line binds the label; the shared parts above it are indented.
+            *shared, last = to_let_form(expr, [label]).split("\n")
+            text = "\n".join([f"    {line}" for line in shared] + [last])
+        print(f"{text}{value}", file=out)
 
     names = ", ".join(s.value for s in wrt)
     show(f"f({names})", f)

@@ -105,6 +105,20 @@ def test_command_line_options_given_twice_add_up(capsys):
     assert "df/dc = 2*((a + b)*c)*(a + b)  = 36.0" in lines
 
 
+def test_command_line_prints_long_derivatives_in_let_form(capsys):
+    # A Black-Scholes-like term: its second derivatives repeat whole subexpressions.
+    assert run(["S*exp(-(log(S/K) + s**2/2)**2/s)", "--wrt", "S", "K", "--order", "2",
+                "--at", "S=1", "K=2", "s=0.3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "    _1 = S/K" in lines  # shared parts named, indented under the label line
+    entry = next(line for line in lines if line.startswith("d2f/dS dS = "))
+    assert "_1" in entry and entry.endswith("= 4.02447155414445")
+    assert run(["a*b", "--form", "let"]) == 0
+    assert "f(a, b) = a*b" in capsys.readouterr().out.splitlines()
+    assert run(["e*x + pi", "--wrt", "e", "x"]) == 0  # --wrt declares e a symbol
+    assert "f(e, x) = e*x + 3.141592653589793" in capsys.readouterr().out.splitlines()
+
+
 def test_command_line_process():
     done = subprocess.run([sys.executable, "-m", "symdiff", "sin(x)*y", "--order", "1",
                            "--at", "x=0", "y=3"], capture_output=True, text=True)

@@ -136,3 +136,20 @@ def test_let_form_takes_one_expression_or_a_list():
 def test_symbols_accepts_ranges():
     assert [s.value for s in sd.symbols("x0:3, y")] == ["x0", "x1", "x2", "y"]
     assert sd.symbols("w2:3").value == "w2"
+
+
+def test_pi_and_e_are_constants_unless_declared():
+    import math
+    assert sd.parse("pi*x") is sd.const(math.pi) * sd.symbol("x")
+    assert sd.evaluate(sd.parse("e**x"), {"x": 2.0}) == math.e ** 2
+    e, x = sd.symbols("e x")
+    assert sd.parse("e*x", symbols=["e"]) is e * x
+    assert sd.parse("e*x", symbols=e) is e * x
+    assert sd.diff("e*x", "e") is x  # names listed in wrt are symbols too
+    assert sd.compile("e*x", args=["e", "x"]).grad(2.0, 3.0).tolist() == [3.0, 2.0]
+    assert sd.compile("pi*x").grad(1.0).tolist() == [math.pi]
+    long_text = " + ".join(["e*x"] * 20_000)  # the iterative parser reads them alike
+    assert sd.evaluate(sd.parse(long_text), {"x": 1.0}) == pytest.approx(20_000 * math.e)
+    assert sd.free_symbols(sd.parse(long_text, symbols=["e"])) == [e, x]
+    with pytest.raises(sd.SymdiffError, match="symbols= takes names or symbols"):
+        sd.parse("x", symbols=[1.5])

@@ -12,11 +12,10 @@ anything; the second builds IR nodes as operators complete.
 from __future__ import annotations
 
 import ast
-import math
 import re
 
 from symdiff.errors import ParseError, SymdiffError
-from symdiff.ir.nodes import RESERVED_NAMES, Expr, apply, const, symbol
+from symdiff.ir.nodes import Expr, apply, const, text_name
 from symdiff.ops.elementwise import FUNCTIONS
 
 _BINARY = {"+": ("add", 1), "-": ("sub", 1), "*": ("mul", 2), "/": ("div", 2),
@@ -40,15 +39,16 @@ class _Call:
         self.name, self.column, self.count = name, column, 0
 
 
-def parse_long(text: str) -> Expr:
-    """Parse ``text`` (already stripped, non-empty) like ``symdiff.frontend.parser.parse``."""
-    _Pass(text, build=False).run()
-    return _Pass(text, build=True).run()
+def parse_long(text: str, declared=frozenset()) -> Expr:
+    """Parse ``text`` (already stripped, non-empty) like ``symdiff.frontend.parser.parse``;
+    ``declared`` names are symbols even where they name a constant (pi, e)."""
+    _Pass(text, declared, build=False).run()
+    return _Pass(text, declared, build=True).run()
 
 
 class _Pass:
-    def __init__(self, text: str, build: bool):
-        self.text, self.build = text, build
+    def __init__(self, text: str, declared: frozenset[str], build: bool):
+        self.text, self.declared, self.build = text, declared, build
         self.operands: list = []  # IR nodes; None placeholders when only checking
         self.operators: list = []  # ("bin", op, precedence) | ("neg",) | ("pos",) | _Call
 
@@ -173,10 +173,8 @@ class _Pass:
         return self.operands[0]
 
     def name(self, text: str, column: int):
-        if text in RESERVED_NAMES:
-            return const(math.inf if text == "inf" else math.nan)
         try:  # checked in both passes (symbols are interned: nothing accumulates)
-            return symbol(text)
+            return text_name(text, self.declared)
         except SymdiffError as exc:
             raise self.error(str(exc), column) from None
 

@@ -3,7 +3,8 @@
 The text goes through ``ast.parse`` and an allow-list walk (iterative, so deep
 expressions cannot exhaust Python's stack); texts too long or too deeply chained for
 ``ast.parse`` go to the iterative parser of ``symdiff.frontend.long_parser`` instead.  Accepted:
-numbers, names, ``+ - * / **``, unary ``+``/``-``, one comparison (``<``, ``<=``, ``>``,
+numbers, names (``inf``, ``nan``, and ``pi`` and ``e`` unless declared as symbols, are
+constants), ``+ - * / **``, unary ``+``/``-``, one comparison (``<``, ``<=``, ``>``,
 ``>=``, ``==``, ``!=``: 1.0 or 0.0), calls of known functions by bare name, and the loops
 ``fori_loop(lower, upper, lambda i, c: body, init)`` and
 ``while_loop(lambda c: cond, lambda c: body, init)`` with scalar carries (their lambdas
@@ -14,12 +15,11 @@ else is a ParseError naming the piece and its column.
 from __future__ import annotations
 
 import ast
-import math
 
 from symdiff.control.while_loops import fori_loop, while_loop
 from symdiff.errors import ParseError, SymdiffError
 from symdiff.frontend.long_parser import parse_long
-from symdiff.ir.nodes import RESERVED_NAMES, Expr, apply, const, symbol
+from symdiff.ir.nodes import Expr, apply, const, text_name
 from symdiff.ops.elementwise import FUNCTIONS
 
 MAX_TEXT_CHARS = 10_000_000
@@ -56,8 +56,13 @@ _DESCRIBE = {
 }
 
 
-def parse(text: str) -> Expr:
-    """Parse ``text`` (Python expression syntax) into an expression; names become symbols."""
+def parse(text: str, symbols=()) -> Expr:
+    """Parse ``text`` (Python expression syntax) into an expression.
+
+    Names become symbols, except ``inf``, ``nan``, and ``pi`` and ``e`` (the constants)
+    unless ``symbols`` lists them: ``parse("e*x", symbols=["e"])`` reads ``e`` as a symbol.
+    """
+    declared = _declared(symbols)
     if not isinstance(text, str):
         raise ParseError(f"expected a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT_CHARS:
@@ -66,7 +71,7 @@ def parse(text: str) -> Expr:
     if not text.strip():
         raise ParseError("empty expression")
     if len(text) > AST_MAX_CHARS:
-        return parse_long(text.strip())
+        return parse_long(text.strip(), declared)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -76,15 +81,32 @@ def parse(text: str) -> Expr:
         column = exc.offset or len((text.splitlines() or [""])[min(line, 1) - 1]) + 1
         raise ParseError(f"invalid syntax: {exc.msg}", text, line, column) from None
     except (RecursionError, MemoryError):
-        return parse_long(text.strip())
+        return parse_long(text.strip(), declared)
     except ValueError as exc:  # e.g. null bytes
         raise ParseError(f"invalid text: {exc}") from None
-    return _Builder(text.strip()).build(tree.body)
+    return _Builder(text.strip(), declared).build(tree.body)
+
+
+def _declared(symbols) -> frozenset[str]:
+    """The names ``symbols`` declares: strings or symbols, one or a list."""
+    if isinstance(symbols, (str, Expr)):
+        symbols = [symbols]
+    names = set()
+    for s in symbols or ():
+        if isinstance(s, Expr) and s.op == "symbol":
+            names.add(s.value)
+        elif isinstance(s, str):
+            names.add(s)
+        else:
+            raise SymdiffError(f"symbols= takes names or symbols, got {s!r}")
+    return frozenset(names)
 
 
 class _Builder:
-    def __init__(self, text: str, bound: dict[str, Expr] | None = None):
+    def __init__(self, text: str, declared: frozenset[str],
+                 bound: dict[str, Expr] | None = None):
         self.text = text
+        self.declared = declared  # names read as symbols even where they name a constant
         self.lines = text.splitlines() or [""]
         self.bound = bound or {}  # lambda parameters in scope
 
@@ -183,7 +205,7 @@ class _Builder:
         def call(*values):
             bound = dict(self.bound)
             bound.update(zip(names, values, strict=True))
-            return _Builder(self.text, bound).build(node.body)
+            return _Builder(self.text, self.declared, bound).build(node.body)
         return call
 
     def loop(self, node: ast.Call, done: dict[int, Expr]) -> Expr:
@@ -205,10 +227,8 @@ class _Builder:
         if isinstance(node, ast.Name):
             if node.id in self.bound:
                 return self.bound[node.id]
-            if node.id in RESERVED_NAMES:
-                return const(math.inf if node.id == "inf" else math.nan)
             try:
-                return symbol(node.id)
+                return text_name(node.id, self.declared)
             except SymdiffError as exc:
                 raise self.error(str(exc), node) from None
         if isinstance(node, ast.BinOp):

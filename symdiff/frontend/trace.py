@@ -22,30 +22,41 @@ def is_python_function(f) -> bool:
     return callable(f) and not isinstance(f, Expr) and not hasattr(f, "free_symbols")
 
 
-def read_expression(value) -> Expr:
-    """An expression from what users write: an expression, a number, a string (parsed)
-    or a SymPy expression."""
+def named(items) -> list:
+    """The names and symbols among ``args`` or ``wrt`` (one item, a list, or None): text
+    reads them as symbols even where they name a constant (e, pi)."""
+    if isinstance(items, (str, Expr)):
+        items = [items]
+    elif not isinstance(items, (list, tuple)):
+        return []
+    return [x for x in items if isinstance(x, str) or (isinstance(x, Expr) and x.op == "symbol")]
+
+
+def read_expression(value, symbols=()) -> Expr:
+    """An expression from what users write: an expression, a number, a string (parsed;
+    ``symbols`` declares names such as ``e`` that text otherwise reads as constants) or a
+    SymPy expression."""
     if isinstance(value, str):
-        return parse(value)
+        return parse(value, symbols)
     if _is_sympy(value):
         return from_sympy(value)
     return as_expression(value)
 
 
-def as_outputs(f) -> tuple[list[Expr], bool]:
+def as_outputs(f, symbols=()) -> tuple[list[Expr], bool]:
     """Output expressions of a function result, and whether it is a single scalar.
 
-    Accepts an expression, a number, a string, a SymPy expression, or a list/tuple/array
-    (also a SymPy matrix) of those (vector-valued).
+    Accepts an expression, a number, a string (``symbols``: see ``read_expression``), a
+    SymPy expression, or a list/tuple/array (also a SymPy matrix) of those (vector-valued).
     """
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
     if isinstance(f, (list, tuple)):
-        flat = flatten(f, read_expression)
+        flat = flatten(f, lambda x: read_expression(x, symbols))
         if not flat:
             raise SymdiffError("a vector-valued function needs at least one output")
         return flat, False
-    return [read_expression(f)], True
+    return [read_expression(f, symbols)], True
 
 
 def function_name(fn) -> str:

@@ -25,6 +25,9 @@ from symdiff.ir.walk import topological_order
 
 # Names the parser reads as constants, so they cannot name symbols.
 RESERVED_NAMES = frozenset({"inf", "nan"})
+# Names text reads as mathematical constants unless the caller declares them as symbols
+# (``sd.parse("e*x", symbols=["e"])``): in a formula, pi and e mean the numbers.
+NAMED_CONSTANTS = {"pi": math.pi, "e": math.e}
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,16 @@ def symbol(name: str, shape=()) -> Expr:
     if name in RESERVED_NAMES:
         raise SymdiffError(f"invalid symbol name {name!r}: reserved for the constant {name}")
     return Expr._make("symbol", (), name, check_shape(shape))
+
+
+def text_name(name: str, declared=frozenset()) -> Expr:
+    """What a bare name in text means: inf and nan, then pi and e unless ``declared``
+    names them, are constants; any other name is a symbol."""
+    if name in RESERVED_NAMES:
+        return const(math.inf if name == "inf" else math.nan)
+    if name in NAMED_CONSTANTS and name not in declared:
+        return const(NAMED_CONSTANTS[name])
+    return symbol(name)
 
 
 def internal_symbol(name: str, shape=()) -> Expr:

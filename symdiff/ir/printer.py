@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from symdiff.errors import SymdiffError
 from symdiff.ir.index_keys import key_text
 from symdiff.ir.nodes import OPS, Expr, install_methods, topological_order
 
@@ -136,13 +137,17 @@ def to_infix(node: Expr) -> str:
     return _write(node, {})
 
 
-def to_let_form(exprs) -> str:
+def to_let_form(exprs, names=None) -> str:
     """Print expressions as a sequence of bindings, naming every node used more than once.
 
-    Output lines look like ``_1 = a + b`` and end with ``out0 = ...``; the text is for
-    reading, not for ``sd.parse``.  ``exprs``: one expression or a list of them.
+    Output lines look like ``_1 = a + b`` and end with ``out0 = ...`` (or the given
+    ``names`` of the outputs); the text is for reading, not for ``sd.parse``.  ``exprs``:
+    one expression or a list of them.
     """
     roots = [exprs] if isinstance(exprs, Expr) else list(exprs)
+    names_out = [f"out{i}" for i in range(len(roots))] if names is None else list(names)
+    if len(names_out) != len(roots):
+        raise SymdiffError(f"to_let_form: {len(roots)} expressions, {len(names_out)} names")
     order = topological_order(roots)
     uses: dict[Expr, int] = {}
     for n in order:
@@ -154,7 +159,7 @@ def to_let_form(exprs) -> str:
         if n.args and uses.get(n, 0) > 1:
             names[n] = f"_{len(names) + 1}"
             lines.append(f"{names[n]} = {_write(n, names)}")
-    lines += [f"out{i} = {_write(r, names)}" for i, r in enumerate(roots)]
+    lines += [f"{name} = {_write(r, names)}" for name, r in zip(names_out, roots, strict=True)]
     return "\n".join(lines)
 
 

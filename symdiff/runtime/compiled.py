@@ -11,7 +11,7 @@ from codegen import LOWERINGS
 from codegen.cache import umask, write_atomic
 from symdiff.autodiff.modes import as_variables
 from symdiff.errors import NotDifferentiableError, SymdiffError
-from symdiff.frontend.trace import as_outputs
+from symdiff.frontend.trace import as_outputs, named
 from symdiff.ir.nodes import Expr, free_symbols, from_rows, graph_rows, symbol
 from symdiff.passes.data import npz_bytes, saved_data_loader
 from symdiff.passes.pipeline import optimize
@@ -60,7 +60,8 @@ def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | No
     options = compile_options(fast_math, lowering, background, backend)
     if isinstance(args, dict):  # names and shapes, in order
         args = [symbol(name, shape) for name, shape in args.items()]
-    outputs, scalar = as_outputs(f)
+    # Names the caller lists are symbols even in text that reads them as constants (e, pi).
+    outputs, scalar = as_outputs(f, named(args) + named(wrt))
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
         raise SymdiffError("a list of array outputs is not supported: concatenate them")
     single = isinstance(wrt, (str, Expr)) if single is None else single

@@ -25,6 +25,7 @@ from symdiff.frontend.trace import (
     call_on,
     function_name,
     is_python_function,
+    named,
     parameters,
     read_expression,
     trace,
@@ -523,14 +524,16 @@ def jvp(fn, primals, tangents):
     return value, tangent
 
 
-def _expressions(f):
-    return [read_expression(x) for x in f] if isinstance(f, (list, tuple)) else read_expression(f)
+def _expressions(f, wrt):
+    if isinstance(f, (list, tuple)):
+        return [read_expression(x, named(wrt)) for x in f]
+    return read_expression(f, named(wrt))
 
 
 def diff(f, *wrt, simplify: bool = True):
     """The successive partial derivative d^k f / d wrt[0] ... d wrt[k-1] of an expression,
     a string or a SymPy expression (symdiff.autodiff.modes.diff)."""
-    return symbolic.diff(read_expression(f), *wrt, simplify=simplify)
+    return symbolic.diff(read_expression(f, named(wrt)), *wrt, simplify=simplify)
 
 
 def grad(f, wrt=None, simplify: bool = True, *, argnums=None):
@@ -539,7 +542,7 @@ def grad(f, wrt=None, simplify: bool = True, *, argnums=None):
     ``argnums``: argument positions, default all)."""
     if is_python_function(f):
         return _transform("grad", f, wrt if argnums is None else argnums, {})
-    return symbolic.grad(read_expression(f), wrt, simplify)
+    return symbolic.grad(read_expression(f, named(wrt)), wrt, simplify)
 
 
 def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
@@ -547,7 +550,7 @@ def jacobian(fs, wrt=None, simplify: bool = True, *, argnums=None):
     compiled Jacobian function (``jax.jacobian``)."""
     if is_python_function(fs):
         return _transform("jacobian", fs, wrt if argnums is None else argnums, {})
-    return symbolic.jacobian(_expressions(fs), wrt, simplify)
+    return symbolic.jacobian(_expressions(fs, wrt), wrt, simplify)
 
 
 def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
@@ -555,10 +558,10 @@ def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
     its compiled Hessian function (``jax.hessian``)."""
     if is_python_function(f):
         return _transform("hessian", f, wrt if argnums is None else argnums, {})
-    return symbolic.hessian(read_expression(f), wrt, simplify)
+    return symbolic.hessian(read_expression(f, named(wrt)), wrt, simplify)
 
 
 def hvp(f, wrt, v, simplify: bool = True):
     """Hessian-vector product of a scalar expression without forming H
     (symdiff.autodiff.modes.hvp)."""
-    return symbolic.hvp(read_expression(f), wrt, v, simplify)
+    return symbolic.hvp(read_expression(f, named(wrt)), wrt, v, simplify)
