@@ -65,7 +65,8 @@ _RUNTIME = {
     "compile": "transforms", "ByShape": "transforms", "jit": "transforms",
     "value_and_grad": "transforms", "vmap": "transforms", "diff": "transforms",
     "grad": "transforms", "hessian": "transforms", "hvp": "transforms",
-    "jacobian": "transforms", "jvp": "transforms", "CompiledFunction": "compiled",
+    "jacobian": "transforms", "jvp": "transforms", "vjp": "transforms",
+    "CompiledFunction": "compiled",
     "VMapped": "batching", "Lowered": "lowering", "ravel_pytree": "pytrees",
 }
 
@@ -118,7 +119,8 @@ __all__ = [
     "Expr", "ParseError", "SymdiffError", "TraceError", "ShapeError", "ArgumentError",
     "NotDifferentiableError", "symbols", "symbol", "const", "parse", "evaluate", "optimize",
     "count_ops", "free_symbols", "to_let_form", "to_dot", "show_progress",
-    "diff", "grad", "hessian", "jacobian", "jvp", "hvp", "compile", "CompiledFunction", "ByShape",
+    "diff", "grad", "hessian", "jacobian", "jvp", "vjp", "hvp", "compile", "CompiledFunction",
+    "ByShape",
     "jit", "value_and_grad", "vmap", "VMapped", "Lowered", "ravel_pytree", "from_sympy",
     "to_sympy", "to_latex",
     "vector", "matrix", "amax", "concatenate", "dot", "index", "log_softmax", "logsumexp",

@@ -120,3 +120,63 @@ def test_expressions_and_numbers_give_the_same_structure():
     s = sd.symbol("s")
     column = sd.compile(lambda s: sd.jacobian(lambda t: np.sin(t) * np.ones(3))(s), args=[s])
     assert column(2.0).shape == (3, 1)
+
+
+def _central(f, x, dx, h=1e-6):
+    return (f(x + h * dx) - f(x - h * dx)) / (2 * h)
+
+
+def test_jvp_vjp_and_hvp_of_array_functions_on_numbers():
+    rng = np.random.default_rng(0)
+    x, dx = rng.normal(size=3), rng.normal(size=3)
+
+    def f(v):  # array-valued
+        return np.sin(v) * np.sum(v ** 2)
+    value, tangent = sd.jvp(f, (x,), (dx,))
+    np.testing.assert_allclose(value, f(x), rtol=1e-14)
+    np.testing.assert_allclose(tangent, _central(f, x, dx), rtol=1e-7)
+    value, pullback = sd.vjp(f, x)
+    np.testing.assert_allclose(value, f(x), rtol=1e-14)
+    ct = rng.normal(size=3)
+    (got,) = pullback(ct)
+    jac = np.stack([_central(f, x, e) for e in np.eye(3)], axis=1)
+    np.testing.assert_allclose(got, ct @ jac, rtol=1e-7)
+
+    def g(v, y):  # scalar, of an array and a scalar
+        return np.sum(np.sin(v)) * y ** 2
+    parts = sd.hvp(g, (x, 2.0), (dx, 0.5))
+    assert isinstance(parts[1], float)
+    hess_x = np.diag(-np.sin(x) * 4.0)
+    np.testing.assert_allclose(parts[0], hess_x @ dx + 4.0 * np.cos(x) * 0.5, rtol=1e-13)
+    assert parts[1] == pytest.approx(4.0 * np.cos(x) @ dx + 2 * np.sum(np.sin(x)) * 0.5,
+                                     rel=1e-13)
+    _, pullback = sd.vjp(g, x, 2.0)
+    grads = pullback(1.0)
+    np.testing.assert_allclose(grads[0], np.cos(x) * 4.0, rtol=1e-14)
+    assert grads[1] == pytest.approx(4.0 * np.sum(np.sin(x)), rel=1e-14)
+    with pytest.raises(sd.ShapeError, match="cotangent has shape"):
+        pullback(np.ones(2))
+
+
+def test_vjp_and_hvp_inside_traced_functions():
+    w = sd.symbol("w")
+    # A Newton step on u**3 sin(u): g / (H 1), both from Python functions on expressions.
+    objective = lambda u: u ** 3 * sd.sin(u)  # noqa: E731
+
+    def newton_step(w):
+        _, pullback = sd.vjp(objective, w)
+        (gradient,) = pullback(1.0)
+        return w - gradient / sd.hvp(objective, (w,), (1.0,))
+    step = sd.compile(newton_step, args=[w])
+    u = 0.7
+    g = 3 * u ** 2 * np.sin(u) + u ** 3 * np.cos(u)
+    h = 6 * u * np.sin(u) + 6 * u ** 2 * np.cos(u) - u ** 3 * np.sin(u)
+    assert step(u) == pytest.approx(u - g / h, rel=1e-14)
+    assert step.grad(u) == pytest.approx(_central(step, u, 1.0), rel=1e-6)
+    v = sd.vector("v", 2)
+    value, pullback = sd.vjp(lambda a: a * a[0], v)
+    assert value.shape == (2,) and pullback(np.ones(2))[0].shape == (2,)
+    with pytest.raises(sd.SymdiffError, match="one tangent per primal"):
+        sd.hvp(objective, (w,), (1.0, 2.0))
+    with pytest.raises(sd.ShapeError, match="scalar function"):
+        sd.hvp(lambda a: a * 2, (v,), (np.ones(2),))

@@ -114,7 +114,7 @@ LOOPS = {
 NOT_MATH = {
     "symbols", "symbol", "const", "vector", "matrix", "zeros", "parse", "evaluate", "diff",
     "grad", "hessian", "jacobian", "hvp", "optimize", "count_ops", "free_symbols",
-    "to_let_form", "to_dot", "to_sympy", "from_sympy", "to_latex", "show_progress",
+    "to_let_form", "to_dot", "to_sympy", "from_sympy", "to_latex", "show_progress", "vjp",
     "compile", "jit", "value_and_grad", "vmap", "clear_cache", "jvp", "ravel_pytree",
 }
 

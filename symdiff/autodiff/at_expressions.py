@@ -16,7 +16,7 @@ import itertools
 import math
 import numbers
 
-from symdiff.autodiff.modes import forward_mode, grad, hessian, jacobian
+from symdiff.autodiff.modes import forward_mode, grad, hessian, jacobian, reverse_mode
 from symdiff.errors import ShapeError, SymdiffError
 from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, as_expr, internal_symbol
@@ -147,21 +147,72 @@ def _hessian(output: Expr, var: Expr) -> Expr:
     return reshape(matrix, (_size(var.shape), _size(var.shape)))
 
 
+def _called_on_fresh(method: str, fn, primals) -> tuple[list[Expr], list[Expr], Expr]:
+    """(the primals as expressions, fresh symbols of their shapes, fn called on those)."""
+    values = []
+    for k, p in enumerate(primals):
+        if trees.is_tree(p):
+            raise SymdiffError(f"sd.{method}: primal {k} is a pytree; flatten it with "
+                               "sd.ravel_pytree")
+        values.append(as_expr(p))
+    call = next(_CALLS)
+    fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
+    output = fn(*fresh)
+    try:
+        return values, fresh, as_expr(output)
+    except TypeError:
+        raise SymdiffError(f"sd.{method} needs the function to return one expression or "
+                           f"number, got {type(output).__name__}") from None
+
+
+def _directions(method: str, values: list[Expr], tangents, what: str) -> list[Expr]:
+    """One tangent per primal, each of its primal's shape."""
+    directions = [as_expr(t) for t in tangents]
+    if len(values) != len(directions):
+        raise SymdiffError(f"{method} takes one {what} per primal: {len(values)} primals, "
+                           f"{len(directions)} {what}s")
+    for k, (value, direction) in enumerate(zip(values, directions, strict=True)):
+        if value.shape != direction.shape:
+            raise ShapeError(f"{method}: {what} {k} has shape {direction.shape}, its primal "
+                             f"{value.shape}")
+    return directions
+
+
 def jvp_at(fn, primals, tangents) -> tuple[Expr, Expr]:
     """(fn(*primals), its derivative along ``tangents``) as expressions, by forward mode
     (``jax.jvp``): one tangent per primal, of its shape."""
-    values = [as_expr(p) for p in primals]
-    directions = [as_expr(t) for t in tangents]
-    if len(values) != len(directions):
-        raise SymdiffError(f"jvp takes one tangent per primal: {len(values)} primals, "
-                           f"{len(directions)} tangents")
-    for k, (value, direction) in enumerate(zip(values, directions, strict=True)):
-        if value.shape != direction.shape:
-            raise ShapeError(f"jvp: tangent {k} has shape {direction.shape}, its primal "
-                             f"{value.shape}")
-    call = next(_CALLS)
-    fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
-    output = as_expr(fn(*fresh))
+    values, fresh, output = _called_on_fresh("jvp", fn, primals)
+    directions = _directions("jvp", values, tangents, "tangent")
     tangent = forward_mode([output], dict(zip(fresh, directions, strict=True)))[0]
     placed = optimize(substitute([output, tangent], dict(zip(fresh, values, strict=True))))
     return placed[0], placed[1]
+
+
+def vjp_at(fn, primals) -> tuple[Expr, object]:
+    """(fn(*primals), pullback) as ``jax.vjp``: ``pullback(cotangent)`` (of the value's
+    shape) is the tuple of cotangent @ d fn / d primal_k, one per primal, by reverse mode,
+    as expressions."""
+    values, fresh, output = _called_on_fresh("vjp", fn, primals)
+    at_primals = dict(zip(fresh, values, strict=True))
+    value = optimize(substitute([output], at_primals))[0]
+
+    def pullback(cotangent) -> tuple[Expr, ...]:
+        seed = as_expr(cotangent)
+        if seed.shape != output.shape:
+            raise ShapeError(f"vjp: the cotangent has shape {seed.shape}, the function's "
+                             f"value {output.shape}")
+        parts = reverse_mode([(output, seed)], fresh)
+        return tuple(optimize(substitute(parts, at_primals)))
+
+    return value, pullback
+
+
+def hvp_at(fn, primals, tangents) -> tuple[Expr, ...]:
+    """H @ tangents of a scalar ``fn`` at ``primals``, by forward over reverse mode, as
+    expressions: one part per primal, of its shape (the Hessian by all primals at once)."""
+    values, fresh, output = _called_on_fresh("hvp", fn, primals)
+    if output.shape:
+        raise ShapeError(f"sd.hvp needs a scalar function; this one gives shape {output.shape}")
+    directions = _directions("hvp", values, tangents, "tangent")
+    products = forward_mode(grad(output, fresh), dict(zip(fresh, directions, strict=True)))
+    return tuple(optimize(substitute(products, dict(zip(fresh, values, strict=True)))))

@@ -31,6 +31,7 @@ from symdiff.frontend.trace import (
     trace,
 )
 from symdiff.ir.nodes import Expr, symbol
+from symdiff.ops.arrays import concatenate, reshape, stack
 from symdiff.runtime import pytrees
 from symdiff.runtime.batching import VMapped
 from symdiff.runtime.compiled import CompiledFunction, compile_expression, compile_options
@@ -498,16 +499,44 @@ def value_and_grad(fn, argnums=None, **options):
 
 
 @functools.lru_cache(maxsize=64)  # (the last functions used; each holds its compiles)
-def _jvp_function(fn, count: int) -> ByShape:
-    """(primals..., tangents...) -> (value, tangent) of ``fn``, compiled by shapes."""
-    names = [f"p{k}" for k in range(count)] + [f"t{k}" for k in range(count)]
+def _numeric(kind: str, fn, count: int) -> ByShape:
+    """``fn``'s jvp, vjp or hvp on numbers, compiled by shapes: a function of (primals...,
+    tangents...) (``count`` primals; vjp: one cotangent) giving one flat array to split:
+    value and tangent stacked (jvp), the parts of all primals one after another (vjp,
+    hvp), since a compiled function returns one array."""
+    extra = 1 if kind == "vjp" else count
+    names = [f"p{k}" for k in range(count)] + [f"t{k}" for k in range(extra)]
 
-    def both(**named):
-        return at_expressions.jvp_at(fn, [named[f"p{k}"] for k in range(count)],
-                                     [named[f"t{k}"] for k in range(count)])
-    both.__signature__ = inspect.Signature(
+    def flat(**named):
+        primals = [named[f"p{k}"] for k in range(count)]
+        tangents = [named[f"t{k}"] for k in range(extra)]
+        if kind == "jvp":
+            return stack(at_expressions.jvp_at(fn, primals, tangents))
+        if kind == "vjp":
+            parts = at_expressions.vjp_at(fn, primals)[1](tangents[0])
+        else:
+            parts = at_expressions.hvp_at(fn, primals, tangents)
+        return concatenate([reshape(p, (p.size,)) for p in parts])
+    flat.__signature__ = inspect.Signature(
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
-    return ByShape(both)
+    return ByShape(flat)
+
+
+def _split(values: np.ndarray, like) -> tuple:
+    """``values`` cut into one part per array of ``like``, each of its shape (scalars as
+    floats)."""
+    parts, start = [], 0
+    for item in like:
+        shape = np.shape(item)
+        size = int(np.prod(shape))
+        part = values[start:start + size]
+        parts.append(float(part[0]) if not shape else part.reshape(shape))
+        start += size
+    return tuple(parts)
+
+
+def _unstacked(value):
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def jvp(fn, primals, tangents):
@@ -520,8 +549,44 @@ def jvp(fn, primals, tangents):
     if len(tangents) != len(primals):
         raise SymdiffError(f"jvp takes one tangent per primal: {len(primals)} primals, "
                            f"{len(tangents)} tangents")
-    value, tangent = _jvp_function(fn, len(primals))(*primals, *tangents)
-    return value, tangent
+    both = _numeric("jvp", fn, len(primals))(*primals, *tangents)
+    return _unstacked(both[0]), _unstacked(both[1])
+
+
+def vjp(fn, *primals):
+    """``(fn(*primals), pullback)`` as ``jax.vjp``: ``pullback(cotangent)`` is the tuple of
+    cotangent @ J_k, one per primal, by reverse mode.  Expressions where a primal (or the
+    cotangent) is one, so it nests inside traced functions; else numbers, compiled once
+    per function, count and shapes."""
+    if not callable(fn):
+        raise SymdiffError(f"sd.vjp needs a callable, got {fn!r}")
+    if at_expressions.involves_expressions(primals):
+        return at_expressions.vjp_at(fn, primals)
+    value = jit(fn)(*primals)
+
+    def pullback(cotangent):
+        if at_expressions.involves_expressions((cotangent,)):
+            return at_expressions.vjp_at(fn, primals)[1](cotangent)
+        if np.shape(cotangent) != np.shape(value):
+            raise ShapeError(f"vjp: the cotangent has shape {np.shape(cotangent)}, the "
+                             f"function's value {np.shape(value)}")
+        return _split(_numeric("vjp", fn, len(primals))(*primals, cotangent), primals)
+
+    return value, pullback
+
+
+def _hvp_of_function(fn, primals, tangents):
+    """H @ tangents of a scalar Python function (one part per primal; one primal: the
+    part alone), as expressions or numbers as ``jvp``."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if at_expressions.involves_expressions(primals + tangents):
+        parts = at_expressions.hvp_at(fn, primals, tangents)
+    else:
+        if len(tangents) != len(primals):
+            raise SymdiffError(f"hvp takes one tangent per primal: {len(primals)} primals, "
+                               f"{len(tangents)} tangents")
+        parts = _split(_numeric("hvp", fn, len(primals))(*primals, *tangents), primals)
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _expressions(f, wrt):
@@ -563,5 +628,9 @@ def hessian(f, wrt=None, simplify: bool = True, *, argnums=None):
 
 def hvp(f, wrt, v, simplify: bool = True):
     """Hessian-vector product of a scalar expression without forming H
-    (symdiff.autodiff.modes.hvp)."""
+    (symdiff.autodiff.modes.hvp); of a Python function, ``sd.hvp(fn, primals, tangents)``
+    (H by all primals, one part per primal), as expressions or compiled numbers as
+    ``sd.jvp``."""
+    if is_python_function(f):
+        return _hvp_of_function(f, wrt, v)
     return symbolic.hvp(read_expression(f, named(wrt)), wrt, v, simplify)
