@@ -133,10 +133,11 @@ def test_compiled_value_matches_evaluator(table):
 
 def test_every_array_op_has_every_piece():
     structural = {name: op for name, op in sd.ir.OPS.items() if not op.elementwise}
-    # Loops, roots and solves: tests/test_loops.py; inverses and determinants:
-    # tests/test_linalg.py.
-    assert set(structural) == set(STRUCTURAL) | {"scan", "while", "root", "solve", "inv",
-                                                 "logabsdet", "detsign", "cholesky"}
+    # Loops, roots and solves: tests/test_loops.py; inverses, determinants,
+    # eigendecompositions and sorts: tests/test_linalg.py.
+    assert set(structural) == set(STRUCTURAL) | {
+        "scan", "while", "root", "solve", "inv", "logabsdet", "detsign", "cholesky",
+        "eigvalsh", "eigvecsh", "sort_by", "unsort_by"}
     for op in structural.values():
         assert callable(op.shape_rule) and callable(op.evaluate), op.name
         assert callable(op.vjp) and callable(op.jvp), op.name

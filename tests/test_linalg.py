@@ -72,3 +72,46 @@ def test_cholesky_along_symmetric_perturbations_to_second_order():
         assert np.sum(gradient * s) == pytest.approx(along, rel=1e-6, abs=1e-9)
         second = (fn.grad(a + h * s) - fn.grad(a - h * s)).ravel() / (2 * h)
         np.testing.assert_allclose(hessian @ s.ravel(), second, rtol=1e-5, atol=1e-8)
+
+
+def test_eigh_along_symmetric_perturbations_to_second_order():
+    m = RNG.normal(size=(4, 4))
+    a = m + m.T  # distinct eigenvalues (almost surely)
+    weights = np.arange(1.0, 5.0)
+
+    def f(x):
+        # The eigenvectors enter through sign-free quantities: squares of their entries.
+        w, v = np.linalg.eigh(x)
+        return np.sum(w * weights) + np.sum((v[:, 0] * v[:, 1]) ** 2) + np.sum(
+            np.linalg.eigvalsh(x) ** 3)
+    fn = sd.compile(f, args=[sd.matrix("A", 4, 4)], background=False)
+    assert fn(a) == pytest.approx(f(a), rel=1e-12)
+    assert sd.evaluate(f(sd.matrix("A", 4, 4)), {"A": a}) == pytest.approx(f(a), rel=1e-12)
+    gradient, hessian = fn.grad(a), fn.hessian(a)
+    np.testing.assert_allclose(gradient, gradient.T, rtol=1e-12)
+    h = 1e-6
+    for e in RNG.normal(size=(3, 4, 4)):
+        s = 0.5 * (e + e.T)
+        along = (f(a + h * s) - f(a - h * s)) / (2 * h)
+        assert np.sum(gradient * s) == pytest.approx(along, rel=1e-6, abs=1e-9)
+        second = (fn.grad(a + h * s) - fn.grad(a - h * s)).ravel() / (2 * h)
+        np.testing.assert_allclose(hessian @ s.ravel(), second, rtol=1e-5, atol=1e-7)
+    _, tangent = sd.jvp(f, (a,), (s,))  # forward mode agrees with the gradient
+    assert tangent == pytest.approx(np.sum(gradient * s), rel=1e-10)
+
+
+def test_sort_moves_each_derivative_with_its_element():
+    x = np.array([0.3, -1.2, 2.5, 0.3, 1.1])  # a tie: the stable order splits it
+    weights = np.arange(1.0, 6.0)
+
+    def f(v):
+        return np.sum(np.sort(v) ** 3 * weights)
+    fn = sd.compile(f, args=[sd.vector("x", 5)], background=False)
+    assert fn(x) == pytest.approx(f(x), rel=1e-15)
+    rank = np.argsort(np.argsort(x, kind="stable"), kind="stable")
+    np.testing.assert_allclose(fn.grad(x), 3 * x ** 2 * weights[rank], rtol=1e-14)
+    np.testing.assert_allclose(fn.hessian(x), np.diag(6 * x * weights[rank]), rtol=1e-14)
+    symbolic = sd.grad(f(sd.vector("x", 5)), [sd.vector("x", 5)])[0]
+    np.testing.assert_allclose(sd.evaluate(symbolic, {"x": x}), fn.grad(x), rtol=1e-14)
+    with pytest.raises(sd.ShapeError, match="sorts a vector"):
+        np.sort(sd.matrix("M", 2, 2))

@@ -162,3 +162,17 @@ def test_slices_mixed_with_integer_arrays_read_and_update_as_numpy():
     np.testing.assert_allclose(fn.grad(values), fd.reshape(values.shape), rtol=1e-6, atol=1e-9)
     with pytest.raises(sd.ShapeError, match="static shape"):
         sd.matrix("B", None, 4)[:, [0, 1]]
+
+
+def test_scipy_functions_that_cannot_trace_name_the_spelling_that_does():
+    import scipy.special
+    import scipy.stats
+    with pytest.raises(sd.TraceError, match=r"scipy.special.logsumexp does not trace .*"
+                                            r"write sd.logsumexp\(x, axis=None"):
+        sd.jit(lambda x: scipy.special.logsumexp(x))(np.ones(3))
+    with pytest.raises(sd.TraceError, match=r"scipy.special.softmax .* sd.softmax\(x, axis"):
+        sd.compile(lambda x: np.sum(scipy.special.softmax(x)), args=[sd.vector("x", 3)])
+    with pytest.raises(sd.TraceError, match="scipy.stats.logpdf does not trace .* NumPy"):
+        sd.jit(lambda x: np.sum(scipy.stats.norm.logpdf(x)))(np.ones(3))
+    # SciPy's ufuncs trace as they are.
+    assert sd.jit(lambda x: np.sum(scipy.special.expit(x)))(np.zeros(2)) == 1.0

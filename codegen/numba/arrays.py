@@ -442,6 +442,13 @@ CALLS = {
     "cholesky": lambda emitter, node, args, name: f"np.linalg.cholesky({args[0]})",
     "logabsdet": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[1]",
     "detsign": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[0]",
+    "eigvalsh": lambda emitter, node, args, name: f"np.linalg.eigh({args[0]})[0]",
+    "eigvecsh": lambda emitter, node, args, name: f"np.linalg.eigh({args[0]})[1]",
+    # Stable sorts (mergesort), so ties take the evaluator's order.
+    "sort_by": lambda emitter, node, args, name: (
+        f"{args[1]}[np.argsort({args[0]}, kind='mergesort')]"),
+    "unsort_by": lambda emitter, node, args, name: (
+        f"{args[1]}[np.argsort(np.argsort({args[0]}, kind='mergesort'), kind='mergesort')]"),
     "concatenate": lambda emitter, node, args, name: (
         f"np.concatenate(({', '.join(args)},), axis={node.value})"),
     "cumsum": lambda emitter, node, args, name: f"np.cumsum({args[0]})",

@@ -23,7 +23,8 @@ from symdiff.ir.dims import has_open, static_prod
 from symdiff.ir.nodes import Expr, apply, as_expr
 from symdiff.ops.arrays import amax, concatenate, index, matmul, mean, reshape
 from symdiff.ops.arrays import sum as total
-from symdiff.ops.linalg import cholesky, det, inv, slogdet, solve_any
+from symdiff.ops.linalg import cholesky, det, eigh, eigvalsh, inv, slogdet, solve_any
+from symdiff.ops.sorting import sort
 from symdiff.ops.structural import broadcast_to, zeros
 
 
@@ -291,7 +292,8 @@ FUNCTIONS = {
     np.ones_like: ones_like, np.full_like: full_like, np.diagonal: diagonal,
     np.diag: diag, np.trace: trace, np.var: var, np.std: std, np.prod: prod,
     np.clip: clip, np.linalg.inv: inv, np.linalg.det: det, np.linalg.slogdet: slogdet,
-    np.linalg.solve: solve_any, np.linalg.cholesky: cholesky,
+    np.linalg.solve: solve_any, np.linalg.cholesky: cholesky, np.linalg.eigh: eigh,
+    np.linalg.eigvalsh: eigvalsh, np.sort: sort,
 }
 
 METHODS = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import traceback
 
 from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
@@ -85,6 +87,43 @@ def parameters(fn) -> list[inspect.Parameter]:
     return found
 
 
+# SciPy functions models call, and the spelling that traces.  SciPy's ufuncs
+# (scipy.special.expit, gammaln, ...) trace as they are; its Python functions convert
+# their argument to a NumPy array, which a symbolic expression is not.
+_SCIPY_SPELLINGS = {
+    "logsumexp": "sd.logsumexp(x, axis=None, keepdims=False)",
+    "softmax": "sd.softmax(x, axis=-1)",
+    "log_softmax": "sd.log_softmax(x, axis=-1)",
+}
+
+
+def _library_function(error: BaseException) -> str | None:
+    """The SciPy function the user's code called when ``error`` was raised, if any."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        module = frame.f_globals.get("__name__") or ""
+        if module == "scipy" or module.startswith("scipy."):
+            public = module.split("._")[0]  # scipy.special._logsumexp -> scipy.special
+            return f"{public}.{frame.f_code.co_name}"
+    return None
+
+
+@contextlib.contextmanager
+def library_errors():
+    """Errors from inside a SciPy function handed an expression become one error naming
+    that function and, where there is one, the sd.* spelling that traces."""
+    try:
+        yield
+    except (TypeError, ValueError, SymdiffError) as error:
+        name = _library_function(error)
+        if name is None:
+            raise
+        short = name.rsplit(".", 1)[1]
+        hint = (f"; write {_SCIPY_SPELLINGS[short]}" if short in _SCIPY_SPELLINGS else
+                "; write it with sd.* or NumPy functions, which trace")
+        raise TraceError(f"{name} does not trace symbolic expressions (it converts its "
+                         f"arguments to NumPy arrays){hint}") from error
+
+
 def call_on(fn, symbols: dict[str, Expr]):
     """``fn`` called with ``symbols`` by parameter name (positional-only ones by position,
     which is possible because Python's binding made them a leading run)."""
@@ -96,7 +135,8 @@ def call_on(fn, symbols: dict[str, Expr]):
             positional.append(symbols[p.name])
         else:
             keywords[p.name] = symbols[p.name]
-    return fn(*positional, **keywords)
+    with library_errors():
+        return fn(*positional, **keywords)
 
 
 def trace(fn, args) -> tuple[object, list[Expr]]:
@@ -112,4 +152,5 @@ def trace(fn, args) -> tuple[object, list[Expr]]:
                  f"{required} to {len(params)} parameters ({len(params) - required} "
                  "with defaults)")
         raise TraceError(f"{function_name(fn)} takes {takes} but args lists {len(given)}")
-    return fn(*given), given
+    with library_errors():
+        return fn(*given), given

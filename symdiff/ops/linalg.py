@@ -167,3 +167,84 @@ def cholesky(a) -> Expr:
     """``np.linalg.cholesky``: the lower-triangular L with L @ L.T = a (a symmetric
     positive definite); derivatives by JAX's rule (symmetric perturbations of a)."""
     return apply("cholesky", as_expr(a))
+
+
+# Eigendecompositions of symmetric matrices.  As JAX's eigh, the input is symmetrized,
+# (A + A^T)/2, so perturbations are symmetric.  For S = V diag(w) V^T, with
+# F_ij = 1/(w_j - w_i) off the diagonal and 0 on it: dw = diag(V^T dS V) and
+# dV = V (F * (V^T dS V)); the transposes give S̄ = V (diag(w̄) + F * (V^T V̄)) V^T.
+# F is written (1 - I) / (w_j - w_i + I) so that no division by zero happens anywhere
+# (derivatives of derivatives stay finite); repeated eigenvalues make F infinite, as in
+# every implementation.  The eigenvectors' signs are LAPACK's, as NumPy's are.
+def _eigvecs_shape(shapes, payload):
+    return _square(shapes, payload)
+
+
+def _eigvals_shape(shapes, payload):
+    return _square(shapes, payload)[:1]
+
+
+def _spectrum(a: Expr) -> tuple[Expr, Expr, Expr]:
+    """(w, V, F) of the symmetric matrix a."""
+    w, v = apply("eigvalsh", a), apply("eigvecsh", a)
+    n = a.shape[0]
+    gaps = apply("sub", apply("reshape", w, payload=(1, n)), apply("reshape", w, payload=(n, 1)))
+    off = as_expr(1.0 - np.eye(n))
+    return w, v, apply("div", off, apply("add", gaps, as_expr(np.eye(n))))
+
+
+def _rotated(v: Expr, x: Expr) -> Expr:
+    """V^T x V."""
+    return apply("matmul", apply("matmul", apply("transpose", v), x), v)
+
+
+def _eigvalsh_jvp(node: Expr, t) -> Expr:
+    a = node.args[0]
+    _, v, _ = _spectrum(a)
+    # diag(V^T dS V)_i = sum_k V_ki (dS V)_ki
+    return apply("sum", apply("mul", v, apply("matmul", broadcast_to(t[0], a.shape), v)),
+                 payload=((0,), False))
+
+
+def _eigvecsh_jvp(node: Expr, t) -> Expr:
+    a = node.args[0]
+    _, v, f = _spectrum(a)
+    return apply("matmul", v, apply("mul", f, _rotated(v, broadcast_to(t[0], a.shape))))
+
+
+def _eigvalsh_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
+    _, v, _ = _spectrum(node.args[0])
+    scaled = apply("mul", v, apply("reshape", broadcast_to(adjoint, node.shape),
+                                   payload=(1, node.shape[0])))
+    return apply("matmul", scaled, apply("transpose", v))
+
+
+def _eigvecsh_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
+    _, v, f = _spectrum(node.args[0])
+    inner = apply("mul", f, apply("matmul", apply("transpose", v),
+                                  broadcast_to(adjoint, node.shape)))
+    return apply("matmul", apply("matmul", v, inner), apply("transpose", v))
+
+
+register(Op("eigvalsh", 1,
+            lambda shape, payload, a: np.linalg.eigh(np.asarray(a, dtype=float))[0],
+            None, None, shape_rule=_eigvals_shape, vjp=_eigvalsh_vjp, jvp=_eigvalsh_jvp,
+            sparsity=dense_sparsity))
+register(Op("eigvecsh", 1,
+            lambda shape, payload, a: np.linalg.eigh(np.asarray(a, dtype=float))[1],
+            None, None, shape_rule=_eigvecs_shape, vjp=_eigvecsh_vjp, jvp=_eigvecsh_jvp,
+            sparsity=dense_sparsity))
+
+
+@eager
+def eigh(a) -> tuple[Expr, Expr]:
+    """``np.linalg.eigh``: (eigenvalues ascending, eigenvectors as columns) of the
+    symmetric part of ``a``; derivatives by JAX's rule (distinct eigenvalues)."""
+    s = _symmetric(as_expr(a))
+    return apply("eigvalsh", s), apply("eigvecsh", s)
+
+
+@eager
+def eigvalsh(a) -> Expr:
+    """``np.linalg.eigvalsh``: the eigenvalues, ascending, of the symmetric part of ``a``."""
+    return apply("eigvalsh", _symmetric(as_expr(a)))
