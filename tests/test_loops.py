@@ -341,6 +341,22 @@ def test_unbounded_while_loop_values_and_forward_mode_to_third_order():
         fn.grad(1.0, 1.3)
 
 
+def test_forward_mode_runs_one_tangent_loop_for_all_outputs():
+    a = sd.symbol("a")
+    x, y = sd.while_loop(lambda c: c[0] < 10.0, lambda c: (c[0] * a + 1.0, c[1] + c[0]),
+                         (1.0, 0.0))
+    for derivative in (sd.diff(x * y, a), sd.diff(x * y, a, a)):
+        bodies = [n.value[0] for n in sd.ir.topological_order([derivative]) if n.op == "while"]
+        assert len({id(b) for b in bodies}) == len(set(bodies))  # one object per loop
+    first = sd.diff(x * y, a)
+    # The primal loop and one tangent loop (carrying both outputs' tangents).
+    assert len({id(n.value[0]) for n in sd.ir.topological_order([first])
+                if n.op == "while"}) == 2
+    h = 1e-6
+    want = (sd.evaluate(x * y, a=1.5 + h) - sd.evaluate(x * y, a=1.5 - h)) / (2 * h)
+    assert sd.evaluate(first, a=1.5) == pytest.approx(want, rel=1e-8)
+
+
 def test_unbounded_while_loop_over_an_array_carry():
     # Newton's iteration for the square roots of v, until the residual is small.
     v = sd.vector("v", 3)

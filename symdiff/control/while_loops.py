@@ -15,6 +15,7 @@ makes the loop a scan, see while_loop below) or an implicit derivative
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,20 +82,36 @@ def _evaluate_while(shape, payload, *args):
     return np.asarray(carry[j], dtype=np.float64) if shape else float(carry[j])
 
 
+# body -> its tangent loop's body: every carry part's tangent is one part of the same
+# loop object, so the lowering (which groups a loop's parts by body) runs one tangent
+# loop for all outputs, not one per output.  Weak: freed with the body.
+_TANGENT_BODIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tangent_body(body: WhileBody) -> WhileBody:
+    """The loop carrying (carry, tangent of the carry, for every part) under the same
+    condition; its invariants are the body's and their tangents."""
+    derived_body = _TANGENT_BODIES.get(body)
+    if derived_body is None:
+        depth = depth_of(body)
+        d_carries = tuple(internal_symbol(f"while{depth}_dc{k}", p.shape)
+                          for k, p in enumerate(body.carries))
+        d_inv = tuple(internal_symbol(f"while{depth}_di{k}", p.shape)
+                      for k, p in enumerate(body.invariants))
+        seeds = dict(zip(body.carries + body.invariants, d_carries + d_inv, strict=True))
+        derived = forward_mode(list(body.new_carries), seeds)
+        derived_body = WhileBody(body.carries + d_carries, body.invariants + d_inv,
+                                 body.cond, body.new_carries + tuple(derived))
+        _TANGENT_BODIES[body] = derived_body
+    return derived_body
+
+
 def _while_jvp(node: Expr, tangents) -> Expr | None:
     body, j = node.value
     c = len(body.carries)
     if all(t is None for t in tangents):
         return None
-    depth = depth_of(body)
-    d_carries = tuple(internal_symbol(f"while{depth}_dc{k}", p.shape)
-                      for k, p in enumerate(body.carries))
-    d_inv = tuple(internal_symbol(f"while{depth}_di{k}", p.shape)
-                  for k, p in enumerate(body.invariants))
-    seeds = dict(zip(body.carries + body.invariants, d_carries + d_inv, strict=True))
-    derived = forward_mode(list(body.new_carries), seeds)
-    new_body = WhileBody(body.carries + d_carries, body.invariants + d_inv, body.cond,
-                         body.new_carries + tuple(derived))
+    new_body = _tangent_body(body)
     args = node.args
     filled = [zeros(a.shape) if t is None else t for a, t in zip(args, tangents, strict=True)]
     operands = args[:c] + tuple(filled[:c]) + args[c:] + tuple(filled[c:])
