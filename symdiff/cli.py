@@ -8,6 +8,7 @@ import os
 import sys
 
 from codegen.cache import clear, configured_directory
+from codegen.spec import LOWERINGS
 from symdiff.autodiff.modes import as_variables, diff
 from symdiff.errors import SymdiffError
 from symdiff.frontend.graph_picture import render, to_dot
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                              "subexpression (_1 = ...), 'infix' prints one line each, 'auto' "
                              f"(default) uses let-form for texts over {LET_FORM_CHARS} "
                              "characters")
+    parser.add_argument("--lowering", choices=LOWERINGS, default="auto",
+                        help="how -o writes large straight-line functions: 'python' keeps "
+                             "every function readable Python (no LLVM text), 'auto' "
+                             "(default) lowers those of 100 operations or more to LLVM")
     parser.add_argument("--fast-math", action="store_true",
                         help="allow simplifications that are wrong for inf/nan inputs")
     parser.add_argument("--clear-cache", action="store_true",
@@ -143,7 +148,8 @@ def run(argv: list[str] | None = None, out=None) -> int:
         print(f"\ndrew {path}", file=out)
     if args.output:
         try:
-            path = compile_expression(f, wrt, fast_math=args.fast_math).save(args.output)
+            path = compile_expression(f, wrt, fast_math=args.fast_math,
+                                      lowering=args.lowering).save(args.output)
         except OSError as error:
             raise SymdiffError(f"-o {args.output}: {error.strerror or error}") from None
         print(f"\nwrote {path}", file=out)

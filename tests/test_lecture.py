@@ -119,6 +119,15 @@ def test_command_line_prints_long_derivatives_in_let_form(capsys):
     assert "f(e, x) = e*x + 3.141592653589793" in capsys.readouterr().out.splitlines()
 
 
+def test_command_line_lowering_python_keeps_saved_code_readable(tmp_path, capsys):
+    # 100 operations or more: "auto" writes LLVM text, "python" keeps Python statements.
+    expression = " + ".join(f"sin(x*{k})*y**{k % 4}" for k in range(1, 40))
+    for lowering, llvm in (("auto", True), ("python", False)):
+        module = tmp_path / f"m_{lowering}.py"
+        assert run([expression, "-o", str(module), "--lowering", lowering]) == 0
+        assert ("define " in module.read_text()) is llvm
+
+
 def test_command_line_process():
     done = subprocess.run([sys.executable, "-m", "symdiff", "sin(x)*y", "--order", "1",
                            "--at", "x=0", "y=3"], capture_output=True, text=True)
