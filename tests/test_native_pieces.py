@@ -257,3 +257,17 @@ def test_a_fused_root_read_by_a_producer_recomputed_elsewhere_is_stored():
     v, d = np.linspace(-1.0, 1.0, 6), np.ones(6)
     assert np.array_equal(fast.hvp(v, d), reference.hvp(v, d))
     assert np.array_equal(fast.grad(v), reference.grad(v))
+
+
+def test_a_fused_root_read_by_a_member_of_a_recomputed_producer_is_stored():
+    # A state read element by element and stepped in scalars: in the Hessian's blocks of
+    # directions, a fused producer of a recomputed node reads a root of another fused
+    # loop, which must be written (a KeyError before).
+    def f(y, k):
+        a, b = y[0], y[1]
+        for _ in range(2):
+            a, b = a + 0.01 * b, b - 0.01 * k * np.sin(a)
+        return a ** 2 + b ** 2
+    fast, reference = _both(f, [sd.vector("y", 2), sd.symbol("k")])
+    y = np.array([1.0, 0.0])
+    np.testing.assert_allclose(fast.hessian(y, 2.0), reference.hessian(y, 2.0), rtol=1e-14)

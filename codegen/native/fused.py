@@ -134,9 +134,12 @@ class FusedLoops:
         """One loop computing every root of ``group``, storing the ones read elsewhere
         (outside the loop, or by a producer ``share`` computes in other loops too)."""
         shape, code = group[0].shape, self.code
-        # Read outside the loop, or by a producer computed in other loops too (share).
+        # Read outside the loop, or by a producer computed in other loops too: one that
+        # share recomputes, or a fused producer of one (computed wherever it is).
+        elsewhere = set(self.recomputed).union(
+            *(self.members(r) for r in self.recomputed))
         stored = {root: self.buffer(root) for root in group
-                  if root in self.results or any(u not in inside or u in self.recomputed
+                  if root in self.results or any(u not in inside or u in elsewhere
                                                  for u in self.consumers.get(root, []))}
         with code.nest(shape) as indices:
             local: dict[Expr, str] = {}
