@@ -1,7 +1,8 @@
 """Pytrees (issue #24, section 2): parameters as dicts, tuples and lists of arrays are
-arguments of jit/grad/value_and_grad, with gradients of the same structure as jax.grad
-gives them; functools.partial and callable objects compile; keyword arguments bind;
-sd.ravel_pytree flattens for SciPy.  Gradients against finite differences."""
+arguments of jit/grad/value_and_grad/hessian/hvp/jvp/vjp, with gradients of the same
+structure as jax.grad gives them, and results; functools.partial and callable objects
+compile; keyword arguments bind; sd.ravel_pytree flattens for SciPy.  Gradients against
+finite differences."""
 
 import functools
 
@@ -79,9 +80,34 @@ def test_ravel_pytree_round_trips():
         unravel(flat[:-1])
 
 
+def test_hessians_and_directional_products_of_trees():
+    # Matrices over the leaves in sd.ravel_pytree's order; hvp and vjp shaped like the
+    # gradient, jvp like the value; directions are trees of the argument's structure.
+    fn = sd.jit(loss, wrt=0)
+    flat, unravel = sd.ravel_pytree(PARAMS)
+    hessian = fn.hessian(PARAMS, X, Y)
+    assert hessian.shape == (flat.size, flat.size)
+    by_differences = _finite_differences(
+        lambda tree: sd.ravel_pytree(fn.grad(tree, X, Y))[0], PARAMS)
+    np.testing.assert_allclose(hessian, by_differences, rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(hessian, sd.hessian(loss, argnums=0)(PARAMS, X, Y))
+    direction = unravel(RNG.normal(size=flat.size))
+    product = fn.hvp(PARAMS, X, Y, direction)
+    assert product["out"][0].shape == (4,) and isinstance(product["out"][1], float)
+    np.testing.assert_allclose(sd.ravel_pytree(product)[0],
+                               hessian @ sd.ravel_pytree(direction)[0], rtol=1e-12)
+    gradient = sd.ravel_pytree(fn.grad(PARAMS, X, Y))[0]
+    assert fn.jvp(PARAMS, X, Y, direction) == pytest.approx(
+        gradient @ sd.ravel_pytree(direction)[0], rel=1e-12)
+    np.testing.assert_allclose(sd.ravel_pytree(fn.vjp(PARAMS, X, Y, 2.0))[0], 2 * gradient,
+                               rtol=1e-14)
+    with pytest.raises(sd.ArgumentError, match="structure"):
+        fn.hvp(PARAMS, X, Y, {"w1": direction["w1"]})
+
+
 def test_unsupported_methods_say_what_to_do():
     with pytest.raises(sd.SymdiffError, match="ravel_pytree"):
-        sd.hessian(loss, argnums=0)(PARAMS, X, Y)
+        sd.jit(loss, wrt=0).sparse_hessian(PARAMS, X, Y)
 
 
 def test_trees_of_scalars():
@@ -112,3 +138,29 @@ def after_one_step_numeric(p, x):
     gradient = {"w": 2 * np.outer(residual, x), "b": 2 * residual}
     moved = {k: p[k] - 0.1 * gradient[k] for k in p}
     return np.sum((moved["w"] @ x + moved["b"]) ** 2)
+
+
+def test_pytree_results_come_back_in_their_structure():
+    def f(x):
+        return {"energy": np.sum(x ** 2), "forces": (np.sin(x), x[0] * x)}
+    fn = sd.jit(f)
+    x = np.array([0.1, 0.2, 0.3])
+    value = fn(x)
+    assert value["energy"] == pytest.approx(0.14, rel=1e-15)
+    np.testing.assert_allclose(value["forces"][0], np.sin(x), rtol=1e-15)
+    np.testing.assert_allclose(value["forces"][1], x[0] * x, rtol=1e-15)
+    jac = sd.jacobian(f)(x)  # one block of rows per leaf: (leaf size, n)
+    np.testing.assert_allclose(jac["energy"], [2 * x], rtol=1e-15)
+    np.testing.assert_allclose(jac["forces"][0], np.diag(np.cos(x)), rtol=1e-15)
+    np.testing.assert_allclose(jac["forces"][1], x[0] * np.eye(3) + np.outer(
+        x, [1.0, 0.0, 0.0]), rtol=1e-15)
+    t = np.array([1.0, -1.0, 0.5])
+    tangent = fn.jvp(x, t)
+    np.testing.assert_allclose(tangent["forces"][0], np.cos(x) * t, rtol=1e-15)
+    cotangent = {"energy": 1.0, "forces": (np.ones(3), np.zeros(3))}
+    np.testing.assert_allclose(fn.vjp(x, cotangent), 2 * x + np.cos(x), rtol=1e-15)
+    with pytest.raises(sd.ArgumentError, match="structure"):
+        fn.vjp(x, {"energy": 1.0})
+    assert sd.jit(lambda v: (v[0], v[1]))(x).tolist() == [0.1, 0.2]  # scalars: a vector
+    with pytest.raises(sd.SymdiffError, match="sd.jit"):
+        sd.compile(f, args=[sd.vector("x", 3)])

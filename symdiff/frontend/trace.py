@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import logging
 import traceback
 
 from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
 from symdiff.frontend.parser import parse
 from symdiff.frontend.sympy_bridge import from_sympy
-from symdiff.ir.nodes import Expr, flatten, symbol
+from symdiff.ir.nodes import Expr, flatten, symbol, topological_order
 
 
 def _is_sympy(value) -> bool:
@@ -53,6 +54,10 @@ def as_outputs(f, symbols=()) -> tuple[list[Expr], bool]:
     """
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
+    if isinstance(f, dict):
+        raise SymdiffError("the function returns a dict: sd.jit(f) gives pytree results "
+                           "back in their structure; sd.compile takes one expression or "
+                           "array, or a list of scalars")
     if isinstance(f, (list, tuple)):
         flat = flatten(f, lambda x: read_expression(x, symbols))
         if not flat:
@@ -124,6 +129,26 @@ def library_errors():
                          f"arguments to NumPy arrays){hint}") from error
 
 
+# A traced graph past this many operations is most likely a Python loop unrolled: its
+# code, compile time and memory grow with the trip count, where sd.scan and fori_loop
+# keep one step's code whatever the count.  Said once per trace, on symdiff's logger.
+LARGE_TRACE_OPS = 20_000
+LOG = logging.getLogger("symdiff")
+
+
+def _say_if_unrolled(fn, result) -> None:
+    roots = [x for x in (result if isinstance(result, (list, tuple)) else [result])
+             if isinstance(x, Expr)]
+    if not roots:
+        return
+    count = sum(1 for n in topological_order(roots) if n.args)
+    if count > LARGE_TRACE_OPS:
+        LOG.warning("tracing %s gave %d operations: a Python loop is copied once per step "
+                    "(code and compile time grow with the trip count); sd.scan or "
+                    "sd.fori_loop keep one step's code whatever the count",
+                    function_name(fn), count)
+
+
 def call_on(fn, symbols: dict[str, Expr]):
     """``fn`` called with ``symbols`` by parameter name (positional-only ones by position,
     which is possible because Python's binding made them a leading run)."""
@@ -136,7 +161,9 @@ def call_on(fn, symbols: dict[str, Expr]):
         else:
             keywords[p.name] = symbols[p.name]
     with library_errors():
-        return fn(*positional, **keywords)
+        result = fn(*positional, **keywords)
+    _say_if_unrolled(fn, result)
+    return result
 
 
 def trace(fn, args) -> tuple[object, list[Expr]]:
@@ -153,4 +180,6 @@ def trace(fn, args) -> tuple[object, list[Expr]]:
                  "with defaults)")
         raise TraceError(f"{function_name(fn)} takes {takes} but args lists {len(given)}")
     with library_errors():
-        return fn(*given), given
+        result = fn(*given)
+    _say_if_unrolled(fn, result)
+    return result, given

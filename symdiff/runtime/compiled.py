@@ -15,6 +15,7 @@ from symdiff.frontend.trace import as_outputs, named
 from symdiff.ir.nodes import Expr, free_symbols, from_rows, graph_rows, symbol
 from symdiff.passes.data import npz_bytes, saved_data_loader
 from symdiff.passes.pipeline import optimize
+from symdiff.passes.scalarize import scalarize
 from symdiff.runtime.batching import VMapped
 from symdiff.runtime.calls import with_conversions
 from symdiff.runtime.derivation import BATCHED, FUNCTIONS, Derivation
@@ -63,7 +64,9 @@ def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | No
     # Names the caller lists are symbols even in text that reads them as constants (e, pi).
     outputs, scalar = as_outputs(f, named(args) + named(wrt))
     if not scalar and len(outputs) > 1 and any(o.shape for o in outputs):
-        raise SymdiffError("a list of array outputs is not supported: concatenate them")
+        raise SymdiffError("a list of array outputs is not supported by sd.compile: "
+                           "concatenate them, or use sd.jit(f), which gives pytree results "
+                           "back in their structure")
     single = isinstance(wrt, (str, Expr)) if single is None else single
     variables = as_variables(wrt, outputs + (params or [])) if wrt is not None else None
     if args is not None:
@@ -86,8 +89,9 @@ def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | No
                                "list every input in args")
     if scalar and outputs[0].shape:
         scalar = False  # one array-valued output
-    return CompiledFunction(optimize(outputs, options["fast_math"]), arguments, variables,
-                            scalar, single, **options)
+    # Many tiny arrays (a Python loop over a small state) become scalar code first.
+    outputs = optimize(scalarize(outputs), options["fast_math"])
+    return CompiledFunction(outputs, arguments, variables, scalar, single, **options)
 
 
 class CompiledFunction:

@@ -20,8 +20,10 @@ import optree
 
 from symdiff.errors import ArgumentError
 from symdiff.ir import trees
-from symdiff.ir.nodes import Expr, symbol
+from symdiff.ir.dims import has_open as dims_open
+from symdiff.ir.nodes import Expr, as_expr, symbol
 from symdiff.ir.trees import is_tree  # noqa: F401 - re-exported for the runtime
+from symdiff.ops.arrays import concatenate, reshape
 
 
 def _leaf_shape(leaf) -> tuple:
@@ -90,3 +92,66 @@ def ravel_pytree(tree):
                  for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]
         return trees.unflatten(spec, parts)
     return flat, unravel
+
+
+def is_output_tree(result) -> bool:
+    """Whether a traced function's result is a pytree to give back as one: a dict, or a
+    tuple or list holding an array or a container (a list of scalars is a vector)."""
+    if isinstance(result, dict):
+        return True
+    if not isinstance(result, (list, tuple)):
+        return False
+    return any(isinstance(item, (dict, list, tuple)) or bool(_leaf_shape(item))
+               for item in result)
+
+
+class OutputTree:
+    """A result that is a pytree, compiled as one vector (its leaves raveled, in order)
+    and given back in its structure: values and jvps as the tree, Jacobians as a tree of
+    (leaf size, n) blocks of rows, vjp cotangents taken as the tree."""
+
+    def __init__(self, result):
+        leaves, self.spec = trees.flatten(result)
+        if not leaves:
+            raise ArgumentError("the function returns an empty container")
+        exprs = [as_expr(leaf) for leaf in leaves]
+        if any(dims_open(e.shape) for e in exprs):
+            raise ArgumentError("a pytree result needs static shapes (an open dimension "
+                                "in a leaf)")
+        self.shapes = [e.shape for e in exprs]
+        self.bounds = np.cumsum([0, *[e.size for e in exprs]])
+        self.output = concatenate([reshape(e, (e.size,)) for e in exprs])
+
+    def _parts(self, rows):
+        return [rows[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
+
+    def value(self, flat: np.ndarray):
+        """The flat result in the tree's structure (scalar leaves as floats)."""
+        parts = [float(p[0]) if not s else p.reshape(s)
+                 for p, s in zip(self._parts(flat), self.shapes, strict=True)]
+        return trees.unflatten(self.spec, parts)
+
+    def rows(self, matrix: np.ndarray):
+        """A Jacobian's rows, one block per leaf."""
+        return trees.unflatten(self.spec, self._parts(matrix))
+
+    def restructure(self, method: str, result):
+        """A compiled method's result for the flat vector, in the tree's structure."""
+        if method in ("forward", "jvp"):
+            return self.value(result)
+        if method == "jacobian":
+            return self.rows(result)
+        return result  # vjp: shaped like the arguments
+
+    def cotangent(self, tree) -> np.ndarray:
+        """A cotangent of the tree's structure as the flat vector."""
+        leaves, spec = trees.flatten(tree)
+        if spec != self.spec:
+            raise ArgumentError(f"the cotangent has the structure {spec}, the value "
+                                f"{self.spec}")
+        for leaf, shape in zip(leaves, self.shapes, strict=True):
+            if np.shape(leaf) != shape:
+                raise ArgumentError(f"a cotangent leaf has shape {np.shape(leaf)}, its "
+                                    f"value's leaf {shape}")
+        return np.concatenate([np.ravel(np.asarray(leaf, dtype=np.float64))
+                               for leaf in leaves])

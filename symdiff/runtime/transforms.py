@@ -113,11 +113,16 @@ def _method(name: str):
             compiled, values, extras = self._bound(name, arguments, keywords)
             layout = self._layouts.get(id(compiled))
             if layout is not None:  # pytree arguments: their leaves (symdiff.runtime.pytrees)
-                values = layout.flatten(name, values)
+                values, extras = layout.flatten(name, values), layout.directions(name, extras)
             arguments = (*values, *extras)
+        tree = self._results.get(id(compiled))
+        if tree is not None and name == "vjp":  # a cotangent of the result's structure
+            arguments = (*arguments[:-1], tree.cotangent(arguments[-1]))
         try:
             result = getattr(compiled, name)(*arguments)
-            return result if layout is None else layout.restructure(name, result)
+            if layout is not None:
+                result = layout.restructure(name, result)
+            return result if tree is None else tree.restructure(name, result)
         except ArgumentError as error:
             defaults = [p.name for p in self._params if p.default is not p.empty]
             if not directed or not defaults:
@@ -159,6 +164,7 @@ class ByShape:
         self._compiled: dict[tuple, CompiledFunction] = {}
         self._by_position: dict[tuple, CompiledFunction] = {}  # see _fast_key
         self._layouts: dict[int, TreeLayout] = {}  # id(compiled) -> its pytree arguments
+        self._results: dict[int, pytrees.OutputTree] = {}  # id(compiled) -> pytree result
         self._lock = threading.Lock()
 
     def _check_wrt(self, wrt) -> None:
@@ -237,9 +243,12 @@ class ByShape:
         symbols = {name: symbol(name, shape) for name, shape in key}
         try:
             wrt, single = self._variables(symbols)
-            result = call_on(self.fn, symbols)
-            return compile_expression(result, wrt, params=list(symbols.values()),
-                                      single=single, **self.options)
+            result, tree = self._result(call_on(self.fn, symbols))
+            compiled = compile_expression(result, wrt, params=list(symbols.values()),
+                                          single=single, **self.options)
+            if tree is not None:
+                self._results[id(compiled)] = tree
+            return compiled
         except (ShapeError, TraceError) as error:
             shown = ", ".join(f"{n}: {s}" for n, s in key)
             raise type(error)(f"{error} (tracing {self.name} on arguments of shapes "
@@ -275,11 +284,21 @@ class ByShape:
                                     "passed: pass it to differentiate with respect to it")
         layout = TreeLayout(key, chosen, single)
         params = [s for name, _ in key for s in leaves[name]]
-        result = call_on(self.fn, trees)
+        result, tree = self._result(call_on(self.fn, trees))
         compiled = compile_expression(result, [s for n in chosen for s in leaves[n]],
                                       params=params, single=False, **self.options)
         self._layouts[id(compiled)] = layout
+        if tree is not None:
+            self._results[id(compiled)] = tree
         return compiled
+
+    @staticmethod
+    def _result(result) -> tuple:
+        """(what to compile, its OutputTree where the function returns a pytree)."""
+        if pytrees.is_output_tree(result):
+            tree = pytrees.OutputTree(result)
+            return tree.output, tree
+        return result, None
 
     def _variables(self, symbols: dict):
         """(wrt, single): ``wrt`` with parameter positions and names replaced by this
@@ -377,9 +396,31 @@ class TreeLayout:
                 entry) else [value]
         return flat
 
+    def directions(self, method: str, extras: tuple) -> list:
+        """The direction of hvp and jvp (one tree per argument differentiated by, of its
+        structure) as the compiled function takes it: one array per leaf, or one vector
+        where every leaf is a scalar; vjp's cotangent as it is."""
+        if method not in ("hvp", "jvp"):
+            return list(extras)
+        if len(extras) != len(self.chosen):
+            raise ArgumentError(f"{method} takes one direction per argument differentiated "
+                                f"by ({', '.join(self.chosen)}): {len(extras)} given")
+        leaves = []
+        for name, direction in zip(self.chosen, extras, strict=True):
+            entry = self.entries[name]
+            leaves += (pytrees.flatten_argument(f"{name}'s direction", direction, entry)
+                       if _is_tree_entry(entry) else [direction])
+        if all(np.ndim(leaf) == 0 for leaf in leaves):
+            return [np.array(leaves, dtype=np.float64)]
+        return leaves
+
     def restructure(self, method: str, result):
-        if method == "forward":
+        # Hessians and Jacobians are matrices over the leaves in order (the order of
+        # sd.ravel_pytree's vector); a jvp is shaped like the value.
+        if method in ("forward", "hessian", "jacobian", "jvp"):
             return result
+        if method in ("hvp", "vjp"):  # shaped like the gradient
+            return self.restructure("grad", result)
         value, gradients = result if method == "value_and_grad" else (None, result)
         leaves = sum(len(self.entries[n][2]) if _is_tree_entry(self.entries[n]) else 1
                      for n in self.chosen)
@@ -400,7 +441,8 @@ class TreeLayout:
         return (value, shaped) if method == "value_and_grad" else shaped
 
 
-TREE_METHODS = ("forward", "grad", "value_and_grad")
+TREE_METHODS = ("forward", "grad", "value_and_grad", "hessian", "jacobian", "hvp", "jvp",
+                "vjp")
 
 
 for _name in METHODS:

@@ -1,0 +1,131 @@
+"""Small arrays as scalars: a graph of many tiny arrays becomes a graph of their elements.
+
+A Python loop over a small state (an RK4 step on a 2-vector, unrolled for 50 steps)
+traces into thousands of 2-element array ops: each one an allocation, a loop and a
+piece of generated code, so the Hessian of 50 steps took 38 s to compile, where the same
+math written on scalars took 1.5 s.  When every array of a graph has a static size of at
+most SMALL_ELEMENTS, and there are at least MIN_ARRAY_NODES of them, each array node is
+replaced by its elements: elementwise ops apply per element, and the structural ops
+(indexing, stacking, reshapes, sums, products) only rearrange or combine elements, done
+here by NumPy on object arrays of expressions.  Array inputs are read element by element
+(``y[0]``, ``y[1]``) and array outputs are stacked again, so the function's signature
+does not change.  Graphs with loops or other ops keep their arrays (all or nothing: the
+array lowering handles them as before); small graphs too, where arrays cost little.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symdiff.ir.index_keys import key_to_python
+from symdiff.ir.nodes import OPS, Expr, apply, const, topological_order
+from symdiff.ops.arrays import index, reshape, stack
+
+SMALL_ELEMENTS = 16
+MIN_ARRAY_NODES = 100
+
+_ZERO = const(0.0)
+
+
+def _embed(shape, payload, y):
+    out = np.full(shape, _ZERO, dtype=object)
+    out[key_to_python(payload[0])] = y
+    return out
+
+
+def _sum_to(shape, target, x):
+    lead = x.ndim - len(target)
+    axes = tuple(range(lead)) + tuple(lead + k for k, d in enumerate(target)
+                                      if d == 1 and x.shape[lead + k] != 1)
+    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
+
+
+# The structural ops on object arrays of scalar expressions: (node shape, payload,
+# operands) -> the result's elements.  NumPy's + and * on them build add and mul nodes.
+_STRUCTURAL = {
+    "index": lambda shape, key, x: x[key_to_python(key)],
+    "reshape": lambda shape, p, x: np.reshape(x, shape),
+    "transpose": lambda shape, p, x: x.T,
+    "permute": lambda shape, axes, x: np.transpose(x, axes),
+    "broadcast_to": lambda shape, p, x: np.broadcast_to(x, shape),
+    "sum": lambda shape, p, x: np.sum(x, axis=p[0], keepdims=p[1]),
+    "sum_to": _sum_to,
+    "concatenate": lambda shape, axis, *xs: np.concatenate(xs, axis=axis),
+    "matmul": lambda shape, p, a, b: np.matmul(a, b),
+    "embed": _embed,
+    "cumsum": lambda shape, p, x: np.cumsum(x),
+    "take": lambda shape, rows, x: np.take(x, rows.array, axis=0),
+}
+
+
+def _small(node: Expr) -> bool:
+    return all(isinstance(d, int) for d in node.shape) and node.size <= SMALL_ELEMENTS
+
+
+def applies(order: list[Expr]) -> bool:
+    """Whether a graph (its nodes in order) is one of many small arrays and nothing else
+    this pass cannot take apart."""
+    arrays = 0
+    for node in order:
+        if node.shape:
+            if not _small(node):
+                return False
+            arrays += 1
+        if node.args and not OPS[node.op].elementwise and node.op not in _STRUCTURAL:
+            return False
+        if node.op == "symbol" and node.shape and node.value.startswith("$"):
+            return False  # data and seeds of symdiff's own: left as they are
+    return arrays >= MIN_ARRAY_NODES
+
+
+def _from_list(items: list, shape: tuple) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    for k, item in enumerate(items):
+        out[k] = item
+    return out.reshape(shape)
+
+
+def _boxed(value, shape: tuple) -> np.ndarray:
+    """``value`` (an expression, or an array of them) as an object array of ``shape``."""
+    if isinstance(value, Expr):
+        box = np.empty((), dtype=object)
+        box[()] = value
+        value = box
+    return np.asarray(value, dtype=object).reshape(shape)
+
+
+def _elements(node: Expr, done: dict) -> np.ndarray:
+    """The node's elements (an object array of its shape), its operands' in ``done``."""
+    if node.op == "symbol":
+        return _from_list([index(node, k) for k in np.ndindex(node.shape)], node.shape)
+    if node.op == "array":
+        values = np.asarray(node.value.array, dtype=np.float64)
+        return _from_list([const(float(v)) for v in values.ravel()], node.shape)
+    operands = [done[a] for a in node.args]
+    if OPS[node.op].elementwise:
+        def one(*parts, op=node.op, payload=node.value):
+            return apply(op, *parts, payload=payload)
+        return _boxed(np.frompyfunc(one, len(operands), 1)(*operands), node.shape)
+    return _boxed(_STRUCTURAL[node.op](node.shape, node.value, *operands), node.shape)
+
+
+def _rebuilt(elements: np.ndarray, shape: tuple) -> Expr:
+    if not shape:
+        return elements.reshape(()).item()
+    flat = stack(list(elements.ravel()))
+    return flat if len(shape) == 1 else reshape(flat, shape)
+
+
+def scalarize(outputs: list[Expr]) -> list[Expr]:
+    """``outputs`` with their small arrays taken apart into elements, where the pass
+    applies (see the module); else ``outputs`` unchanged."""
+    order = topological_order(outputs)
+    if not applies(order):
+        return list(outputs)
+    done: dict[Expr, np.ndarray] = {}
+    for node in order:
+        if not node.args and not node.shape:
+            done[node] = _boxed(node, ())
+            continue
+        done[node] = _elements(node, done)
+    return [_rebuilt(done[out], out.shape) for out in outputs]

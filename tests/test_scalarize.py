@@ -1,0 +1,92 @@
+"""Small arrays as scalars (symdiff.passes.scalarize, issue #24 section 4): a Python loop
+over a 2-vector state traces into many tiny array ops, which become scalar code."""
+
+import numpy as np
+
+import symdiff as sd
+from symdiff.passes.scalarize import MIN_ARRAY_NODES, scalarize
+
+
+def _rk4(steps):
+    def simulate(y, k):
+        def field(state):
+            return sd.stack([state[1], -k * np.sin(state[0])])
+        h = 0.01
+        for _ in range(steps):
+            k1 = field(y)
+            k2 = field(y + h / 2 * k1)
+            k3 = field(y + h / 2 * k2)
+            k4 = field(y + h * k3)
+            y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return y * y[0]  # an array output: stacked again
+    return simulate
+
+
+def _array_nodes(exprs):
+    return [n for n in sd.ir.topological_order(exprs) if n.shape and n.op != "symbol"]
+
+
+def test_a_loop_over_a_small_state_becomes_scalar_code():
+    y, k = sd.vector("y", 2), sd.symbol("k")
+    (traced,) = [_rk4(10)(y, k)]
+    assert len(_array_nodes([traced])) >= MIN_ARRAY_NODES
+    (scalar,) = scalarize([traced])
+    # Only the output is an array again: its two elements stacked.
+    assert [n.op for n in _array_nodes([scalar])] == ["reshape", "reshape", "concatenate"]
+    point = {"y": np.array([1.0, 0.3]), "k": 2.0}
+    np.testing.assert_allclose(sd.evaluate(scalar, point), sd.evaluate(traced, point),
+                               rtol=1e-15)
+
+
+def test_compiled_values_and_derivatives_agree_with_the_evaluator():
+    fn = sd.compile(_rk4(10), args=[sd.vector("y", 2), sd.symbol("k")], background=False)
+    y0 = np.array([1.0, 0.3])
+    want = sd.evaluate(_rk4(10)(sd.vector("y", 2), sd.symbol("k")), {"y": y0, "k": 2.0})
+    np.testing.assert_allclose(fn(y0, 2.0), want, rtol=1e-14)
+    jac = fn.jacobian(y0, 2.0)
+    h = 1e-6
+    for j, e in enumerate([np.array([1.0, 0.0]), np.array([0.0, 1.0])]):
+        column = (fn(y0 + h * e, 2.0) - fn(y0 - h * e, 2.0)) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], column, rtol=1e-7, atol=1e-10)
+
+
+def test_small_graphs_and_large_arrays_keep_their_arrays():
+    x = sd.vector("x", 3)
+    few = np.sin(x) * 2.0
+    assert scalarize([few]) == [few]  # too few array ops to matter
+    big = sd.vector("b", 100)
+    many = big
+    for _ in range(MIN_ARRAY_NODES):
+        many = many * 1.5 + 1.0
+    assert scalarize([many]) == [many]  # arrays too large to take apart
+
+
+def test_a_long_python_loop_compiles_its_hessian():
+    steps = 25
+    def energy(y, k):
+        out = _rk4(steps)(y, k)
+        return np.sum(out ** 2)
+    fn = sd.compile(energy, args=[sd.vector("y", 2), sd.symbol("k")], background=False)
+    y0 = np.array([1.0, 0.0])
+    hess = fn.hessian(y0, 2.0)
+    h, e = 1e-5, np.array([1.0, 0.0])
+
+    def flat_grad(y):
+        by_y, by_k = fn.grad(y, 2.0)
+        return np.append(by_y, by_k)
+    column = (flat_grad(y0 + h * e) - flat_grad(y0 - h * e)) / (2 * h)
+    np.testing.assert_allclose(hess[:, 0], column, rtol=1e-6, atol=1e-9)
+
+
+def test_a_trace_past_the_threshold_points_to_scan(caplog, monkeypatch):
+    import symdiff.frontend.trace as tracing
+    monkeypatch.setattr(tracing, "LARGE_TRACE_OPS", 500)
+    with caplog.at_level("WARNING", logger="symdiff"):
+        sd.jit(_rk4(20)).for_shapes([(2,), ()])
+    (record,) = [r for r in caplog.records if "Python loop" in r.getMessage()]
+    assert "tracing simulate gave" in record.getMessage()
+    assert "sd.scan or sd.fori_loop" in record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="symdiff"):
+        sd.jit(_rk4(2)).for_shapes([(2,), ()])
+    assert not caplog.records
