@@ -36,7 +36,7 @@ import warnings
 
 DEFAULT_SIZE = 1 << 30
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_NUMBA_DIR = "__pycache__"
+NUMBA_DIR = "__pycache__"  # Numba's files of a module, beside it (codegen.numba_cache)
 CHECKED = ".native"  # machine code, colorings: their SHA-256 (hex), "\n", the bytes
 _fallback: tuple[int, str] | None = None  # (creating pid, private temporary directory)
 _usage: dict[str, int] = {}  # bytes in each cache folder: counted once, then added to
@@ -96,7 +96,7 @@ def _private(path: str) -> str | None:
     """Create ``path`` (0700) and its Numba subdirectory; None if it cannot be used."""
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        numba_dir = os.path.join(path, _NUMBA_DIR)
+        numba_dir = os.path.join(path, NUMBA_DIR)
         for directory in (path, numba_dir):
             if directory == numba_dir and not os.path.lexists(numba_dir):
                 os.mkdir(numba_dir, 0o700)
@@ -119,7 +119,7 @@ def _temporary() -> str | None:
     if _fallback is None or _fallback[0] != os.getpid():
         try:
             path = tempfile.mkdtemp(prefix="symdiff-")
-            os.mkdir(os.path.join(path, _NUMBA_DIR), 0o700)
+            os.mkdir(os.path.join(path, NUMBA_DIR), 0o700)
         except OSError:
             return None
         _fallback = (os.getpid(), path)
@@ -190,13 +190,13 @@ def _unlink(path: str) -> None:
 
 def numba_files(folder: str, module_name: str) -> list[str]:
     """Numba's cache files of one module (they are named after the module)."""
-    numba_dir = os.path.join(folder, _NUMBA_DIR)
+    numba_dir = os.path.join(folder, NUMBA_DIR)
     try:
         names = os.listdir(numba_dir)
     except OSError:
         return []
     prefix = module_name + "."
-    return sorted(os.path.join(_NUMBA_DIR, n) for n in names
+    return sorted(os.path.join(NUMBA_DIR, n) for n in names
                   if n.startswith(prefix) and n.endswith((".nbi", ".nbc")))
 
 

@@ -21,6 +21,7 @@ import types
 import weakref
 
 from . import cache
+from .numba_cache import cache_beside_module
 
 # Background compiles (symdiff.runtime.loading) load modules from other threads: one load
 # at a time, so no thread sees a module that another is still executing.
@@ -56,14 +57,19 @@ def load_module(source: str, name: str, *, cached: bool = True) -> types.ModuleT
                 cache.warn_once("write", f"symdiff: cannot write the compile cache in {folder} "
                                          f"({error}); compiling without it")
                 folder = None
+        # Executed with Numba's caching off: the functions then get a cache beside the
+        # module file, where the manifest checks it, whatever NUMBA_CACHE_DIR says
+        # (codegen.numba_cache).
+        source = source.replace(_CACHED, "cache=False)")
         if folder is None:
             path = f"<symdiff {module_name}>"
-            source = source.replace(_CACHED, "cache=False)")
             linecache.cache[path] = (len(source), None, source.splitlines(True), path)
         module = types.ModuleType(module_name)
         module.__file__ = path
         module.__symdiff_cache__ = folder
         exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 - our own source
+        if folder is not None:
+            cache_beside_module(module.__dict__)
         _modules[module_name] = module
         return module
 

@@ -239,3 +239,25 @@ def test_separate_processes_generate_the_same_sources():
                               check=True, env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout
                for seed in range(4)}
     assert len(outputs) == 1 and len(next(iter(outputs)).split()) == 10
+
+
+def test_numba_cache_variables_do_not_move_symdiffs_machine_code(tmp_path):
+    # NUMBA_CACHE_DIR (a shared directory in many containers) would put Numba's pickles
+    # outside the manifest's check; NUMBA_CACHE_LOCATOR_CLASSES would choose another
+    # place again.  symdiff's code stays beside its modules, and a second process loads it.
+    shared = tmp_path / "numba-shared"
+    script = ("import symdiff as sd\n"
+              "f = sd.compile('a*b - 3.5*a', background=False, backend='numba')\n"
+              "print(f.grad(2.0, 3.0).tolist())\n"
+              "d = f.loader.loaded['grad', False].dispatcher\n"
+              "print(sum(d.stats.cache_hits.values()))\n")
+    for locators in ("", "numba.core.caching.UserWideCacheLocator"):
+        env = dict(os.environ, SYMDIFF_CACHE_DIR=str(tmp_path / f"cache{len(locators)}"),
+                   NUMBA_CACHE_DIR=str(shared), NUMBA_CACHE_LOCATOR_CLASSES=locators,
+                   SYMDIFF_BACKGROUND="0")
+        runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                               text=True, check=True).stdout.split() for _ in range(2)]
+        assert runs[0] == ["[-0.5,", "2.0]", "0"] and runs[1] == ["[-0.5,", "2.0]", "1"]
+        beside = os.listdir(tmp_path / f"cache{len(locators)}" / "__pycache__")
+        assert any(n.endswith(".nbi") for n in beside)
+    assert not shared.exists() or not any(files for _, _, files in os.walk(shared))
