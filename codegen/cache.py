@@ -1,15 +1,13 @@
-"""The on-disk compile cache: a private directory whose entries are checked before use.
+"""The on-disk compile cache's entries, checked before use (which directory holds them,
+and why it can be trusted: codegen.cache_dir).
 
 An entry is one generated module ``<name>.py`` (its name ends in the hash of its source),
 the machine code Numba keeps for it in ``__pycache__/<name>.*.nbi|nbc`` (pickles), and a
 manifest ``<name>.sha256`` with the hash of each of those files, written once the code is
-compiled.  The rules follow pip's cache (used only when the directory is the user's own),
-Python's bytecode cache (nothing is used that does not match its source) and JAX's
-persistent cache (a size bound, least recently used entries evicted):
+compiled.  The rules follow Python's bytecode cache (nothing is used that does not match
+its source) and JAX's persistent cache (a size bound, least recently used entries
+evicted):
 
-- the directory is created 0700; one that is a symlink, belongs to another user or that
-  others can write is not used: a private temporary directory (removed at exit) replaces
-  it, with a warning;
 - a module file is used only if its bytes equal the source generated for it, and Numba's
   files only if they match the manifest; anything else is deleted and recompiled;
 - entries are written atomically (temporary file, then rename), so a killed process leaves
@@ -19,125 +17,40 @@ persistent cache (a size bound, least recently used entries evicted):
   derivative matrices (the key a digest of the pattern) start with the SHA-256 of the
   bytes after it, checked before they are used;
 - when the cache grows past ``SYMDIFF_CACHE_SIZE`` (default 1G; "0" turns the disk cache
-  off) the least recently used entries are removed.
+  off) the least recently used entries are removed; each process counts the directory
+  again once it has written a 32nd of the bound, so that processes sharing the cache
+  keep it near the bound together;
+- clearing and eviction remove only files named as symdiff names its entries, in a
+  directory symdiff created: nothing else a user keeps there;
+- a file that vanished (another process cleared the cache) is a miss, never an error.
 """
 
 from __future__ import annotations
 
-import atexit
 import hashlib
-import math
 import os
 import re
-import shutil
 import stat
 import tempfile
-import warnings
 
-DEFAULT_SIZE = 1 << 30
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-NUMBA_DIR = "__pycache__"  # Numba's files of a module, beside it (codegen.numba_cache)
+from .cache_dir import (  # noqa: F401 - the directory's API, used as cache.*
+    NUMBA_DIR,
+    CacheWarning,
+    configured_directory,
+    directory,
+    existing_directory,
+    size_limit,
+    warn_once,
+)
+
 CHECKED = ".native"  # machine code, colorings: their SHA-256 (hex), "\n", the bytes
-_fallback: tuple[int, str] | None = None  # (creating pid, private temporary directory)
-_usage: dict[str, int] = {}  # bytes in each cache folder: counted once, then added to
-_warned: set[str] = set()
-
-
-class CacheWarning(UserWarning):
-    """The compile cache could not be used as configured (symdiff goes on without it)."""
-
-
-def warn_once(key: str, message: str) -> None:
-    """Warn about a cache problem once per process and kind."""
-    if key not in _warned:
-        _warned.add(key)
-        warnings.warn(message, CacheWarning, stacklevel=4)
-
-
-def configured_directory() -> str:
-    """Where the cache lives: $SYMDIFF_CACHE_DIR, else $XDG_CACHE_HOME/symdiff, else
-    ~/.cache/symdiff."""
-    configured = os.environ.get("SYMDIFF_CACHE_DIR")
-    if configured:
-        return configured
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "symdiff")
-
-
-def size_limit() -> int:
-    """The cache's size bound in bytes, from $SYMDIFF_CACHE_SIZE ("500M", "2G", bytes)."""
-    text = os.environ.get("SYMDIFF_CACHE_SIZE", "").strip().upper().removesuffix("B")
-    if not text:
-        return DEFAULT_SIZE
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)I?", text)
-    if match is None:
-        warn_once("size", f"SYMDIFF_CACHE_SIZE={text!r} is not a size such as 500M or 2G; "
-                          "using 1G")
-        return DEFAULT_SIZE
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _problem(path: str) -> str | None:
-    """Why ``path`` may not hold cached code (None: it is a private directory of ours)."""
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
-        return "it is a symbolic link"
-    if not stat.S_ISDIR(info.st_mode):
-        return "it is not a directory"
-    if info.st_uid != os.getuid():
-        return f"it belongs to user id {info.st_uid}, not to you"
-    if info.st_mode & 0o022:
-        # Ours but writable by others (an old umask): make it private before trusting it.
-        os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
-    return None
-
-
-def _private(path: str) -> str | None:
-    """Create ``path`` (0700) and its Numba subdirectory; None if it cannot be used."""
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        numba_dir = os.path.join(path, NUMBA_DIR)
-        for directory in (path, numba_dir):
-            if directory == numba_dir and not os.path.lexists(numba_dir):
-                os.mkdir(numba_dir, 0o700)
-            why = _problem(directory)
-            if why:
-                warn_once("unsafe", f"symdiff: not using the compile cache {directory}: {why}; "
-                                    "using a private temporary directory instead")
-                return None
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(f"{path} is not writable")
-    except OSError as error:
-        warn_once("unusable", f"symdiff: cannot use the compile cache {path} ({error}); "
-                              "using a private temporary directory instead")
-        return None
-    return path
-
-
-def _temporary() -> str | None:
-    global _fallback
-    if _fallback is None or _fallback[0] != os.getpid():
-        try:
-            path = tempfile.mkdtemp(prefix="symdiff-")
-            os.mkdir(os.path.join(path, NUMBA_DIR), 0o700)
-        except OSError:
-            return None
-        _fallback = (os.getpid(), path)
-        atexit.register(_remove_temporary, os.getpid(), path)
-    return _fallback[1]
-
-
-def _remove_temporary(pid: int, path: str) -> None:
-    if os.getpid() == pid:  # a forked child must not remove its parent's directory
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def directory() -> str | None:
-    """The directory to use now (the configured one when safe, else a private temporary
-    one), or None when there is no disk cache (SYMDIFF_CACHE_SIZE=0 or nothing writable)."""
-    if size_limit() == 0:
-        return None
-    return _private(configured_directory()) or _temporary()
+# The names symdiff gives its entries: modules and manifests (a name, then 20 hex digits
+# of the source's hash), and checked entries (native code, colorings).
+_ENTRY = re.compile(r"(?:[A-Za-z0-9_]+_[0-9a-f]{20}\.(?:py|sha256)"
+                    r"|(?:native|coloring)_[0-9a-f]{32}\.native)")
+# Bytes in each cache folder when last counted, and bytes this process wrote since.
+_usage: dict[str, int] = {}
+_written: dict[str, int] = {}
 
 
 def read_private(path: str) -> bytes | None:
@@ -249,14 +162,26 @@ def seal(folder: str, module_name: str) -> None:
     text = _manifest_text(folder, files)
     if text:
         write_atomic(os.path.join(folder, module_name + ".sha256"), text.encode("ascii"))
-    if folder in _usage:  # a full scan per compile would cost O(entries) each time
-        for name in [module_name + ".py", *files]:
-            try:
-                _usage[folder] += os.lstat(os.path.join(folder, name)).st_size
-            except OSError:
-                pass
-    if _usage.get(folder, math.inf) > size_limit():
-        evict(folder, size_limit(), keep=module_name)
+    added = 0
+    for name in [module_name + ".py", *files]:
+        try:
+            added += os.lstat(os.path.join(folder, name)).st_size
+        except OSError:
+            pass
+    _account(folder, added, module_name)
+
+
+def _account(folder: str, added: int, keep: str) -> None:
+    """Count ``added`` bytes just written to ``folder`` and keep the cache within its
+    bound: the folder is counted again (a scan of its entries) on the first write of this
+    process and after each 32nd of the bound this process wrote, since other processes
+    write to it too; between scans, what this process wrote is added."""
+    limit = size_limit()
+    written = _written.get(folder, 0) + added
+    if folder not in _usage or written > limit // 32 or _usage[folder] + written > limit:
+        evict(folder, limit, keep=keep)
+    else:
+        _written[folder] = written
 
 
 def _checked_path(folder: str, key: str) -> str:
@@ -299,19 +224,16 @@ def write_checked(key: str, code: bytes) -> None:
         warn_once("write", f"symdiff: cannot write the compile cache in {folder} ({error}); "
                            "going on without it")
         return
-    if folder in _usage:
-        _usage[folder] += len(data)
-    if _usage.get(folder, math.inf) > size_limit():
-        evict(folder, size_limit(), keep=key)
+    _account(folder, len(data), key)
 
 
 def _entries(folder: str) -> dict[str, list[str]]:
-    """Cache entries: module name (or native key) -> its files (relative paths)."""
+    """Cache entries: module name (or native key) -> its files (relative paths); files
+    not named as symdiff names them are no entries."""
     entries: dict[str, list[str]] = {}
     for name in os.listdir(folder):
-        stem, ext = os.path.splitext(name)
-        if ext in (".py", ".sha256", CHECKED):
-            entries.setdefault(stem, []).append(name)
+        if _ENTRY.fullmatch(name):
+            entries.setdefault(os.path.splitext(name)[0], []).append(name)
     for stem, files in entries.items():
         files += numba_files(folder, stem)
     return entries
@@ -341,13 +263,11 @@ def evict(folder: str, limit: int, keep: str | None = None) -> int:
             _unlink(os.path.join(folder, name))
         total -= sizes[stem]
         removed += 1
-    _usage[folder] = total
+    _usage[folder], _written[folder] = total, 0
     return removed
 
 
 def clear() -> int:
     """Remove every entry of the configured cache; returns how many were removed."""
-    folder = configured_directory()
-    if not os.path.isdir(folder) or _problem(folder):
-        return 0
-    return evict(folder, -1)
+    folder = existing_directory()
+    return 0 if folder is None else evict(folder, -1)

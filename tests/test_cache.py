@@ -16,7 +16,7 @@ import numba
 import pytest
 
 import symdiff as sd
-from codegen import cache, load
+from codegen import cache, cache_dir, load
 from symdiff.cli import run
 
 SOURCE = '''import numba
@@ -34,8 +34,9 @@ def folder(tmp_path, monkeypatch):
     path = tmp_path / "cache"
     monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(path))
     monkeypatch.delenv("SYMDIFF_CACHE_SIZE", raising=False)
-    monkeypatch.setattr(cache, "_warned", set())
+    monkeypatch.setattr(cache_dir, "_warned", set())
     monkeypatch.setattr(cache, "_usage", {})
+    monkeypatch.setattr(cache, "_written", {})
     return path
 
 
@@ -74,10 +75,53 @@ def test_directory_is_private_and_a_second_load_uses_the_compiled_code(folder):
 
 
 def test_a_directory_of_ours_that_others_can_write_is_made_private(folder):
-    os.makedirs(folder)
+    _compile(_source())  # symdiff creates (and tags) the directory
     os.chmod(folder, 0o777)
     _compile(_source())
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_a_directory_symdiff_did_not_create_is_never_changed(folder):
+    # An existing directory holds the cache in a subdirectory of symdiff's own; one that
+    # others can write is not used at all (nor chmod-ed), since they could swap entries.
+    os.makedirs(folder)
+    (folder / "notes.py").write_text("my own file\n")
+    module = _compile(_source())
+    assert module.__file__.startswith(str(folder / "symdiff-cache"))
+    assert sd.clear_cache() == 1 and (folder / "notes.py").exists()
+    os.chmod(folder, 0o777)
+    with pytest.warns(cache.CacheWarning, match="writable by every user"):
+        module = _compile(_source())
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o777
+    assert not module.__file__.startswith(str(folder))
+
+
+def test_clearing_removes_only_what_symdiff_wrote(folder):
+    module = _compile(_source())
+    kept = ["notes.py", "data_0123456789abcdef0123.csv", "x.sha256", "native_1.native"]
+    for name in kept:
+        (folder / name).write_text("mine\n")
+    (folder / "__pycache__" / "other.nbi").write_text("mine\n")
+    assert sd.clear_cache() == 1
+    assert sorted(os.listdir(folder)) == sorted([*kept, "CACHEDIR.TAG", "__pycache__"])
+    assert os.listdir(folder / "__pycache__") == ["other.nbi"]
+    assert not (folder / (module.__name__ + ".py")).exists()
+
+
+def test_a_parent_another_user_could_change_is_not_trusted(tmp_path, monkeypatch):
+    # A parent writable by others (no sticky bit) lets them swap the cache directory
+    # between symdiff's checks and Numba's reads: a private temporary one is used.
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    os.chmod(parent, 0o777)
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(parent / "cache"))
+    monkeypatch.setattr(cache_dir, "_warned", set())
+    with pytest.warns(cache.CacheWarning, match="writable by every user"):
+        module = _compile(_source())
+    assert not (parent / "cache").exists() and module.f(2.0, 3.0) > 6
+    os.chmod(parent, 0o1777)  # sticky, as /tmp: others cannot rename what is ours
+    monkeypatch.setattr(cache_dir, "_warned", set())
+    assert _compile(_source()).__file__.startswith(str(parent / "cache"))
 
 
 def test_a_symlinked_directory_is_not_used(folder, tmp_path):
@@ -261,3 +305,23 @@ def test_numba_cache_variables_do_not_move_symdiffs_machine_code(tmp_path):
         beside = os.listdir(tmp_path / f"cache{len(locators)}" / "__pycache__")
         assert any(n.endswith(".nbi") for n in beside)
     assert not shared.exists() or not any(files for _, _, files in os.walk(shared))
+
+
+def test_clearing_while_other_processes_compile_is_a_miss_for_them(folder):
+    # Other processes clear the cache under compiles in flight: every compile still
+    # answers (a vanished file is a miss), with the Numba and the native backends.
+    worker = ("import os, sys, symdiff as sd\n"
+              "for k in range(6):\n"
+              "    f = sd.compile(f'a*b + {os.getpid()}.{k}*a', backend=sys.argv[1],\n"
+              "                   background=False)\n"
+              "    assert f.grad(2.0, 3.0)[1] == 2.0\n"
+              "print('ok')\n")
+    env = dict(os.environ, SYMDIFF_CACHE_DIR=str(folder), SYMDIFF_BACKGROUND="0")
+    workers = [subprocess.Popen([sys.executable, "-c", worker, backend], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for backend in ("numba", "native")]
+    while any(w.poll() is None for w in workers):
+        sd.clear_cache()
+    for w in workers:
+        out, err = w.communicate()
+        assert w.returncode == 0 and out.strip() == "ok", err[-2000:]

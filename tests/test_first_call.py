@@ -107,13 +107,14 @@ def test_the_compile_estimate_depends_on_the_code_not_on_trip_counts():
 
 
 def test_the_cache_check_reads_only(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path / "cache"))
     fn = sd.compile(f"a * b - {os.getpid()}.5", background=False, backend="numba")
     fn.grad(1.0, 2.0)
     module = fn.loader.modules[0].__name__
-    assert cache.is_compiled(str(tmp_path), module)
-    files = cache.numba_files(str(tmp_path), module)
-    with open(tmp_path / files[-1], "ab") as damaged:
+    folder = cache.directory()
+    assert folder == str(tmp_path / "cache") and cache.is_compiled(folder, module)
+    files = cache.numba_files(folder, module)
+    with open(os.path.join(folder, files[-1]), "ab") as damaged:
         damaged.write(b"\0")
-    assert not cache.is_compiled(str(tmp_path), module)
-    assert cache.numba_files(str(tmp_path), module) == files  # left for load to repair
+    assert not cache.is_compiled(folder, module)
+    assert cache.numba_files(folder, module) == files  # left for load to repair

@@ -220,7 +220,8 @@ print(fn.value_and_grad(np.linspace(0.0, 1.0, 9))[0], native.STATS["compiled"],
 
 
 def test_machine_code_is_cached_on_disk_and_checked(tmp_path):
-    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(tmp_path)}
+    folder = tmp_path / "cache"
+    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(folder)}
     env.pop("SYMDIFF_BACKEND", None)
 
     def run():
@@ -231,7 +232,7 @@ def test_machine_code_is_cached_on_disk_and_checked(tmp_path):
 
     first, second = run(), run()
     assert first[1:3] == (1, 0) and second[1:3] == (0, 1) and first[0] == second[0]
-    (entry,) = tmp_path.glob("*.native")
+    (entry,) = folder.glob("*.native")
     data = bytearray(entry.read_bytes())
     data[-1] ^= 0xFF  # one bit of machine code changed: its digest no longer matches
     entry.write_bytes(bytes(data))
@@ -239,7 +240,7 @@ def test_machine_code_is_cached_on_disk_and_checked(tmp_path):
     assert third[:3] == first[:3] and "damaged" in third[3]
     cleared = subprocess.run([sys.executable, "-c", "import symdiff; symdiff.clear_cache()"],
                              env=env, check=True)
-    assert cleared.returncode == 0 and not list(tmp_path.glob("*.native"))
+    assert cleared.returncode == 0 and not list(folder.glob("*.native"))
     assert run()[1:3] == (1, 0)
 
 

@@ -228,10 +228,10 @@ def test_color_counts_of_known_structures():
 def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch):
     # A second process finds the coloring on disk: it neither colors again nor loads the
     # coloring loops' machine code.  Data that do not fit the pattern are colored again.
-    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(tmp_path / "cache"))
     pattern = _random_symmetric(40, 0.08, np.random.default_rng(1))
     first = _colored(kind, pattern)
-    (entry,) = tmp_path.glob("coloring_*.native")
+    (entry,) = (tmp_path / "cache").glob("coloring_*.native")
 
     def no_coloring(*_):
         raise AssertionError("colored again")
