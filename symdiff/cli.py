@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import sys
 
-from codegen.cache import clear, configured_directory
+from codegen.cache import clear, configured_directory, umask, write_atomic
 from codegen.spec import LOWERINGS
 from symdiff.autodiff.modes import as_variables, diff
 from symdiff.errors import SymdiffError
@@ -22,6 +23,9 @@ EXAMPLE = "((a+b)*c)**2"
 # --form auto prints an expression in let-form once its infix text is longer than this:
 # derivatives repeat subexpressions, and one line of kilobytes is unreadable.
 LET_FORM_CHARS = 200
+# Bounds on what --order prints: partial derivatives grow as (variables)**order.
+MAX_ORDER = 20
+MAX_PARTIALS = 2_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,8 +112,6 @@ def run(argv: list[str] | None = None, out=None) -> int:
     if args.clear_cache:
         print(f"removed {clear()} entries from {configured_directory()}", file=out)
         return 0
-    if args.order < 0:
-        raise SymdiffError("--order must be 0 or more")
     for path in (args.output, args.graph):
         if path:
             _check_output(path)
@@ -119,14 +121,32 @@ def run(argv: list[str] | None = None, out=None) -> int:
         if name not in variables:
             raise _unknown(f"--wrt {name}", name, variables)
     wrt = as_variables(args.wrt, [f])
+    _check_order(args.order, len(wrt))
     point = _point(args.at, variables)
     missing = [name for name in variables if name not in point]
-    show_values = bool(point) and not missing
     if point and missing:
         print(f"(no values: --at does not give {', '.join(missing)})", file=out)
+        point = {}
+    _print_partials(f, wrt, point, args, out)
+    _write_files(f, wrt, point, args, out)
+    return 0
 
+
+def _check_order(order: int, count: int) -> None:
+    """--order within bounds: the partials printed grow as count**order."""
+    if not 0 <= order <= MAX_ORDER:
+        raise SymdiffError(f"--order must be between 0 and {MAX_ORDER}, got {order}")
+    partials = math.comb(count + order - 1, order) if count else 0
+    if partials > MAX_PARTIALS:
+        raise SymdiffError(f"--order {order} with {count} variables prints {partials} "
+                           f"partial derivatives (at most {MAX_PARTIALS}): lower --order or "
+                           "name fewer variables with --wrt")
+
+
+def _print_partials(f, wrt, point, args, out) -> None:
+    """f and every partial derivative up to --order, with its value at ``point``."""
     def show(label: str, expr) -> None:
-        value = f"  = {evaluate(expr, point)!r}" if show_values else ""
+        value = f"  = {evaluate(expr, point)!r}" if point else ""
         text = f"{label} = {expr}"
         if args.form == "let" or (args.form == "auto" and len(text) > LET_FORM_CHARS):
             # Its last line binds the label; the shared parts above it are indented.
@@ -134,8 +154,7 @@ def run(argv: list[str] | None = None, out=None) -> int:
             text = "\n".join([f"    {line}" for line in shared] + [last])
         print(f"{text}{value}", file=out)
 
-    names = ", ".join(s.value for s in wrt)
-    show(f"f({names})", f)
+    show(f"f({', '.join(s.value for s in wrt)})", f)
     # Each partial is the derivative of a lower-order one, so reuse them.
     partials = {(): f}
     for order in range(1, args.order + 1):
@@ -143,9 +162,17 @@ def run(argv: list[str] | None = None, out=None) -> int:
         for combo in itertools.combinations_with_replacement(range(len(wrt)), order):
             partials[combo] = diff(partials[combo[:-1]], wrt[combo[-1]])
             show(_label(order, tuple(wrt[i].value for i in combo)), partials[combo])
+
+
+def _write_files(f, wrt, point, args, out) -> None:
+    """The graph (--graph) and the module (-o), each written atomically."""
     if args.graph:
-        path = render(to_dot(f, point if show_values else None), args.graph)
-        print(f"\ndrew {path}", file=out)
+        drawing = render(to_dot(f, point or None), args.graph)
+        try:  # as -o: a full disk or a symlink at the path leaves the old file whole
+            write_atomic(args.graph, drawing, mode=0o666 & ~umask())
+        except OSError as error:
+            raise SymdiffError(f"--graph {args.graph}: {error.strerror or error}") from None
+        print(f"\ndrew {args.graph}", file=out)
     if args.output:
         try:
             path = compile_expression(f, wrt, fast_math=args.fast_math,
@@ -153,7 +180,6 @@ def run(argv: list[str] | None = None, out=None) -> int:
         except OSError as error:
             raise SymdiffError(f"-o {args.output}: {error.strerror or error}") from None
         print(f"\nwrote {path}", file=out)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,7 @@
 """Pictures of the graph (sd.to_dot, --graph): the lecture's forward and backward sweeps."""
 
+import errno
+import os
 import re
 import shutil
 
@@ -97,3 +99,23 @@ def test_array_expressions_print_in_numpy_notation():
     values = np.arange(5.0)  # the printed slices mean what they say in NumPy
     np.testing.assert_array_equal(sd.evaluate(y[1:], y=values), values[1:5])
     np.testing.assert_array_equal(sd.evaluate(y[::-1], y=values), values[4::-1])
+
+
+def test_the_graph_file_is_written_atomically(tmp_path, capsys, monkeypatch):
+    # A symlink at the path is replaced, never followed; a full disk leaves the old file
+    # whole and says so in one line.
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    link = tmp_path / "g.dot"
+    os.symlink(target, link)
+    assert main(["a*b", "--graph", str(link)]) == 0
+    assert target.read_text() == "keep me\n" and not link.is_symlink()
+    assert "digraph" in link.read_text()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("symdiff.cli.write_atomic", full_disk)
+    capsys.readouterr()
+    assert main(["a+b", "--graph", str(link)]) == 2
+    assert "--graph" in capsys.readouterr().err and "digraph" in link.read_text()
+    assert "a + b" not in link.read_text()

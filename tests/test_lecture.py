@@ -87,6 +87,8 @@ def test_command_line(tmp_path, capsys):
     (["--at", "a=1", "a=2"], "--at gives a twice"),
     (["-o", "missing/m.py"], "the directory"),
     (["-o", "."], ".: is a directory"),
+    (["--order", "-1"], "--order must be between 0 and 20"),
+    (["--order", "100000"], "--order must be between 0 and 20"),
 ])
 def test_command_line_errors_name_what_is_wrong(arguments, message, tmp_path, monkeypatch,
                                                 capsys):
@@ -95,6 +97,12 @@ def test_command_line_errors_name_what_is_wrong(arguments, message, tmp_path, mo
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""  # nothing printed before
     assert not (tmp_path / "missing").exists()
+
+
+def test_command_line_bounds_what_order_prints(capsys):
+    many = " + ".join(f"x{k}**2" for k in range(30))
+    assert main([many, "--order", "4"]) == 2  # 46,376 partials
+    assert "at most 2000" in capsys.readouterr().err
 
 
 def test_command_line_options_given_twice_add_up(capsys):

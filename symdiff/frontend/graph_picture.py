@@ -88,20 +88,20 @@ def _escape(text: str) -> str:
     return text.replace('"', '\\"')
 
 
-def render(dot: str, path: str) -> str:
-    """Write ``dot`` to ``path``: as DOT text for .dot/.gv, else rendered by Graphviz's
-    ``dot`` in the format of the file's extension (svg, png, pdf)."""
+def render(dot: str, path: str) -> bytes:
+    """The bytes of the file ``path`` should hold: the DOT text for .dot/.gv, else the
+    drawing Graphviz's ``dot`` renders in the format of the extension (svg, png, pdf).
+    The caller writes them (atomically: symdiff.cli)."""
     extension = path.rsplit(".", 1)[-1].lower() if "." in path else ""
     if extension in ("dot", "gv"):
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(dot)
-        return path
+        return dot.encode("utf-8")
     program = shutil.which("dot")
     if program is None:
         raise SymdiffError(f"{path}: drawing needs Graphviz's dot program, which is not "
                            "installed; write a .dot file instead (or install graphviz)")
-    done = subprocess.run([program, f"-T{extension}", "-o", path], input=dot, text=True,
+    done = subprocess.run([program, f"-T{extension}"], input=dot.encode("utf-8"),
                           capture_output=True)
     if done.returncode != 0:
-        raise SymdiffError(f"{path}: Graphviz failed: {done.stderr.strip()[:200]}")
-    return path
+        raise SymdiffError(f"{path}: Graphviz failed: "
+                           f"{done.stderr.decode('utf-8', 'replace').strip()[:200]}")
+    return done.stdout
