@@ -88,5 +88,7 @@ def emit_module(specs: list, docstring: str) -> str:
     imports = IMPORTS
     if any("np.dot(" in text or "np.linalg." in text for text in texts):
         docstring, imports = docstring.replace(NEEDS, NEEDS_SCIPY), IMPORTS + SCIPY_CHECK
+    # (Escaped although every name in it is checked: no text ends the docstring early.)
+    docstring = docstring.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     parts = [f'"""{docstring}\n"""\n\n{imports}', *_constants(plain), *_helpers(plain)]
     return "\n\n".join(parts + texts)

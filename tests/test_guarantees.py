@@ -121,6 +121,63 @@ def test_compiled_function_pickles_and_recompiles():
     np.testing.assert_array_equal(g.grad(x), f.grad(x))
 
 
+class _Crafted:
+    """A pickle that calls one of symdiff's reconstructors with arguments of its choosing
+    (what an attacker can write without any other callable)."""
+
+    def __init__(self, function, *arguments):
+        self.function, self.arguments = function, arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments
+
+
+def _crafted(function, *arguments):
+    return pickle.loads(pickle.dumps(_Crafted(function, *arguments)))
+
+
+def test_crafted_expression_pickles_are_checked_row_by_row():
+    from symdiff.ir.nodes import ArrayData, unpickle_expression
+    good = pickle.loads(pickle.dumps(sd.vector("v", 3) * 2.0))
+    assert good.shape == (3,)
+    bad_rows = {
+        "symbol name": [("symbol", (), 'x"""\nimport os', ())],
+        "operands order": [("symbol", (), "x", ()), ("add", (0, 1), None, ())],
+        "false shape": [("symbol", (), "v", (3,)), ("sin", (0,), None, (1000,))],
+        "unknown op": [("symbol", (), "x", ()), ("system", (0,), None, ())],
+        "payload": [("symbol", (), "v", (3,)), ("sum", (0,), ("__import__('os')", 1), ())],
+        "array key": [("array", (), _forged_array(ArrayData), (2,))],
+        "constant": [("const", (), "1; import os", ())],
+        "row": ["symbol"],
+    }
+    for what, rows in bad_rows.items():
+        with pytest.raises(sd.SymdiffError, match="unpickling|invalid symbol"):
+            _crafted(unpickle_expression, rows)
+        assert what
+
+
+def _forged_array(kind):
+    data = kind(np.array([1.0, 2.0]))
+    object.__setattr__(data, "key", ((2,), "0; import os"))
+    return data
+
+
+def test_compiled_functions_unpickle_by_content_not_by_token():
+    # Two different functions unpickle as themselves (identity follows content), and
+    # copies of one function are one object.
+    plus, times = sd.compile("a+b", background=False), sd.compile("a*b", background=False)
+    plus_copy = pickle.loads(pickle.dumps(plus))
+    assert pickle.loads(pickle.dumps(plus)) is plus_copy
+    times_copy = pickle.loads(pickle.dumps(times))
+    assert times_copy is not plus_copy
+    assert plus_copy(2.0, 3.0) == 5.0 and times_copy(2.0, 3.0) == 6.0
+    reducer, arguments = plus.__reduce__()
+    with pytest.raises(sd.SymdiffError, match="unpickling"):
+        _crafted(reducer, arguments[0], arguments[1], 1, 5, *arguments[4:])
+    with pytest.raises(sd.SymdiffError, match="lowering must be"):
+        _crafted(reducer, *arguments[:7], "exec", *arguments[8:])
+
+
 ACCEPTED_SCALARS = [2, True, np.float32(1.5), np.array(1.5), decimal.Decimal("1.5"),
                     fractions.Fraction(3, 2), np.longdouble(1.5), np.int64(3)]
 REJECTED_SCALARS = [("1.5", "real number, got str"), (1 + 2j, "complex"),

@@ -7,6 +7,7 @@ identity, sharing is free, and dictionaries keyed by nodes are cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import keyword
 import math
@@ -320,11 +321,86 @@ def graph_rows(roots) -> tuple[list[tuple], list[int]]:
     return rows, [position[r] for r in roots]
 
 
+# Names symdiff gives its own symbols (seeds, cotangents, loop placeholders, data).
+_INTERNAL_NAME = re.compile(r"\$[A-Za-z0-9_]{1,80}")
+_TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
+
+
+def _plain_payload(value) -> bool:
+    """Whether a payload read from a pickle holds only what symdiff puts in payloads:
+    numbers, short tags, tuples, constant arrays whose key matches their bytes, nodes,
+    and symdiff's own records (loop bodies) of those."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item is None or isinstance(item, (bool, numbers.Real, Expr)):
+            continue
+        if isinstance(item, str):
+            if not _TAG.fullmatch(item):
+                return False
+        elif isinstance(item, tuple):
+            stack.extend(item)
+        elif type(item) in (ArrayData, Rows):
+            if item.key != type(item)(item.array).key:
+                return False
+        elif dataclasses.is_dataclass(item) and type(item).__module__.startswith("symdiff."):
+            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        else:
+            return False
+    return True
+
+
+def _row_node(nodes: list, row) -> Expr:
+    """One row of a pickled graph as a node, checked as if built by the constructors: a
+    known op, operands before it, a symbol name symdiff accepts, a payload of plain
+    data, and the shape the op's rule gives (never the stored one)."""
+    if not isinstance(row, tuple) or len(row) != 4:
+        raise SymdiffError("unpickling: a malformed row")
+    op_name, operands, value, shape = row
+    if not isinstance(operands, tuple) or any(
+            isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(nodes)
+            for k in operands):
+        raise SymdiffError("unpickling: operands must come before their node")
+    args = tuple(nodes[k] for k in operands)
+    if op_name == "symbol" and not args:
+        if isinstance(value, str) and _INTERNAL_NAME.fullmatch(value):
+            return internal_symbol(value[1:], check_shape(shape))
+        return symbol(value, shape)
+    if op_name == "const" and not args:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or shape != ():
+            raise SymdiffError("unpickling: a constant must be a real number")
+        return Expr._make("const", (), float(value), ())
+    if op_name == "array" and not args:
+        if type(value) is not ArrayData or not _plain_payload(value):
+            raise SymdiffError("unpickling: a constant array with a forged key")
+        return Expr._make("array", (), value, value.array.shape)
+    op = OPS.get(op_name) if isinstance(op_name, str) else None
+    if op is None or op_name in ("symbol", "const", "array"):
+        raise SymdiffError(f"unpickling: unknown operation {op_name!r}")
+    if op.arity is not None and len(args) != op.arity:
+        raise SymdiffError(f"unpickling: {op_name} takes {op.arity} operand(s)")
+    if not _plain_payload(value):
+        raise SymdiffError(f"unpickling: the payload of {op_name} is not symdiff's")
+    if op.shape_rule is None:
+        checked = broadcast_shapes(op_name, *(a.shape for a in args))
+    else:
+        checked = op.shape_rule(tuple(a.shape for a in args), value)
+    if tuple(checked) != tuple(shape):
+        raise SymdiffError(f"unpickling: {op_name} has shape {checked}, not the {shape} "
+                           "stored")
+    return Expr._make(op_name, args, value, tuple(checked))
+
+
 def from_rows(rows) -> list[Expr]:
-    """The nodes of ``graph_rows``' rows, interned again (in this process's table)."""
+    """The nodes of ``graph_rows``' rows, interned again (in this process's table), each
+    row checked as the constructors check what they build (see _row_node): a pickle
+    crafted with symdiff's own reconstructor cannot make a node the constructors would
+    refuse.  (Unpickling stays as trusted as ``pickle`` itself: see the README.)"""
+    if not isinstance(rows, (list, tuple)):
+        raise SymdiffError("unpickling: a malformed graph")
     nodes: list[Expr] = []
-    for op, operands, value, shape in rows:
-        nodes.append(Expr._make(op, tuple(nodes[k] for k in operands), value, shape))
+    for row in rows:
+        nodes.append(_row_node(nodes, row))
     return nodes
 
 

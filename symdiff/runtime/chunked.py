@@ -15,9 +15,10 @@ Two cases, chosen by where the Dask arrays go:
 - **Points** (a function of scalars at many points, or ``fn.vmap``): each block of points
   is one task; the results are lazy Dask arrays, blocks as the points'.
 
-Workers rebuild a compiled function from its pickled graph once per process (copies are
-one object: ``CompiledFunction.token``) and load its machine code from the disk cache
-(``SYMDIFF_CACHE_DIR``, shared by processes of one machine) instead of compiling again.
+Workers rebuild a compiled function from its pickled graph (copies of one function are
+one object: symdiff.runtime.compiled._unpickle_compiled) and load its machine code from the
+disk cache (``SYMDIFF_CACHE_DIR``, shared by processes of one machine) instead of
+compiling again.
 """
 
 from __future__ import annotations

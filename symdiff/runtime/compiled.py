@@ -4,7 +4,6 @@ method (``sd.compile``, in symdiff.runtime.transforms, builds them)."""
 from __future__ import annotations
 
 import os
-import uuid
 import weakref
 
 from codegen import LOWERINGS
@@ -24,7 +23,8 @@ from symdiff.runtime.lowering import Lowered, module_source
 from symdiff.runtime.matrices import SparseMatrices, guarded
 from symdiff.runtime.processes import UNPICKLING
 
-_UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # by token
+# Unpickled compiled functions by content (graph, options): Dask sends one with every task.
+_UNPICKLED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def compile_options(fast_math: bool = False, lowering: str = "auto",
@@ -119,8 +119,6 @@ class CompiledFunction:
         self.backend = backend
         self.loader = Loader(self.derivation, background, self._wrap, self._bind, backend)
         self.matrices = SparseMatrices(self.derivation, self.loader.load)
-        # Copies unpickled in one process are one object (Dask sends it with every task).
-        self.token = uuid.uuid4().hex
 
     def _wrap(self, call, method: str, spec, checked: bool):
         """A raw callable of ``method`` behind the input contract and the memory guard."""
@@ -136,7 +134,7 @@ class CompiledFunction:
         # the compiled code from its cache), method by method on first use.
         given = self.derivation.given_outputs
         rows, roots = graph_rows(list(given) + list(self.args) + list(self.wrt))
-        return (_unpickle_compiled, (self.token, rows, roots, len(given), len(self.args),
+        return (_unpickle_compiled, (rows, roots, len(given), len(self.args),
                                      self.is_scalar, self.single_wrt, self.fast_math,
                                      self.lowering, self.background, self.backend))
 
@@ -289,17 +287,30 @@ class CompiledFunction:
         return self
 
 
-def _unpickle_compiled(token, rows, roots, n_outputs, n_args, *options):
+def _unpickle_compiled(rows, roots, n_outputs, n_args, *options):
+    # Identity follows content: the graph is rebuilt (every row checked, symdiff.ir.nodes.
+    # from_rows) and interned, so equal functions are the same nodes and options, and
+    # copies unpickled in one process are one object.
     with UNPICKLING:
-        known = _UNPICKLED.get(token)
+        nodes = from_rows(rows)
+        if any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(nodes)
+               for k in roots) or not 0 <= n_outputs <= n_outputs + n_args <= len(roots):
+            raise SymdiffError("unpickling: a malformed compiled function")
+        if len(options) != 6 or not all(isinstance(o, bool) for o in options[:2]):
+            raise SymdiffError("unpickling: malformed options of a compiled function")
+        scalar, single = options[:2]
+        options = (scalar, single, *compile_options(*options[2:]).values())
+        picked = tuple(nodes[k] for k in roots)
+        if any(x.op != "symbol" for x in picked[n_outputs:]):
+            raise SymdiffError("unpickling: the arguments of a compiled function are symbols")
+        key = (picked, n_outputs, n_args, options)
+        known = _UNPICKLED.get(key)
         if known is not None:
             return known
-        nodes = from_rows(rows)
-        picked = [nodes[k] for k in roots]
         outputs, args = picked[:n_outputs], picked[n_outputs:n_outputs + n_args]
-        compiled = CompiledFunction(outputs, args, picked[n_outputs + n_args:], *options)
-        compiled.token = token
-        _UNPICKLED[token] = compiled
+        compiled = CompiledFunction(list(outputs), list(args),
+                                    list(picked[n_outputs + n_args:]), *options)
+        _UNPICKLED[key] = compiled
         return compiled
 
 

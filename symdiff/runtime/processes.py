@@ -16,7 +16,8 @@ from symdiff.ir import walk
 from symdiff.ir.nodes import INTERNING
 from symdiff.runtime import blas_threads, chunked, loading, native
 
-# Unpickling a compiled function in this process (one object per token: symdiff.runtime.compiled).
+# Unpickling a compiled function in this process (one object per content:
+# symdiff.runtime.compiled).
 UNPICKLING = threading.Lock()
 
 # In the order compile threads take them.
