@@ -541,3 +541,18 @@ def test_linear_solve_values_and_derivatives():
                    - np.sum(gA * E)) < 1e-7
     with pytest.raises(sd.ShapeError, match="square matrix"):
         sd.solve(sd.matrix("M", 2, 3), sd.vector("c", 2))
+
+
+def test_loop_counters_stay_exact_or_say_why_not():
+    # A float64 index past 2**53 cannot take every value: static bounds there are an
+    # error; runtime bounds count steps exactly, so the loop ends (it never did).
+    with pytest.raises(sd.SymdiffError, match="beyond 2\\*\\*53"):
+        sd.fori_loop(2 ** 60, 2 ** 60 + 4, lambda i, c: c + (i - 2 ** 60), 0.0)
+    with pytest.raises(sd.SymdiffError, match="max_steps must be an int from 1 to 2\\*\\*53"):
+        sd.while_loop(lambda c: c < 1.0, lambda c: c + 1.0, 0.0, max_steps=2 ** 70)
+    lo, hi = sd.symbols("lo hi")
+    total = sd.fori_loop(lo, hi, lambda i, c: c + i * i, 0.0)
+    fn = sd.compile(total, args=[lo, hi], background=False)
+    assert fn(2.0, 5.0) == 29.0 and fn(2.5, 5.0) == 38.75  # i = 2.5, 3.5, 4.5
+    assert fn(2.0 ** 60, 2.0 ** 60 + 1024) == pytest.approx(1024 * 2.0 ** 120, rel=1e-12)
+    assert sd.evaluate(sd.diff(total, lo), lo=2.0, hi=5.0) == 18.0

@@ -170,6 +170,10 @@ def unbounded_while(cond, body, init):
                     kind)
 
 
+# Counts a float64 step counter holds exactly: every integer up to 2**53.
+EXACT_COUNT = 2 ** 53
+
+
 @eager
 def fori_loop(lower, upper, body, init):
     """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
@@ -183,18 +187,23 @@ def fori_loop(lower, upper, body, init):
     if any(isinstance(v, bool) for v in (lower, upper)):
         raise SymdiffError("fori_loop: lower and upper must be ints or scalar expressions")
     if not all(isinstance(v, (int, np.integer)) for v in (lower, upper)):
+        # The loop counts its steps k exactly (0, 1, ... while k < upper - lower) and the
+        # body sees i = lower + k: past 2**53 a counter of i itself would stop moving,
+        # and the loop would never end.
         inits, kind = tree_parts(init, "init")
+        start, span = as_expr(lower), as_expr(upper) - as_expr(lower)
         final = unbounded_while(
-            lambda c: c[0] < upper,
-            lambda c: (c[0] + 1.0,) + tuple(tree_parts(body(c[0], restore_tree(list(c[1:]), kind)),
-                                                   "the carry")[0]),
-            (as_expr(lower),) + tuple(inits))
+            lambda c: c[0] < span,
+            lambda c: (c[0] + 1.0,) + tuple(tree_parts(
+                body(start + c[0], restore_tree(list(c[1:]), kind)), "the carry")[0]),
+            (const(0.0),) + tuple(inits))
         return restore_tree(list(final[1:]), kind)
+    if max(abs(int(lower)), abs(int(upper))) > EXACT_COUNT:
+        raise SymdiffError(f"fori_loop: bounds {lower}, {upper} are beyond 2**53, where the "
+                           "body's index i (a float64) could not take every value: shift "
+                           "them (fori_loop(0, upper - lower, ...) and add lower inside)")
     if upper <= lower:
         return init
-    if upper - lower > 2 ** 53:
-        raise SymdiffError(f"fori_loop: {upper - lower} steps are more than a float64 "
-                           "counter can count")
     inits, kind = tree_parts(init, "init")
 
     def step(carry, _):
@@ -223,8 +232,9 @@ def while_loop(cond, body, init, *, max_steps: int | None = None):
     if max_steps is None:
         return unbounded_while(cond, body, init)
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
-            or max_steps < 1:
-        raise SymdiffError("while_loop: max_steps must be a positive int")
+            or not 1 <= max_steps <= EXACT_COUNT:
+        raise SymdiffError(f"while_loop: max_steps must be an int from 1 to 2**53, got "
+                           f"{max_steps!r}")
     inits, kind = tree_parts(init, "init")
 
     def step(carry, _):
