@@ -271,3 +271,14 @@ def test_a_fused_root_read_by_a_member_of_a_recomputed_producer_is_stored():
     fast, reference = _both(f, [sd.vector("y", 2), sd.symbol("k")])
     y = np.array([1.0, 0.0])
     np.testing.assert_allclose(fast.hessian(y, 2.0), reference.hessian(y, 2.0), rtol=1e-14)
+
+
+def test_a_cheap_producer_read_by_an_alias_is_stored():
+    # stop_gradient is emitted as a view of its operand: a producer it reads must be an
+    # array, not computed where it is read (a KeyError before).
+    def f(v):
+        return np.sum(np.exp(v * 2) + sd.stop_gradient(v * 2) * v)
+    fast, reference = _both(f, [sd.vector("v", 2)])
+    x = np.array([0.3, -0.2])
+    assert fast(x) == reference(x)
+    np.testing.assert_array_equal(fast.grad(x), reference.grad(x))

@@ -2,6 +2,7 @@
 over a 2-vector state traces into many tiny array ops, which become scalar code."""
 
 import numpy as np
+import pytest
 
 import symdiff as sd
 from symdiff.passes.scalarize import MIN_ARRAY_NODES, scalarize
@@ -90,3 +91,28 @@ def test_a_trace_past_the_threshold_points_to_scan(caplog, monkeypatch):
     with caplog.at_level("WARNING", logger="symdiff"):
         sd.jit(_rk4(2)).for_shapes([(2,), ()])
     assert not caplog.records
+
+
+def test_updates_and_nested_gradients_in_a_long_loop():
+    # .at[...] updates and the reverse mode of indexing make embeds: taken apart too.
+    def relax(y):
+        for _ in range(60):
+            y = y.at[0].set(y[0] + 0.01 * np.sin(y[1]))
+            y = y * 0.99
+        return np.sum(y ** 2)
+
+    def energy(x):
+        return np.sum(x ** 4) + x[0] * x[1]
+
+    def descend(x):
+        for _ in range(40):
+            x = x - 0.1 * sd.grad(energy)(x)
+        return np.sum(x ** 2)
+    for f in (relax, descend):
+        fn = sd.jit(f)
+        x0 = np.array([0.5, -0.3])
+        want = sd.evaluate(f(sd.vector("x", 2)), {"x": x0})
+        assert fn(x0) == pytest.approx(want, rel=1e-14)
+        h = 1e-6
+        fd = [(fn(x0 + h * e) - fn(x0 - h * e)) / (2 * h) for e in np.eye(2)]
+        np.testing.assert_allclose(fn.grad(x0), fd, rtol=1e-6, atol=1e-10)

@@ -34,10 +34,19 @@ from .loops import Loops
 from .pieces import Pieces
 from .products import Products
 from .sums import NEG_INF, Sums
-from .views import View, broadcast, indexed, permuted, position, reshaped, transposed, whole
+from .views import (
+    ALIASES,
+    View,
+    broadcast,
+    indexed,
+    permuted,
+    position,
+    reshaped,
+    transposed,
+    whole,
+)
 
 # Ops whose result is their operand's array (identities once derived).
-ALIASES = ("stop_gradient", "root")
 
 
 

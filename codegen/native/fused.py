@@ -18,7 +18,7 @@ from ..llvm.elements import ELEMENTS
 from ..naming import unrolled_power
 from ..schedule import REDUCTIONS, iteration_shape
 from .loop_math import LOOP
-from .views import position, whole
+from .views import ALIASES, position, whole
 
 # The most nodes a shared producer (with its own fused producers) may hold to be
 # computed again in each of its readers, and the most loops it is computed in when they
@@ -52,8 +52,7 @@ class FusedLoops:
 
     def groupable(self, node: Expr) -> bool:
         """An elementwise array root computed by a loop of its own, with no opaque call."""
-        if not node.shape or not OPS[node.op].elementwise or node.op in ("stop_gradient",
-                                                                         "root"):
+        if not node.shape or not OPS[node.op].elementwise or node.op in ALIASES:
             return False
         # (Embeds inlined into a root cut its loop into pieces of its own.)
         return not any(opaque(m) or m.op == "embed" for m in [node, *self.members(node)])
@@ -71,14 +70,15 @@ class FusedLoops:
                 continue
             root[node] = node
             if (len(users) < 2 or node in self.results or not node.shape
-                    or not OPS[node.op].elementwise or node.op in ("stop_gradient", "root")):
+                    or not OPS[node.op].elementwise or node.op in ALIASES):
                 continue
             ends = {root[u] for u in users}
             members = [node, *self.members(node)]
             # (No embed: its loop's pieces were settled already, see settle_embeds.)
             if (len(members) > SHARED_NODES
                     or any(m.op in LOOP or m.op == "embed" or opaque(m) for m in members)
-                    or not all((OPS[u.op].elementwise or u.op in REDUCTIONS)
+                    or not all(((OPS[u.op].elementwise and u.op not in ALIASES)
+                                or u.op in REDUCTIONS)
                                and iteration_shape(u) == node.shape for u in users)):
                 continue
             if len(ends) == 1:

@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from symdiff.ir.index_keys import step_one_ranges
 from symdiff.ir.nodes import OPS, Expr
 
-from .views import position, whole
+from .views import ALIASES, position, whole
 
 # The most pieces one loop is cut into (a 2-D five-point stencil's adjoint needs 25).
 MAX_PIECES = 32
@@ -57,7 +57,7 @@ class Pieces:
 
     def fusible_embed(self, node: Expr, user: Expr) -> bool:
         """Whether the embed ``node`` can be computed in the loop of its one consumer."""
-        return (OPS[user.op].elementwise and user.op not in ("stop_gradient", "root")
+        return (OPS[user.op].elementwise and user.op not in ALIASES
                 and user.shape == node.shape and embedded_box(node) is not None)
 
     def settle_embeds(self) -> None:
@@ -75,8 +75,7 @@ class Pieces:
                 embeds = self.embed_members(root)
                 if not embeds:
                     continue
-                elementwise = OPS[root.op].elementwise and root.op not in ("stop_gradient",
-                                                                           "root")
+                elementwise = OPS[root.op].elementwise and root.op not in ALIASES
                 boxes = {e: embedded_box(e) for e in embeds}
                 if elementwise and len(pieces(root.shape, boxes)) <= MAX_PIECES:
                     direct.update(embeds)

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 from .code import Code
 
+# Elementwise ops the lowering emits as the view of their operand (no loop of their own):
+# nothing may be fused into them.
+ALIASES = ("stop_gradient", "root")
+
 
 @dataclass(frozen=True)
 class View:

@@ -278,33 +278,63 @@ def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
     return None
 
 
+# Past this density, or this much work for the greedy colorings (their two-hop searches
+# visit the sum of squared row degrees: about 0.1 us each on a band, measured; a dense
+# pattern of 400 columns took a minute), coloring costs more than it can save: every
+# column gets a color of its own, and the sparse evaluation is the dense one, one product
+# per column.  (Colorings are cached on disk: the work is paid once.)
+DENSE_FRACTION = 0.25
+COLORING_WORK = 10 ** 8
+
+
+def _not_worth_coloring(csr) -> bool:
+    rows, columns = csr.shape
+    degrees = np.diff(csr.indptr).astype(np.float64)
+    return csr.nnz > DENSE_FRACTION * rows * columns or float(degrees @ degrees) > COLORING_WORK
+
+
 def color_jacobian(pattern) -> Coloring:
-    """A column coloring of an (m x n) pattern for compressed forward-mode evaluation."""
+    """A column coloring of an (m x n) pattern for compressed forward-mode evaluation
+    (one color per column where the pattern is too dense to be worth coloring)."""
     csr = canonical(pattern)
+    if _not_worth_coloring(csr):
+        return _column_per_color(csr)
     csc = canonical(csr.T)  # the columns' rows
     sharing = canonical(csc @ csr)  # columns that share a row: they need different colors
     sharing.setdiag(False)
     sharing.eliminate_zeros()
     best = _fewest([_column_coloring(*_arrays(csr), *_arrays(csc), order)
                     for order in _orders(sharing)] + [_saturation_coloring(*_arrays(sharing))])
+    return _column_coloring_of(csr, best)
+
+
+def _column_coloring_of(csr, best: np.ndarray) -> Coloring:
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
     gather = best[csr.indices] * csr.shape[0] + rows
     return Coloring(csr, best, count, _seeds(best, count), gather, "column")
 
 
+def _column_per_color(csr) -> Coloring:
+    return _column_coloring_of(csr, np.arange(csr.shape[1], dtype=np.int64))
+
+
 def color_hessian(pattern) -> Coloring:
     """A star coloring of a symmetric (n x n) pattern for compressed Hessian-vector
-    products with direct (symmetric) recovery."""
+    products with direct (symmetric) recovery (one color per column where the pattern is
+    too dense to be worth coloring)."""
     import scipy.sparse
 
     csr = canonical(pattern)
     if csr.shape[0] != csr.shape[1] or (csr != csr.T).nnz:
         raise ValueError("a Hessian pattern must be square and symmetric")
-    off = csr - scipy.sparse.diags_array(csr.diagonal(), format="csr", dtype=bool)
-    graph = canonical(off)
-    graph.eliminate_zeros()
-    best = _fewest([_star_coloring(*_arrays(graph), order) for order in _orders(graph)])
+    if _not_worth_coloring(csr):
+        best = np.arange(csr.shape[0], dtype=np.int64)  # a star coloring, trivially
+    else:
+        off = csr - scipy.sparse.diags_array(csr.diagonal(), format="csr", dtype=bool)
+        graph = canonical(off)
+        graph.eliminate_zeros()
+        best = _fewest([_star_coloring(*_arrays(graph), order) for order in _orders(graph)])
     count = int(best.max(initial=-1)) + 1
     gather = _star_recovery(*_arrays(csr), best, count)
     if len(gather) and gather.min() < 0:  # pragma: no cover - would be a coloring bug

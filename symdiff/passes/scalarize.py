@@ -28,8 +28,14 @@ _ZERO = const(0.0)
 
 
 def _embed(shape, payload, y):
-    out = np.full(shape, _ZERO, dtype=object)
-    out[key_to_python(payload[0])] = y
+    # (np.full would hand the expression to its __array_function__, and assigning a 0-d
+    # object array would store the array itself: positions, then element by element.)
+    out = _from_list([_ZERO] * int(np.prod(shape)), shape)
+    positions = np.arange(out.size).reshape(shape)[key_to_python(payload[0])]
+    values = np.broadcast_to(np.asarray(y, dtype=object), np.shape(positions))
+    flat = out.reshape(-1)
+    for p, value in zip(np.ravel(positions), values.ravel(), strict=True):
+        flat[p] = value
     return out
 
 
