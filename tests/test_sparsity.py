@@ -224,6 +224,23 @@ def test_color_counts_of_known_structures():
     assert color_jacobian(stencil).count == 5
 
 
+def test_dense_patterns_are_not_colored(monkeypatch):
+    # A dense pattern would be colored for minutes to find one color per column: it gets
+    # one at once, and the sparse Hessian is still exact.
+    import symdiff.autodiff.coloring as coloring
+    calls = []
+    monkeypatch.setattr(coloring, "_star_coloring", lambda *a: calls.append(a))
+    monkeypatch.setattr(coloring, "_column_coloring", lambda *a: calls.append(a))
+    monkeypatch.setattr("symdiff.runtime.matrices.cache.read_checked", lambda key: None)
+    fn = sd.jit(lambda x: np.sum(x) ** 2 + np.sum(np.sin(x)))
+    x = np.linspace(0.1, 1.0, 300)
+    found = fn.hessian_coloring(x)
+    assert found.count == 300 and not calls
+    np.testing.assert_allclose(fn.sparse_hessian(x).toarray(), fn.hessian(x), rtol=1e-14)
+    dense = sp.csr_array(np.ones((40, 60), dtype=bool))
+    assert color_jacobian(dense).count == 60 and not calls
+
+
 @pytest.mark.parametrize("kind", ["hessian", "jacobian"])
 def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch):
     # A second process finds the coloring on disk: it neither colors again nor loads the
