@@ -271,3 +271,16 @@ def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch
     assert coloring_key(kind, csr) != coloring_key(
         "jacobian" if kind == "hessian" else "hessian", csr)
     assert entry.exists()
+
+
+def test_vmapped_hessians_are_guarded_like_one(monkeypatch):
+    import symdiff.runtime.matrices as matrices
+    fn = sd.jit(lambda x: np.sum(x ** 3)).vmap(0)
+    assert fn.hessian(np.ones((2, 3))).shape == (2, 3, 3)
+    monkeypatch.setattr(matrices, "UNCHECKED_BYTES", 0)
+    monkeypatch.setattr(matrices, "available_memory", lambda: 8.0 * 9 * 4)  # 4 points fit
+    assert fn.hessian(np.ones((4, 3))).shape == (4, 3, 3)
+    with pytest.raises(sd.SymdiffError, match="5 dense Hessians .* fewer points"):
+        fn.hessian(np.ones((5, 3)))
+    with pytest.raises(sd.ArgumentError, match="in_axes must be"):
+        fn.function.vmap(0.0)

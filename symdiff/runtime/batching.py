@@ -25,6 +25,7 @@ from symdiff.runtime import native
 from symdiff.runtime.blas_threads import limited, threaded_products
 from symdiff.runtime.inputs import is_dask, real_array, real_number
 from symdiff.runtime.loading import compile_source
+from symdiff.runtime.matrices import check_vmapped_fits
 from symdiff.runtime.points import points_spec
 
 # The native vmap runs its points in chunks of this many: the arrays over a chunk stay in
@@ -97,6 +98,7 @@ class VMapped:
         if sizes == {0}:  # no point to learn the shapes from: the first point's, unstacked
             probe = getattr(compiled, method)(*[p if np.ndim(p) else float(p) for p in points])
             return _empty(probe)
+        check_vmapped_fits(compiled.derivation, method, sizes.pop())
         # Captured arrays: hidden arguments (symdiff.passes.data).
         data = list(compiled.derivation.data_values)
         values[self.count:self.count] = data
@@ -121,8 +123,11 @@ def _argument_count(function) -> int:
 
 
 def _axes(in_axes, count: int) -> tuple:
-    if in_axes is None or isinstance(in_axes, int):
+    if in_axes is None or (isinstance(in_axes, int) and not isinstance(in_axes, bool)):
         return (in_axes,) * count
+    if not isinstance(in_axes, (list, tuple)):
+        raise ArgumentError(f"in_axes must be an int, None, or one int or None per argument "
+                            f"({count}), got {in_axes!r}")
     axes = tuple(in_axes)
     if len(axes) != count or not all(a is None or isinstance(a, int) for a in axes):
         raise ArgumentError(f"in_axes must be an int or one int or None per argument "

@@ -48,9 +48,10 @@ def available_memory() -> float:
 UNCHECKED_BYTES = 64 << 20
 
 
-def check_dense_fits(what: str, rows: int, cols: int) -> None:
-    """Raise before allocating a dense (rows x cols) float64 result that cannot fit."""
-    needed = 8.0 * rows * cols
+def check_dense_fits(what: str, rows: int, cols: int, count: int = 1) -> None:
+    """Raise before allocating ``count`` dense (rows x cols) float64 results (a vmap's
+    points: ``count`` of them) that cannot fit."""
+    needed = 8.0 * rows * cols * count
     if needed <= UNCHECKED_BYTES:
         return
     free = available_memory()
@@ -58,10 +59,22 @@ def check_dense_fits(what: str, rows: int, cols: int) -> None:
         sparse = "sparse_hessian" if what == "Hessian" else "sparse_jacobian"
         free_text = f"{free / 1e9:.1f} GB"
         products = "fn.hvp" if what == "Hessian" else "fn.jvp / fn.vjp"
+        shown = (f"the dense {what}" if count == 1 else
+                 f"{count:,} dense {what}s (one per point of the vmap)")
         raise SymdiffError(
-            f"the dense {what} would be {rows:,} x {cols:,} float64 ({needed / 1e9:,.1f} GB), "
-            f"more than the {free_text} of memory available: use fn.{sparse} (sparse, by "
-            f"coloring), {products} (matrix-free) or fn.{what.lower()}_sparsity()")
+            f"{shown} would be {rows:,} x {cols:,} float64 ({needed / 1e9:,.1f} GB), more "
+            f"than the {free_text} of memory available: use fn.{sparse} (sparse, by "
+            f"coloring), {products} (matrix-free) or fn.{what.lower()}_sparsity()"
+            + ("" if count == 1 else ", or fewer points at a time"))
+
+
+def check_vmapped_fits(derivation, method: str, points: int) -> None:
+    """Raise before a vmap of ``method`` whose dense Hessians or Jacobians, one per
+    point, cannot fit."""
+    if method in ("hessian", "jacobian"):
+        n = elements(derivation.wrt, None)
+        m = n if method == "hessian" else elements(derivation.outputs, None)
+        check_dense_fits(method.capitalize(), m, n, points)
 
 
 def guarded(call, derivation, method: str):
