@@ -98,6 +98,8 @@ def test_eigh_along_symmetric_perturbations_to_second_order():
         np.testing.assert_allclose(hessian @ s.ravel(), second, rtol=1e-5, atol=1e-7)
     _, tangent = sd.jvp(f, (a,), (s,))  # forward mode agrees with the gradient
     assert tangent == pytest.approx(np.sum(gradient * s), rel=1e-10)
+    lopsided = np.tril(a) + 5.0 * np.triu(m, 1)  # NumPy reads the lower triangle: so do we
+    np.testing.assert_allclose(fn(lopsided), f(lopsided), rtol=1e-12)
 
 
 def test_sort_moves_each_derivative_with_its_element():

@@ -169,13 +169,14 @@ def cholesky(a) -> Expr:
     return apply("cholesky", as_expr(a))
 
 
-# Eigendecompositions of symmetric matrices.  As JAX's eigh, the input is symmetrized,
-# (A + A^T)/2, so perturbations are symmetric.  For S = V diag(w) V^T, with
-# F_ij = 1/(w_j - w_i) off the diagonal and 0 on it: dw = diag(V^T dS V) and
-# dV = V (F * (V^T dS V)); the transposes give S̄ = V (diag(w̄) + F * (V^T V̄)) V^T.
-# F is written (1 - I) / (w_j - w_i + I) so that no division by zero happens anywhere
-# (derivatives of derivatives stay finite); repeated eigenvalues make F infinite, as in
-# every implementation.  The eigenvectors' signs are LAPACK's, as NumPy's are.
+# Eigendecompositions of symmetric matrices.  Values as NumPy's (LAPACK reads the lower
+# triangle); derivatives along symmetric perturbations, as cholesky's and JAX's: for
+# A = V diag(w) V^T, dS = (dA + dA^T)/2 and F_ij = 1/(w_j - w_i) off the diagonal, 0 on
+# it: dw = diag(V^T dS V) and dV = V (F * (V^T dS V)); the transposes give
+# Ā = sym(V (diag(w̄) + F * (V^T V̄)) V^T).  F is written (1 - I) / (w_j - w_i + I): its
+# diagonal divides by one, not zero; repeated eigenvalues still make F infinite (the
+# eigenvectors are not differentiable there, as in every implementation), so second
+# derivatives at such points are NaN.  The eigenvectors' signs are LAPACK's, as NumPy's.
 def _eigvecs_shape(shapes, payload):
     return _square(shapes, payload)
 
@@ -202,28 +203,29 @@ def _eigvalsh_jvp(node: Expr, t) -> Expr:
     a = node.args[0]
     _, v, _ = _spectrum(a)
     # diag(V^T dS V)_i = sum_k V_ki (dS V)_ki
-    return apply("sum", apply("mul", v, apply("matmul", broadcast_to(t[0], a.shape), v)),
-                 payload=((0,), False))
+    dot = _symmetric(broadcast_to(t[0], a.shape))
+    return apply("sum", apply("mul", v, apply("matmul", dot, v)), payload=((0,), False))
 
 
 def _eigvecsh_jvp(node: Expr, t) -> Expr:
     a = node.args[0]
     _, v, f = _spectrum(a)
-    return apply("matmul", v, apply("mul", f, _rotated(v, broadcast_to(t[0], a.shape))))
+    dot = _symmetric(broadcast_to(t[0], a.shape))
+    return apply("matmul", v, apply("mul", f, _rotated(v, dot)))
 
 
 def _eigvalsh_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
     _, v, _ = _spectrum(node.args[0])
     scaled = apply("mul", v, apply("reshape", broadcast_to(adjoint, node.shape),
                                    payload=(1, node.shape[0])))
-    return apply("matmul", scaled, apply("transpose", v))
+    return apply("matmul", scaled, apply("transpose", v))  # symmetric already
 
 
 def _eigvecsh_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
     _, v, f = _spectrum(node.args[0])
     inner = apply("mul", f, apply("matmul", apply("transpose", v),
                                   broadcast_to(adjoint, node.shape)))
-    return apply("matmul", apply("matmul", v, inner), apply("transpose", v))
+    return _symmetric(apply("matmul", apply("matmul", v, inner), apply("transpose", v)))
 
 
 register(Op("eigvalsh", 1,
@@ -239,12 +241,13 @@ register(Op("eigvecsh", 1,
 @eager
 def eigh(a) -> tuple[Expr, Expr]:
     """``np.linalg.eigh``: (eigenvalues ascending, eigenvectors as columns) of the
-    symmetric part of ``a``; derivatives by JAX's rule (distinct eigenvalues)."""
-    s = _symmetric(as_expr(a))
-    return apply("eigvalsh", s), apply("eigvecsh", s)
+    symmetric matrix ``a`` (its lower triangle, as NumPy reads it); derivatives by JAX's
+    rule, along symmetric perturbations (distinct eigenvalues)."""
+    a = as_expr(a)
+    return apply("eigvalsh", a), apply("eigvecsh", a)
 
 
 @eager
 def eigvalsh(a) -> Expr:
-    """``np.linalg.eigvalsh``: the eigenvalues, ascending, of the symmetric part of ``a``."""
-    return apply("eigvalsh", _symmetric(as_expr(a)))
+    """``np.linalg.eigvalsh``: the eigenvalues, ascending, of the symmetric matrix ``a``."""
+    return apply("eigvalsh", as_expr(a))
