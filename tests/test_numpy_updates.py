@@ -172,7 +172,11 @@ def test_scipy_functions_that_cannot_trace_name_the_spelling_that_does():
         sd.jit(lambda x: scipy.special.logsumexp(x))(np.ones(3))
     with pytest.raises(sd.TraceError, match=r"scipy.special.softmax .* sd.softmax\(x, axis"):
         sd.compile(lambda x: np.sum(scipy.special.softmax(x)), args=[sd.vector("x", 3)])
-    with pytest.raises(sd.TraceError, match="scipy.stats.logpdf does not trace .* NumPy"):
+    with pytest.raises(sd.TraceError, match="scipy.stats.rv_continuous.logpdf does not "
+                                            "trace .* NumPy"):
         sd.jit(lambda x: np.sum(scipy.stats.norm.logpdf(x)))(np.ones(3))
+    data = np.ones((2, 3))  # a SciPy error about plain arrays stays SciPy's
+    with pytest.raises(np.exceptions.AxisError):
+        sd.jit(lambda x: np.sum(x) + scipy.special.logsumexp(data, axis=2))(np.ones(3))
     # SciPy's ufuncs trace as they are.
     assert sd.jit(lambda x: np.sum(scipy.special.expit(x)))(np.zeros(2)) == 1.0

@@ -8,6 +8,8 @@ import inspect
 import logging
 import traceback
 
+import numpy as np
+
 from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
 from symdiff.frontend.parser import parse
@@ -103,13 +105,29 @@ _SCIPY_SPELLINGS = {
 
 
 def _library_function(error: BaseException) -> str | None:
-    """The SciPy function the user's code called when ``error`` was raised, if any."""
-    for frame, _ in traceback.walk_tb(error.__traceback__):
+    """The SciPy function the user's code called when ``error`` was raised, if it was
+    handed an expression (a SciPy error about plain arrays stays what it is)."""
+    frames = [frame for frame, _ in traceback.walk_tb(error.__traceback__)]
+    for k, frame in enumerate(frames):
         module = frame.f_globals.get("__name__") or ""
         if module == "scipy" or module.startswith("scipy."):
+            if not any(_holds_expression(value) for later in frames[k:]
+                       for value in later.f_locals.values()):
+                return None
             public = module.split("._")[0]  # scipy.special._logsumexp -> scipy.special
-            return f"{public}.{frame.f_code.co_name}"
+            name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+            return f"{public}.{name}"
     return None
+
+
+def _holds_expression(value) -> bool:
+    """An expression, or a NumPy object array or a list holding one (what SciPy makes of
+    an expression it converts)."""
+    if isinstance(value, Expr):
+        return True
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return any(isinstance(item, Expr) for item in value.flat)
+    return isinstance(value, (list, tuple)) and any(isinstance(item, Expr) for item in value)
 
 
 @contextlib.contextmanager
