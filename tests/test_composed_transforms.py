@@ -180,3 +180,13 @@ def test_vjp_and_hvp_inside_traced_functions():
         sd.hvp(objective, (w,), (1.0, 2.0))
     with pytest.raises(sd.ShapeError, match="scalar function"):
         sd.hvp(lambda a: a * 2, (v,), (np.ones(2),))
+
+
+def test_transformations_at_numbers_of_closures_over_traced_symbols():
+    # The primals are numbers, but the function reads the enclosing trace's symbol w:
+    # the answers are expressions of w (a compile of the closure alone raised before).
+    assert sd.jit(lambda w: sd.vjp(lambda u: u ** 2 * w, 2.0)[1](1.0)[0])(3.0) == 12.0
+    assert sd.jit(lambda w: sd.jvp(lambda u: u ** 2 * w, (2.0,), (1.0,))[1])(3.0) == 12.0
+    assert sd.jit(lambda w: sd.hvp(lambda u: u ** 3 * w, (2.0,), (1.0,)))(3.0) == 36.0
+    inner = sd.jit(lambda w: sd.grad(lambda u: u ** 3 * w)(2.0))
+    assert inner(3.0) == 36.0 and float(inner.grad(3.0)) == 12.0

@@ -44,6 +44,12 @@ def compile_options(fast_math: bool = False, lowering: str = "auto",
             "backend": backend}
 
 
+class NotAnArgumentError(SymdiffError):
+    """A function to compile reads a symbol it does not take: inside a traced function,
+    a transformation of a closure over that function's symbols (the transformations then
+    answer with expressions: symdiff.runtime.transforms)."""
+
+
 def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | None = None,
                        fast_math: bool = False, lowering: str = "auto",
                        background: bool | None = None,
@@ -85,7 +91,7 @@ def compile_expression(f, wrt=None, *, args=None, params=None, single: bool | No
                           ("wrt lists", variables)):
         missing = [s.value for s in symbols if s not in known]
         if missing:
-            raise SymdiffError(f"{what} {', '.join(missing)}, which is not an argument: "
+            raise NotAnArgumentError(f"{what} {', '.join(missing)}, which is not an argument: "
                                "list every input in args")
     if scalar and outputs[0].shape:
         scalar = False  # one array-valued output

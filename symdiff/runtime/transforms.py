@@ -34,7 +34,12 @@ from symdiff.ir.nodes import Expr, symbol
 from symdiff.ops.arrays import concatenate, reshape, stack
 from symdiff.runtime import pytrees
 from symdiff.runtime.batching import VMapped
-from symdiff.runtime.compiled import CompiledFunction, compile_expression, compile_options
+from symdiff.runtime.compiled import (
+    CompiledFunction,
+    NotAnArgumentError,
+    compile_expression,
+    compile_options,
+)
 from symdiff.runtime.inputs import is_dask
 
 # The methods of a compiled function that take the function's arguments, in the order of
@@ -524,7 +529,12 @@ def _transform(method: str, fn, argnums, options):
                 arguments, keywords = bound.args, bound.kwargs
             if not keywords:
                 return at_expressions.derivative_at(method, fn, argnums, arguments)
-        return compiled(*arguments, **keywords)
+        try:
+            return compiled(*arguments, **keywords)
+        except NotAnArgumentError:  # numbers, but fn reads symbols of an enclosing trace
+            if keywords:
+                raise
+            return at_expressions.derivative_at(method, fn, argnums, arguments)
 
     transformed.__name__ = method
     transformed.__doc__ = compiled.__doc__
@@ -591,7 +601,10 @@ def jvp(fn, primals, tangents):
     if len(tangents) != len(primals):
         raise SymdiffError(f"jvp takes one tangent per primal: {len(primals)} primals, "
                            f"{len(tangents)} tangents")
-    both = _numeric("jvp", fn, len(primals))(*primals, *tangents)
+    try:
+        both = _numeric("jvp", fn, len(primals))(*primals, *tangents)
+    except NotAnArgumentError:  # fn reads symbols of an enclosing trace: expressions
+        return at_expressions.jvp_at(fn, primals, tangents)
     return _unstacked(both[0]), _unstacked(both[1])
 
 
@@ -604,7 +617,10 @@ def vjp(fn, *primals):
         raise SymdiffError(f"sd.vjp needs a callable, got {fn!r}")
     if at_expressions.involves_expressions(primals):
         return at_expressions.vjp_at(fn, primals)
-    value = jit(fn)(*primals)
+    try:
+        value = jit(fn)(*primals)
+    except NotAnArgumentError:  # fn reads symbols of an enclosing trace: expressions
+        return at_expressions.vjp_at(fn, primals)
 
     def pullback(cotangent):
         if at_expressions.involves_expressions((cotangent,)):
@@ -627,7 +643,10 @@ def _hvp_of_function(fn, primals, tangents):
         if len(tangents) != len(primals):
             raise SymdiffError(f"hvp takes one tangent per primal: {len(primals)} primals, "
                                f"{len(tangents)} tangents")
-        parts = _split(_numeric("hvp", fn, len(primals))(*primals, *tangents), primals)
+        try:
+            parts = _split(_numeric("hvp", fn, len(primals))(*primals, *tangents), primals)
+        except NotAnArgumentError:  # fn reads symbols of an enclosing trace: expressions
+            parts = at_expressions.hvp_at(fn, primals, tangents)
     return parts[0] if len(parts) == 1 else parts
 
 
