@@ -164,3 +164,27 @@ def test_pytree_results_come_back_in_their_structure():
     assert sd.jit(lambda v: (v[0], v[1]))(x).tolist() == [0.1, 0.2]  # scalars: a vector
     with pytest.raises(sd.SymdiffError, match="sd.jit"):
         sd.compile(f, args=[sd.vector("x", 3)])
+
+
+def _energy_and_forces(x):
+    return {"u": x * 2.0, "s": np.sum(x)}
+
+
+def _tree_product(q):
+    return q["a"] * q["b"] ** 2
+
+
+def test_pytree_results_through_vmap_and_pickle():
+    import pickle
+    fn = sd.jit(_energy_and_forces)
+    points = np.arange(6.0).reshape(3, 2)
+    batched = sd.vmap(fn)(points)  # each leaf with the points' axis first
+    np.testing.assert_array_equal(batched["u"], points * 2.0)
+    np.testing.assert_array_equal(batched["s"], points.sum(axis=1))
+    fn(np.array([1.0, 2.0]))
+    again = pickle.loads(pickle.dumps(fn))
+    assert again(np.array([1.0, 2.0]))["s"] == 3.0
+    product = sd.jit(_tree_product)
+    assert product.grad({"a": 1.0, "b": 2.0}) == {"a": 4.0, "b": 4.0}
+    assert pickle.loads(pickle.dumps(product)).grad({"a": 1.0, "b": 2.0}) == {"a": 4.0,
+                                                                                "b": 4.0}

@@ -104,7 +104,12 @@ class VMapped:
         values[self.count:self.count] = data
         batched[self.count:self.count] = [False] * len(data)
         driver = self._driver(compiled, method, tuple(batched), values)
-        return driver(*values)
+        result = driver(*values)
+        tree = (self.function.result_tree(compiled) if hasattr(self.function, "result_tree")
+                else None)
+        if tree is not None and method in ("forward", "jvp"):  # a pytree result, per point
+            return tree.stacked(result)
+        return result
 
     def _driver(self, compiled, method: str, batched: tuple, values: list):
         key = (id(compiled), method, batched)

@@ -131,6 +131,13 @@ class OutputTree:
                  for p, s in zip(self._parts(flat), self.shapes, strict=True)]
         return trees.unflatten(self.spec, parts)
 
+    def stacked(self, flat: np.ndarray):
+        """Flat results of many points (one row each) in the tree's structure, each leaf
+        with the points' axis first."""
+        parts = [flat[:, a:b].reshape((len(flat),) + s)
+                 for a, b, s in zip(self.bounds[:-1], self.bounds[1:], self.shapes, strict=True)]
+        return trees.unflatten(self.spec, parts)
+
     def rows(self, matrix: np.ndarray):
         """A Jacobian's rows, one block per leaf."""
         return trees.unflatten(self.spec, self._parts(matrix))

@@ -373,7 +373,14 @@ class ByShape:
     def __reduce__(self):
         # The Python function goes by pickle's own rules (cloudpickle, as Dask uses, takes
         # lambdas); the compiled signatures go as their graphs.
-        return (_restore, (self.fn, self.wrt, self.options, dict(self._compiled)))
+        compiled = {key: (c, self._layouts.get(id(c)), self._results.get(id(c)))
+                    for key, c in self._compiled.items()}
+        return (_restore, (self.fn, self.wrt, self.options, compiled))
+
+    def result_tree(self, compiled) -> pytrees.OutputTree | None:
+        """How a compiled signature's flat result goes back into the function's pytree
+        (None: the function returns an expression or array)."""
+        return self._results.get(id(compiled))
 
     def __repr__(self):
         return f"<symdiff.ByShape of {self.name}: {len(self._compiled)} shape signature(s)>"
@@ -456,7 +463,12 @@ for _name in METHODS:
 
 def _restore(fn, wrt, options, compiled):
     restored = ByShape(fn, wrt, **options)
-    restored._compiled.update(compiled)
+    for key, (function, layout, tree) in compiled.items():
+        restored._compiled[key] = function
+        if layout is not None:
+            restored._layouts[id(function)] = layout
+        if tree is not None:
+            restored._results[id(function)] = tree
     return restored
 
 
