@@ -117,3 +117,34 @@ def test_sort_moves_each_derivative_with_its_element():
     np.testing.assert_allclose(sd.evaluate(symbolic, {"x": x}), fn.grad(x), rtol=1e-14)
     with pytest.raises(sd.ShapeError, match="sorts a vector"):
         np.sort(sd.matrix("M", 2, 2))
+
+
+NAN_CASES = {
+    "solve": lambda a: np.sum(np.linalg.solve(a, B_VECTOR)),
+    "inv": lambda a: np.sum(np.linalg.inv(a)),
+    "det": lambda a: np.linalg.det(a),
+    "cholesky": lambda a: np.sum(np.linalg.cholesky(a)),
+    "eigvalsh": lambda a: np.sum(np.linalg.eigvalsh(a)),
+}
+
+
+@pytest.mark.parametrize("name", list(NAN_CASES))
+def test_one_answer_from_both_tiers_for_non_finite_and_singular_matrices(name):
+    # NumPy's float semantics in the evaluator and in compiled code alike: NaN in, NaN
+    # out (cholesky and eigh read the lower triangle only, as NumPy does); a singular
+    # matrix raises NumPy's LinAlgError in both.
+    f = NAN_CASES[name]
+    spd = A_VALUE @ A_VALUE.T
+    upper_nan, lower_nan = spd.copy(), spd.copy()
+    upper_nan[0, 2], lower_nan[2, 0] = np.nan, np.nan
+    evaluated = sd.compile(f, args=[sd.matrix("A", 3, 3)], background=True)
+    compiled = sd.compile(f, args=[sd.matrix("A", 3, 3)], background=False)
+    evaluator = evaluated.loader.evaluator("forward")
+    for a in (upper_nan, lower_nan):
+        want = f(a) if name in ("cholesky", "eigvalsh") and a is upper_nan else np.nan
+        for got in (evaluator(a), compiled(a)):
+            assert got == pytest.approx(want, rel=1e-12, nan_ok=True)
+    if name in ("solve", "inv"):
+        for call in (evaluator, compiled):
+            with pytest.raises(np.linalg.LinAlgError):
+                call(np.zeros((3, 3)))

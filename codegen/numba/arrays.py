@@ -428,6 +428,19 @@ def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> s
     return f"np.ascontiguousarray({args[0]}).reshape({shape_text(node.shape)})"
 
 
+# Linear algebra with NumPy's float semantics (symdiff.ops.linalg): a non-finite input
+# gives a NaN result where Numba's LAPACK wrappers would raise; cholesky and eigh read
+# the lower triangle only, as NumPy does, so Numba is given that triangle.
+def _finite_or_nan(call: str, args: list[str], nan: str) -> str:
+    finite = " and ".join(f"np.isfinite({a}).all()" for a in args)
+    return f"{call} if {finite} else {nan}"
+
+
+def _lower_or_nan(call: str, arg: str, nan: str) -> str:
+    lower = f"np.tril({arg})"
+    return f"{call.format(lower)} if np.isfinite({lower}).all() else {nan}"
+
+
 # The Numba lowering's table for the structural ops computed by one NumPy call each
 # (the others are loops: REDUCTIONS and ELEMENT_ACCESS fused, LOOP_EMITTERS): the
 # expression assigned to the op's name, from its operands' names, or None when the entry
@@ -437,13 +450,20 @@ CALLS = {
     "transpose": lambda emitter, node, args, name: f"{args[0]}.T",
     "permute": lambda emitter, node, args, name: f"np.transpose({args[0]}, {node.value})",
     "reshape": _reshape,
-    "solve": lambda emitter, node, args, name: f"np.linalg.solve({args[0]}, {args[1]})",
-    "inv": lambda emitter, node, args, name: f"np.linalg.inv({args[0]})",
-    "cholesky": lambda emitter, node, args, name: f"np.linalg.cholesky({args[0]})",
-    "logabsdet": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[1]",
-    "detsign": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[0]",
-    "eigvalsh": lambda emitter, node, args, name: f"np.linalg.eigh({args[0]})[0]",
-    "eigvecsh": lambda emitter, node, args, name: f"np.linalg.eigh({args[0]})[1]",
+    "solve": lambda emitter, node, args, name: _finite_or_nan(
+        f"np.linalg.solve({args[0]}, {args[1]})", args, f"np.full({args[1]}.shape, np.nan)"),
+    "inv": lambda emitter, node, args, name: _finite_or_nan(
+        f"np.linalg.inv({args[0]})", args, f"np.full({args[0]}.shape, np.nan)"),
+    "cholesky": lambda emitter, node, args, name: _lower_or_nan(
+        "np.linalg.cholesky({})", args[0], f"np.full({args[0]}.shape, np.nan)"),
+    "logabsdet": lambda emitter, node, args, name: _finite_or_nan(
+        f"np.linalg.slogdet({args[0]})[1]", args, "np.nan"),
+    "detsign": lambda emitter, node, args, name: _finite_or_nan(
+        f"np.linalg.slogdet({args[0]})[0]", args, "np.nan"),
+    "eigvalsh": lambda emitter, node, args, name: _lower_or_nan(
+        "np.linalg.eigh({})[0]", args[0], f"np.full({args[0]}.shape[0], np.nan)"),
+    "eigvecsh": lambda emitter, node, args, name: _lower_or_nan(
+        "np.linalg.eigh({})[1]", args[0], f"np.full({args[0]}.shape, np.nan)"),
     # Stable sorts (mergesort), so ties take the evaluator's order.
     "sort_by": lambda emitter, node, args, name: (
         f"{args[1]}[np.argsort({args[0]}, kind='mergesort')]"),
