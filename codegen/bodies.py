@@ -4,6 +4,7 @@ a function's graph needs the array lowering (arrays or loops)."""
 
 from __future__ import annotations
 
+from symdiff.ir.index_keys import least_open_length_of
 from symdiff.ir.nodes import flatten, topological_order
 
 from .naming import role_names
@@ -64,6 +65,15 @@ def loop_bodies(roots) -> list:
                 found[id(body)] = body
                 pending.append(body_roots(body))
     return list(found.values())
+
+
+def least_open_length_in(roots) -> int:
+    """The least open length at which the graph under ``roots``, loop bodies included,
+    reads and writes every position as NumPy would."""
+    nodes = topological_order(list(roots))
+    for body in loop_bodies(roots):
+        nodes += topological_order(body_roots(body))
+    return least_open_length_of(nodes)
 
 
 def has_loops(result) -> bool:

@@ -315,3 +315,32 @@ def test_malformed_long_text_is_rejected_before_anything_is_built(monkeypatch):
     with pytest.raises(sd.ParseError, match="unknown function 'nope'"):
         sd.parse("a * b + " * 30_000 + "nope(a)")
     assert built == []
+
+
+def test_data_too_short_for_the_open_dimension_is_one_argument_error_in_both_tiers():
+    u = sd.symbol("u", (None,))
+    picked = u[5] * sd.sum(u)
+    w = sd.symbol("w", (None,))
+    scanned = sd.scan(lambda c, x: (c + x * sd.sum(w[-2:]), None), 0.0, w)[0]
+    for expr, name, data in ((picked, "u", np.ones(3)), (scanned, "w", np.ones(1))):
+        for method, extra in (("forward", ()), ("grad", ()), ("hessian", ()), ("vjp", (1.0,))):
+            interpreted, compiled = _both_tiers(
+                lambda background, expr=expr, name=name: sd.compile(
+                    expr, args=[sd.symbol(name, (None,))], background=background),
+                method, data, *extra)
+            assert interpreted == compiled
+            assert f"argument {name} is too short" in compiled
+    long_enough = sd.compile(picked, args=[u], background=False)
+    assert long_enough.grad(np.ones(7)).tolist() == [1, 1, 1, 1, 1, 8, 1]
+
+
+def test_sparse_matrices_of_empty_or_too_short_data():
+    u = sd.symbol("u", (None,))
+    squares = sd.compile(sd.sum(u ** 2), args=[u], background=False)
+    assert squares.sparse_hessian(np.ones(0)).shape == (0, 0)
+    linear = sd.compile(sd.sum(u), args=[u], background=False)
+    assert linear.hessian_coloring(np.ones(4)).count == 1  # an all-zero pattern
+    assert not linear.sparse_hessian(np.ones(4)).toarray().any()
+    shifted = sd.compile(sd.sum(u[1:] * u[:-1]), args=[u], background=False)
+    with pytest.raises(sd.ArgumentError, match="argument u is too short"):
+        shifted.sparse_hessian(np.ones(0))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from symdiff.ir.index_keys import least_open_length
+from symdiff.ir.index_keys import least_open_length_of
 
 from ..naming import input_names, parameter_names
 from .arrays import ArrayBody
@@ -174,11 +174,6 @@ class _Entry:
         return self.field(f"%out{j}.data", f"%out{j}", self.layout.array_data, "ptr")
 
 
-def _least(order) -> int:
-    return max((least_open_length(n) for n in order if n.op in ("index", "embed")),
-               default=0)
-
-
 def _native(name, inputs, params, shapes, result, body: tuple[str, str], least: int,
             layout: Layout, seeds: bool = False, failures=(),
             release: bool = False) -> NativeFunction:
@@ -268,7 +263,7 @@ def array_function(spec, layout: Layout) -> NativeFunction:
             return tuple(indices(part) for part in result)
         return next(numbering)
     return _native(spec.name, list(spec.inputs), input_names(spec), shapes,
-                   indices(spec.result), text, _least(body.every), layout,
+                   indices(spec.result), text, least_open_length_of(body.every), layout,
                    release=spec.releases_gil)
 
 
@@ -279,6 +274,6 @@ def direction_function(loop, layout: Layout) -> NativeFunction:
     body = ArrayBody(loop.block or loop.kernel, "driver")
     text, shape = driver(loop, body)
     return _native(loop.name, list(loop.inputs), parameter_names(
-        [s.value for s in loop.inputs]), [shape], 0, (text, "driver"), _least(body.every),
-        layout, seeds=loop.compressed,
+        [s.value for s in loop.inputs]), [shape], 0, (text, "driver"),
+        least_open_length_of(body.every), layout, seeds=loop.compressed,
         failures=[SEEDS_MESSAGE, GATHER_MESSAGE] if loop.compressed else [])

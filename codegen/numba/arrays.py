@@ -10,7 +10,7 @@ from the arguments, so code size does not depend on array sizes.
 
 from __future__ import annotations
 
-from symdiff.ir.index_keys import least_open_length
+from symdiff.ir.index_keys import least_open_length_of
 from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
 
 from ..bodies import loop_bodies, step_specs
@@ -277,8 +277,7 @@ class ArrayEmitter(FusedLoops, FullSums, Products):
         nodes = self.order + [n for body in loop_bodies(self.outputs)
                               for spec in step_specs(body, "_")
                               for n in topological_order(flatten(spec.result))]
-        least = max((least_open_length(n) for n in nodes if n.op in ("index", "embed")),
-                    default=0)
+        least = least_open_length_of(nodes)
         if least > 0:
             self.lines.append(f"if {BATCH} < {least}:")
             self.lines.append(f'    raise ValueError("argument {batch_arg} is too short: its '

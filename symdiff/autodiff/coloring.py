@@ -300,6 +300,8 @@ def color_jacobian(pattern) -> Coloring:
     """A column coloring of an (m x n) pattern for compressed forward-mode evaluation
     (one color per column where the pattern is too dense to be worth coloring)."""
     csr = canonical(pattern)
+    if not csr.nnz:  # nothing to find (no columns, or all zero): one color at most
+        return _column_coloring_of(csr, np.zeros(csr.shape[1], dtype=np.int64))
     if _not_worth_coloring(csr):
         return _column_per_color(csr)
     csc = canonical(csr.T)  # the columns' rows
@@ -333,7 +335,9 @@ def color_hessian(pattern) -> Coloring:
     csr = canonical(pattern)
     if csr.shape[0] != csr.shape[1] or (csr != csr.T).nnz:
         raise ValueError("a Hessian pattern must be square and symmetric")
-    if _not_worth_coloring(csr):
+    if not csr.nnz:  # nothing to find (no columns, or all zero): one color at most
+        best = np.zeros(csr.shape[0], dtype=np.int64)
+    elif _not_worth_coloring(csr):
         best = np.arange(csr.shape[0], dtype=np.int64)  # a star coloring, trivially
     else:
         off = csr - scipy.sparse.diags_array(csr.diagonal(), format="csr", dtype=bool)

@@ -104,3 +104,10 @@ def step_one_ranges(key, shape, positions: bool = False) -> list[tuple[int, int]
         else:
             return None
     return ranges
+
+
+def least_open_length_of(nodes) -> int:
+    """The least open length at which every index and embed among ``nodes`` reads and
+    writes as NumPy would (0: any length)."""
+    return max((least_open_length(n) for n in nodes if n.op in ("index", "embed")),
+               default=0)

@@ -25,8 +25,9 @@ def with_conversions(call, compiled, method: str, spec, checked: bool = False):
     For a function of scalars, array arguments select the parallel batched version;
     captured data (symdiff.passes.data) goes in after the caller's arguments; Dask arrays go to
     symdiff.runtime.chunked."""
-    contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]))
     derivation = compiled.derivation
+    contract = Contract.of(spec, parameter_names([s.value for s in spec.inputs]),
+                           derivation.least_open)
     batchable = derivation.batches(method)
     dispatcher = call
     if derivation.data_values:  # the caller's arguments, then the captured data, then the rest

@@ -13,6 +13,7 @@ entry-by-entry code, which is faster per call.
 from __future__ import annotations
 
 from codegen import ArrayParam, DirectionLoop, FunctionSpec, Slot, result_parts
+from codegen.bodies import least_open_length_in
 from symdiff.autodiff.batch_axis import with_batch_axis
 from symdiff.autodiff.modes import forward_mode, grad, hessian, hvp, jacobian, reverse_mode
 from symdiff.errors import SymdiffError
@@ -75,6 +76,10 @@ class Derivation:
         self.fast_math, self.lowering = fast_math, lowering
         self.has_arrays = any(a.shape for a in args)
         self.flat_wrt = not single_wrt and not any(v.shape for v in wrt)
+        # The least open length the graph reads as written (x[5], x[2:]); its derivatives
+        # read the same positions.  Checked with the arguments: symdiff.runtime.inputs.
+        self.least_open = (least_open_length_in(self.outputs)
+                           if any(has_open(a.shape) for a in self.args) else 0)
         self._specs: dict[tuple, object] = {}
 
     def spec(self, method: str, batched: bool = False):

@@ -100,18 +100,20 @@ class Contract:
     for each positional parameter, shape None for a float and an int n for a 1-D array
     of n items (tangents, cotangents, directions of functions of scalars)."""
 
-    def __init__(self, slots: list[tuple[str, object]]):
+    def __init__(self, slots: list[tuple[str, object]], least_open: int = 0):
         self.slots = slots
+        self.least_open = least_open  # the open dimension's least length (see below)
 
     @classmethod
-    def of(cls, spec, params: list[str]) -> Contract:
-        """The contract of a codegen FunctionSpec or DirectionLoop."""
+    def of(cls, spec, params: list[str], least_open: int = 0) -> Contract:
+        """The contract of a codegen FunctionSpec or DirectionLoop; ``least_open``: the
+        length an open dimension needs at least (the function reads x[5], x[2:])."""
         slots = [(p, s.shape if s.shape else None)
                  for p, s in zip(params, spec.inputs, strict=True)]
         slots += [(a.name, len(a.symbols)) for a in spec.arrays]
         # Seeds and gather positions of compressed loops: symdiff's own, passed as given.
         slots += [(name, "given") for name in getattr(spec, "extra_arguments", ())]
-        return cls(slots)
+        return cls(slots, least_open)
 
     def convert(self, x) -> list:
         """The arguments converted for the generated code, or ArgumentError."""
@@ -146,6 +148,11 @@ class Contract:
                         raise ArgumentError(f"argument {name} must have shape "
                                             f"{_shown(shape)} with batch = {batch}, got "
                                             f"{array.shape}")
+                    if got < self.least_open:
+                        raise ArgumentError(f"argument {name} is too short: its open (None) "
+                                            f"dimension has length {got}, and the function "
+                                            f"reads positions that need at least "
+                                            f"{self.least_open}")
                 elif want != got:
                     raise ArgumentError(f"argument {name} must have shape {_shown(shape)}, "
                                         f"got {array.shape}")

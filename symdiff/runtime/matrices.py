@@ -23,7 +23,7 @@ from symdiff.autodiff.coloring import (
     stored_coloring,
 )
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
-from symdiff.errors import SymdiffError
+from symdiff.errors import ArgumentError, SymdiffError
 from symdiff.ir.dims import elements
 from symdiff.runtime.inputs import batch_size
 
@@ -122,7 +122,14 @@ class SparseMatrices:
         if x and len(x) != len(args):
             raise SymdiffError(f"expected the {len(args)} arguments of the function "
                                f"(or none), got {len(x)}")
-        return batch_size(args, x) if x else None
+        batch = batch_size(args, x) if x else None
+        least = self.derivation.least_open
+        if batch is not None and batch < least:
+            name = next(s.value for s in args if None in s.shape)
+            raise ArgumentError(f"argument {name} is too short: its open (None) dimension "
+                                f"has length {batch}, and the function reads positions that "
+                                f"need at least {least}")
+        return batch
 
     def pattern(self, kind: str, batch):
         """The structural pattern of the Hessian or Jacobian (``kind``)."""
