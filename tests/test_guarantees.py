@@ -344,3 +344,18 @@ def test_sparse_matrices_of_empty_or_too_short_data():
     shifted = sd.compile(sd.sum(u[1:] * u[:-1]), args=[u], background=False)
     with pytest.raises(sd.ArgumentError, match="argument u is too short"):
         shifted.sparse_hessian(np.ones(0))
+
+
+def test_sympy_forms_without_a_counterpart_are_named():
+    import sympy
+    s = sympy.Symbol("s")
+    with pytest.raises(sd.SymdiffError, match=r"Integral: .*\.doit\(\)"):
+        sd.from_sympy(sympy.Integral(s ** 2, s))
+    with pytest.raises(sd.SymdiffError, match=r"Piecewise: .*sd\.where"):
+        sd.from_sympy(sympy.Piecewise((s, s > 0), (0, True)))
+
+
+def test_vmapped_functions_pickle():
+    fn = sd.compile("sin(x) * y", background=False).vmap((0, None))
+    copy = pickle.loads(pickle.dumps(fn))
+    np.testing.assert_array_equal(copy(np.ones(3), 2.0), fn(np.ones(3), 2.0))

@@ -153,3 +153,12 @@ def test_pi_and_e_are_constants_unless_declared():
     assert sd.free_symbols(sd.parse(long_text, symbols=["e"])) == [e, x]
     with pytest.raises(sd.SymdiffError, match="symbols= takes names or symbols"):
         sd.parse("x", symbols=[1.5])
+
+
+def test_deeply_nested_text_round_trips():
+    # CPython's parser stops at 200 nested parentheses; symdiff's iterative one does not.
+    x = sd.symbol("x")
+    nested = x
+    for _ in range(3000):
+        nested = sd.sin(nested) * 1.5
+    assert sd.parse(str(nested)) is nested

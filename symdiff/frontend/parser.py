@@ -75,6 +75,8 @@ def parse(text: str, symbols=()) -> Expr:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
+        if "too many nested parentheses" in str(exc.msg):  # CPython's limit of 200: ours has
+            return parse_long(text.strip(), declared)    # none (an iterative parser)
         text = text.strip()
         line = exc.lineno or 1
         # Python gives offset 0 when the text ends too early: point past its end.

@@ -227,6 +227,7 @@ def from_sympy(e) -> Expr:
         if node in done:
             continue
         if not expanded and node.args and not node.is_Number:
+            _check_convertible(node)  # before its parts: name the form, not a piece of it
             stack.append((node, True))
             stack.extend((arg, False) for arg in node.args if arg not in done)
             continue
@@ -282,6 +283,28 @@ _SPECIAL_FORMS = {
     sympy.Max: lambda e, args: fold("maximum", args),
     sympy.Min: lambda e, args: fold("minimum", args),
 }
+
+
+# SymPy forms people meet, and what to write instead.
+_UNSUPPORTED_HINTS = {
+    "Integral": "call .doit() for a closed form first (symdiff differentiates formulas)",
+    "Sum": "call .doit() for a closed form, or write the terms out",
+    "Product": "call .doit() for a closed form, or write the factors out",
+    "Derivative": "call .doit() to evaluate it first, or differentiate with sd.diff",
+    "Limit": "call .doit() first",
+    "Piecewise": "write sd.where(condition, a, b) (nested for more pieces)",
+}
+
+
+def _check_convertible(e) -> None:
+    """Raise, naming the form, for a SymPy expression that has no symdiff counterpart."""
+    if (e.is_Add or e.is_Mul or e.is_Pow or e.func in _SPECIAL_FORMS
+            or e.func in _functions()):
+        return
+    name = e.func.__name__
+    hint = _UNSUPPORTED_HINTS.get(name, "supported: +, -, *, /, **, and the functions "
+                                        "sd.parse knows")
+    raise SymdiffError(f"unsupported SymPy expression {name}: {_short(e)}; {hint}")
 
 
 def _short(e) -> str:

@@ -64,6 +64,10 @@ class VMapped:
     def __repr__(self):
         return f"<symdiff.VMapped in_axes={self.in_axes} of {self.function!r}>"
 
+    def __reduce__(self):
+        # The function and the axes; the drivers are made again where it is unpickled.
+        return (VMapped, (self.function, self.in_axes))
+
     def _run(self, method: str, arguments: tuple):
         if len(arguments) < self.count:
             raise ArgumentError(f"expected {self.count} argument{'s' * (self.count != 1)}, "
