@@ -556,3 +556,22 @@ def test_loop_counters_stay_exact_or_say_why_not():
     assert fn(2.0, 5.0) == 29.0 and fn(2.5, 5.0) == 38.75  # i = 2.5, 3.5, 4.5
     assert fn(2.0 ** 60, 2.0 ** 60 + 1024) == pytest.approx(1024 * 2.0 ** 120, rel=1e-12)
     assert sd.evaluate(sd.diff(total, lo), lo=2.0, hi=5.0) == 18.0
+
+
+def test_a_while_loop_limit_raises_in_both_tiers_and_changes_nothing_else():
+    r = sd.symbol("r")
+    loop = sd.while_loop(lambda c: c < 10.0, lambda c: c * r, 1.0, limit=100)
+    free = sd.while_loop(lambda c: c < 10.0, lambda c: c * r, 1.0)
+    for background in (True, False):
+        fn = sd.compile(loop, args=[r], background=background)
+        call = fn.loader.evaluator("forward") if background else fn
+        assert call(1.3) == sd.evaluate(free, r=1.3)  # ends in time: the same answer
+        with pytest.raises(RuntimeError, match="ran past its limit of 100 iterations"):
+            call(1.0)  # would never end
+    fn = sd.compile(loop, args=[r], background=False)
+    assert "raise RuntimeError" in fn.source
+    _close(fn.jvp(1.3, np.array([1.0])), sd.evaluate(sd.diff(free, r), r=1.3))
+    with pytest.raises(sd.SymdiffError, match="limit must be an int"):
+        sd.while_loop(lambda c: c < 1.0, lambda c: c, 0.0, limit=0)
+    with pytest.raises(sd.SymdiffError, match="max_steps bounds the loop already"):
+        sd.while_loop(lambda c: c < 1.0, lambda c: c, 0.0, limit=5, max_steps=5)

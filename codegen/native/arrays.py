@@ -72,6 +72,8 @@ def lowerable(spec) -> bool:
                 return False
             if node.op == "scan" and not node.value[0].xs:
                 return False
+            if node.op == "while" and node.value[0].limit is not None:
+                return False  # a loop that raises past its limit: the Numba lowering's
     return True
 
 

@@ -10,6 +10,7 @@ a reverse sweep over checkpointed carries runs segment by segment.
 
 from __future__ import annotations
 
+from symdiff.control.while_loops import limit_message
 from symdiff.ir.nodes import Expr
 
 from ..checkpoints import (
@@ -35,7 +36,13 @@ def emit_while(emitter, node: Expr) -> None:
     arguments = ", ".join(carry + operands[c:])
     lines = [f"{n} = {v}" + (".copy()" if part.shape else "")  # one signature: see scan
              for n, v, part in zip(carry, operands[:c], body.carries, strict=True)]
+    steps = emitter.new_name() if body.limit is not None else None
+    if steps is not None:  # a way out (while_loop(..., limit=N)), as the evaluator says it
+        lines.append(f"{steps} = 0")
     lines.append(f"while {name.replace('_sd_while_', '_sd_cond_')}({arguments}) != 0.0:")
+    if steps is not None:
+        lines += [f"    {steps} += 1", f"    if {steps} > {body.limit}:",
+                  f"        raise RuntimeError({limit_message(body.limit)!r})"]
     lines.append(f"    {result} = {name}({arguments})")
     lines += [f"    {n} = {result}[{k}]" for k, n in enumerate(carry)]
     emitter.lines += lines

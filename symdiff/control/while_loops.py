@@ -49,6 +49,7 @@ class WhileBody:
     invariants: tuple[Expr, ...]
     cond: Expr
     new_carries: tuple[Expr, ...]
+    limit: int | None = None  # iterations after which the loop raises (a way out)
 
     # Placeholder naming of derived loops (symdiff.control.scan._depth_of) reads these.
     xs = ()
@@ -67,17 +68,26 @@ def _while_shape(shapes, payload):
     return body.carries[j].shape
 
 
+def limit_message(limit: int) -> str:
+    """What a while loop says when it runs past its ``limit`` (every tier the same)."""
+    return f"while_loop ran past its limit of {limit} iterations"
+
+
 def _evaluate_while(shape, payload, *args):
     body, j = payload
     c = len(body.carries)
     carry = list(args[:c])
     names = {p.value: v for p, v in zip(body.invariants, args[c:], strict=True)}
     roots = [body.cond] + list(body.new_carries)
+    steps = 0
     while True:
         values = dict(names)
         values.update((p.value, v) for p, v in zip(body.carries, carry, strict=True))
         if evaluate([body.cond], values)[0] == 0:
             break
+        steps += 1
+        if body.limit is not None and steps > body.limit:
+            raise RuntimeError(limit_message(body.limit))
         carry = evaluate(roots, values)[1:]
     return np.asarray(carry[j], dtype=np.float64) if shape else float(carry[j])
 
@@ -101,7 +111,7 @@ def _tangent_body(body: WhileBody) -> WhileBody:
         seeds = dict(zip(body.carries + body.invariants, d_carries + d_inv, strict=True))
         derived = forward_mode(list(body.new_carries), seeds)
         derived_body = WhileBody(body.carries + d_carries, body.invariants + d_inv,
-                                 body.cond, body.new_carries + tuple(derived))
+                                 body.cond, body.new_carries + tuple(derived), body.limit)
         _TANGENT_BODIES[body] = derived_body
     return derived_body
 
@@ -143,9 +153,9 @@ register(Op("while", None, _evaluate_while, None, _no_sympy, shape_rule=_while_s
             describe=_describe_while))
 
 
-def unbounded_while(cond, body, init):
+def unbounded_while(cond, body, init, limit: int | None = None):
     """``while cond(carry): carry = body(carry)`` as while nodes; returns the final
-    carry in init's structure."""
+    carry in init's structure.  ``limit``: iterations after which it raises."""
     inits, kind = tree_parts(init, "init")
     depth = getattr(TRACING, "depth", 0)
     carries = tuple(internal_symbol(f"while{depth}_c{k}", a.shape)
@@ -164,7 +174,7 @@ def unbounded_while(cond, body, init):
                          f"{[c.shape for c in carries]} to {[n.shape for n in new_carries]}")
     placeholders = set(carries)
     invariants = tuple(s for s in free_symbols([test] + new_carries) if s not in placeholders)
-    loop = WhileBody(carries, invariants, test, tuple(new_carries))
+    loop = WhileBody(carries, invariants, test, tuple(new_carries), limit)
     operands = tuple(inits) + invariants
     return restore_tree([apply("while", *operands, payload=(loop, k)) for k in range(len(inits))],
                     kind)
@@ -218,7 +228,7 @@ def fori_loop(lower, upper, body, init):
 
 
 @eager
-def while_loop(cond, body, init, *, max_steps: int | None = None):
+def while_loop(cond, body, init, *, max_steps: int | None = None, limit: int | None = None):
     """``while cond(carry): carry = body(carry)``, like ``jax.lax.while_loop``; returns
     the final carry.
 
@@ -228,9 +238,20 @@ def while_loop(cond, body, init, *, max_steps: int | None = None):
     steps keep the carry once ``cond`` fails, so values, forward and reverse derivatives
     of every order work as for ``scan`` (the derivative does not flow through ``cond``:
     the trip count is piecewise constant).  The loop always runs ``max_steps`` steps.
+
+    ``limit`` (without ``max_steps``) is a way out of a loop that may never end: after
+    that many iterations it raises RuntimeError, in compiled code as in the evaluator,
+    instead of running on (a compiled loop does not see Ctrl-C).  The result of a loop
+    that ends in time is unchanged.
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                              or not 1 <= limit <= EXACT_COUNT):
+        raise SymdiffError(f"while_loop: limit must be an int from 1 to 2**53, got {limit!r}")
     if max_steps is None:
-        return unbounded_while(cond, body, init)
+        return unbounded_while(cond, body, init, None if limit is None else int(limit))
+    if limit is not None:
+        raise SymdiffError("while_loop: max_steps bounds the loop already (it then runs "
+                           "exactly max_steps steps); limit is for loops without it")
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) \
             or not 1 <= max_steps <= EXACT_COUNT:
         raise SymdiffError(f"while_loop: max_steps must be an int from 1 to 2**53, got "
