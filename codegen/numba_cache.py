@@ -10,6 +10,9 @@ own ``__pycache__`` in symdiff's checked directory, whatever those variables say
 
 A vanished file (another process cleared the cache) is a miss: the source stamp of a
 missing module matches nothing, and nothing is searched for at decoration time.
+symdiff's own jitted helpers (symdiff.autodiff.coloring) are decorated without caching
+and get a cache of the same kind beside their package file (PackageCache), for the same
+reason: a planted index in NUMBA_CACHE_DIR must never be read.
 """
 
 from __future__ import annotations
@@ -70,9 +73,28 @@ class ModuleFolderCache(FunctionCache):
     _impl_class = _ModuleFolderImpl
 
 
-def cache_beside_module(namespace: dict) -> None:
-    """Give every jitted function of an executed module (its ``namespace``) the cache
-    beside the module file."""
+class PackageCache(ModuleFolderCache):
+    """The cache of symdiff's own jitted helpers (the colorings), beside their package
+    file, as trusted as the package itself; where that folder cannot be written (a
+    read-only install) they compile in every process instead of failing."""
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except OSError:
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except OSError:
+            pass
+
+
+def cache_beside_module(namespace: dict, kind=ModuleFolderCache) -> None:
+    """Give every jitted function of a module (its ``namespace``) the cache beside the
+    module file (``kind``: ModuleFolderCache for generated modules, PackageCache for
+    symdiff's own), never where NUMBA_CACHE_DIR points."""
     for value in list(namespace.values()):
         if isinstance(value, Dispatcher):
-            value._cache = ModuleFolderCache(value.py_func)
+            value._cache = kind(value.py_func)

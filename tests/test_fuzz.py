@@ -12,7 +12,7 @@ import string
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symdiff as sd
@@ -146,3 +146,47 @@ def test_any_arguments_get_the_same_answer_or_error_from_both_tiers(tiers, args)
     else:
         for p, q in zip(first, then, strict=True):
             np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-300)
+
+
+# Loops over open data: random steps of a scan whose trip count is the data's length,
+# reading the data's tail too.  Each example compiles (a few tenths of a second), so a
+# few of them run by default and the long profile runs many.
+LOOP_OPS = ["sin", "tanh", "sigmoid", "softplus", "atan"]
+
+
+def _loop_program(first, second, tail, reverse):
+    w, a = sd.symbol("w", (None,)), sd.symbol("a")
+
+    def step(c, x):
+        g = getattr(sd, first)(c * a + x) + getattr(sd, second)(c[::-1]) * sd.sum(w[-tail:])
+        return g, sd.sum(g)
+    carry, ys = sd.scan(step, sd.stack([a, sd.const(1.0)]), w, reverse=reverse)
+    return sd.sum(carry) + sd.sum(ys), [w, a]
+
+
+def _result(call, args):
+    try:
+        result = call(*args)
+    except (sd.ArgumentError, sd.ShapeError) as error:
+        return f"{type(error).__name__}: {error}"
+    return [np.asarray(r, dtype=float) for r in (result if isinstance(result, tuple)
+                                                 else [result])]
+
+
+@settings(max_examples=max(4, settings().max_examples // 10))
+@given(st.sampled_from(LOOP_OPS), st.sampled_from(LOOP_OPS), st.integers(1, 3),
+       st.booleans(), st.integers(0, 5), st.floats(-1.5, 1.5))
+def test_random_scans_over_open_data_give_one_answer_from_both_tiers(
+        first, second, tail, reverse, length, a):
+    expr, args = _loop_program(first, second, tail, reverse)
+    data = np.linspace(-1.0, 1.0, length)
+    for method in ("forward", "grad"):
+        interpreted = sd.compile(expr, args=args, background=True).loader.evaluator(method)
+        compiled = getattr(sd.compile(expr, args=args, background=False), method)
+        first_tier, second_tier = _result(interpreted, (data, a)), _result(compiled, (data, a))
+        if isinstance(first_tier, str) or isinstance(second_tier, str):
+            assert first_tier == second_tier
+            assert length < tail  # only data too short for w[-tail:] is refused
+            continue
+        for p, q in zip(first_tier, second_tier, strict=True):
+            np.testing.assert_allclose(p, q, rtol=1e-11, atol=1e-13)

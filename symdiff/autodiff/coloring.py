@@ -54,7 +54,7 @@ class Coloring:
                 f"{self.pattern.nnz} nonzeros>")
 
 
-@numba.njit(cache=True)
+@numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
 def _smallest_free(forbidden, mark):  # pragma: no cover - njit
     """The smallest color not marked as forbidden for the vertex ``mark``."""
     c = 0
@@ -63,7 +63,7 @@ def _smallest_free(forbidden, mark):  # pragma: no cover - njit
     return c
 
 
-@numba.njit(cache=True)
+@numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
 def _column_coloring(indptr, indices, t_indptr, t_indices, order):  # pragma: no cover - njit
     n = len(t_indptr) - 1
     color = np.full(n, -1, dtype=np.int64)
@@ -79,7 +79,7 @@ def _column_coloring(indptr, indices, t_indptr, t_indices, order):  # pragma: no
     return color
 
 
-@numba.njit(cache=True)
+@numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
 def _saturation_coloring(indptr, indices):  # pragma: no cover - njit
     # DSATUR (Brelaz 1979) on a graph given by its adjacency: color next the vertex whose
     # neighbors show the most distinct colors (ties: the most neighbors), from a heap of
@@ -117,7 +117,7 @@ def _saturation_coloring(indptr, indices):  # pragma: no cover - njit
     return color
 
 
-@numba.njit(cache=True)
+@numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
 def _star_coloring(indptr, indices, order):  # pragma: no cover - njit
     # indptr/indices: the adjacency graph (off-diagonal nonzeros, symmetric).  Coloring v
     # must not create a two-colored path on four colored vertices: with v at an end
@@ -159,7 +159,7 @@ def _star_coloring(indptr, indices, order):  # pragma: no cover - njit
     return color
 
 
-@numba.njit(cache=True)
+@numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
 def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
     # For each nonzero (i, j): row i of the products at color(j) when j is alone with its
     # color in row i, else row j at color(i).  -1 marks a nonzero neither recovers.

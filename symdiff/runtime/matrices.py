@@ -15,6 +15,8 @@ import math
 import os
 
 from codegen import cache
+from codegen.numba_cache import PackageCache, cache_beside_module
+from symdiff.autodiff import coloring as _coloring
 from symdiff.autodiff.coloring import (
     canonical,
     color,
@@ -26,6 +28,9 @@ from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from symdiff.errors import ArgumentError, SymdiffError
 from symdiff.ir.dims import elements
 from symdiff.runtime.inputs import batch_size
+
+# The coloring loops' machine code beside their file, never in NUMBA_CACHE_DIR.
+cache_beside_module(vars(_coloring), PackageCache)
 
 
 def available_memory() -> float:
