@@ -15,7 +15,7 @@ from symdiff.errors import SymdiffError
 from symdiff.frontend.graph_picture import render, to_dot
 from symdiff.frontend.parser import parse
 from symdiff.ir.evaluate import evaluate
-from symdiff.ir.nodes import free_symbols
+from symdiff.ir.nodes import NAMED_CONSTANTS, free_symbols
 from symdiff.ir.printer import to_let_form
 from symdiff.runtime.compiled import compile_expression
 
@@ -68,8 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _unknown(option: str, name: str, variables: list[str]) -> SymdiffError:
     known = ", ".join(variables) if variables else "none"
+    constant = (f"; {name} is the constant here: --wrt {name} makes it a variable"
+                if name in NAMED_CONSTANTS else "")
     return SymdiffError(f"{option}: the expression has no variable {name!r} "
-                        f"(its variables: {known})")
+                        f"(its variables: {known}){constant}")
 
 
 def _point(items: list[str], variables: list[str]) -> dict[str, float]:

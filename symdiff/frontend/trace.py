@@ -14,6 +14,7 @@ from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
 from symdiff.frontend.parser import parse
 from symdiff.frontend.sympy_bridge import from_sympy
+from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, flatten, symbol, topological_order
 
 
@@ -155,8 +156,8 @@ LOG = logging.getLogger("symdiff")
 
 
 def _say_if_unrolled(fn, result) -> None:
-    roots = [x for x in (result if isinstance(result, (list, tuple)) else [result])
-             if isinstance(x, Expr)]
+    leaves = trees.flatten(result)[0] if trees.is_tree(result) else [result]
+    roots = [x for x in leaves if isinstance(x, Expr)]
     if not roots:
         return
     count = sum(1 for n in topological_order(roots) if n.args)

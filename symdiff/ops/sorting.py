@@ -74,9 +74,12 @@ register(Op("unsort_by", 2, _unsort_by_evaluate, None, None, shape_rule=_vector_
 
 
 @eager
-def sort(x, axis=-1) -> Expr:
-    """``np.sort`` of a vector (stable: ties keep their order); its derivative moves each
-    tangent with its element."""
+def sort(x, axis=-1, kind=None, order=None, *, stable=None) -> Expr:
+    """``np.sort`` of a vector (stable: ties keep their order, whatever ``kind`` asks);
+    its derivative moves each tangent with its element."""
+    if order is not None:
+        raise ShapeError("np.sort: order= sorts structured arrays; an expression has no "
+                         "fields")
     x = as_expr(x)
     if x.ndim != 1 or axis not in (-1, 0, None):
         raise ShapeError(f"np.sort of a symbolic expression sorts a vector (axis=-1); got "

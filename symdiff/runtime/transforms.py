@@ -583,6 +583,7 @@ def _numeric(kind: str, fn, count: int) -> ByShape:
         return concatenate([reshape(p, (p.size,)) for p in parts])
     flat.__signature__ = inspect.Signature(
         [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+    flat.__name__ = flat.__qualname__ = f"{kind} of {function_name(fn)}"  # for messages
     return ByShape(flat)
 
 
@@ -607,7 +608,7 @@ def jvp(fn, primals, tangents):
     """``(fn(*primals), J @ tangents)`` as ``jax.jvp``: expressions where any primal or
     tangent is one (so it nests inside traced functions and loop bodies), else numbers,
     compiled once per function, count and shapes."""
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals, tangents = _directional("jvp", primals, tangents)
     if at_expressions.involves_expressions(primals + tangents):
         return at_expressions.jvp_at(fn, primals, tangents)
     if len(tangents) != len(primals):
@@ -645,10 +646,18 @@ def vjp(fn, *primals):
     return value, pullback
 
 
+def _directional(method: str, primals, tangents) -> tuple[tuple, tuple]:
+    """(primals, tangents) as tuples: ``jax.jvp``'s convention, one of each per argument."""
+    if not all(isinstance(v, (tuple, list)) for v in (primals, tangents)):
+        raise SymdiffError(f"sd.{method}(f, primals, tangents) takes a tuple of primals and "
+                           f"one of tangents, one per argument: sd.{method}(f, (x,), (v,))")
+    return tuple(primals), tuple(tangents)
+
+
 def _hvp_of_function(fn, primals, tangents):
     """H @ tangents of a scalar Python function (one part per primal; one primal: the
     part alone), as expressions or numbers as ``jvp``."""
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals, tangents = _directional("hvp", primals, tangents)
     if at_expressions.involves_expressions(primals + tangents):
         parts = at_expressions.hvp_at(fn, primals, tangents)
     else:
