@@ -284,3 +284,32 @@ def test_vmapped_hessians_are_guarded_like_one(monkeypatch):
         fn.hessian(np.ones((5, 3)))
     with pytest.raises(sd.ArgumentError, match="in_axes must be"):
         fn.function.vmap(0.0)
+
+
+def test_a_saved_module_carries_its_sparse_methods(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+    fn = sd.compile(lambda x: np.sum(x[1:] * x[:-1]) + np.sum(x ** 4),
+                    args=[sd.vector("x", 8)], background=False)
+    x = np.linspace(0.0, 1.0, 8)
+    want = fn.sparse_hessian(x)  # colored in this process: saved by default
+    fn.save(tmp_path / "banded.py")
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["symdiff"] = None  # the module stands alone
+        import numpy as np, scipy.sparse as sp, banded as m
+        x = np.linspace(0.0, 1.0, 8)
+        s = m.SPARSE_HESSIAN
+        data = m.sparse_hessian(x, s["seeds"], s["gather"])
+        matrix = sp.csr_array((data, s["indices"], s["indptr"]), shape=s["shape"])
+        np.save("hessian.npy", matrix.toarray())
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "hessian.npy"), want.toarray())
+    bare = sd.compile("a*b", background=False)
+    bare.save(tmp_path / "bare.py")
+    assert not (tmp_path / "bare.npz").exists()
+    with pytest.raises(sd.SymdiffError, match="static shapes"):
+        sd.compile(sd.sum(sd.symbol("u", (None,)) ** 3), background=False).save(
+            tmp_path / "open.py", sparse=True)

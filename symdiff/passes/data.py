@@ -46,18 +46,39 @@ def data_values(constants: list) -> tuple[np.ndarray, ...]:
     return tuple(np.array(c.value.array, order="C") for c in constants)
 
 
-def npz_bytes(values) -> bytes:
-    """The data arrays as the bytes of an .npz file (data0, data1, ...)."""
+def npz_bytes(values, extra: dict | None = None) -> bytes:
+    """The data arrays as the bytes of an .npz file (data0, data1, ..., then ``extra``'s
+    named arrays)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"data{k}": v for k, v in enumerate(values)})
+    np.savez(buffer, **{DATA_KEY.format(k): v for k, v in enumerate(values)}, **(extra or {}))
     return buffer.getvalue()
 
 
-def saved_data_loader(filename: str, count: int) -> str:
-    """Module source that loads DATA from ``filename`` beside the module."""
-    names = ", ".join(f'_saved["data{k}"]' for k in range(count))
-    return (f"\n\n# The captured arrays, to pass after the arguments: gradient(..., *DATA).\n"
-            f"import os as _os  # noqa: E402\n\n"
-            f"with np.load(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "
-            f"{filename!r})) as _saved:\n"
-            f"    DATA = ({names},)\n")
+DATA_KEY = "data{}"  # the name of captured array k in a saved module's .npz
+# The arrays a saved sparse method needs besides the arguments: a coloring's seeds and
+# gather positions, and the pattern's CSR index arrays and shape.
+SPARSE_PARTS = ("seeds", "gather", "indices", "indptr", "shape")
+
+
+def saved_data_loader(filename: str, count: int, sparse_kinds=()) -> str:
+    """Module source that loads DATA (``count`` captured arrays) and, per kind of
+    ``sparse_kinds`` ("hessian", "jacobian"), SPARSE_<KIND> from ``filename`` beside
+    the module."""
+    lines = ["", "", "# Saved beside the module: the captured arrays, to pass after the "
+             "arguments (gradient(..., *DATA)),",
+             "# and what the sparse methods take: sparse_hessian(x..., *DATA, "
+             "SPARSE_HESSIAN['seeds'],",
+             "# SPARSE_HESSIAN['gather']) gives the nonzeros of the CSR matrix "
+             "(SPARSE_HESSIAN's indices,",
+             "# indptr and shape), as scipy.sparse.csr_array((data, indices, indptr), "
+             "shape) takes them.",
+             "import os as _os  # noqa: E402", "",
+             "with np.load(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "
+             f"{filename!r})) as _saved:",
+             f"    DATA = ({''.join(f'_saved[{DATA_KEY.format(k)!r}], ' for k in range(count))})"]
+    for kind in sparse_kinds:
+        parts = ", ".join(f'"{part}": _saved["{kind}_{part}"]' for part in SPARSE_PARTS)
+        lines.append(f"    SPARSE_{kind.upper()} = {{{parts}}}")
+        lines.append(f"    SPARSE_{kind.upper()}['shape'] = tuple(int(d) for d in "
+                     f"SPARSE_{kind.upper()}['shape'])")
+    return "\n".join(lines) + "\n"

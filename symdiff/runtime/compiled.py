@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import weakref
 
+import numpy as np
+
 from codegen import LOWERINGS
 from codegen.cache import umask, write_atomic
 from symdiff.autodiff.modes import as_variables
 from symdiff.errors import NotDifferentiableError, SymdiffError
 from symdiff.frontend.trace import as_outputs, named
+from symdiff.ir.dims import has_open
 from symdiff.ir.nodes import Expr, free_symbols, from_rows, graph_rows, symbol
 from symdiff.passes.data import npz_bytes, saved_data_loader
 from symdiff.passes.pipeline import optimize
@@ -268,23 +271,51 @@ class CompiledFunction:
                 continue  # reverse mode through an unbounded loop: left out
         return module_source(d, specs)
 
-    def save(self, path) -> str:
+    def save(self, path, sparse: bool | None = None) -> str:
         """Write the generated module to ``path``; it imports only math, numpy and numba.
 
         Atomic: the module goes to a temporary file beside ``path`` and is renamed over
         it, so a failed write leaves the old file whole, and a symlink at ``path`` is
         replaced, never followed.  A function that captured large arrays (symdiff.passes.data)
         also writes them to ``path`` with ``.npz`` for ``.py``; the module loads them
-        as ``DATA``, to pass after the arguments: ``gradient(w, *DATA)``."""
+        as ``DATA``, to pass after the arguments: ``gradient(w, *DATA)``.  ``sparse``:
+        save what the module's ``sparse_hessian`` / ``sparse_jacobian`` need (the
+        coloring and the pattern) in that file too, as ``SPARSE_HESSIAN`` /
+        ``SPARSE_JACOBIAN``; None (default): where this process has colored it already."""
         path = os.fspath(path)
         source, mode = self.source, 0o666 & ~umask()
         values = self.derivation.data_values
-        if values:
+        sparse_parts = self._sparse_parts(sparse)
+        if values or sparse_parts:
             stem = os.path.splitext(path)[0]
-            source += saved_data_loader(os.path.basename(stem) + ".npz", len(values))
-            write_atomic(stem + ".npz", npz_bytes(values), mode=mode)
+            kinds = sorted({name.split("_")[0] for name in sparse_parts})
+            source += saved_data_loader(os.path.basename(stem) + ".npz", len(values), kinds)
+            write_atomic(stem + ".npz", npz_bytes(values, sparse_parts), mode=mode)
         write_atomic(path, source.encode("utf-8"), mode=mode)
         return path
+
+    def _sparse_parts(self, sparse: bool | None) -> dict:
+        """The arrays a saved module's sparse methods take (see save), by name."""
+        if sparse is False:
+            return {}
+        parts = {}
+        for kind in ("hessian", "jacobian"):
+            if not self.derivation.applies(f"sparse_{kind}_data"):
+                continue
+            if any(has_open(a.shape) for a in self.args):
+                if sparse:
+                    raise SymdiffError("save(sparse=True) needs static shapes: the "
+                                       "pattern of an open dimension depends on its length")
+                continue
+            if sparse is None and ("coloring", kind, None) not in self.matrices.cached:
+                continue
+            coloring = self.matrices.coloring(kind, None)
+            pattern = coloring.pattern
+            parts.update({f"{kind}_seeds": coloring.seeds, f"{kind}_gather": coloring.gather,
+                          f"{kind}_indices": pattern.indices.astype(np.int64),
+                          f"{kind}_indptr": pattern.indptr.astype(np.int64),
+                          f"{kind}_shape": np.array(pattern.shape, dtype=np.int64)})
+        return parts
 
     def wait(self, timeout: float | None = None) -> CompiledFunction:
         """Block until every background compile started so far has finished (or

@@ -121,6 +121,11 @@ class SparseMatrices:
         self._load = load  # method name -> callable (the compiled function's tiers)
         self._cache: dict = {}
 
+    @property
+    def cached(self):
+        """The keys of what was found so far: ("pattern" | "coloring", kind, batch)."""
+        return self._cache.keys()
+
     def batch(self, x) -> int | None:
         """The open length of the arguments ``x`` (none given: no open length)."""
         args = self.derivation.args

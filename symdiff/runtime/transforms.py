@@ -349,11 +349,11 @@ class ByShape:
         """The generated module of the one shape signature compiled so far."""
         return self._only("source").source
 
-    def save(self, path, shapes=None) -> str:
+    def save(self, path, shapes=None, sparse: bool | None = None) -> str:
         """Write the generated module of ``shapes`` (see ``for_shapes``; default: the one
         shape signature compiled so far) to ``path`` (see CompiledFunction.save)."""
         compiled = self._only("save") if shapes is None else self.for_shapes(shapes)
-        return compiled.save(path)
+        return compiled.save(path, sparse)
 
     def wait(self, timeout: float | None = None) -> ByShape:
         """Block until the background compiles of every shape signature have finished
