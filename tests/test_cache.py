@@ -325,3 +325,15 @@ def test_clearing_while_other_processes_compile_is_a_miss_for_them(folder):
     for w in workers:
         out, err = w.communicate()
         assert w.returncode == 0 and out.strip() == "ok", err[-2000:]
+
+
+def test_the_size_bound_holds_across_processes(folder, monkeypatch):
+    # Another process's entries are seen once this one has written a 32nd of the bound:
+    # the least recently used entry, whoever wrote it, goes.
+    _compile(_source())  # the first write counts the folder
+    foreign = folder / ("t_" + "ab" * 10 + ".py")  # an entry another process wrote
+    foreign.write_bytes(b"#" * 200_000)
+    os.utime(foreign, (1, 1))  # the least recently used
+    monkeypatch.setenv("SYMDIFF_CACHE_SIZE", "150K")
+    _compile(_source())  # writes more than 150K / 32: counts again, evicts
+    assert not foreign.exists()
