@@ -427,21 +427,6 @@ def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> s
     return f"np.ascontiguousarray({args[0]}).reshape({shape_text(node.shape)})"
 
 
-# Linear algebra with NumPy's float semantics (symdiff.ops.linalg): a non-finite input
-# gives a NaN result where Numba's LAPACK wrappers would raise.  The routine runs on
-# harmless operands (an identity, zeros) and its result is made NaN by one operation, so
-# both branches have the same types and layouts (no 'A' arrays for np.dot downstream);
-# cholesky and eigh read the lower triangle only, as NumPy does.
-def _finite_or_nan(call: str, args: list[str], harmless: tuple[str, ...], combine: str) -> str:
-    finite = " and ".join(f"np.isfinite({a}).all()" for a in args)
-    size = f"{args[0]}.shape[0]"
-    stand_ins = {"eye": f"np.eye({size})", "zeros": f"np.zeros({size})"}
-    operands = [f"({a} if {finite} else {stand_ins[h]})"
-                for a, h in zip(args, harmless, strict=True)]
-    poison = ("(1.0 if {} else np.nan)" if combine == "*" else "(0.0 if {} else np.nan)")
-    return f"{call.format(*operands)} {combine} {poison.format(finite)}"
-
-
 # The Numba lowering's table for the structural ops computed by one NumPy call each
 # (the others are loops: REDUCTIONS and ELEMENT_ACCESS fused, LOOP_EMITTERS): the
 # expression assigned to the op's name, from its operands' names, or None when the entry
@@ -451,20 +436,13 @@ CALLS = {
     "transpose": lambda emitter, node, args, name: f"{args[0]}.T",
     "permute": lambda emitter, node, args, name: f"np.transpose({args[0]}, {node.value})",
     "reshape": _reshape,
-    "solve": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.solve({}, {})", args, ("eye", "zeros"), "*"),
-    "inv": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.inv({})", args, ("eye",), "*"),
-    "cholesky": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.cholesky({})", [f"np.tril({args[0]})"], ("eye",), "*"),
-    "logabsdet": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.slogdet({})[1]", args, ("eye",), "+"),
-    "detsign": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.slogdet({})[0]", args, ("eye",), "*"),
-    "eigvalsh": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.eigh({})[0]", [f"np.tril({args[0]})"], ("eye",), "*"),
-    "eigvecsh": lambda emitter, node, args, name: _finite_or_nan(
-        "np.linalg.eigh({})[1]", [f"np.tril({args[0]})"], ("eye",), "*"),
+    "solve": lambda emitter, node, args, name: f"np.linalg.solve({args[0]}, {args[1]})",
+    "inv": lambda emitter, node, args, name: f"np.linalg.inv({args[0]})",
+    "cholesky": lambda emitter, node, args, name: f"np.linalg.cholesky({args[0]})",
+    "logabsdet": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[1]",
+    "detsign": lambda emitter, node, args, name: f"np.linalg.slogdet({args[0]})[0]",
+    "eigvalsh": lambda emitter, node, args, name: f"np.linalg.eigh({args[0]})[0]",
+    "eigvecsh": lambda emitter, node, args, name: f"np.linalg.eigh({args[0]})[1]",
     # Stable sorts (mergesort), so ties take the evaluator's order.
     "sort_by": lambda emitter, node, args, name: (
         f"{args[1]}[np.argsort({args[0]}, kind='mergesort')]"),

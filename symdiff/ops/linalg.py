@@ -24,23 +24,26 @@ def _solve_shape(shapes, payload):
     return b
 
 
-# NumPy's float semantics in every tier: a non-finite entry among what a routine reads
-# (all of it; the lower triangle for cholesky and eigh, as LAPACK) gives a NaN result,
-# where Numba's wrappers would raise (codegen/numba/arrays.py says the same); a singular
-# matrix raises NumPy's LinAlgError in both.
+# One behaviour in every tier: Numba's LAPACK wrappers refuse a matrix with a non-finite
+# entry (LinAlgError), so the evaluator refuses it the same way (NumPy would return NaN,
+# or ignore an upper triangle it does not read); a singular matrix raises LinAlgError in
+# both.
+FINITE_MESSAGE = "Array must not contain infs or NaNs."
+
+
 def _float(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def _or_nan(compute, shape, *read):
-    if all(np.isfinite(x).all() for x in read):
-        return compute()
-    return np.full(shape, np.nan) if shape else np.nan
+def _checked(compute, *read):
+    if not all(np.isfinite(x).all() for x in read):
+        raise np.linalg.LinAlgError(FINITE_MESSAGE)
+    return compute()
 
 
 def _solve_evaluate(shape, payload, a, b):
     a, b = _float(a), _float(b)
-    return _or_nan(lambda: np.linalg.solve(a, b), shape, a, b)
+    return _checked(lambda: np.linalg.solve(a, b), a, b)
 
 
 def _solve_jvp(node: Expr, t) -> Expr:
@@ -90,8 +93,8 @@ def _inv_jvp(node: Expr, t) -> Expr:
     return apply("neg", apply("matmul", apply("matmul", node, dot), node))
 
 
-register(Op("inv", 1, lambda shape, payload, a: _or_nan(lambda: np.linalg.inv(_float(a)),
-                                                        shape, _float(a)),
+register(Op("inv", 1, lambda shape, payload, a: _checked(lambda: np.linalg.inv(_float(a)),
+                                                          _float(a)),
             None, None, shape_rule=_square, vjp=_inv_vjp, jvp=_inv_jvp,
             sparsity=dense_sparsity))
 
@@ -108,13 +111,13 @@ def _logabsdet_jvp(node: Expr, t) -> Expr:
 
 
 register(Op("logabsdet", 1,
-            lambda shape, payload, a: _or_nan(lambda: np.linalg.slogdet(_float(a))[1], (),
-                                              _float(a)),
+            lambda shape, payload, a: _checked(lambda: np.linalg.slogdet(_float(a))[1],
+                                               _float(a)),
             None, None, shape_rule=lambda shapes, payload: (_square(shapes, payload), ())[1],
             vjp=_logabsdet_vjp, jvp=_logabsdet_jvp, sparsity=dense_sparsity))
 register(Op("detsign", 1,
-            lambda shape, payload, a: _or_nan(lambda: np.linalg.slogdet(_float(a))[0], (),
-                                              _float(a)),
+            lambda shape, payload, a: _checked(lambda: np.linalg.slogdet(_float(a))[0],
+                                               _float(a)),
             None, None, shape_rule=lambda shapes, payload: (_square(shapes, payload), ())[1],
             vjp=lambda i, node, adjoint: broadcast_to(as_expr(0.0), node.args[0].shape),
             jvp=lambda node, t: None, sparsity=dense_sparsity))
@@ -175,8 +178,8 @@ def _cholesky_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
 
 
 register(Op("cholesky", 1,
-            lambda shape, payload, a: _or_nan(lambda: np.linalg.cholesky(_float(a)), shape,
-                                              np.tril(_float(a))),
+            lambda shape, payload, a: _checked(lambda: np.linalg.cholesky(_float(a)),
+                                               _float(a)),
             None, None, shape_rule=_square, vjp=_cholesky_vjp, jvp=_cholesky_jvp,
             sparsity=dense_sparsity))
 
@@ -248,13 +251,13 @@ def _eigvecsh_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
 
 
 register(Op("eigvalsh", 1,
-            lambda shape, payload, a: _or_nan(lambda: np.linalg.eigh(_float(a))[0], shape,
-                                              np.tril(_float(a))),
+            lambda shape, payload, a: _checked(lambda: np.linalg.eigh(_float(a))[0],
+                                               _float(a)),
             None, None, shape_rule=_eigvals_shape, vjp=_eigvalsh_vjp, jvp=_eigvalsh_jvp,
             sparsity=dense_sparsity))
 register(Op("eigvecsh", 1,
-            lambda shape, payload, a: _or_nan(lambda: np.linalg.eigh(_float(a))[1], shape,
-                                              np.tril(_float(a))),
+            lambda shape, payload, a: _checked(lambda: np.linalg.eigh(_float(a))[1],
+                                               _float(a)),
             None, None, shape_rule=_eigvecs_shape, vjp=_eigvecsh_vjp, jvp=_eigvecsh_jvp,
             sparsity=dense_sparsity))
 
