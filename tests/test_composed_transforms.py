@@ -17,8 +17,10 @@ def test_grad_inside_a_traced_function():
 
 
 def test_grads_nest_to_any_depth_on_numbers():
-    assert sd.grad(sd.grad(lambda v: v ** 3))(2.0)[0] == pytest.approx(12.0)
-    assert sd.grad(sd.grad(sd.grad(lambda v: v ** 4)))(2.0)[0] == pytest.approx(48.0)
+    # One argument: its derivative alone, a float, as jax.grad gives it.
+    assert sd.grad(sd.grad(lambda v: v ** 3))(2.0) == pytest.approx(12.0)
+    assert sd.grad(sd.grad(sd.grad(lambda v: v ** 4)))(2.0) == pytest.approx(48.0)
+    assert isinstance(sd.grad(lambda v: v ** 2)(3.0), float)
     x = np.array([0.5, 1.0])
     hessian = sd.jacobian(sd.grad(lambda v: np.sum(np.sin(v) * v)))(x)
     np.testing.assert_allclose(hessian, np.diag(2 * np.cos(x) - x * np.sin(x)), rtol=1e-14)
@@ -189,4 +191,4 @@ def test_transformations_at_numbers_of_closures_over_traced_symbols():
     assert sd.jit(lambda w: sd.jvp(lambda u: u ** 2 * w, (2.0,), (1.0,))[1])(3.0) == 12.0
     assert sd.jit(lambda w: sd.hvp(lambda u: u ** 3 * w, (2.0,), (1.0,)))(3.0) == 36.0
     inner = sd.jit(lambda w: sd.grad(lambda u: u ** 3 * w)(2.0))
-    assert inner(3.0) == 36.0 and inner.grad(3.0)[0] == 12.0
+    assert inner(3.0) == 36.0 and inner.grad(3.0) == 12.0

@@ -312,10 +312,11 @@ class ByShape:
         wrt = self.wrt
         if wrt is None:
             required = [symbols[n] for n in self.names if n in symbols]
+            if len(required) == 1:  # one argument: its gradient alone, as jax.grad's
+                return required, True
             if len(required) in (0, len(symbols)):
                 return None, None
-            # The gradient's structure as when the defaults are left out.
-            return required, len(required) == 1 and bool(required[0].shape)
+            return required, False  # the gradient's structure as without the defaults
         if isinstance(wrt, bool):
             return wrt, None
         names = [p.name for p in self._params]
