@@ -75,12 +75,16 @@ def size_limit() -> int:
 
 
 def is_tagged(path: str) -> bool:
-    """Whether symdiff created the directory ``path`` (its tag is a file of the user's)."""
+    """Whether symdiff created the directory ``path``: its tag is a regular file of the
+    user's holding symdiff's text (another tool's cache tag is not symdiff's)."""
     try:
-        info = os.lstat(os.path.join(path, TAG))
+        handle = os.open(os.path.join(path, TAG), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return False
-    return stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid()
+    with os.fdopen(handle, "rb") as tag:
+        info = os.fstat(tag.fileno())
+        return (stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid()
+                and tag.read(len(TAG_TEXT) + 1) == TAG_TEXT.encode("ascii"))
 
 
 def own_directory(configured: str) -> str:
@@ -93,12 +97,14 @@ def own_directory(configured: str) -> str:
 
 
 def _group_is_private(gid: int) -> bool:
-    """Whether a group is the user's own (its primary group, with no other member)."""
+    """Whether a group is the user's own: its primary group, no other user's primary
+    group, and with no other member."""
     if gid != os.getgid():
         return False
     try:
         me = pwd.getpwuid(os.getuid()).pw_name
-        return set(grp.getgrgid(gid).gr_mem) <= {me}
+        others = [u.pw_name for u in pwd.getpwall() if u.pw_gid == gid and u.pw_name != me]
+        return not others and set(grp.getgrgid(gid).gr_mem) <= {me}
     except KeyError:
         return False
 
@@ -143,6 +149,17 @@ def _problem(path: str) -> str | None:
     return None
 
 
+def _make_parents(path: str) -> None:
+    """The missing directories of ``path``, each 0700 (os.makedirs gives the ones above
+    the last 0777 less the umask)."""
+    missing = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o700)
+
+
 def _tag(path: str) -> None:
     handle, temporary = tempfile.mkstemp(dir=path, suffix=".tmp")
     with os.fdopen(handle, "w", encoding="ascii") as out:
@@ -161,7 +178,7 @@ def _private(configured: str) -> str | None:
             if owner != os.getuid():
                 why = f"{configured} belongs to user id {owner}, not to you"
         if why is None and not os.path.lexists(path):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+            _make_parents(os.path.dirname(os.path.abspath(path)))
             os.mkdir(path, 0o700)
             _tag(path)
         numba_dir = os.path.join(path, NUMBA_DIR)
@@ -216,7 +233,7 @@ def existing_directory() -> str | None:
     created, and a directory symdiff did not create is never touched)."""
     path = own_directory(configured_directory())
     try:
-        if is_tagged(path) and _problem(path) is None:
+        if is_tagged(path) and _ancestor_problem(path) is None and _problem(path) is None:
             return path
     except OSError:
         pass

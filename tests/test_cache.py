@@ -336,3 +336,28 @@ def test_the_size_bound_holds_across_processes(folder, monkeypatch):
     monkeypatch.setenv("SYMDIFF_CACHE_SIZE", "150K")
     _compile(_source())  # writes more than 150K / 32: counts again, evicts
     assert not foreign.exists()
+
+
+def test_another_tools_cache_tag_is_not_symdiffs(folder, monkeypatch):
+    # A CACHEDIR.TAG of another tool (a build directory) does not make the directory
+    # symdiff's: the cache goes into a subdirectory of its own, and clearing spares it.
+    os.makedirs(folder)
+    (folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (folder / ("mylib_" + "0123456789abcdef0123" + ".py")).write_text("theirs\n")
+    module = _compile(_source())
+    assert module.__file__.startswith(str(folder / "symdiff-cache"))
+    sd.clear_cache()
+    assert (folder / ("mylib_" + "0123456789abcdef0123" + ".py")).exists()
+
+
+def test_missing_parents_are_made_private_whatever_the_umask(tmp_path, monkeypatch):
+    deep = tmp_path / "a" / "b" / "cache"
+    monkeypatch.setenv("SYMDIFF_CACHE_DIR", str(deep))
+    monkeypatch.setattr(cache_dir, "_warned", set())
+    old = os.umask(0)
+    try:
+        _compile(_source())
+    finally:
+        os.umask(old)
+    for made in (tmp_path / "a", tmp_path / "a" / "b", deep):
+        assert stat.S_IMODE(os.stat(made).st_mode) == 0o700

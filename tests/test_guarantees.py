@@ -2,6 +2,7 @@
 compiling from many threads, fork and spawn, pickling by structure, one input contract
 for both tiers, any user name, long texts, atomic saves, prompt exit."""
 
+import dataclasses
 import decimal
 import fractions
 import multiprocessing
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
+from symdiff.ir.nodes import graph_rows
 from symdiff.runtime import loading
 
 X = sd.vector("x", 3)
@@ -149,11 +151,27 @@ def test_crafted_expression_pickles_are_checked_row_by_row():
         "array key": [("array", (), _forged_array(ArrayData), (2,))],
         "constant": [("const", (), "1; import os", ())],
         "row": ["symbol"],
+        # Keys past an axis's end: compiled code would read and write outside the array.
+        "slice past the end": [("symbol", (), "x", (4,)),
+                               ("index", (0,), (("s", 0, 1000, 1),), (1000,))],
+        "position past the end": [("symbol", (), "x", (4,)), ("index", (0,), (("i", 9),), ())],
+        "embed past the end": [("symbol", (), "y", ()),
+                               ("embed", (0,), ((("i", 10 ** 8),), (4,)), (4,))],
     }
     for what, rows in bad_rows.items():
-        with pytest.raises(sd.SymdiffError, match="unpickling|invalid symbol"):
+        with pytest.raises(sd.SymdiffError, match="unpickling|invalid symbol|index key"):
             _crafted(unpickle_expression, rows)
         assert what
+    # A loop body whose placeholders do not match the operands it is given.
+    x = sd.vector("x", 2)
+    carry, _ = sd.scan(lambda c, t: (c * t, None), x, np.ones(3))
+    rows, _ = graph_rows([carry])
+    scan_row = next(k for k, row in enumerate(rows) if row[0] == "scan")
+    body, part = rows[scan_row][2]
+    forged = dataclasses.replace(body, carries=(sd.ir.internal_symbol("c", (1000,)),))
+    rows[scan_row] = ("scan", rows[scan_row][1], (forged, part), (1000,))
+    with pytest.raises(sd.SymdiffError, match="placeholder|loop"):
+        _crafted(unpickle_expression, rows)
 
 
 def _forged_array(kind):
@@ -174,6 +192,10 @@ def test_compiled_functions_unpickle_by_content_not_by_token():
     reducer, arguments = plus.__reduce__()
     with pytest.raises(sd.SymdiffError, match="unpickling"):
         _crafted(reducer, arguments[0], arguments[1], 1, 5, *arguments[4:])
+    rows, roots = arguments[0], list(arguments[1])
+    doubled = [roots[0], roots[1], roots[1], roots[1]]  # args (a, a), wrt a
+    with pytest.raises(sd.SymdiffError, match="distinct symbols"):
+        _crafted(reducer, rows, doubled, 1, 2, *arguments[4:])
     with pytest.raises(sd.SymdiffError, match="lowering must be"):
         _crafted(reducer, *arguments[:7], "exec", *arguments[8:])
 

@@ -144,6 +144,10 @@ def test_one_answer_from_both_tiers_for_non_finite_and_singular_matrices():
         for k in range(2):  # the upper and the lower triangle
             bad = spd.copy()
             bad[(0, 2) if k == 0 else (2, 0)] = np.nan
+            if name == "cholesky" and k == 0:  # it reads the lower triangle only
+                direct = sd.compile(f, args=[sd.matrix("A", 3, 3)], background=False)
+                assert single.loader.evaluator("forward")(bad) == direct(bad) == f(bad)
+                continue
             for call in (single.loader.evaluator("forward"), compiled):
                 with pytest.raises(np.linalg.LinAlgError, match="infs or NaNs"):
                     call(bad)

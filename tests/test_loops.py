@@ -575,3 +575,14 @@ def test_a_while_loop_limit_raises_in_both_tiers_and_changes_nothing_else():
         sd.while_loop(lambda c: c < 1.0, lambda c: c, 0.0, limit=0)
     with pytest.raises(sd.SymdiffError, match="max_steps bounds the loop already"):
         sd.while_loop(lambda c: c < 1.0, lambda c: c, 0.0, limit=5, max_steps=5)
+
+
+def test_fori_loop_number_bounds():
+    x = sd.symbol("x")
+    whole = sd.fori_loop(0, np.float64(3), lambda i, c: c * x + i, 1.0)  # a scan: grads too
+    fn = sd.compile(whole, args=[x], background=False)
+    assert fn(2.0) == 12.0 and fn.grad(2.0).tolist() == [13.0]
+    assert sd.fori_loop(0.5, 3.5, lambda i, c: c + i, 0.0) == 4.5  # i = 0.5, 1.5, 2.5
+    for bound in (float("inf"), 2.0 ** 60):
+        with pytest.raises(sd.SymdiffError, match="finite number of at most 2\\*\\*53"):
+            sd.fori_loop(0.0, bound, lambda i, c: c + i, 0.0)

@@ -111,8 +111,29 @@ def _output_shape(body: ScanBody, kind: str, j: int, length) -> tuple:
     return (length,) + part.shape
 
 
+def check_loop_operands(body, shapes, scanned: bool) -> None:
+    """The operands' shapes are the body's placeholders' (the scanned arrays' with the
+    steps' axis first, all of one length) and its next carry keeps the carry's shapes:
+    what tracing guarantees, and what a loop node read from a pickle must show (compiled
+    code trusts these shapes)."""
+    xs = body.xs if scanned else ()
+    placeholders = list(body.carries) + list(xs) + list(body.invariants)
+    if len(shapes) != len(placeholders) or (scanned and not xs):
+        raise ShapeError("loop: the operands do not match the body's placeholders")
+    c = len(body.carries)
+    lengths = {tuple(s[:1]) for s in shapes[c:c + len(xs)]}
+    for k, (p, s) in enumerate(zip(placeholders, shapes, strict=True)):
+        scanned_part = c <= k < c + len(xs)
+        if tuple(s[1:] if scanned_part else s) != p.shape or (scanned_part and not s):
+            raise ShapeError(f"loop: operand {k} has shape {s}, its placeholder {p.shape}")
+    if len(lengths) > 1 or [n.shape for n in body.new_carries] != [p.shape for p in
+                                                                    body.carries]:
+        raise ShapeError("loop: the steps' lengths or the carry's shapes disagree")
+
+
 def _scan_shape(shapes, payload):
     body, (kind, j) = payload
+    check_loop_operands(body, shapes, scanned=True)
     return _output_shape(body, kind, j, shapes[len(body.carries)][0])
 
 

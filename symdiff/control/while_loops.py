@@ -15,13 +15,22 @@ makes the loop a scan, see while_loop below) or an implicit derivative
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from symdiff.autodiff.modes import forward_mode
-from symdiff.control.scan import TRACING, depth_of, optimized, restore_tree, scan, tree_parts
+from symdiff.control.scan import (
+    TRACING,
+    check_loop_operands,
+    depth_of,
+    optimized,
+    restore_tree,
+    scan,
+    tree_parts,
+)
 from symdiff.errors import NotDifferentiableError, ShapeError, SymdiffError
 from symdiff.ir.eager import eager
 from symdiff.ir.evaluate import evaluate
@@ -65,6 +74,11 @@ class WhileBody:
 
 def _while_shape(shapes, payload):
     body, j = payload
+    check_loop_operands(body, shapes, scanned=False)
+    if body.cond.shape or not (body.limit is None or (
+            isinstance(body.limit, int) and not isinstance(body.limit, bool)
+            and 1 <= body.limit <= EXACT_COUNT)):
+        raise ShapeError("while: the condition is one number, the limit a positive int")
     return body.carries[j].shape
 
 
@@ -184,6 +198,18 @@ def unbounded_while(cond, body, init, limit: int | None = None):
 EXACT_COUNT = 2 ** 53
 
 
+def _whole(bound):
+    """A number bound of fori_loop: a whole number as an int (the loop is then a scan,
+    with every derivative), else checked to be finite and countable."""
+    if isinstance(bound, Expr) or isinstance(bound, (int, np.integer)):
+        return bound
+    value = float(bound)
+    if not math.isfinite(value) or abs(value) > EXACT_COUNT:
+        raise SymdiffError(f"fori_loop: the bound {bound!r} is not a finite number of at "
+                           "most 2**53 (the loop could never end, or its index not count)")
+    return int(value) if value.is_integer() else bound
+
+
 @eager
 def fori_loop(lower, upper, body, init):
     """``carry = body(i, carry)`` for i = lower, ..., upper - 1, like
@@ -196,6 +222,7 @@ def fori_loop(lower, upper, body, init):
     """
     if any(isinstance(v, bool) for v in (lower, upper)):
         raise SymdiffError("fori_loop: lower and upper must be ints or scalar expressions")
+    lower, upper = _whole(lower), _whole(upper)
     if not all(isinstance(v, (int, np.integer)) for v in (lower, upper)):
         # The loop counts its steps k exactly (0, 1, ... while k < upper - lower) and the
         # body sees i = lower + k: past 2**53 a counter of i itself would stop moving,

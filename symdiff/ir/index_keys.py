@@ -27,13 +27,41 @@ def key_to_python(key) -> tuple:
                  for k in key)
 
 
+def _bound(value) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _check_entry(entry, dim, key, shape) -> None:
+    """A key entry as symdiff builds it, within a static axis: what a pickle could forge
+    (positions past the end would have compiled code read or write outside the array)."""
+    kinds = {"i": 2, "s": 4, "o": 4}
+    if (not isinstance(entry, tuple) or not entry or entry[0] not in kinds
+            or len(entry) != kinds[entry[0]] or not all(_bound(b) for b in entry[1:])):
+        raise ShapeError(f"malformed index key {key}")
+    if is_open(dim):
+        return
+    if entry[0] == "i" and not (entry[1] is not None and 0 <= entry[1] < dim):
+        raise ShapeError(f"index key {key} picks a position outside an axis of {dim}")
+    if entry[0] == "s" and entry[1:] != (None, None, None):
+        if None in entry[1:] or entry[3] == 0:
+            raise ShapeError(f"malformed index key {key}")
+        positions = range(*entry[1:])
+        if positions and not (0 <= min(positions[0], positions[-1])
+                              and max(positions[0], positions[-1]) < dim):
+            raise ShapeError(f"index key {key} reaches outside an axis of {dim} (shape "
+                             f"{shape})")
+    if entry[0] == "o":
+        raise ShapeError(f"index key {key}: a slice of an open axis on a static one")
+
+
 def index_shape(shapes, key):
     (shape,) = shapes
-    if len(key) > len(shape):
+    if not isinstance(key, tuple) or len(key) > len(shape):
         raise ShapeError(f"index key {key} has more entries than shape {shape} has axes")
     out = []
     for k, dim in enumerate(shape):
         entry = key[k] if k < len(key) else ("s", None, None, None)
+        _check_entry(entry, dim, key, shape)
         if entry[0] == "o":
             out.append(open_slice(dim, *entry[1:])[0])
         elif entry[0] == "s":

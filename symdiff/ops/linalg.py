@@ -25,9 +25,9 @@ def _solve_shape(shapes, payload):
 
 
 # One behaviour in every tier: Numba's LAPACK wrappers refuse a matrix with a non-finite
-# entry (LinAlgError), so the evaluator refuses it the same way (NumPy would return NaN,
-# or ignore an upper triangle it does not read); a singular matrix raises LinAlgError in
-# both.
+# entry among those they read (LinAlgError; cholesky reads the lower triangle), so the
+# evaluator refuses it the same way (NumPy would return NaN); a singular matrix raises
+# LinAlgError in both.
 FINITE_MESSAGE = "Array must not contain infs or NaNs."
 
 
@@ -179,7 +179,7 @@ def _cholesky_vjp(i: int, node: Expr, adjoint: Expr) -> Expr:
 
 register(Op("cholesky", 1,
             lambda shape, payload, a: _checked(lambda: np.linalg.cholesky(_float(a)),
-                                               _float(a)),
+                                               np.tril(_float(a))),  # as Numba: lower
             None, None, shape_rule=_square, vjp=_cholesky_vjp, jvp=_cholesky_jvp,
             sparsity=dense_sparsity))
 

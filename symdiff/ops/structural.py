@@ -463,6 +463,8 @@ def _take_shape(shapes, rows):
     (shape,) = shapes
     if not shape or is_open(shape[0]):
         raise ShapeError(f"take: rows are gathered from a fixed first axis, got shape {shape}")
+    if rows.array.ndim != 1:
+        raise ShapeError("take: row positions are one vector")
     if len(rows) and not (0 <= rows.array.min() and rows.array.max() < shape[0]):
         raise ShapeError(f"take: row positions out of range for a first axis of {shape[0]}")
     return (len(rows),) + tuple(shape[1:])

@@ -338,8 +338,12 @@ def _unpickle_compiled(rows, roots, n_outputs, n_args, *options):
         scalar, single = options[:2]
         options = (scalar, single, *compile_options(*options[2:]).values())
         picked = tuple(nodes[k] for k in roots)
-        if any(x.op != "symbol" for x in picked[n_outputs:]):
-            raise SymdiffError("unpickling: the arguments of a compiled function are symbols")
+        args, wrt = picked[n_outputs:n_outputs + n_args], picked[n_outputs + n_args:]
+        if (any(x.op != "symbol" for x in args + wrt) or len(set(args)) != len(args)
+                or not set(wrt) <= set(args)
+                or not set(free_symbols(list(picked[:n_outputs]))) <= set(args)):
+            raise SymdiffError("unpickling: a compiled function's arguments are distinct "
+                               "symbols, holding every symbol of its outputs and of wrt")
         key = (picked, n_outputs, n_args, options)
         known = _UNPICKLED.get(key)
         if known is not None:
