@@ -115,6 +115,9 @@ def test_trees_of_scalars():
     assert gradient == {"a": 4.0, "b": 4.0}
     value, again = sd.value_and_grad(lambda q: q["a"] * q["b"] ** 2)({"a": 1.0, "b": 2.0})
     assert value == 4.0 and again == gradient
+    one = sd.jit(lambda q: q["a"] ** 3)  # one scalar leaf: a float too, not a 1-vector
+    assert one.grad({"a": 2.0}) == {"a": 12.0} and one.hvp({"a": 2.0}, {"a": 1.0}) == {
+        "a": 12.0}
 
 
 def test_a_gradient_step_on_a_tree_inside_a_traced_function():

@@ -439,7 +439,7 @@ class TreeLayout:
                      for n in self.chosen)
         if isinstance(gradients, tuple):
             gradients = list(gradients)
-        elif leaves > 1:  # scalar leaves only: one vector of their derivatives
+        elif leaves > 1 or self._one_scalar_leaf():  # scalar leaves: a vector of them
             gradients = [float(g) for g in gradients]
         else:
             gradients = [gradients]
@@ -452,6 +452,15 @@ class TreeLayout:
             start += count
         shaped = trees[0] if self.single else tuple(trees)
         return (value, shaped) if method == "value_and_grad" else shaped
+
+
+    def _one_scalar_leaf(self) -> bool:
+        """Whether the arguments differentiated by hold one leaf, a scalar (its derivative
+        comes as a vector of one: given back as a float, as with several)."""
+        shapes = [s for name in self.chosen for s in (
+            self.entries[name][2] if _is_tree_entry(self.entries[name])
+            else [self.entries[name]])]
+        return shapes == [()]
 
 
 TREE_METHODS = ("forward", "grad", "value_and_grad", "hessian", "jacobian", "hvp", "jvp",
