@@ -192,3 +192,17 @@ def test_transformations_at_numbers_of_closures_over_traced_symbols():
     assert sd.jit(lambda w: sd.hvp(lambda u: u ** 3 * w, (2.0,), (1.0,)))(3.0) == 36.0
     inner = sd.jit(lambda w: sd.grad(lambda u: u ** 3 * w)(2.0))
     assert inner(3.0) == 36.0 and inner.grad(3.0) == 12.0
+
+
+def test_vjp_of_a_function_returning_a_tuple_takes_a_tree_cotangent():
+    def f(x):
+        return np.sin(x), np.sum(x ** 2)
+    x = np.array([0.1, 0.2, 0.3])
+    value, pullback = sd.vjp(f, x)
+    np.testing.assert_allclose(value[0], np.sin(x), rtol=1e-15)
+    (got,) = pullback((np.ones(3), 1.0))
+    np.testing.assert_allclose(got, np.cos(x) + 2 * x, rtol=1e-14)
+    with pytest.raises(sd.ShapeError, match="structure"):
+        pullback(np.ones(3))
+    symbolic_value, symbolic = sd.vjp(f, sd.vector("x", 3))
+    assert isinstance(symbolic_value, tuple) and symbolic((np.ones(3), 1.0))[0].shape == (3,)

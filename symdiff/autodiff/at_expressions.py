@@ -147,8 +147,9 @@ def _hessian(output: Expr, var: Expr) -> Expr:
     return reshape(matrix, (_size(var.shape), _size(var.shape)))
 
 
-def _called_on_fresh(method: str, fn, primals) -> tuple[list[Expr], list[Expr], Expr]:
-    """(the primals as expressions, fresh symbols of their shapes, fn called on those)."""
+def _called_on_fresh(method: str, fn, primals, tree_result: bool = False):
+    """(the primals as expressions, fresh symbols of their shapes, fn called on those:
+    one expression, or where ``tree_result`` allows, a pytree of them as returned)."""
     values = []
     for k, p in enumerate(primals):
         if trees.is_tree(p):
@@ -158,6 +159,8 @@ def _called_on_fresh(method: str, fn, primals) -> tuple[list[Expr], list[Expr], 
     call = next(_CALLS)
     fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
     output = fn(*fresh)
+    if tree_result and trees.is_tree(output):
+        return values, fresh, output
     try:
         return values, fresh, as_expr(output)
     except TypeError:
@@ -192,16 +195,27 @@ def vjp_at(fn, primals) -> tuple[Expr, object]:
     """(fn(*primals), pullback) as ``jax.vjp``: ``pullback(cotangent)`` (of the value's
     shape) is the tuple of cotangent @ d fn / d primal_k, one per primal, by reverse mode,
     as expressions."""
-    values, fresh, output = _called_on_fresh("vjp", fn, primals)
+    values, fresh, output = _called_on_fresh("vjp", fn, primals, tree_result=True)
     at_primals = dict(zip(fresh, values, strict=True))
-    value = optimize(substitute([output], at_primals))[0]
+    # A pytree value (a tuple of arrays, a dict): one seed per leaf, a cotangent of its
+    # structure.
+    leaves, spec = (trees.flatten(output) if trees.is_tree(output) else ([output], None))
+    leaves = [as_expr(leaf) for leaf in leaves]
+    placed = optimize(substitute(leaves, at_primals))
+    value = placed[0] if spec is None else trees.unflatten(spec, placed)
 
     def pullback(cotangent) -> tuple[Expr, ...]:
-        seed = as_expr(cotangent)
-        if seed.shape != output.shape:
-            raise ShapeError(f"vjp: the cotangent has shape {seed.shape}, the function's "
-                             f"value {output.shape}")
-        parts = reverse_mode([(output, seed)], fresh)
+        given, given_spec = (trees.flatten(cotangent) if trees.is_tree(cotangent)
+                             else ([cotangent], None))
+        if given_spec != spec:
+            raise ShapeError(f"vjp: the cotangent has the structure {given_spec}, the "
+                             f"function's value {spec}")
+        seeds = [as_expr(c) for c in given]
+        for seed, leaf in zip(seeds, leaves, strict=True):
+            if seed.shape != leaf.shape:
+                raise ShapeError(f"vjp: the cotangent has shape {seed.shape}, the "
+                                 f"function's value {leaf.shape}")
+        parts = reverse_mode(list(zip(leaves, seeds, strict=True)), fresh)
         return tuple(optimize(substitute(parts, at_primals)))
 
     return value, pullback

@@ -648,7 +648,7 @@ def vjp(fn, *primals):
     def pullback(cotangent):
         if at_expressions.involves_expressions((cotangent,)):
             return at_expressions.vjp_at(fn, primals)[1](cotangent)
-        if np.shape(cotangent) != np.shape(value):
+        if not pytrees.is_tree(value) and np.shape(cotangent) != np.shape(value):
             raise ShapeError(f"vjp: the cotangent has shape {np.shape(cotangent)}, the "
                              f"function's value {np.shape(value)}")
         return _split(_numeric("vjp", fn, len(primals))(*primals, cotangent), primals)
