@@ -39,28 +39,16 @@ def _embed(shape, payload, y):
     return out
 
 
-def _sum_to(shape, target, x):
-    lead = x.ndim - len(target)
-    axes = tuple(range(lead)) + tuple(lead + k for k, d in enumerate(target)
-                                      if d == 1 and x.shape[lead + k] != 1)
-    return np.sum(x, axis=axes, keepdims=True).reshape(shape)
-
-
-# The structural ops on object arrays of scalar expressions: (node shape, payload,
-# operands) -> the result's elements.  NumPy's + and * on them build add and mul nodes.
-_STRUCTURAL = {
+# The structural ops whose own records' evaluators (NumPy calls) take object arrays of
+# scalar expressions as they take numbers: NumPy's + and * on them build add and mul nodes.
+_BY_RECORD = frozenset({"reshape", "transpose", "permute", "broadcast_to", "sum",
+                        "sum_to", "concatenate", "take", "cumsum"})
+# The others, written for object arrays: (node shape, payload, operands) -> elements (the
+# records' evaluators make float arrays, or a float of a 0-d product).
+_OWN = {
     "index": lambda shape, key, x: x[key_to_python(key)],
-    "reshape": lambda shape, p, x: np.reshape(x, shape),
-    "transpose": lambda shape, p, x: x.T,
-    "permute": lambda shape, axes, x: np.transpose(x, axes),
-    "broadcast_to": lambda shape, p, x: np.broadcast_to(x, shape),
-    "sum": lambda shape, p, x: np.sum(x, axis=p[0], keepdims=p[1]),
-    "sum_to": _sum_to,
-    "concatenate": lambda shape, axis, *xs: np.concatenate(xs, axis=axis),
     "matmul": lambda shape, p, a, b: np.matmul(a, b),
     "embed": _embed,
-    "cumsum": lambda shape, p, x: np.cumsum(x),
-    "take": lambda shape, rows, x: np.take(x, rows.array, axis=0),
 }
 
 
@@ -77,7 +65,8 @@ def applies(order: list[Expr]) -> bool:
             if not _small(node):
                 return False
             arrays += 1
-        if node.args and not OPS[node.op].elementwise and node.op not in _STRUCTURAL:
+        if node.args and not OPS[node.op].elementwise and node.op not in (
+                _BY_RECORD | _OWN.keys()):
             return False
         if node.op == "symbol" and node.shape and node.value.startswith("$"):
             return False  # data and seeds of symdiff's own: left as they are
@@ -112,7 +101,8 @@ def _elements(node: Expr, done: dict) -> np.ndarray:
         def one(*parts, op=node.op, payload=node.value):
             return apply(op, *parts, payload=payload)
         return _boxed(np.frompyfunc(one, len(operands), 1)(*operands), node.shape)
-    return _boxed(_STRUCTURAL[node.op](node.shape, node.value, *operands), node.shape)
+    rule = _OWN.get(node.op) or OPS[node.op].evaluate
+    return _boxed(rule(node.shape, node.value, *operands), node.shape)
 
 
 def _rebuilt(elements: np.ndarray, shape: tuple) -> Expr:
