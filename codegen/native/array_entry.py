@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 
 from symdiff.ir.index_keys import least_open_length_of
+from symdiff.passes.data import is_rows_symbol
 
 from ..naming import input_names, parameter_names
 from .arrays import ArrayBody
@@ -91,7 +92,9 @@ class _Entry:
                 self.check(f"{o}.ok", f"arg{k}.value")
                 values.append(f"double {self.field(f'{o}.value', o, layout.float_value, 'double')}")
                 continue
-            dims = self.array_checks(o, kind, f"arg{k}", len(sym.shape), _NPY_DOUBLE)
+            dims = self.array_checks(o, kind, f"arg{k}", len(sym.shape),
+                                     layout.int64_type_num if is_rows_symbol(sym)
+                                     else _NPY_DOUBLE)
             for j, d in enumerate(sym.shape):
                 extent = f"{o}.d{j}"
                 lines += [f"{extent}.at = getelementptr i64, ptr {dims}, i64 {j}",

@@ -19,7 +19,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from symdiff.ir.dims import is_open
-from symdiff.ir.nodes import OPS, Expr, flatten, topological_order
+from symdiff.ir.nodes import OPS, DataRows, Expr, flatten, topological_order
+from symdiff.passes.data import rows_symbol
 
 from ..bodies import body_roots, loop_bodies
 from ..checkpoints import checkpointed
@@ -215,7 +216,10 @@ class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
 
     def rows(self, rows) -> str:
         """The global constant of a take's or scatter_add's row positions (one per
-        payload, however many loops read it)."""
+        payload, however many loops read it), or for positions lifted as data the
+        parameter that holds them."""
+        if isinstance(rows, DataRows):
+            return self.views[rows_symbol(rows)].base
         name = self.constants.get(rows.key)
         if name is None:
             name = self.constants[rows.key] = f"@rows{len(self.globals)}"

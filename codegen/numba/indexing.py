@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 
-from symdiff.ir.nodes import Expr, flatten, topological_order
+from symdiff.ir.nodes import DataRows, Expr, flatten, topological_order
+from symdiff.passes.data import rows_symbol
 
-from ..naming import extent
+from ..naming import extent, parameter_names
 
 
 def shape_text(shape) -> str:
@@ -73,8 +74,12 @@ def rows_of(node: Expr):
 
 
 def rows_name(node: Expr) -> str:
-    """Module-level name of the row positions of a take/scatter_add node."""
-    return "_r" + rows_of(node).key[1][:12]
+    """The name of the row positions of a take/scatter_add node: a module-level constant,
+    or for positions lifted as data the parameter that holds them."""
+    rows = rows_of(node)
+    if isinstance(rows, DataRows):
+        return parameter_names([rows_symbol(rows).value])[0]
+    return "_r" + rows.key[1][:12]
 
 
 def rows_source(node: Expr) -> str:
@@ -111,6 +116,6 @@ def constants_used(specs) -> list[str]:
         for n in topological_order(flatten(spec.result)):
             if n.op == "array":
                 found[constant_name(n)] = constant_source(n)
-            elif n.op in ("take", "scatter_add"):
+            elif n.op in ("take", "scatter_add") and not isinstance(rows_of(n), DataRows):
                 found[rows_name(n)] = rows_source(n)
     return [found[name] for name in sorted(found)]

@@ -10,6 +10,7 @@ from symdiff.ir.nodes import (
     OPS,
     RESERVED_NAMES,
     ArrayData,
+    DataRows,
     Expr,
     Op,
     Rows,
@@ -42,7 +43,7 @@ from symdiff.ir.nodes import (
 _unpickle = unpickle_expression
 
 __all__ = [
-    "RESERVED_NAMES", "Op", "OPS", "ArrayData", "Rows", "register", "ufunc_op",
+    "RESERVED_NAMES", "Op", "OPS", "ArrayData", "DataRows", "Rows", "register", "ufunc_op",
     "INTERNING", "Expr", "graph_rows", "from_rows", "const", "array_constant",
     "install_methods", "check_shape", "symbol", "internal_symbol", "as_expr",
     "with_operands", "apply", "broadcast_shapes", "fold", "natural_key", "free_symbols",

@@ -126,6 +126,22 @@ class Rows(ArrayData):
         return f"rows([{shown}])" if len(self) <= 8 else f"rows([{shown}, ...], n={len(self)})"
 
 
+class DataRows(Rows):
+    """Row positions that compiled code takes as a hidden argument (``slot``: the k of
+    ``$rows<k>``, symdiff.passes.data) rather than as a constant written into its source;
+    the positions stay here, for the evaluator and the analyses."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, positions, slot: int):
+        super().__init__(positions)
+        self.slot = slot
+        self.key = self.key + (slot,)  # (one graph's slot k is not another's)
+
+    def __repr__(self):  # (not the positions: printed in the source of any positions)
+        return f"rows($rows{self.slot}, n={len(self)})"
+
+
 def register(op: Op) -> Op:
     """Add an op record to the registry (one call per op, in ops.py)."""
     if op.name in OPS:

@@ -9,6 +9,12 @@ trailing arguments that its Python wrapper supplies.  The generated source then 
 on the data's shapes only (new data of the same shapes reuses the cached machine code),
 and the code size stays independent of array sizes.  Scan bodies lift their large
 constants to invariants of the loop the same way (symdiff.control.scan), so they reach here.
+
+Row positions of gathers and scatters (``x[idx]``, ``.at[idx].add``) of as many elements
+become data the same way (``lift_rows``): their payload turns into a DataRows of slot k,
+which the backends read from a hidden int64 argument ``$rows<k>`` instead of a constant
+in the source.  The positions stay in the payload, for the evaluator and the analyses
+(sparsity, shapes).  Positions inside loop bodies stay constants.
 """
 
 from __future__ import annotations
@@ -17,8 +23,15 @@ import io
 
 import numpy as np
 
-from symdiff.ir.nodes import Expr, internal_symbol, topological_order
-from symdiff.passes.pipeline import substitute
+from symdiff.ir.nodes import (
+    DataRows,
+    Expr,
+    Rows,
+    apply,
+    internal_symbol,
+    topological_order,
+)
+from symdiff.passes.pipeline import rewrite, substitute
 
 # Below this many elements a constant stays a literal (a 3 x 3 coefficient matrix is
 # cheaper inlined, and the folding passes see its values).
@@ -38,6 +51,45 @@ def lift_data(exprs: list, prefix: str = "data") -> tuple[list, list, list]:
         return list(exprs), [], []
     symbols = [internal_symbol(f"{prefix}{k}", n.shape) for k, n in enumerate(found)]
     return substitute(list(exprs), dict(zip(found, symbols, strict=True))), symbols, found
+
+
+def rows_symbol(rows: DataRows) -> Expr:
+    """The hidden argument that holds ``rows``' positions (an int64 vector)."""
+    return internal_symbol(f"rows{rows.slot}", (len(rows),))
+
+
+def is_rows_symbol(symbol: Expr) -> bool:
+    """Whether an input symbol is lifted row positions (passed as int64, not float64)."""
+    return symbol.op == "symbol" and symbol.value.startswith("$rows")
+
+
+def _rows_payload(node: Expr):
+    """The row positions of a take or scatter_add node (None for other ops)."""
+    return node.value if node.op == "take" else node.value[0] \
+        if node.op == "scatter_add" else None
+
+
+def lift_rows(exprs: list) -> tuple[list, list, list]:
+    """``exprs`` with the row positions of every take / scatter_add of DATA_MIN_ELEMENTS
+    or more turned into DataRows (slot k in order of first use), the symbols
+    ``$rows<k>`` that hold them, and the positions (int64 arrays) to pass for those."""
+    slots: dict = {}
+
+    def lifted(node: Expr, args: tuple):
+        rows = _rows_payload(node)
+        if rows is None or type(rows) is not Rows or len(rows) < DATA_MIN_ELEMENTS:
+            return None
+        found = slots.get(rows.key)
+        if found is None:
+            found = slots[rows.key] = DataRows(rows.array, len(slots))
+        return apply(node.op, *args,
+                     payload=found if node.op == "take" else (found, *node.value[1:]))
+
+    rewritten = rewrite(exprs, lifted)
+    if not slots:
+        return list(exprs), [], []
+    found = list(slots.values())
+    return rewritten, [rows_symbol(r) for r in found], [np.array(r.array) for r in found]
 
 
 def data_values(constants: list) -> tuple[np.ndarray, ...]:

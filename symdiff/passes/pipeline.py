@@ -139,16 +139,22 @@ def optimize(exprs, fast_math: bool = False):
     return restructure(exprs, outputs)
 
 
-def substitute(exprs, mapping: dict) -> list[Expr]:
-    """``exprs`` with the nodes of ``mapping`` replaced (one iterative rebuild)."""
+def rewrite(exprs, rule) -> list[Expr]:
+    """``exprs`` rebuilt bottom up (one iterative walk): ``rule(node, operands)``, given
+    a node and its operands rewritten, returns the node's replacement, or None to keep it
+    (over the new operands)."""
     new: dict[Expr, Expr] = {}
     for node in topological_order(exprs):
-        if node in mapping:
-            new[node] = mapping[node]
-        elif not node.args:
-            new[node] = node
+        args = tuple(new[a] for a in node.args)
+        found = rule(node, args)
+        if found is not None:
+            new[node] = found
         else:
-            args = tuple(new[a] for a in node.args)
             same = all(a is b for a, b in zip(args, node.args, strict=True))
             new[node] = node if same else with_operands(node, args)
     return [new[e] for e in exprs]
+
+
+def substitute(exprs, mapping: dict) -> list[Expr]:
+    """``exprs`` with the nodes of ``mapping`` replaced (one iterative rebuild)."""
+    return rewrite(exprs, lambda node, args: mapping.get(node))

@@ -16,7 +16,7 @@ import operator
 import threading
 
 import numpy as np
-from numba import types
+from numba import from_dtype, types
 
 from codegen import emit_vmap, result_layout
 from codegen.naming import parameter_names
@@ -176,8 +176,8 @@ def _compile_driver(compiled, method: str, batched: tuple, values: list):
     name = f"vmap_{spec.name}"
     source = lowered.source + "\n\n" + emit_vmap(
         name, spec.name, params, list(batched), result_layout(spec))
-    signature = tuple(types.Array(types.float64, v.ndim, "C") if v.ndim else types.float64
-                      for v in (np.asarray(v) for v in values))
+    signature = tuple(types.Array(from_dtype(v.dtype), v.ndim, "C") if v.ndim
+                      else types.float64 for v in (np.asarray(v) for v in values))
     module, dispatcher = compile_source(source, name, signature, f"vmap {method}",
                                         "a loop over points")
 

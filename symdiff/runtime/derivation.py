@@ -19,7 +19,7 @@ from symdiff.autodiff.modes import forward_mode, grad, hessian, hvp, jacobian, r
 from symdiff.errors import SymdiffError
 from symdiff.ir.dims import elements, has_open
 from symdiff.ir.nodes import Expr, internal_symbol, restructure, topological_order
-from symdiff.passes.data import data_values, lift_data
+from symdiff.passes.data import data_values, lift_data, lift_rows
 from symdiff.passes.pipeline import optimize
 from symdiff.runtime.inputs import batch_size
 
@@ -62,14 +62,17 @@ BLOCK_ELEMENTS = 1 << 18
 
 class Derivation:
     """The graphs of a compiled function and of each of its methods (derived on first
-    use, once).  Large captured constants become hidden trailing arguments
-    (symdiff.passes.data): ``inputs`` are the arguments, then those ``data_symbols``."""
+    use, once).  Large captured constants and row positions become hidden trailing
+    arguments (symdiff.passes.data): ``inputs`` are the arguments, then those
+    ``data_symbols`` (the float arrays, then the int64 positions)."""
 
     def __init__(self, outputs, args, wrt, scalar: bool, single_wrt: bool, fast_math: bool,
                  lowering: str):
         self.given_outputs = list(outputs)
-        lifted, self.data_symbols, constants = lift_data(list(outputs))
-        self.data_values = data_values(constants)
+        lifted, data_symbols, constants = lift_data(list(outputs))
+        lifted, rows_symbols, positions = lift_rows(lifted)
+        self.data_symbols = data_symbols + rows_symbols
+        self.data_values = data_values(constants) + tuple(positions)
         self.outputs, self.args, self.wrt = lifted, list(args), list(wrt)
         self.inputs = tuple(args) + tuple(self.data_symbols)
         self.is_scalar, self.single_wrt = scalar, single_wrt

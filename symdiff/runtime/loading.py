@@ -17,6 +17,7 @@ from codegen.cache import warn_once
 from codegen.load import importable, is_compiled, seal
 from symdiff.errors import SymdiffError
 from symdiff.ir.nodes import count_ops, flatten
+from symdiff.passes.data import is_rows_symbol
 from symdiff.runtime import native
 from symdiff.runtime.blas_threads import limited, threaded_products
 from symdiff.runtime.inputs import batch_size
@@ -92,7 +93,10 @@ def numba_type(sym, batched: bool):
     """The Numba type of an input in a compiled signature (1-D points when batched)."""
     if batched:
         return types.Array(types.float64, 1, "C")
-    return types.Array(types.float64, len(sym.shape), "C") if sym.shape else types.float64
+    if not sym.shape:
+        return types.float64
+    element = types.int64 if is_rows_symbol(sym) else types.float64  # (symdiff.passes.data)
+    return types.Array(element, len(sym.shape), "C")
 
 
 class Loader:

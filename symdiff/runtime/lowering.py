@@ -6,6 +6,7 @@ from __future__ import annotations
 from codegen import emit_module
 from codegen.module import NEEDS
 from codegen.naming import parameter_names
+from symdiff.passes.data import is_rows_symbol
 from symdiff.version import __version__
 
 
@@ -25,7 +26,8 @@ def module_source(derivation, specs) -> str:
         for p, s in zip(params, d.args, strict=True)))
     if d.data_symbols:
         lines.append("Then the captured arrays, in order: " + ", ".join(
-            f"{p} array{s.shape}" for p, s in zip(parameter_names(
+            f"{p} {'int64 ' if is_rows_symbol(s) else ''}array{s.shape}"
+            for p, s in zip(parameter_names(
                 [s.value for s in d.data_symbols]), d.data_symbols, strict=True))
             + " (a saved module loads them as DATA: gradient(..., *DATA))")
     lines.append("Derivatives with respect to: " + ", ".join(s.value for s in d.wrt))
