@@ -136,6 +136,38 @@ def test_a_gradient_step_on_a_tree_inside_a_traced_function():
     np.testing.assert_allclose(sd.ravel_pytree(meta)[0], expected, rtol=1e-6)
 
 
+def test_hessians_and_jacobians_of_trees_inside_a_traced_function():
+    # On expressions as on numbers: matrices over the leaves in ravel_pytree's order.
+    def inner(p):
+        return np.sum(p["w"] ** 2 * p["b"]) + p["b"] ** 3 + np.sum(np.sin(p["m"]))
+
+    def features(p):
+        return np.tanh(p["w"] * p["b"] + p["m"][0])
+
+    def as_tree(z):
+        return {"w": z[:2], "b": z[2], "m": np.reshape(z[3:], (2, 2))}
+
+    def outer(z):  # (called on numbers too, where the transformations give numbers)
+        tree = as_tree(z)
+        return np.sum(sd.hessian(inner)(tree) @ z) + np.sum(sd.jacobian(features)(tree) @ z)
+
+    z = np.linspace(0.2, 1.5, 7)
+    tree = as_tree(z)
+    hessian, jacobian = sd.hessian(inner)(tree), sd.jacobian(features)(tree)
+    assert hessian.shape == (7, 7) and jacobian.shape == (2, 7)
+    flat, unravel = sd.ravel_pytree(tree)
+    by_differences = _finite_differences(
+        lambda t: sd.ravel_pytree(sd.grad(inner)(t))[0], tree)
+    np.testing.assert_allclose(hessian, by_differences, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        jacobian, _finite_differences(lambda t: features(t), tree).T, rtol=1e-6)
+    fn = sd.compile(outer, args=[sd.vector("z", 7)])
+    np.testing.assert_allclose(fn(z), outer(z), rtol=1e-13)
+    h = 1e-6  # and its gradient, through the inner Hessian and Jacobian
+    central = [(outer(z + h * e) - outer(z - h * e)) / (2 * h) for e in np.eye(7)]
+    np.testing.assert_allclose(fn.grad(z), central, rtol=1e-6)
+
+
 def after_one_step_numeric(p, x):
     residual = p["w"] @ x + p["b"]
     gradient = {"w": 2 * np.outer(residual, x), "b": 2 * residual}

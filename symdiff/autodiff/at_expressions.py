@@ -20,7 +20,7 @@ from symdiff.autodiff.modes import forward_mode, grad, hessian, jacobian, revers
 from symdiff.errors import ShapeError, SymdiffError
 from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, as_expr, internal_symbol
-from symdiff.ops.arrays import reshape
+from symdiff.ops.arrays import concatenate, reshape
 from symdiff.passes.pipeline import optimize, substitute
 
 _CALLS = itertools.count()
@@ -68,23 +68,29 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
     its argument, a Jacobian (output size, argument size), a Hessian (size, size), a
     tuple where several arguments are asked for; by default the parameters without a
     default)."""
-    structures, flat = [], []  # pytree arguments: their leaves, each a symbol of its own
+    # Each argument gets fresh symbols: one per leaf of a pytree argument (its gradient
+    # comes back as a tree), but one raveled vector for a Jacobian or Hessian, which are
+    # matrices over the leaves in ravel_pytree's order (as on numbers).
+    raveled = method in ("jacobian", "hessian")
+    call = next(_CALLS)
+    structures, values, fresh, grouped = [], [], [], []
     for argument in arguments:
         leaves, structure = trees.flatten(argument) if trees.is_tree(argument) else (
             [argument], None)
+        leaves = [as_expr(leaf) for leaf in leaves]
+        if structure is not None and raveled:
+            vector = internal_symbol(f"at{call}_{len(fresh)}", (sum(v.size for v in leaves),))
+            structures.append((None, 1))
+            values.append(concatenate([reshape(v, (v.size,)) for v in leaves]))
+            fresh.append(vector)
+            grouped.append(trees.unflatten(structure, _cut(vector, leaves)))
+            continue
         structures.append((structure, len(leaves)))
-        flat += leaves
-    if any(s for s, _ in structures) and method not in ("grad", "value_and_grad"):
-        raise SymdiffError(f"sd.{method} of pytree arguments is not supported: flatten them "
-                           "with sd.ravel_pytree")
-    values = [as_expr(a) for a in flat]
-    call = next(_CALLS)
-    fresh = [internal_symbol(f"at{call}_{k}", v.shape) for k, v in enumerate(values)]
-    grouped, start = [], 0
-    for structure, count in structures:
-        part = fresh[start:start + count]
-        grouped.append(part[0] if structure is None else trees.unflatten(structure, part))
-        start += count
+        symbols = [internal_symbol(f"at{call}_{len(fresh) + j}", v.shape)
+                   for j, v in enumerate(leaves)]
+        values += leaves
+        fresh += symbols
+        grouped.append(symbols[0] if structure is None else trees.unflatten(structure, symbols))
     output = fn(*grouped)
     try:
         output = as_expr(output)
@@ -119,6 +125,17 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
         regrouped.append(part[0] if structure is None else trees.unflatten(structure, part))
     shaped = regrouped[0] if single else tuple(regrouped)
     return (value, shaped) if method == "value_and_grad" else shaped
+
+
+def _cut(vector: Expr, leaves: list) -> list:
+    """Pieces of ``vector`` shaped as ``leaves``, in order (a scalar leaf: one element)."""
+    pieces, start = [], 0
+    for leaf in leaves:
+        piece = vector[start] if not leaf.shape else reshape(
+            vector[start:start + leaf.size], leaf.shape)
+        pieces.append(piece)
+        start += leaf.size
+    return pieces
 
 
 def _size(shape) -> int:
