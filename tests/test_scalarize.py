@@ -116,3 +116,34 @@ def test_updates_and_nested_gradients_in_a_long_loop():
         h = 1e-6
         fd = [(fn(x0 + h * e) - fn(x0 - h * e)) / (2 * h) for e in np.eye(2)]
         np.testing.assert_allclose(fn.grad(x0), fd, rtol=1e-6, atol=1e-10)
+
+
+def test_what_cannot_be_taken_apart_stays_and_the_rest_is_scalar():
+    # np.max has no rule here, and sd.scan and np.prod are loops: they stay nodes
+    # over their operands stacked again, and everything else in the loop is scalar.
+    def damped(y, k):
+        def step(c, x):
+            return c * 0.9 + x, None
+        for _ in range(12):
+            y = y + 0.01 * sd.stack([y[1], -k * np.sin(y[0])]) / (1.0 + np.max(y ** 2))
+            y = y * (1.0 - 0.001 * np.prod(np.cos(y)))
+        settled, _ = sd.scan(step, y, np.full(3, 0.01))
+        return settled * y[1]
+
+    y, k = sd.vector("y", 2), sd.symbol("k")
+    traced = damped(y, k)
+    (scalar,) = scalarize([traced])
+    before, after = _array_nodes([traced]), _array_nodes([scalar])
+    assert len(before) >= MIN_ARRAY_NODES
+    # What stays an array: the kept ops and the stacks they read (no arithmetic).
+    assert {n.op for n in after} == {"scan", "reshape", "concatenate"}
+    assert "amax" in {n.op for n in sd.ir.topological_order([scalar])}
+    point = {"y": np.array([1.0, 0.3]), "k": 2.0}
+    np.testing.assert_allclose(sd.evaluate(scalar, point), sd.evaluate(traced, point),
+                               rtol=1e-14)
+    fn = sd.compile(damped, args=[y, k], background=False)
+    np.testing.assert_allclose(fn(point["y"], 2.0), sd.evaluate(traced, point), rtol=1e-13)
+    h, jac = 1e-6, fn.jacobian(point["y"], 2.0)
+    for j, e in enumerate(np.eye(2)):
+        column = (fn(point["y"] + h * e, 2.0) - fn(point["y"] - h * e, 2.0)) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], column, rtol=1e-6, atol=1e-10)

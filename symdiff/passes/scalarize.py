@@ -9,8 +9,10 @@ replaced by its elements: elementwise ops apply per element, and the structural 
 (indexing, stacking, reshapes, sums, products) only rearrange or combine elements, done
 here by NumPy on object arrays of expressions.  Array inputs are read element by element
 (``y[0]``, ``y[1]``) and array outputs are stacked again, so the function's signature
-does not change.  Graphs with loops or other ops keep their arrays (all or nothing: the
-array lowering handles them as before); small graphs too, where arrays cost little.
+does not change.  Nodes it cannot take apart (loops, reductions it has no rule for,
+large arrays) stay nodes: their small operands are stacked again for them and their
+small results read element by element, so one np.max or one sd.scan in a long Python
+loop leaves the rest scalar.  Small graphs keep their arrays, where arrays cost little.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from symdiff.ir.index_keys import key_to_python
-from symdiff.ir.nodes import OPS, Expr, apply, const, topological_order
+from symdiff.ir.nodes import OPS, Expr, apply, const, topological_order, with_operands
 from symdiff.ops.arrays import index, reshape, stack
 
 SMALL_ELEMENTS = 16
@@ -53,24 +55,28 @@ _OWN = {
 
 
 def _small(node: Expr) -> bool:
+    """A scalar, or an array of static shape and at most SMALL_ELEMENTS elements."""
     return all(isinstance(d, int) for d in node.shape) and node.size <= SMALL_ELEMENTS
 
 
+def _taken_apart(node: Expr) -> bool:
+    """Whether the pass replaces ``node`` by its elements: a small node whose op it can
+    take apart, over small operands.  Other nodes (loops, reductions it has no rule
+    for, large arrays, symdiff's own data and seeds) stay nodes."""
+    if not _small(node):
+        return False
+    if node.op == "symbol":
+        return not (node.shape and node.value.startswith("$"))
+    if not node.args:
+        return True
+    return (OPS[node.op].elementwise or node.op in _BY_RECORD or node.op in _OWN) and all(
+        _small(a) for a in node.args)
+
+
 def applies(order: list[Expr]) -> bool:
-    """Whether a graph (its nodes in order) is one of many small arrays and nothing else
-    this pass cannot take apart."""
-    arrays = 0
-    for node in order:
-        if node.shape:
-            if not _small(node):
-                return False
-            arrays += 1
-        if node.args and not OPS[node.op].elementwise and node.op not in (
-                _BY_RECORD | _OWN.keys()):
-            return False
-        if node.op == "symbol" and node.shape and node.value.startswith("$"):
-            return False  # data and seeds of symdiff's own: left as they are
-    return arrays >= MIN_ARRAY_NODES
+    """Whether a graph (its nodes in order) has enough small arrays the pass can take
+    apart to be worth it."""
+    return sum(1 for n in order if n.shape and _taken_apart(n)) >= MIN_ARRAY_NODES
 
 
 def _from_list(items: list, shape: tuple) -> np.ndarray:
@@ -112,16 +118,39 @@ def _rebuilt(elements: np.ndarray, shape: tuple) -> Expr:
     return flat if len(shape) == 1 else reshape(flat, shape)
 
 
+def _read(node: Expr) -> np.ndarray | None:
+    """The elements of a node that stays a node: itself for a scalar, its reads
+    ``node[k]`` for a small array (None for a large one: nothing taken apart reads it)."""
+    if not node.shape:
+        return _boxed(node, ())
+    if not _small(node):
+        return None
+    return _from_list([index(node, k) for k in np.ndindex(node.shape)], node.shape)
+
+
 def scalarize(outputs: list[Expr]) -> list[Expr]:
     """``outputs`` with their small arrays taken apart into elements, where the pass
-    applies (see the module); else ``outputs`` unchanged."""
+    applies (see the module); else ``outputs`` unchanged.  The nodes it cannot take
+    apart stay, over their operands stacked again, and are read element by element."""
     order = topological_order(outputs)
     if not applies(order):
         return list(outputs)
-    done: dict[Expr, np.ndarray] = {}
+    done: dict[Expr, np.ndarray] = {}  # each node's elements
+    nodes: dict[Expr, Expr] = {}  # each node as a node again, made once where needed
+
+    def as_node(a: Expr) -> Expr:
+        found = nodes.get(a)
+        if found is None:
+            found = nodes[a] = _rebuilt(done[a], a.shape)
+        return found
+
     for node in order:
-        if not node.args and not node.shape:
+        if not _taken_apart(node):
+            kept = with_operands(node, tuple(as_node(a) for a in node.args)) \
+                if node.args else node
+            nodes[node], done[node] = kept, _read(kept)
+        elif not node.args and not node.shape:
             done[node] = _boxed(node, ())
-            continue
-        done[node] = _elements(node, done)
-    return [_rebuilt(done[out], out.shape) for out in outputs]
+        else:
+            done[node] = _elements(node, done)
+    return [as_node(out) for out in outputs]
