@@ -83,7 +83,7 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
             structures.append((None, 1))
             values.append(concatenate([reshape(v, (v.size,)) for v in leaves]))
             fresh.append(vector)
-            grouped.append(trees.unflatten(structure, _cut(vector, leaves)))
+            grouped.append(trees.unflatten(structure, trees.cut(vector, [v.shape for v in leaves])))
             continue
         structures.append((structure, len(leaves)))
         symbols = [internal_symbol(f"at{call}_{len(fresh) + j}", v.shape)
@@ -125,17 +125,6 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
         regrouped.append(part[0] if structure is None else trees.unflatten(structure, part))
     shaped = regrouped[0] if single else tuple(regrouped)
     return (value, shaped) if method == "value_and_grad" else shaped
-
-
-def _cut(vector: Expr, leaves: list) -> list:
-    """Pieces of ``vector`` shaped as ``leaves``, in order (a scalar leaf: one element)."""
-    pieces, start = [], 0
-    for leaf in leaves:
-        piece = vector[start] if not leaf.shape else reshape(
-            vector[start:start + leaf.size], leaf.shape)
-        pieces.append(piece)
-        start += leaf.size
-    return pieces
 
 
 def _size(shape) -> int:

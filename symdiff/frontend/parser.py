@@ -62,7 +62,7 @@ def parse(text: str, symbols=()) -> Expr:
     Names become symbols, except ``inf``, ``nan``, and ``pi`` and ``e`` (the constants)
     unless ``symbols`` lists them: ``parse("e*x", symbols=["e"])`` reads ``e`` as a symbol.
     """
-    declared = _declared(symbols)
+    declared = declared_names(symbols)
     if not isinstance(text, str):
         raise ParseError(f"expected a string, got {type(text).__name__}")
     if len(text) > MAX_TEXT_CHARS:
@@ -89,17 +89,20 @@ def parse(text: str, symbols=()) -> Expr:
     return _Builder(text.strip(), declared).build(tree.body)
 
 
-def _declared(symbols) -> frozenset[str]:
-    """The names ``symbols`` declares: strings or symbols, one or a list."""
+def declared_names(symbols, others: str = "raise") -> frozenset[str]:
+    """The names ``symbols`` declares: strings or symbols, one or a list.  Anything else
+    raises, or with ``others="skip"`` is passed over (``args`` lists arrays too)."""
     if isinstance(symbols, (str, Expr)):
         symbols = [symbols]
+    elif others == "skip" and not isinstance(symbols, (list, tuple)):
+        return frozenset()
     names = set()
     for s in symbols or ():
         if isinstance(s, Expr) and s.op == "symbol":
             names.add(s.value)
         elif isinstance(s, str):
             names.add(s)
-        else:
+        elif others != "skip":
             raise SymdiffError(f"symbols= takes names or symbols, got {s!r}")
     return frozenset(names)
 

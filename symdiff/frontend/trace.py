@@ -12,7 +12,7 @@ import numpy as np
 
 from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
-from symdiff.frontend.parser import parse
+from symdiff.frontend.parser import declared_names, parse
 from symdiff.frontend.sympy_bridge import from_sympy
 from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, flatten, symbol, topological_order
@@ -29,13 +29,10 @@ def is_python_function(f) -> bool:
 
 
 def named(items) -> list:
-    """The names and symbols among ``args`` or ``wrt`` (one item, a list, or None): text
-    reads them as symbols even where they name a constant (e, pi)."""
-    if isinstance(items, (str, Expr)):
-        items = [items]
-    elif not isinstance(items, (list, tuple)):
-        return []
-    return [x for x in items if isinstance(x, str) or (isinstance(x, Expr) and x.op == "symbol")]
+    """The names among ``args`` or ``wrt`` (one item, a list, or None; other items such as
+    arrays passed over): text reads them as symbols even where they name a constant (e,
+    pi)."""
+    return sorted(declared_names(items, others="skip"))
 
 
 def read_expression(value, symbols=()) -> Expr:

@@ -29,3 +29,20 @@ def flatten(value) -> tuple[list, object]:
 def unflatten(structure, leaves):
     """``leaves`` in ``structure``."""
     return optree.tree_unflatten(structure, list(leaves))
+
+
+def cut(vector, shapes) -> list:
+    """``vector`` (a NumPy vector, or an expression) cut into consecutive pieces of
+    ``shapes``, each reshaped to its shape; a piece of shape () is the element itself
+    (a float from NumPy)."""
+    pieces, start = [], 0
+    for shape in shapes:
+        shape = tuple(shape)
+        size = int(np.prod(shape))
+        if shape:
+            pieces.append(vector[start:start + size].reshape(shape))
+        else:
+            element = vector[start]
+            pieces.append(float(element) if isinstance(vector, np.ndarray) else element)
+        start += size
+    return pieces

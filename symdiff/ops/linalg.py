@@ -199,10 +199,6 @@ def cholesky(a) -> Expr:
 # diagonal divides by one, not zero; repeated eigenvalues still make F infinite (the
 # eigenvectors are not differentiable there, as in every implementation), so second
 # derivatives at such points are NaN.  The eigenvectors' signs are LAPACK's, as NumPy's.
-def _eigvecs_shape(shapes, payload):
-    return _square(shapes, payload)
-
-
 def _eigvals_shape(shapes, payload):
     return _square(shapes, payload)[:1]
 
@@ -258,7 +254,7 @@ register(Op("eigvalsh", 1,
 register(Op("eigvecsh", 1,
             lambda shape, payload, a: _checked(lambda: np.linalg.eigh(_float(a))[1],
                                                _float(a)),
-            None, None, shape_rule=_eigvecs_shape, vjp=_eigvecsh_vjp, jvp=_eigvecsh_jvp,
+            None, None, shape_rule=_square, vjp=_eigvecsh_vjp, jvp=_eigvecsh_jvp,
             sparsity=dense_sparsity))
 
 

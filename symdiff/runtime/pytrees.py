@@ -79,18 +79,14 @@ def ravel_pytree(tree):
     expressions while tracing), as ``jax.flatten_util.ravel_pytree``."""
     leaves, spec = trees.flatten(tree)
     shapes = [np.shape(leaf) for leaf in leaves]
-    sizes = [int(np.prod(s)) for s in shapes]
     flat = (np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
             if leaves else np.zeros(0))
-    bounds = np.cumsum([0, *sizes])
 
     def unravel(vector):
-        if len(vector) != bounds[-1]:
-            raise ArgumentError(f"unravel takes a vector of {bounds[-1]} elements, "
+        if len(vector) != len(flat):
+            raise ArgumentError(f"unravel takes a vector of {len(flat)} elements, "
                                 f"got {len(vector)}")
-        parts = [vector[int(a):int(b)].reshape(s) if s else vector[int(a)]
-                 for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]
-        return trees.unflatten(spec, parts)
+        return trees.unflatten(spec, trees.cut(vector, shapes))
     return flat, unravel
 
 
@@ -127,9 +123,7 @@ class OutputTree:
 
     def value(self, flat: np.ndarray):
         """The flat result in the tree's structure (scalar leaves as floats)."""
-        parts = [float(p[0]) if not s else p.reshape(s)
-                 for p, s in zip(self._parts(flat), self.shapes, strict=True)]
-        return trees.unflatten(self.spec, parts)
+        return trees.unflatten(self.spec, trees.cut(flat, self.shapes))
 
     def stacked(self, flat: np.ndarray):
         """Flat results of many points (one row each) in the tree's structure, each leaf

@@ -30,6 +30,7 @@ from symdiff.frontend.trace import (
     read_expression,
     trace,
 )
+from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, symbol
 from symdiff.ops.arrays import concatenate, reshape, stack
 from symdiff.runtime import pytrees
@@ -600,14 +601,7 @@ def _numeric(kind: str, fn, count: int) -> ByShape:
 def _split(values: np.ndarray, like) -> tuple:
     """``values`` cut into one part per array of ``like``, each of its shape (scalars as
     floats)."""
-    parts, start = [], 0
-    for item in like:
-        shape = np.shape(item)
-        size = int(np.prod(shape))
-        part = values[start:start + size]
-        parts.append(float(part[0]) if not shape else part.reshape(shape))
-        start += size
-    return tuple(parts)
+    return tuple(trees.cut(values, [np.shape(item) for item in like]))
 
 
 def _unstacked(value):
@@ -621,9 +615,6 @@ def jvp(fn, primals, tangents):
     primals, tangents = _directional("jvp", primals, tangents)
     if at_expressions.involves_expressions(primals + tangents):
         return at_expressions.jvp_at(fn, primals, tangents)
-    if len(tangents) != len(primals):
-        raise SymdiffError(f"jvp takes one tangent per primal: {len(primals)} primals, "
-                           f"{len(tangents)} tangents")
     try:
         both = _numeric("jvp", fn, len(primals))(*primals, *tangents)
     except NotAnArgumentError:  # fn reads symbols of an enclosing trace: expressions
@@ -661,6 +652,9 @@ def _directional(method: str, primals, tangents) -> tuple[tuple, tuple]:
     if not all(isinstance(v, (tuple, list)) for v in (primals, tangents)):
         raise SymdiffError(f"sd.{method}(f, primals, tangents) takes a tuple of primals and "
                            f"one of tangents, one per argument: sd.{method}(f, (x,), (v,))")
+    if len(tangents) != len(primals):
+        raise SymdiffError(f"{method} takes one tangent per primal: {len(primals)} primals, "
+                           f"{len(tangents)} tangents")
     return tuple(primals), tuple(tangents)
 
 
@@ -671,9 +665,6 @@ def _hvp_of_function(fn, primals, tangents):
     if at_expressions.involves_expressions(primals + tangents):
         parts = at_expressions.hvp_at(fn, primals, tangents)
     else:
-        if len(tangents) != len(primals):
-            raise SymdiffError(f"hvp takes one tangent per primal: {len(primals)} primals, "
-                               f"{len(tangents)} tangents")
         try:
             parts = _split(_numeric("hvp", fn, len(primals))(*primals, *tangents), primals)
         except NotAnArgumentError:  # fn reads symbols of an enclosing trace: expressions
