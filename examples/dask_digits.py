@@ -43,7 +43,7 @@ def main(workers=2, chunk=256, steps=150, seed=0):
         digits.data / 16.0, digits.target, test_size=0.25, random_state=seed,
         stratify=digits.target)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         rows = da.from_array(x_train, chunks=(chunk, 64)).persist()  # held by the workers
         labels = da.from_array(np.eye(10)[y_train], chunks=(chunk, 10)).persist()
         print(f"{len(x_train)} training rows in {rows.numblocks[0]} chunks on "

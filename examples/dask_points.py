@@ -23,7 +23,7 @@ sd.show_progress()
 def main(points=10**8, chunk=10**7, workers=2):
     rosenbrock = sd.compile("(1 - x)**2 + 100*(y - x**2)**2", background=False)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
+                      dashboard_address=":0") as cluster, Client(cluster):
         x = da.random.default_rng(0).uniform(-2.0, 2.0, size=points, chunks=chunk)
         y = da.random.default_rng(1).uniform(-1.0, 3.0, size=points, chunks=chunk)
         gradient = rosenbrock.grad(x, y)  # lazy: (points, 2)

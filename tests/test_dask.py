@@ -131,7 +131,7 @@ def test_a_local_cluster_of_worker_processes_loads_the_compiled_code(mse):
     distributed = pytest.importorskip("distributed")
     mse.value_and_grad(W, da.from_array(ROWS, chunks=(500, 3)), TARGETS)  # fills the cache
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         xs = da.from_array(ROWS, chunks=(100, 3))
         value, gradient = mse.value_and_grad(W, xs, da.from_array(TARGETS, chunks=100))
