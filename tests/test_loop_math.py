@@ -64,3 +64,20 @@ def test_accuracy_against_numpy(compiled, row, name):
     assert ulps.max() <= FUNCTIONS[name][2], (name, points[finite][ulps.argmax()])
     signed_zero = want == 0
     assert np.array_equal(np.signbit(got[signed_zero]), np.signbit(want[signed_zero]))
+
+
+def test_the_polynomial_is_the_fit_it_says_it_is():
+    # codegen/exp_parts.py: mpmath's Chebyshev fit of (expm1(r) - r) / r**2 on
+    # |r| <= ln(2)/2, 11 coefficients, rounded to doubles.
+    import mpmath
+
+    from codegen.exp_parts import POLYNOMIAL
+
+    with mpmath.workdps(60):
+        half = mpmath.log(2) / 2
+
+        def inner(r):
+            return (mpmath.expm1(r) - r) / r ** 2 if r else mpmath.mpf(1) / 2
+        fitted, error = mpmath.chebyfit(inner, [-half, half], 11, error=True)
+        assert error < 1e-17
+    assert POLYNOMIAL == [float(c) for c in reversed(fitted)]

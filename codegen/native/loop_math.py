@@ -18,11 +18,11 @@ from ..exp_parts import (
     LN2_HIGH,
     LN2_LOW,
     OVERFLOW,
+    POLYNOMIAL,
     POW2_HIGH,
     POW2_LOW,
     ROUND,
     TANH_SATURATION,
-    TAYLOR,
     UNDERFLOW,
 )
 
@@ -50,14 +50,14 @@ def _parts() -> str:
              f"%x1 = select i1 %high, double {_double(OVERFLOW)}, double %x",
              f"%low = fcmp olt double %x1, {_double(UNDERFLOW)}",
              f"%x2 = select i1 %low, double {_double(UNDERFLOW)}, double %x1",
-             f"%kx = fmul double %x2, {_double(INV_LN2)}",
-             f"%kr = fadd double %kx, {_ROUND}",
+             f"%kr = call double @llvm.fmuladd.f64(double %x2, double {_double(INV_LN2)}, "
+             f"double {_ROUND})",
              f"%k = fsub double %kr, {_ROUND}",
-             f"%khigh = fmul double %k, {_double(LN2_HIGH)}",
-             "%r1 = fsub double %x2, %khigh",
-             f"%klow = fmul double %k, {_double(LN2_LOW)}",
-             "%r = fsub double %r1, %klow"]
-    inner = _horner("%r", TAYLOR, lines)
+             f"%r1 = call double @llvm.fmuladd.f64(double %k, double {_double(-LN2_HIGH)}, "
+             "double %x2)",
+             f"%r = call double @llvm.fmuladd.f64(double %k, double {_double(-LN2_LOW)}, "
+             "double %r1)"]
+    inner = _horner("%r", POLYNOMIAL, lines)
     lines += [f"%q = call double @llvm.fmuladd.f64(double %r, double {inner}, double 1.0)",
               "%p = fmul double %r, %q",
               "%pair = insertvalue {double, double} undef, double %p, 0",

@@ -25,11 +25,11 @@ from ..exp_parts import (
     LN2_HIGH,
     LN2_LOW,
     OVERFLOW,
+    POLYNOMIAL,
     POW2_HIGH,
     POW2_LOW,
     ROUND,
     TANH_SATURATION,
-    TAYLOR,
     UNDERFLOW,
 )
 from .helpers import DECORATOR as _DECORATOR
@@ -80,10 +80,11 @@ def _sd_expm1_parts(x):
     x = {OVERFLOW!r} if x > {OVERFLOW!r} else x  # past the overflow threshold; nan passes through
     x = {UNDERFLOW!r} if x < {UNDERFLOW!r} else x  # past the underflow threshold
     # Adding 1.5 * 2**52 rounds to an integer: k without a conversion (nan stays nan).
-    k = (x * {INV_LN2!r} + {ROUND!r}) - {ROUND!r}
-    # ln 2 in two parts: k * 0.693...(high) is exact, so r keeps its low bits.
-    r = (x - k * {LN2_HIGH!r}) - k * {LN2_LOW!r}
-    p = r * _sd_fma(r, {_horner("r", TAYLOR)}, 1.0)
+    k = _sd_fma(x, {INV_LN2!r}, {ROUND!r}) - {ROUND!r}
+    # ln 2 in two parts: k * 0.693...(high) is exact, so r keeps its low bits (fused or
+    # not, the first step rounds the same).
+    r = _sd_fma(k, {-LN2_LOW!r}, _sd_fma(k, {-LN2_HIGH!r}, x))
+    p = r * _sd_fma(r, {_horner("r", POLYNOMIAL)}, 1.0)
     return p, k
 '''
 
