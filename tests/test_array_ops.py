@@ -58,6 +58,8 @@ CASES = {
     "einsum diagonals and ...": ([(3, 3), (2, 3, 3)], lambda a, b: np.einsum("ii->i", a)
                                  * np.einsum("...ii->...", b)[:, None]
                                  + np.einsum("...ij,jk->...ik", b, a)[1, 0]),
+    "einsum as stacked products": ([(2, 3, 8), (4, 2, 8), (8, 5)], lambda a, x, b: np.einsum(
+        "ijk,mik->mij", a, x) + np.einsum("mik,kj->mij", x, b)[:, :, :3]),
     "index None and ...": ([(3, 4), (2, 4)], lambda a, c: (a[:, None] - c[None]) ** 2
                            + a[..., None, :] * c[:, 0][None, :, None]),
     "take rows (repeats, negative)": ([(4, 3)],
@@ -134,10 +136,11 @@ def test_compiled_value_matches_evaluator(table):
 def test_every_array_op_has_every_piece():
     structural = {name: op for name, op in sd.ir.OPS.items() if not op.elementwise}
     # Loops, roots and solves: tests/test_loops.py; inverses, determinants,
-    # eigendecompositions and sorts: tests/test_linalg.py.
+    # eigendecompositions and sorts: tests/test_linalg.py; stacks of products:
+    # tests/test_stacked_products.py.
     assert set(structural) == set(STRUCTURAL) | {
         "scan", "while", "root", "solve", "inv", "logabsdet", "detsign", "cholesky",
-        "eigvalsh", "eigvecsh", "sort_by", "unsort_by"}
+        "eigvalsh", "eigvecsh", "sort_by", "unsort_by", "batch_matmul"}
     for op in structural.values():
         assert callable(op.shape_rule) and callable(op.evaluate), op.name
         assert callable(op.vjp) and callable(op.jvp), op.name

@@ -496,6 +496,7 @@ EMITTERS = {
     **{op: ArrayBody.view for op in VIEWS},
     **{op: ArrayBody.reduction for op in REDUCTIONS},
     "matmul": ArrayBody.product,
+    "batch_matmul": ArrayBody.gemm,
     "concatenate": ArrayBody.joined,
     "cumsum": ArrayBody.running_sum,
     "batch_size": ArrayBody.batch_size,

@@ -1,17 +1,18 @@
 """Matrix products of the native lowering (mixin of codegen.native.arrays.ArrayBody):
 products with a vector as loops, in the Numba lowering's order of additions (so the two
-agree bit for bit), and matrix-matrix products through BLAS's dgemm (SciPy's, the one
-NumPy and Numba call), by its C entry point: no per-layout specialization to compile."""
+agree bit for bit), and matrix-matrix products (and stacks of them) through BLAS's dgemm
+(SciPy's, the one NumPy and Numba call), by its C entry point: no per-layout
+specialization to compile."""
 
 from __future__ import annotations
 
 from symdiff.ir.nodes import Expr
 
-from .views import whole
+from .views import position, whole
 
 
 class Products:
-    """Mixin: ``product(node)`` for a matmul node."""
+    """Mixin: ``product(node)`` for a matmul or batch_matmul node."""
 
     def product(self, node: Expr) -> None:
         a, b = node.args
@@ -58,50 +59,70 @@ class Products:
             with code.nest((m,)) as (i,):
                 code.add_to(out, i, self.arithmetic("fmul", scale, element(i, k)))
 
-    def _blas_operand(self, node: Expr) -> tuple[str, str, str]:
-        """(data pointer, ld, 'N' or 'T') of a matrix operand for dgemm seen from C order:
-        'N' for a C-ordered matrix (ld: its row length), 'T' for the transpose of one
-        (ld: its column count); anything else is copied C-ordered first."""
-        view, code = self.views.get(node), self.code
-        if view is not None and view.contiguous:
-            return code.at(view.base, view.offset), view.strides[0], "N"
-        # Column-major contiguous (a transposed C-ordered matrix): read from this view's
-        # own strides, never from the operand's view, which a copy may have replaced.
-        rows = code.dim(node.shape[0])
-        if view is not None and view.strides[0] == "1" and view.strides[1] == rows:
-            return code.at(view.base, view.offset), rows, "T"
-        self.copy(node)
-        view = self.views[node]
-        return view.base, view.strides[0], "N"
+    def _layout(self, node: Expr) -> tuple[str, str] | None:
+        """(ld, 'N' or 'T') of the matrices (last two axes) of an operand's view, seen
+        from C order as dgemm takes them: 'N' where a row's elements are adjacent (ld:
+        the row stride), 'T' where a column's are (ld: the column stride); None where
+        neither holds, or a stride could be below what BLAS accepts (a broadcast's 0)."""
+        view = self.views.get(node)
+        if view is None:
+            return None
+        rows, columns = node.shape[-2:]
+        row_stride, column_stride = view.strides[-2:]
+        for unit, ld, least, trans in ((column_stride, row_stride, columns, "N"),
+                                       (row_stride, column_stride, rows, "T")):
+            if unit != "1" or ld == "0":
+                continue
+            if ld.isdigit() and isinstance(least, int) and int(ld) < max(1, least):
+                continue
+            return ld, trans
+        return None
 
     def gemm(self, node: Expr) -> None:
         """C = A @ B by dgemm on the transposed problem: BLAS is column-major, and a
-        C-ordered matrix is its transpose there, so C^T = B^T A^T."""
+        C-ordered matrix is its transpose there, so C^T = B^T A^T.  Operands are read
+        in place where their matrices' rows or columns are adjacent (else copied
+        C-ordered first); a stack of products (batch_matmul) is one dgemm per matrix,
+        in a loop over the stack."""
         a, b = node.args
         code = self.code
         self.blas = True
-        (m, k), n = a.shape, b.shape[1]
-        a_data, a_ld, a_trans = self._blas_operand(a)
-        b_data, b_ld, b_trans = self._blas_operand(b)
+        for operand in (a, b):  # (one node as both operands: copied once)
+            if self._layout(operand) is None:
+                self.copy(operand)
+        (m, k), n = a.shape[-2:], b.shape[-1]
         out = self.buffer(node)
         self.views[node] = whole(code, out, node.shape)
-        slots = []
-        for kind, value in [("i8", f"{ord(b_trans)}"), ("i8", f"{ord(a_trans)}"),
-                            ("size", code.dim(n)), ("size", code.dim(m)),
-                            ("size", code.dim(k)), ("double", code.constant(1.0)),
-                            ("ptr", b_data), ("ld", b_ld), ("ptr", a_data), ("ld", a_ld),
-                            ("double", code.constant(0.0)), ("ptr", out), ("ld", code.dim(n))]:
-            if kind == "ptr":
-                slots.append(value)
-                continue
-            if kind == "ld":  # a leading dimension is at least 1, even of an empty matrix
-                value = code.extreme("smax", value, "1")
-            if kind in ("ld", "size"):  # BLAS's ints (LP64)
-                narrow = code.fresh()
-                code.lines.append(f"{narrow} = trunc i64 {value} to i32")
-                value, kind = narrow, "i32"
-            slot = code.slot(kind)
-            code.lines.append(f"store {kind} {value}, ptr {slot}")
-            slots.append(slot)
-        code.lines.append("call void @_sd_dgemm(" + ", ".join(f"ptr {s}" for s in slots)
-                          + ")")
+        sizes = [self._blas_int(code.dim(d), "size") for d in (n, m, k)]
+        one, zero = (self._blas_value("double", code.constant(v)) for v in (1.0, 0.0))
+        stack = node.shape[:-2]
+        with code.nest(stack) as at:
+            pointers = {}
+            for operand in (a, b):
+                view, (ld, trans) = self.views[operand], self._layout(operand)
+                start = position(code, view, operand.shape[:-2], stack, at)
+                pointers[operand] = (code.at(view.base, start), ld, trans)
+            (a_data, a_ld, a_trans), (b_data, b_ld, b_trans) = pointers[a], pointers[b]
+            target = code.at(out, position(code, self.views[node], stack, stack, at))
+            slots = [self._blas_value("i8", f"{ord(b_trans)}"),
+                     self._blas_value("i8", f"{ord(a_trans)}"), *sizes, one, b_data,
+                     self._blas_int(b_ld, "ld"), a_data, self._blas_int(a_ld, "ld"), zero,
+                     target, self._blas_int(code.dim(n), "ld")]
+            code.lines.append("call void @_sd_dgemm(" + ", ".join(f"ptr {s}" for s in slots)
+                              + ")")
+
+    def _blas_value(self, kind: str, value: str) -> str:
+        """A stack slot holding ``value`` (BLAS takes every argument by pointer)."""
+        slot = self.code.slot(kind)
+        self.code.lines.append(f"store {kind} {value}, ptr {slot}")
+        return slot
+
+    def _blas_int(self, value: str, kind: str) -> str:
+        """A slot of BLAS's int (LP64, 32 bits) holding a size or, at least 1 even for an
+        empty matrix, a leading dimension."""
+        code = self.code
+        if kind == "ld":
+            value = code.extreme("smax", value, "1")
+        narrow = code.fresh()
+        code.lines.append(f"{narrow} = trunc i64 {value} to i32")
+        return self._blas_value("i32", narrow)

@@ -419,6 +419,18 @@ def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> st
     return f"np.dot({args[0]}, {args[1]})"
 
 
+def _batch_matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> None:
+    # One np.dot per matrix of the stack (Numba's np.dot takes two axes), on C-ordered
+    # copies where a matrix is a strided view.
+    stack, rows, columns = node.shape
+    emitter.lines += [
+        f"{name} = np.empty({shape_text(node.shape)}){emitter.comment(node)}",
+        f"for _s in range({stack}):",
+        f"    {name}[_s] = np.dot(np.ascontiguousarray({args[0]}[_s]), "
+        f"np.ascontiguousarray({args[1]}[_s]))"]
+    return None
+
+
 def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> str:
     if not node.args[0].shape:
         return f"np.full({shape_text(node.shape)}, {args[0]})"
@@ -433,6 +445,7 @@ def _reshape(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> s
 # wrote its lines itself.  tests/test_array_ops.py checks that every op is lowered.
 CALLS = {
     "matmul": _matmul,
+    "batch_matmul": _batch_matmul,
     "transpose": lambda emitter, node, args, name: f"{args[0]}.T",
     "permute": lambda emitter, node, args, name: f"np.transpose({args[0]}, {node.value})",
     "reshape": _reshape,

@@ -19,6 +19,7 @@ from symdiff.ir.eager import eager
 from symdiff.ir.nodes import Rows, apply, array_constant, as_expr
 from symdiff.ops.arrays import amax, reshape, transpose
 from symdiff.ops.arrays import sum as total
+from symdiff.ops.stacked import contraction
 from symdiff.ops.structural import broadcast_to, permute
 
 
@@ -229,7 +230,9 @@ def einsum(subscripts: str, *operands):
     (a diagonal: ``"ii->i"``, a trace: ``"ii->"``): operands broadcast against each other
     over all letters, multiplied, summed over the letters missing from the output, and
     put in the output's order.  The emitter fuses such products into their sums (no
-    large intermediate when possible)."""
+    large intermediate when possible); two operands contracted over 8 or more elements
+    are one matrix product instead (symdiff.ops.stacked.contraction), as JAX's
+    dot_general."""
     if not isinstance(subscripts, str):
         raise ShapeError("np.einsum on expressions takes its subscripts as a string")
     inputs, arrow, output = subscripts.replace(" ", "").partition("->")
@@ -261,6 +264,10 @@ def einsum(subscripts: str, *operands):
                 sizes[c] = d
     if set(output) - set(letters) or len(set(output)) != len(output):
         raise ShapeError(f"np.einsum: output subscripts {output!r} must be distinct input letters")
+    if len(operands) == 2 and not broadcast:  # one matrix product, where it is one
+        product = contraction(terms[0], operands[0], terms[1], operands[1], output)
+        if product is not None:
+            return product
     product = None
     for term, x in zip(terms, operands, strict=True):
         order = sorted(range(len(term)), key=lambda k: letters.index(term[k]))

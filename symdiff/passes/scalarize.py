@@ -44,7 +44,7 @@ def _embed(shape, payload, y):
 # The structural ops whose own records' evaluators (NumPy calls) take object arrays of
 # scalar expressions as they take numbers: NumPy's + and * on them build add and mul nodes.
 _BY_RECORD = frozenset({"reshape", "transpose", "permute", "broadcast_to", "sum",
-                        "sum_to", "concatenate", "take", "cumsum"})
+                        "sum_to", "concatenate", "take", "cumsum", "batch_matmul"})
 # The others, written for object arrays: (node shape, payload, operands) -> elements (the
 # records' evaluators make float arrays, or a float of a 0-d product).
 _OWN = {

@@ -89,8 +89,8 @@ def threaded_products(spec) -> bool:
     for node in topological_order([n for s in specs for n in flatten(s.result)]):
         if node.op == "solve":
             return True
-        if node.op == "matmul" and min(a.ndim for a in node.args) == 2:
-            (m, k), n = node.args[0].shape, node.args[1].shape[1]
+        if node.op in ("matmul", "batch_matmul") and min(a.ndim for a in node.args) >= 2:
+            (m, k), n = node.args[0].shape[-2:], node.args[1].shape[-1]
             if has_open((m, k, n)) or m * k * n >= THREADED_FROM:
                 return True
     return False

@@ -1,0 +1,115 @@
+"""Stacks of matrix products: ``batch_matmul(a, b)[s] = a[s] @ b[s]`` for a of shape
+(S, m, k) and b of shape (S, k, n), as JAX's ``dot_general`` with one batch axis.
+
+``np.einsum`` writes its contractions with a batch letter (``"ijk,mik->mij"``, a
+Gaussian mixture's factors applied to centred points) as this op, so that the value and
+both adjoints are one BLAS call per matrix of the stack rather than fused loops over four
+axes reading across strides.  The adjoints are products of the same kind, with the last
+two axes of the other operand swapped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symdiff.errors import ShapeError
+from symdiff.ir.nodes import Expr, Op, apply, register
+from symdiff.ops.arrays import reshape
+from symdiff.ops.structural import _positions, broadcast_to, permute
+
+
+def _swapped(x: Expr) -> Expr:
+    """Each matrix of the stack transposed."""
+    return permute(x, (0, 2, 1))
+
+
+def _shape(shapes, payload):
+    a, b = shapes
+    if len(a) != 3 or len(b) != 3:
+        raise ShapeError(f"batch_matmul takes two stacks of matrices (3 axes), got shapes "
+                         f"{a} and {b}")
+    if a[0] != b[0] or a[2] != b[1] or None in a + b:
+        raise ShapeError(f"batch_matmul: shapes {a} and {b} are not aligned (static, "
+                         "equal stacks, inner sizes equal)")
+    return (a[0], a[1], b[2])
+
+
+def _vjp(i, node, adj):
+    a, b = node.args
+    if i == 0:
+        return apply("batch_matmul", adj, _swapped(b))
+    return apply("batch_matmul", _swapped(a), adj)
+
+
+def _jvp(node, t):
+    a, b = node.args
+    terms = []
+    if t[0] is not None:
+        terms.append(apply("batch_matmul", broadcast_to(t[0], a.shape), b))
+    if t[1] is not None:
+        terms.append(apply("batch_matmul", a, broadcast_to(t[1], b.shape)))
+    return terms[0] if len(terms) == 1 else apply("add", *terms)
+
+
+def _sparsity(i, node, shape, args):
+    # out[s, r, c] reads a[s, r, :] and b[s, :, c]: dense within each matrix, nothing
+    # across the stack.
+    (stack, m, inner), n = args[0], args[1][2]
+    out = _positions((stack, m, n))[:, :, :, None]
+    if i == 0:
+        mine = _positions((stack, m, inner))[:, :, None, :]
+    else:
+        mine = np.swapaxes(_positions((stack, inner, n)), 1, 2)[:, None, :, :]
+    full = (stack, m, n, inner)
+    return np.broadcast_to(out, full).ravel(), np.broadcast_to(mine, full).ravel()
+
+
+register(Op(
+    "batch_matmul", 2, lambda shape, payload, a, b: np.matmul(a, b), None, None,
+    shape_rule=_shape, vjp=_vjp, jvp=_jvp, sparsity=_sparsity,
+))
+
+
+def batch_matmul(a: Expr, b: Expr) -> Expr:
+    """``a[s] @ b[s]`` for every s: stacks of matrices (S, m, k) and (S, k, n)."""
+    return apply("batch_matmul", a, b)
+
+
+# Contractions at least this long become matrix products (BLAS); shorter ones stay
+# products summed in fused loops, which need no copies of permuted operands.
+MATMUL_MIN_CONTRACTION = 8
+
+
+def contraction(first: str, a: Expr, second: str, b: Expr, output: str) -> Expr | None:
+    """The einsum ``first,second->output`` of two operands (one letter per axis, no
+    repeated letter within an operand) as one matrix product (``matmul``, or
+    ``batch_matmul`` where letters of both operands are kept: the stack), with the
+    operands' axes permuted and merged into rows, columns and stack; None where it is
+    not one (a letter summed over one operand only, a stack letter of different sizes,
+    open shapes) or the contraction is shorter than MATMUL_MIN_CONTRACTION."""
+    if not output or None in a.shape + b.shape:
+        return None
+    sizes_a = dict(zip(first, a.shape, strict=True))
+    sizes_b = dict(zip(second, b.shape, strict=True))
+    stack = [c for c in first if c in second and c in output]
+    summed = [c for c in first if c in second and c not in output]
+    rows = [c for c in first if c not in second]
+    columns = [c for c in second if c not in first]
+    if any(c not in output for c in rows + columns) or any(
+            sizes_a[c] != sizes_b[c] for c in stack + summed):
+        return None
+    sizes = {**sizes_a, **sizes_b}
+
+    def size(letters):
+        return int(np.prod([sizes[c] for c in letters], dtype=np.int64))
+    if size(summed) < MATMUL_MIN_CONTRACTION:
+        return None
+    head = (size(stack),) if stack else ()
+    left = reshape(permute(a, [first.index(c) for c in stack + rows + summed]),
+                   head + (size(rows), size(summed)))
+    right = reshape(permute(b, [second.index(c) for c in stack + summed + columns]),
+                    head + (size(summed), size(columns)))
+    product = apply("batch_matmul" if stack else "matmul", left, right)
+    kept = stack + rows + columns
+    product = reshape(product, tuple(sizes[c] for c in kept))
+    return permute(product, [kept.index(c) for c in output])
