@@ -55,6 +55,22 @@ def test_outer_products_become_broadcast_multiplies():
                                       sd.evaluate(product, values))
 
 
+def test_zeros_moved_stay_zeros():
+    # .at[rows, cols].set(v) on zeros takes and scatters back the zeros it replaces:
+    # both fold away, leaving v scattered into place.
+    x = sd.vector("x", 3)
+    rows, cols = np.array([1, 2, 2]), np.array([0, 0, 1])
+    placed = sd.zeros((3, 3)).at[rows, cols].set(x * 2.0)
+    optimized = sd.optimize(sd.sum(placed ** 2))
+    assert [n.op for n in sd.ir.topological_order([optimized])].count("take") == 0
+    value = sd.evaluate(optimized, {"x": np.array([1.0, -2.0, 3.0])})
+    assert value == pytest.approx(4.0 * 14.0, rel=1e-15)
+    for op, moved in [("reshape", sd.reshape(sd.zeros((2, 3)), (3, 2))),
+                      ("permute", np.transpose(sd.zeros((2, 3, 4)), (2, 0, 1))),
+                      ("sum", sd.sum(sd.zeros((2, 3)), axis=0))]:
+        assert sd.optimize(moved).op == "broadcast_to", op
+
+
 def test_constant_folding_and_pipeline():
     assert sd.optimize(sd.parse("2*3 + x")) is sd.parse("6 + x")
     assert sd.optimize(sd.parse("x**0 + 1")) is sd.const(2)

@@ -117,7 +117,22 @@ def _embed_of_embed(node: Expr) -> Expr | None:
     return apply("embed", inner.args[0], payload=(_key(placed, shape), shape))
 
 
+def _zeros_moved(node: Expr) -> Expr | None:
+    # Ops that only move, gather, scatter or add their operand's elements give zeros
+    # from zeros, whatever the rest (no product with a possible inf or nan): the
+    # `.at[idx].set(v)` of a zeros array takes and scatters zeros otherwise.
+    if not _zeros(node.args[0]):
+        return None
+    return const(0) if not node.shape else apply("broadcast_to", const(0), payload=node.shape)
+
+
+# (scatter_add, embed and cumsum: adding zeros; the others: moving them)
+_ZERO_PRESERVING = ("reshape", "transpose", "permute", "index", "take", "scatter_add",
+                    "embed", "sum", "sum_to", "cumsum")
+
+
 RULES: tuple[Rule, ...] = (
+    *(Rule(op, f"{op}(0) -> 0", _zeros_moved) for op in _ZERO_PRESERVING),
     Rule("elementwise", "f(broadcast_to(x), y) -> f(x, y), broadcast to its shape",
          _unbroadcast_operands),
     Rule("reshape", "reshape(reshape(x)) -> reshape(x)", lambda n: apply(
