@@ -105,9 +105,20 @@ def test_hessians_and_directional_products_of_trees():
         fn.hvp(PARAMS, X, Y, {"w1": direction["w1"]})
 
 
-def test_unsupported_methods_say_what_to_do():
-    with pytest.raises(sd.SymdiffError, match="ravel_pytree"):
-        sd.jit(loss, wrt=0).sparse_hessian(PARAMS, X, Y)
+def test_sparse_matrices_and_patterns_of_trees_are_over_the_leaves():
+    fn = sd.jit(loss, wrt=0)
+    dense = fn.hessian(PARAMS, X, Y)
+    np.testing.assert_array_equal(fn.sparse_hessian(PARAMS, X, Y).toarray(), dense)
+    assert (fn.hessian_sparsity(PARAMS, X, Y).toarray() != 0)[dense != 0].all()
+
+    def residual(p):
+        return np.tanh(p["a"] * p["b"][0]) + p["b"][1:] ** 2
+    tree = {"a": np.full(3, 0.3), "b": np.array([0.5, 1.0, 2.0, 3.0])}
+    residuals = sd.jit(residual)
+    np.testing.assert_array_equal(residuals.sparse_jacobian(tree).toarray(),
+                                  residuals.jacobian(tree))
+    pattern = residuals.jacobian_sparsity(tree).toarray() != 0  # columns: a, then b
+    np.testing.assert_array_equal(pattern, np.hstack([np.eye(3), np.ones((3, 1)), np.eye(3)]))
 
 
 def test_trees_of_scalars():

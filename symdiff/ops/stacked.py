@@ -15,7 +15,7 @@ import numpy as np
 from symdiff.errors import ShapeError
 from symdiff.ir.nodes import Expr, Op, apply, register
 from symdiff.ops.arrays import reshape
-from symdiff.ops.structural import _positions, broadcast_to, permute
+from symdiff.ops.structural import broadcast_to, element_positions, permute
 
 
 def _swapped(x: Expr) -> Expr:
@@ -55,11 +55,11 @@ def _sparsity(i, node, shape, args):
     # out[s, r, c] reads a[s, r, :] and b[s, :, c]: dense within each matrix, nothing
     # across the stack.
     (stack, m, inner), n = args[0], args[1][2]
-    out = _positions((stack, m, n))[:, :, :, None]
+    out = element_positions((stack, m, n))[:, :, :, None]
     if i == 0:
-        mine = _positions((stack, m, inner))[:, :, None, :]
+        mine = element_positions((stack, m, inner))[:, :, None, :]
     else:
-        mine = np.swapaxes(_positions((stack, inner, n)), 1, 2)[:, None, :, :]
+        mine = np.swapaxes(element_positions((stack, inner, n)), 1, 2)[:, None, :, :]
     full = (stack, m, n, inner)
     return np.broadcast_to(out, full).ravel(), np.broadcast_to(mine, full).ravel()
 

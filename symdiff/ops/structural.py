@@ -21,7 +21,7 @@ from symdiff.ops.elementwise import ZERO
 
 
 # Sparsity rules (see Op.sparsity): which operand elements each result element depends on.
-def _positions(shape) -> np.ndarray:
+def element_positions(shape) -> np.ndarray:
     """Element positions (C order) laid out in ``shape``."""
     return np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
 
@@ -47,7 +47,7 @@ def _writes(where):
 
 def _reduction_sparsity(i, node, shape, args):
     kept = reduced_shape(args[0], node.value[0], True)
-    return _writes(np.broadcast_to(_positions(kept), args[0]))
+    return _writes(np.broadcast_to(element_positions(kept), args[0]))
 
 
 def reduced_shape(shape, axes, keepdims):
@@ -182,7 +182,8 @@ register(Op(
     _broadcast_to_sympy, shape_rule=_broadcast_shape,
     vjp=lambda i, node, adj: sum_to(adj, node.args[0].shape),
     jvp=lambda node, t: broadcast_to(t[0], node.shape),
-    sparsity=lambda i, node, shape, args: _reads(np.broadcast_to(_positions(args[0]), shape)),
+    sparsity=lambda i, node, shape, args: _reads(
+        np.broadcast_to(element_positions(args[0]), shape)),
     batch=_to_shape_batch,
 ))
 
@@ -203,7 +204,8 @@ register(Op(
     "sum_to", 1, _sum_to_evaluate, None, None, shape_rule=_sum_to_shape,
     vjp=lambda i, node, adj: broadcast_to(adj, node.args[0].shape),
     jvp=lambda node, t: sum_to(t[0], node.shape),
-    sparsity=lambda i, node, shape, args: _writes(np.broadcast_to(_positions(shape), args[0])),
+    sparsity=lambda i, node, shape, args: _writes(
+        np.broadcast_to(element_positions(shape), args[0])),
     batch=_to_shape_batch,
 ))
 
@@ -223,7 +225,7 @@ register(Op(
     if adj.shape != node.args[0].shape else adj,
     jvp=lambda node, t: apply("reshape", broadcast_to(t[0], node.args[0].shape),
                               payload=node.shape),
-    sparsity=lambda i, node, shape, args: _reads(_positions(shape)),
+    sparsity=lambda i, node, shape, args: _reads(element_positions(shape)),
     batch=_to_shape_batch,
 ))
 
@@ -258,7 +260,7 @@ register(Op(
     shape_rule=_transpose_shape,
     vjp=lambda i, node, adj: apply("transpose", adj),
     jvp=lambda node, t: apply("transpose", broadcast_to(t[0], node.args[0].shape)),
-    sparsity=lambda i, node, shape, args: _reads(_positions(args[0]).T),
+    sparsity=lambda i, node, shape, args: _reads(element_positions(args[0]).T),
     batch=_transpose_batch,
 ))
 
@@ -282,7 +284,7 @@ register(Op(
     None, shape_rule=_permute_shape,
     vjp=lambda i, node, adj: permute(broadcast_to(adj, node.shape), _inverse(node.value)),
     jvp=lambda node, t: permute(broadcast_to(t[0], node.args[0].shape), node.value),
-    sparsity=lambda i, node, shape, args: _reads(np.transpose(_positions(args[0]),
+    sparsity=lambda i, node, shape, args: _reads(np.transpose(element_positions(args[0]),
                                                               node.value)),
     batch=lambda node, operands, batched, size: permute(operands[0],
                                                         node.value + (node.ndim,)),
@@ -344,14 +346,14 @@ def _matmul_sparsity(i, node, shape, args):
     m = a_shape[0] if len(a_shape) == 2 else 1
     p = a_shape[-1]
     k = b_shape[1] if len(b_shape) == 2 else 1
-    out = _positions((m, k))[:, :, None]
+    out = element_positions((m, k))[:, :, None]
     other = node.args[1 - i]
     if i == 0:
-        mine = _positions((m, p))[:, None, :]
+        mine = element_positions((m, p))[:, None, :]
         used = None if other.op != "array" else (
             np.reshape(other.value.array, (p, k)).T != 0)[None, :, :]
     else:
-        mine = _positions((p, k)).T[None, :, :]
+        mine = element_positions((p, k)).T[None, :, :]
         used = None if other.op != "array" else (
             np.reshape(other.value.array, (m, p)) != 0)[:, None, :]
     rows, cols = (np.broadcast_to(a, (m, k, p)) for a in (out, mine))
@@ -397,7 +399,7 @@ register(Op(
     jvp=lambda node, t: apply("index", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
     sparsity=lambda i, node, shape, args: _reads(
-        _positions(args[0])[key_to_python(node.value)]),
+        element_positions(args[0])[key_to_python(node.value)]),
     describe=lambda node: f"[{key_text(node.value)}]",
     batch=_same_payload_batch,  # (a key leaves trailing axes whole)
 ))
@@ -422,7 +424,7 @@ register(Op(
     jvp=lambda node, t: apply("embed", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
     sparsity=lambda i, node, shape, args: _writes(
-        _positions(shape)[key_to_python(node.value[0])]),
+        element_positions(shape)[key_to_python(node.value[0])]),
     describe=lambda node: f"at [{key_text(node.value[0])}] of {node.value[1]}",
     batch=lambda node, operands, batched, size: apply(
         "embed", operands[0], payload=(node.value[0], node.value[1] + (size,))),
@@ -453,7 +455,7 @@ register(Op(
         zeros(a.shape) if ti is None else broadcast_to(ti, a.shape)
         for a, ti in zip(node.args, t, strict=True)), payload=node.value),
     sparsity=lambda i, node, shape, args: _writes(
-        _positions(shape)[key_to_python(part_key(node, i))]),
+        element_positions(shape)[key_to_python(part_key(node, i))]),
     batch=lambda node, operands, batched, size: apply("concatenate", *(
         x if b else lifted(x, size) for x, b in zip(operands, batched, strict=True)),
         payload=node.value),
@@ -491,7 +493,7 @@ register(Op(
                                    payload=(node.value, node.args[0].shape[0])),
     jvp=lambda node, t: apply("take", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
-    sparsity=lambda i, node, shape, args: _reads(_positions(args[0])[node.value.array]),
+    sparsity=lambda i, node, shape, args: _reads(element_positions(args[0])[node.value.array]),
     batch=_same_payload_batch,  # (rows of the first axis)
 ))
 
@@ -501,7 +503,7 @@ register(Op(
                                    payload=node.value[0]),
     jvp=lambda node, t: apply("scatter_add", broadcast_to(t[0], node.args[0].shape),
                               payload=node.value),
-    sparsity=lambda i, node, shape, args: _writes(_positions(shape)[node.value[0].array]),
+    sparsity=lambda i, node, shape, args: _writes(element_positions(shape)[node.value[0].array]),
     batch=_same_payload_batch,
 ))
 

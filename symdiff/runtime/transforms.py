@@ -401,9 +401,6 @@ class TreeLayout:
         self.chosen, self.single = chosen, single
 
     def flatten(self, method: str, values: list) -> list:
-        if method not in TREE_METHODS:
-            raise SymdiffError(f"{method} of pytree arguments is not supported: flatten them "
-                               "with sd.ravel_pytree and pass one vector")
         flat = []
         for (name, entry), value in zip(self.entries.items(), values, strict=True):
             flat += pytrees.flatten_argument(name, value, entry) if _is_tree_entry(
@@ -429,9 +426,10 @@ class TreeLayout:
         return leaves
 
     def restructure(self, method: str, result):
-        # Hessians and Jacobians are matrices over the leaves in order (the order of
-        # sd.ravel_pytree's vector); a jvp is shaped like the value.
-        if method in ("forward", "hessian", "jacobian", "jvp"):
+        # Hessians and Jacobians, dense or sparse, their patterns and colorings are over
+        # the leaves in order (the order of sd.ravel_pytree's vector); a jvp is shaped
+        # like the value.
+        if method not in ("grad", "value_and_grad", "hvp", "vjp"):
             return result
         if method in ("hvp", "vjp"):  # shaped like the gradient
             return self.restructure("grad", result)
@@ -464,8 +462,6 @@ class TreeLayout:
         return shapes == [()]
 
 
-TREE_METHODS = ("forward", "grad", "value_and_grad", "hessian", "jacobian", "hvp", "jvp",
-                "vjp")
 
 
 for _name in METHODS:
