@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-from .worker import _per_call
+from .worker import _per_call, fresh_process_rows
 
 SIZES = ("1000,5,16", "1000,5,64", "1000,25,32")
 
@@ -98,16 +95,9 @@ def main(argv=None) -> int:
     print("| n, k, d | system | first s | value and gradient ms | / JAX |\n"
           "|---|---|---:|---:|---:|")
     for size in options.sizes:
-        rows = {}
-        for system in options.systems:
-            env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-gmm-"),
-                       SYMDIFF_BACKGROUND="0")
-            done = subprocess.run([sys.executable, "-m", "benchmarks.gmm", "--worker",
-                                   system, size], env=env, text=True, capture_output=True)
-            if done.returncode:
-                print(f"| {size} | {system} | failed: {done.stderr.strip().splitlines()[-1]} |")
-                continue
-            rows[system] = json.loads(done.stdout.strip().splitlines()[-1])
+        rows, failures = fresh_process_rows("benchmarks.gmm", options.systems, size)
+        for line in failures:
+            print(line)
         if len(rows) > 1:
             first, *others = rows.values()
             for other in others:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
-from .worker import _per_call
+from .worker import _per_call, fresh_process_rows
 
 SIZES = ("1000,100,8", "1000,1000,8", "10000,100,16")
 
@@ -99,16 +96,9 @@ def main(argv=None) -> int:
     print("| n, k, d | system | first s | cost ms | direction ms | direction / JAX |\n"
           "|---|---|---:|---:|---:|---:|")
     for size in options.sizes:
-        rows = {}
-        for system in options.systems:
-            env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-kmeans-"),
-                       SYMDIFF_BACKGROUND="0")
-            done = subprocess.run([sys.executable, "-m", "benchmarks.kmeans", "--worker",
-                                   system, size], env=env, text=True, capture_output=True)
-            if done.returncode:
-                print(f"| {size} | {system} | failed: {done.stderr.strip().splitlines()[-1]} |")
-                continue
-            rows[system] = json.loads(done.stdout.strip().splitlines()[-1])
+        rows, failures = fresh_process_rows("benchmarks.kmeans", options.systems, size)
+        for line in failures:
+            print(line)
         sums = [r["checksum"] for r in rows.values()]
         if len(sums) > 1 and not np.allclose(sums, sums[0], rtol=1e-9):
             print(f"| {size} | directions differ: {sums} |")

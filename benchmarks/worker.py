@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import timeit
 
@@ -37,6 +40,24 @@ def _per_call(call, args) -> float:
     timer = timeit.Timer(lambda: call(*args))
     loops, _ = timer.autorange()
     return statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
+
+
+def fresh_process_rows(module: str, systems, size: str) -> tuple[dict, list[str]]:
+    """Each system's row for ``size`` from ``python -m <module> --worker SYSTEM SIZE`` in
+    a fresh process (an empty symdiff cache, SYMDIFF_BACKGROUND=0): the rows by system,
+    and a line per system that failed."""
+    rows, failures = {}, []
+    for system in systems:
+        env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-bench-"),
+                   SYMDIFF_BACKGROUND="0")
+        done = subprocess.run([sys.executable, "-m", module, "--worker", system, size],
+                              env=env, text=True, capture_output=True)
+        if done.returncode:
+            failures.append(f"| {size} | {system} | failed: "
+                            f"{done.stderr.strip().splitlines()[-1]} |")
+            continue
+        rows[system] = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows, failures
 
 
 def measure(problem_key: str, system_name: str) -> dict:

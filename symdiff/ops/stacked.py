@@ -15,7 +15,7 @@ import numpy as np
 from symdiff.errors import ShapeError
 from symdiff.ir.nodes import Expr, Op, apply, register
 from symdiff.ops.arrays import reshape
-from symdiff.ops.structural import broadcast_to, element_positions, permute
+from symdiff.ops.structural import bilinear_jvp, element_positions, permute
 
 
 def _swapped(x: Expr) -> Expr:
@@ -41,16 +41,6 @@ def _vjp(i, node, adj):
     return apply("batch_matmul", _swapped(a), adj)
 
 
-def _jvp(node, t):
-    a, b = node.args
-    terms = []
-    if t[0] is not None:
-        terms.append(apply("batch_matmul", broadcast_to(t[0], a.shape), b))
-    if t[1] is not None:
-        terms.append(apply("batch_matmul", a, broadcast_to(t[1], b.shape)))
-    return terms[0] if len(terms) == 1 else apply("add", *terms)
-
-
 def _sparsity(i, node, shape, args):
     # out[s, r, c] reads a[s, r, :] and b[s, :, c]: dense within each matrix, nothing
     # across the stack.
@@ -66,7 +56,7 @@ def _sparsity(i, node, shape, args):
 
 register(Op(
     "batch_matmul", 2, lambda shape, payload, a, b: np.matmul(a, b), None, None,
-    shape_rule=_shape, vjp=_vjp, jvp=_jvp, sparsity=_sparsity,
+    shape_rule=_shape, vjp=_vjp, jvp=bilinear_jvp, sparsity=_sparsity,
 ))
 
 

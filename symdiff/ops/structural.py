@@ -324,13 +324,15 @@ def _matmul_vjp(i, node, adj):
     return apply("matmul", apply("transpose", a), adj) if a.ndim == 2 else apply("mul", adj, a)
 
 
-def _matmul_jvp(node, t):
+def bilinear_jvp(node, t):
+    """The tangent of a product op (linear in each operand): the op of each tangent with
+    the other operand, added."""
     a, b = node.args
     terms = []
     if t[0] is not None:
-        terms.append(apply("matmul", broadcast_to(t[0], a.shape), b))
+        terms.append(apply(node.op, broadcast_to(t[0], a.shape), b))
     if t[1] is not None:
-        terms.append(apply("matmul", a, broadcast_to(t[1], b.shape)))
+        terms.append(apply(node.op, a, broadcast_to(t[1], b.shape)))
     return terms[0] if len(terms) == 1 else apply("add", *terms)
 
 
@@ -387,7 +389,7 @@ def _matmul_batch(node, operands, batched, size):
 
 register(Op(
     "matmul", 2, _matmul_evaluate, None, None, "@", 20, shape_rule=_matmul_shape,
-    vjp=_matmul_vjp, jvp=_matmul_jvp, sparsity=_matmul_sparsity, batch=_matmul_batch,
+    vjp=_matmul_vjp, jvp=bilinear_jvp, sparsity=_matmul_sparsity, batch=_matmul_batch,
 ))
 
 
