@@ -178,6 +178,16 @@ def test_a_saved_module_loads_its_row_positions(binned_fn, tmp_path):
     assert out[0] == "int64" and float(out[1]) == binned_fn.grad(np.ones(1500))[5]
 
 
+def test_the_outputs_shown_hold_the_positions(binned_fn):
+    # fn.outputs are the expressions as given: they evaluate, compile and pickle alone.
+    x = np.linspace(-1.0, 1.0, 1500)
+    (output,) = binned_fn.outputs
+    assert sd.evaluate(output, {"x": x}) == pytest.approx(binned_reference(ROWS, x), rel=1e-12)
+    assert pickle.loads(pickle.dumps(output)) is output
+    again = sd.compile(output, args=[sd.vector("x", 1500)], background=False)
+    assert again(x) == pytest.approx(binned_reference(ROWS, x), rel=1e-12)
+
+
 def test_pickles_and_vmap_keep_the_row_positions(binned_fn):
     points = np.stack([np.linspace(-1.0, 1.0, 1500), np.linspace(0.5, -0.5, 1500)])
     np.testing.assert_allclose(binned_fn.vmap(0)(points),

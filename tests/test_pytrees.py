@@ -179,6 +179,32 @@ def test_hessians_and_jacobians_of_trees_inside_a_traced_function():
     np.testing.assert_allclose(fn.grad(z), central, rtol=1e-6)
 
 
+def test_matrices_by_several_arguments_match_numbers_inside_traces():
+    # One matrix over every argument asked for (leaves in order), traced as on numbers;
+    # an empty tree not asked for is no trouble.
+    def pair(p, q):
+        return p["w"] * q
+
+    def energy(x, options):
+        return np.sum(x ** 3) * q_scale(options)
+
+    def q_scale(options):
+        return 2.0 if options else 1.0
+
+    def outer(z):
+        tree = {"w": z[:2]}
+        jacobian = sd.jacobian(pair, argnums=(0, 1))(tree, z[2])
+        hessian = sd.hessian(lambda p, q: np.sum(p["w"] ** 2) * q ** 3, argnums=(0, 1))(
+            tree, z[2])
+        return np.sum(jacobian[0]) + np.sum(hessian @ z) + np.sum(
+            sd.hessian(energy, argnums=0)(z, {}))
+
+    z = np.array([1.0, 2.0, 3.0])
+    assert sd.jacobian(pair, argnums=(0, 1))({"w": z[:2]}, z[2]).shape == (2, 3)
+    fn = sd.compile(outer, args=[sd.vector("z", 3)], background=False)
+    assert fn(z) == pytest.approx(outer(z), rel=1e-13)
+
+
 def after_one_step_numeric(p, x):
     residual = p["w"] @ x + p["b"]
     gradient = {"w": 2 * np.outer(residual, x), "b": 2 * residual}

@@ -80,3 +80,25 @@ def test_the_sparsity_pattern_keeps_the_stack_apart():
     first, second = np.r_[0:24, 48:64], np.r_[24:48, 64:80]  # a[0], b[0] / a[1], b[1]
     assert not pattern[np.ix_(first, second)].any()
     assert pattern[np.ix_(first, first)].any() and pattern[np.ix_(second, second)].any()
+
+
+@pytest.mark.parametrize("backend", ["native", "numba"])
+def test_operands_blas_cannot_read_in_place_are_copied(backend):
+    # Reversed rows (a negative stride) and open dimensions: BLAS takes neither as a
+    # leading dimension, so the operand is copied C-ordered first.
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 9)), rng.normal(size=(9, 4))
+    x, y = sd.symbol("a", (5, 9)), sd.symbol("b", (9, 4))
+    open_x = sd.symbol("o", (None, 9))
+    s, t = rng.normal(size=(3, 5, 9)), rng.normal(size=(3, 9, 4))
+    stack, other = sd.symbol("S", s.shape), sd.symbol("T", t.shape)
+    cases = [
+        (np.flip(x, 0) @ y, [x, y], (a, b), a[::-1] @ b),
+        (open_x[::-1] @ y, [open_x, y], (a, b), a[::-1] @ b),
+        (np.transpose(np.flip(x, 1)) @ x, [x], (a,), a[:, ::-1].T @ a),
+        (np.einsum("sij,sjk->sik", stack[:, ::-1], other), [stack, other], (s, t),
+         np.einsum("sij,sjk->sik", s[:, ::-1], t)),
+    ]
+    for expression, args, values, want in cases:
+        fn = sd.compile(expression, args=args, backend=backend, background=False)
+        np.testing.assert_allclose(fn(*values), want, rtol=1e-12, atol=1e-12)

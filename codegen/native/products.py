@@ -71,11 +71,11 @@ class Products:
         row_stride, column_stride = view.strides[-2:]
         for unit, ld, least, trans in ((column_stride, row_stride, columns, "N"),
                                        (row_stride, column_stride, rows, "T")):
-            if unit != "1" or ld == "0":
-                continue
-            if ld.isdigit() and isinstance(least, int) and int(ld) < max(1, least):
-                continue
-            return ld, trans
+            # BLAS takes 1 <= ld and least <= ld: a stride known to be so, a number or
+            # the extent itself (a negative or other run-time stride: copied instead).
+            known = ld.isdigit() and isinstance(least, int) and int(ld) >= max(1, least)
+            if unit == "1" and (known or ld == self.code.dim(least)):
+                return ld, trans
         return None
 
     def gemm(self, node: Expr) -> None:

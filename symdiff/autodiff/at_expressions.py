@@ -64,33 +64,38 @@ def _positions(argnums, count: int, fn=None) -> tuple[list[int], bool]:
 def derivative_at(method: str, fn, argnums, arguments) -> object:
     """``method`` ("grad", "value_and_grad", "jacobian", "hessian") of ``fn`` by the
     arguments at ``argnums`` (all by default), at ``arguments`` (expressions or numbers),
-    as expressions, shaped as the compiled methods give them on numbers (a gradient like
-    its argument, a Jacobian (output size, argument size), a Hessian (size, size), a
-    tuple where several arguments are asked for; by default the parameters without a
-    default)."""
-    # Each argument gets fresh symbols: one per leaf of a pytree argument (its gradient
-    # comes back as a tree), but one raveled vector for a Jacobian or Hessian, which are
-    # matrices over the leaves in ravel_pytree's order (as on numbers).
-    raveled = method in ("jacobian", "hessian")
+    as expressions, shaped as the compiled methods give them on numbers: a gradient like
+    its argument (a tuple where several are asked for, a tree for a pytree), a Jacobian
+    (output size, argument size) and a Hessian (size, size), both over the leaves of
+    every argument asked for in order where there are several or pytrees (the order of
+    sd.ravel_pytree); by default the parameters without a default."""
+    positions, single = _positions(argnums, len(arguments), fn)
+    flat = [trees.flatten(a) if trees.is_tree(a) else ([a], None) for a in arguments]
+    # Fresh symbols: one per leaf, or for a Jacobian or Hessian by several arguments or
+    # by a pytree, one vector of every leaf asked for, cut into them (matrices over it).
+    raveled = method in ("jacobian", "hessian") and (not single or any(
+        flat[k][1] is not None for k in positions))
     call = next(_CALLS)
-    structures, values, fresh, grouped = [], [], [], []
-    for argument in arguments:
-        leaves, structure = trees.flatten(argument) if trees.is_tree(argument) else (
-            [argument], None)
-        leaves = [as_expr(leaf) for leaf in leaves]
-        if structure is not None and raveled:
-            vector = internal_symbol(f"at{call}_{len(fresh)}", (sum(v.size for v in leaves),))
-            structures.append((None, 1))
-            values.append(concatenate([reshape(v, (v.size,)) for v in leaves]))
-            fresh.append(vector)
-            grouped.append(trees.unflatten(structure, trees.cut(vector, [v.shape for v in leaves])))
-            continue
-        structures.append((structure, len(leaves)))
-        symbols = [internal_symbol(f"at{call}_{len(fresh) + j}", v.shape)
-                   for j, v in enumerate(leaves)]
-        values += leaves
-        fresh += symbols
-        grouped.append(symbols[0] if structure is None else trees.unflatten(structure, symbols))
+    leaves = [[as_expr(leaf) for leaf in found] for found, _ in flat]
+    symbols = [[internal_symbol(f"at{call}_{k}_{j}", v.shape) for j, v in enumerate(row)]
+               for k, row in enumerate(leaves)]
+    replaced = {s: v for k, row in enumerate(leaves) for s, v in zip(symbols[k], row,
+                                                                      strict=True)}
+    if raveled:
+        chosen = [v for k in positions for v in leaves[k]]
+        if any(None in v.shape for v in chosen):
+            raise ShapeError(f"sd.{method} by several or pytree arguments needs static shapes")
+        if not sum(v.size for v in chosen):
+            raise SymdiffError(f"sd.{method}: the arguments asked for have no elements")
+        vector = internal_symbol(f"at{call}", (sum(v.size for v in chosen),))
+        pieces = iter(trees.cut(vector, [v.shape for v in chosen]))
+        for k in positions:
+            for j in range(len(leaves[k])):
+                del replaced[symbols[k][j]]
+                symbols[k][j] = next(pieces)
+        replaced[vector] = concatenate([reshape(v, (v.size,)) for v in chosen])
+    grouped = [row[0] if structure is None else trees.unflatten(structure, row)
+               for row, (_, structure) in zip(symbols, flat, strict=True)]
     output = fn(*grouped)
     try:
         output = as_expr(output)
@@ -98,9 +103,7 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
         raise SymdiffError(f"sd.{method} of a function called on expressions needs it to "
                            f"return one expression or number, got {type(output).__name__}") \
             from None
-    positions, single = _positions(argnums, len(arguments), fn)
-    starts = [sum(c for _, c in structures[:k]) for k in range(len(structures))]
-    wrt = [fresh[starts[k] + j] for k in positions for j in range(structures[k][1])]
+    wrt = [vector] if raveled else [s for k in positions for s in symbols[k]]
     if method in ("grad", "value_and_grad"):
         if output.shape:
             raise ShapeError(f"sd.{method} needs a scalar function; this one gives shape "
@@ -109,20 +112,19 @@ def derivative_at(method: str, fn, argnums, arguments) -> object:
     elif method == "jacobian":
         parts = [_jacobian(output, v) for v in wrt]
     elif method == "hessian":
-        parts = [_hessian(output, v) for v in wrt] if single else None
-        if parts is None:
-            raise SymdiffError("sd.hessian of a function called on expressions takes one "
-                               "argument position (argnums=k)")
+        parts = [_hessian(output, v) for v in wrt]
     else:  # pragma: no cover - the callers pass METHODS
         raise SymdiffError(f"no derivative method {method!r}")
     result = [output] + parts if method == "value_and_grad" else parts
-    placed = iter(optimize(substitute(result, dict(zip(fresh, values, strict=True)))))
+    placed = iter(optimize(substitute(result, replaced)))
     value = next(placed) if method == "value_and_grad" else None
-    derivatives, regrouped = list(placed), []
+    derivatives = list(placed)
+    if raveled:
+        return derivatives[0]
+    regrouped = []
     for k in positions:  # each argument's derivatives, a tree where it is one
-        structure, count = structures[k]
-        part, derivatives = derivatives[:count], derivatives[count:]
-        regrouped.append(part[0] if structure is None else trees.unflatten(structure, part))
+        part, derivatives = derivatives[:len(symbols[k])], derivatives[len(symbols[k]):]
+        regrouped.append(part[0] if flat[k][1] is None else trees.unflatten(flat[k][1], part))
     shaped = regrouped[0] if single else tuple(regrouped)
     return (value, shaped) if method == "value_and_grad" else shaped
 

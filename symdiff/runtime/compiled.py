@@ -122,7 +122,9 @@ class CompiledFunction:
                  lowering: str = "auto", background: bool = False, backend: str = "auto"):
         self.derivation = Derivation(outputs, args, wrt, scalar, single_wrt, fast_math,
                                      lowering)
-        self.outputs, self.args, self.wrt = self.derivation.outputs, args, wrt
+        # (The expressions as given, captured data and positions in them; the
+        # derivation's own have them lifted to hidden arguments.)
+        self.outputs, self.args, self.wrt = self.derivation.given_outputs, args, wrt
         self.is_scalar, self.single_wrt = scalar, single_wrt
         self.fast_math, self.lowering, self.background = fast_math, lowering, background
         self.backend = backend
