@@ -42,6 +42,10 @@ def test_einsum_with_a_stack_letter_is_one_stacked_product():
     short = sd.symbol("s", (2, 3, MATMUL_MIN_CONTRACTION - 1))
     assert contraction("ijk", short, "mik", sd.symbol("t", (4, 2, short.shape[2])),
                        "mij") is None
+    # A stack of dot products or matrix-vector products: fused loops too.
+    rows, stacked = sd.symbol("r", (50, 16)), sd.symbol("m", (50, 4, 16))
+    assert contraction("ij", rows, "ij", rows, "i") is None
+    assert contraction("ikj", stacked, "ij", rows, "ik") is None
 
 
 def test_values_and_derivatives(compiled):

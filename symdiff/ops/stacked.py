@@ -76,7 +76,8 @@ def contraction(first: str, a: Expr, second: str, b: Expr, output: str) -> Expr 
     ``batch_matmul`` where letters of both operands are kept: the stack), with the
     operands' axes permuted and merged into rows, columns and stack; None where it is
     not one (a letter summed over one operand only, a stack letter of different sizes,
-    open shapes) or the contraction is shorter than MATMUL_MIN_CONTRACTION."""
+    open shapes), the contraction is shorter than MATMUL_MIN_CONTRACTION, or a stack
+    would hold vectors rather than matrices (one BLAS call per dot product)."""
     if not output or None in a.shape + b.shape:
         return None
     sizes_a = dict(zip(first, a.shape, strict=True))
@@ -92,8 +93,8 @@ def contraction(first: str, a: Expr, second: str, b: Expr, output: str) -> Expr 
 
     def size(letters):
         return int(np.prod([sizes[c] for c in letters], dtype=np.int64))
-    if size(summed) < MATMUL_MIN_CONTRACTION:
-        return None
+    if size(summed) < MATMUL_MIN_CONTRACTION or stack and (size(rows) < 2 or size(columns) < 2):
+        return None  # (a stack of dot products or of matrix-vector products: fused loops)
     head = (size(stack),) if stack else ()
     left = reshape(permute(a, [first.index(c) for c in stack + rows + summed]),
                    head + (size(rows), size(summed)))
