@@ -54,9 +54,29 @@ def _sparsity(i, node, shape, args):
     return np.broadcast_to(out, full).ravel(), np.broadcast_to(mine, full).ravel()
 
 
+def _batch(node, operands, batched, size):
+    """Over a trailing batch axis B (symdiff.autodiff.batch_axis): the batch as more
+    columns of b, more rows of a, or, where both carry it, more matrices of the stack."""
+    if size is None:
+        return None  # (an open batch: the stack needs static shapes)
+    a, b = operands
+    (stack, m, inner), n = node.args[0].shape, node.args[1].shape[2]
+    if not batched[0]:  # b (S, k, n, B): n * B columns
+        columns = apply("reshape", b, payload=(stack, inner, n * size))
+        return apply("reshape", apply("batch_matmul", a, columns), payload=node.shape + (size,))
+    if not batched[1]:  # a (S, m, k, B): m * B rows, put back after n
+        rows = apply("reshape", permute(a, (0, 1, 3, 2)), payload=(stack, m * size, inner))
+        out = apply("reshape", apply("batch_matmul", rows, b), payload=(stack, m, size, n))
+        return permute(out, (0, 1, 3, 2))
+    stacked = [apply("reshape", permute(x, (0, 3, 1, 2)), payload=(stack * size,) + shape)
+               for x, shape in ((a, (m, inner)), (b, (inner, n)))]
+    out = apply("reshape", apply("batch_matmul", *stacked), payload=(stack, size, m, n))
+    return permute(out, (0, 2, 3, 1))
+
+
 register(Op(
     "batch_matmul", 2, lambda shape, payload, a, b: np.matmul(a, b), None, None,
-    shape_rule=_shape, vjp=_vjp, jvp=bilinear_jvp, sparsity=_sparsity,
+    shape_rule=_shape, vjp=_vjp, jvp=bilinear_jvp, sparsity=_sparsity, batch=_batch,
 ))
 
 

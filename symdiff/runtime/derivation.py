@@ -236,7 +236,7 @@ class Derivation:
                     return None
                 varying.add(node)
                 largest = max(largest, elements([node], None))
-                products = products or node.op == "matmul"
+                products = products or node.op in ("matmul", "batch_matmul")
         size = min(count, BLOCK_DIRECTIONS, BLOCK_ELEMENTS // largest)
         if size < 2 or (count > BLOCK_DIRECTIONS and not products):
             return None
