@@ -243,6 +243,19 @@ def test_dense_patterns_are_not_colored(monkeypatch):
     assert color_jacobian(dense).count == 60 and not calls
 
 
+def test_bounded_rows_are_colored_past_the_work_bound(monkeypatch):
+    # A stencil's coloring work grows as its nonzeros: colored at any size (here with
+    # the bound lowered below its work), where a hub's (an arrowhead) is not.
+    import symdiff.autodiff.coloring as coloring
+    monkeypatch.setattr(coloring, "COLORING_WORK", 100)
+    band = sp.csr_array(sp.diags_array([1.0, 1.0, 1.0], offsets=[-1, 0, 1],
+                                       shape=(500, 500)) != 0)
+    assert color_jacobian(band).count == 3 and color_hessian(band).count == 3
+    arrow = np.eye(500, dtype=bool)
+    arrow[0, :] = arrow[:, 0] = True
+    assert color_jacobian(sp.csr_array(arrow)).count == 500
+
+
 @pytest.mark.parametrize("kind", ["hessian", "jacobian"])
 def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch):
     # A second process finds the coloring on disk: it neither colors again nor loads the

@@ -280,11 +280,15 @@ def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
 
 # Past this density, or this much work for the greedy colorings (their two-hop searches
 # visit the sum of squared row degrees: about 0.1 us each on a band, measured; a dense
-# pattern of 400 columns took a minute), coloring costs more than it can save: every
-# column gets a color of its own, and the sparse evaluation is the dense one, one product
-# per column.  (Colorings are cached on disk: the work is paid once.)
+# pattern of 400 columns took a minute) where it is also past WORK_PER_NONZERO steps per
+# nonzero (hubs: an arrowhead's grows as n per nonzero), coloring costs more than it can
+# save: every column gets a color of its own, and the sparse evaluation is the dense one,
+# one product per column.  A pattern of bounded rows (a stencil, a band) is colored at
+# any size: its work grows as its nonzeros, and one product per column would cost n
+# times more at every call.  (Colorings are cached on disk: the work is paid once.)
 DENSE_FRACTION = 0.25
 COLORING_WORK = 10 ** 8
+WORK_PER_NONZERO = 64
 # The saturation coloring of columns runs only on sharing graphs whose squared degrees
 # sum to at most this: its work (each vertex colored checks its neighbors' neighbors).
 # The Bratu stencil at 10^6 columns: 1.4e8, 1.4 s, 5 colors where the greedy orders find
@@ -297,7 +301,9 @@ SATURATION_WORK = 2 * 10 ** 8
 def _not_worth_coloring(csr) -> bool:
     rows, columns = csr.shape
     degrees = np.diff(csr.indptr).astype(np.float64)
-    return csr.nnz > DENSE_FRACTION * rows * columns or float(degrees @ degrees) > COLORING_WORK
+    work = float(degrees @ degrees)
+    return csr.nnz > DENSE_FRACTION * rows * columns or (
+        work > COLORING_WORK and work > WORK_PER_NONZERO * csr.nnz)
 
 
 def color_jacobian(pattern) -> Coloring:
