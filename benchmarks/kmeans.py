@@ -6,8 +6,9 @@ The cost of centroids C (k x d) for points P (n x d) is the sum over points of t
 squared distance to the nearest centroid, written as one writes it for NumPy or JAX:
 ``np.sum(np.min(np.sum((P[:, None] - C[None]) ** 2, axis=-1), axis=1))``.  The Newton
 direction is the gradient over the Hessian's diagonal, which is the Hessian times a vector
-of ones (the Hessian is diagonal): symdiff ``fn.grad(P, C) / fn.hvp(P, C, ones)``, JAX
-``jax.jit`` of ``grad / jvp(grad, ones)``.  Each system runs in a fresh process (empty
+of ones (the Hessian is diagonal), written once as a function both systems compile whole:
+symdiff ``sd.jit`` of ``sd.grad(cost) / sd.hvp(cost, ones)``, JAX ``jax.jit`` of
+``grad / jvp(grad, ones)``.  Each system runs in a fresh process (empty
 symdiff cache, ``SYMDIFF_BACKGROUND=0``): first = from building the function until the
 cost and the direction have returned once; per call = median of timed loops
 (benchmarks.worker._per_call).  Both systems' directions are checked against each other.
@@ -37,14 +38,16 @@ def _cost(lib):
 def _symdiff(n: int, k: int, d: int):
     import symdiff as sd
 
+    cost = _cost(np)
     centroids = sd.matrix("C", k, d)
-    fn = sd.compile(_cost(np), args=[sd.matrix("P", n, d), centroids], wrt=centroids,
+    fn = sd.compile(cost, args=[sd.matrix("P", n, d), centroids], wrt=centroids,
                     background=False)
-    ones = np.ones((k, d))
 
-    def direction(points, c):
-        return fn.grad(points, c) / fn.hvp(points, c, ones)
-    return fn, direction
+    def direction(points, c):  # one traced function, as JAX's jit of the same
+        gradient = sd.grad(cost, argnums=1)(points, c)
+        curvature = sd.hvp(lambda moved: cost(points, moved), (c,), (np.ones(c.shape),))
+        return gradient / curvature
+    return fn, sd.jit(direction)
 
 
 def _jax(n: int, k: int, d: int):
