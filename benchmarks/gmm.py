@@ -17,14 +17,12 @@ against each other.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
-from .worker import _per_call, fresh_process_rows
+from .worker import _per_call, fresh_process_rows, side_by_side_options
 
 SIZES = ("1000,5,16", "1000,5,64", "1000,25,32")
 
@@ -84,20 +82,13 @@ def worker(system: str, size: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="GMM log-likelihood against JAX")
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
-    parser.add_argument("--systems", nargs="+", default=["symdiff", "jax"])
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
-    options = parser.parse_args(argv)
-    if options.worker:
-        print(json.dumps(worker(*options.worker)))
+    options = side_by_side_options(argv, "GMM log-likelihood against JAX", SIZES, worker)
+    if options is None:
         return 0
     print("| n, k, d | system | first s | value and gradient ms | / JAX |\n"
           "|---|---|---:|---:|---:|")
     for size in options.sizes:
-        rows, failures = fresh_process_rows("benchmarks.gmm", options.systems, size)
-        for line in failures:
-            print(line)
+        rows = fresh_process_rows("benchmarks.gmm", options.systems, size)
         if len(rows) > 1:
             first, *others = rows.values()
             for other in others:

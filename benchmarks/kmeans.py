@@ -16,14 +16,12 @@ cost and the direction have returned once; per call = median of timed loops
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
-from .worker import _per_call, fresh_process_rows
+from .worker import _per_call, fresh_process_rows, side_by_side_options
 
 SIZES = ("1000,100,8", "1000,1000,8", "10000,100,16")
 
@@ -88,20 +86,13 @@ def worker(system: str, size: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="k-means cost and direction against JAX")
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES))
-    parser.add_argument("--systems", nargs="+", default=["symdiff", "jax"])
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
-    options = parser.parse_args(argv)
-    if options.worker:
-        print(json.dumps(worker(*options.worker)))
+    options = side_by_side_options(argv, "k-means cost and direction against JAX", SIZES, worker)
+    if options is None:
         return 0
     print("| n, k, d | system | first s | cost ms | direction ms | direction / JAX |\n"
           "|---|---|---:|---:|---:|---:|")
     for size in options.sizes:
-        rows, failures = fresh_process_rows("benchmarks.kmeans", options.systems, size)
-        for line in failures:
-            print(line)
+        rows = fresh_process_rows("benchmarks.kmeans", options.systems, size)
         sums = [r["checksum"] for r in rows.values()]
         if len(sums) > 1 and not np.allclose(sums, sums[0], rtol=1e-9):
             print(f"| {size} | directions differ: {sums} |")

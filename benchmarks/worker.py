@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -42,22 +43,36 @@ def _per_call(call, args) -> float:
     return statistics.median(t / loops for t in timer.repeat(repeat=7, number=loops))
 
 
-def fresh_process_rows(module: str, systems, size: str) -> tuple[dict, list[str]]:
+def side_by_side_options(argv, description: str, sizes, worker):
+    """The options of a benchmark that runs each system in a fresh process (--sizes,
+    --systems, and the hidden --worker SYSTEM SIZE); None where this process was such a
+    worker (``worker(system, size)``'s row printed as JSON)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sizes", nargs="+", default=list(sizes))
+    parser.add_argument("--systems", nargs="+", default=["symdiff", "jax"])
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.worker:
+        print(json.dumps(worker(*options.worker)))
+        return None
+    return options
+
+
+def fresh_process_rows(module: str, systems, size: str) -> dict:
     """Each system's row for ``size`` from ``python -m <module> --worker SYSTEM SIZE`` in
-    a fresh process (an empty symdiff cache, SYMDIFF_BACKGROUND=0): the rows by system,
-    and a line per system that failed."""
-    rows, failures = {}, []
+    a fresh process (an empty symdiff cache, SYMDIFF_BACKGROUND=0), by system; a system
+    that failed prints a table row saying so."""
+    rows = {}
     for system in systems:
         env = dict(os.environ, SYMDIFF_CACHE_DIR=tempfile.mkdtemp(prefix="sd-bench-"),
                    SYMDIFF_BACKGROUND="0")
         done = subprocess.run([sys.executable, "-m", module, "--worker", system, size],
                               env=env, text=True, capture_output=True)
         if done.returncode:
-            failures.append(f"| {size} | {system} | failed: "
-                            f"{done.stderr.strip().splitlines()[-1]} |")
+            print(f"| {size} | {system} | failed: {done.stderr.strip().splitlines()[-1]} |")
             continue
         rows[system] = json.loads(done.stdout.strip().splitlines()[-1])
-    return rows, failures
+    return rows
 
 
 def measure(problem_key: str, system_name: str) -> dict:
