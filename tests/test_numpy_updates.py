@@ -137,6 +137,42 @@ def test_update_and_einsum_errors_are_clear():
         np.einsum("ij,ij->", m, sd.matrix("n", 2, 3))
 
 
+def test_set_at_repeated_positions_keeps_the_last_value_as_numpy():
+    rng = np.random.default_rng(8)
+    x, data = sd.symbol("x", (4, 3)), rng.normal(size=(4, 3))
+    cases = [  # (key, values' shape)
+        (np.array([2, 0, 2]), (3, 3)),
+        ((np.array([0, 1, 0, 3]), np.array([1, 1, 1, 2])), (4,)),
+        ((slice(None), np.array([1, 1])), (4, 2)),
+    ]
+    for key, shape in cases:
+        v = sd.symbol("v", shape)
+        values = rng.normal(size=shape)
+        expected = data.copy()
+        expected[key] = values
+        updated = x.at[key].set(v)
+        np.testing.assert_array_equal(sd.evaluate(updated, {"x": data, "v": values}),
+                                      expected)
+        fn = sd.compile(np.sum(np.sin(updated) * updated), args=[x, v], background=False)
+
+        def reference(d, w, key=key):
+            out = d.copy()
+            out[key] = w
+            return np.sum(np.sin(out) * out)
+        h, (by_x, by_v) = 1e-6, fn.grad(data, values)
+        for index in np.ndindex(shape):  # an overwritten value has no effect
+            step = np.zeros(shape)
+            step[index] = h
+            central = (reference(data, values + step) - reference(data, values - step)) / (2 * h)
+            assert by_v[index] == pytest.approx(central, rel=1e-6, abs=1e-9)
+        step = np.zeros((4, 3))
+        step[np.unravel_index(np.arange(12), (4, 3))[0][5], 2] = h
+        central = (reference(data + step, values) - reference(data - step, values)) / (2 * h)
+        assert np.sum(by_x * step) / h == pytest.approx(central, rel=1e-6, abs=1e-9)
+    with pytest.raises(sd.ShapeError, match="repeats"):
+        sd.vector("y", 3).at[np.array([1, 1])].multiply(sd.vector("w", 2))
+
+
 def test_slices_mixed_with_integer_arrays_read_and_update_as_numpy():
     # A Gaussian mixture's triangular factors, written as for JAX.
     k, d = 3, 4

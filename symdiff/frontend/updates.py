@@ -7,15 +7,45 @@ fancy indexing, a tuple of integer arrays, one per axis: ``sd.zeros((n, n)).at[
 np.tril_indices(n)].set(v)`` builds a lower-triangular matrix from a vector.  Each update
 is built from existing ops (index/embed, take/scatter_add), so derivatives of every order
 come with it: d/dv of ``set`` is the placement, d/dx zero at the replaced elements.
-Repeated positions add up under ``add``; under ``set`` the values at repeats add as well.
+Repeated positions add up under ``add``; under ``set`` the last value at a repeated
+position wins, as in NumPy's assignment; ``multiply`` refuses repeated positions (JAX
+multiplies by each, NumPy by one: no meaning to guess).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from symdiff.errors import ShapeError
-from symdiff.ir.nodes import Expr, apply, as_expr
-from symdiff.ops.arrays import flat_positions, index, reshape
+from symdiff.ir.nodes import Expr, Rows, apply, array_constant, as_expr
+from symdiff.ops.arrays import flat_positions, index, reshape, where
 from symdiff.ops.structural import broadcast_to
+
+
+def _repeats(part: Expr, x: Expr):
+    """For a selection by integer positions that repeat (a gather ``take``, perhaps
+    reshaped): (1.0 at each position's last occurrence and 0.0 at the others, shaped as
+    the selection; True at the positions written, shaped to broadcast against x); None
+    where no position repeats."""
+    taken = part.args[0] if part.op == "reshape" else part
+    if taken.op != "take" or not isinstance(taken.value, Rows):
+        return None
+    rows = taken.value.array
+    if len(np.unique(rows)) == len(rows):
+        return None
+    if not isinstance(taken.args[0].shape[0], int):
+        raise ShapeError("an update at repeated positions of an open (None) axis: which "
+                         "value wins needs the axis's length; use unique positions")
+    last = np.zeros(len(rows))
+    last[len(rows) - 1 - np.unique(rows[::-1], return_index=True)[1]] = 1.0
+    written = np.zeros(taken.args[0].shape[0], dtype=bool)
+    written[rows] = True
+    if taken.args[0] is x:  # rows of x: trailing axes whole
+        ones = (1,) * (x.ndim - 1)
+        return (array_constant(last.reshape((len(rows),) + ones)),
+                array_constant(written.reshape(written.shape + ones)))
+    return (array_constant(last.reshape(part.shape)),  # positions of all of x, flat
+            array_constant(written.reshape(x.shape)))
 
 
 class At:
@@ -40,9 +70,16 @@ class Update:
         return part
 
     def set(self, values) -> Expr:
-        """x with ``values`` (broadcast to the selection) at ``key``."""
+        """x with ``values`` (broadcast to the selection) at ``key``; where a position
+        repeats, its last value."""
         part, place = self._placement()
-        return apply("add", apply("sub", self.x, place(part)), place(self._fit(values, part)))
+        values = self._fit(values, part)
+        repeats = _repeats(part, self.x)
+        if repeats is None:
+            return apply("add", apply("sub", self.x, place(part)), place(values))
+        last, touched = repeats  # (constant masks: each position's last value, and
+        # the positions written, selected with where so an inf replaced stays exact)
+        return where(touched, place(apply("mul", values, last)), self.x)
 
     def add(self, values) -> Expr:
         """x with ``values`` added at ``key``."""
@@ -50,8 +87,13 @@ class Update:
         return apply("add", self.x, place(self._fit(values, part)))
 
     def multiply(self, values) -> Expr:
-        """x with the elements at ``key`` multiplied by ``values``."""
+        """x with the elements at ``key`` multiplied by ``values`` (positions may not
+        repeat)."""
         part, place = self._placement()
+        if _repeats(part, self.x) is not None:
+            raise ShapeError(f"x.at[{self.key!r}].multiply: a position repeats, and JAX "
+                             "would multiply by each value where NumPy uses one; multiply "
+                             "by the product of the values at unique positions instead")
         scaled = apply("mul", part, self._fit(values, part))
         return apply("add", apply("sub", self.x, place(part)), place(scaled))
 
