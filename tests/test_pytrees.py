@@ -205,6 +205,18 @@ def test_matrices_by_several_arguments_match_numbers_inside_traces():
     assert fn(z) == pytest.approx(outer(z), rel=1e-13)
 
 
+def test_ravel_pytree_and_shapes_inside_a_traced_function():
+    # sd.ravel_pytree of expressions (and np.shape / np.ndim / np.size, which it reads).
+    def f(p):
+        flat, unravel = sd.ravel_pytree(p)
+        doubled = unravel(flat * 2.0)
+        assert np.shape(p["w"]) == (3,) and np.ndim(flat) == 1 and np.size(flat) == 5
+        return np.sum(flat ** 2) + np.sum(doubled["w"])
+    gradient = sd.grad(f)({"w": np.ones(3), "b": np.full(2, 3.0)})
+    np.testing.assert_array_equal(gradient["w"], np.full(3, 4.0))
+    np.testing.assert_array_equal(gradient["b"], np.full(2, 6.0))
+
+
 def after_one_step_numeric(p, x):
     residual = p["w"] @ x + p["b"]
     gradient = {"w": 2 * np.outer(residual, x), "b": 2 * residual}

@@ -50,6 +50,13 @@ def test_einsum_with_a_stack_letter_is_one_stacked_product():
     assert contraction("ikj", stacked, "ij", rows, "ik") is None
 
 
+def test_einsum_takes_numpys_optimize_argument():
+    a = sd.symbol("a", (4, 9))
+    product = np.einsum("ij,kj->ik", a, a, optimize=True)
+    data = RNG.normal(size=(4, 9))
+    np.testing.assert_allclose(sd.evaluate(product, {"a": data}), data @ data.T, rtol=1e-13)
+
+
 def test_values_and_derivatives(compiled):
     assert compiled(L, X) == pytest.approx(reference(L, X), rel=1e-12)
     grad_l, grad_x = compiled.grad(L, X)

@@ -284,7 +284,12 @@ def dot(a, b):
     return matmul(a, b)
 
 
+def _size(x, axis=None):
+    return x.size if axis is None else x.shape[axis]
+
+
 FUNCTIONS = {
+    np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim, np.size: _size,
     np.expand_dims: expand_dims, np.squeeze: squeeze, np.ravel: ravel,
     np.atleast_1d: atleast_1d, np.atleast_2d: atleast_2d, np.flip: flip, np.roll: roll,
     np.vstack: vstack, np.hstack: hstack, np.column_stack: column_stack, np.tile: tile,

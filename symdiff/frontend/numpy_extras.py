@@ -225,14 +225,16 @@ def _ellipses(terms: list[str], output: str | None, operands):
 
 
 @eager
-def einsum(subscripts: str, *operands):
+def einsum(subscripts: str, *operands, optimize=False):
     """``np.einsum`` for explicit or implicit subscripts, with '...' and repeated letters
     (a diagonal: ``"ii->i"``, a trace: ``"ii->"``): operands broadcast against each other
     over all letters, multiplied, summed over the letters missing from the output, and
     put in the output's order.  The emitter fuses such products into their sums (no
     large intermediate when possible); two operands contracted over 8 or more elements
     are one matrix product instead (symdiff.ops.stacked.contraction), as JAX's
-    dot_general."""
+    dot_general.  ``optimize`` is accepted and has no effect: the order of contractions
+    is symdiff's own."""
+    del optimize
     if not isinstance(subscripts, str):
         raise ShapeError("np.einsum on expressions takes its subscripts as a string")
     inputs, arrow, output = subscripts.replace(" ", "").partition("->")

@@ -79,8 +79,11 @@ def ravel_pytree(tree):
     expressions while tracing), as ``jax.flatten_util.ravel_pytree``."""
     leaves, spec = trees.flatten(tree)
     shapes = [np.shape(leaf) for leaf in leaves]
-    flat = (np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
-            if leaves else np.zeros(0))
+    if any(isinstance(leaf, Expr) for leaf in leaves):  # inside a traced function
+        flat = concatenate([reshape(as_expr(leaf), (-1,)) for leaf in leaves])
+    else:
+        flat = (np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
+                if leaves else np.zeros(0))
 
     def unravel(vector):
         if len(vector) != len(flat):
