@@ -208,3 +208,11 @@ def test_the_native_vmap_of_dense_matrices_is_one_graph(method):
         one = (shared, points[k]) if method == "jacobian" else (points[k], shared)
         np.testing.assert_allclose(got[k], getattr(fn, method)(*one), rtol=1e-12,
                                    atol=1e-14)
+
+
+def test_pytree_arguments_are_refused_clearly():
+    fn = sd.jit(lambda p, x: np.sum(p["w"] @ x), wrt="p")
+    with pytest.raises(sd.ArgumentError, match="not pytrees.*ravel_pytree"):
+        fn.vmap((None, 0)).grad({"w": np.ones((2, 3))}, np.ones((4, 3)))
+    with pytest.raises(sd.ArgumentError, match="not pytrees"):
+        sd.vmap(lambda p: np.sum(p["w"]))({"w": np.ones((4, 3))})

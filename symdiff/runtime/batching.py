@@ -21,6 +21,7 @@ from numba import from_dtype, types
 from codegen import emit_vmap, result_layout
 from codegen.naming import parameter_names
 from symdiff.errors import ArgumentError, ShapeError
+from symdiff.ir import trees
 from symdiff.runtime import native
 from symdiff.runtime.blas_threads import limited, threaded_products
 from symdiff.runtime.inputs import is_dask, real_array, real_number
@@ -77,6 +78,10 @@ class VMapped:
             return map_points(self, method, arguments)
         values, sizes = [], set()
         for k, (value, axis) in enumerate(zip(arguments, axes, strict=True)):
+            if trees.is_tree(value):
+                raise ArgumentError(f"vmap takes arrays, not pytrees (argument #{k + 1} is "
+                                    f"a {type(value).__name__}): flatten each point's tree "
+                                    "with sd.ravel_pytree and pass the vectors stacked")
             if axis is None:
                 array = np.asarray(value)
                 values.append(real_number(f"#{k + 1}", value) if array.ndim == 0
