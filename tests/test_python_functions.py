@@ -107,6 +107,8 @@ def test_keyword_arguments_bind_as_in_python():
         fn.grad(w, w=w)
     with pytest.raises(sd.ArgumentError, match="unexpected keyword argument 'v'"):
         fn.grad(w, data, v=w)
+    with pytest.raises(sd.ArgumentError, match="unexpected keyword argument 'dta'"):
+        fn.grad(w, dta=data)  # (named before the argument it leaves missing)
     with pytest.raises(sd.ArgumentError, match=r"loss\(w, data, scale=\.\.\.\): missing"):
         fn.grad(w)
     with pytest.raises(sd.ArgumentError, match="pass scale by keyword"):

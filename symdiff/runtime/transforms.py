@@ -198,7 +198,12 @@ class ByShape:
         try:
             bound = self._signature.bind(*arguments, **keywords)
         except TypeError as error:
-            raise ArgumentError(f"{self.name}{self.shown}: {error}") from None
+            parameters, message = self._signature.parameters, str(error)
+            unknown = [k for k in keywords if k not in parameters]
+            if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+                message = (f"unexpected keyword argument{'s' * (len(unknown) > 1)} "
+                           f"{', '.join(map(repr, unknown))}")  # (before a missing one)
+            raise ArgumentError(f"{self.name}{self.shown}: {message}") from None
         values = bound.arguments  # in the order of the parameters
         # A Dask array's first axis is open: one compile serves every chunk
         # (symdiff.runtime.chunked).
