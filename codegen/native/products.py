@@ -87,9 +87,11 @@ class Products:
         a, b = node.args
         code = self.code
         self.blas = True
+        layouts = {}
         for operand in (a, b):  # (one node as both operands: copied once)
             if self._layout(operand) is None:
                 self.copy(operand)
+            layouts[operand] = self._layout(operand)
         (m, k), n = a.shape[-2:], b.shape[-1]
         out = self.buffer(node)
         self.views[node] = whole(code, out, node.shape)
@@ -99,7 +101,7 @@ class Products:
         with code.nest(stack) as at:
             pointers = {}
             for operand in (a, b):
-                view, (ld, trans) = self.views[operand], self._layout(operand)
+                view, (ld, trans) = self.views[operand], layouts[operand]
                 start = position(code, view, operand.shape[:-2], stack, at)
                 pointers[operand] = (code.at(view.base, start), ld, trans)
             (a_data, a_ld, a_trans), (b_data, b_ld, b_trans) = pointers[a], pointers[b]

@@ -422,7 +422,7 @@ def _matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> st
 def _batch_matmul(emitter: ArrayEmitter, node: Expr, args: list[str], name: str) -> None:
     # One np.dot per matrix of the stack (Numba's np.dot takes two axes), on C-ordered
     # copies where a matrix is a strided view.
-    stack, rows, columns = node.shape
+    stack = node.shape[0]
     emitter.lines += [
         f"{name} = np.empty({shape_text(node.shape)}){emitter.comment(node)}",
         f"for _s in range({stack}):",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from symdiff.ir.nodes import DataRows, Expr, flatten, topological_order
-from symdiff.passes.data import rows_symbol
+from symdiff.passes.data import rows_of, rows_symbol
 
 from ..naming import extent, parameter_names
 
@@ -66,11 +66,6 @@ def constant_source(node: Expr) -> str:
     """Module-level definition of an array constant."""
     values = ", ".join(repr(float(v)) for v in node.value.array.ravel())
     return f"{constant_name(node)} = np.array([{values}]).reshape({node.shape})"
-
-
-def rows_of(node: Expr):
-    """The constant row positions of a take or scatter_add node."""
-    return node.value if node.op == "take" else node.value[0]
 
 
 def rows_name(node: Expr) -> str:

@@ -298,10 +298,15 @@ WORK_PER_NONZERO = 64
 SATURATION_WORK = 2 * 10 ** 8
 
 
+def _squared_degrees(csr) -> float:
+    """The sum of the squared row degrees: the two-hop steps a coloring of ``csr`` takes."""
+    degrees = np.diff(csr.indptr).astype(np.float64)
+    return float(degrees @ degrees)
+
+
 def _not_worth_coloring(csr) -> bool:
     rows, columns = csr.shape
-    degrees = np.diff(csr.indptr).astype(np.float64)
-    work = float(degrees @ degrees)
+    work = _squared_degrees(csr)
     return csr.nnz > DENSE_FRACTION * rows * columns or (
         work > COLORING_WORK and work > WORK_PER_NONZERO * csr.nnz)
 
@@ -320,8 +325,7 @@ def color_jacobian(pattern) -> Coloring:
     sharing.eliminate_zeros()
     candidates = [_column_coloring(*_arrays(csr), *_arrays(csc), order)
                   for order in _orders(sharing)]
-    degrees = np.diff(sharing.indptr).astype(np.float64)
-    if float(degrees @ degrees) <= SATURATION_WORK:  # (it grows faster than the greedy orders)
+    if _squared_degrees(sharing) <= SATURATION_WORK:  # (it grows faster than the greedy orders)
         candidates.append(_saturation_coloring(*_arrays(sharing)))
     return _column_coloring_of(csr, _fewest(candidates))
 

@@ -31,13 +31,14 @@ def _repeats(part: Expr, x: Expr):
     if taken.op != "take" or not isinstance(taken.value, Rows):
         return None
     rows = taken.value.array
-    if len(np.unique(rows)) == len(rows):
+    unique, from_end = np.unique(rows[::-1], return_index=True)  # (last occurrences)
+    if len(unique) == len(rows):
         return None
     if not isinstance(taken.args[0].shape[0], int):
         raise ShapeError("an update at repeated positions of an open (None) axis: which "
                          "value wins needs the axis's length; use unique positions")
     last = np.zeros(len(rows))
-    last[len(rows) - 1 - np.unique(rows[::-1], return_index=True)[1]] = 1.0
+    last[len(rows) - 1 - from_end] = 1.0
     written = np.zeros(taken.args[0].shape[0], dtype=bool)
     written[rows] = True
     if taken.args[0] is x:  # rows of x: trailing axes whole

@@ -80,11 +80,6 @@ register(Op(
 ))
 
 
-def batch_matmul(a: Expr, b: Expr) -> Expr:
-    """``a[s] @ b[s]`` for every s: stacks of matrices (S, m, k) and (S, k, n)."""
-    return apply("batch_matmul", a, b)
-
-
 # Contractions at least this long become matrix products (BLAS); shorter ones stay
 # products summed in fused loops, which need no copies of permuted operands.
 MATMUL_MIN_CONTRACTION = 8

@@ -63,7 +63,7 @@ def is_rows_symbol(symbol: Expr) -> bool:
     return symbol.op == "symbol" and symbol.value.startswith("$rows")
 
 
-def _rows_payload(node: Expr):
+def rows_of(node: Expr):
     """The row positions of a take or scatter_add node (None for other ops)."""
     return node.value if node.op == "take" else node.value[0] \
         if node.op == "scatter_add" else None
@@ -76,7 +76,7 @@ def lift_rows(exprs: list) -> tuple[list, list, list]:
     slots: dict = {}
 
     def lifted(node: Expr, args: tuple):
-        rows = _rows_payload(node)
+        rows = rows_of(node)
         if rows is None or type(rows) is not Rows or len(rows) < DATA_MIN_ELEMENTS:
             return None
         found = slots.get(rows.key)

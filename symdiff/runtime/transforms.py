@@ -467,8 +467,6 @@ class TreeLayout:
         return shapes == [()]
 
 
-
-
 for _name in METHODS:
     setattr(ByShape, _name, _method(_name))
 
