@@ -34,7 +34,7 @@ from .loop_math import LOOP, loop_definitions
 from .loops import Loops
 from .pieces import Pieces
 from .products import Products
-from .sums import NEG_INF, Sums
+from .reductions import Reductions
 from .views import (
     ALIASES,
     View,
@@ -78,7 +78,7 @@ def lowerable(spec) -> bool:
     return True
 
 
-class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
+class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
     """Builds the body function of one array function (see the module)."""
 
     def __init__(self, spec, name: str):
@@ -94,6 +94,7 @@ class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
         self.blas = False
         self.declarations: set[str] = set()  # of intrinsics the code calls besides ops'
         self.loops_done: set[Expr] = set()  # loop outputs computed (with their group)
+        self.computed_ahead: set[Expr] = set()  # inside an earlier node's loop
         self.intervals: dict[tuple, tuple] = {}  # checkpointed loops' interval carries
         self.inside: frozenset = frozenset()  # the embeds inside the loop piece being written
         self.cut_by: frozenset = frozenset()  # the embeds cutting that loop into pieces
@@ -352,56 +353,6 @@ class ArrayBody(FusedLoops, Products, Sums, Loops, Pieces):
         if node in self.fills or not self.views[node].contiguous:
             self.copy(node)
         return self.views[node]
-
-    def reduction(self, node: Expr) -> None:
-        code, shape = self.code, node.args[0].shape
-        op = node.op
-        if op in ("sum", "amax") and len(shape) == 1 and all(d == 1 for d in node.shape):
-            def term(i):
-                return self.loop_value(node, shape, [i])
-            if op == "sum":
-                blocked = any(m.op in LOOP for m in self.members(node))  # transcendental
-                total = self.full_sum(term, shape[0], blocked)
-            else:
-                total = self.full_max(term, shape[0])
-            if node.shape:
-                pointer = self.buffer(node)
-                code.write(total, pointer)
-                self.views[node] = whole(code, pointer, node.shape)
-            else:
-                self.scalars[node] = total
-            return
-        start = NEG_INF if op == "amax" else code.constant(0.0)
-        combine = ELEMENTS["maximum"][0] if op == "amax" else "fadd"
-        if not node.shape:  # into one running value
-            slot = code.accumulator(start)
-            with code.nest(shape) as indices:
-                code.add_to(slot, "0", self.loop_value(node, shape, indices), combine)
-            self.scalars[node] = code.read(slot)
-            return
-        out = whole(code, self.buffer(node), node.shape)
-        self.views[node] = out
-        with code.nest(node.shape) as indices:  # the starting values
-            code.write(start, out.base, position(code, out, node.shape, node.shape, indices))
-        with code.nest(shape) as indices:
-            value = self.loop_value(node, shape, indices)
-            if op in ("sum", "amax"):
-                axes, keepdims = node.value
-                axes = range(len(shape)) if axes is None else axes
-                kept = [("0" if k in axes else i) for k, i in enumerate(indices)
-                        if keepdims or k not in axes]
-                at = position(code, out, node.shape, node.shape, kept)
-            elif op == "sum_to":
-                at = position(code, out, node.shape, shape, indices)
-            elif op == "scatter_add":
-                row = self.row_at(node.value[0], indices[0])
-                at = position(code, out, node.shape, node.shape, [row, *indices[1:]])
-            else:  # embed: each element to its one place
-                place = indexed(code, out, node.value[0], node.shape)
-                code.write(value, out.base, position(code, place, shape, shape, indices))
-                at = None
-            if at is not None:
-                code.add_to(out.base, at, value, combine)
 
     # The function.
     def prepare(self) -> None:

@@ -8,6 +8,7 @@ mem2reg turns them into registers, so the text needs no phi nodes.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ _BUSY = "getelementptr inbounds ({ ptr, i64, i8 }, ptr @_sd_scratch, i32 0, i32 
 # Loops of a static trip count up to this are unrolled fully (by LLVM, asked by metadata):
 # a loop over 3 coordinates is three statements, as Numba's pipeline makes it.
 UNROLLED = 8
+VECTOR_TRIPS = 8  # the shortest innermost loop of a nest left to the vectorizer
 
 
 def _number(text: str) -> int | None:
@@ -56,6 +58,7 @@ class Code(Instructions):
         self.metadata: list[str] = []  # loop metadata nodes, after the unroll request
         self.workspace_size = "0"  # bytes of all temporaries (an i64 of the prologue)
         self.pointers: list[str] = []  # the temporaries' addresses in the workspace
+        self.scoped: dict[str, int] = {}  # each temporary's address -> its alias scope
         self.depth = 0  # of loops around the current line
         # While loops around the current line: LLVM cannot unroll a loop inside one fully
         # (it says so on stderr), so none is asked to.
@@ -156,21 +159,32 @@ class Code(Instructions):
 
     def read(self, pointer: str, index: str = "0") -> str:
         value = self.fresh()
-        self.lines.append(f"{value} = load double, ptr {self.at(pointer, index)}, align 8")
+        self.lines.append(f"{value} = load double, ptr {self.at(pointer, index)}, align 8"
+                          + self.scope_of(pointer))
         return value
 
     def write(self, value: str, pointer: str, index: str = "0") -> None:
-        self.lines.append(f"store double {value}, ptr {self.at(pointer, index)}, align 8")
+        self.lines.append(f"store double {value}, ptr {self.at(pointer, index)}, align 8"
+                          + self.scope_of(pointer))
+
+    def scope_of(self, pointer: str) -> str:
+        """The alias-scope tags of an access through ``pointer`` by its name: for a
+        temporary, that it touches no other temporary (they never overlap: each has
+        its own slice of the workspace), which lets LLVM vectorize and hoist across
+        them without run-time checks; nothing for other pointers (inputs and results
+        are noalias parameters already)."""
+        k = self.scoped.get(pointer)
+        return "" if k is None else f", !alias.scope !<as{k}>, !noalias !<na{k}>"
 
     def add_to(self, pointer: str, index: str, value: str, op: str = "fadd") -> None:
         """``pointer[index] = pointer[index] op value`` (``op``: an instruction, or a
         helper call template with {0} and {1})."""
         address = self.at(pointer, index)
-        old, new = self.fresh(), self.fresh()
-        self.lines.append(f"{old} = load double, ptr {address}, align 8")
+        old, new, tags = self.fresh(), self.fresh(), self.scope_of(pointer)
+        self.lines.append(f"{old} = load double, ptr {address}, align 8{tags}")
         text = (op.format(old, value) if "{" in op else f"{op} double {old}, {value}")
         self.lines.append(f"{new} = {text}")
-        self.lines.append(f"store double {new}, ptr {address}, align 8")
+        self.lines.append(f"store double {new}, ptr {address}, align 8{tags}")
 
     def unless(self, condition: str, otherwise: str) -> None:
         """Go on in a new block if ``condition`` (an i1) holds, else to ``otherwise``."""
@@ -274,6 +288,7 @@ class Code(Instructions):
             offset, self.workspace_size = self.workspace_size, self.integer(
                 "add", self.workspace_size, padded)
         self.pointers.append(f"{pointer} = getelementptr inbounds i8, ptr %ws, i64 {offset}")
+        self.scoped[pointer] = len(self.scoped)
         return pointer
 
     def workspace(self) -> list[str]:
@@ -364,11 +379,46 @@ class Code(Instructions):
                               if self.workspace_size != "0" else [])
         body = slots + self.prologue + self.workspace() + self.pointers + self.lines
         metadata = ['!0 = !{!"llvm.loop.unroll.full"}',
-                    '!1 = !{!"llvm.loop.vectorize.enable", i1 false}',
-                    *self.metadata] if self.metadata else []
-        return "\n".join([f"define {signature}{attributes} {{\n"
-                          + "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"
-                                    for line in body) + "}", *metadata])
+                    '!1 = !{!"llvm.loop.vectorize.enable", i1 false}', *self.metadata]
+        names, scopes = _alias_scopes(len(self.scoped), len(metadata))
+        metadata += scopes
+        text = "".join(f"  {line}\n" if not line.endswith(":") else f"{line}\n"
+                       for line in body)
+        if names:
+            text = re.sub(r"!<(\w+)>", lambda m: names[m.group(1)], text)
+        else:  # at most one temporary: nothing to tell apart
+            text = re.sub(r", !alias\.scope !<\w+>, !noalias !<\w+>", "", text)
+        return "\n".join([f"define {signature}{attributes} {{\n{text}}}", *metadata])
+
+
+def _alias_scopes(count: int, first: int) -> tuple[dict[str, str], list[str]]:
+    """Alias scopes for ``count`` disjoint buffers, as metadata nodes numbered from
+    ``first``: (each buffer's list names, as{k} and na{k}, -> their nodes; the nodes).
+    One domain per bit of a buffer's number, with a scope for each value of the bit: a
+    buffer lies in the scopes of its bits and is noalias with those of the other
+    values, so two buffers are disjoint by the bit where their numbers differ (lists of
+    log2(count) entries, where one scope per buffer would list every other buffer)."""
+    if count < 2:
+        return {}, []
+    bits, nodes = (count - 1).bit_length(), []
+
+    def node(text: str) -> str:
+        name = f"!{first + len(nodes)}"
+        nodes.append(f"{name} = {text.replace('SELF', name)}")
+        return name
+    scope = {}
+    for bit in range(bits):
+        domain = node(f'distinct !{{SELF, !"symdiff buffers, bit {bit}"}}')
+        for value in (0, 1):
+            scope[bit, value] = node(f"distinct !{{SELF, {domain}}}")
+    names = {}
+    for k in range(count):
+        values = [(k >> bit) & 1 for bit in range(bits)]
+        names[f"as{k}"] = node("!{" + ", ".join(scope[b, v] for b, v in enumerate(values))
+                               + "}")
+        names[f"na{k}"] = node("!{" + ", ".join(scope[b, 1 - v] for b, v in
+                                                enumerate(values)) + "}")
+    return names, nodes
 
 
 @contextmanager
@@ -382,7 +432,12 @@ def _nest(code: Code, shape: list, indices: list):
             yield inner
         return
     # A few coordinates around a loop over the open length are not unrolled: each copy
-    # would be a vectorized loop of its own (a vmap's 4-D nests took LLVM 40 s).
-    with code.loop(code.dim(d), unroll=not has_open(rest)) as i, \
+    # would be a vectorized loop of its own (a vmap's 4-D nests took LLVM 40 s).  Nor is
+    # an innermost loop of a vector's width or more: unrolled, its copies stay scalar
+    # (LLVM's loop vectorizer sees no loop; its SLP vectorizer is off), where as a loop
+    # it is a few vector instructions (a k-means gradient's sum over points of
+    # (8,)-rows: 3x faster).
+    unroll = not has_open(rest) and bool(rest or is_open(d) or d < VECTOR_TRIPS)
+    with code.loop(code.dim(d), unroll=unroll) as i, \
             _nest(code, rest, indices + [i]) as inner:
         yield inner
