@@ -117,3 +117,23 @@ def test_alias_scopes_tell_every_two_buffers_apart_and_no_buffer_from_itself(cou
             apart = any({s for s in scopes if domain(s) == d} <= noalias
                         for d in {domain(s) for s in noalias})
             assert apart == (a != b)
+
+
+def test_the_hand_tracking_model_jacobian_against_differences():
+    # benchmarks/hand_tracking.py: 22 bones composed in a Python loop, skinning by an
+    # einsum, the points' vertices gathered; its Jacobian as the benchmark takes it.
+    from benchmarks import hand_tracking as ht
+
+    hand, correspondences, points, theta = ht.problem(40)
+    residuals = ht.objective(np, hand, correspondences, points)
+    # (Native only: the Numba lowering of this Jacobian takes about 100 s to compile.)
+    fast = sd.compile(residuals, args=[sd.vector("theta", ht.PARAMETERS)], background=False)
+    assert np.allclose(fast(theta), residuals(theta), rtol=1e-12, atol=1e-12)
+    jacobian = fast.jacobian(theta)
+    assert jacobian.shape == (120, ht.PARAMETERS)
+    step, differences = 1e-6, np.empty_like(jacobian)
+    for k in range(ht.PARAMETERS):
+        e = np.zeros(ht.PARAMETERS)
+        e[k] = step
+        differences[:, k] = (residuals(theta + e) - residuals(theta - e)) / (2 * step)
+    assert np.allclose(jacobian, differences, rtol=1e-6, atol=1e-7)
