@@ -266,3 +266,24 @@ def test_scipy_special_compositions_match_scipy(name, points):
         h = 1e-6
         fd = ((f(a + h, b) - f(a - h, b)) / (2 * h), (f(a, b + h) - f(a, b - h)) / (2 * h))
         np.testing.assert_allclose(fn.grad(a, b), fd, rtol=1e-6, atol=1e-9)
+
+
+def test_object_arrays_of_expressions_are_the_arrays_of_their_elements():
+    # np.array([[c, -s], [s, c]]) of expressions is a NumPy object array (JAX code writes
+    # jnp.array): as an operand, or as the result, it is the array of its elements.
+    def rotate(t):
+        c, s = np.cos(t[0]), np.sin(t[0])
+        rotation = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        return np.sum((rotation @ t) * rotation[0]) + np.sum(rotation * t)
+
+    def pair(t):
+        return np.array([t[0] * t[1], np.sin(t[2])])
+    t = np.array([0.3, 1.0, 2.0])
+    assert np.isclose(sd.jit(rotate)(t), rotate(t), rtol=1e-14)  # (NumPy on numbers)
+    step = 1e-6
+    differences = [(rotate(t + e) - rotate(t - e)) / (2 * step) for e in np.eye(3) * step]
+    assert np.allclose(sd.grad(rotate)(t), differences, rtol=1e-7, atol=1e-8)
+    assert np.allclose(sd.jacobian(pair)(t), [[1.0, 0.3, 0.0], [0.0, 0.0, np.cos(2.0)]])
+    with pytest.raises(TypeError):  # an object array of anything else is no operand
+        sd.jit(lambda x: x + np.array(["a", "b"], dtype=object))(np.ones(2))
+

@@ -21,12 +21,26 @@ from symdiff.frontend.numpy_extras import amin, cumprod
 from symdiff.frontend.updates import At
 from symdiff.ir.dims import has_open, static_prod
 from symdiff.ir.nodes import Expr, apply, as_expr
-from symdiff.ops.arrays import amax, concatenate, index, matmul, mean, reshape
+from symdiff.ops.arrays import amax, concatenate, index, matmul, mean, reshape, stack
 from symdiff.ops.arrays import sum as total
 from symdiff.ops.linalg import cholesky, det, eigh, eigvalsh, inv, slogdet, solve_any
 from symdiff.ops.sorting import sort
 from symdiff.ops.structural import broadcast_to, zeros
 
+
+def from_elements(value):
+    """``value`` as an array expression where it is a NumPy object array of scalar
+    expressions and numbers (what ``np.array([[c, -s], [s, c]])`` makes of expressions,
+    where JAX code writes ``jnp.array``): the array of those elements.  Anything else is
+    returned as it is."""
+    if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
+        return value
+    items = list(value.flat)
+    if not any(isinstance(v, Expr) for v in items) or not all(
+            (isinstance(v, Expr) and not v.shape)
+            or (isinstance(v, numbers.Real) and not isinstance(v, bool)) for v in items):
+        return value
+    return reshape(stack(items), value.shape)
 
 def _axes(x: Expr, axis, name: str, ndim: int | None = None) -> tuple[int, ...]:
     """``axis`` (an int, a tuple of ints or None: all) as non-negative axes of ``x`` (of

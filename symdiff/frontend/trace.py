@@ -12,6 +12,7 @@ import numpy as np
 
 from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
+from symdiff.frontend.numpy_arrays import from_elements
 from symdiff.frontend.parser import declared_names, parse
 from symdiff.frontend.sympy_bridge import from_sympy
 from symdiff.ir import trees
@@ -43,7 +44,7 @@ def read_expression(value, symbols=()) -> Expr:
         return parse(value, symbols)
     if _is_sympy(value):
         return from_sympy(value)
-    return as_expression(value)
+    return as_expression(from_elements(value))
 
 
 def as_outputs(f, symbols=()) -> tuple[list[Expr], bool]:
