@@ -151,3 +151,16 @@ def test_derivatives_gather_their_constants():
         ["60000000", "-60000000"], ["-60000000", "12*y2**2 + 60000000"]]
     # The user's own expression keeps its operations: no reassociation of constants.
     assert str(sd.optimize(sd.parse("b - 1 - 1"))) == "b - 1 - 1"
+
+
+def test_reshapes_around_an_elementwise_op_cancel():
+    # A residual's -take(...) raveled: the gather then runs inside the negation's loop.
+    x, y = sd.vector("x", 12), sd.vector("y", 12)
+    assert sd.optimize(sd.reshape(-sd.reshape(x, (3, 4)), (12,))) is sd.optimize(-x)
+    both = sd.reshape(sd.reshape(x, (3, 4)) * sd.reshape(y, (3, 4)), (12,))
+    assert sd.optimize(both) is sd.optimize(x * y)
+    assert sd.optimize(sd.reshape(sd.reshape(x, (3, 4)) ** 2.0, (12,))) is sd.optimize(x ** 2.0)
+    other = sd.reshape(-sd.reshape(x, (3, 4)), (4, 3))  # another shape: kept
+    assert sd.optimize(other).op == "reshape"
+    mixed = sd.reshape(sd.reshape(x, (3, 4)) + sd.matrix("m", 3, 4), (12,))
+    assert sd.optimize(mixed).op == "reshape"

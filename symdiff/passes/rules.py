@@ -126,6 +126,22 @@ def _zeros_moved(node: Expr) -> Expr | None:
     return const(0) if not node.shape else apply("broadcast_to", const(0), payload=node.shape)
 
 
+def _reshape_through_elementwise(node: Expr) -> Expr | None:
+    # The same elements in the same order: reshaped back, an elementwise op of reshaped
+    # arrays is the op of the arrays (a residual's -take(...) raveled: the gather then
+    # runs inside the negation's loop, no array between them).
+    inner = node.args[0]
+    if not inner.args or not OPS[inner.op].elementwise:
+        return None
+    operands = []
+    for a in inner.args:
+        if a.shape and not (a.op == "reshape" and a.shape == inner.shape
+                            and a.args[0].shape == node.shape):
+            return None
+        operands.append(a.args[0] if a.shape else a)
+    return apply(inner.op, *operands)
+
+
 # (scatter_add, embed and cumsum: adding zeros; the others: moving them)
 _ZERO_PRESERVING = ("reshape", "transpose", "permute", "index", "take", "scatter_add",
                     "embed", "sum", "sum_to", "cumsum")
@@ -139,6 +155,8 @@ RULES: tuple[Rule, ...] = (
         "reshape", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
     Rule("reshape", "reshape(c) -> c for a scalar constant c of one element",
          lambda n: n.args[0] if n.args[0].op == "const" else None),
+    Rule("reshape", "reshape(f(reshape(x), c)) -> f(x, c) for elementwise f, x of the "
+         "outer shape", _reshape_through_elementwise),
     Rule("broadcast_to", "broadcast_to(broadcast_to(x)) -> broadcast_to(x)", lambda n: apply(
         "broadcast_to", n.args[0].args[0], payload=n.value) if _same_op_twice(n) else None),
     Rule("index", "concatenate(..., x, ...)[k] -> x[k'], or x[k'] placed into zeros where "
