@@ -27,7 +27,7 @@ _BUSY = "getelementptr inbounds ({ ptr, i64, i8 }, ptr @_sd_scratch, i32 0, i32 
 # Loops of a static trip count up to this are unrolled fully (by LLVM, asked by metadata):
 # a loop over 3 coordinates is three statements, as Numba's pipeline makes it.
 UNROLLED = 8
-VECTOR_TRIPS = 8  # the shortest innermost loop of a nest left to the vectorizer
+VECTOR_TRIPS = 8  # innermost loops of a nest from this many trips are left to the vectorizer
 
 
 def _number(text: str) -> int | None:
@@ -433,10 +433,10 @@ def _nest(code: Code, shape: list, indices: list):
         return
     # A few coordinates around a loop over the open length are not unrolled: each copy
     # would be a vectorized loop of its own (a vmap's 4-D nests took LLVM 40 s).  Nor is
-    # an innermost loop of a vector's width or more: unrolled, its copies stay scalar
-    # (LLVM's loop vectorizer sees no loop; its SLP vectorizer is off), where as a loop
-    # it is a few vector instructions (a k-means gradient's sum over points of
-    # (8,)-rows: 3x faster).
+    # an innermost loop of a vector's width (8 trips; longer ones never are): unrolled,
+    # its copies stay scalar (LLVM's loop vectorizer sees no loop; its SLP vectorizer is
+    # off), where as a loop it is one vector instruction per operation (a k-means
+    # gradient's sum over points of (8,)-rows: 3x faster).
     unroll = not has_open(rest) and bool(rest or is_open(d) or d < VECTOR_TRIPS)
     with code.loop(code.dim(d), unroll=unroll) as i, \
             _nest(code, rest, indices + [i]) as inner:

@@ -134,11 +134,13 @@ class Loops(Segments):
         """Inside: values bound to a loop body's nodes; after: forgotten (another loop
         may run the same body, or one with the same placeholders, on other operands, and
         values made inside a loop are not defined after it)."""
-        saved = dict(self.scalars), dict(self.views), dict(self.fills), set(self.loops_done)
+        saved = (dict(self.scalars), dict(self.views), dict(self.fills), set(self.loops_done),
+                 set(self.computed_ahead))
         try:
             yield
         finally:
-            self.scalars, self.views, self.fills, self.loops_done = saved
+            (self.scalars, self.views, self.fills, self.loops_done,
+             self.computed_ahead) = saved
 
     def _bind(self, node: Expr, value) -> None:
         """``node`` is ``value``: a scalar's name, or an array's data pointer."""

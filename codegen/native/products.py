@@ -48,10 +48,10 @@ class Products:
         out = self.buffer(node)
         self.views[node] = whole(code, out, node.shape)
         if row_major:  # each output a dot product along contiguous memory
-            # Across rows LLVM would vectorize by gathers of stride n (slower on this
-            # machine than the dot products' scalar lanes: P4's MLP 1.66 -> 1.82 us).
-            code.scalar_loops = True
             with code.nest((m,)) as (i,):
+                # Across rows LLVM would vectorize by gathers of stride n (slower on this
+                # machine than the dot products' scalar lanes: P4's MLP 1.66 -> 1.82 us).
+                code.scalar_loops |= code.depth > 0
                 code.write(self.dot(lambda k: self.arithmetic(
                     "fmul", element(i, k), self._at(vector, k)), n), out, i)
             return

@@ -11,9 +11,12 @@ loops visit the elements changes:
   results per reduced index, which LLVM vectorizes across the row (a sum over d of
   ``(p[i] - c[j]) ** 2`` for each centroid j, as XLA's vectorized reductions do).  An
   operand the row reads with a stride, the same for every row (the centroids), is first
-  copied with that axis contiguous, once per call;
-- a maximum over a long last axis runs in LANES running maxima per row (a maximum is
-  exact in any order).
+  copied with that axis contiguous, where the sum is computed (once per call, or per
+  step or direction inside those loops);
+- a maximum over a long last axis runs in LANES running maxima per row, inside the loop
+  of the sum it alone reads where it reads one (the row as it is made).  A maximum is
+  exact in any order, but for which of -0.0 and 0.0 a tie between them returns (as for
+  the full maximum of codegen.native.sums): only there may the two lowerings differ.
 """
 
 from __future__ import annotations
@@ -110,20 +113,19 @@ class Reductions(Sums):
         """Whether a maximum reduces the last axis alone, of 2 * LANES elements or more
         (or an open length), for other axes kept."""
         shape = node.args[0].shape
-        axes, _ = node.value
-        return (len(shape) >= 2 and axes == (len(shape) - 1,)
+        return (len(shape) >= 2 and node.value[0] == (len(shape) - 1,)
                 and (is_open(shape[-1]) or shape[-1] >= 2 * LANES))
 
     def _row_maxima(self, node: Expr) -> None:
-        """A maximum over the last axis, each row's in LANES running maxima."""
+        """A maximum over the last axis, row by row."""
         out = whole(self.code, self.buffer(node), node.shape)
         self.views[node] = out
         with self.code.nest(node.args[0].shape[:-1]) as outer:
             self._row_maximum(node, outer, out)
 
     def _row_maximum(self, node: Expr, outer: list[str], out: View) -> None:
-        """The maximum of the row of ``node``'s operand at ``outer``, written into
-        ``out``."""
+        """The maximum of the row of ``node``'s operand at ``outer`` (LANES running
+        maxima), written into ``out``."""
         code, shape = self.code, node.args[0].shape
         total = self.full_max(lambda i: self.loop_value(node, shape, [*outer, i]), shape[-1])
         kept = [*outer, "0"] if node.value[1] else outer
@@ -172,7 +174,7 @@ class Reductions(Sums):
         """The maximum over rows (``_by_rows``) that alone reads a sum running across,
         through fused elementwise producers, if it can run row by row inside the sum's
         loop: its other operands are computed before the sum."""
-        if node in self.results or node in self.recomputed:
+        if node in self.results:
             return None
         reader = node
         while True:
@@ -189,11 +191,17 @@ class Reductions(Sums):
         inside = set(group)
         if any(m.op in ("embed", "take") or m in self.recomputed for m in group):
             return None
-        before = self.position[node]
-        if any(a is not node and self.position.get(a, before) >= before
-               for m in group for a in m.args if a not in inside):
+        # Its other operands computed already (not merely earlier in the schedule: a
+        # loop body's invariant part is written before the loop, the rest inside it).
+        if not all(a is node or self._computed(a)
+                   for m in group for a in m.args if a not in inside):
             return None
         return reader
+
+    def _computed(self, node: Expr) -> bool:
+        """Whether ``node``'s value is at hand (a constant, or written already)."""
+        return (node.op == "const" or node in self.scalars or node in self.views
+                or node in self.fills)
 
     def _sum_across(self, node: Expr, copies: list[Expr]) -> None:
         """A sum over the last axis with the last kept axis innermost: per row, zeros,
@@ -217,11 +225,12 @@ class Reductions(Sums):
             self.views[operand] = self._contiguous_along(operand, axis)
         try:
             with code.nest(shape[:-2]) as outer:
-                with code.loop(code.dim(shape[-2])) as j:
+                # (Rows of 8 stay loops too: unrolled, they would be scalar code.)
+                with code.loop(code.dim(shape[-2]), unroll=False) as j:
                     code.write(code.constant(0.0), out.base,
                                position(code, out, node.shape, node.shape, [*outer, j]))
                 with code.loop(code.dim(shape[-1]), unroll=False) as t, \
-                        code.loop(code.dim(shape[-2])) as j:
+                        code.loop(code.dim(shape[-2]), unroll=False) as j:
                     value = self.loop_value(node, shape, [*outer, j, t])
                     code.add_to(out.base, position(code, out, node.shape, node.shape,
                                                    [*outer, j]), value)
