@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .worker import _per_call, fresh_process_rows, side_by_side_options
+from .worker import _per_call, print_side_by_side, side_by_side_options
 
 SIZES = ("1000,5,16", "1000,5,64", "1000,25,32")
 
@@ -81,25 +81,17 @@ def worker(system: str, size: str) -> dict:
             "per_call_s": _per_call(run, args), "gradient": flat[:64].tolist()}
 
 
+def _agree(a: dict, b: dict) -> bool:
+    return bool(np.isclose(a["value"], b["value"], rtol=1e-10) and np.allclose(
+        a["gradient"], b["gradient"], rtol=1e-8, atol=1e-8))
+
+
 def main(argv=None) -> int:
     options = side_by_side_options(argv, "GMM log-likelihood against JAX", SIZES, worker)
     if options is None:
         return 0
-    print("| n, k, d | system | first s | value and gradient ms | / JAX |\n"
-          "|---|---|---:|---:|---:|")
-    for size in options.sizes:
-        rows = fresh_process_rows("benchmarks.gmm", options.systems, size)
-        if len(rows) > 1:
-            first, *others = rows.values()
-            for other in others:
-                if not (np.isclose(other["value"], first["value"], rtol=1e-10) and np.allclose(
-                        other["gradient"], first["gradient"], rtol=1e-8, atol=1e-8)):
-                    print(f"| {size} | results differ |")
-        for system, row in rows.items():
-            ratio = (f"{row['per_call_s'] / rows['jax']['per_call_s']:.2f}"
-                     if "jax" in rows else "-")
-            print(f"| {size} | {system} | {row['first_s']:.2f} | "
-                  f"{row['per_call_s'] * 1e3:.3f} | {ratio} |")
+    print_side_by_side("benchmarks.gmm", options, "n, k, d",
+                       [("value and gradient ms", "per_call_s")], "per_call_s", _agree)
     return 0
 
 

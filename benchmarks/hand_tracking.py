@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from .worker import _per_call, fresh_process_rows, side_by_side_options
+from .worker import _per_call, print_side_by_side, side_by_side_options
 
 SIZES = ("100", "1000", "10000")
 BONES, VERTICES, PARAMETERS = 22, 544, 26
@@ -168,18 +168,9 @@ def main(argv=None) -> int:
                                    SIZES, worker)
     if options is None:
         return 0
-    print("| points | system | first s | value ms | Jacobian ms | Jacobian / JAX |\n"
-          "|---|---|---:|---:|---:|---:|")
-    for size in options.sizes:
-        rows = fresh_process_rows("benchmarks.hand_tracking", options.systems, size)
-        sums = [r["checksum"] for r in rows.values()]
-        if len(sums) > 1 and not np.allclose(sums, sums[0], rtol=1e-9):
-            print(f"| {size} | Jacobians differ: {sums} |")
-        for system, row in rows.items():
-            ratio = (f"{row['jacobian_s'] / rows['jax']['jacobian_s']:.2f}"
-                     if "jax" in rows else "-")
-            print(f"| {size} | {system} | {row['first_s']:.2f} | {row['value_s'] * 1e3:.3f} | "
-                  f"{row['jacobian_s'] * 1e3:.3f} | {ratio} |")
+    print_side_by_side("benchmarks.hand_tracking", options, "points",
+                       [("value ms", "value_s"), ("Jacobian ms", "jacobian_s")], "jacobian_s",
+                       lambda a, b: np.allclose(a["checksum"], b["checksum"], rtol=1e-9))
     return 0
 
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .worker import _per_call, fresh_process_rows, side_by_side_options
+from .worker import _per_call, print_side_by_side, side_by_side_options
 
 SIZES = ("1000,100,8", "1000,1000,8", "10000,100,16")
 
@@ -89,18 +89,9 @@ def main(argv=None) -> int:
     options = side_by_side_options(argv, "k-means cost and direction against JAX", SIZES, worker)
     if options is None:
         return 0
-    print("| n, k, d | system | first s | cost ms | direction ms | direction / JAX |\n"
-          "|---|---|---:|---:|---:|---:|")
-    for size in options.sizes:
-        rows = fresh_process_rows("benchmarks.kmeans", options.systems, size)
-        sums = [r["checksum"] for r in rows.values()]
-        if len(sums) > 1 and not np.allclose(sums, sums[0], rtol=1e-9):
-            print(f"| {size} | directions differ: {sums} |")
-        for system, row in rows.items():
-            ratio = (f"{row['direction_s'] / rows['jax']['direction_s']:.2f}"
-                     if "jax" in rows else "-")
-            print(f"| {size} | {system} | {row['first_s']:.2f} | {row['cost_s'] * 1e3:.3f} | "
-                  f"{row['direction_s'] * 1e3:.3f} | {ratio} |")
+    print_side_by_side("benchmarks.kmeans", options, "n, k, d",
+                       [("cost ms", "cost_s"), ("direction ms", "direction_s")], "direction_s",
+                       lambda a, b: np.allclose(a["checksum"], b["checksum"], rtol=1e-9))
     return 0
 
 

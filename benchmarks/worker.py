@@ -75,6 +75,24 @@ def fresh_process_rows(module: str, systems, size: str) -> dict:
     return rows
 
 
+def print_side_by_side(module: str, options, size_title: str, timed: list[tuple[str, str]],
+                       against: str, agree) -> None:
+    """The markdown table of ``module``'s rows, each system in a fresh process per size:
+    first seconds, then each ``timed`` (title, key) in ms, then the ``against`` key's
+    time over JAX's; a line where ``agree(first_row, other_row)`` is false."""
+    titles = " | ".join(title for title, _ in timed)
+    print(f"| {size_title} | system | first s | {titles} | / JAX |\n"
+          f"|---|---|---:|{'---:|' * len(timed)}---:|")
+    for size in options.sizes:
+        rows = fresh_process_rows(module, options.systems, size)
+        first, *others = rows.values() if rows else [None]
+        if any(not agree(first, other) for other in others):
+            print(f"| {size} | results differ |")
+        for system, row in rows.items():
+            ratio = f"{row[against] / rows['jax'][against]:.2f}" if "jax" in rows else "-"
+            times = " | ".join(f"{row[key] * 1e3:.3f}" for _, key in timed)
+            print(f"| {size} | {system} | {row['first_s']:.2f} | {times} | {ratio} |")
+
 def measure(problem_key: str, system_name: str) -> dict:
     problem = PROBLEMS[problem_key]
     system = next(s for s in SYSTEMS if s.name == system_name)
