@@ -93,6 +93,10 @@ def print_side_by_side(module: str, options, size_title: str, timed: list[tuple[
             times = " | ".join(f"{row[key] * 1e3:.3f}" for _, key in timed)
             print(f"| {size} | {system} | {row['first_s']:.2f} | {times} | {ratio} |")
 
+def same_checksum(a: dict, b: dict) -> bool:
+    """Whether two systems' rows carry the same ``checksum`` (to 1e-9, relative)."""
+    return bool(np.allclose(a["checksum"], b["checksum"], rtol=1e-9))
+
 def measure(problem_key: str, system_name: str) -> dict:
     problem = PROBLEMS[problem_key]
     system = next(s for s in SYSTEMS if s.name == system_name)
