@@ -15,6 +15,7 @@ else is a ParseError naming the piece and its column.
 from __future__ import annotations
 
 import ast
+import threading
 
 from symdiff.control.while_loops import fori_loop, while_loop
 from symdiff.errors import ParseError, SymdiffError
@@ -23,6 +24,11 @@ from symdiff.ir.nodes import Expr, apply, const, text_name
 from symdiff.ops.elementwise import FUNCTIONS
 
 MAX_TEXT_CHARS = 10_000_000
+# CPython 3.11 keeps the AST constructor's recursion depth per interpreter, not per
+# thread: ast.parse in two threads at once can raise "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905; tests/test_guarantees.py's threads
+# met it).  Texts are parsed one at a time.
+_AST_LOCK = threading.Lock()
 # Longer texts go to the iterative parser (symdiff.frontend.long_parser): ast.parse needs about
 # 250 bytes of memory per character and fails on flat sums of a few thousand terms.
 AST_MAX_CHARS = 100_000
@@ -73,7 +79,8 @@ def parse(text: str, symbols=()) -> Expr:
     if len(text) > AST_MAX_CHARS:
         return parse_long(text.strip(), declared)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with _AST_LOCK:
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         if "too many nested parentheses" in str(exc.msg):  # CPython's limit of 200: ours has
             return parse_long(text.strip(), declared)    # none (an iterative parser)
