@@ -53,3 +53,21 @@ def test_opaque_math_keeps_its_own_loop():
     assert forward.count(f"for _i0 in range({N}):") == 2  # sin's loop, then b and c
     v = np.linspace(-2.0, 2.0, N)
     np.testing.assert_allclose(fn(v), sd.evaluate(f, {"x": v}), rtol=1e-13)
+
+
+def test_a_fused_root_read_by_a_recomputed_producer_is_stored():
+    # 0.5 * sign(x - c) (maximum's derivative) is a root of a fused loop and read by two
+    # cheap producers that are each computed in every loop reading them: one of those
+    # loops is elsewhere, so the root is stored (the Numba lowering raised KeyError).
+    def f(x, c):
+        s = np.sum(np.maximum(x[:, None, :], c[None]) * c[None], axis=-1)
+        return np.sum(s ** 2)
+    args = [sd.matrix("x", 3, 12), sd.matrix("c", 13, 1)]
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 12)), rng.normal(size=(13, 1))
+    tangents = rng.normal(size=(3, 12)), rng.normal(size=(13, 1))
+    numba, native = (sd.compile(f, args=args, backend=b, background=False)
+                     for b in ("numba", "native"))
+    for a, b in zip(numba.hvp(*values, *tangents), native.hvp(*values, *tangents),
+                    strict=True):
+        assert np.array_equal(a, b)

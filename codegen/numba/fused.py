@@ -78,13 +78,16 @@ class FusedLoops:
         local: dict[Expr, str] = {}
         inside = set(group).union(*map(self.members_of, group))
         outputs = set(self.outputs)
+        # A producer computed in every loop that reads it (ArrayEmitter._recomputed) is
+        # in this loop and in others: a root it reads is stored for those.
+        recomputed = {n for n in self.inlined if len(self.consumers.get(n, [])) > 1}
         for root in group:
             for node in self.members_of(root):
                 if node not in local:
                     local[node] = self.loop_value(node, shape, indices, local, body)
             local[root] = self.loop_value(root, shape, indices, local, body)
             users = self.consumers.get(root, [])
-            if root in outputs or any(u not in inside for u in users):
+            if root in outputs or any(u not in inside or u in recomputed for u in users):
                 name = self.new_name()
                 self.lines.append(f"{name} = np.empty({shape_text(shape)})")
                 body.append(f"{name}[{', '.join(indices)}] = {local[root]}")
