@@ -48,8 +48,11 @@ def side_by_side_options(argv, description: str, sizes, worker):
     --systems, and the hidden --worker SYSTEM SIZE); None where this process was such a
     worker (``worker(system, size)``'s row printed as JSON)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--sizes", nargs="+", default=list(sizes))
-    parser.add_argument("--systems", nargs="+", default=["symdiff", "jax"])
+    parser.add_argument("--sizes", nargs="+", default=list(sizes),
+                        help=f"problem sizes, as the module's docstring says (default: "
+                             f"{' '.join(sizes)})")
+    parser.add_argument("--systems", nargs="+", default=["symdiff", "jax"],
+                        help="symdiff and/or jax (JAX needs the bench extra)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.worker:

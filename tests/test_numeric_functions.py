@@ -284,6 +284,9 @@ def test_object_arrays_of_expressions_are_the_arrays_of_their_elements():
     differences = [(rotate(t + e) - rotate(t - e)) / (2 * step) for e in np.eye(3) * step]
     assert np.allclose(sd.grad(rotate)(t), differences, rtol=1e-7, atol=1e-8)
     assert np.allclose(sd.jacobian(pair)(t), [[1.0, 0.3, 0.0], [0.0, 0.0, np.cos(2.0)]])
+    # Returned, it keeps its shape (it came back raveled).
+    square = sd.jit(lambda t: np.array([[t[0], 2.0 * t[1]], [np.sin(t[2]), 1.0]]))(t)
+    assert np.allclose(square, [[0.3, 2.0], [np.sin(2.0), 1.0]])
     with pytest.raises(TypeError):  # an object array of anything else is no operand
         sd.jit(lambda x: x + np.array(["a", "b"], dtype=object))(np.ones(2))
 

@@ -53,6 +53,7 @@ def as_outputs(f, symbols=()) -> tuple[list[Expr], bool]:
     Accepts an expression, a number, a string (``symbols``: see ``read_expression``), a
     SymPy expression, or a list/tuple/array (also a SymPy matrix) of those (vector-valued).
     """
+    f = from_elements(f)  # np.array of expressions: one array, in its shape
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
     if isinstance(f, dict):
