@@ -30,7 +30,7 @@ from ..llvm.elements import ELEMENTS
 from ..spec import LANES
 from .loop_math import LOOP
 from .sums import NEG_INF, Sums
-from .views import View, c_strides, indexed, position, whole
+from .views import View, indexed, permuted, position, whole
 
 # A sum runs across its last kept axis when the reduced (last) axis has at most
 # SHORT_AXIS elements and the kept one at least 2 * LANES (or an open length); an operand
@@ -244,11 +244,8 @@ class Reductions(Sums):
         around it), seen as the same array."""
         code, shape = self.code, operand.shape
         order = [k for k in range(len(shape)) if k != axis] + [axis]
-        laid = c_strides(code, [shape[k] for k in order])
-        strides = [""] * len(shape)
-        for place, k in enumerate(order):
-            strides[k] = laid[place]
-        target = View(code.allocate(code.size(shape)), "0", tuple(strides), False)
+        laid = whole(code, code.allocate(code.size(shape)), [shape[k] for k in order])
+        target = permuted(laid, [order.index(k) for k in range(len(shape))])
         with code.nest(shape) as indices:
             value = self.element(operand, shape, indices, {})
             code.write(value, target.base, position(code, target, shape, shape, indices))

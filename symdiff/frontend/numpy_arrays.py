@@ -42,6 +42,7 @@ def from_elements(value):
         return value
     return reshape(stack(items), value.shape)
 
+
 def _axes(x: Expr, axis, name: str, ndim: int | None = None) -> tuple[int, ...]:
     """``axis`` (an int, a tuple of ints or None: all) as non-negative axes of ``x`` (of
     a result of ``ndim`` axes, where given)."""
