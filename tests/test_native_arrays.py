@@ -261,7 +261,7 @@ def test_sparse_matrices_are_native_compressed_loops(kind):
     np.testing.assert_array_equal(got.toarray(), getattr(fast, kind)(point))
     data = fast.loader.load(f"{method}_data")
     with pytest.raises(ValueError, match="one row per direction"):
-        data(point, np.ones((2, 5)), np.zeros(3, dtype=np.int64))
+        data(point, np.ones((2, 5)), np.zeros(3, dtype=np.uint32))
     assert native._SCRATCH.busy == 0  # every way out gives the scratch buffer back
 
 
@@ -297,13 +297,14 @@ def test_compressed_loops_check_their_gather_positions():
     data = fast.loader.load("sparse_hessian_data")
     seeds = np.ones((1, 6))
     with pytest.raises(ValueError, match="_gather positions"):
-        data(np.ones(6), seeds, np.array([0, 4000], dtype=np.int64))
+        data(np.ones(6), seeds, np.array([0, 4000], dtype=np.uint32))
     with pytest.raises(ValueError, match="_gather positions"):
-        data(np.ones(6), seeds, np.array([-3], dtype=np.int64))
+        data(np.ones(6), seeds, np.array([2 ** 32 - 1], dtype=np.uint32))
     assert native._SCRATCH.busy == 0
-    with pytest.raises(TypeError):  # byte-swapped positions: refused, never misread
-        data.dispatcher(np.ones(6), seeds, np.array([0, 1], dtype=">i8"))
-    np.testing.assert_array_equal(data(np.ones(6), seeds, np.array([0, 5], dtype=np.int64)),
+    for refused in (">u4", np.int64):  # byte-swapped or wider: refused, never misread
+        with pytest.raises(TypeError):
+            data.dispatcher(np.ones(6), seeds, np.array([0, 1], dtype=refused))
+    np.testing.assert_array_equal(data(np.ones(6), seeds, np.array([0, 5], dtype=np.uint32)),
                                   fast.hessian(np.ones(6)).sum(axis=1)[[0, 5]])
 
 

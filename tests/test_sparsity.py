@@ -13,7 +13,9 @@ import scipy.sparse as sp
 from test_array_random import LEAVES, _random_expression
 
 import symdiff as sd
+from symdiff.autodiff import coloring as coloring_module
 from symdiff.autodiff.coloring import (
+    ColoringTooLarge,
     canonical,
     color_hessian,
     color_jacobian,
@@ -328,3 +330,11 @@ def test_a_saved_module_carries_its_sparse_methods(tmp_path):
     with pytest.raises(sd.SymdiffError, match="static shapes"):
         sd.compile(sd.sum(sd.symbol("u", (None,)) ** 3), background=False).save(
             tmp_path / "open.py", sparse=True)
+
+
+def test_gather_positions_are_uint32_and_their_limit_is_an_error():
+    coloring = color_hessian(sp.diags_array(
+        [np.ones(39), np.ones(40), np.ones(39)], offsets=[-1, 0, 1], format="csr"))
+    assert coloring.gather.dtype == np.uint32 and coloring.count == 3
+    with pytest.raises(ColoringTooLarge, match="products"):
+        coloring_module._positions(np.zeros(1, dtype=np.int64), 2 ** 20, 2 ** 12)

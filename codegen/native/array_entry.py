@@ -144,14 +144,14 @@ class _Entry:
 
     def raw_array(self, k: int, name: str, ndim: int, integer: bool) -> list[str]:
         """Check argument ``k``, one of symdiff's own arrays (seeds: float64, gather
-        positions: int64), C-ordered of ``ndim`` axes; its data pointer and extents
+        positions: uint32), C-ordered of ``ndim`` axes; its data pointer and extents
         (typed operands; the extents also as %<name>.d<j>)."""
         lines, layout, o = self.lines, self.layout, f"%{name}"
         lines += [f"{o}.at = getelementptr ptr, ptr %args, i64 {k}",
                   f"{o} = load ptr, ptr {o}.at"]
         kind = self.field(f"{o}.type", o, layout.type, "ptr")
         dims = self.array_checks(o, kind, f"{name}.check", ndim,
-                                 layout.int64_type_num if integer else _NPY_DOUBLE)
+                                 layout.uint32_type_num if integer else _NPY_DOUBLE)
         values = [f"ptr {self.field(f'{o}.data', o, layout.array_data, 'ptr')}"]
         for j in range(ndim):
             lines += [f"{o}.d{j}.at = getelementptr i64, ptr {dims}, i64 {j}",

@@ -157,6 +157,14 @@ class Code(Instructions):
                        f"{value} = load i64, ptr {address}, align 8"]
         return value
 
+    def read_u32(self, pointer: str, index: str) -> str:
+        """Element ``index`` of a uint32 array (gather positions), as an i64."""
+        address, narrow, value = self.fresh(), self.fresh(), self.fresh()
+        self.lines += [f"{address} = getelementptr inbounds i32, ptr {pointer}, i64 {index}",
+                       f"{narrow} = load i32, ptr {address}, align 4",
+                       f"{value} = zext i32 {narrow} to i64"]
+        return value
+
     def read(self, pointer: str, index: str = "0") -> str:
         value = self.fresh()
         self.lines.append(f"{value} = load double, ptr {self.at(pointer, index)}, align 8"

@@ -121,7 +121,7 @@ def driver(loop, body) -> tuple[str, tuple]:
                                 directions, buffers, d_offsets, d_sizes, "0.0")
     if loop.compressed:
         with code.loop("%gathered") as q:
-            place = code.read_i64("%gather", q)
+            place = code.read_u32("%gather", q)
             code.unless(code.compare("ult", place, products), "outside")
             code.write(code.read(target, place), "%out", q)
     code.finish()

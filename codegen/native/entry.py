@@ -44,6 +44,7 @@ class Layout:
     descr_type_num: int = 0  # of a dtype's type number (an int)
     descr_byteorder: int = 0  # of a dtype's byte order character
     int64_type_num: int = 7  # NumPy's type number of int64 here (NPY_LONG on LP64)
+    uint32_type_num: int = 6  # and of uint32 (gather positions)
 
 
 @dataclass(frozen=True)

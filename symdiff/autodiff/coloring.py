@@ -16,8 +16,11 @@ Both are greedy (each vertex gets the smallest color the rule allows) over sever
 orders (natural, largest degree first, reverse Cuthill-McKee, and for Jacobians the
 dynamic saturation order of DSATUR), keeping the one with the fewest colors.  The loops
 are compiled by Numba (cached on disk), so coloring 10^6 columns takes well under a
-second.  ``recovery`` gives, for each stored nonzero of the CSR pattern, its position in
+second.  ``gather`` gives, for each stored nonzero of the CSR pattern, its position in
 the C-ordered (colors x n) products: the compiled drivers gather the values from there.
+The positions are uint32 (half the bytes of int64: at 10^6 columns the gather reads 3
+million of them per call, and it is the driver's largest cost), so products of at most
+2^32 - 1 numbers (32 GB of doubles) can be gathered; larger ones raise ColoringTooLarge.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from symdiff.errors import SymdiffError
+
 
 @dataclass(frozen=True)
 class Coloring:
@@ -36,8 +41,9 @@ class Coloring:
 
     ``colors[j]`` is column j's color; ``count`` the number of colors (= the number of
     Jacobian- or Hessian-vector products per evaluation); ``seeds`` the (count x n) 0/1
-    directions; ``gather`` the position of each stored nonzero of ``pattern`` (CSR order)
-    in the C-ordered (count x rows) products (row c: the product with seed c); ``kind``
+    directions; ``gather`` the position (uint32) of each stored nonzero of ``pattern``
+    (CSR order) in the C-ordered (count x rows) products (row c: the product with seed
+    c); ``kind``
     "column" or "star".
     """
 
@@ -52,6 +58,24 @@ class Coloring:
         n = self.pattern.shape[1]
         return (f"<{self.kind} coloring: {self.count} colors for {n} columns, "
                 f"{self.pattern.nnz} nonzeros>")
+
+
+# Gather positions are uint32: products of more numbers cannot be gathered.
+MAX_PRODUCTS = 2 ** 32 - 1
+
+
+class ColoringTooLarge(SymdiffError, ValueError):
+    """The products of a coloring have more numbers than uint32 gather positions reach."""
+
+
+def _positions(gather: np.ndarray, count: int, rows: int) -> np.ndarray:
+    """``gather`` (positions in the (count x rows) products) as uint32."""
+    if count * rows > MAX_PRODUCTS:
+        raise ColoringTooLarge(
+            f"{count} colors x {rows} rows = {count * rows} products: more than the "
+            f"{MAX_PRODUCTS} a sparse evaluation gathers from (uint32 positions); use "
+            "the matrix-free products (hvp, jvp, vjp) instead")
+    return gather.astype(np.uint32)
 
 
 @numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
@@ -273,7 +297,8 @@ def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
     colors, gather = values[3:3 + n].copy(), values[3 + n:].copy()
     if (0 <= count <= n and colors.min(initial=0) >= 0 and colors.max(initial=-1) < count
             and gather.min(initial=0) >= 0 and gather.max(initial=-1) < count * rows):
-        return Coloring(csr, colors, count, _seeds(colors, count), gather,
+        return Coloring(csr, colors, count, _seeds(colors, count),
+                        _positions(gather, count, rows),
                         "star" if kind == "hessian" else "column")
     return None
 
@@ -334,7 +359,8 @@ def _column_coloring_of(csr, best: np.ndarray) -> Coloring:
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
     gather = best[csr.indices] * csr.shape[0] + rows
-    return Coloring(csr, best, count, _seeds(best, count), gather, "column")
+    return Coloring(csr, best, count, _seeds(best, count),
+                    _positions(gather, count, csr.shape[0]), "column")
 
 
 def _column_per_color(csr) -> Coloring:
@@ -363,4 +389,5 @@ def color_hessian(pattern) -> Coloring:
     gather = _star_recovery(*_arrays(csr), best, count)
     if len(gather) and gather.min() < 0:  # pragma: no cover - would be a coloring bug
         raise AssertionError("star coloring does not recover every nonzero")
-    return Coloring(csr, best, count, _seeds(best, count), gather, "star")
+    return Coloring(csr, best, count, _seeds(best, count),
+                    _positions(gather, count, csr.shape[0]), "star")

@@ -29,7 +29,7 @@ from symdiff.runtime.progress import reporting
 # (symdiff.runtime.processes).
 LOADERS: weakref.WeakSet = weakref.WeakSet()
 _ARRAY = types.Array(types.float64, 1, "A")
-_SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.int64, 1, "C"))
+_SEEDS = (types.Array(types.float64, 2, "C"), types.Array(types.uint32, 1, "C"))
 # A background first call is answered by the evaluator when it is expected to take less
 # than this share of the compile (symdiff.runtime.interpret.first_call_seconds).  The two share
 # the GIL, so interpreting delays the compiled code by about as long as it runs: at a

@@ -88,7 +88,8 @@ def _measured_layout() -> Layout | None:
     full = Layout(candidate.type, candidate.float_value, candidate.array_data,
                   array_nd=3 * word, array_dims=4 * word, array_descr=7 * word,
                   array_flags=8 * word, descr_type_num=3 * word + 4,
-                  descr_byteorder=3 * word + 2, int64_type_num=np.dtype(np.int64).num)
+                  descr_byteorder=3 * word + 2, int64_type_num=np.dtype(np.int64).num,
+                  uint32_type_num=np.dtype(np.uint32).num)
     if sys.byteorder != "little":
         return candidate
     for dtype in (np.dtype(np.float64), np.dtype(">f8"), np.dtype(np.int32)):
