@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen import array_function, array_lowerable
+from codegen import array_function, array_lowerable, direction_function
 from symdiff.errors import ArgumentError
 from symdiff.runtime import native
 
@@ -364,3 +364,25 @@ def test_a_full_maximum_runs_in_lanes_and_propagates_nan():
             spoiled = point.copy()
             spoiled[where] = np.nan
             assert np.isnan(fast(spoiled))
+
+
+def _stencil(x):
+    u = np.reshape(x, (6, 6))
+    p = np.concatenate([np.zeros((6, 1)), u, np.zeros((6, 1))], axis=1)
+    return np.reshape(p[:, :-2] + p[:, 2:] - 2.0 * u + np.exp(u), (36,))
+
+
+def test_a_raveled_grid_is_computed_in_its_result():
+    # The residual's grid is computed where its raveled result (or its row of the
+    # products) goes: no temporary (workspace) in the function, one in the driver.
+    fast, reference = (sd.compile(_stencil, args=[sd.vector("x", 36)], backend=b,
+                                  background=False) for b in ("native", "numba"))
+    x = np.linspace(-1.0, 1.0, 36)
+    np.testing.assert_array_equal(fast(x), reference(x))
+    np.testing.assert_array_equal(fast.sparse_jacobian(x).toarray(),
+                                  reference.sparse_jacobian(x).toarray())
+    assert fast.loader.tiers["sparse_jacobian_data"] == "native"
+    assert "%ws" not in array_function(fast.derivation.spec("forward"), native.layout()).text
+    driver = direction_function(fast.derivation.spec("sparse_jacobian_data"),
+                                native.layout()).text
+    assert driver.count("getelementptr inbounds i8, ptr %ws") == 2  # products, exp(u)

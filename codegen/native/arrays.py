@@ -101,7 +101,7 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
         self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:
-                self.destinations.setdefault(part, f"%r{k}")
+                self.place(part, f"%r{k}")
         # Every node this function computes, its loop bodies' included (helpers, extents).
         self.every = self.order + [n for body in loop_bodies(self.parts)
                                    for n in schedule(body_roots(body))]
@@ -235,6 +235,19 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
         if node in self.destinations:
             return self.destinations[node]
         return self.code.allocate(self.code.size(node.shape))
+
+    def place(self, node: Expr, pointer: str) -> None:
+        """Compute ``node`` at ``pointer`` (where no other place was chosen), and so the
+        elementwise node a reshape of it reads: its elements are the reshape's in C
+        order (a residual raveled from a grid is computed in the result, not in a
+        temporary copied there)."""
+        self.destinations.setdefault(node, pointer)
+        if node.op != "reshape" or self.destinations[node] != pointer:
+            return
+        source = node.args[0]
+        if (_elementwise(source) and source.shape and source in self.position
+                and source not in self.inlined):
+            self.destinations.setdefault(source, pointer)
 
     def store_loop(self, node: Expr, value_of, pointer: str | None = None) -> None:
         """A loop writing ``value_of(indices)`` at every element of ``node``, into

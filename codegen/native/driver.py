@@ -100,7 +100,8 @@ def driver(loop, body) -> tuple[str, tuple]:
             for part, offset in zip(body.parts, r_offsets, strict=True):
                 if part.shape and part in variant and part not in body.destinations:
                     start = code.integer("add", code.integer("mul", first, m), offset)
-                    rows[part] = body.destinations[part] = code.at(target, start)
+                    rows[part] = code.at(target, start)
+                    body.place(part, rows[part])
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
         for part, offset in zip(body.parts, r_offsets, strict=True):
             if part in rows and body.in_place(part, rows[part]):
