@@ -4,6 +4,7 @@ symbolic; and a loss written with sd.* functions, evaluated on arrays, against t
 gradient by central finite differences."""
 
 import inspect
+import re
 
 import numpy as np
 import pytest
@@ -266,6 +267,15 @@ def test_scipy_special_compositions_match_scipy(name, points):
         h = 1e-6
         fd = ((f(a + h, b) - f(a - h, b)) / (2 * h), (f(a, b + h) - f(a, b - h)) / (2 * h))
         np.testing.assert_allclose(fn.grad(a, b), fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("element", ["a", None, True])
+def test_an_object_array_with_an_element_of_another_kind_names_its_position(element):
+    def f(x):
+        return np.sum(np.array([[x[0], 1.0], [element, x[1]]]) @ x)
+
+    with pytest.raises(sd.TraceError, match=re.escape(f"element at (1, 0) is {element!r}")):
+        sd.jit(f)(np.ones(2))
 
 
 def test_object_arrays_of_expressions_are_the_arrays_of_their_elements():

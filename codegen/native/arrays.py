@@ -245,8 +245,8 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
         if node.op != "reshape" or self.destinations[node] != pointer:
             return
         source = node.args[0]
-        if (_elementwise(source) and source.shape and source in self.position
-                and source not in self.inlined):
+        if (source.args and source.shape and _elementwise(source)
+                and source in self.position and source not in self.inlined):
             self.destinations.setdefault(source, pointer)
 
     def store_loop(self, node: Expr, value_of, pointer: str | None = None) -> None:

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from symdiff.errors import ShapeError
+from symdiff.errors import ShapeError, TraceError
 from symdiff.frontend.numpy_extras import amin, cumprod
 from symdiff.frontend.updates import At
 from symdiff.ir.dims import has_open, static_prod
@@ -32,14 +32,21 @@ def from_elements(value):
     """``value`` as an array expression where it is a NumPy object array of scalar
     expressions and numbers (what ``np.array([[c, -s], [s, c]])`` makes of expressions,
     where JAX code writes ``jnp.array``): the array of those elements.  Anything else is
-    returned as it is."""
+    returned as it is; such an array with an element of another kind (a string, None,
+    an array expression) raises TraceError naming the element's position."""
     if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
         return value
     items = list(value.flat)
-    if not any(isinstance(v, Expr) for v in items) or not all(
-            (isinstance(v, Expr) and not v.shape)
-            or (isinstance(v, numbers.Real) and not isinstance(v, bool)) for v in items):
+    if not any(isinstance(v, Expr) for v in items):
         return value
+    for k, v in enumerate(items):
+        if not ((isinstance(v, Expr) and not v.shape)
+                or (isinstance(v, numbers.Real) and not isinstance(v, bool))):
+            at = tuple(int(i) for i in np.unravel_index(k, value.shape))
+            kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
+                    "np.concatenate)" if isinstance(v, Expr) else repr(v))
+            raise TraceError(f"np.array of expressions: the element at {at} is {kind}; "
+                             "its elements must be numbers (not bools) or scalar expressions")
     return reshape(stack(items), value.shape)
 
 

@@ -26,8 +26,9 @@ def numpy_function(func, args, kwargs):
 
 
 def _matmul(x, y):
+    x, y = from_elements(x), from_elements(y)  # (its TraceError is no operand's)
     try:
-        return matmul(from_elements(x), from_elements(y))
+        return matmul(x, y)
     except TypeError:  # not an operand: Python raises its usual TypeError
         return NotImplemented
 
