@@ -216,3 +216,23 @@ def test_pytree_arguments_are_refused_clearly():
         fn.vmap((None, 0)).grad({"w": np.ones((2, 3))}, np.ones((4, 3)))
     with pytest.raises(sd.ArgumentError, match="not pytrees"):
         sd.vmap(lambda p: np.sum(p["w"]))({"w": np.ones((4, 3))})
+
+
+def test_a_pytree_result_keeps_its_structure_in_every_method():
+    # As sd.jacobian gives one point's: a block of rows per leaf, here with the points'
+    # axis first (it came back as one (points, 4, 2) array), also for no points.
+    def f(x):
+        return {"a": x[0] * x[1], "b": [np.sin(x[0]), x ** 2]}
+
+    points = np.array([[0.5, 2.0], [1.5, -1.0], [0.1, 0.3]])
+    mapped = sd.vmap(f)
+    jacobians, values = mapped.jacobian(points), mapped(points)
+    assert np.shape(jacobians["b"][1]) == (3, 2, 2) and np.shape(values["b"][1]) == (3, 2)
+    for k, point in enumerate(points):
+        one = sd.jacobian(f)(point)
+        np.testing.assert_allclose(jacobians["a"][k], one["a"], rtol=1e-14)
+        np.testing.assert_allclose(jacobians["b"][0][k], one["b"][0], rtol=1e-14)
+        np.testing.assert_allclose(jacobians["b"][1][k], one["b"][1], rtol=1e-14)
+        np.testing.assert_allclose(values["b"][1][k], point ** 2, rtol=1e-14)
+    empty = mapped.jacobian(np.empty((0, 2)))
+    assert [np.shape(b) for b in empty["b"]] == [(0, 1, 2), (0, 2, 2)]

@@ -104,21 +104,18 @@ class VMapped:
                   for v, b in zip(values, batched, strict=True)]
         compiled = _compiled_for(self.function, points[:self.count])
         _check_shapes(compiled, points[:self.count])
+        tree = (self.function.result_tree(compiled) if hasattr(self.function, "result_tree")
+                else None)
         if sizes == {0}:  # no point to learn the shapes from: the first point's, unstacked
             probe = getattr(compiled, method)(*[p if np.ndim(p) else float(p) for p in points])
-            return _empty(probe)
+            return _restructured(tree, method, _empty(probe))
         check_vmapped_fits(compiled.derivation, method, sizes.pop())
         # Captured arrays: hidden arguments (symdiff.passes.data).
         data = list(compiled.derivation.data_values)
         values[self.count:self.count] = data
         batched[self.count:self.count] = [False] * len(data)
         driver = self._driver(compiled, method, tuple(batched), values)
-        result = driver(*values)
-        tree = (self.function.result_tree(compiled) if hasattr(self.function, "result_tree")
-                else None)
-        if tree is not None and method in ("forward", "jvp"):  # a pytree result, per point
-            return tree.stacked(result)
-        return result
+        return _restructured(tree, method, driver(*values))
 
     def _driver(self, compiled, method: str, batched: tuple, values: list):
         key = (id(compiled), method, batched)
@@ -160,6 +157,12 @@ def _check_shapes(compiled, points) -> None:
                                                zip(sym.shape, shape, strict=True)):
             raise ShapeError(f"argument {sym.value}: each point has shape {shape}, the "
                              f"function takes {sym.shape}")
+
+
+def _restructured(tree, method: str, result):
+    """Many points' ``result`` of ``method`` in the function's pytree structure, where it
+    returns one (as the compiled function gives one point's)."""
+    return result if tree is None else tree.restructure_stacked(method, result)
 
 
 def _empty(probe):

@@ -147,6 +147,16 @@ class OutputTree:
             return self.rows(result)
         return result  # vjp: shaped like the arguments
 
+    def restructure_stacked(self, method: str, result):
+        """``restructure`` of many points' results (the points' axis first): each leaf,
+        or each leaf's block of Jacobian rows, with the points' axis first."""
+        if method in ("forward", "jvp"):
+            return self.stacked(result)
+        if method == "jacobian":
+            return trees.unflatten(self.spec, [result[:, a:b] for a, b in zip(
+                self.bounds[:-1], self.bounds[1:], strict=True)])
+        return result
+
     def cotangent(self, tree) -> np.ndarray:
         """A cotangent of the tree's structure as the flat vector."""
         leaves, spec = trees.flatten(tree)
