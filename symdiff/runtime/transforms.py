@@ -262,9 +262,11 @@ class ByShape:
             return compiled
         except (ShapeError, TraceError) as error:
             shown = ", ".join(f"{n}: {s}" for n, s in key)
+            hint = ("; declare them with args=[sd.vector('x', n), ...] if the shapes "
+                    "depend on more than the arguments" if isinstance(error, ShapeError)
+                    else "")
             raise type(error)(f"{error} (tracing {self.name} on arguments of shapes "
-                              f"{shown}; declare them with args=[sd.vector('x', n), ...] "
-                              "if the shapes depend on more than the arguments)") from None
+                              f"{shown}{hint})") from None
 
     def _compile_trees(self, key: tuple) -> CompiledFunction:
         """The compile for arguments of which some are pytrees: a symbol per leaf, the
