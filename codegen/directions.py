@@ -23,6 +23,11 @@ import numpy as np
 
 from .spec import FunctionSpec
 
+# What a compressed loop raises for seeds or gather positions that do not fit, in every
+# lowering.
+SEEDS_MESSAGE = "_seeds must have one row per direction of the direction size"
+GATHER_MESSAGE = "_gather positions must lie among the products (seeds x results)"
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -118,9 +123,12 @@ def run_direction_loop(loop: DirectionLoop, kernel, forward, args, extra=()):
     if loop.compressed:
         seeds, gather = (np.asarray(a) for a in extra)
         if seeds.ndim != 2 or seeds.shape[1] != n:
-            raise ValueError("_seeds must have one row per direction of the direction size")
+            raise ValueError(SEEDS_MESSAGE)
         out = np.array([product(seed) for seed in seeds]).reshape(-1)
-        return out[np.asarray(gather, dtype=np.int64)]
+        places = np.asarray(gather, dtype=np.int64)
+        if places.size and not 0 <= places.min() <= places.max() < out.size:
+            raise ValueError(GATHER_MESSAGE)
+        return out[places]
     out = np.empty((m, n))
     for j in range(n):
         out[:, j] = product(np.eye(1, n, j)[0])

@@ -1,6 +1,8 @@
 """Compiled derivative matrices: dense loops over directions, sparse ones by coloring,
 their generated code of constant size, the memory guard, and SciPy using them as written."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -8,6 +10,8 @@ from scipy.optimize import least_squares, minimize
 from test_sparsity import OP_CASES, X, Y, _rosenbrock, _stencil
 
 import symdiff as sd
+from codegen.directions import run_direction_loop
+from symdiff.autodiff import coloring
 from symdiff.runtime import derivation, matrices
 
 
@@ -234,3 +238,63 @@ def test_dense_loop_over_three_or_more_array_slots():
     args = [point[k] for k in "abc"]
     symbolic = np.array(sd.evaluate(sd.hessian(f, [a, b, c]), point), dtype=float)
     np.testing.assert_allclose(fn.hessian(*args), symbolic, rtol=1e-12, atol=1e-12)
+
+
+def test_a_node_that_is_two_parts_of_a_direction_loop_fills_both():
+    # The gradients by x and y of a function of x + y are one node: the drivers compute
+    # it in the first part's place and copy it into the second's (the native driver left
+    # the second unwritten: the gather read stale scratch memory, the Jacobian np.empty).
+    x, y = np.linspace(-1.0, 1.0, 6), np.cos(np.arange(6.0))
+    args = [sd.vector("x", 6), sd.vector("y", 6)]
+
+    def energy(x, y):
+        return np.sum(np.exp(x + y))
+
+    def field(x, y):
+        return np.exp(x + y) * sd.cumsum(x + y)[-1]  # (cumsum: vjp rows, no block)
+
+    stale = sd.compile(lambda z: np.sum(np.sin(z) * np.exp(z)), args=[sd.vector("z", 24)],
+                       background=False)
+    stale.sparse_hessian(np.full(24, 7.0))  # leaves large values in the scratch buffer
+    for backend in ("native", "numba"):
+        e = sd.compile(energy, args=args, backend=backend, background=False)
+        diagonal = np.exp(x + y)
+        exact = np.block([[np.diag(diagonal)] * 2] * 2)
+        np.testing.assert_allclose(e.sparse_hessian(x, y).toarray(), exact, rtol=1e-14)
+        F = sd.compile(field, args=args, backend=backend, background=False)
+        np.testing.assert_allclose(F.jacobian(x, y), np.hstack([_field_jacobian(x, y)] * 2),
+                                   rtol=1e-13)
+
+
+def _field_jacobian(x, y):
+    s, e = np.sum(x + y), np.exp(x + y)
+    return np.diag(e * s) + e[:, None]
+
+
+def test_gather_positions_outside_the_products_raise_in_every_lowering(tmp_path):
+    fn = sd.compile(lambda x: np.sum(np.exp(x[1:] * x[:-1])), args=[sd.vector("x", 6)],
+                    backend="numba", background=False)
+    module = _imported(fn.save(str(tmp_path / "saved.py"), sparse=True))
+    seeds = module.SPARSE_HESSIAN["seeds"]
+    for wrong in ([0, 4000], [2 ** 32 - 1]):
+        with pytest.raises(ValueError, match="_gather positions"):
+            module.sparse_hessian(np.ones(6), seeds, np.array(wrong, dtype=np.uint32))
+    loop = fn.derivation.spec("sparse_hessian_data")
+    with pytest.raises(ValueError, match="_gather positions"):
+        run_direction_loop(loop, fn.hvp, fn.forward, (np.ones(6),),
+                           (seeds, np.array([4000], dtype=np.uint32)))
+
+
+def test_products_past_uint32_positions_raise_before_any_evaluation(monkeypatch):
+    fn = sd.compile(lambda x: np.sum(np.exp(x[1:] * x[:-1])) + np.sum(x ** 3),
+                    args=[sd.vector("x", 40)], background=False)
+    monkeypatch.setattr(coloring, "MAX_PRODUCTS", 100)  # 3 colors x 40 rows: 120
+    with pytest.raises(coloring.ColoringTooLarge, match="hvp, jvp, vjp"):
+        fn.sparse_hessian(np.ones(40))
+
+
+def _imported(path):
+    spec = importlib.util.spec_from_file_location("saved_sparse", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

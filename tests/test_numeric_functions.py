@@ -278,6 +278,15 @@ def test_an_object_array_with_an_element_of_another_kind_names_its_position(elem
         sd.jit(f)(np.ones(2))
 
 
+def test_a_returned_object_array_is_read_element_by_element_as_a_list_is():
+    # (Strings are expressions to symdiff: a returned array of them and expressions is
+    # read as the list of them would be; only operands must be numbers and expressions.)
+    def f(x):
+        return np.array([x[0] * x[1], "2.0"], dtype=object)
+
+    np.testing.assert_array_equal(sd.jit(f)(np.array([2.0, 3.0])), [6.0, 2.0])
+
+
 def test_object_arrays_of_expressions_are_the_arrays_of_their_elements():
     # np.array([[c, -s], [s, c]]) of expressions is a NumPy object array (JAX code writes
     # jnp.array): as an operand, or as the result, it is the array of its elements.

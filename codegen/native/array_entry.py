@@ -17,10 +17,11 @@ import hashlib
 from symdiff.ir.index_keys import least_open_length_of
 from symdiff.passes.data import is_rows_symbol
 
+from ..directions import GATHER_MESSAGE, SEEDS_MESSAGE
 from ..naming import input_names, parameter_names
 from .arrays import ArrayBody
 from .code import Code
-from .driver import GATHER_MESSAGE, SEEDS_MESSAGE, driver
+from .driver import driver
 from .entry import Layout, NativeFunction, message_constant
 
 _C_CONTIGUOUS_ALIGNED = 0x1 | 0x100  # NumPy's NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED

@@ -28,8 +28,6 @@ def _slot_shape(slot, loop) -> tuple:
     return tuple(where[1])
 
 
-SEEDS_MESSAGE = "_seeds must have one row per direction of the direction size"
-GATHER_MESSAGE = "_gather positions must lie among the products (seeds x results)"
 
 
 def lowerable(loop) -> bool:
@@ -95,16 +93,18 @@ def driver(loop, body) -> tuple[str, tuple]:
             _set_directions(code, body, loop, code.integer("add", first, b), b, directions,
                             buffers, d_offsets, d_sizes, "1.0")
         # One direction's rows (products, a vjp's rows): each part computed in its place.
+        # (By position: a node that is two parts, the gradients by x and y of a function
+        # of x + y, is computed in the first one's place and copied into the second's.)
         rows = {}
         if by_rows and width == 1:
-            for part, offset in zip(body.parts, r_offsets, strict=True):
+            for k, (part, offset) in enumerate(zip(body.parts, r_offsets, strict=True)):
                 if part.shape and part in variant and part not in body.destinations:
                     start = code.integer("add", code.integer("mul", first, m), offset)
-                    rows[part] = code.at(target, start)
-                    body.place(part, rows[part])
+                    rows[k] = code.at(target, start)
+                    body.place(part, rows[k])
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
-        for part, offset in zip(body.parts, r_offsets, strict=True):
-            if part in rows and body.in_place(part, rows[part]):
+        for k, (part, offset) in enumerate(zip(body.parts, r_offsets, strict=True)):
+            if k in rows and body.in_place(part, rows[k]):
                 continue
             shape = part.shape if width == 1 else part.shape[:-1]
             with code.nest(shape) as outer, _columns(code, valid) as b:

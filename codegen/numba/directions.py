@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..directions import DirectionLoop, Slot
+from ..directions import GATHER_MESSAGE, SEEDS_MESSAGE, DirectionLoop, Slot
 from ..naming import parameter_names
 from .helpers import DECORATOR
 
@@ -64,8 +64,7 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
     if loop.compressed:
         lines += ["_count = _seeds.shape[0]",
                   "if _seeds.shape[1] != _n:",  # 2-D by its compiled signature
-                  '    raise ValueError("_seeds must have one row per direction of the '
-                  'direction size")',
+                  f"    raise ValueError({SEEDS_MESSAGE!r})",
                   "_out = np.empty((_count, _m))"]
     else:
         lines.append("_count = _n")
@@ -82,6 +81,8 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
         lines += ["_flat = _out.reshape(-1)",
                   "_data = np.empty(_gather.size)",
                   "for _q in range(_gather.size):",
+                  "    if _gather[_q] >= _flat.size:",
+                  f"        raise ValueError({GATHER_MESSAGE!r})",
                   "    _data[_q] = _flat[_gather[_q]]",
                   "return _data"]
     else:

@@ -32,22 +32,43 @@ def from_elements(value):
     """``value`` as an array expression where it is a NumPy object array of scalar
     expressions and numbers (what ``np.array([[c, -s], [s, c]])`` makes of expressions,
     where JAX code writes ``jnp.array``): the array of those elements.  Anything else is
-    returned as it is; such an array with an element of another kind (a string, None,
-    an array expression) raises TraceError naming the element's position."""
+    returned as it is (a returned array of expressions and strings is read element by
+    element, as a list of them is)."""
     if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
         return value
     items = list(value.flat)
-    if not any(isinstance(v, Expr) for v in items):
+    if not any(isinstance(v, Expr) for v in items) or _other_element(items) is not None:
         return value
-    for k, v in enumerate(items):
-        if not ((isinstance(v, Expr) and not v.shape)
-                or (isinstance(v, numbers.Real) and not isinstance(v, bool))):
-            at = tuple(int(i) for i in np.unravel_index(k, value.shape))
-            kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
-                    "np.concatenate)" if isinstance(v, Expr) else repr(v))
-            raise TraceError(f"np.array of expressions: the element at {at} is {kind}; "
-                             "its elements must be numbers (not bools) or scalar expressions")
     return reshape(stack(items), value.shape)
+
+
+def _other_element(items) -> int | None:
+    """The position of the first item that is neither a scalar expression nor a real
+    number (bools excluded), if any."""
+    return next((k for k, v in enumerate(items)
+                 if not ((isinstance(v, Expr) and not v.shape)
+                         or (isinstance(v, numbers.Real) and not isinstance(v, bool)))),
+                None)
+
+
+def operand_elements(value):
+    """``from_elements`` for an operand of an arithmetic operator or ufunc, where an
+    object array of expressions with an element of another kind (a string, None, a
+    bool, an array expression) raises TraceError naming its position (NumPy's own
+    error would say that every operand returned NotImplemented)."""
+    value = from_elements(value)
+    if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
+        return value
+    items = list(value.flat)
+    k = _other_element(items)
+    if k is None or not any(isinstance(v, Expr) for v in items):
+        return value
+    v = items[k]
+    at = tuple(int(i) for i in np.unravel_index(k, value.shape))
+    kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
+            "np.concatenate)" if isinstance(v, Expr) else repr(v))
+    raise TraceError(f"np.array of expressions: the element at {at} is {kind}; its "
+                     "elements must be numbers (not bools) or scalar expressions")
 
 
 def _axes(x: Expr, axis, name: str, ndim: int | None = None) -> tuple[int, ...]:

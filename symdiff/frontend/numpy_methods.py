@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from symdiff.errors import SymdiffError
 from symdiff.frontend.numpy_arrays import FUNCTIONS as ARRAY_FUNCTIONS
-from symdiff.frontend.numpy_arrays import METHODS, from_elements
+from symdiff.frontend.numpy_arrays import METHODS, operand_elements
 from symdiff.frontend.numpy_extras import FUNCTIONS
 from symdiff.frontend.numpy_extras import ufunc as composition
 from symdiff.frontend.updates import At
@@ -26,7 +26,7 @@ def numpy_function(func, args, kwargs):
 
 
 def _matmul(x, y):
-    x, y = from_elements(x), from_elements(y)  # (its TraceError is no operand's)
+    x, y = operand_elements(x), operand_elements(y)  # (its TraceError is no operand's)
     try:
         return matmul(x, y)
     except TypeError:  # not an operand: Python raises its usual TypeError
@@ -61,7 +61,7 @@ def _array_ufunc(self: Expr, ufunc, method, *inputs, **kwargs):
         return _matmul(*inputs)
     if method != "__call__" or kwargs:
         return NotImplemented
-    inputs = tuple(from_elements(x) for x in inputs)
+    inputs = tuple(operand_elements(x) for x in inputs)
     op = ufunc_op(ufunc.__name__)
     if op is None:  # np.square, np.log10, ...: compositions of ops
         made = composition(ufunc.__name__, inputs)
