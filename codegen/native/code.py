@@ -151,7 +151,7 @@ class Code(Instructions):
         return address
 
     def read_i64(self, pointer: str, index: str) -> str:
-        """Element ``index`` of an i64 array (row or gather positions)."""
+        """Element ``index`` of an i64 array (row positions)."""
         address, value = self.fresh(), self.fresh()
         self.lines += [f"{address} = getelementptr inbounds i64, ptr {pointer}, i64 {index}",
                        f"{value} = load i64, ptr {address}, align 8"]

@@ -28,8 +28,6 @@ def _slot_shape(slot, loop) -> tuple:
     return tuple(where[1])
 
 
-
-
 def lowerable(loop) -> bool:
     """Whether the driver and its kernel are native: a loop of an array kernel."""
     forward_ok = not loop.needs_forward() or isinstance(loop.forward.result, Expr)

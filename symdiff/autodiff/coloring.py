@@ -43,8 +43,7 @@ class Coloring:
     Jacobian- or Hessian-vector products per evaluation); ``seeds`` the (count x n) 0/1
     directions; ``gather`` the position (uint32) of each stored nonzero of ``pattern``
     (CSR order) in the C-ordered (count x rows) products (row c: the product with seed
-    c); ``kind``
-    "column" or "star".
+    c); ``kind`` "column" or "star".
     """
 
     pattern: object

@@ -121,8 +121,11 @@ class OutputTree:
         self.bounds = np.cumsum([0, *[e.size for e in exprs]])
         self.output = concatenate([reshape(e, (e.size,)) for e in exprs])
 
-    def _parts(self, rows):
-        return [rows[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
+    def _parts(self, rows, axis: int = 0):
+        """Each leaf's slice of ``rows`` along ``axis``."""
+        before = (slice(None),) * axis
+        return [rows[before + (slice(a, b),)]
+                for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
 
     def value(self, flat: np.ndarray):
         """The flat result in the tree's structure (scalar leaves as floats)."""
@@ -153,8 +156,7 @@ class OutputTree:
         if method in ("forward", "jvp"):
             return self.stacked(result)
         if method == "jacobian":
-            return trees.unflatten(self.spec, [result[:, a:b] for a, b in zip(
-                self.bounds[:-1], self.bounds[1:], strict=True)])
+            return trees.unflatten(self.spec, self._parts(result, axis=1))
         return result
 
     def cotangent(self, tree) -> np.ndarray:
