@@ -279,6 +279,8 @@ def test_gather_positions_outside_the_products_raise_in_every_lowering(tmp_path)
     for wrong in ([0, 4000], [2 ** 32 - 1]):
         with pytest.raises(ValueError, match="_gather positions"):
             module.sparse_hessian(np.ones(6), seeds, np.array(wrong, dtype=np.uint32))
+    with pytest.raises(ValueError, match="_gather positions"):  # (its njit takes any ints)
+        module.sparse_hessian(np.ones(6), seeds, np.array([-1], dtype=np.int64))
     loop = fn.derivation.spec("sparse_hessian_data")
     with pytest.raises(ValueError, match="_gather positions"):
         run_direction_loop(loop, fn.hvp, fn.forward, (np.ones(6),),
@@ -298,3 +300,14 @@ def _imported(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_coloring_given_out_is_a_copy():
+    fn = sd.jit(lambda x: np.sum(100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+    x = np.linspace(-1.0, 1.0, 50)
+    given = fn.hessian_coloring(x)
+    given.seeds[...] *= 2.0
+    given.gather[...] = 0
+    given.pattern.data[...] = False
+    np.testing.assert_array_equal(fn.sparse_hessian(x).toarray(), fn.hessian(x))
+    assert fn.hessian_coloring(x).pattern.nnz == 148

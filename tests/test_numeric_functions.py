@@ -278,6 +278,34 @@ def test_an_object_array_with_an_element_of_another_kind_names_its_position(elem
         sd.jit(f)(np.ones(2))
 
 
+def test_lists_of_expressions_join_as_numpy_reads_them():
+    # np.concatenate([[x[0] - 1], x[1:]]) is how a residual's first entry is often
+    # written: a list holding an expression, read as NumPy reads it (it raised
+    # "setting an array element with a sequence").
+    x = np.array([0.5, 1.0, 2.0])
+    joined = {
+        "concatenate": (lambda v: np.concatenate([[v[0] - 1], v[1:]]), [-0.5, 1.0, 2.0]),
+        "hstack": (lambda v: np.hstack([[v[0] - 1], v[1:]]), [-0.5, 1.0, 2.0]),
+        "object array": (lambda v: np.concatenate([np.array([v[0] - 1]), v[1:]]),
+                         [-0.5, 1.0, 2.0]),
+        "vstack": (lambda v: np.vstack([[v[0], 2.0, v[1]], v]),
+                   [[0.5, 2.0, 1.0], [0.5, 1.0, 2.0]]),
+        "stack": (lambda v: np.stack([[v[0], 1.0], [v[1], v[2]]]), [[0.5, 1.0], [1.0, 2.0]]),
+    }
+    for name, (f, want) in joined.items():
+        np.testing.assert_array_equal(sd.jit(f)(x), want, err_msg=name)
+    gradient = sd.grad(lambda v: np.sum(np.concatenate([[v[0] ** 2], v[1:] * 3]) ** 2))
+    np.testing.assert_allclose(gradient(x), [4 * 0.5 ** 3, 18.0, 36.0], rtol=1e-15)
+
+
+@pytest.mark.parametrize("element", [None, True])
+def test_a_returned_object_array_with_an_element_of_another_kind_names_it(element):
+    with pytest.raises(sd.TraceError, match=re.escape(f"element at (1,) is {element!r}")):
+        sd.jit(lambda t, v: np.array([t * v[0], element]))(0.7, np.ones(2))
+    with pytest.raises(sd.TraceError, match=r"array expression of shape \(2,\)"):
+        sd.jit(lambda t, v: np.array([t * v[0], v], dtype=object))(0.7, np.ones(2))
+
+
 def test_a_returned_object_array_is_read_element_by_element_as_a_list_is():
     # (Strings are expressions to symdiff: a returned array of them and expressions is
     # read as the list of them would be; only operands must be numbers and expressions.)

@@ -81,7 +81,7 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
         lines += ["_flat = _out.reshape(-1)",
                   "_data = np.empty(_gather.size)",
                   "for _q in range(_gather.size):",
-                  "    if _gather[_q] >= _flat.size:",
+                  "    if _gather[_q] < 0 or _gather[_q] >= _flat.size:",  # (any dtype)
                   f"        raise ValueError({GATHER_MESSAGE!r})",
                   "    _data[_q] = _flat[_gather[_q]]",
                   "return _data"]

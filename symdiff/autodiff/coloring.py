@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -57,6 +57,13 @@ class Coloring:
         n = self.pattern.shape[1]
         return (f"<{self.kind} coloring: {self.count} colors for {n} columns, "
                 f"{self.pattern.nnz} nonzeros>")
+
+
+def copied(coloring: Coloring) -> Coloring:
+    """``coloring`` with copies of its pattern and arrays (what users are given: the
+    cached one's arrays are what every sparse evaluation reads)."""
+    return replace(coloring, pattern=coloring.pattern.copy(), colors=coloring.colors.copy(),
+                   seeds=coloring.seeds.copy(), gather=coloring.gather.copy())
 
 
 # Gather positions are uint32: products of more numbers cannot be gathered.

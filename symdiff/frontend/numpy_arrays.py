@@ -21,7 +21,15 @@ from symdiff.frontend.numpy_extras import amin, cumprod
 from symdiff.frontend.updates import At
 from symdiff.ir.dims import has_open, static_prod
 from symdiff.ir.nodes import Expr, apply, as_expr
-from symdiff.ops.arrays import amax, concatenate, index, matmul, mean, reshape, stack
+from symdiff.ops.arrays import (
+    amax,
+    concatenate,
+    index,
+    joined_part,
+    matmul,
+    mean,
+    reshape,
+)
 from symdiff.ops.arrays import sum as total
 from symdiff.ops.linalg import cholesky, det, eigh, eigvalsh, inv, slogdet, solve_any
 from symdiff.ops.sorting import sort
@@ -39,36 +47,40 @@ def from_elements(value):
     items = list(value.flat)
     if not any(isinstance(v, Expr) for v in items) or _other_element(items) is not None:
         return value
-    return reshape(stack(items), value.shape)
+    return joined_part(value)
 
 
-def _other_element(items) -> int | None:
+def _other_element(items, strings: bool = False) -> int | None:
     """The position of the first item that is neither a scalar expression nor a real
-    number (bools excluded), if any."""
+    number (bools excluded; with ``strings``, nor a string), if any."""
     return next((k for k, v in enumerate(items)
                  if not ((isinstance(v, Expr) and not v.shape)
-                         or (isinstance(v, numbers.Real) and not isinstance(v, bool)))),
+                         or (isinstance(v, numbers.Real) and not isinstance(v, bool))
+                         or (strings and isinstance(v, str)))),
                 None)
 
 
-def operand_elements(value):
-    """``from_elements`` for an operand of an arithmetic operator or ufunc, where an
-    object array of expressions with an element of another kind (a string, None, a
-    bool, an array expression) raises TraceError naming its position (NumPy's own
-    error would say that every operand returned NotImplemented)."""
+def operand_elements(value, strings: bool = False):
+    """``from_elements`` for an operand of an arithmetic operator or ufunc (or, with
+    ``strings``, for a returned array, whose strings are expressions read one by one),
+    where an object array of expressions with an element of another kind (a string,
+    None, a bool, an array expression) raises TraceError naming its position (NumPy's
+    own error would say that every operand returned NotImplemented)."""
     value = from_elements(value)
     if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
         return value
     items = list(value.flat)
-    k = _other_element(items)
+    k = _other_element(items, strings)
     if k is None or not any(isinstance(v, Expr) for v in items):
         return value
     v = items[k]
     at = tuple(int(i) for i in np.unravel_index(k, value.shape))
     kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
             "np.concatenate)" if isinstance(v, Expr) else repr(v))
+    allowed = "numbers (not bools), strings or scalar expressions" if strings else (
+        "numbers (not bools) or scalar expressions")
     raise TraceError(f"np.array of expressions: the element at {at} is {kind}; its "
-                     "elements must be numbers (not bools) or scalar expressions")
+                     f"elements must be {allowed}")
 
 
 def _axes(x: Expr, axis, name: str, ndim: int | None = None) -> tuple[int, ...]:
@@ -161,18 +173,18 @@ def roll(a, shift, axis=None):
 
 def vstack(arrays):
     """``np.vstack``: vectors as rows, arrays along their first axis."""
-    return concatenate([atleast_2d(as_expr(x)) for x in arrays], 0)
+    return concatenate([atleast_2d(joined_part(x)) for x in arrays], 0)
 
 
 def hstack(arrays):
     """``np.hstack``: vectors end to end, arrays along their second axis."""
-    parts = [atleast_1d(as_expr(x)) for x in arrays]
+    parts = [atleast_1d(joined_part(x)) for x in arrays]
     return concatenate(parts, 0 if parts[0].ndim == 1 else 1)
 
 
 def column_stack(arrays):
     """``np.column_stack``: vectors as columns."""
-    parts = [as_expr(x) for x in arrays]
+    parts = [joined_part(x) for x in arrays]
     return concatenate([reshape(p, p.shape + (1,)) if p.ndim == 1 else p for p in parts], 1)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
-from symdiff.frontend.numpy_arrays import from_elements
+from symdiff.frontend.numpy_arrays import from_elements, operand_elements
 from symdiff.frontend.parser import declared_names, parse
 from symdiff.frontend.sympy_bridge import from_sympy
 from symdiff.ir import trees
@@ -53,7 +53,7 @@ def as_outputs(f, symbols=()) -> tuple[list[Expr], bool]:
     Accepts an expression, a number, a string (``symbols``: see ``read_expression``), a
     SymPy expression, or a list/tuple/array (also a SymPy matrix) of those (vector-valued).
     """
-    f = from_elements(f)  # np.array of expressions: one array, in its shape
+    f = operand_elements(f, strings=True)  # np.array of expressions: one array, in its shape
     if hasattr(f, "tolist") and not isinstance(f, Expr):  # numpy object array, SymPy Matrix
         f = f.tolist()
     if isinstance(f, dict):

@@ -346,11 +346,24 @@ def index(x, key) -> Expr:
     return x if not normalized else apply("index", x, payload=normalized)
 
 
+def joined_part(x) -> Expr:
+    """A part of a concatenation or stack: an expression, a number or an array of numbers,
+    or a (nested) list or NumPy object array of numbers and scalar expressions, as NumPy
+    reads one (``np.concatenate([[x[0] - 1], x[1:]])``)."""
+    if isinstance(x, (list, tuple)):
+        try:
+            return as_expr(np.asarray(x, dtype=float))
+        except (TypeError, ValueError):  # expressions inside
+            x = np.array(x, dtype=object)
+    if isinstance(x, np.ndarray) and x.dtype == object and x.size:
+        return reshape(stack([as_expr(v) for v in x.flat]), x.shape)
+    return as_expr(x)
+
+
 @eager
 def concatenate(xs, axis=0) -> Expr:
     """Join expressions (or constant lists and arrays) along an existing axis."""
-    xs = [as_expr(np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x)
-          for x in xs]
+    xs = [joined_part(x) for x in xs]
     if not xs or any(not x.shape for x in xs):
         raise ShapeError("concatenate needs one or more arrays (not scalars)")
     axis = _axes(xs[0], axis)[0]
@@ -360,8 +373,7 @@ def concatenate(xs, axis=0) -> Expr:
 @eager
 def stack(xs, axis=0) -> Expr:
     """Join expressions (or constant lists and arrays) of one shape along a new axis."""
-    xs = [as_expr(np.asarray(x, dtype=float) if isinstance(x, (list, tuple)) else x)
-          for x in xs]
+    xs = [joined_part(x) for x in xs]
     if not xs:
         raise ShapeError("stack needs one or more expressions")
     shape = xs[0].shape

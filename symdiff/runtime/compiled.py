@@ -10,6 +10,7 @@ import numpy as np
 
 from codegen import LOWERINGS
 from codegen.cache import umask, write_atomic
+from symdiff.autodiff.coloring import copied
 from symdiff.autodiff.modes import as_variables
 from symdiff.errors import NotDifferentiableError, SymdiffError
 from symdiff.frontend.trace import as_outputs, named
@@ -213,12 +214,14 @@ class CompiledFunction:
         return self.matrices.pattern("jacobian", self.matrices.batch(x)).copy()
 
     def hessian_coloring(self, *x):
-        """The star coloring ``sparse_hessian`` uses (``.count`` colors = HVPs per call)."""
-        return self.matrices.coloring("hessian", self.matrices.batch(x))
+        """The star coloring ``sparse_hessian`` uses (``.count`` colors = HVPs per call):
+        a copy, so that changing its arrays changes nothing this function computes."""
+        return copied(self.matrices.coloring("hessian", self.matrices.batch(x)))
 
     def jacobian_coloring(self, *x):
-        """The column coloring ``sparse_jacobian`` uses (``.count`` colors = JVPs per call)."""
-        return self.matrices.coloring("jacobian", self.matrices.batch(x))
+        """The column coloring ``sparse_jacobian`` uses (``.count`` colors = JVPs per call):
+        a copy, as ``hessian_coloring``'s."""
+        return copied(self.matrices.coloring("jacobian", self.matrices.batch(x)))
 
     def sparse_hessian(self, *x):
         """Hessian as a scipy.sparse.csr_array: one Hessian-vector product per color of a
