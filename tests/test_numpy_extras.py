@@ -124,3 +124,44 @@ def test_means_over_the_open_dimension_divide_by_its_length_at_run_time():
     assert columns(data) == pytest.approx(np.sum(data.mean(axis=0) ** 2), rel=1e-14)
     np.testing.assert_allclose(columns.grad(data), np.broadcast_to(
         2 * data.mean(axis=0) / 4, data.shape), rtol=1e-14)
+
+
+RNG = np.random.default_rng(12)
+_A, _B = RNG.normal(size=(3, 4, 5)), RNG.normal(size=(4, 5, 2))
+_M, _N, _V = RNG.normal(size=(3, 5)), RNG.normal(size=(6, 5)), RNG.normal(size=5)
+
+
+@pytest.mark.parametrize("f, args", [
+    (lambda a, b: np.tensordot(a, b), (_A, _B)),
+    (lambda a, b: np.tensordot(a, b, axes=([1, 2], [0, 1])), (_A, _B)),
+    (lambda a, b: np.tensordot(a, b, axes=([2, 1], [1, 0])), (_A, _B)),
+    (lambda a, b: np.tensordot(a, b, axes=1), (_M, _N.T)),
+    (lambda a, b: np.tensordot(a, b, axes=0), (_V, _V)),
+    (lambda a, b: np.tensordot(a, b, axes=([-1], [1])), (_M, _N)),
+    (lambda a, b: np.inner(a, b), (_M, _N)),
+    (lambda a, b: np.inner(a, b), (_V, _V)),
+    (lambda a, b: np.inner(a[0], b), (_V, _N)),
+])
+def test_tensordot_and_inner_as_numpy(f, args):
+    np.testing.assert_allclose(sd.jit(f)(*args), f(*args), rtol=1e-13, atol=1e-13)
+
+
+def test_tensordot_gradient_against_differences_and_its_errors():
+    def loss(m, n):
+        return np.sum(np.tensordot(m, n, axes=([1], [1])) ** 2)
+
+    gradient = sd.grad(loss, argnums=0)(_M, _N)
+    step = np.zeros_like(_M)
+    step[1, 2] = 1e-6
+    difference = (loss(_M + step, _N) - loss(_M - step, _N)) / 2e-6
+    assert abs(gradient[1, 2] - difference) <= 1e-8 * abs(difference)
+    with pytest.raises(sd.ShapeError, match="repeated axis of a"):
+        sd.jit(lambda a, b: np.tensordot(a, b, axes=([0, 0], [0, 1])))(_A, _B)
+    with pytest.raises(sd.ShapeError, match="2 axes of a against 1 of b"):
+        sd.jit(lambda a, b: np.tensordot(a, b, axes=([0, 1], [0])))(_A, _B)
+
+
+def test_astype_float_is_the_array_and_other_types_raise():
+    np.testing.assert_array_equal(sd.jit(lambda x: x.astype(np.float64) * 2)(_V), _V * 2)
+    with pytest.raises(sd.TraceError, match=r"astype\(int64\)"):
+        sd.jit(lambda x: x.astype(int))(_V)

@@ -9,11 +9,13 @@ Each is built from existing ops, so its derivatives of every order come from the
 from __future__ import annotations
 
 import math
+import numbers
+import string
 
 import numpy as np
 
 from symdiff.control.scan import scan
-from symdiff.errors import ShapeError
+from symdiff.errors import ShapeError, TraceError
 from symdiff.ir.dims import has_open
 from symdiff.ir.eager import eager
 from symdiff.ir.nodes import Rows, apply, array_constant, as_expr
@@ -285,6 +287,66 @@ def einsum(subscripts: str, *operands, optimize=False):
     return permute(result, [kept.index(c) for c in output]) if result.shape else result
 
 
+def _axis_list(axes, ndim: int, which: str) -> list[int]:
+    """``axes`` (an int or a sequence of them) as distinct axes of ``ndim``."""
+    listed = [axes] if isinstance(axes, numbers.Integral) else list(axes)
+    found = []
+    for a in listed:
+        if not isinstance(a, numbers.Integral) or not -ndim <= a < ndim:
+            raise ShapeError(f"np.tensordot: axis {a!r} of {which} is out of range for "
+                             f"{ndim} axes")
+        found.append(int(a) % ndim)
+    if len(set(found)) != len(found):
+        raise ShapeError(f"np.tensordot: repeated axis of {which} in {axes!r}")
+    return found
+
+
+def tensordot(a, b, axes=2):
+    """``np.tensordot``: ``a`` and ``b`` contracted over ``axes`` (an int n: the last n
+    axes of ``a`` with the first n of ``b``; or a pair of axis sequences), the axes left
+    over in order (``a``'s, then ``b``'s), as one ``einsum``."""
+    a, b = as_expr(a), as_expr(b)
+    if isinstance(axes, numbers.Integral):
+        if not 0 <= axes <= min(a.ndim, b.ndim):
+            raise ShapeError(f"np.tensordot: axes={axes} for operands of {a.ndim} and "
+                             f"{b.ndim} axes")
+        left, right = list(range(a.ndim - axes, a.ndim)), list(range(axes))
+    else:
+        if len(axes) != 2:
+            raise ShapeError(f"np.tensordot: axes must be an int or a pair, got {axes!r}")
+        left, right = _axis_list(axes[0], a.ndim, "a"), _axis_list(axes[1], b.ndim, "b")
+        if len(left) != len(right):
+            raise ShapeError(f"np.tensordot: {len(left)} axes of a against {len(right)} of b")
+    if a.ndim + b.ndim > len(string.ascii_letters):
+        raise ShapeError("np.tensordot: more axes than einsum has letters")
+    letters = string.ascii_letters
+    of_a, of_b = list(letters[:a.ndim]), list(letters[a.ndim:a.ndim + b.ndim])
+    for i, j in zip(left, right, strict=True):
+        of_b[j] = of_a[i]
+    kept = ([of_a[k] for k in range(a.ndim) if k not in left]
+            + [of_b[k] for k in range(b.ndim) if k not in right])
+    return einsum(f"{''.join(of_a)},{''.join(of_b)}->{''.join(kept)}", a, b)
+
+
+def inner(a, b):
+    """``np.inner``: the sum of products over the last axes of ``a`` and ``b`` (the
+    product where one is a scalar)."""
+    a, b = as_expr(a), as_expr(b)
+    if not a.ndim or not b.ndim:
+        return a * b
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def astype(x, dtype, *args, **kwargs):
+    """``x.astype(float)``: ``x`` itself (symdiff computes in float64); another type has
+    no derivative to carry, and raises."""
+    if np.dtype(dtype) != np.float64:
+        raise TraceError(f"astype({np.dtype(dtype)}): symdiff's arrays are float64 "
+                         "throughout (a derivative through a cast to another type is not "
+                         "defined); astype(float) is the one cast they take")
+    return x
+
+
 FUNCTIONS = {np.min: amin, np.amin: amin, np.linalg.norm: norm, np.cumsum: cumsum,
              np.cumprod: cumprod, np.tril: tril, np.triu: triu, np.einsum: einsum,
-             np.diff: differences}
+             np.diff: differences, np.tensordot: tensordot, np.inner: inner}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from symdiff.errors import SymdiffError
 from symdiff.frontend.numpy_arrays import FUNCTIONS as ARRAY_FUNCTIONS
 from symdiff.frontend.numpy_arrays import METHODS, operand_elements
-from symdiff.frontend.numpy_extras import FUNCTIONS
+from symdiff.frontend.numpy_extras import FUNCTIONS, astype
 from symdiff.frontend.numpy_extras import ufunc as composition
 from symdiff.frontend.updates import At
 from symdiff.ir.nodes import Expr, apply, install_methods, ufunc_op
@@ -84,6 +84,7 @@ install_methods(
     sum=_sum,
     mean=_mean,
     reshape=_reshape,
+    astype=astype,
     __matmul__=lambda self, other: _matmul(self, other),
     __rmatmul__=lambda self, other: _matmul(other, self),
     __array_function__=_array_function,
