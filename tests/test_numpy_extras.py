@@ -165,3 +165,8 @@ def test_astype_float_is_the_array_and_other_types_raise():
     np.testing.assert_array_equal(sd.jit(lambda x: x.astype(np.float64) * 2)(_V), _V * 2)
     with pytest.raises(sd.TraceError, match=r"astype\(int64\)"):
         sd.jit(lambda x: x.astype(int))(_V)
+
+
+def test_an_unsupported_ufunc_is_named():
+    with pytest.raises(sd.SymdiffError, match="np.floor is not supported"):
+        sd.jit(lambda x: np.floor(x) * x)(np.array([1.5, 2.5]))

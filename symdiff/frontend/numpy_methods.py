@@ -65,7 +65,10 @@ def _array_ufunc(self: Expr, ufunc, method, *inputs, **kwargs):
     op = ufunc_op(ufunc.__name__)
     if op is None:  # np.square, np.log10, ...: compositions of ops
         made = composition(ufunc.__name__, inputs)
-        return NotImplemented if made is None else made
+        if made is None:  # (NumPy would say every operand returned NotImplemented)
+            raise SymdiffError(f"np.{ufunc.__name__} is not supported on symbolic "
+                               "expressions")
+        return made
     return apply(op, *inputs)
 
 
