@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import scipy.special as sp
+import sympy
 
 import symdiff as sd
 from symdiff.ir.nodes import OPS
@@ -296,6 +297,13 @@ def test_lists_of_expressions_join_as_numpy_reads_them():
         np.testing.assert_array_equal(sd.jit(f)(x), want, err_msg=name)
     gradient = sd.grad(lambda v: np.sum(np.concatenate([[v[0] ** 2], v[1:] * 3]) ** 2))
     np.testing.assert_allclose(gradient(x), [4 * 0.5 ** 3, 18.0, 36.0], rtol=1e-15)
+    # A list holding an array is the stack of its items (not one node per element).
+    np.testing.assert_array_equal(sd.jit(lambda v: np.concatenate([[v], v[None] * 2]))(x),
+                                  [x, 2 * x])
+    for ragged in (lambda v: np.concatenate([[v[:1], v[1]], v]),
+                   lambda v: np.stack([v[:1], v[1]])):  # (NumPy refuses them too)
+        with pytest.raises(sd.ShapeError, match="parts of one shape"):
+            sd.jit(ragged)(x)
 
 
 @pytest.mark.parametrize("element", [None, True])
@@ -307,12 +315,17 @@ def test_a_returned_object_array_with_an_element_of_another_kind_names_it(elemen
 
 
 def test_a_returned_object_array_is_read_element_by_element_as_a_list_is():
-    # (Strings are expressions to symdiff: a returned array of them and expressions is
-    # read as the list of them would be; only operands must be numbers and expressions.)
+    # (Text and SymPy are expressions to symdiff: a returned array of them and
+    # expressions is read as the list of them would be; only operands must be numbers and
+    # expressions.)
     def f(x):
         return np.array([x[0] * x[1], "2.0"], dtype=object)
 
     np.testing.assert_array_equal(sd.jit(f)(np.array([2.0, 3.0])), [6.0, 2.0])
+    x = sd.symbol("x")
+    mixed = np.array([x * 2, sympy.Symbol("x") ** 2], dtype=object)
+    np.testing.assert_array_equal(sd.compile(mixed, wrt=[x], background=False)(2.0),
+                                  [4.0, 4.0])
 
 
 def test_object_arrays_of_expressions_are_the_arrays_of_their_elements():

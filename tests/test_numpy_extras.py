@@ -159,6 +159,8 @@ def test_tensordot_gradient_against_differences_and_its_errors():
         sd.jit(lambda a, b: np.tensordot(a, b, axes=([0, 0], [0, 1])))(_A, _B)
     with pytest.raises(sd.ShapeError, match="2 axes of a against 1 of b"):
         sd.jit(lambda a, b: np.tensordot(a, b, axes=([0, 1], [0])))(_A, _B)
+    with pytest.raises(sd.ShapeError, match="axis 0 of a has length 3, axis 0 of b 4"):
+        sd.jit(lambda a, b: np.tensordot(a, b, axes=([0], [0])))(_A, _B)
 
 
 def test_astype_float_is_the_array_and_other_types_raise():
@@ -167,6 +169,14 @@ def test_astype_float_is_the_array_and_other_types_raise():
         sd.jit(lambda x: x.astype(int))(_V)
 
 
-def test_an_unsupported_ufunc_is_named():
-    with pytest.raises(sd.SymdiffError, match="np.floor is not supported"):
+def test_an_unsupported_ufunc_is_named_unless_another_operand_takes_it():
+    with pytest.raises(sd.TraceError, match="np.floor is not supported"):
         sd.jit(lambda x: np.floor(x) * x)(np.array([1.5, 2.5]))
+    with pytest.raises(TypeError, match="the ufunc erfcx is not supported"):
+        sd.jit(lambda x: scipy.special.erfcx(x))(np.array([1.5, 2.5]))
+
+    class Foreign:  # another type's __array_ufunc__ gets its turn, as NumPy gives it
+        def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+            return "handled"
+
+    assert np.floor_divide(sd.vector("x", 2), Foreign()) == "handled"

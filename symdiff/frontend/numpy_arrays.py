@@ -18,6 +18,7 @@ import numpy as np
 
 from symdiff.errors import ShapeError, TraceError
 from symdiff.frontend.numpy_extras import amin, cumprod
+from symdiff.frontend.sympy_bridge import is_sympy
 from symdiff.frontend.updates import At
 from symdiff.ir.dims import has_open, static_prod
 from symdiff.ir.nodes import Expr, apply, as_expr
@@ -52,11 +53,12 @@ def from_elements(value):
 
 def _other_element(items, strings: bool = False) -> int | None:
     """The position of the first item that is neither a scalar expression nor a real
-    number (bools excluded; with ``strings``, nor a string), if any."""
+    number (bools excluded; with ``strings``, nor text or a SymPy expression, which a
+    returned array's elements may be), if any."""
     return next((k for k, v in enumerate(items)
                  if not ((isinstance(v, Expr) and not v.shape)
                          or (isinstance(v, numbers.Real) and not isinstance(v, bool))
-                         or (strings and isinstance(v, str)))),
+                         or (strings and (isinstance(v, str) or is_sympy(v))))),
                 None)
 
 
@@ -77,7 +79,7 @@ def operand_elements(value, strings: bool = False):
     at = tuple(int(i) for i in np.unravel_index(k, value.shape))
     kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
             "np.concatenate)" if isinstance(v, Expr) else repr(v))
-    allowed = "numbers (not bools), strings or scalar expressions" if strings else (
+    allowed = "numbers (not bools), text or scalar expressions" if strings else (
         "numbers (not bools) or scalar expressions")
     raise TraceError(f"np.array of expressions: the element at {at} is {kind}; its "
                      f"elements must be {allowed}")

@@ -317,6 +317,11 @@ def tensordot(a, b, axes=2):
         left, right = _axis_list(axes[0], a.ndim, "a"), _axis_list(axes[1], b.ndim, "b")
         if len(left) != len(right):
             raise ShapeError(f"np.tensordot: {len(left)} axes of a against {len(right)} of b")
+    for i, j in zip(left, right, strict=True):
+        if isinstance(a.shape[i], int) and isinstance(b.shape[j], int) and (
+                a.shape[i] != b.shape[j]):
+            raise ShapeError(f"np.tensordot: axis {i} of a has length {a.shape[i]}, axis "
+                             f"{j} of b {b.shape[j]}")
     if a.ndim + b.ndim > len(string.ascii_letters):
         raise ShapeError("np.tensordot: more axes than einsum has letters")
     letters = string.ascii_letters

@@ -6,7 +6,9 @@ updates.  The IR defines the nodes; it never imports this layer.
 
 from __future__ import annotations
 
-from symdiff.errors import SymdiffError
+import numpy as np
+
+from symdiff.errors import SymdiffError, TraceError
 from symdiff.frontend.numpy_arrays import FUNCTIONS as ARRAY_FUNCTIONS
 from symdiff.frontend.numpy_arrays import METHODS, operand_elements
 from symdiff.frontend.numpy_extras import FUNCTIONS, astype
@@ -65,11 +67,22 @@ def _array_ufunc(self: Expr, ufunc, method, *inputs, **kwargs):
     op = ufunc_op(ufunc.__name__)
     if op is None:  # np.square, np.log10, ...: compositions of ops
         made = composition(ufunc.__name__, inputs)
-        if made is None:  # (NumPy would say every operand returned NotImplemented)
-            raise SymdiffError(f"np.{ufunc.__name__} is not supported on symbolic "
-                               "expressions")
+        if made is None:
+            return _unsupported(ufunc, inputs)
         return made
     return apply(op, *inputs)
+
+
+def _unsupported(ufunc, inputs):
+    """NotImplemented where another operand has a ``__array_ufunc__`` of its own (its
+    turn), else TraceError naming the ufunc (NumPy's own error would say that every
+    operand returned NotImplemented)."""
+    if any(hasattr(type(x), "__array_ufunc__") and not isinstance(x, (Expr, np.ndarray))
+           for x in inputs):
+        return NotImplemented
+    name = ufunc.__name__
+    shown = f"np.{name}" if getattr(np, name, None) is ufunc else f"the ufunc {name}"
+    raise TraceError(f"{shown} is not supported on symbolic expressions")
 
 
 def _transpose(self, *axes):

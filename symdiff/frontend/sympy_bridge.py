@@ -31,6 +31,11 @@ from symdiff.ir.nodes import (
 )
 
 
+def is_sympy(value) -> bool:
+    """Whether ``value`` is a SymPy object (an expression, a number, a matrix)."""
+    return (type(value).__module__ or "").startswith("sympy")
+
+
 def to_sympy(exprs):
     """SymPy expression(s) for an expression or a (nested) list of them.
 

@@ -14,14 +14,9 @@ from symdiff.autodiff.modes import as_expression
 from symdiff.errors import SymdiffError, TraceError
 from symdiff.frontend.numpy_arrays import from_elements, operand_elements
 from symdiff.frontend.parser import declared_names, parse
-from symdiff.frontend.sympy_bridge import from_sympy
+from symdiff.frontend.sympy_bridge import from_sympy, is_sympy
 from symdiff.ir import trees
 from symdiff.ir.nodes import Expr, flatten, symbol, topological_order
-
-
-def _is_sympy(value) -> bool:
-    module = type(value).__module__ or ""
-    return module.startswith("sympy")
 
 
 def is_python_function(f) -> bool:
@@ -42,7 +37,7 @@ def read_expression(value, symbols=()) -> Expr:
     SymPy expression."""
     if isinstance(value, str):
         return parse(value, symbols)
-    if _is_sympy(value):
+    if is_sympy(value):
         return from_sympy(value)
     return as_expression(from_elements(value))
 

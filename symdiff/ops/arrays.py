@@ -348,15 +348,18 @@ def index(x, key) -> Expr:
 
 def joined_part(x) -> Expr:
     """A part of a concatenation or stack: an expression, a number or an array of numbers,
-    or a (nested) list or NumPy object array of numbers and scalar expressions, as NumPy
-    reads one (``np.concatenate([[x[0] - 1], x[1:]])``)."""
+    or a (nested) list or NumPy object array of numbers and expressions, as NumPy reads
+    one (``np.concatenate([[x[0] - 1], x[1:]])``): a list is the stack of its items,
+    which must have one shape."""
     if isinstance(x, (list, tuple)):
         try:
             return as_expr(np.asarray(x, dtype=float))
         except (TypeError, ValueError):  # expressions inside
-            x = np.array(x, dtype=object)
+            if not x:
+                raise
+            return stack(list(x))
     if isinstance(x, np.ndarray) and x.dtype == object and x.size:
-        return reshape(stack([as_expr(v) for v in x.flat]), x.shape)
+        return reshape(stack(list(x.flat)), x.shape)
     return as_expr(x)
 
 
@@ -377,6 +380,10 @@ def stack(xs, axis=0) -> Expr:
     if not xs:
         raise ShapeError("stack needs one or more expressions")
     shape = xs[0].shape
+    for k, x in enumerate(xs):
+        if x.shape != shape:
+            raise ShapeError(f"stack needs parts of one shape: part 0 has shape {shape}, "
+                             f"part {k} {x.shape}")
     axis = axis % (len(shape) + 1)
     new = shape[:axis] + (1,) + shape[axis:]
     return concatenate([reshape(x, new) for x in xs], axis)
