@@ -43,12 +43,43 @@ def from_elements(value):
     where JAX code writes ``jnp.array``): the array of those elements.  Anything else is
     returned as it is (a returned array of expressions and strings is read element by
     element, as a list of them is)."""
-    if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
-        return value
-    items = list(value.flat)
-    if not any(isinstance(v, Expr) for v in items) or _other_element(items) is not None:
+    items = _expression_items(value)
+    if items is None or _other_element(items) is not None:
         return value
     return joined_part(value)
+
+
+def operand_elements(value, strings: bool = False):
+    """``from_elements`` for an operand of an arithmetic operator or ufunc (or, with
+    ``strings``, for a returned array, whose strings are expressions read one by one),
+    where an object array of expressions with an element of another kind (a string,
+    None, a bool, an array expression) raises TraceError naming its position (NumPy's
+    own error would say that every operand returned NotImplemented)."""
+    items = _expression_items(value)
+    if items is None:
+        return value
+    if _other_element(items) is None:
+        return joined_part(value)
+    k = _other_element(items, strings)
+    if k is None:  # text or SymPy among them: read one by one
+        return value
+    v = items[k]
+    at = tuple(int(i) for i in np.unravel_index(k, value.shape))
+    kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
+            "np.concatenate)" if isinstance(v, Expr) else repr(v))
+    allowed = "numbers (not bools), text or scalar expressions" if strings else (
+        "numbers (not bools) or scalar expressions")
+    raise TraceError(f"np.array of expressions: the element at {at} is {kind}; its "
+                     f"elements must be {allowed}")
+
+
+def _expression_items(value) -> list | None:
+    """The elements of ``value`` where it is a NumPy object array holding an expression
+    (else None)."""
+    if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
+        return None
+    items = list(value.flat)
+    return items if any(isinstance(v, Expr) for v in items) else None
 
 
 def _other_element(items, strings: bool = False) -> int | None:
@@ -60,29 +91,6 @@ def _other_element(items, strings: bool = False) -> int | None:
                          or (isinstance(v, numbers.Real) and not isinstance(v, bool))
                          or (strings and (isinstance(v, str) or is_sympy(v))))),
                 None)
-
-
-def operand_elements(value, strings: bool = False):
-    """``from_elements`` for an operand of an arithmetic operator or ufunc (or, with
-    ``strings``, for a returned array, whose strings are expressions read one by one),
-    where an object array of expressions with an element of another kind (a string,
-    None, a bool, an array expression) raises TraceError naming its position (NumPy's
-    own error would say that every operand returned NotImplemented)."""
-    value = from_elements(value)
-    if not (isinstance(value, np.ndarray) and value.dtype == object and value.size):
-        return value
-    items = list(value.flat)
-    k = _other_element(items, strings)
-    if k is None or not any(isinstance(v, Expr) for v in items):
-        return value
-    v = items[k]
-    at = tuple(int(i) for i in np.unravel_index(k, value.shape))
-    kind = (f"an array expression of shape {v.shape} (join arrays with np.stack or "
-            "np.concatenate)" if isinstance(v, Expr) else repr(v))
-    allowed = "numbers (not bools), text or scalar expressions" if strings else (
-        "numbers (not bools) or scalar expressions")
-    raise TraceError(f"np.array of expressions: the element at {at} is {kind}; its "
-                     f"elements must be {allowed}")
 
 
 def _axes(x: Expr, axis, name: str, ndim: int | None = None) -> tuple[int, ...]:
