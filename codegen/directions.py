@@ -4,7 +4,10 @@ and what it computes, run on Python callables (``run_direction_loop``).
 
 A dense Hessian is ``H[:, j] = hvp(x, e_j)``, a Jacobian ``J[:, j] = jvp(x, e_j)`` or
 ``J[i, :] = vjp(x, e_i)``; a compressed (sparse) one evaluates the kernel once per seed
-direction and gathers the nonzeros from the products.  The kernel is an ordinary generated
+direction and gathers the nonzeros from the products: a gather position names a row of
+a seed's products as they lie in tiles of rows (their rows never go back, so a driver
+may work a tile at a time), or past them the number of another nonzero to copy
+(symdiff.autodiff.coloring).  The kernel is an ordinary generated
 function (``hvp``, ``jvp``, ``vjp``) and the driver a loop around it, so the generated
 code has the same size for every array size: the number of directions is a loop bound.
 
@@ -21,12 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from symdiff.autodiff.coloring import products_end, rows_and_seeds, seed_bits
+
 from .spec import FunctionSpec
 
 # What a compressed loop raises for seeds or gather positions that do not fit, in every
 # lowering.
 SEEDS_MESSAGE = "_seeds must have one row per direction of the direction size"
-GATHER_MESSAGE = "_gather positions must lie among the products (seeds x results)"
+GATHER_MESSAGE = ("_gather positions must name a result row and a seed (rows in order), "
+                  "or a nonzero read that way")
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,8 @@ class DirectionLoop:
     ``kernel`` is called as ``kernel(*arguments, *directions)``.  Dense: returns the
     (results x directions) matrix, or its transpose with ``transpose`` (rows from a
     vjp).  ``compressed``: takes ``_seeds`` (one row per direction, over all direction
-    elements) and ``_gather`` (positions in the C-ordered (seeds x results) products) and
-    returns the gathered values: the nonzeros of a sparse matrix, recovered in the loop.
+    elements) and ``_gather`` (see the module and ``gathered``) and returns the gathered
+    values: the nonzeros of a sparse matrix, recovered in the loop.
     ``block``, where set, is the kernel over ``block_size`` directions at once: each
     direction with a trailing axis of that length, each result part likewise
     (symdiff.autodiff.batch_axis); the native driver runs it block by block.
@@ -124,12 +130,30 @@ def run_direction_loop(loop: DirectionLoop, kernel, forward, args, extra=()):
         seeds, gather = (np.asarray(a) for a in extra)
         if seeds.ndim != 2 or seeds.shape[1] != n:
             raise ValueError(SEEDS_MESSAGE)
-        out = np.array([product(seed) for seed in seeds]).reshape(-1)
-        places = np.asarray(gather, dtype=np.int64)
-        if places.size and not 0 <= places.min() <= places.max() < out.size:
-            raise ValueError(GATHER_MESSAGE)
-        return out[places]
+        products = np.array([product(seed) for seed in seeds]).reshape(len(seeds), m)
+        return gathered(products, gather)
     out = np.empty((m, n))
     for j in range(n):
         out[:, j] = product(np.eye(1, n, j)[0])
     return out.T.copy() if loop.transpose else out
+
+
+def gathered(products: np.ndarray, gather) -> np.ndarray:
+    """The nonzeros a compressed loop returns from its (seeds x results) ``products`` at
+    the gather positions of symdiff.autodiff.coloring: a row of a seed's products (rows
+    never going back), or a nonzero to copy, which must be one read that way."""
+    places = np.asarray(gather).astype(np.int64)  # (any integer type, as the drivers)
+    count, rows = products.shape
+    bits = seed_bits(count)
+    end = products_end(rows, bits)
+    direct = places < end
+    read, others = places[direct], places[~direct] - end
+    row, seed = rows_and_seeds(read, bits)
+    if (read.size and (read.min() < 0 or seed.max() >= count or row.max() >= rows
+                       or (np.diff(row) < 0).any())) or (
+            others.size and (others.max() >= places.size or not direct[others].all())):
+        raise ValueError(GATHER_MESSAGE)
+    out = np.empty(places.size)
+    out[direct] = products[seed, row]
+    out[~direct] = out[others]
+    return out

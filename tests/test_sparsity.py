@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from test_array_random import LEAVES, _random_expression
 
 import symdiff as sd
+from codegen.directions import gathered
 from symdiff.autodiff import coloring as coloring_module
 from symdiff.autodiff.coloring import (
     ColoringTooLarge,
@@ -21,6 +22,9 @@ from symdiff.autodiff.coloring import (
     color_jacobian,
     coloring_bytes,
     coloring_key,
+    position,
+    products_end,
+    seed_bits,
     stored_coloring,
 )
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
@@ -188,7 +192,7 @@ def test_star_colorings_are_valid_and_recover_symmetric_matrices_exactly(seed):
     values = sp.random(40, 40, density=1.0, random_state=rng).toarray()
     hessian = pattern.toarray() * (values + values.T)
     products = coloring.seeds @ hessian.T  # row c: H @ seed c
-    recovered = products.ravel()[coloring.gather]
+    recovered = gathered(products, coloring.gather)
     np.testing.assert_array_equal(recovered, hessian[coloring.pattern.nonzero()])
 
 
@@ -201,7 +205,7 @@ def test_column_colorings_are_valid_and_recover_exactly(seed):
     for c in range(coloring.count):
         assert dense[:, coloring.colors == c].sum(axis=1).max(initial=0) <= 1
     jac = dense * rng.normal(size=dense.shape)
-    recovered = (coloring.seeds @ jac.T).ravel()[coloring.gather]
+    recovered = gathered(coloring.seeds @ jac.T, coloring.gather)
     np.testing.assert_array_equal(recovered, jac[coloring.pattern.nonzero()])
 
 
@@ -282,9 +286,13 @@ def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch
     values = np.frombuffer(data, np.int64).copy()
     values[3] = first.count  # a color out of range
     assert stored_coloring(kind, csr, values.tobytes()) is None
-    values = np.frombuffer(data, np.int64).copy()
-    values[-1] = first.count * 40  # a position past the products
-    assert stored_coloring(kind, csr, values.tobytes()) is None
+    end = products_end(40, seed_bits(first.count))
+    for wrong in (end + first.pattern.nnz,  # past every position
+                  position(0, 0, seed_bits(first.count)),  # another row than its own
+                  end + first.pattern.nnz - 1):  # a copy of a copy, or of itself
+        values = np.frombuffer(data, np.int64).copy()
+        values[-1] = wrong
+        assert stored_coloring(kind, csr, values.tobytes()) is None
     assert coloring_key(kind, csr) != coloring_key(
         "jacobian" if kind == "hessian" else "hessian", csr)
     assert entry.exists()

@@ -17,6 +17,7 @@ stay with Numba).
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from symdiff.ir.dims import is_open
 from symdiff.ir.nodes import OPS, DataRows, Expr, flatten, topological_order
@@ -32,7 +33,7 @@ from .code import SCRATCH, Code
 from .fused import FusedLoops
 from .loop_math import LOOP, loop_definitions
 from .loops import Loops
-from .pieces import Pieces
+from .pieces import Pieces, ranges_nest
 from .products import Products
 from .reductions import Reductions
 from .views import (
@@ -47,8 +48,17 @@ from .views import (
     whole,
 )
 
-# Ops whose result is their operand's array (identities once derived).
 
+@dataclass(frozen=True)
+class Window:
+    """Where only part of ``node``'s loop runs: the rows [start, stop) of its first axis
+    (i64 values), each element written through ``target`` at its position in the whole
+    array (a driver's tile of rows: codegen.native.compressed)."""
+
+    node: Expr
+    start: str
+    stop: str
+    target: View
 
 
 def _elementwise(node: Expr) -> bool:
@@ -98,6 +108,7 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
         self.intervals: dict[tuple, tuple] = {}  # checkpointed loops' interval carries
         self.inside: frozenset = frozenset()  # the embeds inside the loop piece being written
         self.cut_by: frozenset = frozenset()  # the embeds cutting that loop into pieces
+        self.window: Window | None = None  # the part of a node's loop written next
         self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:
@@ -251,7 +262,16 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
 
     def store_loop(self, node: Expr, value_of, pointer: str | None = None) -> None:
         """A loop writing ``value_of(indices)`` at every element of ``node``, into
-        ``pointer`` or (by default) its buffer, which becomes its view."""
+        ``pointer`` or (by default) its buffer, which becomes its view; where ``window``
+        is set for ``node``, over its rows only, written where the window says."""
+        window = self.window
+        if window is not None and window.node is node:
+            rows = [(window.start, window.stop)] + [("0", self.code.dim(d))
+                                                    for d in node.shape[1:]]
+            with ranges_nest(self.code, rows) as indices:
+                self.code.write(value_of(indices), window.target.base, position(
+                    self.code, window.target, node.shape, node.shape, indices))
+            return
         target = whole(self.code, pointer or self.buffer(node), node.shape)
         with self.code.nest(node.shape) as indices:
             at = position(self.code, target, node.shape, node.shape, indices)

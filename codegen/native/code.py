@@ -30,7 +30,8 @@ UNROLLED = 8
 VECTOR_TRIPS = 8  # innermost loops of a nest from this many trips are left to the vectorizer
 
 
-def _number(text: str) -> int | None:
+def number(text: str) -> int | None:
+    """The integer an i64 operand's text holds, or None for a value's name."""
     return int(text) if text.lstrip("-").isdigit() else None
 
 
@@ -81,7 +82,7 @@ class Code(Instructions):
     def integer(self, op: str, a: str, b: str) -> str:
         """``a op b`` on i64 operands (add, sub, mul; sdiv, srem of non-negative ones),
         folded when both are numbers."""
-        x, y = _number(a), _number(b)
+        x, y = number(a), number(b)
         if x is not None and y is not None and (y > 0 or op not in ("sdiv", "srem")):
             folded = {"add": int.__add__, "sub": int.__sub__, "mul": int.__mul__,
                       "sdiv": int.__floordiv__, "srem": int.__mod__}[op]
@@ -165,6 +166,17 @@ class Code(Instructions):
                        f"{value} = zext i32 {narrow} to i64"]
         return value
 
+    def load_i64(self, slot: str) -> str:
+        """The i64 in a stack ``slot`` now (a counter of ``slot("i64")``)."""
+        value = self.fresh()
+        self.lines.append(f"{value} = load i64, ptr {slot}")
+        return value
+
+    def increment(self, slot: str) -> None:
+        """Add one to the i64 in a stack ``slot``."""
+        self.lines.append(f"store i64 {self.integer('add', self.load_i64(slot), '1')}, "
+                          f"ptr {slot}")
+
     def read(self, pointer: str, index: str = "0") -> str:
         value = self.fresh()
         self.lines.append(f"{value} = load double, ptr {self.at(pointer, index)}, align 8"
@@ -199,6 +211,18 @@ class Code(Instructions):
         carry_on = self.label("then")
         self.lines.append(f"br i1 {condition}, label %{carry_on}, label %{otherwise}")
         self.begin(carry_on)
+
+    def and_(self, a: str, b: str) -> str:
+        """``a & b`` (i64)."""
+        name = self.fresh()
+        self.lines.append(f"{name} = and i64 {a}, {b}")
+        return name
+
+    def shift(self, bits: str, value: str = "1") -> str:
+        """``value << bits`` (i64)."""
+        name = self.fresh()
+        self.lines.append(f"{name} = shl i64 {value}, {bits}")
+        return name
 
     def extreme(self, which: str, a: str, b: str) -> str:
         """``which`` ("smin" or "smax") of two i64 values (``llvm.smin.i64``, ...)."""
@@ -249,9 +273,9 @@ class Code(Instructions):
         following = self.fresh()
         self.lines += [f"{following} = add i64 {index}, {step}",
                        f"store i64 {following}, ptr {counter}"]
-        trips = _number(count)
+        trips = number(count)
         if unroll and not self.in_while and trips is not None and \
-                _number(start) is not None and (trips - int(start)) // step <= UNROLLED:
+                number(start) is not None and (trips - int(start)) // step <= UNROLLED:
             self.lines.append(f"br label %{head}, !llvm.loop {self.loop_metadata(0)}")
         elif self.scalar_loops:
             self.lines.append(f"br label %{head}, !llvm.loop {self.loop_metadata(1)}")
@@ -288,7 +312,7 @@ class Code(Instructions):
         with self.at_start():
             # 64 bytes more, rounded down to 64: offsets of 64 bytes, never a size of 0.
             size = self.integer("add", self.integer("mul", count, "8"), "64")
-            if _number(size) is not None:
+            if number(size) is not None:
                 padded = str(int(size) & -64)
             else:
                 padded = self.fresh()

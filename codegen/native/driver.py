@@ -14,6 +14,7 @@ from symdiff.ir.nodes import Expr
 from ..schedule import depending
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
+from .compressed import gather_by_seed, tiled_products, tiling
 from .views import View, c_strides, position, whole
 
 
@@ -43,7 +44,7 @@ def driver(loop, body) -> tuple[str, tuple]:
     their products dropped).  The driver takes the loop's inputs (doubles, data
     pointers), for a compressed loop the seeds (data, rows, width) and gather positions
     (data, count), ``i64 %nb``, then the result's data; it returns 0, 1 (no memory), 2
-    (seeds of another width) or 3 (a gather position out of range)."""
+    (seeds of another width) or 3 (gather positions out of range or order)."""
     code = body.code
     body.destinations.clear()  # the products go into the matrix, direction by direction
     body.prepare()
@@ -62,7 +63,6 @@ def driver(loop, body) -> tuple[str, tuple]:
         count = "%count"
         with code.at_start():  # where the buffers are made
             products = code.integer("mul", count, m)
-        target = code.allocate(products)  # products by rows, gathered below
     single = loop.compressed and len(d_shapes) == 1 and loop.directions[0].kind != "scalar"
     buffers = []
     for sym, slot, size in zip(directions, loop.directions, d_sizes, strict=True):
@@ -77,7 +77,41 @@ def driver(loop, body) -> tuple[str, tuple]:
         buffers.append(buffer)
     variant = depending(body.order, directions)  # computed once per direction
     body.hoist(variant)
+    views = tiling(loop, body, variant, directions[0]) if loop.compressed else None
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
+    if views is not None:  # a tile of rows of every seed's products at a time
+        tiled_products(code, body, directions[0], views)
+    else:
+        if loop.compressed:
+            target = code.allocate(products)  # products by seed, gathered below
+        _each_direction(code, body, loop, variant, target, count, (n, m),
+                        (buffers, d_offsets, d_sizes), r_offsets)
+        if loop.compressed:
+            gather_by_seed(body, target, m)
+    code.finish()
+    if loop.compressed:  # (the workspace is released on every path out)
+        code.lines.append("wrong:")
+        code.finish_with(2)
+        code.lines.append("outside:")
+        code.finish_with(3)
+    signature = ", ".join(params + ["i64 %nb", "ptr noalias %out"])
+    text = body.module(code.function(f"internal i32 @driver({signature})", " #1"))
+    if loop.compressed:
+        return text, ("%gather.d0",)
+    d_total, r_total = Total(tuple(d_shapes)), Total(tuple(r_shapes))
+    return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
+
+
+def _each_direction(code: Code, body, loop, variant: set, target: str, count: str, sizes,
+                    slots, r_offsets) -> None:
+    """The loop over the directions (a block of them at a time, or the seed rows): the
+    nodes that depend on them computed for each, and its products written into
+    ``target`` (the matrix by columns, a vjp's rows, or the products by seed);
+    ``sizes``: (all directions, all results), ``slots``: the direction buffers, their
+    offsets and sizes."""
+    (n, m), width = sizes, loop.block_size
+    buffers, d_offsets, d_sizes = slots
+    directions = list(body.inputs[len(loop.inputs):])
     by_rows = loop.compressed or loop.transpose  # (products, or a vjp's rows)
     blocks = count if width == 1 else code.integer(
         "sdiv", code.integer("add", count, str(width - 1)), str(width))
@@ -118,23 +152,6 @@ def driver(loop, body) -> tuple[str, tuple]:
             with _columns(code, valid) as b:
                 _set_directions(code, body, loop, code.integer("add", first, b), b,
                                 directions, buffers, d_offsets, d_sizes, "0.0")
-    if loop.compressed:
-        with code.loop("%gathered") as q:
-            place = code.read_u32("%gather", q)
-            code.unless(code.compare("ult", place, products), "outside")
-            code.write(code.read(target, place), "%out", q)
-    code.finish()
-    if loop.compressed:  # (the workspace is released on every path out)
-        code.lines.append("wrong:")
-        code.finish_with(2)
-        code.lines.append("outside:")
-        code.finish_with(3)
-    signature = ", ".join(params + ["i64 %nb", "ptr noalias %out"])
-    text = body.module(code.function(f"internal i32 @driver({signature})", " #1"))
-    if loop.compressed:
-        return text, ("%gather.d0",)
-    d_total, r_total = Total(tuple(d_shapes)), Total(tuple(r_shapes))
-    return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from symdiff.ir.index_keys import step_one_ranges
 from symdiff.ir.nodes import OPS, Expr
 
+from .code import number
 from .views import ALIASES, position, whole
 
 # The most pieces one loop is cut into (a 2-D five-point stencil's adjoint needs 25).
@@ -91,17 +92,24 @@ class Pieces:
         return [m for m in self.members(root) if m.op == "embed"]
 
     def piecewise_loop(self, node: Expr, embeds: list[Expr]) -> None:
-        """The elementwise root ``node`` into its buffer, piece by piece."""
-        code = self.code
-        target = whole(code, self.buffer(node), node.shape)
+        """The elementwise root ``node`` into its buffer, piece by piece (where ``window``
+        is set for it: each piece's rows within the window's, written where it says)."""
+        code, window = self.code, self.window
+        windowed = window is not None and window.node is node
+        target = window.target if windowed else whole(code, self.buffer(node), node.shape)
         for box, inside in pieces(node.shape, {e: embedded_box(e) for e in embeds}):
             self.inside, self.cut_by = inside, frozenset(embeds)
-            with _box_nest(code, box) as indices:
+            ranges = [(str(lo), str(hi)) for lo, hi in box]
+            if windowed:  # (the piece's rows within the window's)
+                ranges[0] = (code.extreme("smax", ranges[0][0], window.start),
+                             code.extreme("smin", ranges[0][1], window.stop))
+            with ranges_nest(code, ranges) as indices:
                 value = self.loop_value(node, node.shape, indices)
                 code.write(value, target.base, position(code, target, node.shape,
                                                         node.shape, indices))
         self.inside, self.cut_by = frozenset(), frozenset()
-        self.views[node] = target
+        if not windowed:
+            self.views[node] = target
 
     def embedded(self, node: Expr, indices) -> str:
         """An inlined embed's element at ``indices`` of its consumer's loop: its
@@ -127,11 +135,12 @@ def _entries(node: Expr) -> list:
 
 
 @contextmanager
-def _box_nest(code, box):
-    """Loops over the ranges of ``box`` (numbers; none where a range holds one index)."""
+def ranges_nest(code, ranges):
+    """Loops over ``ranges``, one (start, stop) per axis (i64 values; no loop where
+    the range is one number's)."""
     with ExitStack() as stack:
         indices = []
-        for lo, hi in box:
-            indices.append(str(lo) if hi - lo == 1 else
-                           stack.enter_context(code.loop(str(hi), start=str(lo))))
+        for lo, hi in ranges:
+            one = number(lo) is not None and number(hi) == number(lo) + 1
+            indices.append(lo if one else stack.enter_context(code.loop(hi, start=lo)))
         yield indices

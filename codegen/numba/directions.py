@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from symdiff.autodiff.coloring import TILE_BITS
+
 from ..directions import GATHER_MESSAGE, SEEDS_MESSAGE, DirectionLoop, Slot
 from ..naming import parameter_names
 from .helpers import DECORATOR
@@ -78,12 +80,34 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
     body += _store_results(loop, results)
     lines += ["    " + line for line in body]
     if loop.compressed:
-        lines += ["_flat = _out.reshape(-1)",
+        # codegen.directions.gathered: a row of a seed's products in tiles of rows, rows
+        # in order, or past them a nonzero to copy.
+        lines += [f"_t = {TILE_BITS}",  # (a tile holds 2 ** _t rows)
+                  "_bits = 0",
+                  "while (1 << _bits) < _count:",
+                  "    _bits += 1",
+                  "_end = ((_m + (1 << _t) - 1) >> _t) << (_t + _bits)",
                   "_data = np.empty(_gather.size)",
+                  "_row = 0",
+                  "_copies = 0",
                   "for _q in range(_gather.size):",
-                  "    if _gather[_q] < 0 or _gather[_q] >= _flat.size:",  # (any dtype)
+                  "    _at = _gather[_q]",
+                  "    if _at >= _end:",
+                  "        _copies += 1",
+                  "        continue",
+                  "    _i = ((_at >> (_t + _bits)) << _t) | (_at & ((1 << _t) - 1))",
+                  "    _s = (_at >> _t) & ((1 << _bits) - 1)",
+                  "    if _at < 0 or _i < _row or _i >= _m or _s >= _count:",  # (signed too)
                   f"        raise ValueError({GATHER_MESSAGE!r})",
-                  "    _data[_q] = _flat[_gather[_q]]",
+                  "    _row = _i",
+                  "    _data[_q] = _out[_s, _i]",
+                  "for _q in range(_gather.size if _copies else 0):",
+                  "    _at = _gather[_q]",
+                  "    if _at >= _end:",
+                  "        _k = _at - _end",
+                  "        if _k >= _gather.size or _gather[_k] >= _end:",
+                  f"            raise ValueError({GATHER_MESSAGE!r})",
+                  "        _data[_q] = _data[_k]",
                   "return _data"]
     else:
         lines.append("return _out")

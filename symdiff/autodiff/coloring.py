@@ -16,11 +16,19 @@ Both are greedy (each vertex gets the smallest color the rule allows) over sever
 orders (natural, largest degree first, reverse Cuthill-McKee, and for Jacobians the
 dynamic saturation order of DSATUR), keeping the one with the fewest colors.  The loops
 are compiled by Numba (cached on disk), so coloring 10^6 columns takes well under a
-second.  ``gather`` gives, for each stored nonzero of the CSR pattern, its position in
-the C-ordered (colors x n) products: the compiled drivers gather the values from there.
-The positions are uint32 (half the bytes of int64: at 10^6 columns the gather reads 3
-million of them per call, and it is the driver's largest cost), so products of at most
-2^32 - 1 numbers (32 GB of doubles) can be gathered; larger ones raise ColoringTooLarge.
+second.  ``gather`` says where each stored nonzero of the CSR pattern is found: in the
+products of the seeds as a driver keeps them a tile of 2^TILE_BITS rows at a time, each
+tile all seeds' rows (``2^bits`` seeds' room, ``bits = seed_bits(count)``), a row r of
+seed c at ``position(r, c, bits)`` (a nonzero's own row: recovery is direct); or, past
+every tile (``products_end``), at ``products_end + k`` for a Hessian nonzero H[i, j]
+read by symmetry, which is nonzero k (H[j, i]) of the same pattern, itself read
+directly.  Rows of direct positions never go back along the pattern, so a driver that
+computes one tile of products at a time gathers its nonzeros while it is in cache, at
+the position less the tile's first (codegen.native.compressed); the others find a
+position's row and seed from its bits, with no division.  The positions are uint32
+(half the bytes of int64: at 10^6 columns the gather reads 3 million of them per call),
+so the products' positions plus the nonzeros must stay below 2^32; larger ones raise
+ColoringTooLarge.
 """
 
 from __future__ import annotations
@@ -41,9 +49,9 @@ class Coloring:
 
     ``colors[j]`` is column j's color; ``count`` the number of colors (= the number of
     Jacobian- or Hessian-vector products per evaluation); ``seeds`` the (count x n) 0/1
-    directions; ``gather`` the position (uint32) of each stored nonzero of ``pattern``
-    (CSR order) in the C-ordered (count x rows) products (row c: the product with seed
-    c); ``kind`` "column" or "star".
+    directions; ``gather`` where each stored nonzero of ``pattern`` (CSR order) is found
+    (uint32; see the module): a row and a seed of the products, or another nonzero;
+    ``kind`` "column" or "star".
     """
 
     pattern: object
@@ -66,8 +74,39 @@ def copied(coloring: Coloring) -> Coloring:
                    seeds=coloring.seeds.copy(), gather=coloring.gather.copy())
 
 
-# Gather positions are uint32: products of more numbers cannot be gathered.
+# Gather positions are uint32: products and nonzeros of more numbers cannot be gathered.
 MAX_PRODUCTS = 2 ** 32 - 1
+
+
+# A tile of products holds the rows of 2^TILE_BITS results (64).
+TILE_BITS = 6
+
+
+def seed_bits(count: int) -> int:
+    """The bits of a gather position that hold its seed, for ``count`` seeds."""
+    return max(count - 1, 0).bit_length()
+
+
+@numba.njit  # (also in _star_recovery; cached beside this file: codegen.numba_cache)
+def position(row, seed, bits):  # pragma: no cover - njit
+    """The gather position of ``row`` (ints, or int64 arrays) of the product with
+    ``seed``, for seeds of ``bits`` bits (see the module)."""
+    low = (1 << TILE_BITS) - 1
+    return ((row >> TILE_BITS) << (TILE_BITS + bits)) | (seed << TILE_BITS) | (row & low)
+
+
+def rows_and_seeds(places: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and seeds that the gather positions ``places`` (int64, of the
+    products) name: ``position`` undone."""
+    low = (1 << TILE_BITS) - 1
+    rows = ((places >> (TILE_BITS + bits)) << TILE_BITS) | (places & low)
+    return rows, (places >> TILE_BITS) & ((1 << bits) - 1)
+
+
+def products_end(rows: int, bits: int) -> int:
+    """The first gather position past the products of ``rows`` rows (those from it on
+    name nonzeros)."""
+    return (-(-rows >> TILE_BITS)) << (TILE_BITS + bits)
 
 
 class ColoringTooLarge(SymdiffError, ValueError):
@@ -75,12 +114,13 @@ class ColoringTooLarge(SymdiffError, ValueError):
 
 
 def _positions(gather: np.ndarray, count: int, rows: int) -> np.ndarray:
-    """``gather`` (positions in the (count x rows) products) as uint32."""
-    if count * rows > MAX_PRODUCTS:
+    """``gather`` (positions of rows and seeds in the products, then of nonzeros) as
+    uint32."""
+    if products_end(rows, seed_bits(count)) + len(gather) > MAX_PRODUCTS:
         raise ColoringTooLarge(
-            f"{count} colors x {rows} rows = {count * rows} products: more than the "
-            f"{MAX_PRODUCTS} a sparse evaluation gathers from (uint32 positions); use "
-            "the matrix-free products (hvp, jvp, vjp) instead")
+            f"{count} colors x {rows} rows and {len(gather)} nonzeros: more than the "
+            f"{MAX_PRODUCTS} positions of a sparse evaluation's gather (uint32); use the "
+            "matrix-free products (hvp, jvp, vjp) instead")
     return gather.astype(np.uint32)
 
 
@@ -190,9 +230,10 @@ def _star_coloring(indptr, indices, order):  # pragma: no cover - njit
 
 
 @numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
-def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
-    # For each nonzero (i, j): row i of the products at color(j) when j is alone with its
-    # color in row i, else row j at color(i).  -1 marks a nonzero neither recovers.
+def _star_recovery(indptr, indices, color, count, bits, end):  # pragma: no cover - njit
+    # For each nonzero p = (i, j): row i of the product with seed color(j) when j is
+    # alone with its color in row i, else the nonzero (j, i), read that way (i alone
+    # with its color in row j).  -1 marks a nonzero neither recovers.
     n = len(indptr) - 1
     gather = np.empty(len(indices), dtype=np.int64)
     hits = np.zeros(count, dtype=np.int64)
@@ -202,7 +243,7 @@ def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             if hits[color[j]] == 1:
-                gather[p] = color[j] * n + i
+                gather[p] = position(i, color[j], bits)
             else:
                 gather[p] = -1
         for p in range(indptr[i], indptr[i + 1]):
@@ -212,13 +253,13 @@ def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
             if gather[p] >= 0:
                 continue
             j = indices[p]
-            # H[i, j] = H[j, i]: is i alone with its color in row j?
-            alone = 0
+            mirror = -1
             for q in range(indptr[j], indptr[j + 1]):
-                if color[indices[q]] == color[i]:
-                    alone += 1
-            if alone == 1:
-                gather[p] = color[i] * n + j
+                if indices[q] == i:
+                    mirror = q
+            # H[i, j] = H[j, i], read directly in row j when i is alone with its color.
+            if mirror >= 0 and gather[mirror] == position(j, color[i], bits):
+                gather[p] = end + mirror
     return gather
 
 
@@ -268,7 +309,7 @@ def canonical(pattern):
 
 
 # Part of every coloring's key: bump it when the greedy rules or the recovery change.
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 
 def coloring_key(kind: str, csr) -> str:
@@ -302,11 +343,25 @@ def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
     count = int(values[0])
     colors, gather = values[3:3 + n].copy(), values[3 + n:].copy()
     if (0 <= count <= n and colors.min(initial=0) >= 0 and colors.max(initial=-1) < count
-            and gather.min(initial=0) >= 0 and gather.max(initial=-1) < count * rows):
+            and _recovers(csr, colors, gather, seed_bits(count))):
         return Coloring(csr, colors, count, _seeds(colors, count),
                         _positions(gather, count, rows),
                         "star" if kind == "hessian" else "column")
     return None
+
+
+def _recovers(csr, colors: np.ndarray, gather: np.ndarray, bits: int) -> bool:
+    """Whether ``gather`` reads each nonzero (i, j) of ``csr`` at row i of the product
+    with seed colors[j], or copies a nonzero read so (the other stays to the
+    compressed evaluation: that the products hold the nonzero)."""
+    end = products_end(csr.shape[0], bits)
+    direct = (gather >= 0) & (gather < end)
+    rows, seeds = rows_and_seeds(gather[direct], bits)
+    own = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    copied = gather[~direct] - end
+    return bool((rows == own[direct]).all() and (seeds == colors[csr.indices[direct]]).all()
+                and (copied >= 0).all() and (copied < len(gather)).all()
+                and direct[copied].all())
 
 
 # Past this density, or this much work for the greedy colorings (their two-hop searches
@@ -364,7 +419,7 @@ def color_jacobian(pattern) -> Coloring:
 def _column_coloring_of(csr, best: np.ndarray) -> Coloring:
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-    gather = best[csr.indices] * csr.shape[0] + rows
+    gather = position(rows, best[csr.indices], seed_bits(count))
     return Coloring(csr, best, count, _seeds(best, count),
                     _positions(gather, count, csr.shape[0]), "column")
 
@@ -390,9 +445,16 @@ def color_hessian(pattern) -> Coloring:
         off = csr - scipy.sparse.diags_array(csr.diagonal(), format="csr", dtype=bool)
         graph = canonical(off)
         graph.eliminate_zeros()
-        best = _fewest([_star_coloring(*_arrays(graph), order) for order in _orders(graph)])
+        orders = _orders(graph)
+        # Distance-2 colorings (columns that share a row differ) are star colorings
+        # whose every nonzero is read directly: first, so that they win ties (a
+        # tridiagonal pattern takes 3 colors either way), and no nonzero is a copy.
+        best = _fewest([_column_coloring(*_arrays(csr), *_arrays(csr), order)
+                        for order in orders]
+                       + [_star_coloring(*_arrays(graph), order) for order in orders])
     count = int(best.max(initial=-1)) + 1
-    gather = _star_recovery(*_arrays(csr), best, count)
+    bits = seed_bits(count)
+    gather = _star_recovery(*_arrays(csr), best, count, bits, products_end(csr.shape[0], bits))
     if len(gather) and gather.min() < 0:  # pragma: no cover - would be a coloring bug
         raise AssertionError("star coloring does not recover every nonzero")
     return Coloring(csr, best, count, _seeds(best, count),

@@ -1,0 +1,187 @@
+"""What the native driver (codegen.native.driver) does for a compressed (sparse) direction
+loop only: gather the nonzeros from the products of the seed rows, and, where the kernel
+allows it, compute those products a tile of rows at a time.
+
+A gather position (symdiff.autodiff.coloring) names a row of a seed's products as they
+lie in tiles of 2^TILE_BITS rows, or a nonzero to copy.  A driver that computes each
+seed's products over all rows first (the general case) keeps them by seed, and takes
+a position's row and seed from its bits.
+
+A tiled driver keeps one tile (every seed's rows of it) at a time, in cache: the
+kernel's loop runs over the tile's rows for one seed after another (each a vectorized
+loop, as over all rows), and the tile's nonzeros are gathered, at the position less the
+tile's first, before the next tile.  No array of all the products is written and read
+back: at 10^6 columns, the Rosenbrock Hessian's driver moves half the bytes
+(benchmarks/README.md).  It applies where the kernel is one loop over its result: one
+direction (the seed row itself), one result part, a vector, computed by an elementwise
+loop of its own, and everything else that depends on the direction fused into that
+loop or a view of the seed row that needs no copy (``tiling``).  Its checks keep every
+read inside its memory: a position of a seed or row that does not exist reads an unset
+product there, where the other lowerings refuse it (symdiff's own positions never do).
+"""
+
+from __future__ import annotations
+
+from symdiff.autodiff.coloring import TILE_BITS
+from symdiff.ir.nodes import Expr
+
+from .arrays import EMITTERS, VIEWS, ArrayBody, Window
+from .code import Code
+from .views import ALIASES, View, c_strides
+
+
+def tiling(loop, body: ArrayBody, variant: set[Expr], direction: Expr) -> list | None:
+    """The views of the seed row a tiled driver writes for each seed, or None where the
+    compressed ``loop`` (its kernel's graph in ``body``, ``variant`` the nodes that
+    depend on the ``direction``) cannot run a tile of rows at a time (see the module)."""
+    if loop.block_size != 1 or len(loop.directions) != 1 or len(body.parts) != 1:
+        return None
+    part = body.parts[0]
+    if (loop.directions[0].kind == "scalar" or len(part.shape) != 1 or part not in variant
+            or part in body.inlined or part.op in EMITTERS or part.op in ALIASES):
+        return None
+    others = [n for n in body.order if n in variant and n is not direction and n is not part]
+    views = [n for n in others if n not in body.inlined]
+    if not all(n.op in VIEWS or n.op in ALIASES for n in views):
+        return None
+    return views if _copy_free(loop, direction, views) else None
+
+
+def _copy_free(loop, direction: Expr, views: list[Expr]) -> bool:
+    """Whether the ``views`` of the direction are index arithmetic on the seed row, with
+    no copy (a reshape of a strided slice is one): emitted once in a body of their own."""
+    probe = ArrayBody(loop.kernel, "probe")
+    probe.views[direction] = View("%seeds", "0", c_strides(probe.code, direction.shape), True)
+    for node in views:
+        probe.emit_node(node)
+    return probe.code.workspace_size == "0"
+
+
+def tiled_products(code: Code, body: ArrayBody, direction: Expr, views: list[Expr]) -> None:
+    """The kernel's one result part for every seed, a tile of 2^TILE_BITS rows at a
+    time, each tile gathered into ``%out`` as soon as it is computed (see the module).
+    The tile keeps the products as the gather positions name them (each seed's rows
+    together, room for 2^bits seeds), so a position less the tile's first is its
+    place in the tile; each seed's loop writes its rows contiguously, vectorized."""
+    part = body.parts[0]
+    rows, tile_rows = code.dim(part.shape[0]), str(1 << TILE_BITS)
+    gather = _Gather(body, rows)
+    with code.at_start():  # (the tile is a temporary of the workspace)
+        span = code.shift(code.integer("add", gather.bits, str(TILE_BITS)))
+        tile = code.allocate(span)
+    tiles = code.integer("sdiv", code.integer("add", rows, str((1 << TILE_BITS) - 1)),
+                         tile_rows)
+    with code.loop(tiles) as k:
+        start = code.shift(str(TILE_BITS), k)
+        stop = code.extreme("smin", code.integer("add", start, tile_rows), rows)
+        with code.loop("%count") as c:
+            body.views[direction] = View("%seeds", code.integer("mul", c, "%width"),
+                                         c_strides(code, direction.shape), True)
+            for node in views:  # (index arithmetic on this seed's row)
+                body.emit_node(node)
+            at = code.integer("sub", code.shift(str(TILE_BITS), c), start)
+            body.window = Window(part, start, stop, View(tile, at, ("1",), False))
+            body.emit_node(part)
+            body.window = None
+        gather.run(tile, code.integer("mul", k, span), span)
+    gather.finish()
+
+
+def gather_by_seed(body: ArrayBody, target: str, results: str) -> None:
+    """The nonzeros from products kept by seed (``target``: seed c's ``results`` rows
+    from c * results on): each position's row and seed taken from its bits."""
+    code = body.code
+    gather = _Gather(body, results)
+    low = str((1 << TILE_BITS) - 1)
+    with code.loop("%gathered") as q:
+        place = code.read_u32("%gather", q)
+        with code.when(code.compare("uge", place, gather.end)):
+            code.increment(gather.copies)
+        with code.when(code.compare("ult", place, gather.end)):
+            tile, row, seed, mixed = (code.fresh() for _ in range(4))
+            code.lines += [
+                f"{tile} = lshr i64 {place}, {code.integer('add', gather.bits, str(TILE_BITS))}",
+                f"{mixed} = lshr i64 {place}, {TILE_BITS}",
+                f"{seed} = and i64 {mixed}, {gather.mask}"]
+            code.lines.append(f"{row} = or i64 {code.shift(str(TILE_BITS), tile)}, "
+                              f"{code.and_(place, low)}")
+            code.unless(code.compare("uge", row, code.load_i64(gather.last)), "outside")
+            code.unless(code.compare("ult", row, results), "outside")
+            code.unless(code.compare("ult", seed, "%count"), "outside")
+            code.lines.append(f"store i64 {row}, ptr {gather.last}")
+            at = code.integer("add", code.integer("mul", seed, results), row)
+            code.write(code.read(target, at), "%out", q)
+    code.lines.append(f"store i64 %gathered, ptr {gather.q}")
+    gather.finish()
+
+
+class _Gather:
+    """The nonzeros gathered into ``%out``, in order, from gather positions
+    (symdiff.autodiff.coloring): a row of a seed's products, or past every tile's,
+    ``end``, a nonzero to copy (counted, and copied last)."""
+
+    def __init__(self, body: ArrayBody, rows: str):
+        self.code = code = body.code
+        body.declarations.add("declare i64 @llvm.ctlz.i64(i64, i1)")
+        self.q, self.last, self.copies = (code.slot("i64") for _ in range(3))
+        code.lines += [f"store i64 0, ptr {slot}" for slot in (self.q, self.last, self.copies)]
+        with code.at_start():
+            # bits: the width of count - 1 (64 - its leading zeros), 0 for one seed.
+            zeros = code.fresh()
+            code.lines.append(f"{zeros} = call i64 @llvm.ctlz.i64(i64 "
+                              f"{code.integer('sub', '%count', '1')}, i1 false)")
+            self.bits = code.extreme("smin", code.integer("sub", "64", zeros), "56")
+            self.mask = code.integer("sub", code.shift(self.bits), "1")
+            tiles = code.integer("sdiv", code.integer(
+                "add", rows, str((1 << TILE_BITS) - 1)), str(1 << TILE_BITS))
+            self.end = code.shift(code.integer("add", self.bits, str(TILE_BITS)), tiles)
+
+    def run(self, tile: str, base: str, span: str) -> None:
+        """The nonzeros from the next one on whose positions lie in [base, base +
+        span), read at ``tile[position - base]``, up to the first past them; a
+        position before ``base`` (a row behind) is refused, copies are counted."""
+        code = self.code
+        head, check, inside, slow, skip, past, done = (code.label(s) for s in (
+            "head", "check", "inside", "slow", "skip", "past", "run"))
+        code.branch(head)
+        code.begin(head)
+        at = code.load_i64(self.q)
+        code.lines.append(f"br i1 {code.compare('slt', at, '%gathered')}, label %{check}, "
+                          f"label %{done}")
+        code.begin(check)
+        place = code.read_u32("%gather", at)
+        local = code.integer("sub", place, base)
+        code.lines.append(f"br i1 {code.compare('ult', local, span)}, label %{inside}, "
+                          f"label %{slow}")
+        code.begin(inside)
+        code.write(code.read(tile, local), "%out", at)
+        code.increment(self.q)
+        code.branch(head)
+        code.begin(slow)  # a copy of another nonzero (made last), the next tile's, or behind
+        code.lines.append(f"br i1 {code.compare('uge', place, self.end)}, label %{skip}, "
+                          f"label %{past}")
+        code.begin(skip)
+        code.increment(self.copies)
+        code.increment(self.q)
+        code.branch(head)
+        code.begin(past)
+        code.unless(code.compare("uge", place, code.integer("add", base, span)), "outside")
+        code.branch(done)
+        code.begin(done)
+
+    def finish(self) -> None:
+        """After the last run: the nonzeros left must be copies, then made (each names
+        a nonzero read from the products)."""
+        code, end = self.code, self.end
+        with code.loop("%gathered", start=code.load_i64(self.q)) as at:
+            code.unless(code.compare("uge", code.read_u32("%gather", at), end), "outside")
+            code.increment(self.copies)
+        with code.when(code.compare("ne", code.load_i64(self.copies), "0")):
+            with code.loop("%gathered") as q:
+                place = code.read_u32("%gather", q)
+                with code.when(code.compare("uge", place, end)):
+                    other = code.integer("sub", place, end)
+                    code.unless(code.compare("ult", other, "%gathered"), "outside")
+                    code.unless(code.compare("ult", code.read_u32("%gather", other), end),
+                                "outside")
+                    code.write(code.read("%out", other), "%out", q)
