@@ -4,12 +4,11 @@ and what it computes, run on Python callables (``run_direction_loop``).
 
 A dense Hessian is ``H[:, j] = hvp(x, e_j)``, a Jacobian ``J[:, j] = jvp(x, e_j)`` or
 ``J[i, :] = vjp(x, e_i)``; a compressed (sparse) one evaluates the kernel once per seed
-direction and gathers the nonzeros from the products: a gather position names a row of
-a seed's products as they lie in tiles of rows (their rows never go back, so a driver
-may work a tile at a time), or past them the number of another nonzero to copy
-(symdiff.autodiff.coloring).  The kernel is an ordinary generated
-function (``hvp``, ``jvp``, ``vjp``) and the driver a loop around it, so the generated
-code has the same size for every array size: the number of directions is a loop bound.
+direction and gathers the nonzeros from the (seeds x results) products: at a gather
+position below their size, or past it a copy of the nonzero it names
+(symdiff.autodiff.coloring).  The kernel is an ordinary generated function (``hvp``,
+``jvp``, ``vjp``) and the driver a loop around it, so the generated code has the same
+size for every array size: the number of directions is a loop bound.
 
 A kernel's directions and results are *slots*: an array (a wrt symbol, or the output),
 a 1-D array of scalar items (``_tangent``, ``_cotangent``), or one float.  A slot's shape
@@ -24,15 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symdiff.autodiff.coloring import products_end, rows_and_seeds, seed_bits
-
 from .spec import FunctionSpec
 
 # What a compressed loop raises for seeds or gather positions that do not fit, in every
 # lowering.
 SEEDS_MESSAGE = "_seeds must have one row per direction of the direction size"
-GATHER_MESSAGE = ("_gather positions must name a result row and a seed (rows in order), "
-                  "or a nonzero read that way")
+GATHER_MESSAGE = ("_gather positions must lie among the products (seeds x results), or past "
+                  "them name a nonzero read there")
 
 
 @dataclass(frozen=True)
@@ -55,8 +52,10 @@ class DirectionLoop:
     ``kernel`` is called as ``kernel(*arguments, *directions)``.  Dense: returns the
     (results x directions) matrix, or its transpose with ``transpose`` (rows from a
     vjp).  ``compressed``: takes ``_seeds`` (one row per direction, over all direction
-    elements) and ``_gather`` (see the module and ``gathered``) and returns the gathered
-    values: the nonzeros of a sparse matrix, recovered in the loop.
+    elements) and ``_gather`` (see the module and ``gathered``; a native driver that
+    works in tiles of rows takes them in its tiles, codegen.native.compressed) and
+    returns the gathered values: the nonzeros of a sparse matrix, recovered in the
+    loop.
     ``block``, where set, is the kernel over ``block_size`` directions at once: each
     direction with a trailing axis of that length, each result part likewise
     (symdiff.autodiff.batch_axis); the native driver runs it block by block.
@@ -139,21 +138,17 @@ def run_direction_loop(loop: DirectionLoop, kernel, forward, args, extra=()):
 
 
 def gathered(products: np.ndarray, gather) -> np.ndarray:
-    """The nonzeros a compressed loop returns from its (seeds x results) ``products`` at
-    the gather positions of symdiff.autodiff.coloring: a row of a seed's products (rows
-    never going back), or a nonzero to copy, which must be one read that way."""
+    """The nonzeros a compressed loop returns from its (seeds x results) ``products``:
+    flat element p for a position p below their size, else the nonzero ``p -
+    products.size``, which must be one read there (symdiff.autodiff.coloring)."""
     places = np.asarray(gather).astype(np.int64)  # (any integer type, as the drivers)
-    count, rows = products.shape
-    bits = seed_bits(count)
-    end = products_end(rows, bits)
-    direct = places < end
-    read, others = places[direct], places[~direct] - end
-    row, seed = rows_and_seeds(read, bits)
-    if (read.size and (read.min() < 0 or seed.max() >= count or row.max() >= rows
-                       or (np.diff(row) < 0).any())) or (
+    flat = products.reshape(-1)
+    direct = places < flat.size
+    read, others = places[direct], places[~direct] - flat.size
+    if (read.size and read.min() < 0) or (
             others.size and (others.max() >= places.size or not direct[others].all())):
         raise ValueError(GATHER_MESSAGE)
     out = np.empty(places.size)
-    out[direct] = products[seed, row]
+    out[direct] = flat[read]
     out[~direct] = out[others]
     return out

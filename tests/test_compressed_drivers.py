@@ -1,16 +1,29 @@
-"""Compressed (sparse) evaluations: the gather positions of symdiff.autodiff.coloring,
-read the same way by every lowering, and the native driver that computes the products a
-tile of rows at a time (codegen.native.compressed)."""
+"""Compressed (sparse) evaluations: the gather positions of symdiff.autodiff.coloring
+(places among the products, or copies of other nonzeros) read the same way by every
+lowering, and the native driver that keeps the products in tiles of rows from
+TILED_PRODUCTS products on (codegen.native.compressed; here also from a few)."""
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 import symdiff as sd
+from codegen import direction_tiles
 from codegen.directions import run_direction_loop
-from codegen.native import driver
-from symdiff.autodiff.coloring import TILE_BITS, products_end, seed_bits
+from symdiff.autodiff import coloring as coloring_module
+from symdiff.autodiff.coloring import TILE_BITS, tiled_gather
 
 ROWS = 1 << TILE_BITS  # rows per tile
+
+
+@pytest.fixture(params=["by seed", "tiles"])
+def layout(request, monkeypatch):
+    """Both ways of the native driver: products by seed, and (from 64 products on, so
+    at every size here) in tiles of rows."""
+    if request.param == "tiles":
+        monkeypatch.setattr(coloring_module, "TILED_PRODUCTS", 64)
+    return request.param
 
 
 def _rosenbrock(x):
@@ -21,25 +34,9 @@ def _banded(x):  # a pentadiagonal Hessian: 5 seeds, so 3 bits of seed in a posi
     return np.sum(x[2:] * x[:-2] ** 2) + np.sum(x[1:] ** 3 * x[:-1]) + np.sum(x ** 4)
 
 
-class _Counted:
-    """codegen.native.driver's tiled_products, counting the drivers written in tiles."""
-
-    def __init__(self):
-        self.calls, self.original = 0, driver.tiled_products
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.original(*args)
-
-
-def _native(f, n: int, monkeypatch):
-    """``f`` compiled natively for vectors of ``n``, and whether its sparse Hessian's
-    driver runs in tiles of rows."""
-    counted = _Counted()
-    monkeypatch.setattr(driver, "tiled_products", counted)
-    fn = sd.compile(f, args=[sd.vector("x", n)], backend="native", background=False)
-    fn.sparse_hessian(np.linspace(0.1, 0.9, n))
-    return fn, counted.calls == 1
+def _native(f, n: int):
+    """``f`` compiled natively for vectors of ``n``."""
+    return sd.compile(f, args=[sd.vector("x", n)], backend="native", background=False)
 
 
 def _reference(fn, x, seeds, gather):
@@ -50,9 +47,9 @@ def _reference(fn, x, seeds, gather):
 
 @pytest.mark.parametrize("n", [3, ROWS - 1, ROWS, ROWS + 1, 3 * ROWS + 5])
 @pytest.mark.parametrize("f", [_rosenbrock, _banded])
-def test_tiles_of_rows_give_the_nonzeros_of_the_loop_over_seeds(f, n, monkeypatch):
-    fn, tiled = _native(f, n, monkeypatch)
-    assert tiled  # one loop over the result: the whole kernel
+def test_the_native_driver_gives_the_nonzeros_of_the_loop_over_seeds(f, n, layout):
+    fn = _native(f, n)
+    assert fn.loader.tiled("sparse_hessian_data")  # one loop over the result: in tiles
     x = np.random.default_rng(n).uniform(-1.0, 1.0, n)
     coloring = fn.hessian_coloring()
     if n >= ROWS:  # (smaller ones are dense enough for a seed per column)
@@ -63,13 +60,18 @@ def test_tiles_of_rows_give_the_nonzeros_of_the_loop_over_seeds(f, n, monkeypatc
     np.testing.assert_allclose(got.toarray(), fn.hessian(x), rtol=1e-14, atol=1e-14)
 
 
-def test_the_numba_driver_reads_the_same_positions(monkeypatch):
-    n = 2 * ROWS + 7
-    x = np.random.default_rng(3).uniform(-1.0, 1.0, n)
-    fast, _ = _native(_banded, n, monkeypatch)
-    slow = sd.compile(_banded, args=[sd.vector("x", n)], backend="numba", background=False)
-    np.testing.assert_allclose(slow.sparse_hessian(x).data, fast.sparse_hessian(x).data,
-                               rtol=1e-14, atol=1e-14)
+def test_kernels_that_are_more_than_one_loop_keep_their_products_by_seed():
+    def arrow(x):  # (a sum the directions reach: a loop of its own)
+        return x[0] * np.sum(x ** 2) + np.sum(x ** 4)
+
+    def grid(x):  # (a padded stencil: joined arrays of their own)
+        u = np.reshape(x, (4, 4))
+        padded = np.concatenate([np.zeros((1, 4)), u, np.zeros((1, 4))])
+        return np.sum((padded[2:] - padded[:-2]) ** 2 * u)
+
+    for f in (arrow, grid, _rosenbrock):
+        loop = _native(f, 16).derivation.spec("sparse_hessian_data")
+        assert direction_tiles(loop) == (f is _rosenbrock)
 
 
 def _with_copies(coloring):
@@ -79,7 +81,7 @@ def _with_copies(coloring):
     rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
     where = {(i, j): p for p, (i, j) in enumerate(zip(rows, pattern.indices, strict=True))}
     gather = coloring.gather.astype(np.int64)
-    end = products_end(pattern.shape[0], seed_bits(coloring.count))
+    end = coloring.count * pattern.shape[0]
     mirror = np.array([where[j, i] for i, j in where])
     for (i, j), p in where.items():
         if i > j:
@@ -87,10 +89,10 @@ def _with_copies(coloring):
     return gather.astype(np.uint32), mirror
 
 
-def test_copies_of_other_nonzeros_in_every_lowering(monkeypatch):
+def test_copies_of_other_nonzeros_in_every_lowering(layout):
     n = 2 * ROWS + 7
     x = np.random.default_rng(0).uniform(-1.0, 1.0, n)
-    fast, _ = _native(_banded, n, monkeypatch)
+    fast = _native(_banded, n)
     coloring = fast.hessian_coloring()
     copies, mirror = _with_copies(coloring)
     assert (copies != coloring.gather).sum() == (coloring.pattern.nnz - n) // 2
@@ -98,14 +100,16 @@ def test_copies_of_other_nonzeros_in_every_lowering(monkeypatch):
     lower = np.repeat(np.arange(n), np.diff(coloring.pattern.indptr)) > coloring.pattern.indices
     want = np.where(lower, direct[mirror], direct)
     data = fast.loader.load("sparse_hessian_data")
-    np.testing.assert_array_equal(data(x, coloring.seeds, copies), want)
+    copied = dataclasses.replace(coloring, gather=copies, tiles=[])
+    given = tiled_gather(copied) if layout == "tiles" else copies
+    np.testing.assert_array_equal(data(x, coloring.seeds, given), want)
     np.testing.assert_array_equal(_reference(fast, x, coloring.seeds, copies), want)
     slow = sd.compile(_banded, args=[sd.vector("x", n)], backend="numba", background=False)
     np.testing.assert_allclose(slow.loader.load("sparse_hessian_data")(
         x, coloring.seeds, copies), want, rtol=1e-14, atol=1e-14)
 
 
-def test_an_arrowhead_is_read_by_symmetry_in_every_lowering():
+def test_an_arrowhead_is_read_by_symmetry_in_every_lowering(layout):
     # Star coloring: 2 seeds, the first row's nonzeros copies of the first column's.
     def arrow(x):
         return x[0] * np.sum(x ** 2) + np.sum(x ** 4)
@@ -119,23 +123,36 @@ def test_an_arrowhead_is_read_by_symmetry_in_every_lowering():
                         background=False)
         coloring = fn.hessian_coloring()
         assert coloring.count == 2
-        assert (coloring.gather >= products_end(len(x), 1)).sum() == len(x) - 1
+        assert (coloring.gather >= 2 * len(x)).sum() == len(x) - 1
         np.testing.assert_allclose(fn.sparse_hessian(x).toarray(), exact, rtol=1e-13)
     np.testing.assert_allclose(_reference(fn, x, coloring.seeds, coloring.gather),
                                fn.sparse_hessian(x).data, rtol=1e-15)
 
 
-def test_rows_that_go_back_are_refused_in_every_lowering(monkeypatch):
+def test_the_numba_driver_reads_the_same_positions():
+    n = 2 * ROWS + 7
+    x = np.random.default_rng(3).uniform(-1.0, 1.0, n)
+    slow = sd.compile(_banded, args=[sd.vector("x", n)], backend="numba", background=False)
+    np.testing.assert_allclose(slow.sparse_hessian(x).data,
+                               _native(_banded, n).sparse_hessian(x).data,
+                               rtol=1e-14, atol=1e-14)
+
+
+def test_tiled_positions_whose_rows_go_back_are_refused(monkeypatch):
+    monkeypatch.setattr(coloring_module, "TILED_PRODUCTS", 64)
     n = 3 * ROWS
     x = np.random.default_rng(2).uniform(-1.0, 1.0, n)
-    fast, _ = _native(_rosenbrock, n, monkeypatch)
+    fast = _native(_rosenbrock, n)
     coloring = fast.hessian_coloring()
-    backwards = coloring.gather.copy()
+    backwards = tiled_gather(coloring).copy()
     backwards[[0, -1]] = backwards[[-1, 0]]  # the last row's nonzero first
-    with pytest.raises(ValueError, match="rows in order"):
-        _reference(fast, x, coloring.seeds, backwards)
-    slow = sd.compile(_rosenbrock, args=[sd.vector("x", n)], backend="numba",
-                      background=False)
-    for fn in (fast, slow):
-        with pytest.raises(ValueError, match="rows in order"):
-            fn.loader.load("sparse_hessian_data")(x, coloring.seeds, backwards)
+    data = fast.loader.load("sparse_hessian_data")
+    with pytest.raises(ValueError, match="_gather positions"):
+        data(x, coloring.seeds, backwards)
+    # (By seed, the positions may come in any order.)
+    swapped = coloring.gather.copy()
+    swapped[[0, -1]] = swapped[[-1, 0]]
+    monkeypatch.setattr(coloring_module, "TILED_PRODUCTS", 1 << 20)
+    by_seed = _native(_rosenbrock, n)
+    np.testing.assert_array_equal(by_seed.loader.load("sparse_hessian_data")(
+        x, coloring.seeds, swapped)[[-1, 0]], by_seed.sparse_hessian(x).data[[0, -1]])

@@ -218,6 +218,24 @@ class Code(Instructions):
         self.lines.append(f"{name} = and i64 {a}, {b}")
         return name
 
+    def or_(self, a: str, b: str) -> str:
+        """``a | b`` (i64)."""
+        name = self.fresh()
+        self.lines.append(f"{name} = or i64 {a}, {b}")
+        return name
+
+    def select(self, condition: str, a: str, b: str) -> str:
+        """``a`` where the i1 ``condition`` holds, else ``b`` (i64)."""
+        name = self.fresh()
+        self.lines.append(f"{name} = select i1 {condition}, i64 {a}, i64 {b}")
+        return name
+
+    def negation(self, condition: str) -> str:
+        """The i1 that is true where ``condition`` is not."""
+        name = self.fresh()
+        self.lines.append(f"{name} = xor i1 {condition}, true")
+        return name
+
     def shift(self, bits: str, value: str = "1") -> str:
         """``value << bits`` (i64)."""
         name = self.fresh()

@@ -22,6 +22,7 @@ product there, where the other lowerings refuse it (symdiff's own positions neve
 
 from __future__ import annotations
 
+from symdiff.autodiff import coloring
 from symdiff.autodiff.coloring import TILE_BITS
 from symdiff.ir.nodes import Expr
 
@@ -57,84 +58,80 @@ def _copy_free(loop, direction: Expr, views: list[Expr]) -> bool:
     return probe.code.workspace_size == "0"
 
 
-def tiled_products(code: Code, body: ArrayBody, direction: Expr, views: list[Expr]) -> None:
+class TiledProducts:
     """The kernel's one result part for every seed, a tile of 2^TILE_BITS rows at a
     time, each tile gathered into ``%out`` as soon as it is computed (see the module).
-    The tile keeps the products as the gather positions name them (each seed's rows
-    together, room for 2^bits seeds), so a position less the tile's first is its
-    place in the tile; each seed's loop writes its rows contiguously, vectorized."""
-    part = body.parts[0]
-    rows, tile_rows = code.dim(part.shape[0]), str(1 << TILE_BITS)
-    gather = _Gather(body, rows)
-    with code.at_start():  # (the tile is a temporary of the workspace)
-        span = code.shift(code.integer("add", gather.bits, str(TILE_BITS)))
-        tile = code.allocate(span)
-    tiles = code.integer("sdiv", code.integer("add", rows, str((1 << TILE_BITS) - 1)),
-                         tile_rows)
-    with code.loop(tiles) as k:
-        start = code.shift(str(TILE_BITS), k)
-        stop = code.extreme("smin", code.integer("add", start, tile_rows), rows)
-        with code.loop("%count") as c:
-            body.views[direction] = View("%seeds", code.integer("mul", c, "%width"),
-                                         c_strides(code, direction.shape), True)
-            for node in views:  # (index arithmetic on this seed's row)
-                body.emit_node(node)
-            at = code.integer("sub", code.shift(str(TILE_BITS), c), start)
-            body.window = Window(part, start, stop, View(tile, at, ("1",), False))
-            body.emit_node(part)
-            body.window = None
-        gather.run(tile, code.integer("mul", k, span), span)
-    gather.finish()
+    The driver runs it where ``tiles`` holds (from TILED_PRODUCTS products on: the
+    runtime then passes positions in tiles, symdiff.autodiff.coloring.tiled_gather),
+    else the loop over the seeds.  The tile keeps the products as those positions name
+    them (each seed's rows together, room for 2^bits seeds), so a position less the
+    tile's first is its place in the tile, and each seed's loop writes its rows
+    contiguously, vectorized.  Made first, ``allocate``-d among the driver's
+    temporaries, then ``emit``-ted where the loop over the seeds goes."""
+
+    def __init__(self, body: ArrayBody, direction: Expr, views: list[Expr]):
+        self.body, self.direction, self.views = body, direction, views
+        code, part = body.code, body.parts[0]
+        body.declarations.add("declare i64 @llvm.ctlz.i64(i64, i1)")
+        self.rows, self.tile_rows = code.dim(part.shape[0]), str(1 << TILE_BITS)
+        with code.at_start():
+            self.tiles = code.compare("sge", code.integer("mul", "%count", self.rows),
+                                      str(coloring.TILED_PRODUCTS))
+            # bits: the width of count - 1 (64 - its leading zeros), 0 for one seed.
+            zeros = code.fresh()
+            code.lines.append(f"{zeros} = call i64 @llvm.ctlz.i64(i64 "
+                              f"{code.integer('sub', '%count', '1')}, i1 false)")
+            bits = code.extreme("smin", code.integer("sub", "64", zeros), "56")
+            self.span = code.shift(code.integer("add", bits, str(TILE_BITS)))
+            count = code.integer("sdiv", code.integer(
+                "add", self.rows, str((1 << TILE_BITS) - 1)), self.tile_rows)
+            self.count, self.end = count, code.integer("mul", count, self.span)
+        self.tile = ""
+
+    def allocate(self) -> None:
+        """The tile: a temporary of the workspace (none below TILED_PRODUCTS)."""
+        code = self.body.code
+        with code.at_start():
+            self.tile = code.allocate(code.select(self.tiles, self.span, "0"))
+
+    def emit(self) -> None:
+        """The loop over the tiles, and the nonzeros gathered."""
+        body, direction, rows, tile_rows = self.body, self.direction, self.rows, self.tile_rows
+        code, part = body.code, body.parts[0]
+        gather = _Gather(code, self.end)
+        with code.loop(self.count) as k:
+            start = code.integer("mul", k, tile_rows)
+            stop = code.extreme("smin", code.integer("add", start, tile_rows), rows)
+            with code.loop("%count") as c:
+                body.views[direction] = View("%seeds", code.integer("mul", c, "%width"),
+                                             c_strides(code, direction.shape), True)
+                for node in self.views:  # (index arithmetic on this seed's row)
+                    body.emit_node(node)
+                at = code.integer("sub", code.integer("mul", c, tile_rows), start)
+                body.window = Window(part, start, stop, View(self.tile, at, ("1",), False))
+                body.emit_node(part)
+                body.window = None
+            gather.run(self.tile, code.integer("mul", k, self.span), self.span)
+        gather.finish()
 
 
-def gather_by_seed(body: ArrayBody, target: str, results: str) -> None:
-    """The nonzeros from products kept by seed (``target``: seed c's ``results`` rows
-    from c * results on): each position's row and seed taken from its bits."""
-    code = body.code
-    gather = _Gather(body, results)
-    low = str((1 << TILE_BITS) - 1)
-    with code.loop("%gathered") as q:
-        place = code.read_u32("%gather", q)
-        with code.when(code.compare("uge", place, gather.end)):
-            code.increment(gather.copies)
-        with code.when(code.compare("ult", place, gather.end)):
-            tile, row, seed, mixed = (code.fresh() for _ in range(4))
-            code.lines += [
-                f"{tile} = lshr i64 {place}, {code.integer('add', gather.bits, str(TILE_BITS))}",
-                f"{mixed} = lshr i64 {place}, {TILE_BITS}",
-                f"{seed} = and i64 {mixed}, {gather.mask}"]
-            code.lines.append(f"{row} = or i64 {code.shift(str(TILE_BITS), tile)}, "
-                              f"{code.and_(place, low)}")
-            code.unless(code.compare("uge", row, code.load_i64(gather.last)), "outside")
-            code.unless(code.compare("ult", row, results), "outside")
-            code.unless(code.compare("ult", seed, "%count"), "outside")
-            code.lines.append(f"store i64 {row}, ptr {gather.last}")
-            at = code.integer("add", code.integer("mul", seed, results), row)
-            code.write(code.read(target, at), "%out", q)
-    code.lines.append(f"store i64 %gathered, ptr {gather.q}")
+def gather_by_seed(code: Code, products: str, size: str) -> None:
+    """The nonzeros from the products kept by seed (``size`` numbers at ``products``):
+    a position is the place of its product there."""
+    gather = _Gather(code, size)
+    gather.run(products, "0", size)
     gather.finish()
 
 
 class _Gather:
     """The nonzeros gathered into ``%out``, in order, from gather positions
-    (symdiff.autodiff.coloring): a row of a seed's products, or past every tile's,
-    ``end``, a nonzero to copy (counted, and copied last)."""
+    (symdiff.autodiff.coloring): a product's place, or past them all, from ``end``, a
+    nonzero to copy (counted, and copied last)."""
 
-    def __init__(self, body: ArrayBody, rows: str):
-        self.code = code = body.code
-        body.declarations.add("declare i64 @llvm.ctlz.i64(i64, i1)")
-        self.q, self.last, self.copies = (code.slot("i64") for _ in range(3))
-        code.lines += [f"store i64 0, ptr {slot}" for slot in (self.q, self.last, self.copies)]
-        with code.at_start():
-            # bits: the width of count - 1 (64 - its leading zeros), 0 for one seed.
-            zeros = code.fresh()
-            code.lines.append(f"{zeros} = call i64 @llvm.ctlz.i64(i64 "
-                              f"{code.integer('sub', '%count', '1')}, i1 false)")
-            self.bits = code.extreme("smin", code.integer("sub", "64", zeros), "56")
-            self.mask = code.integer("sub", code.shift(self.bits), "1")
-            tiles = code.integer("sdiv", code.integer(
-                "add", rows, str((1 << TILE_BITS) - 1)), str(1 << TILE_BITS))
-            self.end = code.shift(code.integer("add", self.bits, str(TILE_BITS)), tiles)
+    def __init__(self, code: Code, end: str):
+        self.code, self.end = code, end
+        self.q, self.copies = code.slot("i64"), code.slot("i64")
+        code.lines += [f"store i64 0, ptr {self.q}", f"store i64 0, ptr {self.copies}"]
 
     def run(self, tile: str, base: str, span: str) -> None:
         """The nonzeros from the next one on whose positions lie in [base, base +

@@ -7,14 +7,15 @@ the text has one size for every array size."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from symdiff.ir.nodes import Expr
 
 from ..schedule import depending
+from .arrays import ArrayBody
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
-from .compressed import gather_by_seed, tiled_products, tiling
+from .compressed import TiledProducts, gather_by_seed, tiling
 from .views import View, c_strides, position, whole
 
 
@@ -33,6 +34,19 @@ def lowerable(loop) -> bool:
     """Whether the driver and its kernel are native: a loop of an array kernel."""
     forward_ok = not loop.needs_forward() or isinstance(loop.forward.result, Expr)
     return not loop.arrays and forward_ok and array_lowerable(loop.kernel)
+
+
+def tiles(loop) -> bool:
+    """Whether the native driver of a compressed ``loop`` works in tiles of rows from
+    TILED_PRODUCTS products on (codegen.native.compressed), and so takes its gather
+    positions in those tiles (symdiff.autodiff.coloring.tiled_gather) there."""
+    if not (loop.compressed and lowerable(loop)):
+        return False
+    body = ArrayBody(loop.kernel, "driver")
+    directions = list(body.inputs[len(loop.inputs):])
+    variant = depending(body.order, directions)
+    body.hoist(variant)
+    return tiling(loop, body, variant, directions[0]) is not None
 
 
 def driver(loop, body) -> tuple[str, tuple]:
@@ -63,6 +77,17 @@ def driver(loop, body) -> tuple[str, tuple]:
         count = "%count"
         with code.at_start():  # where the buffers are made
             products = code.integer("mul", count, m)
+    variant = depending(body.order, directions)  # computed once per direction
+    body.hoist(variant)
+    views = tiling(loop, body, variant, directions[0]) if loop.compressed else None
+    if views is not None:  # from TILED_PRODUCTS on, a tile of rows at a time
+        tiled = TiledProducts(body, directions[0], views)
+        with code.at_start():  # (no products by seed then)
+            products = code.select(tiled.tiles, "0", products)
+    if loop.compressed:  # products by seed, gathered below (first in the workspace)
+        target = code.allocate(products)
+    if views is not None:
+        tiled.allocate()
     single = loop.compressed and len(d_shapes) == 1 and loop.directions[0].kind != "scalar"
     buffers = []
     for sym, slot, size in zip(directions, loop.directions, d_sizes, strict=True):
@@ -75,19 +100,15 @@ def driver(loop, body) -> tuple[str, tuple]:
             code.write(code.constant(0.0), buffer, i)
         body.views[sym] = whole(code, buffer, sym.shape)
         buffers.append(buffer)
-    variant = depending(body.order, directions)  # computed once per direction
-    body.hoist(variant)
-    views = tiling(loop, body, variant, directions[0]) if loop.compressed else None
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
-    if views is not None:  # a tile of rows of every seed's products at a time
-        tiled_products(code, body, directions[0], views)
-    else:
-        if loop.compressed:
-            target = code.allocate(products)  # products by seed, gathered below
+    if views is not None:
+        with code.when(tiled.tiles):
+            tiled.emit()
+    with code.when(code.negation(tiled.tiles)) if views is not None else nullcontext():
         _each_direction(code, body, loop, variant, target, count, (n, m),
                         (buffers, d_offsets, d_sizes), r_offsets)
         if loop.compressed:
-            gather_by_seed(body, target, m)
+            gather_by_seed(code, target, products)
     code.finish()
     if loop.compressed:  # (the workspace is released on every path out)
         code.lines.append("wrong:")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 
-from symdiff.autodiff.coloring import TILE_BITS
-
 from ..directions import GATHER_MESSAGE, SEEDS_MESSAGE, DirectionLoop, Slot
 from ..naming import parameter_names
 from .helpers import DECORATOR
@@ -80,27 +78,20 @@ def emit_direction_loop(loop: DirectionLoop) -> str:
     body += _store_results(loop, results)
     lines += ["    " + line for line in body]
     if loop.compressed:
-        # codegen.directions.gathered: a row of a seed's products in tiles of rows, rows
-        # in order, or past them a nonzero to copy.
-        lines += [f"_t = {TILE_BITS}",  # (a tile holds 2 ** _t rows)
-                  "_bits = 0",
-                  "while (1 << _bits) < _count:",
-                  "    _bits += 1",
-                  "_end = ((_m + (1 << _t) - 1) >> _t) << (_t + _bits)",
+        # codegen.directions.gathered: a place among the products, or past them a
+        # nonzero to copy.
+        lines += ["_flat = _out.reshape(-1)",
+                  "_end = _flat.size",
                   "_data = np.empty(_gather.size)",
-                  "_row = 0",
                   "_copies = 0",
                   "for _q in range(_gather.size):",
                   "    _at = _gather[_q]",
                   "    if _at >= _end:",
                   "        _copies += 1",
                   "        continue",
-                  "    _i = ((_at >> (_t + _bits)) << _t) | (_at & ((1 << _t) - 1))",
-                  "    _s = (_at >> _t) & ((1 << _bits) - 1)",
-                  "    if _at < 0 or _i < _row or _i >= _m or _s >= _count:",  # (signed too)
+                  "    if _at < 0:",  # (a signed dtype)
                   f"        raise ValueError({GATHER_MESSAGE!r})",
-                  "    _row = _i",
-                  "    _data[_q] = _out[_s, _i]",
+                  "    _data[_q] = _flat[_at]",
                   "for _q in range(_gather.size if _copies else 0):",
                   "    _at = _gather[_q]",
                   "    if _at >= _end:",

@@ -16,18 +16,17 @@ Both are greedy (each vertex gets the smallest color the rule allows) over sever
 orders (natural, largest degree first, reverse Cuthill-McKee, and for Jacobians the
 dynamic saturation order of DSATUR), keeping the one with the fewest colors.  The loops
 are compiled by Numba (cached on disk), so coloring 10^6 columns takes well under a
-second.  ``gather`` says where each stored nonzero of the CSR pattern is found: in the
-products of the seeds as a driver keeps them a tile of 2^TILE_BITS rows at a time, each
-tile all seeds' rows (``2^bits`` seeds' room, ``bits = seed_bits(count)``), a row r of
-seed c at ``position(r, c, bits)`` (a nonzero's own row: recovery is direct); or, past
-every tile (``products_end``), at ``products_end + k`` for a Hessian nonzero H[i, j]
-read by symmetry, which is nonzero k (H[j, i]) of the same pattern, itself read
-directly.  Rows of direct positions never go back along the pattern, so a driver that
-computes one tile of products at a time gathers its nonzeros while it is in cache, at
-the position less the tile's first (codegen.native.compressed); the others find a
-position's row and seed from its bits, with no division.  The positions are uint32
-(half the bytes of int64: at 10^6 columns the gather reads 3 million of them per call),
-so the products' positions plus the nonzeros must stay below 2^32; larger ones raise
+second.  ``gather`` says where each stored nonzero of the CSR pattern is found, in the
+(seeds x rows) products, each seed's row of products after the other's: at ``c * rows
++ r`` for row r of seed c (a nonzero's own row: recovery is direct), or, past every
+product, at ``count * rows + k`` for a Hessian nonzero H[i, j] read by symmetry, which
+is nonzero k (H[j, i]) of the same pattern, itself read directly.  The rows of direct
+positions never go back along the pattern, so a native driver that computes the
+products a tile of 2^TILE_BITS rows at a time (from TILED_PRODUCTS products on:
+codegen.native.compressed) gathers a tile's nonzeros while it is in cache; it takes
+``tiled_gather``, the same positions in its tiles.  The positions are uint32 (half the
+bytes of int64: at 10^6 columns the gather reads 3 million of them per call), so the
+products' positions plus the nonzeros must stay below 2^32; larger ones raise
 ColoringTooLarge.
 """
 
@@ -35,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -51,7 +50,7 @@ class Coloring:
     Jacobian- or Hessian-vector products per evaluation); ``seeds`` the (count x n) 0/1
     directions; ``gather`` where each stored nonzero of ``pattern`` (CSR order) is found
     (uint32; see the module): a row and a seed of the products, or another nonzero;
-    ``kind`` "column" or "star".
+    ``kind`` "column" or "star".  (``tiles`` keeps ``tiled_gather``, once made.)
     """
 
     pattern: object
@@ -60,6 +59,7 @@ class Coloring:
     seeds: np.ndarray
     gather: np.ndarray
     kind: str
+    tiles: list = field(default_factory=list, compare=False, repr=False)
 
     def __repr__(self):
         n = self.pattern.shape[1]
@@ -71,42 +71,55 @@ def copied(coloring: Coloring) -> Coloring:
     """``coloring`` with copies of its pattern and arrays (what users are given: the
     cached one's arrays are what every sparse evaluation reads)."""
     return replace(coloring, pattern=coloring.pattern.copy(), colors=coloring.colors.copy(),
-                   seeds=coloring.seeds.copy(), gather=coloring.gather.copy())
+                   seeds=coloring.seeds.copy(), gather=coloring.gather.copy(), tiles=[])
 
 
 # Gather positions are uint32: products and nonzeros of more numbers cannot be gathered.
 MAX_PRODUCTS = 2 ** 32 - 1
 
 
-# A tile of products holds the rows of 2^TILE_BITS results (64).
+# A native driver keeps the products in tiles of 2^TILE_BITS rows (64), from
+# TILED_PRODUCTS products (8 MB) on: below, they stay in cache as they are (Rosenbrock's
+# Hessian at 10^5 columns: 0.23 ms as they are, 0.29 ms in tiles; at 10^6, 4.3-4.8
+# against 2.8-3.0 ms).
 TILE_BITS = 6
+TILED_PRODUCTS = 1 << 20
+
+
+def tiled(count: int, rows: int) -> bool:
+    """Whether a driver that can keep ``count`` seeds' products of ``rows`` rows in tiles
+    does (see the module)."""
+    return count * rows >= TILED_PRODUCTS
 
 
 def seed_bits(count: int) -> int:
-    """The bits of a gather position that hold its seed, for ``count`` seeds."""
+    """The bits of a tiled gather position that hold its seed, for ``count`` seeds."""
     return max(count - 1, 0).bit_length()
 
 
-@numba.njit  # (also in _star_recovery; cached beside this file: codegen.numba_cache)
-def position(row, seed, bits):  # pragma: no cover - njit
-    """The gather position of ``row`` (ints, or int64 arrays) of the product with
-    ``seed``, for seeds of ``bits`` bits (see the module)."""
-    low = (1 << TILE_BITS) - 1
-    return ((row >> TILE_BITS) << (TILE_BITS + bits)) | (seed << TILE_BITS) | (row & low)
-
-
-def rows_and_seeds(places: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows and seeds that the gather positions ``places`` (int64, of the
-    products) name: ``position`` undone."""
-    low = (1 << TILE_BITS) - 1
-    rows = ((places >> (TILE_BITS + bits)) << TILE_BITS) | (places & low)
-    return rows, (places >> TILE_BITS) & ((1 << bits) - 1)
-
-
-def products_end(rows: int, bits: int) -> int:
-    """The first gather position past the products of ``rows`` rows (those from it on
+def tiles_end(count: int, rows: int) -> int:
+    """The first tiled gather position past every tile of the products (those from it on
     name nonzeros)."""
-    return (-(-rows >> TILE_BITS)) << (TILE_BITS + bits)
+    return (-(-rows >> TILE_BITS)) << (TILE_BITS + seed_bits(count))
+
+
+def tiled_gather(coloring: Coloring) -> np.ndarray:
+    """``coloring.gather`` as positions in tiles of rows: row r of seed c at ``((r >>
+    TILE_BITS) << (TILE_BITS + bits)) | (c << TILE_BITS) | (r & 63)`` (each tile holds
+    all seeds' rows of it, room for ``2^bits`` seeds), past every tile the nonzero to
+    copy (made once, kept on the coloring)."""
+    if not coloring.tiles:
+        rows, count = coloring.pattern.shape[0], coloring.count
+        places = coloring.gather.astype(np.int64)
+        direct = places < count * rows
+        row, seed = places % max(rows, 1), places // max(rows, 1)
+        bits, low = seed_bits(count), (1 << TILE_BITS) - 1
+        tiled_places = ((row >> TILE_BITS) << (TILE_BITS + bits)) | (seed << TILE_BITS) | (
+            row & low)
+        end = tiles_end(count, rows)
+        places = np.where(direct, tiled_places, places - count * rows + end)
+        coloring.tiles.append(places.astype(np.uint32))  # (in range: see _positions)
+    return coloring.tiles[0]
 
 
 class ColoringTooLarge(SymdiffError, ValueError):
@@ -114,9 +127,10 @@ class ColoringTooLarge(SymdiffError, ValueError):
 
 
 def _positions(gather: np.ndarray, count: int, rows: int) -> np.ndarray:
-    """``gather`` (positions of rows and seeds in the products, then of nonzeros) as
+    """``gather`` (positions in the (count x rows) products, then of nonzeros) as
     uint32."""
-    if products_end(rows, seed_bits(count)) + len(gather) > MAX_PRODUCTS:
+    end = max(count * rows, tiles_end(count, rows) if tiled(count, rows) else 0)
+    if end + len(gather) > MAX_PRODUCTS:
         raise ColoringTooLarge(
             f"{count} colors x {rows} rows and {len(gather)} nonzeros: more than the "
             f"{MAX_PRODUCTS} positions of a sparse evaluation's gather (uint32); use the "
@@ -230,7 +244,7 @@ def _star_coloring(indptr, indices, order):  # pragma: no cover - njit
 
 
 @numba.njit  # (cached beside this file by the runtime: codegen.numba_cache)
-def _star_recovery(indptr, indices, color, count, bits, end):  # pragma: no cover - njit
+def _star_recovery(indptr, indices, color, count):  # pragma: no cover - njit
     # For each nonzero p = (i, j): row i of the product with seed color(j) when j is
     # alone with its color in row i, else the nonzero (j, i), read that way (i alone
     # with its color in row j).  -1 marks a nonzero neither recovers.
@@ -243,7 +257,7 @@ def _star_recovery(indptr, indices, color, count, bits, end):  # pragma: no cove
         for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
             if hits[color[j]] == 1:
-                gather[p] = position(i, color[j], bits)
+                gather[p] = color[j] * n + i
             else:
                 gather[p] = -1
         for p in range(indptr[i], indptr[i + 1]):
@@ -258,8 +272,8 @@ def _star_recovery(indptr, indices, color, count, bits, end):  # pragma: no cove
                 if indices[q] == i:
                     mirror = q
             # H[i, j] = H[j, i], read directly in row j when i is alone with its color.
-            if mirror >= 0 and gather[mirror] == position(j, color[i], bits):
-                gather[p] = end + mirror
+            if mirror >= 0 and gather[mirror] == color[i] * n + j:
+                gather[p] = count * n + mirror
     return gather
 
 
@@ -343,20 +357,20 @@ def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
     count = int(values[0])
     colors, gather = values[3:3 + n].copy(), values[3 + n:].copy()
     if (0 <= count <= n and colors.min(initial=0) >= 0 and colors.max(initial=-1) < count
-            and _recovers(csr, colors, gather, seed_bits(count))):
+            and _recovers(csr, colors, gather, count)):
         return Coloring(csr, colors, count, _seeds(colors, count),
                         _positions(gather, count, rows),
                         "star" if kind == "hessian" else "column")
     return None
 
 
-def _recovers(csr, colors: np.ndarray, gather: np.ndarray, bits: int) -> bool:
+def _recovers(csr, colors: np.ndarray, gather: np.ndarray, count: int) -> bool:
     """Whether ``gather`` reads each nonzero (i, j) of ``csr`` at row i of the product
     with seed colors[j], or copies a nonzero read so (the other stays to the
     compressed evaluation: that the products hold the nonzero)."""
-    end = products_end(csr.shape[0], bits)
+    end = count * csr.shape[0]
     direct = (gather >= 0) & (gather < end)
-    rows, seeds = rows_and_seeds(gather[direct], bits)
+    rows, seeds = gather[direct] % csr.shape[0], gather[direct] // csr.shape[0]
     own = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
     copied = gather[~direct] - end
     return bool((rows == own[direct]).all() and (seeds == colors[csr.indices[direct]]).all()
@@ -419,7 +433,7 @@ def color_jacobian(pattern) -> Coloring:
 def _column_coloring_of(csr, best: np.ndarray) -> Coloring:
     count = int(best.max(initial=-1)) + 1
     rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
-    gather = position(rows, best[csr.indices], seed_bits(count))
+    gather = best[csr.indices] * csr.shape[0] + rows
     return Coloring(csr, best, count, _seeds(best, count),
                     _positions(gather, count, csr.shape[0]), "column")
 
@@ -453,8 +467,7 @@ def color_hessian(pattern) -> Coloring:
                         for order in orders]
                        + [_star_coloring(*_arrays(graph), order) for order in orders])
     count = int(best.max(initial=-1)) + 1
-    bits = seed_bits(count)
-    gather = _star_recovery(*_arrays(csr), best, count, bits, products_end(csr.shape[0], bits))
+    gather = _star_recovery(*_arrays(csr), best, count)
     if len(gather) and gather.min() < 0:  # pragma: no cover - would be a coloring bug
         raise AssertionError("star coloring does not recover every nonzero")
     return Coloring(csr, best, count, _seeds(best, count),

@@ -12,7 +12,7 @@ import weakref
 
 from numba import types
 
-from codegen import load_module
+from codegen import direction_tiles, load_module
 from codegen.cache import warn_once
 from codegen.load import importable, is_compiled, seal
 from symdiff.errors import SymdiffError
@@ -120,6 +120,7 @@ class Loader:
         self.failed: dict[str, BaseException] = {}
         self.modules: list = []  # the generated modules the methods run in
         self.native_cached: dict[str, bool] = {}  # native methods: loaded from the cache?
+        self._tiled: dict[str, bool] = {}  # compressed methods: a native driver in tiles?
         self._lock = threading.RLock()
         LOADERS.add(self)  # a forked child restarts its compiles (symdiff.runtime.processes)
 
@@ -236,6 +237,16 @@ class Loader:
         if method in self.failed:
             self.wait()
         return self.loaded[method, False]
+
+    def tiled(self, method: str) -> bool:
+        """Whether ``method`` runs a native driver that works in tiles of rows (and so
+        takes gather positions in its tiles from TILED_PRODUCTS products on:
+        symdiff.autodiff.coloring)."""
+        found = self._tiled.get(method)
+        if found is None:
+            found = self._tiled[method] = self._native(method) and direction_tiles(
+                self.derivation.spec(method))
+        return found
 
     def _native(self, method: str, batched: bool = False) -> bool:
         wanted = self.backend == "native" or (

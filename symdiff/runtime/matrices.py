@@ -23,6 +23,8 @@ from symdiff.autodiff.coloring import (
     coloring_bytes,
     coloring_key,
     stored_coloring,
+    tiled,
+    tiled_gather,
 )
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from symdiff.errors import ArgumentError, SymdiffError
@@ -116,9 +118,10 @@ class SparseMatrices:
     """Sparsity patterns, colorings and sparse derivative matrices of one compiled
     function (cached per open length), evaluated by its ``load``-ed compressed kernels."""
 
-    def __init__(self, derivation, load):
+    def __init__(self, derivation, load, tiled):
         self.derivation = derivation
         self._load = load  # method name -> callable (the compiled function's tiers)
+        self._tiled = tiled  # method name -> whether its driver works in tiles of rows
         self._cache: dict = {}
 
     @property
@@ -174,7 +177,10 @@ class SparseMatrices:
         import scipy.sparse  # on first use: it takes a quarter second to import
 
         coloring = self.coloring(kind, self.batch(x))
-        data = self._load(f"sparse_{kind}_data")(*x, coloring.seeds, coloring.gather)
+        method, gather = f"sparse_{kind}_data", coloring.gather
+        if tiled(coloring.count, coloring.pattern.shape[0]) and self._tiled(method):
+            gather = tiled_gather(coloring)  # (the driver keeps the products in tiles)
+        data = self._load(method)(*x, coloring.seeds, gather)
         pattern = coloring.pattern
         return scipy.sparse.csr_array((data, pattern.indices.copy(), pattern.indptr.copy()),
                                       shape=pattern.shape)
