@@ -80,12 +80,12 @@ class Code(Instructions):
         return name
 
     def integer(self, op: str, a: str, b: str) -> str:
-        """``a op b`` on i64 operands (add, sub, mul; sdiv, srem of non-negative ones),
-        folded when both are numbers."""
+        """``a op b`` on i64 operands (add, sub, mul, shl; sdiv, srem of non-negative
+        ones), folded when both are numbers."""
         x, y = number(a), number(b)
         if x is not None and y is not None and (y > 0 or op not in ("sdiv", "srem")):
             folded = {"add": int.__add__, "sub": int.__sub__, "mul": int.__mul__,
-                      "sdiv": int.__floordiv__, "srem": int.__mod__}[op]
+                      "shl": int.__lshift__, "sdiv": int.__floordiv__, "srem": int.__mod__}[op]
             return str(folded(x, y))
         if op in ("sdiv", "srem") and b == "1":
             return a if op == "sdiv" else "0"
@@ -212,18 +212,6 @@ class Code(Instructions):
         self.lines.append(f"br i1 {condition}, label %{carry_on}, label %{otherwise}")
         self.begin(carry_on)
 
-    def and_(self, a: str, b: str) -> str:
-        """``a & b`` (i64)."""
-        name = self.fresh()
-        self.lines.append(f"{name} = and i64 {a}, {b}")
-        return name
-
-    def or_(self, a: str, b: str) -> str:
-        """``a | b`` (i64)."""
-        name = self.fresh()
-        self.lines.append(f"{name} = or i64 {a}, {b}")
-        return name
-
     def select(self, condition: str, a: str, b: str) -> str:
         """``a`` where the i1 ``condition`` holds, else ``b`` (i64)."""
         name = self.fresh()
@@ -234,12 +222,6 @@ class Code(Instructions):
         """The i1 that is true where ``condition`` is not."""
         name = self.fresh()
         self.lines.append(f"{name} = xor i1 {condition}, true")
-        return name
-
-    def shift(self, bits: str, value: str = "1") -> str:
-        """``value << bits`` (i64)."""
-        name = self.fresh()
-        self.lines.append(f"{name} = shl i64 {value}, {bits}")
         return name
 
     def extreme(self, which: str, a: str, b: str) -> str:

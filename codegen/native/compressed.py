@@ -82,7 +82,7 @@ class TiledProducts:
             code.lines.append(f"{zeros} = call i64 @llvm.ctlz.i64(i64 "
                               f"{code.integer('sub', '%count', '1')}, i1 false)")
             bits = code.extreme("smin", code.integer("sub", "64", zeros), "56")
-            self.span = code.shift(code.integer("add", bits, str(TILE_BITS)))
+            self.span = code.integer("shl", "1", code.integer("add", bits, str(TILE_BITS)))
             count = code.integer("sdiv", code.integer(
                 "add", self.rows, str((1 << TILE_BITS) - 1)), self.tile_rows)
             self.count, self.end = count, code.integer("mul", count, self.span)
