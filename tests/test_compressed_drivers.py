@@ -1,7 +1,7 @@
 """Compressed (sparse) evaluations: the gather positions of symdiff.autodiff.coloring
 (places among the products, or copies of other nonzeros) read the same way by every
 lowering, and the native driver that keeps the products in tiles of rows from
-TILED_PRODUCTS products on (codegen.native.compressed; here also from a few)."""
+TILED_PRODUCTS products on (codegen.native.compressed; here also from 64)."""
 
 import dataclasses
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen import direction_tiles
+from codegen import tiled_from
 from codegen.directions import run_direction_loop
-from symdiff.autodiff import coloring as coloring_module
+from codegen.native import compressed
 from symdiff.autodiff.coloring import TILE_BITS, tiled_gather
 
 ROWS = 1 << TILE_BITS  # rows per tile
@@ -22,7 +22,7 @@ def layout(request, monkeypatch):
     """Both ways of the native driver: products by seed, and (from 64 products on, so
     at every size here) in tiles of rows."""
     if request.param == "tiles":
-        monkeypatch.setattr(coloring_module, "TILED_PRODUCTS", 64)
+        monkeypatch.setattr(compressed, "TILED_PRODUCTS", 64)
     return request.param
 
 
@@ -49,12 +49,12 @@ def _reference(fn, x, seeds, gather):
 @pytest.mark.parametrize("f", [_rosenbrock, _banded])
 def test_the_native_driver_gives_the_nonzeros_of_the_loop_over_seeds(f, n, layout):
     fn = _native(f, n)
-    assert fn.loader.tiled("sparse_hessian_data")  # one loop over the result: in tiles
     x = np.random.default_rng(n).uniform(-1.0, 1.0, n)
     coloring = fn.hessian_coloring()
     if n >= ROWS:  # (smaller ones are dense enough for a seed per column)
         assert coloring.count == (3 if f is _rosenbrock else 5)  # (3 bits of seed)
     got = fn.sparse_hessian(x)
+    assert fn.loader.tiled_from("sparse_hessian_data")  # one loop over the result
     np.testing.assert_array_equal(got.data, _reference(fn, x, coloring.seeds,
                                                        coloring.gather))
     np.testing.assert_allclose(got.toarray(), fn.hessian(x), rtol=1e-14, atol=1e-14)
@@ -71,7 +71,7 @@ def test_kernels_that_are_more_than_one_loop_keep_their_products_by_seed():
 
     for f in (arrow, grid, _rosenbrock):
         loop = _native(f, 16).derivation.spec("sparse_hessian_data")
-        assert direction_tiles(loop) == (f is _rosenbrock)
+        assert (tiled_from(loop) is not None) == (f is _rosenbrock)
 
 
 def _with_copies(coloring):
@@ -100,7 +100,7 @@ def test_copies_of_other_nonzeros_in_every_lowering(layout):
     lower = np.repeat(np.arange(n), np.diff(coloring.pattern.indptr)) > coloring.pattern.indices
     want = np.where(lower, direct[mirror], direct)
     data = fast.loader.load("sparse_hessian_data")
-    copied = dataclasses.replace(coloring, gather=copies, tiles=[])
+    copied = dataclasses.replace(coloring, gather=copies)
     given = tiled_gather(copied) if layout == "tiles" else copies
     np.testing.assert_array_equal(data(x, coloring.seeds, given), want)
     np.testing.assert_array_equal(_reference(fast, x, coloring.seeds, copies), want)
@@ -139,7 +139,7 @@ def test_the_numba_driver_reads_the_same_positions():
 
 
 def test_tiled_positions_whose_rows_go_back_are_refused(monkeypatch):
-    monkeypatch.setattr(coloring_module, "TILED_PRODUCTS", 64)
+    monkeypatch.setattr(compressed, "TILED_PRODUCTS", 64)
     n = 3 * ROWS
     x = np.random.default_rng(2).uniform(-1.0, 1.0, n)
     fast = _native(_rosenbrock, n)
@@ -152,7 +152,41 @@ def test_tiled_positions_whose_rows_go_back_are_refused(monkeypatch):
     # (By seed, the positions may come in any order.)
     swapped = coloring.gather.copy()
     swapped[[0, -1]] = swapped[[-1, 0]]
-    monkeypatch.setattr(coloring_module, "TILED_PRODUCTS", 1 << 20)
+    monkeypatch.setattr(compressed, "TILED_PRODUCTS", 1 << 20)
     by_seed = _native(_rosenbrock, n)
     np.testing.assert_array_equal(by_seed.loader.load("sparse_hessian_data")(
         x, coloring.seeds, swapped)[[-1, 0]], by_seed.sparse_hessian(x).data[[0, -1]])
+
+
+def _products_of_neighbours(x):  # a vector function: its Jacobian's jvp is one loop
+    return x[1:] * x[:-1] ** 2 + np.sin(x[1:])
+
+
+@pytest.mark.parametrize("n", [2, ROWS, 2 * ROWS + 3])
+def test_sparse_jacobians_in_tiles_of_rows(n, layout):
+    fn = sd.compile(_products_of_neighbours, args=[sd.vector("x", n)], backend="native",
+                    background=False)
+    x = np.random.default_rng(n).uniform(-1.0, 1.0, n)
+    got = fn.sparse_jacobian(x)
+    assert fn.loader.tiled_from("sparse_jacobian_data") is not None
+    np.testing.assert_allclose(got.toarray(), fn.jacobian(x), rtol=1e-14, atol=1e-14)
+    loop = fn.derivation.spec("sparse_jacobian_data")
+    coloring = fn.jacobian_coloring()
+    np.testing.assert_array_equal(got.data, run_direction_loop(
+        loop, fn.jvp, fn.forward, (x,), (coloring.seeds, coloring.gather)))
+
+
+def test_the_rule_a_driver_was_compiled_with_is_the_one_its_positions_follow(monkeypatch):
+    # (A later change of TILED_PRODUCTS does not reach a driver compiled before it.)
+    n = 2 * ROWS
+    x = np.random.default_rng(4).uniform(-1.0, 1.0, n)
+    fn = _native(_rosenbrock, n)
+    want = fn.hessian(x)
+    np.testing.assert_allclose(fn.sparse_hessian(x).toarray(), want, rtol=1e-14)
+    monkeypatch.setattr(compressed, "TILED_PRODUCTS", 64)
+    np.testing.assert_allclose(fn.sparse_hessian(x).toarray(), want, rtol=1e-14)
+    tiled = _native(_rosenbrock, n)
+    np.testing.assert_allclose(tiled.sparse_hessian(x).toarray(), want, rtol=1e-14)
+    assert tiled.loader.tiled_from("sparse_hessian_data") == 64
+    monkeypatch.setattr(compressed, "TILED_PRODUCTS", 1 << 20)
+    np.testing.assert_allclose(tiled.sparse_hessian(x).toarray(), want, rtol=1e-14)

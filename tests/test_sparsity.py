@@ -286,7 +286,8 @@ def test_colorings_are_read_back_from_the_disk_cache(kind, tmp_path, monkeypatch
     end = first.count * 40  # (copies of other nonzeros from here on)
     for wrong in (end + first.pattern.nnz,  # past every position
                   0,  # row 0 of seed 0: another row than its own
-                  end + first.pattern.nnz - 1):  # a copy of a copy, or of itself
+                  end + first.pattern.nnz - 1,  # a copy of a copy, or of itself
+                  end):  # a copy of the first nonzero, not of its mirror
         values = np.frombuffer(data, np.int64).copy()
         values[-1] = wrong
         assert stored_coloring(kind, csr, values.tobytes()) is None

@@ -2,33 +2,39 @@
 loop only: gather the nonzeros from the products of the seed rows, and, where the kernel
 allows it, compute those products a tile of rows at a time.
 
-A gather position (symdiff.autodiff.coloring) names a row of a seed's products as they
-lie in tiles of 2^TILE_BITS rows, or a nonzero to copy.  A driver that computes each
-seed's products over all rows first (the general case) keeps them by seed, and takes
-a position's row and seed from its bits.
+A gather position (symdiff.autodiff.coloring) is the place of a product among the
+(seeds x rows) products, as a driver that computes each seed's products over all rows
+keeps them (the general case), or past them a nonzero to copy.
 
-A tiled driver keeps one tile (every seed's rows of it) at a time, in cache: the
-kernel's loop runs over the tile's rows for one seed after another (each a vectorized
-loop, as over all rows), and the tile's nonzeros are gathered, at the position less the
-tile's first, before the next tile.  No array of all the products is written and read
-back: at 10^6 columns, the Rosenbrock Hessian's driver moves half the bytes
-(benchmarks/README.md).  It applies where the kernel is one loop over its result: one
-direction (the seed row itself), one result part, a vector, computed by an elementwise
-loop of its own, and everything else that depends on the direction fused into that
-loop or a view of the seed row that needs no copy (``tiling``).  Its checks keep every
-read inside its memory: a position of a seed or row that does not exist reads an unset
-product there, where the other lowerings refuse it (symdiff's own positions never do).
+A tiled driver keeps one tile of 2^TILE_BITS rows (every seed's rows of it) at a time,
+in cache, from TILED_PRODUCTS products on: the kernel's loop runs over the tile's rows
+for one seed after another (each a vectorized loop, as over all rows), and the tile's
+nonzeros are gathered, at the position less the tile's first, before the next tile;
+the runtime passes it the positions in its tiles (``coloring.tiled_gather``).  No array
+of all the products is written and read back: at 10^6 columns, the Rosenbrock Hessian's
+driver takes 3.0 ms instead of 4.1 (benchmarks/README.md).  Below TILED_PRODUCTS the
+products by seed stay in cache, and tiles are slower.  It applies where the kernel is
+one loop over its result: one direction (the seed row itself), one result part, a
+vector, computed by an elementwise loop of its own, and everything else that depends on
+the direction fused into that loop or a view of the seed row that needs no copy
+(``tiling``).  Its checks keep every read inside its memory: a position in the tiles of
+a seed or row that does not exist reads an unset product there, where the other
+lowerings refuse it (the runtime's positions never do).
 """
 
 from __future__ import annotations
 
-from symdiff.autodiff import coloring
 from symdiff.autodiff.coloring import TILE_BITS
 from symdiff.ir.nodes import Expr
 
 from .arrays import EMITTERS, VIEWS, ArrayBody, Window
 from .code import Code
 from .views import ALIASES, View, c_strides
+
+# From this many products on (8 MB), a driver that can keeps them in tiles of rows:
+# below, they stay in cache by seed (Rosenbrock's Hessian at 10^5 columns: 0.23 ms by
+# seed, 0.29 ms in tiles; at 10^6, 3.0 ms in tiles against 4.1-4.2 ms).
+TILED_PRODUCTS = 1 << 20
 
 
 def tiling(loop, body: ArrayBody, variant: set[Expr], direction: Expr) -> list | None:
@@ -62,8 +68,8 @@ class TiledProducts:
     """The kernel's one result part for every seed, a tile of 2^TILE_BITS rows at a
     time, each tile gathered into ``%out`` as soon as it is computed (see the module).
     The driver runs it where ``tiles`` holds (from TILED_PRODUCTS products on: the
-    runtime then passes positions in tiles, symdiff.autodiff.coloring.tiled_gather),
-    else the loop over the seeds.  The tile keeps the products as those positions name
+    runtime then passes positions in tiles, coloring.tiled_gather), else the loop over
+    the seeds.  The tile keeps the products as those positions name
     them (each seed's rows together, room for 2^bits seeds), so a position less the
     tile's first is its place in the tile, and each seed's loop writes its rows
     contiguously, vectorized.  Made first, ``allocate``-d among the driver's
@@ -76,7 +82,7 @@ class TiledProducts:
         self.rows, self.tile_rows = code.dim(part.shape[0]), str(1 << TILE_BITS)
         with code.at_start():
             self.tiles = code.compare("sge", code.integer("mul", "%count", self.rows),
-                                      str(coloring.TILED_PRODUCTS))
+                                      str(TILED_PRODUCTS))
             # bits: the width of count - 1 (64 - its leading zeros), 0 for one seed.
             zeros = code.fresh()
             code.lines.append(f"{zeros} = call i64 @llvm.ctlz.i64(i64 "

@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from symdiff.ir.nodes import Expr
 
 from ..schedule import depending
+from . import compressed
 from .arrays import ArrayBody
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
@@ -36,17 +37,24 @@ def lowerable(loop) -> bool:
     return not loop.arrays and forward_ok and array_lowerable(loop.kernel)
 
 
-def tiles(loop) -> bool:
-    """Whether the native driver of a compressed ``loop`` works in tiles of rows from
-    TILED_PRODUCTS products on (codegen.native.compressed), and so takes its gather
-    positions in those tiles (symdiff.autodiff.coloring.tiled_gather) there."""
+def tiled_from(loop) -> int | None:
+    """The number of products from which the native driver of a compressed ``loop``
+    keeps them in tiles of rows (TILED_PRODUCTS, as its text holds it), and so takes its
+    gather positions in those tiles (coloring.tiled_gather); None where it never does."""
     if not (loop.compressed and lowerable(loop)):
-        return False
+        return None
     body = ArrayBody(loop.kernel, "driver")
-    directions = list(body.inputs[len(loop.inputs):])
-    variant = depending(body.order, directions)
+    _, views = _seed_views(loop, body, list(body.inputs[len(loop.inputs):]))
+    return None if views is None else compressed.TILED_PRODUCTS
+
+
+def _seed_views(loop, body, directions) -> tuple[set, list | None]:
+    """(the nodes of ``body`` that depend on the ``directions``, with the invariants
+    fused into them hoisted, and for a compressed loop whose driver can work in tiles
+    the views of the seed row it writes for each seed, else None)."""
+    variant = depending(body.order, directions)  # computed once per direction
     body.hoist(variant)
-    return tiling(loop, body, variant, directions[0]) is not None
+    return variant, tiling(loop, body, variant, directions[0]) if loop.compressed else None
 
 
 def driver(loop, body) -> tuple[str, tuple]:
@@ -77,9 +85,7 @@ def driver(loop, body) -> tuple[str, tuple]:
         count = "%count"
         with code.at_start():  # where the buffers are made
             products = code.integer("mul", count, m)
-    variant = depending(body.order, directions)  # computed once per direction
-    body.hoist(variant)
-    views = tiling(loop, body, variant, directions[0]) if loop.compressed else None
+    variant, views = _seed_views(loop, body, directions)
     if views is not None:  # from TILED_PRODUCTS on, a tile of rows at a time
         tiled = TiledProducts(body, directions[0], views)
         with code.at_start():  # (no products by seed then)

@@ -22,19 +22,18 @@ second.  ``gather`` says where each stored nonzero of the CSR pattern is found, 
 product, at ``count * rows + k`` for a Hessian nonzero H[i, j] read by symmetry, which
 is nonzero k (H[j, i]) of the same pattern, itself read directly.  The rows of direct
 positions never go back along the pattern, so a native driver that computes the
-products a tile of 2^TILE_BITS rows at a time (from TILED_PRODUCTS products on:
-codegen.native.compressed) gathers a tile's nonzeros while it is in cache; it takes
-``tiled_gather``, the same positions in its tiles.  The positions are uint32 (half the
-bytes of int64: at 10^6 columns the gather reads 3 million of them per call), so the
-products' positions plus the nonzeros must stay below 2^32; larger ones raise
-ColoringTooLarge.
+products a tile of 2^TILE_BITS rows at a time (codegen.native.compressed) gathers a
+tile's nonzeros while it is in cache; it takes ``tiled_gather``, the same positions in
+its tiles.  The positions are uint32 (half the bytes of int64: at 10^6 columns the
+gather reads 3 million of them per call), so the products' positions (in either
+layout) plus the nonzeros must stay below 2^32; larger ones raise ColoringTooLarge.
 """
 
 from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -50,7 +49,7 @@ class Coloring:
     Jacobian- or Hessian-vector products per evaluation); ``seeds`` the (count x n) 0/1
     directions; ``gather`` where each stored nonzero of ``pattern`` (CSR order) is found
     (uint32; see the module): a row and a seed of the products, or another nonzero;
-    ``kind`` "column" or "star".  (``tiles`` keeps ``tiled_gather``, once made.)
+    ``kind`` "column" or "star".
     """
 
     pattern: object
@@ -59,7 +58,6 @@ class Coloring:
     seeds: np.ndarray
     gather: np.ndarray
     kind: str
-    tiles: list = field(default_factory=list, compare=False, repr=False)
 
     def __repr__(self):
         n = self.pattern.shape[1]
@@ -71,25 +69,16 @@ def copied(coloring: Coloring) -> Coloring:
     """``coloring`` with copies of its pattern and arrays (what users are given: the
     cached one's arrays are what every sparse evaluation reads)."""
     return replace(coloring, pattern=coloring.pattern.copy(), colors=coloring.colors.copy(),
-                   seeds=coloring.seeds.copy(), gather=coloring.gather.copy(), tiles=[])
+                   seeds=coloring.seeds.copy(), gather=coloring.gather.copy())
 
 
 # Gather positions are uint32: products and nonzeros of more numbers cannot be gathered.
 MAX_PRODUCTS = 2 ** 32 - 1
 
 
-# A native driver keeps the products in tiles of 2^TILE_BITS rows (64), from
-# TILED_PRODUCTS products (8 MB) on: below, they stay in cache as they are (Rosenbrock's
-# Hessian at 10^5 columns: 0.23 ms as they are, 0.29 ms in tiles; at 10^6, 4.3-4.8
-# against 2.8-3.0 ms).
+# A native driver that keeps the products in tiles (codegen.native.compressed) takes
+# the gather positions in its tiles of 2^TILE_BITS rows (64).
 TILE_BITS = 6
-TILED_PRODUCTS = 1 << 20
-
-
-def tiled(count: int, rows: int) -> bool:
-    """Whether a driver that can keep ``count`` seeds' products of ``rows`` rows in tiles
-    does (see the module)."""
-    return count * rows >= TILED_PRODUCTS
 
 
 def seed_bits(count: int) -> int:
@@ -105,21 +94,17 @@ def tiles_end(count: int, rows: int) -> int:
 
 def tiled_gather(coloring: Coloring) -> np.ndarray:
     """``coloring.gather`` as positions in tiles of rows: row r of seed c at ``((r >>
-    TILE_BITS) << (TILE_BITS + bits)) | (c << TILE_BITS) | (r & 63)`` (each tile holds
-    all seeds' rows of it, room for ``2^bits`` seeds), past every tile the nonzero to
-    copy (made once, kept on the coloring)."""
-    if not coloring.tiles:
-        rows, count = coloring.pattern.shape[0], coloring.count
-        places = coloring.gather.astype(np.int64)
-        direct = places < count * rows
-        row, seed = places % max(rows, 1), places // max(rows, 1)
-        bits, low = seed_bits(count), (1 << TILE_BITS) - 1
-        tiled_places = ((row >> TILE_BITS) << (TILE_BITS + bits)) | (seed << TILE_BITS) | (
-            row & low)
-        end = tiles_end(count, rows)
-        places = np.where(direct, tiled_places, places - count * rows + end)
-        coloring.tiles.append(places.astype(np.uint32))  # (in range: see _positions)
-    return coloring.tiles[0]
+    TILE_BITS) << (TILE_BITS + bits)) | (c << TILE_BITS) | (r mod 2^TILE_BITS)`` (each
+    tile holds all seeds' rows of it, room for ``2^bits`` seeds), past every tile the
+    nonzero to copy."""
+    rows, count = coloring.pattern.shape[0], coloring.count
+    places = coloring.gather.astype(np.int64)
+    direct = places < count * rows
+    row, seed = places % max(rows, 1), places // max(rows, 1)
+    bits, low = seed_bits(count), (1 << TILE_BITS) - 1
+    tiled = ((row >> TILE_BITS) << (TILE_BITS + bits)) | (seed << TILE_BITS) | (row & low)
+    places = np.where(direct, tiled, places - count * rows + tiles_end(count, rows))
+    return places.astype(np.uint32)  # (in range: see _positions)
 
 
 class ColoringTooLarge(SymdiffError, ValueError):
@@ -129,7 +114,7 @@ class ColoringTooLarge(SymdiffError, ValueError):
 def _positions(gather: np.ndarray, count: int, rows: int) -> np.ndarray:
     """``gather`` (positions in the (count x rows) products, then of nonzeros) as
     uint32."""
-    end = max(count * rows, tiles_end(count, rows) if tiled(count, rows) else 0)
+    end = max(count * rows, tiles_end(count, rows))  # (by seed, or in tiles)
     if end + len(gather) > MAX_PRODUCTS:
         raise ColoringTooLarge(
             f"{count} colors x {rows} rows and {len(gather)} nonzeros: more than the "
@@ -366,16 +351,26 @@ def stored_coloring(kind: str, csr, data: bytes) -> Coloring | None:
 
 def _recovers(csr, colors: np.ndarray, gather: np.ndarray, count: int) -> bool:
     """Whether ``gather`` reads each nonzero (i, j) of ``csr`` at row i of the product
-    with seed colors[j], or copies a nonzero read so (the other stays to the
-    compressed evaluation: that the products hold the nonzero)."""
-    end = count * csr.shape[0]
+    with seed colors[j], j alone with its color in row i, or copies its mirror (j, i)
+    read so (the other stays to the compressed evaluation: that the products hold the
+    nonzero)."""
+    rows = csr.shape[0]
+    own = np.repeat(np.arange(rows, dtype=np.int64), np.diff(csr.indptr))
+    seen = colors[csr.indices] if csr.nnz else np.zeros(0, np.int64)
+    _, where, shared = np.unique(own * max(count, 1) + seen, return_inverse=True,
+                                 return_counts=True)
+    end = count * rows
     direct = (gather >= 0) & (gather < end)
-    rows, seeds = gather[direct] % csr.shape[0], gather[direct] // csr.shape[0]
-    own = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    read = gather[direct]
     copied = gather[~direct] - end
-    return bool((rows == own[direct]).all() and (seeds == colors[csr.indices[direct]]).all()
-                and (copied >= 0).all() and (copied < len(gather)).all()
-                and direct[copied].all())
+    if not ((read % max(rows, 1) == own[direct]).all()
+            and (read // max(rows, 1) == seen[direct]).all()
+            and (shared[where][direct] == 1).all()
+            and (copied >= 0).all() and (copied < len(gather)).all()):
+        return False
+    # (a copy's nonzero is its mirror, itself read directly)
+    return bool(direct[copied].all() and (own[copied] == csr.indices[~direct]).all()
+                and (csr.indices[copied] == own[~direct]).all())
 
 
 # Past this density, or this much work for the greedy colorings (their two-hop searches

@@ -130,7 +130,8 @@ class CompiledFunction:
         self.fast_math, self.lowering, self.background = fast_math, lowering, background
         self.backend = backend
         self.loader = Loader(self.derivation, background, self._wrap, self._bind, backend)
-        self.matrices = SparseMatrices(self.derivation, self.loader.load, self.loader.tiled)
+        self.matrices = SparseMatrices(self.derivation, self.loader.load,
+                                       self.loader.tiled_from)
 
     def _wrap(self, call, method: str, spec, checked: bool):
         """A raw callable of ``method`` behind the input contract and the memory guard."""

@@ -12,7 +12,7 @@ import weakref
 
 from numba import types
 
-from codegen import direction_tiles, load_module
+from codegen import load_module, tiled_from
 from codegen.cache import warn_once
 from codegen.load import importable, is_compiled, seal
 from symdiff.errors import SymdiffError
@@ -120,7 +120,7 @@ class Loader:
         self.failed: dict[str, BaseException] = {}
         self.modules: list = []  # the generated modules the methods run in
         self.native_cached: dict[str, bool] = {}  # native methods: loaded from the cache?
-        self._tiled: dict[str, bool] = {}  # compressed methods: a native driver in tiles?
+        self._tiled_from: dict[str, int | None] = {}  # compressed native drivers: see tiled_from
         self._lock = threading.RLock()
         LOADERS.add(self)  # a forked child restarts its compiles (symdiff.runtime.processes)
 
@@ -238,15 +238,11 @@ class Loader:
             self.wait()
         return self.loaded[method, False]
 
-    def tiled(self, method: str) -> bool:
-        """Whether ``method`` runs a native driver that works in tiles of rows (and so
-        takes gather positions in its tiles from TILED_PRODUCTS products on:
-        symdiff.autodiff.coloring)."""
-        found = self._tiled.get(method)
-        if found is None:
-            found = self._tiled[method] = self._native(method) and direction_tiles(
-                self.derivation.spec(method))
-        return found
+    def tiled_from(self, method: str) -> int | None:
+        """The number of products from which ``method``'s compiled driver keeps them in
+        tiles of rows, taking gather positions in its tiles (codegen.tiled_from, read
+        when it was compiled); None where it never does, or is not compiled yet."""
+        return self._tiled_from.get(method)
 
     def _native(self, method: str, batched: bool = False) -> bool:
         wanted = self.backend == "native" or (
@@ -255,6 +251,8 @@ class Loader:
 
     def _compile_native(self, method: str, batched: bool = False):
         spec = self.derivation.spec(method, batched)
+        if getattr(spec, "compressed", False):  # (the rule its text is written with)
+            self._tiled_from[method] = tiled_from(spec)
         compiled, cached = native.compile_native(spec)
         if batched:  # called with arrays of points (symdiff.runtime.calls)
             self.loaded[method, True] = compiled

@@ -23,7 +23,6 @@ from symdiff.autodiff.coloring import (
     coloring_bytes,
     coloring_key,
     stored_coloring,
-    tiled,
     tiled_gather,
 )
 from symdiff.autodiff.sparsity import hessian_pattern, jacobian_pattern
@@ -118,15 +117,16 @@ class SparseMatrices:
     """Sparsity patterns, colorings and sparse derivative matrices of one compiled
     function (cached per open length), evaluated by its ``load``-ed compressed kernels."""
 
-    def __init__(self, derivation, load, tiled):
+    def __init__(self, derivation, load, tiled_from):
         self.derivation = derivation
         self._load = load  # method name -> callable (the compiled function's tiers)
-        self._tiled = tiled  # method name -> whether its driver works in tiles of rows
+        self._tiled_from = tiled_from  # method name -> products from which it tiles
         self._cache: dict = {}
 
     @property
     def cached(self):
-        """The keys of what was found so far: ("pattern" | "coloring", kind, batch)."""
+        """The keys of what was found so far: ("pattern" | "coloring" | "tiles", kind,
+        batch)."""
         return self._cache.keys()
 
     def batch(self, x) -> int | None:
@@ -176,11 +176,17 @@ class SparseMatrices:
         """The Hessian or Jacobian at ``x`` as a csr_array, one product per color."""
         import scipy.sparse  # on first use: it takes a quarter second to import
 
-        coloring = self.coloring(kind, self.batch(x))
+        batch = self.batch(x)
+        coloring = self.coloring(kind, batch)
         method, gather = f"sparse_{kind}_data", coloring.gather
-        if tiled(coloring.count, coloring.pattern.shape[0]) and self._tiled(method):
-            gather = tiled_gather(coloring)  # (the driver keeps the products in tiles)
-        data = self._load(method)(*x, coloring.seeds, gather)
+        evaluate = self._load(method)
+        tiled_from = self._tiled_from(method)
+        if tiled_from is not None and coloring.count * coloring.pattern.shape[0] >= tiled_from:
+            key = ("tiles", kind, batch)  # (the driver keeps the products in tiles)
+            gather = self._cache.get(key)
+            if gather is None:
+                gather = self._cache.setdefault(key, tiled_gather(coloring))
+        data = evaluate(*x, coloring.seeds, gather)
         pattern = coloring.pattern
         return scipy.sparse.csr_array((data, pattern.indices.copy(), pattern.indptr.copy()),
                                       shape=pattern.shape)
