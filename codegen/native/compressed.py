@@ -69,11 +69,12 @@ class TiledProducts:
     time, each tile gathered into ``%out`` as soon as it is computed (see the module).
     The driver runs it where ``tiles`` holds (from TILED_PRODUCTS products on: the
     runtime then passes positions in tiles, coloring.tiled_gather), else the loop over
-    the seeds.  The tile keeps the products as those positions name
-    them (each seed's rows together, room for 2^bits seeds), so a position less the
-    tile's first is its place in the tile, and each seed's loop writes its rows
-    contiguously, vectorized.  Made first, ``allocate``-d among the driver's
-    temporaries, then ``emit``-ted where the loop over the seeds goes."""
+    the seeds.  The tile keeps the products as those positions name them (each seed's
+    rows together, room for 2^bits seeds), so a position less the tile's first is its
+    place in the tile, and each seed's loop writes its rows contiguously, vectorized.
+    Made first, ``allocate``-d among the driver's temporaries (after the products by
+    seed: see benchmarks/README.md), then ``emit``-ted where the loop over the seeds
+    goes."""
 
     def __init__(self, body: ArrayBody, direction: Expr, views: list[Expr]):
         self.body, self.direction, self.views = body, direction, views

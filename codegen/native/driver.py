@@ -63,7 +63,9 @@ def driver(loop, body) -> tuple[str, tuple]:
     ``loop.kernel``) written into the driver itself: the nodes that do not depend on the
     directions once, before the loop over them, the others in it, for one direction at a
     time or for a block of ``loop.block_size`` (the last one's surplus directions zero,
-    their products dropped).  The driver takes the loop's inputs (doubles, data
+    their products dropped); a compressed loop whose kernel is one loop over its result
+    also holds that loop over tiles of rows, taken from TILED_PRODUCTS products on
+    (codegen.native.compressed).  The driver takes the loop's inputs (doubles, data
     pointers), for a compressed loop the seeds (data, rows, width) and gather positions
     (data, count), ``i64 %nb``, then the result's data; it returns 0, 1 (no memory), 2
     (seeds of another width) or 3 (gather positions out of range or order)."""
