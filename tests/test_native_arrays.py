@@ -385,4 +385,4 @@ def test_a_raveled_grid_is_computed_in_its_result():
     assert "%ws" not in array_function(fast.derivation.spec("forward"), native.layout()).text
     driver = direction_function(fast.derivation.spec("sparse_jacobian_data"),
                                 native.layout()).text
-    assert driver.count("getelementptr inbounds i8, ptr %ws") == 2  # products, exp(u)
+    assert driver.count("getelementptr inbounds i8, ptr %ws.base,") == 2  # products, exp(u)

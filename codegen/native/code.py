@@ -319,7 +319,7 @@ class Code(Instructions):
                 self.lines.append(f"{padded} = and i64 {size}, -64")
             offset, self.workspace_size = self.workspace_size, self.integer(
                 "add", self.workspace_size, padded)
-        self.pointers.append(f"{pointer} = getelementptr inbounds i8, ptr %ws, i64 {offset}")
+        self.pointers.append(f"{pointer} = getelementptr inbounds i8, ptr %ws.base, i64 {offset}")
         self.scoped[pointer] = len(self.scoped)
         return pointer
 
@@ -332,8 +332,9 @@ class Code(Instructions):
         A failed allocation goes to ``nomem``."""
         if self.workspace_size == "0":
             return []
-        total = self.workspace_size
+        total = "%ws.bytes"  # (64 more: the temporaries start at a multiple of 64 bytes)
         return [
+            f"%ws.bytes = add i64 {self.workspace_size}, 64",
             f"%ws.busy = atomicrmw xchg ptr {_BUSY}, i8 1 acquire",
             "%ws.free = icmp eq i8 %ws.busy, 0",
             f"%ws.small = icmp ule i64 {total}, {SCRATCH_BYTES}",
@@ -369,6 +370,11 @@ class Code(Instructions):
             "br i1 %ws.ok, label %ws.ready, label %nomem",
             "ws.ready:",
             "%ws = load ptr, ptr %ws.slot",
+            # Vector loads and stores of 64 bytes split no cache line (malloc gives 16).
+            "%ws.at = ptrtoint ptr %ws to i64",
+            "%ws.neg = sub i64 0, %ws.at",
+            "%ws.pad = and i64 %ws.neg, 63",
+            "%ws.base = getelementptr inbounds i8, ptr %ws, i64 %ws.pad",
         ]
 
     def finish(self) -> None:
