@@ -146,10 +146,14 @@ class SparseMatrices:
 
     def pattern(self, kind: str, batch):
         """The structural pattern of the Hessian or Jacobian (``kind``)."""
-        key = ("pattern", kind, batch)
+        return self._kept(("pattern", kind, batch), lambda: self._find_pattern(kind, batch))
+
+    def _kept(self, key: tuple, make):
+        """The cached value of ``key``, else ``make()``'s, kept (the first one kept wins
+        where two threads make it at once)."""
         found = self._cache.get(key)
         if found is None:
-            found = self._cache.setdefault(key, self._find_pattern(kind, batch))
+            found = self._cache.setdefault(key, make())
         return found
 
     def _find_pattern(self, kind: str, batch):
@@ -166,11 +170,8 @@ class SparseMatrices:
 
     def coloring(self, kind: str, batch):
         """The coloring of the pattern the sparse evaluation uses."""
-        key = ("coloring", kind, batch)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache.setdefault(key, _colored(kind, self.pattern(kind, batch)))
-        return found
+        return self._kept(("coloring", kind, batch),
+                          lambda: _colored(kind, self.pattern(kind, batch)))
 
     def sparse(self, kind: str, x):
         """The Hessian or Jacobian at ``x`` as a csr_array, one product per color."""
@@ -182,10 +183,8 @@ class SparseMatrices:
         evaluate = self._load(method)
         tiled_from = self._tiled_from(method)
         if tiled_from is not None and coloring.count * coloring.pattern.shape[0] >= tiled_from:
-            key = ("tiles", kind, batch)  # (the driver keeps the products in tiles)
-            gather = self._cache.get(key)
-            if gather is None:
-                gather = self._cache.setdefault(key, tiled_gather(coloring))
+            # (the driver keeps the products in tiles)
+            gather = self._kept(("tiles", kind, batch), lambda: tiled_gather(coloring))
         data = evaluate(*x, coloring.seeds, gather)
         pattern = coloring.pattern
         return scipy.sparse.csr_array((data, pattern.indices.copy(), pattern.indptr.copy()),
