@@ -386,3 +386,29 @@ def test_a_raveled_grid_is_computed_in_its_result():
     driver = direction_function(fast.derivation.spec("sparse_jacobian_data"),
                                 native.layout()).text
     assert driver.count("getelementptr inbounds i8, ptr %ws.base,") == 2  # products, exp(u)
+
+
+
+_ROWS = np.array([0, 3, 1, 1, 2, 0, 3, 2, 2, 1, 0, 3])
+
+
+def _gathered(x):
+    return np.sin(x * x)[_ROWS] * np.linspace(0.5, 2.0, 12)
+
+
+def test_a_jacobian_column_is_written_by_its_loop(monkeypatch):
+    # One direction at a time, a result computed by a loop of its own (here a gather)
+    # writes its products straight into its column of the matrix: no temporary copied
+    # there, the same numbers.
+    from symdiff.runtime import derivation
+    monkeypatch.setattr(derivation, "BLOCK_DIRECTIONS", 1)
+    fast, reference = (sd.compile(_gathered, args=[sd.vector("x", 4)], backend=b,
+                                  background=False) for b in ("native", "numba"))
+    x = np.array([0.3, -0.7, 1.1, 0.2])
+    np.testing.assert_array_equal(fast.jacobian(x), reference.jacobian(x))
+    assert fast.loader.tiers["jacobian"] == "native"
+    driver = direction_function(fast.derivation.spec("jacobian"), native.layout()).text
+    # The direction's buffer, cos(x * x) (hoisted) and the tangent of sin(x * x) that
+    # the gather reads: no temporary for the products (there was one before).
+    assert driver.count("getelementptr inbounds i8, ptr %ws.base,") == 3
+    assert driver.count("getelementptr inbounds double, ptr %out,") == 1

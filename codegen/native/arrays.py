@@ -51,11 +51,12 @@ from .views import (
 
 @dataclass(frozen=True)
 class Window:
-    """Where only part of ``node``'s loop runs: the rows [start, stop) of its first axis
+    """Where a node's loop runs and writes: the rows [start, stop) of its first axis
     (i64 values), each element written through ``target`` at its position in the whole
-    array (a driver's tile of rows: codegen.native.compressed)."""
+    array (a driver's tile of rows, codegen.native.compressed; a column of a matrix,
+    codegen.native.driver).  Taken by the loop that computes the node (ArrayBody.windows):
+    the node then has no array of its own to read."""
 
-    node: Expr
     start: str
     stop: str
     target: View
@@ -108,7 +109,7 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
         self.intervals: dict[tuple, tuple] = {}  # checkpointed loops' interval carries
         self.inside: frozenset = frozenset()  # the embeds inside the loop piece being written
         self.cut_by: frozenset = frozenset()  # the embeds cutting that loop into pieces
-        self.window: Window | None = None  # the part of a node's loop written next
+        self.windows: dict[Expr, Window] = {}  # node -> where its loop writes, taken once
         self._analyse(self.parts)
         for k, part in enumerate(self.parts):
             if part.shape:
@@ -262,10 +263,10 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
 
     def store_loop(self, node: Expr, value_of, pointer: str | None = None) -> None:
         """A loop writing ``value_of(indices)`` at every element of ``node``, into
-        ``pointer`` or (by default) its buffer, which becomes its view; where ``window``
-        is set for ``node``, over its rows only, written where the window says."""
-        window = self.window
-        if window is not None and window.node is node:
+        ``pointer`` or (by default) its buffer, which becomes its view; where ``windows``
+        holds one for ``node`` (taken), over its rows only, written where it says."""
+        window = self.windows.pop(node, None)
+        if window is not None:
             rows = [(window.start, window.stop)] + [("0", self.code.dim(d))
                                                     for d in node.shape[1:]]
             with ranges_nest(self.code, rows) as indices:

@@ -115,9 +115,9 @@ class TiledProducts:
                 for node in self.views:  # (index arithmetic on this seed's row)
                     body.emit_node(node)
                 at = code.integer("sub", code.integer("mul", c, tile_rows), start)
-                body.window = Window(part, start, stop, View(self.tile, at, ("1",), False))
+                body.windows[part] = Window(start, stop, View(self.tile, at, ("1",), False))
                 body.emit_node(part)
-                body.window = None
+                assert part not in body.windows, "the part's loop wrote around its tile"
             gather.run(self.tile, code.integer("mul", k, self.span), self.span)
         gather.finish()
 

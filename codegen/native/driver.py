@@ -13,11 +13,11 @@ from symdiff.ir.nodes import Expr
 
 from ..schedule import depending
 from . import compressed
-from .arrays import ArrayBody
+from .arrays import EMITTERS, ArrayBody, Window
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
 from .compressed import TiledProducts, gather_by_seed, tiling
-from .views import View, c_strides, position, whole
+from .views import ALIASES, View, c_strides, position, whole
 
 
 def _slot_shape(slot, loop) -> tuple:
@@ -156,17 +156,28 @@ def _each_direction(code: Code, body, loop, variant: set, target: str, count: st
         # One direction's rows (products, a vjp's rows): each part computed in its place.
         # (By position: a node that is two parts, the gradients by x and y of a function
         # of x + y, is computed in the first one's place and copied into the second's.)
-        rows = {}
+        # A dense matrix's column: a part computed by a loop of its own writes it there.
+        rows, in_columns = {}, set()
         if by_rows and width == 1:
             for k, (part, offset) in enumerate(zip(body.parts, r_offsets, strict=True)):
                 if part.shape and part in variant and part not in body.destinations:
                     start = code.integer("add", code.integer("mul", first, m), offset)
                     rows[k] = code.at(target, start)
                     body.place(part, rows[k])
+        elif width == 1:
+            for part, offset in zip(body.parts, r_offsets, strict=True):
+                if _own_loop(body, part, variant):
+                    body.windows[part] = _column(code, part, target, offset, n, first)
+                    in_columns.add(part)
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
+        for part in list(body.windows):  # (a loop that did not take its window)
+            del body.windows[part]
+            in_columns.discard(part)
         for k, (part, offset) in enumerate(zip(body.parts, r_offsets, strict=True)):
             if k in rows and body.in_place(part, rows[k]):
                 continue
+            if part in in_columns:
+                continue  # written in its column by its loop
             shape = part.shape if width == 1 else part.shape[:-1]
             with code.nest(shape) as outer, _columns(code, valid) as b:
                 indices = outer if width == 1 else outer + [b]
@@ -181,6 +192,23 @@ def _each_direction(code: Code, body, loop, variant: set, target: str, count: st
             with _columns(code, valid) as b:
                 _set_directions(code, body, loop, code.integer("add", first, b), b,
                                 directions, buffers, d_offsets, d_sizes, "0.0")
+
+
+def _own_loop(body, part: Expr, variant: set) -> bool:
+    """Whether the result ``part`` is an array computed by a loop of its own for each
+    direction, which no other node reads (so it may write straight into the matrix)."""
+    return (bool(part.shape) and part in variant and part not in body.inlined
+            and part.op not in EMITTERS and part.op not in ALIASES
+            and part not in body.destinations and body.parts.count(part) == 1
+            and not body.consumers.get(part))
+
+
+def _column(code: Code, part: Expr, matrix: str, offset: str, n: str, j: str) -> Window:
+    """Where ``part``'s loop writes direction ``j``'s products: column ``j`` of the
+    row-major matrix of ``n`` columns, from row ``offset`` on, in C order."""
+    start = code.integer("add", code.integer("mul", offset, n), j)
+    strides = tuple(code.integer("mul", s, n) for s in c_strides(code, part.shape))
+    return Window("0", code.dim(part.shape[0]), View(matrix, start, strides, False))
 
 
 @contextmanager

@@ -92,10 +92,11 @@ class Pieces:
         return [m for m in self.members(root) if m.op == "embed"]
 
     def piecewise_loop(self, node: Expr, embeds: list[Expr]) -> None:
-        """The elementwise root ``node`` into its buffer, piece by piece (where ``window``
-        is set for it: each piece's rows within the window's, written where it says)."""
-        code, window = self.code, self.window
-        windowed = window is not None and window.node is node
+        """The elementwise root ``node`` into its buffer, piece by piece (where ``windows``
+        holds one for it, taken: each piece's rows within its rows, written where it
+        says)."""
+        code, window = self.code, self.windows.pop(node, None)
+        windowed = window is not None
         target = window.target if windowed else whole(code, self.buffer(node), node.shape)
         for box, inside in pieces(node.shape, {e: embedded_box(e) for e in embeds}):
             self.inside, self.cut_by = inside, frozenset(embeds)
