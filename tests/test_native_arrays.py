@@ -412,3 +412,31 @@ def test_a_jacobian_column_is_written_by_its_loop(monkeypatch):
     # the gather reads: no temporary for the products (there was one before).
     assert driver.count("getelementptr inbounds i8, ptr %ws.base,") == 3
     assert driver.count("getelementptr inbounds double, ptr %out,") == 1
+
+
+_TALL = np.resize(np.array([2, 0, 3, 1, 1, 2]), 96)
+_SPREAD = np.linspace(-1.0, 1.0, 96)
+
+
+@pytest.mark.parametrize("f", [lambda x: np.sin(x * x)[_TALL] * _SPREAD,
+                               lambda x: x[_TALL] * _SPREAD - 1.0,
+                               lambda x: np.tanh(np.outer(x, x))[_TALL] * 2.0])
+def test_a_tall_result_of_small_sources_is_written_by_rows(monkeypatch, f):
+    # One direction at a time, a result much larger than the arrays it reads that vary
+    # (the tangent of sin(x * x), the direction itself, a 4 x 4 product) keeps those for
+    # every direction and is written after the loop, a row of the matrix at a time:
+    # the same numbers as the Numba lowering and as the column-by-column driver.
+    from codegen.native import driver as native_driver
+    from symdiff.runtime import derivation
+    monkeypatch.setattr(derivation, "BLOCK_DIRECTIONS", 1)
+    x = np.array([0.3, -0.7, 1.1, 0.2])
+    reference = sd.compile(f, args=[sd.vector("x", 4)], backend="numba", background=False)
+    texts = []
+    for numbers in (native_driver.DEFERRED_NUMBERS, 0):
+        monkeypatch.setattr(native_driver, "DEFERRED_NUMBERS", numbers)
+        fast = sd.compile(f, args=[sd.vector("x", 4)], background=False)
+        np.testing.assert_array_equal(fast.jacobian(x), reference.jacobian(x))
+        assert fast.loader.tiers["jacobian"] == "native"
+        texts.append(direction_function(fast.derivation.spec("jacobian"),
+                                        native.layout()).text)
+    assert texts[0] != texts[1]

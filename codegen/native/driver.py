@@ -8,6 +8,8 @@ the text has one size for every array size."""
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from math import prod
 
 from symdiff.ir.nodes import Expr
 
@@ -108,15 +110,18 @@ def driver(loop, body) -> tuple[str, tuple]:
             code.write(code.constant(0.0), buffer, i)
         body.views[sym] = whole(code, buffer, sym.shape)
         buffers.append(buffer)
+    deferred = _deferred(code, body, loop, variant, n, r_offsets)
     body.emit_all([x for x in body.order if x not in body.inlined and x not in variant])
     if views is not None:
         with code.when(tiled.tiles):
             tiled.emit()
     with code.when(code.negation(tiled.tiles)) if views is not None else nullcontext():
         _each_direction(code, body, loop, variant, target, count, (n, m),
-                        (buffers, d_offsets, d_sizes), r_offsets)
+                        (buffers, d_offsets, d_sizes), r_offsets, deferred)
         if loop.compressed:
             gather_by_seed(code, target, products)
+    for part, plan in deferred.items():
+        _rows_of_every_direction(code, body, plan, part, n)
     code.finish()
     if loop.compressed:  # (the workspace is released on every path out)
         code.lines.append("wrong:")
@@ -132,12 +137,13 @@ def driver(loop, body) -> tuple[str, tuple]:
 
 
 def _each_direction(code: Code, body, loop, variant: set, target: str, count: str, sizes,
-                    slots, r_offsets) -> None:
+                    slots, r_offsets, deferred: list) -> None:
     """The loop over the directions (a block of them at a time, or the seed rows): the
     nodes that depend on them computed for each, and its products written into
-    ``target`` (the matrix by columns, a vjp's rows, or the products by seed);
-    ``sizes``: (all directions, all results), ``slots``: the direction buffers, their
-    offsets and sizes."""
+    ``target`` (the matrix by columns, a vjp's rows, or the products by seed), but for
+    the ``deferred`` parts (Deferred: their sources kept instead); ``sizes``: (all
+    directions, all results), ``slots``: the direction buffers, their offsets and
+    sizes."""
     (n, m), width = sizes, loop.block_size
     buffers, d_offsets, d_sizes = slots
     directions = list(body.inputs[len(loop.inputs):])
@@ -166,18 +172,27 @@ def _each_direction(code: Code, body, loop, variant: set, target: str, count: st
                     body.place(part, rows[k])
         elif width == 1:
             for part, offset in zip(body.parts, r_offsets, strict=True):
-                if _own_loop(body, part, variant):
+                if _own_loop(body, part, variant) and part not in deferred:
                     body.windows[part] = _column(code, part, target, offset, n, first)
                     in_columns.add(part)
-        body.emit_all([x for x in body.order if x not in body.inlined and x in variant])
+        kept = [(source, code.at(d.slots, code.integer("add", code.integer(
+            "mul", first, str(d.size)), str(at)))) for d in deferred.values()
+            for source, at in d.sources]
+        for source, pointer in kept:  # (computed there where its loop can)
+            body.place(source, pointer)
+        body.emit_all([x for x in body.order if x not in body.inlined and x in variant
+                       and x not in deferred])
+        for source, pointer in kept:
+            if not body.in_place(source, pointer):
+                body.copy(source, pointer)
         for part in list(body.windows):  # (a loop that did not take its window)
             del body.windows[part]
             in_columns.discard(part)
         for k, (part, offset) in enumerate(zip(body.parts, r_offsets, strict=True)):
             if k in rows and body.in_place(part, rows[k]):
                 continue
-            if part in in_columns:
-                continue  # written in its column by its loop
+            if part in in_columns or part in deferred:
+                continue  # written in its column by its loop, or after the directions
             shape = part.shape if width == 1 else part.shape[:-1]
             with code.nest(shape) as outer, _columns(code, valid) as b:
                 indices = outer if width == 1 else outer + [b]
@@ -201,6 +216,70 @@ def _own_loop(body, part: Expr, variant: set) -> bool:
             and part.op not in EMITTERS and part.op not in ALIASES
             and part not in body.destinations and body.parts.count(part) == 1
             and not body.consumers.get(part))
+
+
+# A result deferred to rows of every direction keeps at most this many numbers of its
+# sources over all directions (32 MB), at most a quarter of its own.
+DEFERRED_NUMBERS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A result part computed after the loop over the directions, row by row with every
+    direction's products of a row together (contiguous in the row-major matrix), from
+    its ``sources`` (the arrays that vary, each at its offset in a direction's ``size``
+    numbers of ``slots``) kept for every direction: a tall cheap result (the points
+    gathered from a small model) would otherwise be written one strided column at a
+    time."""
+
+    offset: str  # its first row in the matrix
+    sources: tuple
+    size: int
+    slots: str
+
+
+def _deferred(code: Code, body, loop, variant: set, n: str, r_offsets) -> dict:
+    """The parts of a dense matrix one direction at a time that are deferred (Deferred):
+    computed by a loop of their own, elementwise over small sources that vary."""
+    if loop.compressed or loop.transpose or loop.block_size != 1 or not n.isdigit():
+        return {}
+    deferred = {}
+    for part, offset in zip(body.parts, r_offsets, strict=True):
+        if not _own_loop(body, part, variant) or body.embed_members(part):
+            continue
+        inside = {part, *body.members(part)}
+        sources = list(dict.fromkeys(a for m in inside for a in m.args
+                                     if a not in inside and a in variant))
+        shapes = [part.shape] + [a.shape for a in sources]
+        if not all(isinstance(d, int) for shape in shapes for d in shape):
+            continue
+        sizes = [prod(a.shape) for a in sources]
+        total = sum(sizes)
+        if (not all(a.shape and a not in body.inlined for a in sources)
+                or 4 * total > prod(part.shape) or total * int(n) > DEFERRED_NUMBERS):
+            continue
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        slots = code.allocate(str(total * int(n)))
+        deferred[part] = Deferred(offset, tuple(zip(sources, starts, strict=True)), total,
+                                  slots)
+    return deferred
+
+
+def _rows_of_every_direction(code: Code, body, deferred: Deferred, part: Expr, n: str) -> None:
+    """A deferred part's loop (see Deferred): for each of its elements, its value for
+    every direction from that direction's sources, into the matrix's row."""
+    strides = c_strides(code, part.shape)
+    with code.nest(part.shape) as indices:
+        flat = position(code, View("", "0", strides, True), part.shape, part.shape, indices)
+        row = code.integer("mul", code.integer("add", deferred.offset, flat), n)
+        with code.loop(n) as j:
+            first = code.integer("mul", j, str(deferred.size))
+            for source, at in deferred.sources:
+                body.fills.pop(source, None)  # (kept as numbers, not as the last scalar)
+                body.views[source] = View(deferred.slots, code.integer("add", first, str(at)),
+                                          c_strides(code, source.shape), True)
+            code.write(body.loop_value(part, part.shape, indices), "%out",
+                       code.integer("add", row, j))
 
 
 def _column(code: Code, part: Expr, matrix: str, offset: str, n: str, j: str) -> Window:
