@@ -420,10 +420,13 @@ _SPREAD = np.linspace(-1.0, 1.0, 96)
 
 @pytest.mark.parametrize("f", [lambda x: np.sin(x * x)[_TALL] * _SPREAD,
                                lambda x: x[_TALL] * _SPREAD - 1.0,
-                               lambda x: np.tanh(np.outer(x, x))[_TALL] * 2.0])
+                               lambda x: np.tanh(np.outer(x, x))[_TALL] * 2.0,
+                               lambda x: (np.broadcast_to(np.sum(x * x), (4,))[_TALL]
+                                          * np.sin(x)[_TALL[::-1]])])
 def test_a_tall_result_of_small_sources_is_written_by_rows(monkeypatch, f):
     # One direction at a time, a result much larger than the arrays it reads that vary
-    # (the tangent of sin(x * x), the direction itself, a 4 x 4 product) keeps those for
+    # (the tangent of sin(x * x), the direction itself, a 4 x 4 product, a broadcast
+    # number and a tangent) keeps those for
     # every direction and is written after the loop, a row of the matrix at a time:
     # the same numbers as the Numba lowering and as the column-by-column driver.
     from codegen.native import driver as native_driver
@@ -440,3 +443,25 @@ def test_a_tall_result_of_small_sources_is_written_by_rows(monkeypatch, f):
         texts.append(direction_function(fast.derivation.spec("jacobian"),
                                         native.layout()).text)
     assert texts[0] != texts[1]
+
+
+DEFERRED_SCRIPT = """
+import hashlib, numpy as np, symdiff as sd
+from codegen import direction_function
+from symdiff.runtime import derivation, native
+derivation.BLOCK_DIRECTIONS = 1
+rows = np.arange(2000) % 40
+f = lambda x: np.sin(x)[rows] * np.cos(x)[rows[::-1]] + np.exp(x)[rows] * x[rows[::-1]]
+fn = sd.compile(f, args=[sd.vector("x", 40)], background=False)
+text = direction_function(fn.derivation.spec("jacobian"), native.layout()).text
+print(hashlib.sha256(text.encode()).hexdigest(), text.count("ptr %out,"))
+"""
+
+
+def test_a_deferred_result_has_the_same_text_in_every_process(tmp_path):
+    # Its sources (here several) are kept in the graph's order, not in an order of
+    # object addresses: the text, and so the machine-code cache's key, is the same.
+    env = {**os.environ, "SYMDIFF_CACHE_DIR": str(tmp_path)}
+    texts = {subprocess.run([sys.executable, "-c", DEFERRED_SCRIPT], env=env, check=True,
+                            capture_output=True, text=True).stdout for _ in range(4)}
+    assert len(texts) == 1 and texts.pop().split()[1] == "1"

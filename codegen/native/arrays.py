@@ -265,7 +265,7 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
         """A loop writing ``value_of(indices)`` at every element of ``node``, into
         ``pointer`` or (by default) its buffer, which becomes its view; where ``windows``
         holds one for ``node`` (taken), over its rows only, written where it says."""
-        window = self.windows.pop(node, None)
+        window = self.windows.pop(node, None) if pointer is None else None
         if window is not None:
             rows = [(window.start, window.stop)] + [("0", self.code.dim(d))
                                                     for d in node.shape[1:]]
@@ -279,6 +279,13 @@ class ArrayBody(FusedLoops, Products, Reductions, Loops, Pieces):
             self.code.write(value_of(indices), target.base, at)
         if pointer is None:
             self.views[node] = target
+
+    def loop_of_its_own(self, node: Expr) -> bool:
+        """Whether the array ``node`` is computed by a loop of its own (elementwise,
+        piecewise or a gather's: one that takes a window), not in its consumer's loop,
+        by an emitter of its own, or as a view of its operand."""
+        return (bool(node.shape) and node not in self.inlined and node.op not in EMITTERS
+                and node.op not in ALIASES)
 
     def in_place(self, node: Expr, pointer: str) -> bool:
         """Whether ``node``'s elements were computed C-ordered at ``pointer`` already."""

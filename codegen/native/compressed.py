@@ -27,7 +27,7 @@ from __future__ import annotations
 from symdiff.autodiff.coloring import TILE_BITS
 from symdiff.ir.nodes import Expr
 
-from .arrays import EMITTERS, VIEWS, ArrayBody, Window
+from .arrays import VIEWS, ArrayBody, Window
 from .code import Code
 from .views import ALIASES, View, c_strides
 
@@ -45,7 +45,7 @@ def tiling(loop, body: ArrayBody, variant: set[Expr], direction: Expr) -> list |
         return None
     part = body.parts[0]
     if (loop.directions[0].kind == "scalar" or len(part.shape) != 1 or part not in variant
-            or part in body.inlined or part.op in EMITTERS or part.op in ALIASES):
+            or not body.loop_of_its_own(part)):
         return None
     others = [n for n in body.order if n in variant and n is not direction and n is not part]
     views = [n for n in others if n not in body.inlined]
@@ -117,7 +117,7 @@ class TiledProducts:
                 at = code.integer("sub", code.integer("mul", c, tile_rows), start)
                 body.windows[part] = Window(start, stop, View(self.tile, at, ("1",), False))
                 body.emit_node(part)
-                assert part not in body.windows, "the part's loop wrote around its tile"
+                assert part not in body.windows, "the part's loop did not take its window"
             gather.run(self.tile, code.integer("mul", k, self.span), self.span)
         gather.finish()
 

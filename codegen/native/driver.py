@@ -15,11 +15,11 @@ from symdiff.ir.nodes import Expr
 
 from ..schedule import depending
 from . import compressed
-from .arrays import EMITTERS, ArrayBody, Window
+from .arrays import ArrayBody, Window
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
 from .compressed import TiledProducts, gather_by_seed, tiling
-from .views import ALIASES, View, c_strides, position, whole
+from .views import View, c_strides, position, whole
 
 
 def _slot_shape(slot, loop) -> tuple:
@@ -120,8 +120,8 @@ def driver(loop, body) -> tuple[str, tuple]:
                         (buffers, d_offsets, d_sizes), r_offsets, deferred)
         if loop.compressed:
             gather_by_seed(code, target, products)
-    for part, plan in deferred.items():
-        _rows_of_every_direction(code, body, plan, part, n)
+    for plan in deferred.values():
+        plan.rows_of_every_direction(code, body, target, n)
     code.finish()
     if loop.compressed:  # (the workspace is released on every path out)
         code.lines.append("wrong:")
@@ -137,7 +137,7 @@ def driver(loop, body) -> tuple[str, tuple]:
 
 
 def _each_direction(code: Code, body, loop, variant: set, target: str, count: str, sizes,
-                    slots, r_offsets, deferred: list) -> None:
+                    slots, r_offsets, deferred: dict) -> None:
     """The loop over the directions (a block of them at a time, or the seed rows): the
     nodes that depend on them computed for each, and its products written into
     ``target`` (the matrix by columns, a vjp's rows, or the products by seed), but for
@@ -175,19 +175,20 @@ def _each_direction(code: Code, body, loop, variant: set, target: str, count: st
                 if _own_loop(body, part, variant) and part not in deferred:
                     body.windows[part] = _column(code, part, target, offset, n, first)
                     in_columns.add(part)
-        kept = [(source, code.at(d.slots, code.integer("add", code.integer(
-            "mul", first, str(d.size)), str(at)))) for d in deferred.values()
-            for source, at in d.sources]
-        for source, pointer in kept:  # (computed there where its loop can)
+        # A deferred part's sources, computed in their place among the kept ones where
+        # their loop writes a buffer of their own, else copied there.
+        kept = [(source, plan.source_at(code, first, source)) for plan in deferred.values()
+                for source in plan.sources]
+        for source, pointer in kept:
             body.place(source, pointer)
         body.emit_all([x for x in body.order if x not in body.inlined and x in variant
                        and x not in deferred])
         for source, pointer in kept:
             if not body.in_place(source, pointer):
                 body.copy(source, pointer)
-        for part in list(body.windows):  # (a loop that did not take its window)
-            del body.windows[part]
-            in_columns.discard(part)
+        # (A part computed in a loop with other roots did not take its window.)
+        in_columns -= body.windows.keys()
+        body.windows.clear()
         for k, (part, offset) in enumerate(zip(body.parts, r_offsets, strict=True)):
             if k in rows and body.in_place(part, rows[k]):
                 continue
@@ -210,76 +211,90 @@ def _each_direction(code: Code, body, loop, variant: set, target: str, count: st
 
 
 def _own_loop(body, part: Expr, variant: set) -> bool:
-    """Whether the result ``part`` is an array computed by a loop of its own for each
-    direction, which no other node reads (so it may write straight into the matrix)."""
-    return (bool(part.shape) and part in variant and part not in body.inlined
-            and part.op not in EMITTERS and part.op not in ALIASES
+    """Whether the result ``part`` is computed by a loop of its own for each direction
+    (ArrayBody.loop_of_its_own), once, and no other node reads it (so it may write
+    straight into the matrix)."""
+    return (part in variant and body.loop_of_its_own(part)
             and part not in body.destinations and body.parts.count(part) == 1
             and not body.consumers.get(part))
 
 
-# A result deferred to rows of every direction keeps at most this many numbers of its
-# sources over all directions (32 MB), at most a quarter of its own.
+# A part is deferred (Deferred) where its varying sources hold at most 1/DEFERRED_SHARE
+# of its own numbers (keeping them costs little next to it), and at most
+# DEFERRED_NUMBERS numbers over all directions (32 MB).
+DEFERRED_SHARE = 4
 DEFERRED_NUMBERS = 1 << 22
 
 
 @dataclass(frozen=True)
 class Deferred:
-    """A result part computed after the loop over the directions, row by row with every
-    direction's products of a row together (contiguous in the row-major matrix), from
-    its ``sources`` (the arrays that vary, each at its offset in a direction's ``size``
-    numbers of ``slots``) kept for every direction: a tall cheap result (the points
-    gathered from a small model) would otherwise be written one strided column at a
-    time."""
+    """A result ``part`` computed after the loop over the directions, row by row with
+    every direction's products of a row together (contiguous in the row-major matrix,
+    from its row ``offset`` on), from its ``sources`` (the varying arrays it reads)
+    kept for every direction: a direction's ``size`` numbers of ``buffer``, each source
+    at its ``starts`` entry.  A tall cheap result (the points gathered from a small
+    model) would otherwise be written one strided column at a time, a cache line per
+    row each time."""
 
-    offset: str  # its first row in the matrix
+    part: Expr
+    offset: str
     sources: tuple
+    starts: tuple
     size: int
-    slots: str
+    buffer: str
+
+    def source_at(self, code: Code, j: str, source: Expr) -> str:
+        """Where ``source`` is kept for direction ``j``."""
+        start = self.starts[self.sources.index(source)]
+        return code.at(self.buffer, code.integer("add", code.integer(
+            "mul", j, str(self.size)), str(start)))
+
+    def rows_of_every_direction(self, code: Code, body, matrix: str, n: str) -> None:
+        """The part's loop: each element's value for every direction, from that
+        direction's sources, into its row of the ``matrix`` of ``n`` columns."""
+        part = self.part
+        strides = c_strides(code, part.shape)
+        with code.nest(part.shape) as indices:
+            flat = position(code, View("", "0", strides, True), part.shape, part.shape,
+                            indices)
+            row = code.integer("mul", code.integer("add", self.offset, flat), n)
+            with code.loop(n) as j:
+                for source in self.sources:
+                    body.fills.pop(source, None)  # (kept as numbers, not as a scalar)
+                    body.views[source] = View(self.source_at(code, j, source), "0",
+                                              c_strides(code, source.shape), True)
+                code.write(body.loop_value(part, part.shape, indices), matrix,
+                           code.integer("add", row, j))
 
 
 def _deferred(code: Code, body, loop, variant: set, n: str, r_offsets) -> dict:
-    """The parts of a dense matrix one direction at a time that are deferred (Deferred):
-    computed by a loop of their own, elementwise over small sources that vary."""
+    """The parts deferred (Deferred) of a dense matrix's loop one direction at a time
+    with static sizes: each one computed by a loop of its own without pieces
+    (_own_loop), from varying arrays only, small ones (DEFERRED_SHARE,
+    DEFERRED_NUMBERS)."""
     if loop.compressed or loop.transpose or loop.block_size != 1 or not n.isdigit():
         return {}
     deferred = {}
     for part, offset in zip(body.parts, r_offsets, strict=True):
         if not _own_loop(body, part, variant) or body.embed_members(part):
             continue
-        inside = {part, *body.members(part)}
-        sources = list(dict.fromkeys(a for m in inside for a in m.args
-                                     if a not in inside and a in variant))
+        members = [*body.members(part), part]  # (a list: the text follows the graph)
+        inside = set(members)
+        sources = tuple(dict.fromkeys(a for m in members for a in m.args
+                                      if a not in inside and a in variant))
         shapes = [part.shape] + [a.shape for a in sources]
         if not all(isinstance(d, int) for shape in shapes for d in shape):
             continue
         sizes = [prod(a.shape) for a in sources]
         total = sum(sizes)
         if (not all(a.shape and a not in body.inlined for a in sources)
-                or 4 * total > prod(part.shape) or total * int(n) > DEFERRED_NUMBERS):
+                or DEFERRED_SHARE * total > prod(part.shape)
+                or total * int(n) > DEFERRED_NUMBERS):
             continue
-        starts = [sum(sizes[:k]) for k in range(len(sizes))]
-        slots = code.allocate(str(total * int(n)))
-        deferred[part] = Deferred(offset, tuple(zip(sources, starts, strict=True)), total,
-                                  slots)
+        starts = tuple(sum(sizes[:k]) for k in range(len(sizes)))
+        deferred[part] = Deferred(part, offset, sources, starts, total,
+                                  code.allocate(str(total * int(n))))
     return deferred
-
-
-def _rows_of_every_direction(code: Code, body, deferred: Deferred, part: Expr, n: str) -> None:
-    """A deferred part's loop (see Deferred): for each of its elements, its value for
-    every direction from that direction's sources, into the matrix's row."""
-    strides = c_strides(code, part.shape)
-    with code.nest(part.shape) as indices:
-        flat = position(code, View("", "0", strides, True), part.shape, part.shape, indices)
-        row = code.integer("mul", code.integer("add", deferred.offset, flat), n)
-        with code.loop(n) as j:
-            first = code.integer("mul", j, str(deferred.size))
-            for source, at in deferred.sources:
-                body.fills.pop(source, None)  # (kept as numbers, not as the last scalar)
-                body.views[source] = View(deferred.slots, code.integer("add", first, str(at)),
-                                          c_strides(code, source.shape), True)
-            code.write(body.loop_value(part, part.shape, indices), "%out",
-                       code.integer("add", row, j))
 
 
 def _column(code: Code, part: Expr, matrix: str, offset: str, n: str, j: str) -> Window:
