@@ -21,7 +21,6 @@ from .native.array_entry import array_function, direction_function
 from .native.arrays import lowerable as array_lowerable
 from .native.batched import batched_function
 from .native.driver import lowerable as direction_lowerable
-from .native.driver import tiled_from
 from .native.entry import ARRAY_SYMBOLS as NATIVE_ARRAY_SYMBOLS
 from .native.entry import SYMBOLS as NATIVE_SYMBOLS
 from .native.entry import Layout, NativeFunction, native_function
@@ -35,4 +34,4 @@ __all__ = ["LOWERINGS", "NATIVE_ARRAY_SYMBOLS", "NATIVE_SYMBOLS", "ArrayParam",
            "direction_lowerable", "emit_function", "emit_module",
            "emit_vmap", "llvm_lowerable", "load_module", "native_function", "result_layout",
            "result_parts",
-           "run_direction_loop", "tiled_from"]
+           "run_direction_loop"]

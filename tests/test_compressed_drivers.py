@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import symdiff as sd
-from codegen import tiled_from
+from codegen import direction_function
 from codegen.directions import run_direction_loop
 from codegen.native import compressed
 from symdiff.autodiff.coloring import TILE_BITS, tiled_gather
+from symdiff.runtime import native
 
 ROWS = 1 << TILE_BITS  # rows per tile
 
@@ -71,7 +72,8 @@ def test_kernels_that_are_more_than_one_loop_keep_their_products_by_seed():
 
     for f in (arrow, grid, _rosenbrock):
         loop = _native(f, 16).derivation.spec("sparse_hessian_data")
-        assert (tiled_from(loop) is not None) == (f is _rosenbrock)
+        tiled_from = direction_function(loop, native.layout()).tiled_from
+        assert (tiled_from is not None) == (f is _rosenbrock)
 
 
 def _with_copies(coloring):

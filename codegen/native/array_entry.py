@@ -12,6 +12,7 @@ function's slices raises ValueError, as the Numba lowering does.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from symdiff.ir.index_keys import least_open_length_of
@@ -276,8 +277,9 @@ def direction_function(loop, layout: Layout) -> NativeFunction:
     (codegen.native.driver): the matrix it returns (dense), or the gathered nonzeros
     (compressed: it takes the seeds and gather positions after the arguments)."""
     body = ArrayBody(loop.block or loop.kernel, "driver")
-    text, shape = driver(loop, body)
-    return _native(loop.name, list(loop.inputs), parameter_names(
+    text, shape, tiled_from = driver(loop, body)
+    function = _native(loop.name, list(loop.inputs), parameter_names(
         [s.value for s in loop.inputs]), [shape], 0, (text, "driver"),
         least_open_length_of(body.every), layout, seeds=loop.compressed,
         failures=[SEEDS_MESSAGE, GATHER_MESSAGE] if loop.compressed else [])
+    return dataclasses.replace(function, tiled_from=tiled_from)

@@ -15,7 +15,7 @@ from symdiff.ir.nodes import Expr
 
 from ..schedule import depending
 from . import compressed
-from .arrays import ArrayBody, Window
+from .arrays import Window
 from .arrays import lowerable as array_lowerable
 from .code import Code, Total
 from .compressed import TiledProducts, gather_by_seed, tiling
@@ -39,17 +39,6 @@ def lowerable(loop) -> bool:
     return not loop.arrays and forward_ok and array_lowerable(loop.kernel)
 
 
-def tiled_from(loop) -> int | None:
-    """The number of products from which the native driver of a compressed ``loop``
-    keeps them in tiles of rows (TILED_PRODUCTS, as its text holds it), and so takes its
-    gather positions in those tiles (coloring.tiled_gather); None where it never does."""
-    if not (loop.compressed and lowerable(loop)):
-        return None
-    body = ArrayBody(loop.kernel, "driver")
-    _, views = _seed_views(loop, body, list(body.inputs[len(loop.inputs):]))
-    return None if views is None else compressed.TILED_PRODUCTS
-
-
 def _seed_views(loop, body, directions) -> tuple[set, list | None]:
     """(the nodes of ``body`` that depend on the ``directions``, with the invariants
     fused into them hoisted, and for a compressed loop whose driver can work in tiles
@@ -59,8 +48,9 @@ def _seed_views(loop, body, directions) -> tuple[set, list | None]:
     return variant, tiling(loop, body, variant, directions[0]) if loop.compressed else None
 
 
-def driver(loop, body) -> tuple[str, tuple]:
-    """(the LLVM module text of ``@driver``, the shape of what it fills), the kernel's
+def driver(loop, body) -> tuple[str, tuple, int | None]:
+    """(the LLVM module text of ``@driver``, the shape of what it fills, the number of
+    products from which it keeps them in tiles, None where it never does), the kernel's
     graph (``body``, an ArrayBody of ``loop.block`` where the loop has one, else of
     ``loop.kernel``) written into the driver itself: the nodes that do not depend on the
     directions once, before the loop over them, the others in it, for one direction at a
@@ -130,10 +120,10 @@ def driver(loop, body) -> tuple[str, tuple]:
         code.finish_with(3)
     signature = ", ".join(params + ["i64 %nb", "ptr noalias %out"])
     text = body.module(code.function(f"internal i32 @driver({signature})", " #1"))
-    if loop.compressed:
-        return text, ("%gather.d0",)
+    if loop.compressed:  # (the rule its text holds, which the runtime's positions follow)
+        return text, ("%gather.d0",), None if views is None else compressed.TILED_PRODUCTS
     d_total, r_total = Total(tuple(d_shapes)), Total(tuple(r_shapes))
-    return text, (d_total, r_total) if loop.transpose else (r_total, d_total)
+    return text, (d_total, r_total) if loop.transpose else (r_total, d_total), None
 
 
 def _each_direction(code: Code, body, loop, variant: set, target: str, count: str, sizes,

@@ -52,12 +52,15 @@ class NativeFunction:
     """A native function: its LLVM ``text``, the ``entry`` CPython calls, and the Python
     ``wrapper`` source (def ``name``) that allocates the output buffers, calls
     ``_entry`` and builds the result; none (``""``) where the result is the one float
-    the entry returns, and the entry is the function."""
+    the entry returns, and the entry is the function.  ``tiled_from``: for a compressed
+    driver that keeps its products in tiles of rows, the number of products from which
+    it does (codegen.native.compressed), and so takes gather positions in its tiles."""
 
     name: str
     text: str
     entry: str
     wrapper: str
+    tiled_from: int | None = None
 
 
 def message_constant(text: str) -> tuple[str, int]:

@@ -12,7 +12,7 @@ import weakref
 
 from numba import types
 
-from codegen import load_module, tiled_from
+from codegen import load_module
 from codegen.cache import warn_once
 from codegen.load import importable, is_compiled, seal
 from symdiff.errors import SymdiffError
@@ -120,7 +120,7 @@ class Loader:
         self.failed: dict[str, BaseException] = {}
         self.modules: list = []  # the generated modules the methods run in
         self.native_cached: dict[str, bool] = {}  # native methods: loaded from the cache?
-        self._tiled_from: dict[str, int | None] = {}  # compressed native drivers: see tiled_from
+        self._tiled_from: dict[str, int | None] = {}  # native methods: see tiled_from
         self._lock = threading.RLock()
         LOADERS.add(self)  # a forked child restarts its compiles (symdiff.runtime.processes)
 
@@ -240,8 +240,8 @@ class Loader:
 
     def tiled_from(self, method: str) -> int | None:
         """The number of products from which ``method``'s compiled driver keeps them in
-        tiles of rows, taking gather positions in its tiles (codegen.tiled_from, read
-        when it was compiled); None where it never does, or is not compiled yet."""
+        tiles of rows, taking gather positions in its tiles (as its text was written:
+        NativeFunction.tiled_from); None where it never does, or is not compiled yet."""
         return self._tiled_from.get(method)
 
     def _native(self, method: str, batched: bool = False) -> bool:
@@ -251,9 +251,7 @@ class Loader:
 
     def _compile_native(self, method: str, batched: bool = False):
         spec = self.derivation.spec(method, batched)
-        if getattr(spec, "compressed", False):  # (the rule its text is written with)
-            self._tiled_from[method] = tiled_from(spec)
-        compiled, cached = native.compile_native(spec)
+        compiled, cached, self._tiled_from[method] = native.compile_native(spec)
         if batched:  # called with arrays of points (symdiff.runtime.calls)
             self.loaded[method, True] = compiled
             return compiled

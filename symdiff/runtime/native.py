@@ -331,8 +331,10 @@ def run_chunks(entry, n: int, inputs: tuple, outputs: tuple) -> None:
 
 
 def compile_native(spec):
-    """``spec`` as a Python callable running native code (see the module), and whether
-    its machine code came from the disk cache (or from this process)."""
+    """``spec`` as a Python callable running native code (see the module), whether its
+    machine code came from the disk cache (or from this process), and for a compressed
+    driver the number of products from which it works in tiles of rows (None where it
+    never does: NativeFunction.tiled_from)."""
     writer = _writer(spec)
     function = writer(spec, layout())
     scalar = writer is native_function  # straight-line SSA: no passes needed
@@ -349,7 +351,7 @@ def compile_native(spec):
             _BUILTINS[function.entry] = entry
             _RECORDS.append(definition)  # the builtin points into it
     if not function.wrapper:
-        return entry, cached  # the result is the float it returns
+        return entry, cached, function.tiled_from  # the result is the float it returns
     namespace = {"np": np, "_entry": entry, "_run": run_chunks}
     exec(function.wrapper, namespace)  # noqa: S102 - source we generated (codegen.native)
-    return namespace[function.name], cached
+    return namespace[function.name], cached, function.tiled_from
